@@ -1,0 +1,63 @@
+/**
+ * Explicit lifecycles (STYLE.md, after Fastify/undici): everything that holds a
+ * resource is started in order and closed in reverse order, once, on SIGINT/SIGTERM
+ * or when the caller asks.
+ */
+import type { Logger } from '../config/logger.js';
+
+export interface Closeable {
+  close(): Promise<void>;
+}
+
+export class Lifecycle {
+  private readonly parts: { name: string; part: Closeable }[] = [];
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly logger: Logger) {}
+
+  /** Records a started part; it is closed before every part added earlier. */
+  add<T extends Closeable>(name: string, part: T): T {
+    this.parts.push({ name, part });
+    return part;
+  }
+
+  /** Idempotent: closes every part in reverse order, logging (not throwing) failures. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const { name, part } of [...this.parts].reverse()) {
+        const started = Date.now();
+        try {
+          await part.close();
+          this.logger.debug({ part: name, ms: Date.now() - started }, 'closed');
+        } catch (err) {
+          this.logger.error({ part: name, err }, `closing ${name} failed`);
+        }
+      }
+    })();
+    return this.closing;
+  }
+}
+
+/**
+ * Closes the lifecycle on the first SIGINT/SIGTERM, and exits at once on a second
+ * one (an operator pressing Ctrl-C twice means it). Returns a function that removes
+ * the handlers.
+ */
+export function closeOnSignals(lifecycle: Lifecycle, logger: Logger, onClosed: () => void = () => {}): () => void {
+  let signalled = false;
+  const handler = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting without waiting');
+      process.exit(130);
+    }
+    signalled = true;
+    logger.info({ signal }, 'shutting down');
+    void lifecycle.close().then(onClosed);
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}

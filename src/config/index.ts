@@ -1,0 +1,300 @@
+/**
+ * One validated configuration for every crystalwatch process: defaults, then a
+ * config file (JSON or YAML), then environment variables, then command-line flags.
+ * Errors name the field, the value and where it came from.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+const Camera = z.object({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'camera id: 1–64 letters, digits, ".", "_" or "-"'),
+  watch: z.string().min(1),
+  runId: z.string().min(1).optional(),
+});
+
+const Webhook = z.object({ url: z.string().url(), secret: z.string().min(1).optional() });
+
+export const ConfigSchema = z
+  .object({
+    /** Where the embedded broker, ledgers and quarantine defaults live. */
+    dataDir: z.string().default('./data'),
+    /** Stages this process runs; a plant runs one stage per process against KAFKA_BROKERS. */
+    stages: z.array(z.enum(['ingest', 'classify', 'monitor', 'web'])).min(1).default(['ingest', 'classify', 'monitor', 'web']),
+    kafka: z
+      .object({
+        /** Empty: start the embedded single-node broker in this process. */
+        brokers: z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'broker address must be host:port')).default([]),
+        clientId: z.string().default('crystalwatch'),
+        topicPrefix: z.string().default('crystalwatch.'),
+        partitions: z.number().int().min(1).max(1024).default(3),
+        maxMessageBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+        ssl: z.boolean().default(false),
+        sasl: z
+          .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() })
+          .optional(),
+      })
+      .prefault({}),
+    broker: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        /** 0 picks a free port. */
+        port: z.number().int().min(0).max(65535).default(0),
+        fsync: z.enum(['always', 'interval', 'never']).default('interval'),
+      })
+      .prefault({}),
+    cameras: z.array(Camera).default([]),
+    ingest: z
+      .object({
+        after: z.enum(['keep', 'move', 'delete']).default('keep'),
+        archiveDir: z.string().optional(),
+        quarantineDir: z.string().optional(),
+        maxFileBytes: z.number().int().min(1).default(32 * 1024 * 1024),
+        reconcileIntervalMs: z.number().int().min(100).default(5_000),
+      })
+      .prefault({}),
+    classify: z
+      .object({
+        model: z.string().default('models/default'),
+        backend: z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
+        maxBatchSize: z.number().int().min(1).max(1024).default(32),
+        maxBatchWaitMs: z.number().int().min(0).max(10_000).default(10),
+      })
+      .prefault({}),
+    metrics: z
+      .object({
+        windowFrames: z.number().int().min(1).default(500),
+        windowSeconds: z.number().int().min(1).default(300),
+        labelHorizonMs: z.number().int().min(0).default(6 * 3600 * 1000),
+      })
+      .prefault({}),
+    alert: z
+      .object({
+        detector: z.enum(['cusum', 'k-of-n']).default('cusum'),
+        resolveAfterCleanFrames: z.number().int().min(1).default(50),
+        topic: z.boolean().default(true),
+        webhooks: z.array(Webhook).default([]),
+        alertmanagerUrl: z.string().url().optional(),
+        actionCommand: z.string().min(1).optional(),
+        actionUrl: z.string().url().optional(),
+      })
+      .prefault({}),
+    web: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Bearer token required by mutating endpoints (alert acknowledgement) when set. */
+        token: z.string().min(8, 'web.token must be at least 8 characters').optional(),
+      })
+      .prefault({}),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        pretty: z.boolean().optional(),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type CameraConfig = z.infer<typeof Camera>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Paths of secrets, masked by `crystalwatch config --print`. */
+const SECRET_PATHS = ['kafka.sasl.password', 'web.token', 'alert.webhooks.*.secret'];
+
+/**
+ * Environment variables: `KAFKA_BROKERS` (comma list) and `CRYSTALWATCH_<PATH>` for
+ * every scalar field, the path in upper snake case: `CRYSTALWATCH_WEB_PORT=8081`,
+ * `CRYSTALWATCH_CLASSIFY_MAX_BATCH_SIZE=64`, `CRYSTALWATCH_ALERT_WEBHOOKS='[{"url":…}]'` (JSON
+ * for arrays and objects), `CRYSTALWATCH_CAMERAS='cam1=/srv/cam1,cam2=/srv/cam2'`.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (env.KAFKA_BROKERS) setPath(out, ['kafka', 'brokers'], splitList(env.KAFKA_BROKERS));
+  if (env.KAFKA_SSL) setPath(out, ['kafka', 'ssl'], env.KAFKA_SSL === '1' || env.KAFKA_SSL === 'true');
+  if (env.KAFKA_SASL_MECHANISM) {
+    setPath(out, ['kafka', 'sasl'], {
+      mechanism: env.KAFKA_SASL_MECHANISM.toLowerCase(),
+      username: env.KAFKA_SASL_USERNAME ?? '',
+      password: env.KAFKA_SASL_PASSWORD ?? '',
+    });
+  }
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith('CRYSTALWATCH_') || raw === undefined) continue;
+    const key = name.slice('CRYSTALWATCH_'.length);
+    if (key === 'CAMERAS') {
+      setPath(out, ['cameras'], raw.trim().startsWith('[') ? parseJson(raw, name) : parseCameraList(raw, name));
+      continue;
+    }
+    const fieldPath = resolveEnvPath(key);
+    if (!fieldPath) continue; // CRYSTALWATCH_LOG_PRETTY and friends used elsewhere stay allowed
+    setPath(out, fieldPath.path, coerce(raw, fieldPath.kind, name));
+  }
+  return out;
+}
+
+type Kind = 'string' | 'number' | 'boolean' | 'json';
+
+/** Walks the schema's shape to map `CLASSIFY_MAX_BATCH_SIZE` to `classify.maxBatchSize`. */
+function resolveEnvPath(key: string): { path: string[]; kind: Kind } | undefined {
+  const leaves = listLeaves(ConfigSchema, []);
+  return leaves.find((leaf) => leaf.env === key);
+}
+
+function listLeaves(schema: z.ZodType, at: string[]): { env: string; path: string[]; kind: Kind }[] {
+  const inner = unwrap(schema);
+  if (inner instanceof z.ZodObject) {
+    return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([k, v]) => listLeaves(v, [...at, k]));
+  }
+  const env = at.map((p) => p.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+  const kind: Kind = inner instanceof z.ZodNumber ? 'number' : inner instanceof z.ZodBoolean ? 'boolean' : inner instanceof z.ZodString || inner instanceof z.ZodEnum ? 'string' : 'json';
+  return [{ env, path: at, kind }];
+}
+
+function unwrap(schema: z.ZodType): z.ZodType {
+  let current: z.ZodType = schema;
+  for (;;) {
+    if (current instanceof z.ZodDefault || current instanceof z.ZodOptional || current instanceof z.ZodPrefault) {
+      current = (current as unknown as { unwrap(): z.ZodType }).unwrap();
+    } else return current;
+  }
+}
+
+function coerce(raw: string, kind: Kind, name: string): unknown {
+  switch (kind) {
+    case 'number': {
+      const n = Number(raw);
+      if (raw.trim() === '' || !Number.isFinite(n)) throw new ConfigError(`${name}: expected a number, got "${raw}"`);
+      return n;
+    }
+    case 'boolean':
+      if (/^(1|true|yes|on)$/i.test(raw)) return true;
+      if (/^(0|false|no|off)$/i.test(raw)) return false;
+      throw new ConfigError(`${name}: expected true or false, got "${raw}"`);
+    case 'json':
+      return raw.trim().startsWith('[') || raw.trim().startsWith('{') ? parseJson(raw, name) : splitList(raw);
+    default:
+      return raw;
+  }
+}
+
+function parseJson(raw: string, where: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch (err) {
+    throw new ConfigError(`${where}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function splitList(raw: string): string[] {
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function parseCameraList(raw: string, where: string): CameraConfig[] {
+  return splitList(raw).map((item) => {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new ConfigError(`${where}: expected "camera=folder[,camera=folder]", got "${item}"`);
+    return { id: item.slice(0, eq), watch: item.slice(eq + 1) };
+  });
+}
+
+function setPath(target: Record<string, unknown>, at: string[], value: unknown): void {
+  let node = target;
+  for (const key of at.slice(0, -1)) {
+    if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[at[at.length - 1]] = value;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Later sources win; objects merge, arrays and scalars replace. */
+export function mergeConfig(...sources: Record<string, unknown>[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const source of sources) {
+    for (const [k, v] of Object.entries(source)) {
+      if (v === undefined) continue;
+      out[k] = isPlainObject(v) && isPlainObject(out[k]) ? mergeConfig(out[k] as Record<string, unknown>, v) : v;
+    }
+  }
+  return out;
+}
+
+export async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'} (${(err as Error).message})`);
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (!isPlainObject(parsed)) throw new ConfigError(`config file ${file}: the top level must be an object`);
+  return parsed;
+}
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values from command-line flags, already shaped like the config. */
+  overrides?: Record<string, unknown>;
+}
+
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const fromFile = options.file ? await readConfigFile(options.file) : {};
+  const fromEnv = configFromEnv(options.env ?? process.env);
+  return validateConfig(mergeConfig(fromFile, fromEnv, options.overrides ?? {}), options.file);
+}
+
+export function validateConfig(raw: Record<string, unknown>, source?: string): Config {
+  const result = ConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map((issue) => {
+    const field = issue.path.join('.') || '(top level)';
+    const value = issue.path.reduce<unknown>((node, key) => (node as Record<string | number, unknown> | undefined)?.[key as string], raw);
+    const shown = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
+    return `${field}: ${issue.message}${shown}`;
+  });
+  throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${lines.join('\n  ')}`);
+}
+
+/** The effective config with secrets replaced by "***", for `crystalwatch config --print`. */
+export function maskSecrets(config: Config): unknown {
+  const copy = structuredClone(config) as unknown as Record<string, unknown>;
+  for (const secret of SECRET_PATHS) maskPath(copy, secret.split('.'));
+  return copy;
+}
+
+function maskPath(node: unknown, at: string[]): void {
+  if (node === null || typeof node !== 'object') return;
+  const [head, ...rest] = at;
+  const obj = node as Record<string, unknown>;
+  if (head === '*') {
+    for (const child of Object.values(obj)) maskPath(child, rest);
+    return;
+  }
+  if (!(head in obj)) return;
+  if (rest.length === 0) {
+    if (obj[head] !== undefined) obj[head] = '***';
+    return;
+  }
+  maskPath(obj[head], rest);
+}
+
+/** Resolves a path from the config against the directory the config file is in (or the cwd). */
+export function resolveFrom(baseFile: string | undefined, p: string): string {
+  return path.resolve(baseFile ? path.dirname(baseFile) : process.cwd(), p);
+}

@@ -1,0 +1,71 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, configFromEnv, loadConfig, maskSecrets } from '../src/config/index.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'cw-config-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('config', () => {
+  it('has working defaults: embedded broker, all stages, loopback web server', async () => {
+    const config = await loadConfig({ env: {} });
+    expect(config.kafka.brokers).toEqual([]);
+    expect(config.stages).toEqual(['ingest', 'classify', 'monitor', 'web']);
+    expect(config.web).toMatchObject({ host: '127.0.0.1', port: 8080 });
+    expect(config.ingest.maxFileBytes).toBe(32 * 1024 * 1024);
+  });
+
+  it('reads YAML, then lets the environment override it', async () => {
+    const file = path.join(dir, 'plant.yaml');
+    await writeFile(file, 'cameras:\n  - id: r1-probe\n    watch: /srv/cam1\nclassify:\n  maxBatchSize: 16\nweb:\n  port: 9000\n');
+    const config = await loadConfig({ file, env: { CRYSTALWATCH_WEB_PORT: '9100', KAFKA_BROKERS: 'k1:9092, k2:9092', CRYSTALWATCH_CLASSIFY_MAX_BATCH_SIZE: '64' } });
+    expect(config.cameras).toEqual([{ id: 'r1-probe', watch: '/srv/cam1' }]);
+    expect(config.web.port).toBe(9100);
+    expect(config.classify.maxBatchSize).toBe(64);
+    expect(config.kafka.brokers).toEqual(['k1:9092', 'k2:9092']);
+  });
+
+  it('names the field, the value and the file when the config is wrong', async () => {
+    const file = path.join(dir, 'bad.json');
+    await writeFile(file, JSON.stringify({ classify: { maxBatchSize: 0 }, web: { port: 'eighty' } }));
+    const error = await loadConfig({ file, env: {} }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain(file);
+    expect(message).toMatch(/classify\.maxBatchSize: .*got 0/);
+    expect(message).toMatch(/web\.port: .*got "eighty"/);
+  });
+
+  it('rejects unknown fields instead of ignoring a typo', async () => {
+    const file = path.join(dir, 'typo.json');
+    await writeFile(file, JSON.stringify({ clasify: {} }));
+    await expect(loadConfig({ file, env: {} })).rejects.toThrow(/clasify/);
+  });
+
+  it('rejects an environment value of the wrong type with the variable name', () => {
+    expect(() => configFromEnv({ CRYSTALWATCH_WEB_PORT: 'x' })).toThrow(/CRYSTALWATCH_WEB_PORT: expected a number, got "x"/);
+  });
+
+  it('parses CRYSTALWATCH_CAMERAS as id=folder pairs', async () => {
+    const config = await loadConfig({ env: { CRYSTALWATCH_CAMERAS: 'a=/x,b=/y' } });
+    expect(config.cameras.map((c) => c.id)).toEqual(['a', 'b']);
+  });
+
+  it('masks secrets when printing', async () => {
+    const config = await loadConfig({
+      env: { CRYSTALWATCH_WEB_TOKEN: 'supersecret-token', KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p4ss', CRYSTALWATCH_ALERT_WEBHOOKS: '[{"url":"https://ops.example/hook","secret":"hmac-key"}]' },
+    });
+    const printed = JSON.stringify(maskSecrets(config));
+    expect(printed).not.toContain('supersecret-token');
+    expect(printed).not.toContain('p4ss');
+    expect(printed).not.toContain('hmac-key');
+    expect(printed).toContain('https://ops.example/hook');
+    expect(config.web.token).toBe('supersecret-token');
+  });
+});
