@@ -1,0 +1,281 @@
+/**
+ * The metrics stage: consumes `predictions` and `labels`, joins them, and keeps per camera
+ * a rolling confusion matrix over the last N labelled frames and over the last T seconds,
+ * published as prom-client metrics on the registry it is given and as 'quality' events.
+ *
+ * Events: 'prediction' (Prediction, each new frame once), 'quality' (QualityEvent, after
+ * every change of a camera's window).
+ */
+import { EventEmitter } from 'node:events';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { createConsumer, createProducer } from '../bus/kafka.js';
+import { decodeLabel, decodePrediction, type Label, type LabelMessage, type Prediction } from '../bus/messages.js';
+import type { Topics } from '../bus/topics.js';
+import { silentLogger, type Logger } from '../config/logger.js';
+import { LabelJoin, type DropReason, type JoinedPrediction } from './join.js';
+import { createQualityMetrics, type QualityMetrics } from './metrics.js';
+import { RecentKeys, RollingConfusion, RollingRatio, type QualityFigures } from './rolling.js';
+
+export { RollingConfusion, RollingRatio, RecentKeys, figuresFrom, type QualityFigures, type Outcome, type ConfusionCounts } from './rolling.js';
+export { LabelJoin, type JoinedPrediction, type LabelSource, type DropReason } from './join.js';
+export { createQualityMetrics, type QualityMetrics } from './metrics.js';
+
+export interface MetricsOptions {
+  kafka: Kafka;
+  topics: Topics;
+  groupId?: string;
+  registry: Registry;
+  /** Rolling windows: the last `frames` labelled frames and the frames labelled in the last `seconds`. Default 500 and 300. */
+  windows?: { frames: number; seconds: number };
+  /** How long a prediction waits for a label, and a label for its prediction. Default 6 h. */
+  labelHorizonMs?: number;
+  /** Most predictions (and early labels) waiting at once. Default 100,000. */
+  maxPending?: number;
+  /** Weight of the newest frame in crystalwatch_ppg_smoothed (EWMA), in (0,1]. Default 0.2. */
+  smoothing?: number;
+  /** Frame ids remembered to drop redelivered predictions. Default 100,000. */
+  dedupCapacity?: number;
+  /** Read the topics from the start when the group has no committed offset. Default true. */
+  fromBeginning?: boolean;
+  logger?: Logger;
+  /** Clock (ms since the epoch); tests pass their own. */
+  now?: () => number;
+}
+
+/** One camera's figures over one window; undefined figures are null (see rolling.ts). */
+export interface QualityEvent {
+  camera: string;
+  /** "500f" (last 500 labelled frames) or "300s" (labelled in the last 300 s). */
+  window: string;
+  precision: number | null;
+  recall: number | null;
+  f1: number | null;
+  accuracy: number | null;
+  support: number;
+}
+
+export interface QualitySnapshot extends QualityFigures {
+  camera: string;
+  window: string;
+}
+
+interface CameraState {
+  byFrames: RollingConfusion;
+  bySeconds: RollingConfusion;
+  unusable: RollingRatio;
+  smoothed: number | null;
+  /** Support of the time window when last published, to publish again only on change. */
+  lastSecondsSupport: number;
+}
+
+const STAGE = 'metrics';
+
+export class MetricsStage extends EventEmitter {
+  readonly metrics: QualityMetrics;
+  private readonly windows: { frames: number; seconds: number };
+  private readonly join: LabelJoin;
+  private readonly seen: RecentKeys;
+  private readonly cameras = new Map<string, CameraState>();
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly smoothing: number;
+  private consumer: Consumer | undefined;
+  private producer: Producer | undefined;
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: MetricsOptions) {
+    super();
+    this.windows = options.windows ?? { frames: 500, seconds: 300 };
+    if (!Number.isInteger(this.windows.frames) || this.windows.frames < 1) throw new RangeError(`metrics: windows.frames must be a positive integer, got ${this.windows.frames}`);
+    if (!(this.windows.seconds > 0)) throw new RangeError(`metrics: windows.seconds must be a positive number, got ${this.windows.seconds}`);
+    this.smoothing = options.smoothing ?? 0.2;
+    if (!(this.smoothing > 0 && this.smoothing <= 1)) throw new RangeError(`metrics: smoothing must be in (0, 1], got ${this.smoothing}`);
+    this.logger = (options.logger ?? silentLogger).child({ stage: STAGE });
+    this.now = options.now ?? Date.now;
+    this.metrics = createQualityMetrics(options.registry);
+    this.seen = new RecentKeys(options.dedupCapacity ?? 100_000);
+    this.join = new LabelJoin({
+      horizonMs: options.labelHorizonMs ?? 6 * 3600_000,
+      maxPending: options.maxPending ?? 100_000,
+      onDrop: (p, reason) => this.onDrop(p, reason),
+    });
+  }
+
+  get frameWindow(): string {
+    return `${this.windows.frames}f`;
+  }
+
+  get timeWindow(): string {
+    return `${this.windows.seconds}s`;
+  }
+
+  /** Connects to Kafka and starts consuming; resolves once the consumer runs. */
+  async start(): Promise<void> {
+    if (this.consumer) return;
+    const { kafka, topics } = this.options;
+    this.producer = createProducer(kafka);
+    await this.producer.connect();
+    this.consumer = createConsumer(kafka, this.options.groupId ?? 'crystalwatch-metrics', { maxMessageBytes: 1024 * 1024 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [topics.predictions, topics.labels], fromBeginning: this.options.fromBeginning ?? true });
+    await this.consumer.run({
+      eachMessage: async ({ topic, partition, message }) => {
+        if (topic === topics.predictions) {
+          const decoded = decodePrediction(message.value);
+          if (decoded.ok) this.observePrediction(decoded.value);
+          else await this.deadLetter(topic, partition, message.offset, message.key, message.value, decoded.reason, 'predictions');
+        } else {
+          const decoded = decodeLabel(message.value);
+          if (decoded.ok) this.observeLabel(decoded.value);
+          else await this.deadLetter(topic, partition, message.offset, message.key, message.value, decoded.reason, 'labels');
+        }
+      },
+    });
+    // Time windows age out even when no label arrives; the timer must not keep the process alive.
+    this.sweepTimer = setInterval(() => this.sweep(), 1000);
+    this.sweepTimer.unref();
+    this.logger.info({ windows: this.windows, topics: [topics.predictions, topics.labels] }, 'metrics stage consuming');
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
+      this.sweepTimer = undefined;
+      await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'metrics consumer disconnect failed'));
+      await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'metrics producer disconnect failed'));
+    })();
+    return this.closing;
+  }
+
+  /** Handles one prediction (what the consumer does per record); public for in-process use and tests. */
+  observePrediction(prediction: Prediction): void {
+    if (!this.seen.add(prediction.frameId)) {
+      this.metrics.duplicates.inc({ stage: STAGE });
+      return;
+    }
+    const now = this.now();
+    const { camera } = prediction;
+    const state = this.camera(camera);
+    const m = this.metrics;
+    m.lastFrame.set({ camera }, now / 1000);
+    if (prediction.ingestedAt !== undefined) m.fileToPrediction.observe({ camera }, Math.max(0, now - prediction.ingestedAt) / 1000);
+    state.unusable.add(prediction.predicted === 'unusable');
+    m.unusableRatio.set({ camera }, state.unusable.ratio ?? 0);
+    if (prediction.pPG !== null && prediction.predicted !== 'unusable') {
+      state.smoothed = state.smoothed === null ? prediction.pPG : state.smoothed + this.smoothing * (prediction.pPG - state.smoothed);
+      m.ppg.set({ camera }, prediction.pPG);
+      m.ppgSmoothed.set({ camera }, state.smoothed);
+    }
+    if (prediction.predicted === 'pg') m.pgFrames.inc({ camera });
+    this.emit('prediction', prediction);
+    const joined = this.join.addPrediction(prediction, now);
+    if (joined) this.record([joined], now);
+    m.pending.set(this.join.pendingCount);
+  }
+
+  /** Handles one label message. */
+  observeLabel(label: LabelMessage): void {
+    const now = this.now();
+    const joined = this.join.addLabel(label, now);
+    if (joined.length > 0) this.record(joined, now);
+    this.metrics.pending.set(this.join.pendingCount);
+  }
+
+  /** The current figures of every camera and window (undefined figures are null). */
+  snapshot(): QualitySnapshot[] {
+    const now = this.now();
+    const out: QualitySnapshot[] = [];
+    for (const [camera, state] of [...this.cameras].sort(([a], [b]) => a.localeCompare(b))) {
+      out.push({ camera, window: this.frameWindow, ...state.byFrames.figures() });
+      out.push({ camera, window: this.timeWindow, ...state.bySeconds.figures(now) });
+    }
+    return out;
+  }
+
+  /** Ages the time windows and label waiting room out; run every second by start(). */
+  sweep(): void {
+    const now = this.now();
+    this.join.expire(now);
+    this.metrics.pending.set(this.join.pendingCount);
+    for (const [camera, state] of this.cameras) {
+      const figures = state.bySeconds.figures(now);
+      if (figures.support !== state.lastSecondsSupport) this.publish(camera, this.timeWindow, figures, state);
+    }
+  }
+
+  private record(joined: JoinedPrediction[], now: number): void {
+    const touched = new Set<string>();
+    for (const { prediction, label, source } of joined) {
+      this.metrics.joined.inc({ source });
+      this.metrics.confusion.inc({ camera: prediction.camera, actual: label, predicted: prediction.predicted });
+      if (prediction.predicted === 'unusable') continue;
+      const state = this.camera(prediction.camera);
+      const outcome = { actual: label, predicted: prediction.predicted as Label, atMs: now };
+      state.byFrames.add(outcome);
+      state.bySeconds.add(outcome);
+      touched.add(prediction.camera);
+    }
+    for (const camera of touched) {
+      const state = this.camera(camera);
+      this.publish(camera, this.frameWindow, state.byFrames.figures(), state);
+      this.publish(camera, this.timeWindow, state.bySeconds.figures(now), state);
+    }
+  }
+
+  private publish(camera: string, window: string, f: QualityFigures, state: CameraState): void {
+    if (window === this.timeWindow) state.lastSecondsSupport = f.support;
+    const labels = { camera, window };
+    const m = this.metrics;
+    // Undefined → the series is removed (Grafana: "No data"; PromQL: no sample), never NaN/0/1.
+    const set = (gauge: QualityMetrics['precision'], value: number | null) => (value === null ? gauge.remove(labels) : gauge.set(labels, value));
+    set(m.precision, f.precision);
+    set(m.recall, f.recall);
+    set(m.f1, f.f1);
+    set(m.accuracy, f.accuracy);
+    m.support.set(labels, f.support);
+    const event: QualityEvent = { camera, window, precision: f.precision, recall: f.recall, f1: f.f1, accuracy: f.accuracy, support: f.support };
+    this.emit('quality', event);
+  }
+
+  private camera(camera: string): CameraState {
+    let state = this.cameras.get(camera);
+    if (!state) {
+      state = {
+        byFrames: new RollingConfusion({ maxFrames: this.windows.frames }),
+        bySeconds: new RollingConfusion({ maxAgeMs: this.windows.seconds * 1000 }),
+        unusable: new RollingRatio(this.windows.frames),
+        smoothed: null,
+        lastSecondsSupport: 0,
+      };
+      this.cameras.set(camera, state);
+      // Every cell starts at 0 so that increase() over the first window counts the first frames.
+      for (const actual of ['cex', 'pg'] as const) {
+        for (const predicted of ['cex', 'pg', 'unusable'] as const) this.metrics.confusion.inc({ camera, actual, predicted }, 0);
+      }
+      this.metrics.pgFrames.inc({ camera }, 0);
+    }
+    return state;
+  }
+
+  private onDrop(prediction: Prediction, reason: DropReason): void {
+    this.metrics.unlabelled.inc({ reason });
+    if (reason === 'overflow') this.logger.debug({ frameId: prediction.frameId }, 'label join full: oldest unlabelled prediction dropped');
+  }
+
+  private async deadLetter(sourceTopic: string, partition: number, offset: string, key: Buffer | null, value: Buffer | null, reason: string, kind: string): Promise<void> {
+    this.metrics.malformed.inc({ stage: STAGE, topic: kind });
+    this.logger.warn({ sourceTopic, partition, offset, reason }, 'malformed message sent to dead-letter');
+    const letter = { sourceTopic, partition, offset, reason, stage: STAGE, at: new Date(this.now()).toISOString() };
+    try {
+      await this.producer?.send({
+        topic: this.options.topics.deadLetter,
+        messages: [{ key, value: JSON.stringify({ ...letter, value: value?.toString('base64') ?? null }), headers: { 'source-topic': sourceTopic, reason } }],
+      });
+    } catch (err) {
+      // A dead-letter topic that is down must not stall the quality metrics: log and go on.
+      this.logger.error({ err, sourceTopic, offset }, 'could not write to dead-letter; the malformed message is skipped');
+    }
+  }
+}
