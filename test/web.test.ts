@@ -1,0 +1,264 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import sharp from 'sharp';
+import { request } from 'node:http';
+import WebSocket from 'ws';
+import { WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent } from '../src/web/index.js';
+import type { Alert, Prediction } from '../src/bus/messages.js';
+
+const servers: WebServer[] = [];
+const sockets: WebSocket[] = [];
+afterEach(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate();
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function startServer(options: Partial<ConstructorParameters<typeof WebServer>[0]> = {}): Promise<WebServer> {
+  const server = new WebServer({ registry: new Registry(), port: 0, ...options });
+  servers.push(server);
+  await server.start();
+  return server;
+}
+
+/** Raw HTTP so paths like /../x are sent as written (fetch would normalise them). */
+function raw(server: WebServer, method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function alert(overrides: Partial<Alert> = {}): Alert {
+  return {
+    id: 'alert-cam1-1', camera: 'cam1', runId: 'run-7', state: 'firing', startsAt: '2026-11-22T10:00:05.000Z',
+    evidence: { firstPgFrameId: 'cam1-f3', frames: [{ frameId: 'cam1-f3', capturedAt: '2026-11-22T10:00:03.000Z', pPG: 0.91 }] },
+    action: 'stop-batch', ...overrides,
+  };
+}
+
+function prediction(i: number, pPG: number): Prediction {
+  return {
+    frameId: `cam1-f${i}`, camera: 'cam1', runId: 'run-7', capturedAt: `2026-11-22T10:00:0${i}.000Z`, pPG,
+    predicted: pPG >= 0.5 ? 'pg' : 'cex', tiles: [{ x: 10, y: 20, width: 64, height: 64, pPG }],
+    model: 'resnet18-cex-pg', backend: 'onnxruntime', device: 'cpu', latencyMs: 12,
+  };
+}
+
+function nextMessage(ws: WebSocket, match: (e: LiveEvent) => boolean): Promise<LiveEvent> {
+  return new Promise((resolve) => {
+    const onMessage = (data: WebSocket.RawData) => {
+      const event = JSON.parse(data.toString()) as LiveEvent;
+      if (match(event)) {
+        ws.off('message', onMessage);
+        resolve(event);
+      }
+    };
+    ws.on('message', onMessage);
+  });
+}
+
+describe('WebServer HTTP', () => {
+  it('binds 127.0.0.1 on an ephemeral port and answers health, readiness and /metrics', async () => {
+    let ready = false;
+    const registry = new Registry();
+    const server = await startServer({ registry, health: () => ({ ready, checks: { kafka: ready, model: ready ? 'loaded' : 'loading' } }) });
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}`);
+    expect(server.port).toBeGreaterThan(0);
+
+    const healthz = await raw(server, 'GET', '/healthz');
+    expect(healthz.status).toBe(200);
+    expect(JSON.parse(healthz.body.toString())).toEqual({ status: 'ok' });
+
+    const notReady = await raw(server, 'GET', '/readyz');
+    expect(notReady.status).toBe(503);
+    expect(JSON.parse(notReady.body.toString())).toEqual({ ready: false, checks: { kafka: false, model: 'loading' } });
+    ready = true;
+    expect((await raw(server, 'GET', '/readyz')).status).toBe(200);
+
+    const metrics = await raw(server, 'GET', '/metrics');
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers['content-type']).toBe(registry.contentType);
+    const text = metrics.body.toString();
+    expect(text).toContain('crystalwatch_web_http_requests_total{route="/readyz",code="503"} 1');
+    expect(text).toContain('crystalwatch_web_http_requests_total{route="/healthz",code="200"} 1');
+  });
+
+  it('serves the live page and refuses path traversal', async () => {
+    const server = await startServer();
+    const page = await raw(server, 'GET', '/');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(page.body.toString()).toContain('<script type="module" src="/app.js">');
+    expect((await raw(server, 'GET', '/app.js')).headers['content-type']).toBe('text/javascript; charset=utf-8');
+    expect((await raw(server, 'HEAD', '/style.css')).body.length).toBe(0);
+
+    for (const path of ['/../package.json', '/%2e%2e/package.json', '/..%2fpackage.json', '/%2e%2e%2f%2e%2e%2fpackage.json', '/static/../../index.ts', '/..\\index.ts', '/%00index.html', '/.hidden', '/nope.html']) {
+      const res = await raw(server, 'GET', path);
+      expect(res.status, path).toBe(404);
+      expect(res.body.toString()).not.toContain('"name": "crystalwatch"');
+    }
+    expect((await raw(server, 'GET', '/%E0%A4%A')).status).toBe(400);
+    expect((await raw(server, 'POST', '/')).status).toBe(405);
+    expect((await raw(server, 'GET', '/api/nothing')).status).toBe(404);
+  });
+
+  it('protects acknowledge with the bearer token, limits the body, and calls AlertActions', async () => {
+    const store = new Map<string, Alert>([['alert-cam1-1', alert()]]);
+    const calls: { id: string; by?: string }[] = [];
+    const actions: AlertActions = {
+      list: () => [...store.values()],
+      acknowledge: (id, by) => {
+        calls.push({ id, by });
+        const found = store.get(id);
+        if (!found) return undefined;
+        const acked = { ...found, acknowledgedAt: '2026-11-22T10:01:00.000Z', acknowledgedBy: by };
+        store.set(id, acked);
+        return acked;
+      },
+    };
+    const server = await startServer({ token: 'operator-secret-1', alerts: actions });
+    const listed = JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString()) as Alert[];
+    expect(listed.map((a) => a.id)).toEqual(['alert-cam1-1']);
+
+    const body = JSON.stringify({ by: 'shift lead' });
+    const json = { 'content-type': 'application/json' };
+    const noToken = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', json, body);
+    expect(noToken.status).toBe(401);
+    expect(noToken.headers['www-authenticate']).toContain('Bearer');
+    expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { ...json, authorization: 'Bearer wrong-token' }, body)).status).toBe(401);
+    expect(calls).toEqual([]);
+
+    const auth = { ...json, authorization: 'Bearer operator-secret-1' };
+    expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, Buffer.alloc(17 * 1024, 0x20))).status).toBe(413);
+    expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, '[1,2]')).status).toBe(400);
+    expect((await raw(server, 'POST', '/api/alerts/no-such/ack', auth, body)).status).toBe(404);
+
+    const ok = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, body);
+    expect(ok.status).toBe(200);
+    const acked = JSON.parse(ok.body.toString()) as Alert;
+    expect(acked.acknowledgedBy).toBe('shift lead');
+    expect(calls).toEqual([{ id: 'no-such', by: 'shift lead' }, { id: 'alert-cam1-1', by: 'shift lead' }]);
+    expect((await raw(server, 'GET', '/api/alerts/alert-cam1-1/ack')).status).toBe(405);
+  });
+
+  it('refuses a short token and a bad port with a clear message', () => {
+    expect(() => new WebServer({ registry: new Registry(), token: 'abc' })).toThrow(/at least 8 characters/);
+    expect(() => new WebServer({ registry: new Registry(), port: 70000 })).toThrow(/0\.\.65535, got 70000/);
+  });
+});
+
+describe('WebServer live feed', () => {
+  it('pushes published events over /ws and keeps the latest state per camera', async () => {
+    const server = await startServer();
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
+    sockets.push(ws);
+    const hello = await nextMessage(ws, () => true);
+    expect(hello).toMatchObject({ type: 'status', connected: true });
+
+    const got = nextMessage(ws, (e) => e.type === 'prediction');
+    server.publish({ type: 'prediction', prediction: prediction(1, 0.12) });
+    expect(((await got).prediction as Prediction).frameId).toBe('cam1-f1');
+
+    server.publish({ type: 'prediction', prediction: prediction(2, 0.81) });
+    server.publish({ type: 'quality', camera: 'cam1', window: '5m', precision: 0.97, recall: 0.94, f1: 0.955, accuracy: 0.96, support: 120 });
+    server.publish({ type: 'quality', camera: 'cam1', window: '1h', precision: null, recall: null, f1: null, accuracy: null, support: 0 });
+    const alertSeen = nextMessage(ws, (e) => e.type === 'alert');
+    server.publish({ type: 'alert', alert: alert() });
+    expect(((await alertSeen).alert as Alert).state).toBe('firing');
+
+    const cameras = JSON.parse((await raw(server, 'GET', '/api/cameras')).body.toString());
+    expect(cameras).toHaveLength(1);
+    expect(cameras[0].camera).toBe('cam1');
+    expect(cameras[0].history).toEqual([{ t: '2026-11-22T10:00:01.000Z', pPG: 0.12 }, { t: '2026-11-22T10:00:02.000Z', pPG: 0.81 }]);
+    expect(cameras[0].lastPrediction.frameId).toBe('cam1-f2');
+    expect(cameras[0].quality['5m']).toMatchObject({ precision: 0.97, recall: 0.94, support: 120 });
+    expect(cameras[0].quality['1h'].precision).toBeNull();
+    expect(cameras[0].alert.id).toBe('alert-cam1-1');
+
+    // Without AlertActions the server lists and acknowledges the alerts it was given.
+    const listed = JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString()) as Alert[];
+    expect(listed.map((a) => a.id)).toEqual(['alert-cam1-1']);
+    const ackEvent = nextMessage(ws, (e) => e.type === 'alert' && Boolean((e.alert as Alert).acknowledgedAt));
+    const ack = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { 'content-type': 'application/json' }, '{"by":"op"}');
+    expect(ack.status).toBe(200);
+    expect(((await ackEvent).alert as Alert).acknowledgedBy).toBe('op');
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('crystalwatch_web_ws_clients 1');
+    expect(metrics).toContain('crystalwatch_web_ws_events_total{type="prediction"} 2');
+    expect(metrics).toContain('crystalwatch_web_ws_events_total{type="alert"} 2');
+  });
+
+  it('refuses WebSocket upgrades on other paths and closes clients on close()', async () => {
+    const server = await startServer();
+    const wrong = new WebSocket(`ws://127.0.0.1:${server.port}/other`);
+    sockets.push(wrong);
+    await expect(new Promise((resolve, reject) => { wrong.on('open', resolve); wrong.on('error', reject); })).rejects.toThrow(/404/);
+
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
+    sockets.push(ws);
+    await nextMessage(ws, () => true);
+    const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
+    await server.close();
+    await closed;
+    await server.close(); // idempotent
+    await expect(fetch(`${server.url}/healthz`)).rejects.toThrow();
+  });
+});
+
+describe('thumbnails', () => {
+  it('downscales a large frame to a ≤320 px JPEG and serves it by frame and by camera', async () => {
+    // A 1280×960 grey frame with one bright plate, like a PG crop.
+    const frame = await sharp({ create: { width: 1280, height: 960, channels: 3, background: { r: 20, g: 20, b: 20 } } })
+      .composite([{ input: { create: { width: 300, height: 200, channels: 3, background: { r: 230, g: 230, b: 230 } } }, left: 500, top: 400 }])
+      .png().toBuffer();
+    const made = await makeThumbnail(frame);
+    expect([made.width, made.height]).toEqual([320, 240]);
+    expect([made.sourceWidth, made.sourceHeight]).toEqual([1280, 960]);
+    expect((await sharp(made.jpeg).metadata()).format).toBe('jpeg');
+
+    const small = await makeThumbnail(await sharp({ create: { width: 200, height: 160, channels: 3, background: { r: 0, g: 0, b: 0 } } }).greyscale().png().toBuffer());
+    expect([small.width, small.height]).toEqual([200, 160]); // never enlarged
+
+    await expect(makeThumbnail(Buffer.from('not an image'))).rejects.toThrow();
+
+    const server = await startServer();
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
+    sockets.push(ws);
+    await nextMessage(ws, () => true);
+    const frameEvent = nextMessage(ws, (e) => e.type === 'frame');
+    server.addThumbnail({ frameId: 'cam2-2026-11-22T10:00:00Z-abc', camera: 'cam2', capturedAt: '2026-11-22T10:00:00.000Z', ...made });
+    expect(await frameEvent).toMatchObject({ camera: 'cam2', width: 320, height: 240, sourceWidth: 1280, sourceHeight: 960, url: '/api/frames/cam2-2026-11-22T10%3A00%3A00Z-abc/thumbnail' });
+
+    const byFrame = await raw(server, 'GET', '/api/frames/cam2-2026-11-22T10%3A00%3A00Z-abc/thumbnail');
+    expect(byFrame.status).toBe(200);
+    expect(byFrame.headers['content-type']).toBe('image/jpeg');
+    expect(byFrame.body.equals(made.jpeg)).toBe(true);
+    const latest = await raw(server, 'GET', '/api/cameras/cam2/latest.jpg');
+    expect(latest.status).toBe(200);
+    expect(latest.body.equals(made.jpeg)).toBe(true);
+    expect((await raw(server, 'GET', '/api/cameras/cam9/latest.jpg')).status).toBe(404);
+    expect((await raw(server, 'GET', '/api/frames/unknown/thumbnail')).status).toBe(404);
+  });
+
+  it('keeps a bounded LRU but never evicts pinned alert evidence', () => {
+    const cache = new ThumbnailCache(3, 10);
+    const thumb = (i: number) => ({ frameId: `f${i}`, camera: 'cam1', capturedAt: `2026-11-22T10:00:${String(i).padStart(2, '0')}.000Z`, jpeg: Buffer.from([i]), width: 1, height: 1, sourceWidth: 1, sourceHeight: 1 });
+    cache.add(thumb(1));
+    cache.pin(['f1', 'f5']); // f5 not seen yet: pinned when it arrives
+    for (let i = 2; i <= 8; i++) cache.add(thumb(i));
+    expect(cache.size).toBe(3);
+    expect(cache.get('f2')).toBeUndefined();
+    expect(cache.get('f1')?.jpeg[0]).toBe(1);
+    expect(cache.get('f5')?.jpeg[0]).toBe(5);
+    expect(cache.get('f8')?.jpeg[0]).toBe(8);
+    expect(cache.latestFor('cam1')?.frameId).toBe('f8');
+    expect(() => new ThumbnailCache(0)).toThrow(/positive integer, got 0/);
+  });
+});
