@@ -207,7 +207,8 @@ function renderSparkline(canvas, history) {
   ctx.stroke();
   ctx.setLineDash([]);
   if (history.length === 0) return;
-  const step = history.length > 1 ? cssWidth / (HISTORY - 1) : 0;
+  // At least 60 slots wide, so the first minutes of a run are readable rather than a dot at the edge.
+  const step = cssWidth / (Math.min(HISTORY, Math.max(history.length, 60)) - 1);
   const x0 = cssWidth - (history.length - 1) * step;
   ctx.strokeStyle = '#4fc3f7';
   ctx.lineWidth = 1.5;
