@@ -3,8 +3,10 @@
  * and build their producers/consumers here, so the defaults that matter for
  * image payloads (fetch sizes, idempotence, no compression) live in one place.
  */
-import { Kafka, logLevel, type KafkaConfig, type Producer, type Consumer, type SASLOptions } from 'kafkajs';
+import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type Producer, type Consumer, type SASLOptions, type Admin, type Message, type RecordMetadata, type Batch } from 'kafkajs';
+import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
+import type { Topics } from './topics.js';
 
 /** Largest record the pipeline moves by default: frames are images (DESIGN.md: 16 MiB). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -48,5 +50,219 @@ export function createConsumer(kafka: Kafka, groupId: string, options: { maxMess
     sessionTimeout: options.sessionTimeout ?? 10_000,
     heartbeatInterval: 1_000,
     allowAutoTopicCreation: true,
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Options from the environment, topics, batched sends and batch consumers.
+// ---------------------------------------------------------------------------
+
+const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
+/**
+ * Bus options from the environment, or `undefined` when `KAFKA_BROKERS` is unset
+ * (the app then starts its embedded broker).
+ *
+ * - `KAFKA_BROKERS`: comma-separated `host:port` list.
+ * - `KAFKA_CLIENT_ID`: client id (default `crystalwatch`).
+ * - `KAFKA_SSL=1`: TLS; `KAFKA_SSL_CA=<file>` adds a CA bundle, `KAFKA_SSL_REJECT_UNAUTHORIZED=0` accepts self-signed certificates.
+ * - `KAFKA_SASL_MECHANISM` (`plain` | `scram-sha-256` | `scram-sha-512`) with `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`.
+ * - `KAFKA_MAX_MESSAGE_BYTES`: the largest record the cluster accepts (default 16 MiB).
+ */
+export function busOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, readFile: (path: string) => string = readCaFile): BusOptions | undefined {
+  const list = env.KAFKA_BROKERS?.trim();
+  if (!list) return undefined;
+  const brokers = list.split(',').map((b) => b.trim()).filter((b) => b.length > 0);
+  for (const broker of brokers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(broker)) {
+      throw new Error(`KAFKA_BROKERS: "${broker}" is not host:port; set KAFKA_BROKERS to a comma list such as "kafka-1:9092,kafka-2:9092"`);
+    }
+  }
+  const options: BusOptions = { brokers };
+  if (env.KAFKA_CLIENT_ID) options.clientId = env.KAFKA_CLIENT_ID;
+
+  const ssl = env.KAFKA_SSL?.trim().toLowerCase();
+  if (ssl !== undefined && ssl !== '' && !['0', '1', 'true', 'false'].includes(ssl)) {
+    throw new Error(`KAFKA_SSL must be 1 or 0, got "${env.KAFKA_SSL}"`);
+  }
+  if (ssl === '1' || ssl === 'true') {
+    const tls: ConnectionOptions = {};
+    if (env.KAFKA_SSL_CA) tls.ca = [readFile(env.KAFKA_SSL_CA)];
+    if (env.KAFKA_SSL_REJECT_UNAUTHORIZED === '0') tls.rejectUnauthorized = false;
+    options.ssl = Object.keys(tls).length > 0 ? tls : true;
+  }
+
+  const mechanism = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase();
+  if (mechanism) {
+    if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
+      throw new Error(`KAFKA_SASL_MECHANISM must be one of ${SASL_MECHANISMS.join(', ')}, got "${env.KAFKA_SASL_MECHANISM}"`);
+    }
+    const username = env.KAFKA_SASL_USERNAME;
+    const password = env.KAFKA_SASL_PASSWORD;
+    if (!username || password === undefined) {
+      throw new Error(`KAFKA_SASL_MECHANISM=${mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; set both or unset the mechanism`);
+    }
+    options.sasl = { mechanism: mechanism as (typeof SASL_MECHANISMS)[number], username, password } as SASLOptions;
+  }
+
+  if (env.KAFKA_MAX_MESSAGE_BYTES) {
+    const n = Number(env.KAFKA_MAX_MESSAGE_BYTES);
+    if (!Number.isInteger(n) || n < 1024) throw new Error(`KAFKA_MAX_MESSAGE_BYTES must be an integer number of bytes ≥ 1024, got "${env.KAFKA_MAX_MESSAGE_BYTES}"`);
+    options.maxMessageBytes = n;
+  }
+  return options;
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new Error(`KAFKA_SSL_CA: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a PEM CA bundle`);
+  }
+}
+
+/**
+ * Creates the topics that do not exist yet, with `partitions` partitions, and adds
+ * partitions to existing ones that have fewer (Kafka cannot remove partitions).
+ * `max.message.bytes` is raised on `frames` so full-size camera frames fit on a
+ * stock Kafka (whose default is 1 MiB).
+ */
+export async function ensureTopics(
+  kafka: Kafka,
+  topics: Topics,
+  partitions: number,
+  options: { replicationFactor?: number; maxMessageBytes?: number } = {},
+): Promise<{ created: string[]; grown: string[] }> {
+  if (!Number.isInteger(partitions) || partitions < 1) throw new Error(`ensureTopics: partitions must be an integer ≥ 1, got ${partitions}`);
+  const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const admin: Admin = kafka.admin();
+  await admin.connect();
+  try {
+    const wanted = Object.values(topics) as string[];
+    const existing = new Set(await admin.listTopics());
+    const missing = wanted.filter((t) => !existing.has(t));
+    const created: string[] = [];
+    if (missing.length > 0) {
+      await admin.createTopics({
+        waitForLeaders: true,
+        topics: missing.map((topic) => ({
+          topic,
+          numPartitions: partitions,
+          replicationFactor: options.replicationFactor ?? -1,
+          configEntries: topic === topics.frames ? [{ name: 'max.message.bytes', value: String(maxMessageBytes + 64 * 1024) }] : [],
+        })),
+      });
+      created.push(...missing);
+    }
+    const grown: string[] = [];
+    const present = wanted.filter((t) => existing.has(t));
+    if (present.length > 0) {
+      const metadata = await admin.fetchTopicMetadata({ topics: present });
+      const toGrow = metadata.topics.filter((t) => t.partitions.length < partitions);
+      if (toGrow.length > 0) {
+        await admin.createPartitions({ topicPartitions: toGrow.map((t) => ({ topic: t.name, count: partitions })) });
+        grown.push(...toGrow.map((t) => t.name));
+      }
+    }
+    return { created, grown };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/** Bytes a message occupies in a record batch, near enough to keep batches under the broker's limit. */
+export function approximateRecordBytes(message: Message): number {
+  let bytes = 32; // record framing: length, attributes, deltas, varints
+  if (message.key) bytes += typeof message.key === 'string' ? Buffer.byteLength(message.key) : message.key.length;
+  if (message.value) bytes += typeof message.value === 'string' ? Buffer.byteLength(message.value) : message.value.length;
+  for (const [name, value] of Object.entries(message.headers ?? {})) {
+    const values = Array.isArray(value) ? value : [value];
+    for (const v of values) bytes += 8 + Buffer.byteLength(name) + (v === undefined ? 0 : typeof v === 'string' ? Buffer.byteLength(v) : v.length);
+  }
+  return bytes;
+}
+
+/**
+ * Splits `messages` into consecutive chunks of at most `maxBatchBytes` each (kept
+ * in order), so one produce request never exceeds the broker's message size limit.
+ * A single message over the limit is an error: it can never be sent.
+ */
+export function splitByBytes(messages: Message[], maxBatchBytes: number = DEFAULT_MAX_MESSAGE_BYTES): Message[][] {
+  const chunks: Message[][] = [];
+  let current: Message[] = [];
+  let currentBytes = 61; // record batch header
+  for (const message of messages) {
+    const bytes = approximateRecordBytes(message);
+    if (bytes + 61 > maxBatchBytes) {
+      throw new Error(`a record of ${bytes} bytes exceeds the batch limit of ${maxBatchBytes} bytes; raise KAFKA_MAX_MESSAGE_BYTES (and the topic's max.message.bytes) or send smaller frames`);
+    }
+    if (current.length > 0 && currentBytes + bytes > maxBatchBytes) {
+      chunks.push(current);
+      current = [];
+      currentBytes = 61;
+    }
+    current.push(message);
+    currentBytes += bytes;
+  }
+  if (current.length > 0) chunks.push(current);
+  return chunks;
+}
+
+/**
+ * Sends `messages` to `topic` in order, in chunks that fit `maxBatchBytes`, with
+ * acks from all in-sync replicas and no compression (images are already compressed;
+ * compressing them costs CPU for nothing). Returns the metadata of each chunk,
+ * in order, alongside the messages it carried.
+ */
+export async function sendBatched(
+  producer: Producer,
+  topic: string,
+  messages: Message[],
+  maxBatchBytes: number = DEFAULT_MAX_MESSAGE_BYTES,
+): Promise<Array<{ messages: Message[]; metadata: RecordMetadata[] }>> {
+  const results: Array<{ messages: Message[]; metadata: RecordMetadata[] }> = [];
+  for (const chunk of splitByBytes(messages, maxBatchBytes)) {
+    const metadata = await producer.send({ topic, messages: chunk, acks: -1, compression: CompressionTypes.None });
+    results.push({ messages: chunk, metadata });
+  }
+  return results;
+}
+
+export interface BatchHandlerContext {
+  heartbeat(): Promise<void>;
+  isRunning(): boolean;
+  isStale(): boolean;
+}
+
+/**
+ * Runs `consumer` with `eachBatch` and commits a partition's offset only after
+ * `handle` has processed the whole batch: a crash mid-batch re-delivers it rather
+ * than losing it (consumers de-duplicate by key/frame-id where it matters).
+ * If `handle` throws, nothing is committed and kafkajs retries the batch.
+ */
+export async function runBatchConsumer(
+  consumer: Consumer,
+  options: {
+    topics: string[];
+    fromBeginning?: boolean;
+    partitionsConsumedConcurrently?: number;
+    handle: (batch: Batch, context: BatchHandlerContext) => Promise<void>;
+  },
+): Promise<void> {
+  await consumer.connect();
+  await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? false });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (batch.isEmpty()) return;
+      await options.handle(batch, { heartbeat, isRunning, isStale });
+      if (isStale()) return; // partition reassigned meanwhile: the new owner re-processes from the committed offset
+      const last = batch.lastOffset();
+      resolveOffset(last);
+      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+      await heartbeat();
+    },
   });
 }

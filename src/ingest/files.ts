@@ -1,0 +1,160 @@
+/**
+ * File-system pieces of ingest: which names are frames, where ground truth comes
+ * from (sidecar JSON or folder names), moving files to the archive or quarantine.
+ */
+import { lstat, mkdir, readFile, rename, copyFile, unlink, writeFile, readdir } from 'node:fs/promises';
+import { basename, dirname, extname, join, sep } from 'node:path';
+import { z } from 'zod';
+import { Label } from '../bus/messages.js';
+
+/** Names a writer uses while a file is not finished, and our own folders. */
+export function isIgnoredName(name: string): boolean {
+  return (
+    name.startsWith('.') ||
+    name.endsWith('~') ||
+    /\.(tmp|temp|part|partial|crdownload|swp|download)$/i.test(name) ||
+    /\.json$/i.test(name) // sidecars travel with their image; they are not frames
+  );
+}
+
+/** `a/b/c.png` relative path with `/` separators, whatever the platform. */
+export function toRel(path: string): string {
+  return sep === '/' ? path : path.split(sep).join('/');
+}
+
+export function sidecarPathFor(imagePath: string): string {
+  return join(dirname(imagePath), `${basename(imagePath, extname(imagePath))}.json`);
+}
+
+/** The simulator's sidecar (DESIGN: written atomically before the image). Unknown fields are kept out. */
+export const SidecarSchema = z.object({
+  camera: z.string().optional(),
+  capturedAt: z.string().datetime({ offset: true }).optional(),
+  label: Label.optional(),
+  pgBoxes: z.array(z.object({ x: z.number(), y: z.number(), width: z.number(), height: z.number() })).optional(),
+  frameIndex: z.number().optional(),
+});
+export type Sidecar = z.infer<typeof SidecarSchema>;
+
+export type SidecarResult =
+  | { state: 'absent' }
+  | { state: 'ok'; sidecar: Sidecar; mtimeMs: number }
+  | { state: 'invalid'; detail: string; mtimeMs: number };
+
+export async function readSidecar(path: string): Promise<SidecarResult> {
+  let text: string;
+  let mtimeMs: number;
+  try {
+    const st = await lstat(path);
+    if (!st.isFile()) return { state: 'invalid', detail: `${basename(path)} is not a regular file`, mtimeMs: st.mtimeMs };
+    mtimeMs = st.mtimeMs;
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent' };
+    return { state: 'invalid', detail: `cannot read sidecar ${basename(path)} (${(err as NodeJS.ErrnoException).code})`, mtimeMs: 0 };
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    return { state: 'invalid', detail: `sidecar ${basename(path)} is not JSON: ${(err as Error).message}`, mtimeMs };
+  }
+  const result = SidecarSchema.safeParse(parsed);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    return { state: 'invalid', detail: `sidecar ${basename(path)}: ${issue?.path.join('.') || '(root)'}: ${issue?.message}`, mtimeMs };
+  }
+  return { state: 'ok', sidecar: result.data, mtimeMs };
+}
+
+/** Ground truth from the folder layout: `cex/`/`pg/` or `0/` (CEX) / `1/` (PG); the deepest such folder wins. */
+export function labelFromPath(rel: string): Label | undefined {
+  const dirs = rel.split('/').slice(0, -1).reverse();
+  for (const dir of dirs) {
+    const d = dir.toLowerCase();
+    if (d === 'cex' || d === '0') return 'cex';
+    if (d === 'pg' || d === '1') return 'pg';
+  }
+  return undefined;
+}
+
+/** A destination that does not overwrite: `x.png`, then `x.1.png`, `x.2.png`, ... */
+async function freePath(path: string): Promise<string> {
+  const ext = extname(path);
+  const stem = path.slice(0, path.length - ext.length);
+  for (let i = 0; ; i += 1) {
+    const candidate = i === 0 ? path : `${stem}.${i}${ext}`;
+    try {
+      await lstat(candidate);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return candidate;
+      throw err;
+    }
+  }
+}
+
+/** Moves a file (or a symlink itself), across file systems if need be; returns where it went. */
+export async function moveFile(from: string, toWanted: string): Promise<string> {
+  await mkdir(dirname(toWanted), { recursive: true });
+  const to = await freePath(toWanted);
+  try {
+    await rename(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+    await copyFile(from, to);
+    await unlink(from);
+  }
+  return to;
+}
+
+export async function moveIfExists(from: string, to: string): Promise<string | undefined> {
+  try {
+    return await moveFile(from, to);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export async function unlinkIfExists(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** Writes `<name>.reason.json` next to a quarantined file. */
+export async function writeReason(quarantinedPath: string, reason: object): Promise<void> {
+  await writeFile(`${quarantinedPath}.reason.json`, `${JSON.stringify(reason, null, 2)}\n`);
+}
+
+/**
+ * Every candidate under `root` (relative paths), skipping ignored names and the
+ * folders in `skip`. Symlinks are returned (not followed) so they can be quarantined.
+ */
+export async function walk(root: string, skip: Set<string>, maxDepth = 8): Promise<string[]> {
+  const out: string[] = [];
+  const visit = async (dir: string, rel: string, depth: number) => {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (isIgnoredName(entry.name)) continue;
+      const abs = join(dir, entry.name);
+      const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
+      if (skip.has(abs)) continue;
+      if (entry.isDirectory()) {
+        if (depth < maxDepth) await visit(abs, childRel, depth + 1);
+      } else if (entry.isFile() || entry.isSymbolicLink()) {
+        out.push(childRel);
+      }
+    }
+  };
+  await visit(root, '', 0);
+  return out.sort();
+}

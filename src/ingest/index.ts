@@ -1,0 +1,168 @@
+/**
+ * The ingest stage: camera drop folders → Kafka `frames`.
+ *
+ *   const stage = new IngestStage({ kafka, topics, cameras: [{ camera: 'cam-1', watch: '/data/cam-1' }], registry });
+ *   await stage.start();   // watching; frames flow
+ *   await stage.close();   // idempotent; unsent frames are picked up by the next start
+ *
+ * Guarantees (see README.md): a frame is sent once it is complete (PNG IEND, JPEG EOI,
+ * TIFF stable size); it is marked ingested (ledger, `after` action) only after Kafka
+ * acknowledged it; after a crash nothing is sent twice and nothing is lost.
+ */
+import { join } from 'node:path';
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { DEFAULT_MAX_MESSAGE_BYTES } from '../bus/kafka.js';
+import type { Topics } from '../bus/topics.js';
+import { silentLogger, type Logger } from '../config/logger.js';
+import { ByteBudget, CameraIngest } from './camera.js';
+import { Ledger, type AckRecord } from './ledger.js';
+import { ingestMetrics } from './metrics.js';
+import { findFrameIds } from './recovery.js';
+
+export { inspectImage, sniffKind, REJECT_REASONS, type RejectReason, type Inspection, type ImageKind } from './image.js';
+export { Ledger } from './ledger.js';
+export { ingestMetrics } from './metrics.js';
+
+export interface CameraFolder {
+  camera: string;
+  watch: string;
+  /** Run id stamped on every frame (header `run-id`); default `<camera>-<UTC date of start>`. */
+  runId?: string;
+}
+
+export interface IngestOptions {
+  kafka: Kafka;
+  topics: Topics;
+  cameras: CameraFolder[];
+  /** What to do with a file once Kafka acknowledged it. Library default `move` (to `<watch>/.archive/`), the production choice. */
+  after?: 'keep' | 'move' | 'delete';
+  /** Where `move` puts files: `<archiveDir>/<camera>/...`; default `<watch>/.archive/`. */
+  archiveDir?: string;
+  /** Where rejected files go: `<quarantineDir>/<camera>/...`; default `<watch>/.quarantine/`. */
+  quarantineDir?: string;
+  /** Largest file accepted (default 32 MiB); also capped by the Kafka record limit. */
+  maxFileBytes?: number;
+  /** Largest width × height a header may claim (default 50 megapixels). */
+  maxPixels?: number;
+  /** Largest Kafka record the cluster accepts (default 16 MiB, DEFAULT_MAX_MESSAGE_BYTES). */
+  maxMessageBytes?: number;
+  /** Ledger file (default `<first watch>/.ingest-ledger.jsonl`). */
+  ledgerPath?: string;
+  /** How often the folder is scanned for files the watcher missed (default 10 s). */
+  reconcileIntervalMs?: number;
+  /** Bytes read but not yet acknowledged, all cameras together (default 256 MiB). New files wait when it is reached. */
+  maxInFlightBytes?: number;
+  /** An incomplete file unchanged for this long is judged as it is (truncated/empty/not an image); default 5 s. */
+  stallTimeoutMs?: number;
+  /** TIFF is complete once its size is stable for this long; default 500 ms. */
+  stableSizeMs?: number;
+  registry: Registry;
+  logger?: Logger;
+}
+
+export class IngestStage {
+  readonly stats = { ingested: 0, rejected: 0 };
+  private readonly cameras: CameraIngest[] = [];
+  private ledger: Ledger | undefined;
+  private started = false;
+  private closed = false;
+  private recovery: Promise<void> | undefined;
+  private abortRecovery = false;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: IngestOptions) {
+    if (options.cameras.length === 0) throw new Error('ingest: no cameras given; pass at least one { camera, watch }');
+    const seen = new Set<string>();
+    for (const c of options.cameras) {
+      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.camera)) {
+        throw new Error(`ingest: camera id "${c.camera}" must be 1–64 letters, digits, '.', '_' or '-' (it is a Kafka key and a metric label)`);
+      }
+      if (seen.has(c.camera)) throw new Error(`ingest: camera "${c.camera}" is listed twice; give each folder its own id`);
+      seen.add(c.camera);
+    }
+    const after = options.after ?? 'move';
+    if (!['keep', 'move', 'delete'].includes(after)) throw new Error(`ingest: after must be keep, move or delete, got "${after}"`);
+    this.logger = (options.logger ?? silentLogger).child({ stage: 'ingest' });
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const o = this.options;
+    const metrics = ingestMetrics(o.registry);
+    const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const ledger = new Ledger(o.ledgerPath ?? join(o.cameras[0].watch, '.ingest-ledger.jsonl'));
+    await ledger.open();
+    this.ledger = ledger;
+    this.recovery = this.recover(ledger, maxMessageBytes);
+    const budget = new ByteBudget(o.maxInFlightBytes ?? 256 * 1024 * 1024, (used) => metrics.inFlightBytes.set(used));
+    const day = new Date().toISOString().slice(0, 10);
+    for (const c of o.cameras) {
+      this.cameras.push(new CameraIngest(c.camera, c.watch, c.runId ?? `${c.camera}-${day}`, {
+        kafka: o.kafka,
+        framesTopic: o.topics.frames,
+        ledger,
+        budget,
+        metrics,
+        logger: this.logger,
+        after: o.after ?? 'move',
+        maxFileBytes: o.maxFileBytes ?? 32 * 1024 * 1024,
+        maxMessageBytes,
+        maxPixels: o.maxPixels ?? 50_000_000,
+        reconcileIntervalMs: o.reconcileIntervalMs ?? 10_000,
+        stallTimeoutMs: o.stallTimeoutMs ?? 5_000,
+        stableSizeMs: o.stableSizeMs ?? 500,
+        recovered: this.recovery,
+        stats: this.stats,
+        archiveDir: o.archiveDir,
+        quarantineDir: o.quarantineDir,
+      }));
+    }
+    try {
+      for (const camera of this.cameras) await camera.start();
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Frames the ledger says were sent but not acknowledged (the last run died
+   * between the two): look them up in Kafka, retrying until the broker answers, so
+   * they are neither lost nor sent twice.
+   */
+  private async recover(ledger: Ledger, maxMessageBytes: number): Promise<void> {
+    const unacked = ledger.unacknowledged();
+    if (unacked.length === 0) return;
+    this.logger.info({ frames: unacked.length }, 'last run left frames unacknowledged; checking Kafka before sending anything');
+    for (let attempt = 0; !this.abortRecovery; attempt += 1) {
+      try {
+        const found = await findFrameIds(this.options.kafka, this.options.topics.frames, new Set(unacked.map((e) => e.frameId)), {
+          after: ledger.lastAckedOffsets(),
+          maxMessageBytes,
+          logger: this.logger,
+        });
+        const at = new Date().toISOString();
+        const acks: AckRecord[] = [...found].map(([frameId, p]) => ({ t: 'ack', frameId, partition: p.partition, offset: p.offset, at }));
+        await ledger.append(acks);
+        return;
+      } catch (err) {
+        const backoffMs = Math.min(5_000, 200 * 2 ** Math.min(attempt, 5));
+        this.logger.warn({ err: (err as Error).message, backoffMs }, 'cannot reach Kafka to check unacknowledged frames; retrying');
+        await new Promise((r) => setTimeout(r, backoffMs));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.abortRecovery = true;
+    for (const camera of [...this.cameras].reverse()) {
+      await camera.close().catch((err) => this.logger.error({ err, camera: camera.camera }, 'closing camera failed'));
+    }
+    await this.recovery?.catch(() => undefined);
+    await this.ledger?.close();
+  }
+}
