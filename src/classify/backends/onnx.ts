@@ -1,0 +1,85 @@
+/**
+ * onnxruntime-node. Execution providers are tried best first — TensorRT, CUDA, then CPU — and
+ * the first that creates a session wins. The GPU providers are not bundled with the npm
+ * package (`listSupportedBackends()` says `bundled: false`): a plant installs them (see
+ * src/classify/README.md), and where they are absent the session creation fails and the CPU
+ * provider takes over. `run()` blocks its thread, so this module runs inside the classify worker.
+ */
+import { availableParallelism } from 'node:os';
+import { readFile } from 'node:fs/promises';
+import * as ort from 'onnxruntime-node';
+import { modelFile } from '../../model/card.js';
+import { type BackendInit, type BackendOutput, type InferenceBackend, pPGFromOutput } from './types.js';
+import { tensorShape } from '../preprocess.js';
+
+type Provider = 'tensorrt' | 'cuda' | 'cpu';
+
+function gpuProvidersListed(): Provider[] {
+  const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
+  const order: Provider[] = [];
+  if (process.env.CRYSTALWATCH_ORT_GPU === '0') return order;
+  if (listed.has('tensorrt')) order.push('tensorrt');
+  if (listed.has('cuda')) order.push('cuda');
+  return order;
+}
+
+export async function createOnnxBackend(init: BackendInit, log: (msg: string) => void = () => {}): Promise<InferenceBackend> {
+  const { card } = init;
+  const path = modelFile(card, init.modelDir, 'onnx');
+  if (!path) throw new Error(`model ${card.name}: the card names no ONNX file (format "${card.format}", no files.onnx); use --backend tfjs`);
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new Error(`model ${card.name}: cannot read ONNX file ${path} (${(err as Error).message})`);
+  }
+  const threads = init.threads ?? Number(process.env.CRYSTALWATCH_ORT_THREADS ?? availableParallelism());
+  const base: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+  };
+  let session: ort.InferenceSession | undefined;
+  let provider: Provider = 'cpu';
+  for (const candidate of gpuProvidersListed()) {
+    try {
+      session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: [candidate, 'cpu'] });
+      provider = candidate;
+      break;
+    } catch (err) {
+      log(`onnxruntime: ${candidate} execution provider unavailable (${(err as Error).message.split('\n')[0]}); trying the next`);
+    }
+  }
+  if (!session) session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
+  const inputName = card.input.name ?? session.inputNames[0];
+  const outputName = card.output.name ?? session.outputNames[0];
+  if (!session.inputNames.includes(inputName)) throw new Error(`model ${card.name}: input.name "${inputName}" is not an input of ${path}; it has ${JSON.stringify(session.inputNames)}`);
+  if (!session.outputNames.includes(outputName)) throw new Error(`model ${card.name}: output.name "${outputName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
+  const embeddingName = card.output.embeddingName;
+  if (embeddingName && !session.outputNames.includes(embeddingName)) {
+    throw new Error(`model ${card.name}: output.embeddingName "${embeddingName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
+  }
+  const fetches = embeddingName ? [outputName, embeddingName] : [outputName];
+  const s = session;
+  let closed = false;
+  return {
+    name: 'onnx',
+    device: provider,
+    // GPU engines build kernels per shape: one fixed batch size avoids rebuilding them.
+    fixedBatch: provider === 'cpu' ? undefined : init.maxBatchSize,
+    async run(tensor: Float32Array, n: number): Promise<BackendOutput> {
+      const feeds = { [inputName]: new ort.Tensor('float32', tensor, tensorShape(card.input, n)) };
+      const result = await s.run(feeds, fetches);
+      const pPG = pPGFromOutput(card, result[outputName].data as Float32Array, n);
+      if (!embeddingName) return { pPG };
+      const embedding = Float32Array.from(result[embeddingName].data as Float32Array);
+      return { pPG, embedding, embeddingDim: embedding.length / n };
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      await s.release();
+    },
+  };
+}

@@ -1,0 +1,219 @@
+/**
+ * Images in, P(PG) out: decode, quality gate, whole-image or tiled preprocessing, batched
+ * inference on a worker thread, out-of-distribution check. Used by the classify stage, by
+ * `crystalwatch predict`, by the tests and by the bench. Per-image problems never throw:
+ * they come back as `predicted: 'error'` (could not use the bytes) or `'unusable'`.
+ */
+import { availableParallelism } from 'node:os';
+import { loadModelCard, type ModelCard } from '../model/card.js';
+import type { Tile } from '../bus/messages.js';
+import { openBackend, type BackendChoice, type InferenceBackend } from './backends/index.js';
+import { startWorkerBackend } from './worker-client.js';
+import {
+  DEFAULT_MAX_PIXELS,
+  ImageDecodeError,
+  channelTransform,
+  cropAndResize,
+  decodeImage,
+  tileRegions,
+  writeTensor,
+  type ChannelTransform,
+  type DecodedImage,
+  type Region,
+} from './preprocess.js';
+import { DEFAULT_QUALITY, judgeQuality, qualityStats, type QualityThresholds } from './quality.js';
+import { diagonalStats, oodScore, type DiagonalStats } from './ood.js';
+
+export type TilingOption = { tile: number; stride: number } | 'auto' | 'off';
+
+export interface ClassifierOptions {
+  backend?: BackendChoice;
+  /** Images per inference call; GPU engines pad every call to this size. Default 32. */
+  maxBatchSize?: number;
+  /** `auto` (default): tile when the image is over 2× the tile size in both dimensions. */
+  tiling?: TilingOption;
+  /** Decompression-bomb guard: larger images are refused undecoded. */
+  maxPixels?: number;
+  quality?: Partial<QualityThresholds>;
+  /** Run inference on a worker thread (default true); false runs it on the calling thread. */
+  worker?: boolean;
+  /** Engine CPU threads (onnxruntime intra-op). */
+  threads?: number;
+  /** Called after each inference call, for metrics. */
+  onInference?: (seconds: number, batchSize: number) => void;
+  log?: (message: string) => void;
+}
+
+export interface ClassifyResult {
+  predicted: 'cex' | 'pg' | 'unusable' | 'error';
+  /** P(PG) in [0,1]; null when unusable or an error. */
+  pPG: number | null;
+  /** Why unusable (`black`, `saturated`, `blank`, `out-of-focus`, `out-of-distribution`) or the error. */
+  reason?: string;
+  /** For errors: `too-large`, `undecodable`, `empty` (a small set, fit for a metric label). */
+  errorKind?: string;
+  ood?: number;
+  /** Tiled frames: the tiles whose P(PG) is at or above the threshold. */
+  tiles?: Tile[];
+  width?: number;
+  height?: number;
+}
+
+interface Job {
+  image: number;
+  region: Region;
+}
+
+export class Classifier {
+  private closed = false;
+  private readonly transform: ChannelTransform;
+  private readonly ood?: DiagonalStats;
+  private readonly quality: QualityThresholds;
+  private readonly maxBatchSize: number;
+  private readonly maxPixels: number;
+  private readonly tiling: TilingOption;
+  private readonly tileSize: { tile: number; stride: number };
+
+  private constructor(
+    readonly card: ModelCard,
+    readonly modelDir: string,
+    private readonly backend: InferenceBackend,
+    private readonly options: ClassifierOptions,
+  ) {
+    this.transform = channelTransform(card.input);
+    this.quality = { ...DEFAULT_QUALITY, ...options.quality };
+    this.maxBatchSize = options.maxBatchSize ?? 32;
+    this.maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
+    this.tiling = options.tiling ?? 'auto';
+    const fromCard = card.tiling ?? { tile: Math.max(card.input.width, card.input.height), stride: Math.max(card.input.width, card.input.height) };
+    this.tileSize = typeof this.tiling === 'object' ? this.tiling : fromCard;
+    const { stats, problem } = diagonalStats(card.ood);
+    if (problem) options.log?.(`model ${card.name}: ${problem}`);
+    if (stats && card.output.embeddingName) this.ood = stats;
+    else if (stats) options.log?.(`model ${card.name}: the card has ood statistics but no output.embeddingName; OOD scoring is off`);
+  }
+
+  static async load(modelDir: string, options: ClassifierOptions = {}): Promise<Classifier> {
+    const { card, dir } = await loadModelCard(modelDir);
+    const init = {
+      modelDir: dir,
+      card,
+      backend: options.backend ?? 'auto',
+      maxBatchSize: options.maxBatchSize ?? 32,
+      threads: options.threads ?? Math.max(1, availableParallelism()),
+    };
+    const backend = options.worker === false ? await openBackend(init, options.log) : await startWorkerBackend(init, options.log);
+    return new Classifier(card, dir, backend, options);
+  }
+
+  get info(): { backend: string; device: string; model: string } {
+    return { backend: this.backend.name, device: this.backend.device, model: `${this.card.name}@${this.card.version}` };
+  }
+
+  private regionsFor(image: DecodedImage): { regions: Region[]; tiled: boolean } {
+    const whole = [{ x: 0, y: 0, width: image.width, height: image.height }];
+    if (this.tiling === 'off') return { regions: whole, tiled: false };
+    const { tile, stride } = this.tileSize;
+    const tiled = this.tiling === 'auto' ? image.width > 2 * tile && image.height > 2 * tile : image.width > tile || image.height > tile;
+    return tiled ? { regions: tileRegions(image.width, image.height, tile, stride), tiled: true } : { regions: whole, tiled: false };
+  }
+
+  /** Classify each image; the answer has one result per image, in order. */
+  async classify(images: Buffer[]): Promise<ClassifyResult[]> {
+    if (this.closed) throw new Error('classifier is closed');
+    const results: ClassifyResult[] = new Array(images.length);
+    const decoded: (DecodedImage | undefined)[] = await Promise.all(
+      images.map(async (bytes, i) => {
+        try {
+          return await decodeImage(bytes, this.maxPixels);
+        } catch (err) {
+          const kind = err instanceof ImageDecodeError ? err.reason : 'undecodable';
+          results[i] = { predicted: 'error', pPG: null, reason: (err as Error).message, errorKind: kind };
+          return undefined;
+        }
+      }),
+    );
+    const jobs: Job[] = [];
+    const tiledImage = new Map<number, boolean>();
+    decoded.forEach((image, i) => {
+      if (!image) return;
+      const unusable = judgeQuality(qualityStats(image), this.quality);
+      if (unusable) {
+        results[i] = { predicted: 'unusable', pPG: null, reason: unusable, width: image.width, height: image.height };
+        return;
+      }
+      const { regions, tiled } = this.regionsFor(image);
+      tiledImage.set(i, tiled);
+      for (const region of regions) jobs.push({ image: i, region });
+    });
+
+    const pPG = new Float32Array(jobs.length);
+    const ood = new Float64Array(jobs.length);
+    const { input } = this.card;
+    const perImage = input.width * input.height * input.channels;
+    for (let start = 0; start < jobs.length; start += this.maxBatchSize) {
+      const chunk = jobs.slice(start, start + this.maxBatchSize);
+      const n = Math.max(chunk.length, this.backend.fixedBatch ?? 0);
+      // Padding slots stay zero: their outputs are read and dropped.
+      const tensor = new Float32Array(n * perImage);
+      await Promise.all(
+        chunk.map(async (job, k) => {
+          const pixels = await cropAndResize(decoded[job.image]!, job.region, input);
+          writeTensor(pixels, input, this.transform, tensor, k);
+        }),
+      );
+      const t0 = performance.now();
+      const out = await this.backend.run(tensor, n);
+      this.options.onInference?.((performance.now() - t0) / 1000, chunk.length);
+      for (let k = 0; k < chunk.length; k++) {
+        pPG[start + k] = out.pPG[k];
+        if (this.ood && out.embedding && out.embeddingDim) ood[start + k] = oodScore(out.embedding, k * out.embeddingDim, this.ood);
+      }
+    }
+
+    // Fold tiles back into frames: a frame is as PG as its most PG tile.
+    const threshold = this.card.threshold;
+    const byImage = new Map<number, number[]>();
+    jobs.forEach((job, j) => {
+      const list = byImage.get(job.image) ?? [];
+      list.push(j);
+      byImage.set(job.image, list);
+    });
+    for (const [i, indices] of byImage) {
+      const image = decoded[i]!;
+      let best = 0;
+      let oodSum = 0;
+      const tiles: Tile[] = [];
+      for (const j of indices) {
+        best = Math.max(best, pPG[j]);
+        oodSum += ood[j];
+        if (tiledImage.get(i) && pPG[j] >= threshold) tiles.push({ ...jobs[j].region, pPG: round(pPG[j]) });
+      }
+      const result: ClassifyResult = { predicted: best >= threshold ? 'pg' : 'cex', pPG: round(best), width: image.width, height: image.height };
+      if (tiledImage.get(i)) result.tiles = tiles;
+      if (this.ood) {
+        // Tiled frames: the mean tile score, so one odd tile (a vessel edge) does not void a frame.
+        const score = oodSum / indices.length;
+        result.ood = round(score);
+        if (score > this.ood.threshold) {
+          result.predicted = 'unusable';
+          result.reason = 'out-of-distribution';
+          result.pPG = null;
+        }
+      }
+      results[i] = result;
+    }
+    return results;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.backend.close();
+  }
+}
+
+/** Six decimals: more than any threshold needs, and stable JSON. */
+function round(v: number): number {
+  return Math.round(v * 1e6) / 1e6;
+}

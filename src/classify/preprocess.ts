@@ -1,0 +1,167 @@
+/**
+ * Image bytes → model tensor, as the model card says: decode (sharp, with a pixel limit so a
+ * decompression bomb is refused before it is decoded), channels, resize, normalise, layout.
+ *
+ * An image is decoded once to 8-bit RGB; crops and tiles are cut from that buffer, so a tiled
+ * 1280×960 frame is decoded one time, not once per tile.
+ */
+import sharp from 'sharp';
+import type { ModelInput, Normalization } from '../model/card.js';
+
+/** Largest image decoded by default: 40 Mpx (a 16 MiB PNG can hold far more when it is a bomb). */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
+
+/** ImageNet means/stds per colour as Keras (`caffe`, 0–255) and torchvision (`torch`, 0–1) use them. */
+const CAFFE_MEAN = { r: 123.68, g: 116.779, b: 103.939 };
+const TORCH_MEAN = { r: 0.485, g: 0.456, b: 0.406 };
+const TORCH_STD = { r: 0.229, g: 0.224, b: 0.225 };
+
+export interface DecodedImage {
+  /** 8-bit RGB, row-major, 3 bytes per pixel. */
+  rgb: Buffer;
+  width: number;
+  height: number;
+}
+
+export class ImageDecodeError extends Error {
+  constructor(
+    message: string,
+    /** Small fixed set, used as a metric label: `too-large`, `undecodable`, `empty`. */
+    readonly reason: 'too-large' | 'undecodable' | 'empty',
+  ) {
+    super(message);
+  }
+}
+
+/** Decode any image sharp reads to 8-bit RGB; refuses images above `maxPixels` without decoding them. */
+export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
+  if (bytes.length === 0) throw new ImageDecodeError('image is empty (0 bytes)', 'empty');
+  try {
+    const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) {
+      // Grey inputs come back with one channel from some codecs; expand so every path sees RGB.
+      const rgb = Buffer.alloc(info.width * info.height * 3);
+      for (let i = 0, j = 0; i < data.length; i += info.channels, j += 3) rgb[j] = rgb[j + 1] = rgb[j + 2] = data[i];
+      return { rgb, width: info.width, height: info.height };
+    }
+    return { rgb: data, width: info.width, height: info.height };
+  } catch (err) {
+    const message = (err as Error).message;
+    if (/pixel limit/i.test(message)) {
+      throw new ImageDecodeError(`image exceeds the pixel limit of ${maxPixels} pixels (${message}); raise maxPixels if such frames are real`, 'too-large');
+    }
+    throw new ImageDecodeError(`cannot decode image (${message})`, 'undecodable');
+  }
+}
+
+export interface Region {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Cut `region` from a decoded image and resize it to the model's input, in the model's
+ * channel count. Returns 8-bit pixels: `channels` bytes per pixel, RGB order for 3.
+ */
+export async function cropAndResize(image: DecodedImage, region: Region, input: ModelInput): Promise<Buffer> {
+  const fit = input.resize === 'squash' ? 'fill' : input.resize;
+  let pipeline = sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } });
+  if (region.x !== 0 || region.y !== 0 || region.width !== image.width || region.height !== image.height) {
+    pipeline = pipeline.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
+  }
+  if (region.width !== input.width || region.height !== input.height) {
+    pipeline = pipeline.resize(input.width, input.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 }, kernel: 'lanczos3' });
+  }
+  if (input.channels === 1) pipeline = pipeline.toColourspace('b-w');
+  const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
+  if (info.channels === input.channels) return data;
+  // sharp keeps 3 channels for grey in some paths; take the first (they are equal after b-w).
+  const out = Buffer.alloc(input.width * input.height * input.channels);
+  for (let i = 0, j = 0; j < out.length; i += info.channels, j += input.channels) {
+    for (let c = 0; c < input.channels; c++) out[j + c] = data[i + c];
+  }
+  return out;
+}
+
+/** Per-channel `(pixel * scale - mean) / std`, in the model's channel order. */
+export interface ChannelTransform {
+  scale: number;
+  mean: number[];
+  std: number[];
+  /** For each model channel, which source channel (0=R, 1=G, 2=B) to read. */
+  source: number[];
+}
+
+/** What the card's colour order and normalisation mean, as numbers. */
+export function channelTransform(input: Pick<ModelInput, 'channels' | 'colorOrder' | 'normalization'>): ChannelTransform {
+  const colours: ('r' | 'g' | 'b')[] = input.channels === 1 ? ['r'] : input.colorOrder === 'bgr' ? ['b', 'g', 'r'] : ['r', 'g', 'b'];
+  const source = input.channels === 1 ? [0] : colours.map((c) => ({ r: 0, g: 1, b: 2 })[c]);
+  const n: Normalization = input.normalization;
+  const per = (v: number[] | number) => colours.map((_, i) => (typeof v === 'number' ? v : v.length === 1 ? v[0] : v[i]));
+  switch (n) {
+    case 'unit':
+      return { scale: 1 / 255, mean: per(0), std: per(1), source };
+    case 'tf':
+      return { scale: 1 / 127.5, mean: per(1), std: per(1), source };
+    case 'caffe':
+      // Keras caffe: means per colour on 0–255, no scaling; they follow the colour, not the slot.
+      return { scale: 1, mean: colours.map((c) => CAFFE_MEAN[c]), std: per(1), source };
+    case 'torch':
+      return { scale: 1 / 255, mean: colours.map((c) => TORCH_MEAN[c]), std: colours.map((c) => TORCH_STD[c]), source };
+    default:
+      return { scale: n.scale, mean: per(n.mean), std: per(n.std), source };
+  }
+}
+
+/**
+ * Write one image's 8-bit pixels (`channels` per pixel, RGB order when 3) into `out` at image
+ * slot `index`, normalised and laid out as the card says.
+ */
+export function writeTensor(pixels: Buffer, input: ModelInput, transform: ChannelTransform, out: Float32Array, index: number): void {
+  const { width, height, channels, layout } = input;
+  const plane = width * height;
+  const base = index * plane * channels;
+  const inChannels = pixels.length / plane;
+  const { scale, mean, std, source } = transform;
+  for (let c = 0; c < channels; c++) {
+    const src = inChannels === 1 ? 0 : source[c];
+    const m = mean[c];
+    const inv = 1 / std[c];
+    if (layout === 'NCHW') {
+      const o = base + c * plane;
+      for (let p = 0; p < plane; p++) out[o + p] = (pixels[p * inChannels + src] * scale - m) * inv;
+    } else {
+      for (let p = 0; p < plane; p++) out[base + p * channels + c] = (pixels[p * inChannels + src] * scale - m) * inv;
+    }
+  }
+}
+
+/** Tensor shape for a batch of `n` images. */
+export function tensorShape(input: ModelInput, n: number): number[] {
+  return input.layout === 'NHWC' ? [n, input.height, input.width, input.channels] : [n, input.channels, input.height, input.width];
+}
+
+/**
+ * Tiles of `tile`×`tile` every `stride` pixels; the last row/column is moved back to the
+ * edge so every pixel is covered. An image smaller than a tile is one tile, the whole image.
+ */
+export function tileRegions(width: number, height: number, tile: number, stride: number): Region[] {
+  const starts = (size: number): number[] => {
+    if (size <= tile) return [0];
+    const out: number[] = [];
+    for (let s = 0; s + tile <= size; s += stride) out.push(s);
+    if (out[out.length - 1] + tile < size) out.push(size - tile);
+    return out;
+  };
+  const regions: Region[] = [];
+  for (const y of starts(height)) {
+    for (const x of starts(width)) regions.push({ x, y, width: Math.min(tile, width), height: Math.min(tile, height) });
+  }
+  return regions;
+}

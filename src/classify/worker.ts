@@ -1,0 +1,41 @@
+/**
+ * The inference thread. onnxruntime-node's `run()` and TF.js's CPU kernels block the thread
+ * they run on; here they block this one, and the main thread keeps fetching, heartbeating and
+ * decoding. Messages: see WorkerRequest / WorkerReply in worker-client.ts.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { openBackend, type BackendInit, type InferenceBackend } from './backends/index.js';
+import type { WorkerReply, WorkerRequest } from './worker-client.js';
+
+const port = parentPort;
+if (!port) throw new Error('classify worker: must run as a worker thread (new Worker), not as a script');
+const post = (reply: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMessage(reply, transfer);
+
+let backend: InferenceBackend | undefined;
+try {
+  backend = await openBackend(workerData as BackendInit, (message) => post({ type: 'log', message }));
+  post({ type: 'ready', name: backend.name, device: backend.device, fixedBatch: backend.fixedBatch });
+} catch (err) {
+  post({ type: 'failed', message: (err as Error).message });
+}
+
+port.on('message', async (request: WorkerRequest) => {
+  if (request.type === 'close') {
+    await backend?.close().catch(() => {});
+    post({ type: 'closed' });
+    port.close();
+    return;
+  }
+  if (!backend) {
+    post({ type: 'error', id: request.id, message: 'classify worker: no backend (it failed to start)' });
+    return;
+  }
+  try {
+    const out = await backend.run(request.tensor, request.n);
+    const transfer: ArrayBuffer[] = [out.pPG.buffer as ArrayBuffer];
+    if (out.embedding) transfer.push(out.embedding.buffer as ArrayBuffer);
+    post({ type: 'result', id: request.id, pPG: out.pPG, embedding: out.embedding, embeddingDim: out.embeddingDim }, transfer);
+  } catch (err) {
+    post({ type: 'error', id: request.id, message: (err as Error).message });
+  }
+});
