@@ -1,0 +1,56 @@
+/** The alert stage's Prometheus metrics, declared once (see src/metrics/metrics.ts for the rules). */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+function once<T>(registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make();
+}
+
+export function createAlertMetrics(registry: Registry) {
+  const registers = [registry];
+  return {
+    alarm: once(registry, 'crystalwatch_alarm', () => new Gauge({
+      name: 'crystalwatch_alarm',
+      help: 'PG onset alarm per camera: 1 while an alert of any run of that camera fires, 0 otherwise.',
+      labelNames: ['camera'] as const,
+      registers,
+    })),
+    alerts: once(registry, 'crystalwatch_alerts_total', () => new Counter({
+      name: 'crystalwatch_alerts_total',
+      help: 'PG onset alerts fired, per camera.',
+      labelNames: ['camera'] as const,
+      registers,
+    })),
+    deliveries: once(registry, 'crystalwatch_alert_deliveries_total', () => new Counter({
+      name: 'crystalwatch_alert_deliveries_total',
+      help: 'Alert deliveries by sink (topic, webhook, websocket, alertmanager, action) and outcome: delivered, retried (an attempt failed, another follows), failed (gave up), dropped (queue full).',
+      labelNames: ['sink', 'outcome'] as const,
+      registers,
+    })),
+    queued: once(registry, 'crystalwatch_alert_deliveries_queued', () => new Gauge({
+      name: 'crystalwatch_alert_deliveries_queued',
+      help: 'Alert deliveries waiting (or being retried), by sink.',
+      labelNames: ['sink'] as const,
+      registers,
+    })),
+    predictionToAlert: once(registry, 'crystalwatch_prediction_to_alert_seconds', () => new Histogram({
+      name: 'crystalwatch_prediction_to_alert_seconds',
+      help: 'From the tripping prediction being produced (its Kafka record timestamp) to the alert being emitted.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers,
+    })),
+    duplicates: once(registry, 'crystalwatch_duplicate_predictions_total', () => new Counter({
+      name: 'crystalwatch_duplicate_predictions_total',
+      help: 'Predictions seen again (at-least-once redelivery) and ignored, by stage.',
+      labelNames: ['stage'] as const,
+      registers,
+    })),
+    malformed: once(registry, 'crystalwatch_malformed_messages_total', () => new Counter({
+      name: 'crystalwatch_malformed_messages_total',
+      help: 'Messages that failed their schema and went to the dead-letter topic, by consuming stage and topic kind.',
+      labelNames: ['stage', 'topic'] as const,
+      registers,
+    })),
+  };
+}
+
+export type AlertMetrics = ReturnType<typeof createAlertMetrics>;
