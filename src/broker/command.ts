@@ -1,6 +1,67 @@
+/**
+ * `crystalwatch broker`: run the embedded broker standalone until SIGINT/SIGTERM.
+ *
+ * When it is listening it prints one JSON line on stdout:
+ *   {"event":"listening","host":"127.0.0.1","port":9092,"address":"127.0.0.1:9092","dataDir":"/abs/path"}
+ * so a parent process (tests, scripts) started with --port 0 learns the port.
+ * Logs go to stderr.
+ */
 import type { Command } from 'commander';
+import { pino } from 'pino';
+import { startBroker, DEFAULT_PORT } from './index.js';
 
-// Placeholder until this area's commands land; each says so honestly instead of pretending.
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${name} must be an integer ${min}..${max}, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
 export function registerBrokerCommands(program: Command): void {
-  program.command('broker').description('(not available yet in this build)').action(() => { console.error('crystalwatch broker: not available yet in this build'); process.exitCode = 2; });
+  program
+    .command('broker')
+    .description('Run the embedded single-node Kafka-protocol broker (kafkajs, librdkafka/kcat) until SIGINT/SIGTERM')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'TCP port (0 = any free port, printed on stdout)', integer('--port', 0, 65535), DEFAULT_PORT)
+    .option('--data-dir <dir>', 'folder for segment files and committed offsets', './data/broker')
+    .option('--partitions <n>', 'partitions of auto-created topics', integer('--partitions', 1, 10_000), 3)
+    .option('--fsync <policy>', 'always (before each ack) | interval (every second) | never (leave it to the OS)', 'interval')
+    .option('--message-max-bytes <n>', 'largest record batch accepted', integer('--message-max-bytes', 1024, 1024 ** 3), 16 * 1024 * 1024)
+    .option('--retention-bytes <n>', 'default per-partition size limit', integer('--retention-bytes', 0, Number.MAX_SAFE_INTEGER))
+    .option('--retention-ms <n>', 'default age limit of records', integer('--retention-ms', 0, Number.MAX_SAFE_INTEGER))
+    .option('--no-auto-create-topics', 'refuse Metadata requests for unknown topics instead of creating them')
+    .option('--log-level <level>', 'pino level for stderr logs', process.env.CRYSTALWATCH_LOG_LEVEL ?? 'info')
+    .action(async (options: { host: string; port: number; dataDir: string; partitions: number; fsync: string; messageMaxBytes: number; retentionBytes?: number; retentionMs?: number; autoCreateTopics: boolean; logLevel: string }) => {
+      if (!['always', 'interval', 'never'].includes(options.fsync)) throw new Error(`--fsync must be always, interval or never, got ${JSON.stringify(options.fsync)}`);
+      // stdout carries the machine-readable "listening" line; logs go to stderr.
+      const logger = pino({ name: 'crystalwatch', level: options.logLevel }, pino.destination(2));
+      const retention: { bytes?: number; ms?: number } = {};
+      if (options.retentionBytes !== undefined) retention.bytes = options.retentionBytes;
+      if (options.retentionMs !== undefined) retention.ms = options.retentionMs;
+      const broker = await startBroker({
+        host: options.host,
+        port: options.port,
+        dataDir: options.dataDir,
+        defaultPartitions: options.partitions,
+        autoCreateTopics: options.autoCreateTopics,
+        messageMaxBytes: options.messageMaxBytes,
+        fsync: options.fsync as 'always' | 'interval' | 'never',
+        retention,
+        logger,
+      });
+      process.stdout.write(JSON.stringify({ event: 'listening', host: broker.host, port: broker.port, address: broker.address, dataDir: options.dataDir }) + '\n');
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info({ signal }, 'stopping broker');
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          resolve();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await broker.close();
+      process.stdout.write(JSON.stringify({ event: 'closed' }) + '\n');
+    });
 }

@@ -1,0 +1,184 @@
+/**
+ * The embedded single-node Kafka-protocol broker. See README.md in this folder
+ * for what it implements, its files on disk and the fsync policy.
+ */
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join, resolve } from 'node:path';
+import { silentLogger, type Logger } from '../config/logger.js';
+import { BrokerCore } from './core.js';
+import { Connection } from './server.js';
+
+export interface BrokerOptions {
+  host?: string;            // default '127.0.0.1'
+  port?: number;            // default 9092; 0 = ephemeral
+  dataDir: string;          // append-only segment files per partition + committed group offsets
+  defaultPartitions?: number;   // for auto-created topics, default 3
+  autoCreateTopics?: boolean;   // default true
+  messageMaxBytes?: number;     // default 16 MiB (frames are images)
+  fsync?: 'always' | 'interval' | 'never'; // documented in README.md; default 'interval'
+  retention?: { bytes?: number; ms?: number }; // per-topic defaults
+  logger?: Logger;
+  /** Segment file size before a new one is started (default 64 MiB); retention deletes whole segments. */
+  segmentBytes?: number;
+  /** fsync period for fsync 'interval' (default 1000 ms). */
+  fsyncIntervalMs?: number;
+  /** How often retention runs (default 30 s; it also runs at start). */
+  retentionCheckIntervalMs?: number;
+}
+
+export const DEFAULT_PORT = 9092;
+const MiB = 1024 * 1024;
+
+function check(condition: boolean, message: string): void {
+  if (!condition) throw new Error(`broker options: ${message}`);
+}
+
+export class Broker {
+  private readonly core: BrokerCore;
+  private readonly options: Required<Pick<BrokerOptions, 'host' | 'port' | 'fsyncIntervalMs' | 'retentionCheckIntervalMs'>> & BrokerOptions;
+  private readonly logger: Logger;
+  private server: Server | undefined;
+  private readonly connections = new Set<Connection>();
+  private timers: NodeJS.Timeout[] = [];
+  private lockPath: string;
+  private boundPort = -1;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: BrokerOptions) {
+    check(typeof options.dataDir === 'string' && options.dataDir.length > 0, `dataDir is required (a folder for segments and offsets), got ${JSON.stringify(options.dataDir)}`);
+    const port = options.port ?? DEFAULT_PORT;
+    check(Number.isInteger(port) && port >= 0 && port <= 65535, `port must be 0..65535, got ${options.port}`);
+    const partitions = options.defaultPartitions ?? 3;
+    check(Number.isInteger(partitions) && partitions >= 1 && partitions <= 10_000, `defaultPartitions must be 1..10000, got ${options.defaultPartitions}`);
+    const messageMaxBytes = options.messageMaxBytes ?? 16 * MiB;
+    check(Number.isInteger(messageMaxBytes) && messageMaxBytes >= 1024 && messageMaxBytes <= 1024 * MiB, `messageMaxBytes must be 1 KiB..1 GiB, got ${options.messageMaxBytes}`);
+    const fsync = options.fsync ?? 'interval';
+    check(['always', 'interval', 'never'].includes(fsync), `fsync must be "always", "interval" or "never", got ${JSON.stringify(options.fsync)}`);
+    const retention = options.retention ?? {};
+    check(retention.bytes === undefined || retention.bytes >= 0, `retention.bytes must be >= 0, got ${retention.bytes}`);
+    check(retention.ms === undefined || retention.ms >= 0, `retention.ms must be >= 0, got ${retention.ms}`);
+    const segmentBytes = options.segmentBytes ?? Math.min(64 * MiB, Math.max(MiB, retention.bytes !== undefined ? Math.floor(retention.bytes / 4) : 64 * MiB));
+    check(segmentBytes >= 1024, `segmentBytes must be >= 1024, got ${segmentBytes}`);
+    this.options = { ...options, host: options.host ?? '127.0.0.1', port, fsyncIntervalMs: options.fsyncIntervalMs ?? 1000, retentionCheckIntervalMs: options.retentionCheckIntervalMs ?? 30_000 };
+    this.logger = (options.logger ?? silentLogger).child({ stage: 'broker' });
+    const dataDir = resolve(options.dataDir);
+    this.lockPath = join(dataDir, 'broker.lock');
+    this.core = new BrokerCore({
+      dataDir,
+      defaultPartitions: partitions,
+      autoCreateTopics: options.autoCreateTopics ?? true,
+      messageMaxBytes,
+      fsync,
+      retention,
+      segmentBytes,
+      cacheBytes: 32 * MiB,
+      logger: this.logger,
+    });
+  }
+
+  get host(): string { return this.options.host; }
+  get port(): number { return this.boundPort >= 0 ? this.boundPort : this.options.port; }
+  get address(): string { return `${this.advertisedHost}:${this.port}`; }
+
+  /** Where clients should connect: a wildcard bind is advertised as loopback. */
+  private get advertisedHost(): string {
+    return this.options.host === '0.0.0.0' || this.options.host === '::' ? '127.0.0.1' : this.options.host;
+  }
+
+  async start(): Promise<void> {
+    if (this.server) return;
+    mkdirSync(this.core.options.dataDir, { recursive: true });
+    this.acquireLock();
+    try {
+      this.core.open();
+    } catch (err) {
+      this.releaseLock();
+      throw err;
+    }
+    const maxRequestBytes = Math.max(100 * MiB, 2 * this.core.options.messageMaxBytes);
+    const server = createServer((socket: Socket) => {
+      const connection = new Connection(socket, this.core, maxRequestBytes, this.logger, (c) => this.connections.delete(c));
+      this.connections.add(connection);
+    });
+    this.server = server;
+    await new Promise<void>((resolvePromise, reject) => {
+      server.once('error', reject);
+      server.listen(this.options.port, this.options.host, () => { server.off('error', reject); resolvePromise(); });
+    }).catch((err: NodeJS.ErrnoException) => {
+      this.server = undefined;
+      this.core.close();
+      this.releaseLock();
+      throw new Error(`broker: cannot listen on ${this.options.host}:${this.options.port}: ${err.code ?? err.message}; pick another --port (0 = any free port)`);
+    });
+    const address = server.address();
+    this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
+    this.core.host = this.advertisedHost;
+    this.core.port = this.boundPort;
+    if (this.core.options.fsync === 'interval') {
+      this.timers.push(setInterval(() => this.flush(), this.options.fsyncIntervalMs));
+    }
+    this.core.topics.applyRetention();
+    this.timers.push(setInterval(() => this.core.topics.applyRetention(), this.options.retentionCheckIntervalMs));
+    this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
+  }
+
+  private flush(): void {
+    try {
+      this.core.topics.flush();
+      this.core.offsets.flush();
+    } catch (err) {
+      this.logger.error({ err }, 'fsync failed');
+    }
+  }
+
+  /** A second broker on the same data dir would interleave writes; a lock file with our pid prevents it. */
+  private acquireLock(): void {
+    try {
+      const holder = Number(readFileSync(this.lockPath, 'utf8'));
+      if (holder && holder !== process.pid && isAlive(holder)) {
+        throw new Error(`broker: data dir ${this.core.options.dataDir} is in use by process ${holder}; stop it or use another --data-dir`);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    writeFileSync(this.lockPath, String(process.pid));
+  }
+
+  private releaseLock(): void {
+    try { unlinkSync(this.lockPath); } catch { /* already gone */ }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer);
+    this.timers = [];
+    const server = this.server;
+    if (!server) return;
+    const closed = new Promise<void>((resolvePromise) => server.close(() => resolvePromise()));
+    for (const connection of [...this.connections]) connection.close();
+    await closed;
+    this.core.close();
+    this.releaseLock();
+    this.logger.info('broker closed');
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function startBroker(options: BrokerOptions): Promise<Broker> {
+  const broker = new Broker(options);
+  await broker.start();
+  return broker;
+}
