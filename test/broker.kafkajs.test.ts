@@ -1,0 +1,158 @@
+/**
+ * kafkajs 2.2.4 against the embedded broker over real loopback sockets.
+ */
+import { createHash } from 'node:crypto';
+import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
+let server: TestBroker;
+let kafka: Kafka;
+
+beforeAll(async () => {
+  server = await startTestBroker();
+  kafka = new Kafka({ brokers: [server.address], clientId: 'broker-test', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 8 } });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const timer = setInterval(() => {
+      if (condition()) { clearInterval(timer); resolve(); } else if (Date.now() - started > timeoutMs) { clearInterval(timer); reject(new Error(`timed out waiting for ${what}`)); }
+    }, 20);
+  });
+}
+
+describe('kafkajs against the embedded broker', () => {
+  it('produces and consumes 10,000 messages in order per partition, every key once', async () => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: 'ten-thousand', numPartitions: 4 }] });
+    for (let batch = 0; batch < 10; batch++) {
+      await producer.send({ topic: 'ten-thousand', acks: -1, messages: Array.from({ length: 1000 }, (_, i) => ({ key: `k${batch * 1000 + i}`, value: `value-${batch * 1000 + i}` })) });
+    }
+    const offsets = await admin.fetchTopicOffsets('ten-thousand');
+    expect(offsets.reduce((sum, p) => sum + Number(p.high), 0)).toBe(10_000);
+
+    const consumer = kafka.consumer({ groupId: 'ten-thousand-reader', sessionTimeout: 6000, heartbeatInterval: 500 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'ten-thousand', fromBeginning: true });
+    const seen = new Map<string, number>();
+    const lastOffset = new Map<number, number>();
+    let outOfOrder = 0;
+    await consumer.run({
+      eachMessage: async ({ partition, message }: EachMessagePayload) => {
+        const key = message.key!.toString();
+        seen.set(key, (seen.get(key) ?? 0) + 1);
+        expect(message.value!.toString()).toBe(`value-${key.slice(1)}`);
+        const offset = Number(message.offset);
+        if ((lastOffset.get(partition) ?? -1) >= offset) outOfOrder++;
+        lastOffset.set(partition, offset);
+      },
+    });
+    await waitFor(() => seen.size === 10_000, '10,000 messages');
+    await consumer.disconnect();
+    expect([...seen.values()].every((n) => n === 1)).toBe(true);
+    expect(outOfOrder).toBe(0);
+    const committed = await admin.fetchOffsets({ groupId: 'ten-thousand-reader', topics: ['ten-thousand'] });
+    expect(committed[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(10_000);
+    await admin.disconnect();
+    await producer.disconnect();
+  });
+
+  it('moves 1 MiB messages byte-for-byte', async () => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const digests = new Map<string, string>();
+    for (let send = 0; send < 6; send++) {
+      const messages = Array.from({ length: 4 }, (_, i) => {
+        const id = send * 4 + i;
+        // Deterministic, incompressible-looking content: a hash chain seeded by the id.
+        const value = Buffer.alloc(1024 * 1024);
+        let block = createHash('sha256').update(`seed-${id}`).digest();
+        for (let offset = 0; offset < value.length; offset += block.length) { block.copy(value, offset); block = createHash('sha256').update(block).digest(); }
+        digests.set(`m${id}`, createHash('sha256').update(value).digest('hex'));
+        return { key: `m${id}`, value };
+      });
+      await producer.send({ topic: 'one-mebibyte', messages });
+    }
+    const consumer = kafka.consumer({ groupId: 'mebibyte-reader', maxBytesPerPartition: 2 * 1024 * 1024, sessionTimeout: 6000, heartbeatInterval: 500 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'one-mebibyte', fromBeginning: true });
+    const received = new Map<string, string>();
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        received.set(message.key!.toString(), createHash('sha256').update(message.value!).digest('hex'));
+      },
+    });
+    await waitFor(() => received.size === 24, '24 messages of 1 MiB');
+    await consumer.disconnect();
+    await producer.disconnect();
+    expect(received).toEqual(digests);
+  });
+
+  it('rebalances a group of two consumers on join and leave; together they see every message exactly once', async () => {
+    const topic = 'shared-work';
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 6 }] });
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const sendRange = async (from: number, to: number): Promise<void> => {
+      for (let start = from; start < to; start += 500) {
+        await producer.send({ topic, messages: Array.from({ length: Math.min(500, to - start) }, (_, i) => ({ key: `k${start + i}`, value: String(start + i) })) });
+      }
+    };
+    const counts = new Map<string, number>();
+    const byConsumer = { a: 0, b: 0 };
+    const assigned = { a: [] as number[], b: [] as number[] };
+    const start = async (name: 'a' | 'b'): Promise<Consumer> => {
+      const consumer = kafka.consumer({ groupId: 'pair', sessionTimeout: 6000, heartbeatInterval: 300, rebalanceTimeout: 10_000 });
+      consumer.on(consumer.events.GROUP_JOIN, (event) => { assigned[name] = (event.payload.memberAssignment[topic] ?? []).slice().sort(); });
+      await consumer.connect();
+      await consumer.subscribe({ topic, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const key = message.key!.toString();
+          counts.set(key, (counts.get(key) ?? 0) + 1);
+          byConsumer[name]++;
+        },
+      });
+      return consumer;
+    };
+
+    await sendRange(0, 3000);
+    const a = await start('a');
+    await waitFor(() => counts.size === 3000, 'consumer a to read the first 3000');
+    expect(assigned.a).toEqual([0, 1, 2, 3, 4, 5]);
+
+    const b = await start('b');
+    await waitFor(() => assigned.b.length > 0 && assigned.a.length > 0 && assigned.a.length + assigned.b.length === 6, 'the join rebalance');
+    expect([...assigned.a, ...assigned.b].sort()).toEqual([0, 1, 2, 3, 4, 5]);
+    await sendRange(3000, 7000);
+    await waitFor(() => counts.size === 7000, 'both consumers to read messages 3000-6999');
+    expect(byConsumer.b).toBeGreaterThan(0);
+
+    await b.disconnect(); // LeaveGroup: a takes every partition back
+    await waitFor(() => assigned.a.length === 6, 'the leave rebalance');
+    await sendRange(7000, 10_000);
+    await waitFor(() => counts.size === 10_000, 'consumer a to read the rest');
+    await a.disconnect();
+
+    expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
+    const committed = await admin.fetchOffsets({ groupId: 'pair', topics: [topic] });
+    expect(committed[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(10_000);
+    const description = await admin.describeGroups(['pair']);
+    expect(description.groups[0].state).toBe('Empty');
+    await producer.disconnect();
+    await admin.disconnect();
+  });
+});
