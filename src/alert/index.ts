@@ -148,7 +148,7 @@ export class AlertStage extends EventEmitter {
           this.observePrediction(decoded.value, Number(message.timestamp));
           return;
         }
-        this.metrics.malformed.inc({ stage: STAGE, topic: 'predictions' });
+        this.metrics.deadLetter.inc({ stage: STAGE, reason: 'invalid-prediction' });
         this.logger.warn({ topic, partition, offset: message.offset, reason: decoded.reason }, 'malformed prediction sent to dead-letter');
         const letter = { sourceTopic: topic, partition, offset: message.offset, reason: decoded.reason, stage: STAGE, at: new Date(this.now()).toISOString() };
         await this.producer

@@ -44,10 +44,10 @@ export function createAlertMetrics(registry: Registry) {
       labelNames: ['stage'] as const,
       registers,
     })),
-    malformed: once(registry, 'crystalwatch_malformed_messages_total', () => new Counter({
-      name: 'crystalwatch_malformed_messages_total',
-      help: 'Messages that failed their schema and went to the dead-letter topic, by consuming stage and topic kind.',
-      labelNames: ['stage', 'topic'] as const,
+    deadLetter: once(registry, 'crystalwatch_dead_letter_total', () => new Counter({
+      name: 'crystalwatch_dead_letter_total',
+      help: 'Records sent to the dead-letter topic, by stage and reason.',
+      labelNames: ['stage', 'reason'] as const,
       registers,
     })),
   };

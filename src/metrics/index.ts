@@ -265,7 +265,7 @@ export class MetricsStage extends EventEmitter {
   }
 
   private async deadLetter(sourceTopic: string, partition: number, offset: string, key: Buffer | null, value: Buffer | null, reason: string, kind: string): Promise<void> {
-    this.metrics.malformed.inc({ stage: STAGE, topic: kind });
+    this.metrics.deadLetter.inc({ stage: STAGE, reason: `invalid-${kind === 'labels' ? 'label' : 'prediction'}` });
     this.logger.warn({ sourceTopic, partition, offset, reason }, 'malformed message sent to dead-letter');
     const letter = { sourceTopic, partition, offset, reason, stage: STAGE, at: new Date(this.now()).toISOString() };
     try {
