@@ -58,7 +58,7 @@ export const DEPTH_LAYERS = [
   { name: 'far', share: 0.34, blurPx: [4.5, 9] as Range, contrast: [0.35, 0.7] as Range },
   { name: 'mid', share: 0.33, blurPx: [2.0, 4.0] as Range, contrast: [0.5, 0.9] as Range },
   { name: 'near', share: 0.22, blurPx: [0.9, 1.8] as Range, contrast: [0.7, 1.0] as Range },
-  { name: 'focus', share: 0.11, blurPx: [0.0, 0.6] as Range, contrast: [0.85, 1.0] as Range },
+  { name: 'focus', share: 0.11, blurPx: [0.4, 0.9] as Range, contrast: [0.85, 1.0] as Range },
 ] as const;
 export type DepthLayerName = (typeof DEPTH_LAYERS)[number]['name'];
 
@@ -67,12 +67,12 @@ export type DepthLayerName = (typeof DEPTH_LAYERS)[number]['name'];
  * crystal size distributions from growth with size-dependent rates are.
  */
 export const CEX = {
-  lengthPx: { median: 75, gsd: 1.9, min: 10, max: 700 },
+  lengthPx: { median: 85, gsd: 1.8, min: 14, max: 700 },
   widthPx: { median: 2.6, gsd: 1.65, min: 0.9, max: 16 },
   /** Minimum aspect ratio length/width: anything stubbier is not a needle. */
-  minAspect: 5,
+  minAspect: 8,
   /** Needles per 100×100 px of image: log-normal between sparse and crowded suspensions. */
-  densityPer10kPx2: { median: 7, gsd: 1.6 },
+  densityPer10kPx2: { median: 10, gsd: 1.6 },
   /** Some frames are dense mats of fibres. */
   matProbability: 0.15,
   matDensityFactor: [3, 6] as Range,
@@ -83,10 +83,10 @@ export const CEX = {
   /** Gap between bundle members, in needle widths. */
   bundleGapWidths: [0.6, 2.5] as Range,
   /** Gray above the background of the bright edges and of the body of a needle. */
-  edgeGain: [45, 150] as Range,
-  coreGain: [-10, 55] as Range,
+  edgeGain: [55, 170] as Range,
+  coreGain: [5, 80] as Range,
   /** Fraction of needles with pointed (rather than square-cut) ends. */
-  pointedEndsProbability: 0.4,
+  pointedEndsProbability: 0.3,
 };
 
 /**
@@ -104,7 +104,7 @@ export const PG = {
   lobeAmplitude: [0.02, 0.12] as Range,
   roughness: [0.01, 0.06] as Range,
   /** Grain radius, log-normal: fine to coarse texture from one agglomerate to the next. */
-  grainRadiusPx: { median: 2.2, gsd: 1.45, min: 0.8, max: 7 },
+  grainRadiusPx: { median: 2.0, gsd: 1.45, min: 1.0, max: 6.5 },
   /** Grain coverage of the agglomerate's area (several layers of grains overlap). */
   grainCoverage: [1.2, 2.6] as Range,
   /**

@@ -6,7 +6,9 @@
  */
 import { createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
+import { PG } from './physics.js';
 import { Rng } from './random.js';
+import { grainTexture, TEXTURE_TILE_PX } from './texture.js';
 import type { AgglomerateSpec, NeedleSpec, SceneSpec } from './scene.js';
 
 const GRAY: string[] = Array.from({ length: 256 }, (_, v) => `rgb(${v},${v},${v})`);
@@ -28,7 +30,7 @@ function drawNeedle(ctx: SKRSContext2D, n: NeedleSpec): void {
     ctx.stroke();
     return;
   }
-  const tip = n.pointed ? Math.min(n.width * 1.5, n.length * 0.2) : 0;
+  const tip = n.pointed ? Math.min(n.width * 0.8, n.length * 0.1) : 0;
   // Outline in the needle's own frame (u along, v across), then rotated into the image.
   const pts: [number, number][] = n.pointed
     ? [[-hl, 0], [-hl + tip, -hw], [hl - tip, -hw], [hl, 0], [hl - tip, hw], [-hl + tip, hw]]
@@ -47,7 +49,7 @@ function drawNeedle(ctx: SKRSContext2D, n: NeedleSpec): void {
   ctx.fill();
   ctx.globalAlpha = 1;
   ctx.strokeStyle = gray(n.edgeGray);
-  ctx.lineWidth = Math.min(2, Math.max(0.8, n.width * 0.22));
+  ctx.lineWidth = Math.min(1.8, Math.max(0.7, n.width * 0.18));
   ctx.stroke();
 }
 
@@ -67,16 +69,18 @@ function outlineRadii(agg: AgglomerateSpec, rng: Rng, points: number): number[] 
 }
 
 /**
- * Draw a PG agglomerate centred at (ox, oy) of `ctx`: a body filled with overlapping small
- * grains, each lit from one side ("cauliflower"), clipped to a lobed outline, plus grains that
- * stick out of it so the edge is ragged. Gray levels relative to `backgroundGray`.
+ * Draw a PG agglomerate centred at (ox, oy) of `ctx`: a lobed, ragged outline filled with the
+ * body gray, the granular texture blended over it ("overlay": grains brighten, gaps darken,
+ * saturated bodies stay white), volume shading, and grains straddling the outline so the edge is
+ * ragged. Gray levels are relative to `backgroundGray`.
  */
 function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, oy: number, backgroundGray: number): void {
   const rng = new Rng(agg.seed);
-  const points = 96;
-  const radii = outlineRadii(agg, rng, points);
   const rx = agg.radius * Math.sqrt(agg.aspect);
   const ry = agg.radius / Math.sqrt(agg.aspect);
+  // One outline point per grain or so along the perimeter: roughness at the grain scale.
+  const points = Math.max(48, Math.min(480, Math.round((Math.PI * (rx + ry)) / agg.grainRadius)));
+  const radii = outlineRadii(agg, rng, points);
   const ca = Math.cos(agg.angle);
   const sa = Math.sin(agg.angle);
   const toImage = (t: number, rel: number): [number, number] => {
@@ -85,15 +89,16 @@ function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, o
     return [ox + ca * ex - sa * ey, oy + sa * ex + ca * ey];
   };
   const radiusAt = (t: number): number => {
-    const f = ((t / (2 * Math.PI)) * points) % points;
-    const i = Math.floor(f < 0 ? f + points : f);
-    return radii[i];
+    const f = (t / (2 * Math.PI)) * points;
+    return radii[((Math.floor(f) % points) + points) % points];
   };
 
   const b = agg.brightness;
-  const bodyGray = backgroundGray + (8 + 197 * b * b * 0.6 + 197 * b * 0.4) * 1;
-  const grainSd = 10 + 50 * b;
-  const body = Math.min(255, bodyGray);
+  const [gainLo, gainHi] = PG.bodyGain;
+  // Brightness is convex in β: most agglomerates are mid-gray, a tail saturates.
+  const body = Math.min(255, backgroundGray + gainLo + (gainHi - gainLo) * (0.55 * b * b + 0.45 * b));
+  const [cLo, cHi] = PG.grainContrast;
+  const grainSd = cLo + (cHi - cLo) * b;
 
   ctx.save();
   ctx.beginPath();
@@ -104,46 +109,52 @@ function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, o
   }
   ctx.closePath();
   // Faint agglomerates are thin, partly transparent layers over the slurry.
-  ctx.globalAlpha = 0.55 + 0.45 * Math.min(1, b * 2);
+  ctx.globalAlpha = 0.6 + 0.4 * Math.min(1, b * 2.5);
   ctx.fillStyle = gray(body);
   ctx.fill();
   ctx.clip();
 
-  const area = Math.PI * rx * ry;
-  const nGrains = Math.min(6000, Math.round((agg.grainCoverage * area) / (Math.PI * agg.grainRadius * agg.grainRadius)));
-  const lx = Math.cos(agg.lightAngle);
-  const ly = Math.sin(agg.lightAngle);
-  const drawGrain = (t: number, rel: number, edge: boolean): void => {
-    const [x, y] = toImage(t, rel);
-    const r = agg.grainRadius * rng.logNormal(1, 1.35);
-    // Shading over the agglomerate: brighter centre (shading > 0) or brighter rim (< 0).
-    const shade = 1 + agg.shading * (1 - 2 * rel * rel);
-    const g = body * shade + grainSd * rng.normal() - (edge ? grainSd * 0.5 : 0);
-    ctx.globalAlpha = edge ? 0.8 : 0.9;
-    ctx.fillStyle = gray(g);
-    ctx.beginPath();
-    ctx.arc(x, y, r, 0, 2 * Math.PI);
-    ctx.fill();
-    // A highlight on the lit side of coarse grains makes the granular texture read as 3-D.
-    if (r > 1.6) {
-      ctx.fillStyle = gray(g + grainSd * 0.9 + 20);
-      ctx.beginPath();
-      ctx.arc(x + lx * r * 0.35, y + ly * r * 0.35, r * 0.45, 0, 2 * Math.PI);
-      ctx.fill();
-    }
-  };
-  for (let i = 0; i < nGrains; i++) {
-    const t = rng.uniform(0, 2 * Math.PI);
-    drawGrain(t, Math.sqrt(rng.next()) * radiusAt(t), false);
+  // Texture: rotation = where the light comes from; strength grows with the grain contrast.
+  const { tile, scale } = grainTexture(agg.grainRadius);
+  ctx.globalCompositeOperation = 'overlay';
+  ctx.globalAlpha = Math.min(1, 0.45 + agg.textureStrength * 0.55);
+  ctx.translate(ox, oy);
+  ctx.rotate(agg.lightAngle);
+  ctx.scale(scale, scale);
+  const half = TEXTURE_TILE_PX / 2;
+  ctx.drawImage(tile, -half + rng.uniform(-30, 30), -half + rng.uniform(-30, 30));
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+
+  // Volume: brighter centre (shading > 0) or brighter rim (< 0), only over the body.
+  ctx.globalCompositeOperation = 'source-atop';
+  const rMax = Math.max(rx, ry) * 1.1;
+  const glow = ctx.createRadialGradient(ox, oy, 0, ox, oy, rMax);
+  const a = Math.min(0.6, Math.abs(agg.shading));
+  if (agg.shading > 0) {
+    glow.addColorStop(0, `rgba(255,255,255,${a.toFixed(3)})`);
+    glow.addColorStop(0.7, 'rgba(255,255,255,0)');
+    glow.addColorStop(1, `rgba(0,0,0,${(a * 0.8).toFixed(3)})`);
+  } else {
+    glow.addColorStop(0, `rgba(0,0,0,${(a * 0.7).toFixed(3)})`);
+    glow.addColorStop(0.55, 'rgba(0,0,0,0)');
+    glow.addColorStop(1, `rgba(255,255,255,${a.toFixed(3)})`);
   }
+  ctx.globalAlpha = 1;
+  ctx.fillStyle = glow;
+  ctx.fillRect(ox - rMax, oy - rMax, 2 * rMax, 2 * rMax);
   ctx.restore();
 
-  // Ragged rim: grains straddling the outline.
+  // Ragged rim: grains straddling the outline, a little darker than the body on average.
   const perimeter = Math.PI * (rx + ry);
-  const nRim = Math.round((perimeter / agg.grainRadius) * 0.9);
+  const nRim = Math.min(160, Math.round(perimeter / (2.2 * agg.grainRadius)));
+  ctx.globalAlpha = 0.7;
   for (let i = 0; i < nRim; i++) {
     const t = rng.uniform(0, 2 * Math.PI);
-    drawGrain(t, radiusAt(t) * rng.uniform(0.93, 1.05), true);
+    const [x, y] = toImage(t, radiusAt(t) * rng.uniform(0.96, 1.04));
+    ctx.fillStyle = gray(body + grainSd * rng.normal(-0.3, 0.8));
+    ctx.beginPath();
+    ctx.arc(x, y, agg.grainRadius * rng.logNormal(1, 1.3), 0, 2 * Math.PI);
+    ctx.fill();
   }
   ctx.globalAlpha = 1;
 }
@@ -207,27 +218,6 @@ export function drawScene(scene: SceneSpec): Canvas {
     }
   }
 
-  // Uneven illumination: multiply by the smooth gain field (coarse grid, upsampled).
-  const { cols, rows, gains } = scene.illumination;
-  const field = createCanvas(cols, rows);
-  const fctx = field.getContext('2d');
-  const img = fctx.createImageData(cols, rows);
-  for (let i = 0; i < gains.length; i++) {
-    const v = Math.round(255 * gains[i]);
-    img.data[4 * i] = v;
-    img.data[4 * i + 1] = v;
-    img.data[4 * i + 2] = v;
-    img.data[4 * i + 3] = 255;
-  }
-  fctx.putImageData(img, 0, 0);
-  ctx.globalCompositeOperation = 'multiply';
-  ctx.imageSmoothingEnabled = true;
-  ctx.imageSmoothingQuality = 'high';
-  // Half-cell inset: grid points sit on the image corners, not half a cell outside them.
-  const cw = width / (cols - 1);
-  const ch = height / (rows - 1);
-  ctx.drawImage(field, -cw / 2, -ch / 2, width + cw, height + ch);
-  ctx.globalCompositeOperation = 'source-over';
   return canvas;
 }
 
@@ -239,22 +229,70 @@ const NORMALS = (() => {
   return table;
 })();
 
-/** RGBA → 8-bit gray plus sensor noise: variance = read² + gain × signal. */
+/** Catmull-Rom weights for a fraction f ∈ [0, 1) between grid points 1 and 2 of 0..3. */
+function catmullRom(f: number): [number, number, number, number] {
+  const f2 = f * f;
+  const f3 = f2 * f;
+  return [(-f3 + 2 * f2 - f) / 2, (3 * f3 - 5 * f2 + 2) / 2, (-3 * f3 + 4 * f2 + f) / 2, (f3 - f2) / 2];
+}
+
+/** Per-pixel sample positions on a coarse grid axis of `points` points spanning `size` pixels. */
+function axisWeights(size: number, points: number): { index: Int32Array; weights: Float32Array } {
+  const index = new Int32Array(size * 4);
+  const weights = new Float32Array(size * 4);
+  for (let x = 0; x < size; x++) {
+    const u = (x / Math.max(1, size - 1)) * (points - 1);
+    const i = Math.min(points - 2, Math.floor(u));
+    const w = catmullRom(u - i);
+    for (let k = 0; k < 4; k++) {
+      index[4 * x + k] = Math.min(points - 1, Math.max(0, i - 1 + k));
+      weights[4 * x + k] = w[k];
+    }
+  }
+  return { index, weights };
+}
+
+/**
+ * RGBA → 8-bit gray, times the illumination field (Catmull-Rom upsampled from its coarse grid),
+ * plus sensor noise with variance read² + gain × signal.
+ */
 export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer {
-  const n = scene.width * scene.height;
-  const out = Buffer.allocUnsafe(n);
+  const { width, height } = scene;
+  const out = Buffer.allocUnsafe(width * height);
   const sd = new Float32Array(256);
   const { readNoiseSd, shotNoiseGain } = scene.sensor;
   for (let v = 0; v < 256; v++) sd[v] = Math.sqrt(readNoiseSd * readNoiseSd + shotNoiseGain * v);
+  const { cols, rows, gains } = scene.illumination;
+  const cx = axisWeights(width, cols);
+  const cy = axisWeights(height, rows);
+  const rowGain = new Float32Array(cols);
+  const lineGain = new Float32Array(width);
   let state = scene.sensor.noiseSeed | 1;
-  for (let i = 0; i < n; i++) {
-    // xorshift32: cheap, good enough to index a table of normals.
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    const v = rgba[4 * i];
-    const noisy = v + sd[v] * NORMALS[state & 0xffff] + 0.5;
-    out[i] = noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0;
+  for (let y = 0; y < height; y++) {
+    for (let c = 0; c < cols; c++) {
+      let g = 0;
+      for (let k = 0; k < 4; k++) g += cy.weights[4 * y + k] * gains[cy.index[4 * y + k] * cols + c];
+      rowGain[c] = g;
+    }
+    for (let x = 0; x < width; x++) {
+      const j = 4 * x;
+      lineGain[x] =
+        cx.weights[j] * rowGain[cx.index[j]] +
+        cx.weights[j + 1] * rowGain[cx.index[j + 1]] +
+        cx.weights[j + 2] * rowGain[cx.index[j + 2]] +
+        cx.weights[j + 3] * rowGain[cx.index[j + 3]];
+    }
+    const base = y * width;
+    for (let x = 0; x < width; x++) {
+      // xorshift32: cheap, good enough to index a table of normals.
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      const lit = rgba[4 * (base + x)] * lineGain[x];
+      const v = lit >= 255 ? 255 : lit | 0;
+      const noisy = lit + sd[v] * NORMALS[state & 0xffff] + 0.5;
+      out[base + x] = noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0;
+    }
   }
   return out;
 }

@@ -34,6 +34,8 @@ export interface AgglomerateSpec {
   grainCoverage: number;
   /** 0 = faint textured disk … 1 = saturated white blob. */
   brightness: number;
+  /** How strongly the granular texture shows, 0..1. */
+  textureStrength: number;
   /** > 0 brighter centre, < 0 brighter rim. */
   shading: number;
   /** Direction the light comes from (radians): one side of each grain is brighter. */
@@ -214,10 +216,10 @@ export function addBundle(rng: Rng, scene: SceneSpec, layerIndex: number, x: num
 
 /** A PG agglomerate of the given mean diameter at (x, y). */
 export function sampleAgglomerate(rng: Rng, x: number, y: number, diameter: number): AgglomerateSpec {
-  const nLobes = rng.int(2, 5);
+  const nLobes = rng.int(2, 4);
   const lobes = [];
   for (let i = 0; i < nLobes; i++) {
-    lobes.push({ k: rng.int(2, 9), amplitude: u(rng, PG.lobeAmplitude), phase: rng.uniform(0, 2 * Math.PI) });
+    lobes.push({ k: rng.int(2, 6), amplitude: u(rng, PG.lobeAmplitude), phase: rng.uniform(0, 2 * Math.PI) });
   }
   const aspect = u(rng, PG.aspect);
   const G = PG.grainRadiusPx;
@@ -237,6 +239,7 @@ export function sampleAgglomerate(rng: Rng, x: number, y: number, diameter: numb
     grainRadius,
     grainCoverage: u(rng, PG.grainCoverage),
     brightness: rng.beta(PG.brightnessBeta[0], PG.brightnessBeta[1]),
+    textureStrength: rng.next(),
     shading: u(rng, PG.shadingStrength),
     lightAngle: rng.uniform(0, 2 * Math.PI),
     blurPx,
