@@ -1,0 +1,94 @@
+/**
+ * Thumbnails from the real `frames` topic: kafkajs against the embedded broker, simulator frames
+ * (fixed seeds) produced with the frame headers of the contract, the web server's own consumer
+ * group turning them into ≤320 px JPEGs served by frame id and per camera.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import sharp from 'sharp';
+import type { Kafka, Producer } from 'kafkajs';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
+import { encodeFrameHeaders } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
+import { WebServer } from '../src/web/index.js';
+import { renderCrop } from '../simulator/index.js';
+
+const topics = topicNames('webtest.');
+let broker: TestBroker;
+let kafka: Kafka;
+let producer: Producer;
+let web: WebServer;
+
+beforeAll(async () => {
+  broker = await startTestBroker();
+  kafka = createKafka({ brokers: [broker.address], clientId: 'web-thumbnails-test' });
+  await ensureTopics(kafka, topics, 2);
+  producer = createProducer(kafka);
+  await producer.connect();
+  web = new WebServer({ registry: new Registry(), port: 0, thumbnails: { kafka, topics, groupId: 'web-thumbnails-test' } });
+  await web.start();
+});
+
+afterAll(async () => {
+  await web?.close();
+  await producer?.disconnect();
+  await broker?.close();
+});
+
+async function produceFrame(camera: string, frameId: string, value: Buffer, capturedAt = new Date().toISOString()): Promise<void> {
+  const headers = encodeFrameHeaders({ 'frame-id': frameId, camera, 'captured-at': capturedAt, 'content-type': 'image/png', 'run-id': 'run-1' });
+  await producer.send({ topic: topics.frames, messages: [{ key: camera, value, headers }] });
+}
+
+async function get(path: string): Promise<Response> {
+  return fetch(`${web.url}${path}`);
+}
+
+describe('thumbnails from the frames topic', () => {
+  it('consumes frames from latest with its own group and serves ≤320 px JPEGs', async () => {
+    const crop = await renderCrop({ label: 'pg', seed: 42, width: 640, height: 480 });
+    // The consumer starts from the latest offset: keep producing until it has joined and seen one.
+    const deadline = Date.now() + 60_000;
+    let n = 0;
+    for (;;) {
+      await produceFrame('cam-a', `cam-a-warmup-${n++}`, crop.png);
+      if ((await get('/api/cameras/cam-a/latest.jpg')).status === 200) break;
+      if (Date.now() > deadline) throw new Error('no thumbnail within 60 s of producing frames');
+      await new Promise((r) => setTimeout(r, 500));
+    }
+
+    await produceFrame('cam-b', 'cam-b-2026-11-22T10:00:00Z-0001', crop.png, '2026-11-22T10:00:00.000Z');
+    await produceFrame('cam-b', 'cam-b-bad-bytes', Buffer.from('this is not an image'));
+    await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: { camera: 'cam-b' } }] }); // no frame-id
+    let response: Response | undefined;
+    for (let i = 0; i < 60; i++) {
+      response = await get('/api/frames/cam-b-2026-11-22T10%3A00%3A00Z-0001/thumbnail');
+      const metrics = await (await get('/metrics')).text();
+      if (response.status === 200 && /crystalwatch_web_thumbnails_total\{result="bad_headers"\} 1/.test(metrics) && /result="decode_error"\} 1/.test(metrics)) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(response?.status).toBe(200);
+    expect(response?.headers.get('content-type')).toBe('image/jpeg');
+    const meta = await sharp(Buffer.from(await response!.arrayBuffer())).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 320, 240]);
+
+    const metrics = await (await get('/metrics')).text();
+    expect(metrics).toMatch(/crystalwatch_web_thumbnails_total\{result="bad_headers"\} 1/);
+    expect(metrics).toMatch(/crystalwatch_web_thumbnails_total\{result="decode_error"\} 1/);
+
+    const cameras = (await (await get('/api/cameras')).json()) as { camera: string; thumbnail?: { frameId: string; sourceWidth: number; sourceHeight: number } }[];
+    const b = cameras.find((c) => c.camera === 'cam-b');
+    expect(b?.thumbnail).toMatchObject({ frameId: 'cam-b-2026-11-22T10:00:00Z-0001', sourceWidth: 640, sourceHeight: 480 });
+
+    // Its own consumer group, so it never takes partitions from classify.
+    const admin = kafka.admin();
+    await admin.connect();
+    try {
+      const groups = await admin.listGroups();
+      expect(groups.groups.map((g) => g.groupId)).toContain('web-thumbnails-test');
+    } finally {
+      await admin.disconnect();
+    }
+  });
+});
