@@ -1,0 +1,138 @@
+/**
+ * librdkafka (Debian kcat 1.7.1, librdkafka 2.0.2) against the embedded broker,
+ * side by side with kafkajs: metadata, produce/consume across clients, and a
+ * consumer group shared by kcat -G and a kafkajs consumer.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Kafka, logLevel, PartitionAssigners, type PartitionAssigner } from 'kafkajs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+
+process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+
+let server: TestBroker;
+let kafka: Kafka;
+const children = new Set<ChildProcess>();
+
+beforeAll(async () => {
+  server = await startTestBroker();
+  kafka = new Kafka({ brokers: [server.address], clientId: 'kcat-test', logLevel: logLevel.NOTHING });
+});
+
+afterAll(async () => {
+  for (const child of children) child.kill('SIGKILL');
+  await server?.close();
+});
+
+function kcat(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('kcat', ['-b', server.address, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    children.add(child);
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.on('error', reject);
+    child.on('exit', (code) => { clearTimeout(timer); children.delete(child); resolve({ code, stdout, stderr }); });
+    child.stdin.end(input ?? '');
+  });
+}
+
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('kcat (librdkafka) against the embedded broker', () => {
+  it('kcat -L lists the broker and the topics with their partitions', async () => {
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic: 'listed', numPartitions: 5 }] });
+    await admin.disconnect();
+    const { code, stdout } = await kcat(['-L', '-J']);
+    expect(code).toBe(0);
+    const metadata = JSON.parse(stdout) as { brokers: Array<{ id: number; name: string }>; topics: Array<{ topic: string; partitions: Array<{ partition: number; leader: number }> }> };
+    expect(metadata.brokers).toEqual([{ id: 0, name: server.address }]);
+    const listed = metadata.topics.find((t) => t.topic === 'listed')!;
+    expect(listed.partitions.map((p) => p.partition).sort()).toEqual([0, 1, 2, 3, 4]);
+    expect(listed.partitions.every((p) => p.leader === 0)).toBe(true);
+  });
+
+  it('kcat -P produces what kafkajs consumes', async () => {
+    const lines = Array.from({ length: 2000 }, (_, i) => `key${i}:value-${i}`).join('\n') + '\n';
+    const produced = await kcat(['-P', '-t', 'from-kcat', '-K:', '-X', 'acks=all'], lines);
+    expect(produced.code).toBe(0);
+    const consumer = kafka.consumer({ groupId: 'reads-kcat', sessionTimeout: 6000, heartbeatInterval: 500 });
+    await consumer.connect();
+    await consumer.subscribe({ topic: 'from-kcat', fromBeginning: true });
+    const seen = new Map<string, string>();
+    await consumer.run({ eachMessage: async ({ message }) => { seen.set(message.key!.toString(), message.value!.toString()); } });
+    await waitFor(() => seen.size === 2000, 'kafkajs to read 2000 records from kcat');
+    await consumer.disconnect();
+    expect(seen.get('key0')).toBe('value-0');
+    expect(seen.get('key1999')).toBe('value-1999');
+  });
+
+  it('kcat -C consumes what kafkajs produced, with keys, headers and offsets intact', async () => {
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    await producer.send({ topic: 'from-kafkajs', messages: Array.from({ length: 1500 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: i % 3, headers: { camera: 'cam-1' } })) });
+    await producer.disconnect();
+    const { code, stdout } = await kcat(['-C', '-t', 'from-kafkajs', '-o', 'beginning', '-e', '-q', '-f', '%p|%o|%k|%s|%h\n']);
+    expect(code).toBe(0);
+    const rows = stdout.trim().split('\n').map((line) => line.split('|'));
+    expect(rows.length).toBe(1500);
+    expect(new Set(rows.map((r) => r[2])).size).toBe(1500);
+    expect(rows.every(([partition, , key, value, headers]) => value === `v${key.slice(1)}` && Number(key.slice(1)) % 3 === Number(partition) && headers === 'camera=cam-1')).toBe(true);
+    const partition0 = rows.filter((r) => r[0] === '0').map((r) => Number(r[1]));
+    expect(partition0).toEqual(Array.from({ length: 500 }, (_, i) => i));
+  });
+
+  it('a kcat -G member and a kafkajs member share one group: every record read once', async () => {
+    const topic = 'shared-by-clients';
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] });
+    // Both members must offer an assignor by the same name; the consumer protocol bytes are standard.
+    const roundrobin: PartitionAssigner = (config) => ({ ...PartitionAssigners.roundRobin(config), name: 'roundrobin' });
+    const consumer = kafka.consumer({ groupId: 'mixed', partitionAssigners: [roundrobin], sessionTimeout: 10_000, heartbeatInterval: 500 });
+    const seenByKafkajs: string[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => { seenByKafkajs.push(message.key!.toString()); } });
+
+    const member = spawn('kcat', ['-b', server.address, '-G', 'mixed', '-X', 'partition.assignment.strategy=roundrobin', '-X', 'auto.offset.reset=earliest', '-q', '-u', '-f', '%k\n', topic], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.add(member);
+    let kcatOut = '';
+    member.stdout.on('data', (chunk: Buffer) => { kcatOut += chunk.toString(); });
+    await waitFor(async () => {
+      const { groups } = await admin.describeGroups(['mixed']);
+      return groups[0].state === 'Stable' && groups[0].members.length === 2;
+    }, 'the mixed group to be stable with 2 members');
+
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    await producer.send({ topic, messages: Array.from({ length: 2000 }, (_, i) => ({ key: `m${i}`, value: 'x', partition: i % 4 })) });
+    await producer.disconnect();
+    const seenByKcat = (): string[] => kcatOut.split('\n').filter(Boolean);
+    await waitFor(() => seenByKcat().length + seenByKafkajs.length >= 2000, 'both members to read 2000 records');
+    await new Promise((r) => setTimeout(r, 500)); // a duplicate would show up here
+
+    const all = [...seenByKcat(), ...seenByKafkajs];
+    expect(all.length).toBe(2000);
+    expect(new Set(all).size).toBe(2000);
+    expect(seenByKcat().length).toBe(1000);
+    expect(seenByKafkajs.length).toBe(1000);
+
+    const exited = new Promise((r) => member.once('exit', r));
+    member.kill('SIGTERM');
+    await exited;
+    children.delete(member);
+    await consumer.disconnect();
+    await admin.disconnect();
+  });
+});
