@@ -7,6 +7,9 @@
  */
 import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { modelFile } from '../../model/card.js';
 import { type BackendInit, type BackendOutput, type InferenceBackend, pPGFromOutput } from './types.js';
@@ -14,12 +17,30 @@ import { tensorShape } from '../preprocess.js';
 
 type Provider = 'tensorrt' | 'cuda' | 'cpu';
 
-function gpuProvidersListed(): Provider[] {
+const require = createRequire(import.meta.url);
+
+/**
+ * GPU providers worth trying: listed by this onnxruntime build and with their shared library
+ * installed next to the binding (trying one that is absent costs nothing but prints an error).
+ */
+function gpuProviders(log: (msg: string) => void): Provider[] {
+  if (process.env.CRYSTALWATCH_ORT_GPU === '0') return [];
   const listed = new Set(ort.listSupportedBackends().map((b) => b.name));
+  let binDir: string | undefined;
+  try {
+    binDir = join(dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  } catch {
+    binDir = undefined;
+  }
   const order: Provider[] = [];
-  if (process.env.CRYSTALWATCH_ORT_GPU === '0') return order;
-  if (listed.has('tensorrt')) order.push('tensorrt');
-  if (listed.has('cuda')) order.push('cuda');
+  for (const p of ['tensorrt', 'cuda'] as const) {
+    if (!listed.has(p)) continue;
+    if (binDir && !existsSync(join(binDir, `libonnxruntime_providers_${p}.so`)) && process.platform === 'linux') {
+      log(`onnxruntime: ${p} execution provider not installed (no libonnxruntime_providers_${p}.so in ${binDir})`);
+      continue;
+    }
+    order.push(p);
+  }
   return order;
 }
 
@@ -42,7 +63,7 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
   };
   let session: ort.InferenceSession | undefined;
   let provider: Provider = 'cpu';
-  for (const candidate of gpuProvidersListed()) {
+  for (const candidate of gpuProviders(log)) {
     try {
       session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: [candidate, 'cpu'] });
       provider = candidate;

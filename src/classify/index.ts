@@ -1,0 +1,223 @@
+/**
+ * The classify stage: consumes `frames` as a consumer group, classifies every frame, produces
+ * one record per frame to `predictions` (or `dead-letter`), then commits the offset — at least
+ * once: after a crash a frame may be predicted twice, never zero times; consumers de-duplicate
+ * by `frameId`.
+ *
+ *   const stage = new ClassifyStage({ kafka, topics, modelDir: 'models/default', registry });
+ *   await stage.start();   // stage.info → { backend: 'onnx', device: 'cpu', model: 'default@1.0.0' }
+ *   ...
+ *   await stage.close();
+ */
+import type { Kafka, Consumer, Producer, KafkaMessage, Message } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import type { Topics } from '../bus/topics.js';
+import { createConsumer, createProducer, sendBatched } from '../bus/kafka.js';
+import { decodeFrameHeaders, encodeJson, type DeadLetter, type FrameHeaders, type Prediction } from '../bus/messages.js';
+import { silentLogger, type Logger } from '../config/logger.js';
+import { Classifier, type ClassifyResult, type TilingOption } from './classifier.js';
+import type { BackendChoice } from './backends/index.js';
+import { MicroBatcher } from './batcher.js';
+import { classifyMetrics, type ClassifyMetrics } from './metrics.js';
+import type { QualityThresholds } from './quality.js';
+
+export { Classifier, type ClassifyResult, type ClassifierOptions, type TilingOption } from './classifier.js';
+export { classifyMetrics, type ClassifyMetrics } from './metrics.js';
+
+export const DEFAULT_GROUP_ID = 'crystalwatch-classify';
+
+export interface ClassifyOptions {
+  kafka: Kafka;
+  topics: Topics;
+  groupId?: string;
+  modelDir: string;
+  backend?: BackendChoice;
+  /** Images per inference call (default 32). */
+  maxBatchSize?: number;
+  /** Longest wait for a batch to fill before it runs anyway (default 10 ms). */
+  maxBatchWaitMs?: number;
+  /** `auto` (default): tile frames over 2× the tile size; `off`: always whole-image. */
+  tiling?: TilingOption;
+  registry: Registry;
+  logger?: Logger;
+  /** Decompression-bomb guard (default 40 Mpx). */
+  maxPixels?: number;
+  quality?: Partial<QualityThresholds>;
+  /** Largest frame record expected (consumer fetch sizes). */
+  maxMessageBytes?: number;
+  /** Read `frames` from the start when the group has no committed offset (default true). */
+  fromBeginning?: boolean;
+  /** Partitions processed at once, batched together (default 8). */
+  partitionsConsumedConcurrently?: number;
+}
+
+const STAGE = 'classify';
+
+export class ClassifyStage {
+  private classifier?: Classifier;
+  private batcher?: MicroBatcher;
+  private consumer?: Consumer;
+  private producer?: Producer;
+  private readonly metrics: ClassifyMetrics;
+  private readonly logger: Logger;
+  private readonly groupId: string;
+  private readonly lagByPartition = new Map<number, number>();
+  private closing?: Promise<void>;
+  private started = false;
+  /** Frames predicted (or dead-lettered) by this process. */
+  readonly stats = { predicted: 0, unusable: 0, deadLettered: 0 };
+
+  constructor(private readonly o: ClassifyOptions) {
+    this.metrics = classifyMetrics(o.registry);
+    this.logger = (o.logger ?? silentLogger).child({ stage: STAGE });
+    this.groupId = o.groupId ?? DEFAULT_GROUP_ID;
+  }
+
+  get info(): { backend: string; device: string; model: string } {
+    if (!this.classifier) return { backend: 'none', device: 'none', model: 'none' };
+    return this.classifier.info;
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const maxBatchSize = this.o.maxBatchSize ?? 32;
+    let backendLabels: { backend: string; device: string } | undefined;
+    this.classifier = await Classifier.load(this.o.modelDir, {
+      backend: this.o.backend ?? 'auto',
+      maxBatchSize,
+      tiling: this.o.tiling ?? 'auto',
+      maxPixels: this.o.maxPixels,
+      quality: this.o.quality,
+      log: (message) => this.logger.info(message),
+      onInference: (seconds, n) => {
+        if (backendLabels) this.metrics.inference.observe(backendLabels, seconds);
+        this.metrics.batchSize.observe(n);
+      },
+    });
+    const info = this.classifier.info;
+    backendLabels = { backend: info.backend, device: info.device };
+    this.metrics.backendInfo.set(backendLabels, 1);
+    this.logger.info({ ...info, modelDir: this.classifier.modelDir }, `classify: model ${info.model} on ${info.backend}/${info.device}`);
+    this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? 10);
+
+    this.producer = createProducer(this.o.kafka);
+    await this.producer.connect();
+    this.consumer = createConsumer(this.o.kafka, this.groupId, { maxMessageBytes: this.o.maxMessageBytes });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [this.o.topics.frames], fromBeginning: this.o.fromBeginning ?? true });
+    const consumer = this.consumer;
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently ?? 8,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        // Chunks of one batch's size: a large fetch is predicted and committed progressively.
+        for (let i = 0; i < batch.messages.length; i += maxBatchSize) {
+          if (!isRunning() || isStale()) return;
+          const chunk = batch.messages.slice(i, i + maxBatchSize);
+          // Long batches (a slow CPU, a tiled frame) must not cost the group membership.
+          const beat = setInterval(() => void heartbeat().catch(() => {}), 1_000);
+          try {
+            await this.process(batch.partition, chunk);
+          } finally {
+            clearInterval(beat);
+          }
+          if (isStale()) return; // reassigned meanwhile: the new owner re-processes from the committed offset
+          const last = chunk[chunk.length - 1].offset;
+          resolveOffset(last);
+          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+          const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
+          this.lagByPartition.set(batch.partition, lag);
+          this.metrics.lag.set({ group: this.groupId, topic: this.o.topics.frames }, [...this.lagByPartition.values()].reduce((a, b) => a + b, 0));
+          await heartbeat();
+        }
+      },
+    });
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      // Partitions moved: lag of partitions no longer held must not linger in the sum.
+      const held = new Set(Object.values(e.payload.memberAssignment).flat());
+      for (const p of this.lagByPartition.keys()) if (!held.has(p)) this.lagByPartition.delete(p);
+      this.logger.info({ assignment: e.payload.memberAssignment }, 'classify: partitions assigned');
+    });
+    consumer.on(consumer.events.CRASH, (e) => this.logger.error({ err: e.payload.error?.message, restart: e.payload.restart }, 'classify: consumer crashed'));
+  }
+
+  /** Classify one partition's chunk and produce its predictions and dead letters, in offset order. */
+  private async process(partition: number, messages: KafkaMessage[]): Promise<void> {
+    const received = performance.now();
+    const predictions: Message[] = [];
+    const deadLetters: Message[] = [];
+    const deadLetter = (m: KafkaMessage, reasonLabel: string, reason: string) => {
+      const value: DeadLetter = { sourceTopic: this.o.topics.frames, partition, offset: m.offset, reason, stage: STAGE, at: new Date().toISOString() };
+      deadLetters.push({ key: m.key, value: encodeJson(value) });
+      this.metrics.deadLetter.inc({ stage: STAGE, reason: reasonLabel });
+      this.stats.deadLettered++;
+      this.logger.warn({ partition, offset: m.offset, reason }, 'classify: frame sent to dead-letter');
+    };
+
+    const usable: { message: KafkaMessage; headers: FrameHeaders }[] = [];
+    for (const m of messages) {
+      const headers = decodeFrameHeaders(m.headers);
+      if (!headers.ok) {
+        deadLetter(m, 'bad-headers', headers.reason);
+        continue;
+      }
+      if (!m.value || m.value.length === 0) {
+        deadLetter(m, 'empty', `frame ${headers.value['frame-id']}: empty value (no image bytes)`);
+        continue;
+      }
+      usable.push({ message: m, headers: headers.value });
+    }
+
+    const results: ClassifyResult[] = usable.length ? await this.batcher!.classify(usable.map((u) => u.message.value!)) : [];
+    const latencyMs = Math.round((performance.now() - received) * 1000) / 1000;
+    const info = this.classifier!.info;
+    usable.forEach(({ message, headers }, k) => {
+      const r = results[k];
+      if (r.predicted === 'error') {
+        deadLetter(message, r.errorKind ?? 'undecodable', `frame ${headers['frame-id']}: ${r.reason}`);
+        return;
+      }
+      const prediction: Prediction = {
+        frameId: headers['frame-id'],
+        camera: headers.camera,
+        runId: headers['run-id'],
+        capturedAt: headers['captured-at'],
+        pPG: r.pPG,
+        predicted: r.predicted,
+        ...(r.reason ? { reason: r.reason } : {}),
+        ...(r.ood !== undefined ? { ood: r.ood } : {}),
+        ...(r.tiles ? { tiles: r.tiles } : {}),
+        ...(headers.label ? { label: headers.label } : {}),
+        model: info.model,
+        backend: info.backend,
+        device: info.device,
+        latencyMs,
+        ...(headers['completed-at'] ? { ingestedAt: Number(headers['completed-at']) } : {}),
+      };
+      predictions.push({ key: headers.camera, value: encodeJson(prediction), headers: { 'frame-id': headers['frame-id'] } });
+      this.metrics.classified.inc({ camera: headers.camera, predicted: r.predicted });
+      if (r.predicted === 'unusable') {
+        this.metrics.unusable.inc({ camera: headers.camera, reason: r.reason ?? 'unknown' });
+        this.stats.unusable++;
+      }
+      this.stats.predicted++;
+    });
+    // Produced (acks from all replicas) before the caller commits the offset: at least once.
+    if (predictions.length) await sendBatched(this.producer!, this.o.topics.predictions, predictions);
+    if (deadLetters.length) await sendBatched(this.producer!, this.o.topics.deadLetter, deadLetters);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // The consumer first: it lets the batch in hand finish and commit, then stops fetching.
+      await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: consumer disconnect failed'));
+      this.batcher?.close();
+      await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: producer disconnect failed'));
+      await this.classifier?.close();
+      if (this.classifier) this.metrics.backendInfo.remove({ backend: this.classifier.info.backend, device: this.classifier.info.device });
+    })();
+    return this.closing;
+  }
+}
