@@ -25,7 +25,7 @@ export function registerBrokerCommands(program: Command): void {
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--port <port>', 'TCP port (0 = any free port, printed on stdout)', integer('--port', 0, 65535), DEFAULT_PORT)
     .option('--data-dir <dir>', 'folder for segment files and committed offsets', './data/broker')
-    .option('--partitions <n>', 'partitions of auto-created topics', integer('--partitions', 1, 10_000), 3)
+    .option('--partitions <n>', 'partitions of auto-created topics', integer('--partitions', 1, 1000), 3)
     .option('--fsync <policy>', 'always (before each ack) | interval (every second) | never (leave it to the OS)', 'interval')
     .option('--message-max-bytes <n>', 'largest record batch accepted', integer('--message-max-bytes', 1024, 1024 ** 3), 16 * 1024 * 1024)
     .option('--retention-bytes <n>', 'default per-partition size limit', integer('--retention-bytes', 0, Number.MAX_SAFE_INTEGER))

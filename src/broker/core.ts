@@ -61,8 +61,8 @@ export class BrokerCore {
     const invalid = invalidTopicName(name);
     if (invalid) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, message: invalid };
     if (this.topics.get(name)) return { errorCode: ErrorCode.TOPIC_ALREADY_EXISTS, message: `topic ${name} already exists` };
-    if (!Number.isInteger(partitions) || partitions < 1 || partitions > 10_000) {
-      return { errorCode: ErrorCode.INVALID_PARTITIONS, message: `partition count must be 1..10000, got ${partitions}` };
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1000) {
+      return { errorCode: ErrorCode.INVALID_PARTITIONS, message: `partition count must be 1..1000 (each partition holds open segment files), got ${partitions}` };
     }
     return { errorCode: ErrorCode.NONE, message: null, topic: this.topics.create(name, partitions, retention) };
   }

@@ -50,7 +50,7 @@ export class Broker {
     const port = options.port ?? DEFAULT_PORT;
     check(Number.isInteger(port) && port >= 0 && port <= 65535, `port must be 0..65535, got ${options.port}`);
     const partitions = options.defaultPartitions ?? 3;
-    check(Number.isInteger(partitions) && partitions >= 1 && partitions <= 10_000, `defaultPartitions must be 1..10000, got ${options.defaultPartitions}`);
+    check(Number.isInteger(partitions) && partitions >= 1 && partitions <= 1000, `defaultPartitions must be 1..1000, got ${options.defaultPartitions}`);
     const messageMaxBytes = options.messageMaxBytes ?? 16 * MiB;
     check(Number.isInteger(messageMaxBytes) && messageMaxBytes >= 1024 && messageMaxBytes <= 1024 * MiB, `messageMaxBytes must be 1 KiB..1 GiB, got ${options.messageMaxBytes}`);
     const fsync = options.fsync ?? 'interval';
