@@ -1,0 +1,247 @@
+/**
+ * Wire-level behaviour of the broker that clients rely on, checked with raw
+ * requests: CRC, idempotent retries, long-poll fetch and its byte limits,
+ * ListOffsets by timestamp, retention, CreateTopics errors, ApiVersions v3,
+ * and the group coordinator's session timeout.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { silentLogger } from '../src/config/logger.js';
+import { ErrorCode } from '../src/broker/errors.js';
+import { GroupCoordinator } from '../src/broker/group/coordinator.js';
+import { crc32c } from '../src/broker/protocol/crc32c.js';
+import { Reader } from '../src/broker/protocol/reader.js';
+import { Writer } from '../src/broker/protocol/writer.js';
+import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { body, buildBatch, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
+
+let server: TestBroker;
+let client: RawClient;
+
+beforeAll(async () => {
+  server = await startTestBroker({ defaultPartitions: 1 });
+  client = await RawClient.open(server.address);
+});
+
+afterAll(async () => {
+  client?.close();
+  await server?.close();
+});
+
+async function createTopic(name: string, partitions = 1, configs: Array<[string, string]> = []): Promise<number> {
+  const response = await client.request(19, 3, body((w) => {
+    w.array([name], (t, n) => {
+      t.string(n).int32(partitions).int16(1).array([], () => {}).array(configs, (c, [k, v]) => { c.string(k).string(v); });
+    });
+    w.int32(1000).boolean(false);
+  }));
+  const r = new Reader(response!, 8);
+  r.int32();
+  r.string();
+  return r.int16();
+}
+
+async function produce(topic: string, batch: Buffer, partition = 0): Promise<{ errorCode: number; baseOffset: number }> {
+  return produceResult((await client.request(0, 7, produceBody(topic, partition, batch)))!);
+}
+
+function fetchBody(topic: string, offset: number, options: { maxWaitMs?: number; minBytes?: number; maxBytes?: number; partitionMaxBytes?: number } = {}): Buffer {
+  return body((w) => {
+    w.int32(-1).int32(options.maxWaitMs ?? 0).int32(options.minBytes ?? 1).int32(options.maxBytes ?? 50 << 20).int8(0).int32(0).int32(-1);
+    w.array([topic], (t, name) => { t.string(name).array([0], (p, i) => { p.int32(i).int32(-1).int64(offset).int64(-1).int32(options.partitionMaxBytes ?? 10 << 20); }); });
+    w.array([], () => {}).string('');
+  });
+}
+
+/** Parses a Fetch v11 response for one partition: error, high watermark, log start, and the batches' base offsets. */
+function parseFetch(frame: Buffer): { errorCode: number; highWatermark: number; logStartOffset: number; recordBytes: number; baseOffsets: number[] } {
+  const r = new Reader(frame, 4);
+  r.int32(); r.int16(); r.int32();
+  r.int32(); r.string(); r.int32();
+  r.int32();
+  const errorCode = r.int16();
+  const highWatermark = r.int64();
+  r.int64();
+  const logStartOffset = r.int64();
+  r.int32(); r.int32();
+  const records = r.bytes();
+  const baseOffsets: number[] = [];
+  for (let position = 0; position + 12 <= records.length; position += 12 + records.readInt32BE(position + 8)) baseOffsets.push(Number(records.readBigInt64BE(position)));
+  return { errorCode, highWatermark, logStartOffset, recordBytes: records.length, baseOffsets };
+}
+
+async function listOffset(topic: string, timestamp: number): Promise<number> {
+  const response = await client.request(2, 3, body((w) => {
+    w.int32(-1).int8(0).array([topic], (t, name) => { t.string(name).array([0], (p, i) => { p.int32(i).int64(timestamp); }); });
+  }));
+  const r = new Reader(response!, 8);
+  r.int32(); r.string(); r.int32(); r.int32();
+  expect(r.int16()).toBe(0);
+  r.int64();
+  return r.int64();
+}
+
+describe('protocol primitives', () => {
+  it('computes CRC-32C like the standard check value', () => {
+    expect(crc32c(Buffer.from('123456789'))).toBe(0xe3069283);
+    expect(crc32c(Buffer.alloc(0))).toBe(0);
+    const big = Buffer.alloc(100_003, 7);
+    expect(crc32c(big, 0, 50_000) === crc32c(big.subarray(0, 50_000))).toBe(true);
+  });
+
+  it('round-trips classic and compact fields through Writer and Reader', () => {
+    const w = new Writer();
+    w.int8(-3).int16(-300).int32(123456789).int64(2 ** 40 + 5).string('héllo').string(null).uvarint(300).compactString('kafka').compactString(null);
+    w.bytes(Buffer.alloc(5000, 1)).compactBytes(Buffer.from([1, 2])).array([1, 2, 3], (x, v) => { x.int32(v); }).compactArray(['a'], (x, v) => { x.compactString(v); }).emptyTaggedFields();
+    const r = new Reader(Buffer.concat(w.finish()));
+    expect([r.int8(), r.int16(), r.int32(), r.int64(), r.string(), r.nullableString(), r.uvarint(), r.compactString(), r.compactNullableString()]).toEqual([-3, -300, 123456789, 2 ** 40 + 5, 'héllo', null, 300, 'kafka', null]);
+    expect(r.bytes().length).toBe(5000);
+    expect([...r.compactBytes()]).toEqual([1, 2]);
+    expect(r.array((x) => x.int32())).toEqual([1, 2, 3]);
+    expect(r.compactArray((x) => x.compactString())).toEqual(['a']);
+    r.skipTaggedFields();
+    expect(r.remaining).toBe(0);
+    expect(() => r.int8()).toThrow(/truncated request/);
+  });
+});
+
+describe('broker wire behaviour', () => {
+  it('advertises exactly the implemented API versions in ApiVersions v3 (flexible)', async () => {
+    const response = await client.request(18, 3, body((w) => { w.compactString('test').compactString('1').emptyTaggedFields(); }), true);
+    const r = new Reader(response!, 4);
+    expect(r.int16()).toBe(0);
+    const apis = r.compactArray((x) => { const api = [x.int16(), x.int16(), x.int16()]; x.skipTaggedFields(); return api; });
+    expect(apis).toEqual([
+      [0, 3, 7], [1, 4, 11], [2, 0, 3], [3, 0, 6], [8, 2, 7], [9, 1, 5], [10, 0, 2], [11, 0, 5],
+      [12, 0, 3], [13, 0, 3], [14, 0, 3], [15, 0, 2], [16, 0, 2], [18, 0, 3], [19, 0, 3], [20, 0, 1], [22, 0, 1],
+    ]);
+  });
+
+  it('stores a retried idempotent batch once and answers with its original offset', async () => {
+    expect(await createTopic('idempotent')).toBe(0);
+    await produce('idempotent', buildBatch([{ value: Buffer.from('first') }]));
+    const batch = (seq: number, epoch = 0): Buffer => buildBatch([{ value: Buffer.from(`s${seq}`) }, { value: Buffer.from(`s${seq}b`) }], { producerId: 4242, producerEpoch: epoch, baseSequence: seq });
+    const original = await produce('idempotent', batch(0));
+    expect(original).toEqual({ errorCode: 0, baseOffset: 1 });
+    expect(await produce('idempotent', batch(0))).toEqual({ errorCode: 0, baseOffset: 1 });
+    expect(await produce('idempotent', batch(2))).toEqual({ errorCode: 0, baseOffset: 3 });
+    expect((await produce('idempotent', batch(7))).errorCode).toBe(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER);
+    expect(await produce('idempotent', batch(0))).toEqual({ errorCode: 0, baseOffset: 1 }); // still within the last 5
+    expect((await produce('idempotent', batch(0, 1))).errorCode).toBe(0); // a new epoch restarts at 0
+    expect((await produce('idempotent', batch(2, 0))).errorCode).toBe(ErrorCode.INVALID_PRODUCER_EPOCH);
+    expect(parseFetch((await client.request(1, 11, fetchBody('idempotent', 0)))!).highWatermark).toBe(7);
+  });
+
+  it('long-polls a fetch until data arrives, and honours byte limits but always returns one whole batch', async () => {
+    expect(await createTopic('polled')).toBe(0);
+    const waiting = client.request(1, 11, fetchBody('polled', 0, { maxWaitMs: 30_000, minBytes: 1 }));
+    const other = await RawClient.open(server.address);
+    const written = produceResult((await other.request(0, 7, produceBody('polled', 0, buildBatch([{ value: Buffer.alloc(1000, 1) }]))))!);
+    expect(written.errorCode).toBe(0);
+    const answer = parseFetch((await waiting)!);
+    expect(answer.baseOffsets).toEqual([0]);
+    for (let i = 1; i < 10; i++) await other.request(0, 7, produceBody('polled', 0, buildBatch([{ value: Buffer.alloc(1000, i) }])));
+    other.close();
+    const batchBytes = answer.recordBytes;
+    const limited = parseFetch((await client.request(1, 11, fetchBody('polled', 0, { partitionMaxBytes: 2 * batchBytes + 10 })))!);
+    expect(limited.baseOffsets).toEqual([0, 1]);
+    const responseLimited = parseFetch((await client.request(1, 11, fetchBody('polled', 3, { maxBytes: 3 * batchBytes })))!);
+    expect(responseLimited.baseOffsets).toEqual([3, 4, 5]);
+    const tiny = parseFetch((await client.request(1, 11, fetchBody('polled', 5, { partitionMaxBytes: 10 })))!);
+    expect(tiny.baseOffsets).toEqual([5]);
+    const outOfRange = parseFetch((await client.request(1, 11, fetchBody('polled', 11)))!);
+    expect(outOfRange.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+  });
+
+  it('lists offsets by timestamp at record precision, plus earliest and latest', async () => {
+    expect(await createTopic('timed')).toBe(0);
+    const t = 1_800_000_000_000;
+    await produce('timed', buildBatch([{ value: Buffer.from('a') }, { value: Buffer.from('b'), timestampDelta: 10 }, { value: Buffer.from('c'), timestampDelta: 20 }], { baseTimestamp: t }));
+    await produce('timed', buildBatch([{ value: Buffer.from('d') }], { baseTimestamp: t + 100 }));
+    expect(await listOffset('timed', t + 15)).toBe(2);
+    expect(await listOffset('timed', t + 10)).toBe(1);
+    expect(await listOffset('timed', t + 50)).toBe(3);
+    expect(await listOffset('timed', t + 1000)).toBe(-1);
+    expect(await listOffset('timed', -2)).toBe(0);
+    expect(await listOffset('timed', -1)).toBe(4);
+  });
+
+  it('refuses bad CreateTopics requests with the matching error codes', async () => {
+    expect(await createTopic('dup')).toBe(0);
+    expect(await createTopic('dup')).toBe(ErrorCode.TOPIC_ALREADY_EXISTS);
+    expect(await createTopic('bad/name')).toBe(ErrorCode.INVALID_TOPIC_EXCEPTION);
+    expect(await createTopic('zero', 0)).toBe(ErrorCode.INVALID_PARTITIONS);
+    expect(await createTopic('compacted', 1, [['cleanup.policy', 'compact']])).toBe(ErrorCode.INVALID_CONFIG);
+  });
+});
+
+describe('retention', () => {
+  it('deletes the oldest segments by size and by age', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-retention-'));
+    const small = await startTestBroker({ dataDir, segmentBytes: 4096, retention: { bytes: 16 * 1024 }, retentionCheckIntervalMs: 100, defaultPartitions: 1 });
+    const raw = await RawClient.open(small.address);
+    try {
+      await raw.request(3, 6, body((w) => { w.array(['sized'], (x, t) => { x.string(t); }).boolean(true); }));
+      for (let i = 0; i < 100; i++) await raw.request(0, 7, produceBody('sized', 0, buildBatch([{ value: Buffer.alloc(1000, i) }])));
+      const readStart = async (topic: string): Promise<ReturnType<typeof parseFetch>> => parseFetch((await raw.request(1, 11, fetchBody(topic, 99)))!);
+      let state = await readStart('sized');
+      for (let tries = 0; state.logStartOffset === 0 && tries < 200; tries++) { await new Promise((r) => setTimeout(r, 50)); state = await readStart('sized'); }
+      expect(state.highWatermark).toBe(100);
+      expect(state.logStartOffset).toBeGreaterThan(50);
+      expect(state.baseOffsets).toEqual([99]);
+      const fromZero = parseFetch((await raw.request(1, 11, fetchBody('sized', 0)))!);
+      expect(fromZero.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
+
+      // Age: records an hour old in a topic that keeps one minute.
+      const created = await raw.request(19, 3, body((w) => {
+        w.array(['aged'], (t, n) => { t.string(n).int32(1).int16(1).array([], () => {}).array([['retention.ms', '60000']], (c, [k, v]) => { c.string(k).string(v); }); });
+        w.int32(1000).boolean(false);
+      }));
+      expect(created).not.toBeNull();
+      for (let i = 0; i < 3; i++) await raw.request(0, 7, produceBody('aged', 0, buildBatch([{ value: Buffer.from('old') }], { baseTimestamp: Date.now() - 3_600_000 })));
+      let aged = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!);
+      for (let tries = 0; aged.logStartOffset < 3 && tries < 200; tries++) { await new Promise((r) => setTimeout(r, 50)); aged = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!); }
+      expect(aged.logStartOffset).toBe(3);
+      expect(aged.highWatermark).toBe(3);
+    } finally {
+      raw.close();
+      await small.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('group coordinator', () => {
+  it('removes a member whose session timed out and rebalances the rest', async () => {
+    const coordinator = new GroupCoordinator(silentLogger, 1_000_000);
+    const join = (memberId = ''): ReturnType<GroupCoordinator['join']> => coordinator.join({ groupId: 'g', sessionTimeoutMs: 1000, rebalanceTimeoutMs: 5000, memberId, groupInstanceId: null, protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.alloc(0) }], clientId: 'c', clientHost: '/127.0.0.1' });
+    const a = await join();
+    expect(a.generationId).toBe(1);
+    expect(a.leader).toBe(a.memberId);
+    await coordinator.sync('g', 1, a.memberId, [{ memberId: a.memberId, assignment: Buffer.from('A') }]);
+    const bJoin = join();
+    expect(coordinator.heartbeat('g', 1, a.memberId)).toBe(ErrorCode.REBALANCE_IN_PROGRESS);
+    const aJoin = join(a.memberId);
+    const [b, a2] = await Promise.all([bJoin, aJoin]);
+    expect(a2.generationId).toBe(2);
+    expect(a2.members.map((m) => m.memberId).sort()).toEqual([a.memberId, b.memberId].sort());
+    const bSync = coordinator.sync('g', 2, b.memberId, []);
+    await coordinator.sync('g', 2, a.memberId, [{ memberId: a.memberId, assignment: Buffer.from('A') }, { memberId: b.memberId, assignment: Buffer.from('B') }]);
+    expect((await bSync).assignment.toString()).toBe('B');
+    expect(coordinator.describe('g').state).toBe('Stable');
+
+    // Only a keeps heartbeating; 1.5 s later b's 1 s session has expired.
+    const now = Date.now();
+    coordinator.groups.get('g')!.members.get(a.memberId)!.lastHeartbeat = now + 1500;
+    coordinator.tick(now + 1500);
+    expect(coordinator.describe('g').members.map((m) => m.memberId)).toEqual([a.memberId]);
+    expect(coordinator.heartbeat('g', 2, b.memberId)).toBe(ErrorCode.UNKNOWN_MEMBER_ID);
+    expect(coordinator.heartbeat('g', 2, a.memberId)).toBe(ErrorCode.REBALANCE_IN_PROGRESS);
+    const a3 = await join(a.memberId);
+    expect(a3.generationId).toBe(3);
+    expect(a3.members.length).toBe(1);
+    coordinator.close();
+  });
+});
