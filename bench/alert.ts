@@ -1,0 +1,187 @@
+/**
+ * Onset detection on synthetic P(PG) streams, CUSUM vs k-of-n, and the alert stage's own latency.
+ *
+ * The streams imitate what a good CEX/PG classifier emits (and deliberately *not* the detector's
+ * own likelihood model, so the figures test robustness, not self-consistency):
+ * - CEX-only frame: with probability 0.995, P(PG) = σ(N(−4, 1.2²)) (median 0.018, 93 % below 0.1);
+ *   with probability 0.005 a spike, P(PG) ~ U(0.3, 1).
+ * - PG-bearing frame: with probability 0.93, P(PG) = σ(N(4, 1.5²)) (median 0.982, 88 % above 0.9);
+ *   with probability 0.07 a miss, P(PG) ~ U(0, 0.5).
+ * Detection delay counts PG-bearing frames from onset to alarm (seconds at 10 frames/s); every
+ * onset follows 200 CEX frames so the detector is in its steady state.
+ *
+ *   node dist/bench/alert.js [--quick]
+ */
+import { pathToFileURL } from 'node:url';
+import { Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import { AlertStage, OnsetDetector, type DetectorConfig } from '../src/alert/index.js';
+import type { Prediction } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
+
+/** mulberry32: small, fast, seeded. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function gaussian(random: () => number): number {
+  const u = 1 - random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
+}
+
+const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
+
+export function cexFrame(random: () => number): number {
+  return random() < 0.005 ? 0.3 + 0.7 * random() : sigmoid(-4 + 1.2 * gaussian(random));
+}
+
+export function pgFrame(random: () => number): number {
+  return random() < 0.07 ? 0.5 * random() : sigmoid(4 + 1.5 * gaussian(random));
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+}
+
+const round = (x: number, digits = 3) => Number(x.toFixed(digits));
+
+function detectorFigures(name: string, config: DetectorConfig, quick: boolean): Record<string, number | string> {
+  const random = rng(name === 'cusum' ? 7 : 11);
+  const detector = new OnsetDetector(config);
+
+  // False alarms on CEX-only frames (the detector restarts after each, as after a resolved alert).
+  const cexFrames = quick ? 2_000_000 : 20_000_000;
+  let falseAlarms = 0;
+  for (let i = 0; i < cexFrames; i++) {
+    if (detector.update(cexFrame(random)).alarm) {
+      falseAlarms += 1;
+      detector.reset();
+    }
+  }
+
+  // Detection delay after onset.
+  const trials = quick ? 2000 : 20_000;
+  const delays: number[] = [];
+  let missedWithin1000 = 0;
+  for (let t = 0; t < trials; t++) {
+    detector.reset();
+    for (let i = 0; i < 200; i++) if (detector.update(cexFrame(random)).alarm) detector.reset();
+    let n = 0;
+    let alarmed = false;
+    while (n < 1000 && !alarmed) {
+      n += 1;
+      alarmed = detector.update(pgFrame(random)).alarm;
+    }
+    if (alarmed) delays.push(n);
+    else missedWithin1000 += 1;
+  }
+  delays.sort((a, b) => a - b);
+  const mean = delays.reduce((s, d) => s + d, 0) / delays.length;
+  const p = `alert.${name}`;
+  return {
+    [`${p}.detector`]: detector.description,
+    [`${p}.false_alarms_per_100k_cex_frames`]: round((falseAlarms / cexFrames) * 100_000, 4),
+    [`${p}.false_alarms.count`]: falseAlarms,
+    [`${p}.cex_frames`]: cexFrames,
+    [`${p}.delay_frames.mean`]: round(mean),
+    [`${p}.delay_frames.p50`]: quantile(delays, 0.5),
+    [`${p}.delay_frames.p95`]: quantile(delays, 0.95),
+    [`${p}.delay_frames.p99`]: quantile(delays, 0.99),
+    [`${p}.delay_frames.max`]: delays[delays.length - 1],
+    [`${p}.delay_seconds_at_10fps.mean`]: round(mean / 10),
+    [`${p}.delay_seconds_at_10fps.p95`]: round(quantile(delays, 0.95) / 10),
+    [`${p}.within_3_frames.ratio`]: round(delays.filter((d) => d <= 3).length / trials, 4),
+    [`${p}.onsets`]: trials,
+    [`${p}.onsets_undetected_after_1000_frames`]: missedWithin1000,
+  };
+}
+
+/** The AlertStage end to end in process: prediction handed in → 'alert' emitted, with the WebSocket callback and a topic-like sink. */
+async function stageFigures(quick: boolean): Promise<Record<string, number | string>> {
+  const random = rng(23);
+  let emitted = 0;
+  const stage = new AlertStage({
+    kafka: {} as Kafka,
+    topics: topicNames(),
+    registry: new Registry(),
+    resolveAfterCleanFrames: 20,
+    publish: () => {
+      emitted += 1;
+    },
+  });
+  // A sink that takes the alert asynchronously, like the alerts topic would.
+  stage.addSink({ name: 'topic', wants: () => true, deliver: () => new Promise((r) => setImmediate(r)) });
+  const onsets = quick ? 1000 : 10_000;
+  const toAlert: number[] = [];
+  const toAlertCpu: number[] = [];
+  const perFrame: number[] = [];
+  let seq = 0;
+  const frame = (runId: string, pPG: number): Prediction => {
+    seq += 1;
+    return { frameId: `cam-1/${seq}`, camera: 'cam-1', runId, capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(), pPG, predicted: pPG >= 0.5 ? 'pg' : 'cex', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1 };
+  };
+  for (let o = 0; o < onsets; o++) {
+    const runId = `run-${o}`;
+    for (let i = 0; i < 50; i++) {
+      const p = frame(runId, cexFrame(random));
+      const t0 = performance.now();
+      stage.observePrediction(p);
+      perFrame.push(performance.now() - t0);
+    }
+    for (let i = 0; i < 1000; i++) {
+      const p = frame(runId, pgFrame(random));
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      const alert = stage.observePrediction(p);
+      const dt = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      perFrame.push(dt);
+      if (alert?.state === 'firing') {
+        toAlert.push(dt);
+        // CPU time of the call: the wall-clock tail on a shared 2-core box is mostly preemption.
+        toAlertCpu.push((cpu.user + cpu.system) / 1000);
+        break;
+      }
+    }
+    if (o % 100 === 99) await stage.idle();
+  }
+  await stage.idle();
+  await stage.close();
+  toAlert.sort((a, b) => a - b);
+  toAlertCpu.sort((a, b) => a - b);
+  perFrame.sort((a, b) => a - b);
+  return {
+    'alert.stage.prediction_to_alert_ms.p50': round(quantile(toAlert, 0.5), 4),
+    'alert.stage.prediction_to_alert_ms.p99': round(quantile(toAlert, 0.99), 4),
+    'alert.stage.prediction_to_alert_ms.max': round(toAlert[toAlert.length - 1], 4),
+    'alert.stage.prediction_to_alert_cpu_ms.p99': round(quantile(toAlertCpu, 0.99), 4),
+    'alert.stage.observe_ms.p99': round(quantile(perFrame, 0.99), 4),
+    'alert.stage.predictions_per_s': Math.round(perFrame.length / (perFrame.reduce((s, d) => s + d, 0) / 1000)),
+    'alert.stage.alerts': toAlert.length,
+    'alert.stage.events_published': emitted,
+  };
+}
+
+export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
+  const out: Record<string, number | string> = {};
+  process.stderr.write('bench alert: cusum…\n');
+  Object.assign(out, detectorFigures('cusum', { kind: 'cusum' }, options.quick));
+  process.stderr.write('bench alert: k-of-n…\n');
+  Object.assign(out, detectorFigures('k_of_n', { kind: 'k-of-n', k: 3, n: 5 }, options.quick));
+  process.stderr.write('bench alert: stage latency…\n');
+  Object.assign(out, await stageFigures(options.quick));
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await bench({ quick: process.argv.includes('--quick') });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+}
