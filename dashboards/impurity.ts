@@ -192,5 +192,12 @@ export function impurityDashboard(): dashboard.DashboardBuilder {
 
 /** Every dashboard this folder generates, by file name. */
 export function allDashboards(): Record<string, unknown> {
-  return { 'impurity.json': impurityDashboard().build() };
+  return { 'impurity.json': withPanelIds(impurityDashboard().build()) };
+}
+
+/** Stable panel ids in layout order: Grafana links (`viewPanel=`) and provisioning diffs rely on them. */
+function withPanelIds(built: dashboard.Dashboard): dashboard.Dashboard {
+  let id = 0;
+  for (const panel of (built.panels ?? []) as { id?: number }[]) panel.id = ++id;
+  return built;
 }

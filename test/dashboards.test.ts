@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { WebServer } from '../src/web/index.js';
 import { panelQueries, substituteVariables } from '../dashboards/queries.js';
-import { impurityDashboard, IMPURITY_DASHBOARD_UID } from '../dashboards/impurity.js';
+import { allDashboards, IMPURITY_DASHBOARD_UID } from '../dashboards/impurity.js';
 import { renderDashboard, writeDashboards } from '../dashboards/command.js';
 
 const CAMERAS = ['reactor-1', 'reactor-2'];
@@ -167,8 +167,11 @@ describe('impurity dashboard', () => {
     expect(statuses.map((s) => s.status)).toEqual(['unchanged']);
     const committed = JSON.parse(readFileSync('dashboards/impurity.json', 'utf8'));
     expect(committed.uid).toBe(IMPURITY_DASHBOARD_UID);
-    expect(renderDashboard(impurityDashboard().build())).toBe(readFileSync('dashboards/impurity.json', 'utf8'));
+    expect(renderDashboard(allDashboards()['impurity.json'])).toBe(readFileSync('dashboards/impurity.json', 'utf8'));
     expect(committed.templating.list.map((v: { name: string }) => v.name)).toEqual(['datasource', 'camera']);
+    const ids = committed.panels.map((p: { id: number }) => p.id);
+    expect(new Set(ids).size).toBe(ids.length); // Grafana needs unique panel ids
+    expect(ids.every((id: number) => id > 0)).toBe(true);
   });
 
   it('uses only contract metric names, and every panel query returns data from a real Prometheus', async () => {

@@ -139,7 +139,7 @@ export class WebServer {
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`web: port must be an integer 0..65535, got ${String(options.port)}`);
     if (options.token !== undefined && options.token.length < 8) throw new Error(`web: token must be at least 8 characters (got ${options.token.length}); generate one with \`openssl rand -hex 16\``);
     this.options = { ...options, port };
-    this.logger = (options.logger ?? silentLogger).child({ stage: 'web' });
+    this.logger = options.logger ?? silentLogger; // the app passes a child logger already named for this stage
     this.metrics = createWebMetrics(options.registry);
     this.staticDir = resolve(options.staticDir ?? join(packageRoot(), 'src', 'web', 'static'));
     this.cache = new ThumbnailCache(options.thumbnails?.cacheSize ?? 512);
