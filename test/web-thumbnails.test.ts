@@ -61,11 +61,14 @@ describe('thumbnails from the frames topic', () => {
     await produceFrame('cam-b', 'cam-b-2026-11-22T10:00:00Z-0001', crop.png, '2026-11-22T10:00:00.000Z');
     await produceFrame('cam-b', 'cam-b-bad-bytes', Buffer.from('this is not an image'));
     await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: { camera: 'cam-b' } }] }); // no frame-id
+    // A frame produced a minute ago: the page is behind the line, so it is skipped, not shown late.
+    const old = encodeFrameHeaders({ 'frame-id': 'cam-b-old', camera: 'cam-b', 'captured-at': '2026-11-22T09:59:00.000Z', 'content-type': 'image/png', 'run-id': 'run-1' });
+    await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: old, timestamp: String(Date.now() - 60_000) }] });
     let response: Response | undefined;
     for (let i = 0; i < 60; i++) {
       response = await get('/api/frames/cam-b-2026-11-22T10%3A00%3A00Z-0001/thumbnail');
       const metrics = await (await get('/metrics')).text();
-      if (response.status === 200 && /crystalwatch_web_thumbnails_total\{result="bad_headers"\} 1/.test(metrics) && /result="decode_error"\} 1/.test(metrics)) break;
+      if (response.status === 200 && /result="bad_headers"\} 1/.test(metrics) && /result="decode_error"\} 1/.test(metrics) && /result="skipped_lag"\} 1/.test(metrics)) break;
       await new Promise((r) => setTimeout(r, 250));
     }
     expect(response?.status).toBe(200);
@@ -76,6 +79,8 @@ describe('thumbnails from the frames topic', () => {
     const metrics = await (await get('/metrics')).text();
     expect(metrics).toMatch(/crystalwatch_web_thumbnails_total\{result="bad_headers"\} 1/);
     expect(metrics).toMatch(/crystalwatch_web_thumbnails_total\{result="decode_error"\} 1/);
+    expect(metrics).toMatch(/crystalwatch_web_thumbnails_total\{result="skipped_lag"\} 1/);
+    expect((await get('/api/frames/cam-b-old/thumbnail')).status).toBe(404);
 
     const cameras = (await (await get('/api/cameras')).json()) as { camera: string; thumbnail?: { frameId: string; sourceWidth: number; sourceHeight: number } }[];
     const b = cameras.find((c) => c.camera === 'cam-b');

@@ -147,6 +147,13 @@ describe('WebServer HTTP', () => {
     expect((await raw(server, 'GET', '/api/alerts/alert-cam1-1/ack')).status).toBe(405);
   });
 
+  it('says which address is taken when the port is in use', async () => {
+    const first = await startServer();
+    const second = new WebServer({ registry: new Registry(), port: first.port });
+    servers.push(second);
+    await expect(second.start()).rejects.toThrow(new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: .*EADDRINUSE`));
+  });
+
   it('refuses a short token and a bad port with a clear message', () => {
     expect(() => new WebServer({ registry: new Registry(), token: 'abc' })).toThrow(/at least 8 characters/);
     expect(() => new WebServer({ registry: new Registry(), port: 70000 })).toThrow(/0\.\.65535, got 70000/);

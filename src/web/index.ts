@@ -44,7 +44,7 @@ export interface WebOptions {
   alerts?: AlertActions;
   health?: () => { ready: boolean; checks: Record<string, boolean | string> };
   /** Consume `frames` for thumbnails (own consumer group, from latest). */
-  thumbnails?: { kafka: Kafka; topics: Topics; groupId?: string; cacheSize?: number };
+  thumbnails?: { kafka: Kafka; topics: Topics; groupId?: string; cacheSize?: number; maxLagMs?: number };
   logger?: Logger;
   /** Folder with the live page; defaults to src/web/static of this package. */
   staticDir?: string;
@@ -202,9 +202,9 @@ export class WebServer {
     }, WS_PING_MS);
     this.pingTimer.unref();
     if (this.options.thumbnails) {
-      const { kafka, topics, groupId } = this.options.thumbnails;
+      const { kafka, topics, groupId, maxLagMs } = this.options.thumbnails;
       this.thumbnailer = new FrameThumbnailer({
-        kafka, topics, groupId, cache: this.cache, metrics: this.metrics, logger: this.logger,
+        kafka, topics, groupId, maxLagMs, cache: this.cache, metrics: this.metrics, logger: this.logger,
         onThumbnail: (thumb) => this.onThumbnail(thumb),
       });
       try {

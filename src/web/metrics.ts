@@ -44,7 +44,7 @@ export function createWebMetrics(registry: Registry): WebMetrics {
     })),
     thumbnails: reuse(registry, 'crystalwatch_web_thumbnails_total', () => new Counter({
       name: 'crystalwatch_web_thumbnails_total',
-      help: 'Frames turned into thumbnails (result="ok") or skipped (result="bad_headers"|"decode_error").',
+      help: 'Frames turned into thumbnails (result="ok") or skipped (result="bad_headers"|"decode_error"|"skipped_lag": more than 10 s behind the line).',
       labelNames: ['result'] as const,
       registers,
     })),

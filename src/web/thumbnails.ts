@@ -27,6 +27,7 @@ export interface Thumbnail {
 }
 
 export const THUMBNAIL_MAX_SIDE = 320;
+export const DEFAULT_MAX_LAG_MS = 10_000;
 /**
  * libvips refuses larger inputs: a corrupt or hostile header claiming 100k×100k
  * would otherwise make it allocate gigabytes. 64 Mpx covers any industrial camera.
@@ -116,6 +117,11 @@ export interface FrameThumbnailerOptions {
   onThumbnail: (thumb: Thumbnail) => void;
   /** Consumer group; default is unique per host and process because every web instance needs every frame. */
   groupId?: string;
+  /**
+   * Frames produced longer ago than this are skipped (result="skipped_lag"): when the web process
+   * falls behind the line, it catches up to the live picture instead of showing old frames slowly.
+   */
+  maxLagMs?: number;
 }
 
 /**
@@ -146,6 +152,11 @@ export class FrameThumbnailer {
         if (!headers.ok || !message.value) {
           metrics.thumbnails.inc({ result: 'bad_headers' });
           return; // classify routes malformed frames to dead-letter; the page just skips them
+        }
+        const producedAt = Number(message.timestamp);
+        if (Number.isFinite(producedAt) && Date.now() - producedAt > (this.options.maxLagMs ?? DEFAULT_MAX_LAG_MS)) {
+          metrics.thumbnails.inc({ result: 'skipped_lag' });
+          return;
         }
         const end = metrics.thumbnailSeconds.startTimer();
         try {
