@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, open, readFile, readlink, realpath } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { CompressionTypes, type Kafka, type Producer } from 'kafkajs';
 import { createProducer } from '../bus/kafka.js';
@@ -56,6 +56,8 @@ export interface CameraContext {
   stallTimeoutMs: number;
   /** TIFF (no end marker) is complete once its size has not changed for this long. */
   stableSizeMs: number;
+  /** A complete frame waits this long for earlier captures whose events arrive late, so frames go out in capture order. */
+  reorderWindowMs: number;
   /** Resolves once start-up recovery has settled which in-flight frames Kafka already has. */
   recovered: Promise<void>;
   stats: { ingested: number; rejected: number };
@@ -139,6 +141,10 @@ export class CameraIngest {
       },
     });
     const onFile = (path: string) => this.consider(toRel(relative(this.watchDir, path)));
+    this.watcher.on('raw', (_event, name, details) => {
+      const watchedPath = (details as { watchedPath?: string } | undefined)?.watchedPath;
+      if (watchedPath) this.onRaw(watchedPath, name);
+    });
     this.watcher.on('add', onFile).on('change', onFile).on('unlink', (path) => this.forget(toRel(relative(this.watchDir, path))));
     this.watcher.on('error', (err) => this.log.error({ err }, 'folder watcher error; the periodic scan keeps ingesting'));
     await new Promise<void>((resolveReady) => this.watcher!.once('ready', () => resolveReady()));
@@ -197,6 +203,26 @@ export class CameraIngest {
       }
     })();
     return this.scanning;
+  }
+
+  /**
+   * chokidar re-reads a changed directory (with a stat per entry) at most once a
+   * second and emits `add` after that, so in a busy folder its `add` events come late
+   * and in bursts; frames would go out late and out of order. Its `raw` events are the
+   * inotify events as they happen, in order: each one names the file, which we check
+   * at once. `add`/`change` stay as a second source and the periodic scan as a third.
+   */
+  private onRaw(watchedPath: string, name: string | null | undefined): void {
+    if (!name || this.closed) return;
+    const candidates = [resolve(watchedPath, name)];
+    if (basename(watchedPath) === name) candidates.push(watchedPath); // a per-file watcher names its own file
+    for (const abs of candidates) {
+      if (!isInside(this.watchDir, abs) || abs === this.watchDir) continue;
+      const rel = toRel(relative(this.watchDir, abs));
+      if (rel.split('/').some((part) => isIgnoredName(part))) continue;
+      if (isInside(this.archiveDir, abs) || isInside(this.quarantineDir, abs)) continue;
+      this.consider(rel);
+    }
   }
 
   private forget(rel: string): void {
@@ -432,31 +458,33 @@ export class CameraIngest {
   private async sendLoop(): Promise<void> {
     await this.ctx.recovered.catch(() => undefined);
     while (!this.closed) {
-      if (this.ready.length === 0 || (this.checkQueue.size > 0 && this.checking && this.ready.length < 32 && !this.budgetTight())) {
-        // Wait for frames; while files are still being checked, let a few more join this batch (better order, fewer requests).
-        await new Promise<void>((wake) => {
-          this.wakeSender = wake;
-          if (this.ready.length > 0) setTimeout(wake, 2);
-        });
+      if (this.ready.length === 0) {
+        await new Promise<void>((wake) => { this.wakeSender = wake; });
         this.wakeSender = undefined;
         continue;
       }
       const batch = this.takeBatch();
+      if (batch.length === 0) {
+        // The earliest frame is younger than the reorder window: an event for an
+        // earlier capture may still be on its way (events from sibling folders race).
+        const youngest = Math.min(...this.ready.map((f) => f.completedAt));
+        await this.sleep(Math.max(1, this.ctx.reorderWindowMs - (Date.now() - youngest)));
+        continue;
+      }
       await this.sendBatch(batch);
     }
   }
 
-  private budgetTight(): boolean {
-    return this.parked.size > 0 || this.ctx.budget.used >= this.ctx.budget.max * 0.5;
-  }
-
+  /** Sorted by capture time; the longest prefix of frames complete for at least the reorder window. */
   private takeBatch(): ReadyFrame[] {
     this.ready.sort((a, b) => (a.capturedAt < b.capturedAt ? -1 : a.capturedAt > b.capturedAt ? 1 : a.rel < b.rel ? -1 : a.rel > b.rel ? 1 : 0));
     const batch: ReadyFrame[] = [];
     let bytes = 0;
+    const now = Date.now();
     const limit = this.ctx.maxMessageBytes;
     while (this.ready.length > 0 && batch.length < MAX_BATCH_FRAMES) {
       const next = this.ready[0];
+      if (now - next.completedAt < this.ctx.reorderWindowMs) break;
       const size = next.size + 1024;
       if (batch.length > 0 && bytes + size > limit) break;
       batch.push(next);

@@ -1,0 +1,163 @@
+/**
+ * Ingest against the real embedded broker and real files: 1,000 frames written as
+ * fast as possible by two cameras, and slow in-place writers.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { Registry } from 'prom-client';
+import type { Kafka, KafkaMessage } from 'kafkajs';
+import { startBroker, type Broker } from '../src/broker/index.js';
+import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import { decodeFrameHeaders, type FrameHeaders } from '../src/bus/messages.js';
+import { topicNames, type Topics } from '../src/bus/topics.js';
+import { IngestStage } from '../src/ingest/index.js';
+
+let dir: string;
+let broker: Broker;
+let kafka: Kafka;
+let topics: Topics;
+const closers: Array<() => Promise<unknown>> = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ingest-pipeline-'));
+  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
+  kafka = createKafka({ brokers: [broker.address] });
+  topics = topicNames('test.');
+  await ensureTopics(kafka, topics, 3);
+});
+
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+  await broker.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** Deterministic noise image: different bytes per (seed). */
+function noise(width: number, height: number, seed: number): Buffer {
+  const raw = Buffer.alloc(width * height);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
+  return raw;
+}
+const png = (width: number, height: number, seed: number) => sharp(noise(width, height, seed), { raw: { width, height, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
+
+interface Received { headers: FrameHeaders; value: Buffer; partition: number; offset: string }
+
+/** Reads `topic` from the beginning until `until` says enough. */
+async function collect(topic: string, until: (all: Received[]) => boolean): Promise<Received[]> {
+  const consumer = createConsumer(kafka, `test-${Math.random().toString(36).slice(2)}`);
+  closers.push(() => consumer.disconnect());
+  const all: Received[] = [];
+  let done!: () => void;
+  const finished = new Promise<void>((r) => { done = r; });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({
+    eachMessage: async ({ message, partition }: { message: KafkaMessage; partition: number }) => {
+      const h = decodeFrameHeaders(message.headers);
+      if (!h.ok) throw new Error(h.reason);
+      all.push({ headers: h.value, value: message.value!, partition, offset: message.offset });
+      if (until(all)) done();
+    },
+  });
+  await finished;
+  await consumer.disconnect();
+  return all;
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+describe('ingest → frames (real broker, real files)', () => {
+  it('1,000 frames written as fast as possible arrive exactly once, in order per camera', async () => {
+    const registry = new Registry();
+    const cams = ['cam-a', 'cam-b'];
+    for (const c of cams) await mkdir(join(dir, c), { recursive: true });
+    const stage = new IngestStage({
+      kafka, topics, registry, after: 'keep', reconcileIntervalMs: 500,
+      cameras: cams.map((camera) => ({ camera, watch: join(dir, camera), runId: 'run-1' })),
+      ledgerPath: join(dir, 'ledger.jsonl'),
+    });
+    closers.push(() => stage.close());
+    await stage.start();
+
+    const perCamera = 500;
+    const images = await Promise.all(Array.from({ length: 40 }, (_, i) => png(150, 150, i + 1)));
+    const expected = new Map<string, string[]>(); // camera → sha256 in capture order
+    const t0 = Date.parse('2026-11-22T10:00:00.000Z');
+    for (let i = 0; i < perCamera; i += 1) {
+      for (const [ci, camera] of cams.entries()) {
+        // Same image bytes recur: frame ids must still differ (capture time is part of them).
+        const bytes = images[(i * 7 + ci) % images.length];
+        const name = `frame-${String(i).padStart(5, '0')}`;
+        const folder = join(dir, camera, i % 2 === 0 ? 'cex' : 'pg');
+        await mkdir(folder, { recursive: true });
+        const capturedAt = new Date(t0 + i * 33).toISOString();
+        await writeFile(join(folder, `${name}.json`), JSON.stringify({ camera, capturedAt, label: i % 2 === 0 ? 'cex' : 'pg', pgBoxes: [], frameIndex: i }));
+        await writeFile(join(folder, `${name}.png.tmp`), bytes);
+        await rename(join(folder, `${name}.png.tmp`), join(folder, `${name}.png`));
+        expected.set(camera, [...(expected.get(camera) ?? []), sha(bytes)]);
+      }
+    }
+
+    const got = await collect(topics.frames, (all) => all.length >= perCamera * cams.length);
+    // Give a duplicate, if any were to come, a chance to show up.
+    await new Promise((r) => setTimeout(r, 1500));
+    const extra = await collect(topics.frames, (all) => all.length >= perCamera * cams.length);
+    expect(extra.length).toBe(perCamera * cams.length);
+
+    const ids = new Set(got.map((m) => m.headers['frame-id']));
+    expect(ids.size).toBe(1000);
+    for (const camera of cams) {
+      const mine = got.filter((m) => m.headers.camera === camera);
+      expect(mine).toHaveLength(perCamera);
+      expect(new Set(mine.map((m) => m.partition)).size).toBe(1); // key = camera
+      const times = mine.map((m) => m.headers['captured-at']);
+      expect(times).toEqual([...times].sort()); // in capture order
+      expect(mine.map((m) => sha(m.value))).toEqual(expected.get(camera)); // bytes untouched
+      expect(mine.map((m) => m.headers.label)).toEqual(mine.map((_, i) => (i % 2 === 0 ? 'cex' : 'pg')));
+      expect(mine.every((m) => m.headers['content-type'] === 'image/png' && m.headers['run-id'] === 'run-1' && Number(m.headers['completed-at']) > 0)).toBe(true);
+    }
+    expect(stage.stats).toEqual({ ingested: 1000, rejected: 0 });
+    const ingested = await registry.getSingleMetric('crystalwatch_frames_ingested_total')!.get();
+    expect(ingested.values.map((v) => [v.labels.camera, v.value]).sort()).toEqual([['cam-a', 500], ['cam-b', 500]]);
+    const latency = await registry.getSingleMetric('crystalwatch_ingest_seconds')!.get();
+    expect(latency.values.filter((v) => v.metricName === 'crystalwatch_ingest_seconds_count').reduce((s, v) => s + v.value, 0)).toBe(1000);
+  });
+
+  it('slow in-place writers never produce a partial frame, and move only after the ack', async () => {
+    const watch = join(dir, 'cam-slow');
+    await mkdir(watch, { recursive: true });
+    const stage = new IngestStage({
+      kafka, topics, registry: new Registry(), after: 'move', reconcileIntervalMs: 300, stallTimeoutMs: 3_000,
+      cameras: [{ camera: 'cam-slow', watch }], ledgerPath: join(dir, 'ledger.jsonl'),
+    });
+    closers.push(() => stage.close());
+    await stage.start();
+
+    const full = await png(1280, 960, 99);
+    const jpeg = await sharp(noise(1280, 960, 5), { raw: { width: 1280, height: 960, channels: 1 } }).jpeg({ quality: 90 }).toBuffer();
+    const files: Array<[string, Buffer]> = [['slow-0.png', full], ['slow-1.jpg', jpeg], ['slow-2.png', await png(640, 480, 3)]];
+    for (const [name, bytes] of files) {
+      // Write in place, 64 KiB at a time with pauses, like a camera driver streaming to disk.
+      const handle = await open(join(watch, name), 'w');
+      for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
+        await handle.write(bytes.subarray(offset, Math.min(bytes.length, offset + 64 * 1024)));
+        await handle.sync();
+        await new Promise((r) => setTimeout(r, 15));
+      }
+      await handle.close();
+    }
+    const got = await collect(topics.frames, (all) => all.length >= files.length);
+    expect(got.map((m) => sha(m.value))).toEqual(files.map(([, b]) => sha(b)));
+    expect(got.map((m) => m.headers['content-type'])).toEqual(['image/png', 'image/jpeg', 'image/png']);
+    // After the ack the files went to .archive/; nothing left in the drop folder.
+    for (let i = 0; i < 100 && (await readdir(join(watch, '.archive')).catch(() => [])).length < 3; i += 1) await new Promise((r) => setTimeout(r, 50));
+    expect((await readdir(join(watch, '.archive'))).sort()).toEqual(files.map(([n]) => n).sort());
+    expect((await readdir(watch)).filter((n) => !n.startsWith('.'))).toEqual([]);
+    expect(stage.stats).toEqual({ ingested: 3, rejected: 0 });
+  });
+});
