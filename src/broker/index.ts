@@ -123,13 +123,21 @@ export class Broker {
     this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
   }
 
+  private flushing: Promise<void> | undefined;
+
+  /** The 'interval' policy: one background fsync at a time, never overlapping the next tick. */
   private flush(): void {
-    try {
-      this.core.topics.flush();
-      this.core.offsets.flush();
-    } catch (err) {
-      this.logger.error({ err }, 'fsync failed');
-    }
+    if (this.flushing) return;
+    this.flushing = (async () => {
+      try {
+        await this.core.topics.flushAsync();
+        this.core.offsets.flush();
+      } catch (err) {
+        this.logger.error({ err }, 'fsync failed; data is written but may not survive a power loss');
+      } finally {
+        this.flushing = undefined;
+      }
+    })();
   }
 
   /** A second broker on the same data dir would interleave writes; a lock file with our pid prevents it. */
@@ -162,6 +170,7 @@ export class Broker {
     const closed = new Promise<void>((resolvePromise) => server.close(() => resolvePromise()));
     for (const connection of [...this.connections]) connection.close();
     await closed;
+    await this.flushing;
     this.core.close();
     this.releaseLock();
     this.logger.info('broker closed');

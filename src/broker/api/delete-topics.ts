@@ -13,12 +13,14 @@ export const deleteTopics: ApiHandler = {
   name: 'DeleteTopics',
   minVersion: 0,
   maxVersion: 1,
-  handle({ broker, version }, request, response) {
+  async handle({ broker, version }, request, response) {
     const names = request.array((r) => r.string());
     request.int32();
+    const results: Array<[string, boolean]> = [];
+    for (const name of names) results.push([name, await broker.topics.delete(name)]);
     if (version >= 1) response.int32(0);
-    response.array(names, (w, name) => {
-      w.string(name).int16(broker.topics.delete(name) ? ErrorCode.NONE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    response.array(results, (w, [name, deleted]) => {
+      w.string(name).int16(deleted ? ErrorCode.NONE : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
     });
   },
 };

@@ -11,7 +11,7 @@
  * length or CRC does not check out (a torn tail write) is truncated away, with
  * everything after it.
  */
-import { closeSync, fdatasyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
+import { fdatasync, closeSync, fdatasyncSync, ftruncateSync, fstatSync, mkdirSync, openSync, readSync, readdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from '../../config/logger.js';
 import { ErrorCode } from '../errors.js';
@@ -68,6 +68,8 @@ export class PartitionLog {
   private producers = new Map<number, ProducerState>();
   private listeners = new Set<() => void>();
   private closed = false;
+  /** Async flushes in progress; segments are neither deleted nor closed meanwhile. */
+  private syncing = 0;
   /** Next offset to assign; equals the high watermark on a single node. */
   nextOffset = 0;
   logStartOffset = 0;
@@ -306,6 +308,7 @@ export class PartitionLog {
    */
   applyRetention(retention: { bytes?: number; ms?: number }, now = Date.now()): number {
     let deleted = 0;
+    if (this.syncing > 0 || this.closed) return 0;
     const tooOld = (segment: Segment): boolean => retention.ms !== undefined && segment.size > 0 && segment.maxTimestamp >= 0 && now - segment.maxTimestamp > retention.ms;
     if (tooOld(this.active)) this.roll(this.nextOffset);
     let size = this.sizeBytes;
@@ -332,11 +335,33 @@ export class PartitionLog {
     return deleted;
   }
 
-  /** fdatasync every segment written since the last flush. */
+  /**
+   * fdatasync, off the event loop, every segment written since the last flush
+   * (fsync 'interval'). Retention skips a log while this runs so no fd is closed under it.
+   */
+  async flushAsync(): Promise<void> {
+    const dirty = this.segments.filter((segment) => segment.dirty);
+    if (dirty.length === 0) return;
+    this.syncing++;
+    try {
+      for (const segment of dirty) {
+        segment.dirty = false;
+        await new Promise<void>((resolve, reject) => fdatasync(segment.fd, (err) => (err ? reject(err) : resolve())));
+      }
+    } finally {
+      this.syncing--;
+    }
+  }
+
+  /** fdatasync every segment written since the last flush, before returning (fsync 'always'). */
   flush(): void {
     for (const segment of this.segments) {
       if (segment.dirty) { fdatasyncSync(segment.fd); segment.dirty = false; }
     }
+  }
+
+  get flushing(): boolean {
+    return this.syncing > 0;
   }
 
   close(): void {

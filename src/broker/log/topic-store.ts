@@ -95,9 +95,12 @@ export class TopicStore {
     return this.load(name, partitions, merged);
   }
 
-  delete(name: string): boolean {
+  async delete(name: string): Promise<boolean> {
     const topic = this.topics.get(name);
     if (!topic) return false;
+    // Closing a segment during a background fdatasync could hand its fd number to another file.
+    while (topic.partitions.some((log) => log.flushing)) await new Promise((resolve) => setTimeout(resolve, 5));
+    if (this.topics.get(name) !== topic) return false;
     this.topics.delete(name);
     for (const log of topic.partitions) log.close();
     rmSync(join(this.root, name), { recursive: true, force: true });
@@ -109,6 +112,13 @@ export class TopicStore {
     for (const topic of this.topics.values()) {
       for (const log of topic.partitions) log.applyRetention(topic.retention, now);
     }
+  }
+
+  /** Background fsync for the 'interval' policy; resolves when every dirty segment is on disk. */
+  async flushAsync(): Promise<void> {
+    const pending: Array<Promise<void>> = [];
+    for (const topic of this.topics.values()) for (const log of topic.partitions) pending.push(log.flushAsync());
+    await Promise.all(pending);
   }
 
   flush(): void {
