@@ -85,7 +85,9 @@ export async function generateDataset(o: DatasetOptions): Promise<{ files: Datas
     }
   }
 
+  // Every class folder (of every split) exists, even when a small split gets no crop of a class.
   const dirs = new Set<string>();
+  for (const s of split ? SPLITS : [null]) for (const label of ['cex', 'pg'] as const) dirs.add(s ? join(s, classFolder(label, layout)) : classFolder(label, layout));
   const files: DatasetFile[] = [];
   for (let i = 0; i < o.count; i++) {
     const label = datasetLabel(i);

@@ -127,11 +127,11 @@ export const PG = {
 /** PG in a running batch: nucleation after the onset, then growth in number and size. */
 export const PG_GROWTH = {
   /** Expected agglomerates per frame right after onset, and added per minute after it. */
-  initialPerFrame: 0.8,
-  perFramePerMinute: 3,
-  maxPerFrame: 8,
-  /** Diameter growth, px per second since the frame's agglomerate nucleated. */
-  growthPxPerS: 2.5,
+  initialPerFrame: 1,
+  perFramePerMinute: 1,
+  maxPerFrame: 6,
+  /** Diameter growth, px per second since the agglomerate nucleated: 60 → 250 px in ~5 min. */
+  growthPxPerS: 0.65,
 };
 
 /** The sensor. Variance = read² + gain × signal (shot noise). */

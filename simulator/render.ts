@@ -69,12 +69,18 @@ function outlineRadii(agg: AgglomerateSpec, rng: Rng, points: number): number[] 
 }
 
 /**
- * Draw a PG agglomerate centred at (ox, oy) of `ctx`: a lobed, ragged outline filled with the
- * body gray, the granular texture blended over it ("overlay": grains brighten, gaps darken,
- * saturated bodies stay white), volume shading, and grains straddling the outline so the edge is
- * ragged. Gray levels are relative to `backgroundGray`.
+ * The outline of an agglomerate: radii at `points` angles around an ellipse (rx, ry), and the
+ * map from (angle, relative radius) to offsets from its centre. Also returns the generator, which
+ * the drawing goes on using for the grains (so the outline is the same wherever it is computed).
  */
-function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, oy: number, backgroundGray: number): void {
+export function agglomerateOutline(agg: AgglomerateSpec): {
+  rng: Rng;
+  rx: number;
+  ry: number;
+  points: number;
+  radii: number[];
+  toImage: (t: number, rel: number) => [number, number];
+} {
   const rng = new Rng(agg.seed);
   const rx = agg.radius * Math.sqrt(agg.aspect);
   const ry = agg.radius / Math.sqrt(agg.aspect);
@@ -86,7 +92,22 @@ function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, o
   const toImage = (t: number, rel: number): [number, number] => {
     const ex = Math.cos(t) * rx * rel;
     const ey = Math.sin(t) * ry * rel;
-    return [ox + ca * ex - sa * ey, oy + sa * ex + ca * ey];
+    return [ca * ex - sa * ey, sa * ex + ca * ey];
+  };
+  return { rng, rx, ry, points, radii, toImage };
+}
+
+/**
+ * Draw a PG agglomerate centred at (ox, oy) of `ctx`: a lobed, ragged outline filled with the
+ * body gray, the granular texture blended over it ("overlay": grains brighten, gaps darken,
+ * saturated bodies stay white), volume shading, and grains straddling the outline so the edge is
+ * ragged. Gray levels are relative to `backgroundGray`.
+ */
+function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, oy: number, backgroundGray: number): void {
+  const { rng, rx, ry, points, radii, toImage: toLocal } = agglomerateOutline(agg);
+  const toImage = (t: number, rel: number): [number, number] => {
+    const [x, y] = toLocal(t, rel);
+    return [ox + x, oy + y];
   };
   const radiusAt = (t: number): number => {
     const f = (t / (2 * Math.PI)) * points;
@@ -302,6 +323,7 @@ export async function renderScenePng(scene: SceneSpec, compressionLevel: number)
   const canvas = drawScene(scene);
   const grayPixels = toNoisyGray(canvas.data(), scene);
   return sharp(grayPixels, { raw: { width: scene.width, height: scene.height, channels: 1 } })
+    .toColourspace('b-w')
     .png({ compressionLevel, adaptiveFiltering: false })
     .toBuffer();
 }

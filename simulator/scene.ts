@@ -82,9 +82,10 @@ export function sampleCropSize(rng: Rng): { width: number; height: number } {
 }
 
 /** Background, illumination, empty depth layers, sensor: the part every image shares. */
-export function sampleBase(rng: Rng, width: number, height: number): SceneSpec {
+export function sampleBase(rng: Rng, width: number, height: number, fixed: { backgroundGray?: number; illumination?: SceneSpec['illumination'] } = {}): SceneSpec {
   const [lo, hi] = BACKGROUND.levelRange;
-  const backgroundGray = lo + (hi - lo) * rng.beta(BACKGROUND.levelBeta[0], BACKGROUND.levelBeta[1]);
+  const drawnGray = lo + (hi - lo) * rng.beta(BACKGROUND.levelBeta[0], BACKGROUND.levelBeta[1]);
+  const backgroundGray = fixed.backgroundGray ?? drawnGray;
 
   // Coarse gain grid times an off-centre vignette; normalised so the brightest point is 1.
   const cells = rng.int(BACKGROUND.illuminationGridCells[0], BACKGROUND.illuminationGridCells[1]);
@@ -103,7 +104,8 @@ export function sampleBase(rng: Rng, width: number, height: number): SceneSpec {
     }
   }
   const top = Math.max(...raw);
-  const gains = raw.map((g) => g / top);
+  // A camera keeps its illumination from frame to frame; crops each have their own.
+  const illumination = fixed.illumination ?? { cols, rows, gains: raw.map((g) => g / top) };
 
   const haze: HazeSpec[] = [];
   const nHaze = rng.poisson((u(rng, BACKGROUND.hazePer10kPx2) * width * height) / 10_000);
@@ -127,7 +129,7 @@ export function sampleBase(rng: Rng, width: number, height: number): SceneSpec {
     width,
     height,
     backgroundGray,
-    illumination: { cols, rows, gains },
+    illumination,
     haze,
     layers,
     sensor: {
