@@ -50,6 +50,7 @@ describe('docker-compose', () => {
     const devices = config.services['classify-gpu'].deploy?.resources?.reservations?.devices ?? [];
     expect(devices).toEqual([{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
     expect(config.services['classify-gpu'].profiles).toEqual(['gpu']);
+    expect(config.services.simulator.command).toEqual(['--out', '/frames/camera1', '--camera', 'camera1', '--fps', '2', '--pg-onset', '600']);
     expect(config.services.classify.build).toEqual({ context: root, dockerfile: 'Dockerfile' });
     expect(existsSync(join(root, 'Dockerfile'))).toBe(true);
     const dockerfile = readFileSync(join(root, 'Dockerfile'), 'utf8');
