@@ -117,9 +117,9 @@ describe('decoding guards', () => {
   });
 
   it('names undecodable and empty input', async () => {
-    const bad = await decodeImage(Buffer.from('not an image at all')).catch((e: unknown) => e as ImageDecodeError);
+    const bad = (await decodeImage(Buffer.from('not an image at all')).catch((e: unknown) => e)) as ImageDecodeError;
     expect(bad.reason).toBe('undecodable');
-    const empty = await decodeImage(Buffer.alloc(0)).catch((e: unknown) => e as ImageDecodeError);
+    const empty = (await decodeImage(Buffer.alloc(0)).catch((e: unknown) => e)) as ImageDecodeError;
     expect(empty.reason).toBe('empty');
     // A truncated PNG (half the bytes) is an error, not a half-black frame.
     const whole = await png(64, 64, Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 37) % 256));

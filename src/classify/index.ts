@@ -107,6 +107,14 @@ export class ClassifyStage {
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.o.topics.frames], fromBeginning: this.o.fromBeginning ?? true });
     const consumer = this.consumer;
+    // Listeners before run(): the first join happens inside it.
+    consumer.on(consumer.events.GROUP_JOIN, (e) => {
+      // Partitions moved: lag of partitions no longer held must not linger in the sum.
+      const held = new Set(Object.values(e.payload.memberAssignment).flat());
+      for (const p of this.lagByPartition.keys()) if (!held.has(p)) this.lagByPartition.delete(p);
+      this.logger.info({ assignment: e.payload.memberAssignment }, 'classify: partitions assigned');
+    });
+    consumer.on(consumer.events.CRASH, (e) => this.logger.error({ err: e.payload.error?.message, restart: e.payload.restart }, 'classify: consumer crashed'));
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -134,13 +142,6 @@ export class ClassifyStage {
         }
       },
     });
-    consumer.on(consumer.events.GROUP_JOIN, (e) => {
-      // Partitions moved: lag of partitions no longer held must not linger in the sum.
-      const held = new Set(Object.values(e.payload.memberAssignment).flat());
-      for (const p of this.lagByPartition.keys()) if (!held.has(p)) this.lagByPartition.delete(p);
-      this.logger.info({ assignment: e.payload.memberAssignment }, 'classify: partitions assigned');
-    });
-    consumer.on(consumer.events.CRASH, (e) => this.logger.error({ err: e.payload.error?.message, restart: e.payload.restart }, 'classify: consumer crashed'));
   }
 
   /** Classify one partition's chunk and produce its predictions and dead letters, in offset order. */
