@@ -72,7 +72,7 @@ export class Broker {
       fsync,
       retention,
       segmentBytes,
-      cacheBytes: 32 * MiB,
+      cacheBytes: 16 * MiB,
       logger: this.logger,
     });
   }
