@@ -132,6 +132,39 @@ describe('LabelJoin', () => {
   });
 });
 
+describe('LabelJoin at scale', () => {
+  it('evicts the oldest still-waiting prediction, skipping those joined meanwhile', () => {
+    const dropped: string[] = [];
+    const join = new LabelJoin({ horizonMs: 1000, maxPending: 3, onDrop: (p, reason) => dropped.push(`${p.frameId}:${reason}`) });
+    for (let i = 0; i < 3; i++) join.addPrediction(prediction(`f${i}`), T0);
+    expect(join.addLabel({ frameId: 'f0', label: 'cex' }, T0)).toHaveLength(1);
+    join.addPrediction(prediction('f3'), T0);
+    join.addPrediction(prediction('f4'), T0);
+    expect(dropped).toEqual(['f1:overflow']);
+    join.expire(T0 + 1000);
+    expect(dropped).toEqual(['f1:overflow', 'f2:horizon', 'f3:horizon', 'f4:horizon']);
+  });
+
+  it('stays bounded and exact through 400,000 predictions at capacity (half labelled by id)', () => {
+    let dropped = 0;
+    const join = new LabelJoin({ horizonMs: 3600_000, maxPending: 100_000, onDrop: () => dropped++ });
+    const keys = new RecentKeys(100_000);
+    let joined = 0;
+    for (let i = 0; i < 400_000; i++) {
+      const id = `f${i}`;
+      keys.add(id);
+      join.addPrediction(prediction(id), T0 + i);
+      if (i % 2 === 0) joined += join.addLabel({ frameId: id, label: 'cex' }, T0 + i).length;
+    }
+    expect(joined).toBe(200_000);
+    expect(join.pendingCount).toBe(100_000);
+    expect(dropped).toBe(200_000 - 100_000);
+    expect(keys.size).toBe(100_000);
+    expect(keys.has('f299999')).toBe(false);
+    expect(keys.has('f300000')).toBe(true);
+  });
+});
+
 describe('MetricsStage (in process)', () => {
   function stage(now: { t: number }) {
     const registry = new Registry();

@@ -55,7 +55,7 @@ export interface AlertOptions {
   fromBeginning?: boolean;
   /** Frame ids remembered to drop redelivered predictions. Default 100,000. */
   dedupCapacity?: number;
-  /** Camera-runs tracked at once; the least recently seen quiet one is forgotten first. Default 10,000. */
+  /** Camera-runs tracked at once; beyond it the oldest quiet run (no firing alert) is forgotten first. Default 10,000. */
   maxRuns?: number;
   logger?: Logger;
   now?: () => number;
@@ -88,9 +88,10 @@ export class AlertStage extends EventEmitter {
   private readonly runs = new Map<string, RunState>();
   private readonly latestRun = new Map<string, string>();
   private readonly cameras = new Set<string>();
+  /** Firing alerts per camera (the alarm gauge is 1 while this is above 0). */
+  private readonly firingByCamera = new Map<string, number>();
   private readonly alerts = new Map<string, Alert>();
-  private readonly seen = new Set<string>();
-  private readonly dedupCapacity: number;
+  private readonly seen: RecentFrames;
   private readonly deliveries: RetryingDelivery[] = [];
   private alertmanager: RetryingDelivery | undefined;
   private readonly logger: Logger;
@@ -111,7 +112,7 @@ export class AlertStage extends EventEmitter {
     this.resolveAfter = options.resolveAfterCleanFrames ?? 50;
     if (!Number.isInteger(this.resolveAfter) || this.resolveAfter < 1) throw new RangeError(`alert: resolveAfterCleanFrames must be a positive integer, got ${this.resolveAfter}`);
     this.cleanBelow = options.cleanBelow ?? 0.5;
-    this.dedupCapacity = options.dedupCapacity ?? 100_000;
+    this.seen = new RecentFrames(options.dedupCapacity ?? 100_000);
     this.maxRuns = options.maxRuns ?? 10_000;
     new OnsetDetector(options.detector); // validate the configuration now, not on the first frame
     const sinks = options.sinks ?? {};
@@ -210,12 +211,10 @@ export class AlertStage extends EventEmitter {
    */
   observePrediction(prediction: Prediction, producedAtMs?: number): Alert | undefined {
     const receivedAt = this.now();
-    if (this.seen.has(prediction.frameId)) {
+    if (!this.seen.add(prediction.frameId)) {
       this.metrics.duplicates.inc({ stage: STAGE });
       return undefined;
     }
-    this.seen.add(prediction.frameId);
-    if (this.seen.size > this.dedupCapacity) this.seen.delete(this.seen.values().next().value as string);
 
     const state = this.run(prediction.camera, prediction.runId);
     if (prediction.pPG === null || prediction.predicted === 'unusable') return undefined; // neither for nor against
@@ -252,6 +251,7 @@ export class AlertStage extends EventEmitter {
     state.firing = alert;
     state.clean = 0;
     this.keep(alert);
+    this.firingByCamera.set(state.camera, (this.firingByCamera.get(state.camera) ?? 0) + 1);
     this.metrics.alerts.inc({ camera: state.camera });
     this.metrics.alarm.set({ camera: state.camera }, 1);
     this.logger.warn({ alertId: id, camera: state.camera, runId: state.runId, firstPgFrameId: firstPg.frameId, statistic: step.statistic }, 'PG onset: alert firing');
@@ -267,8 +267,9 @@ export class AlertStage extends EventEmitter {
     state.firing = undefined;
     state.clean = 0;
     state.detector.reset();
-    const stillFiring = [...this.runs.values()].some((r) => r.camera === state.camera && r.firing);
-    this.metrics.alarm.set({ camera: state.camera }, stillFiring ? 1 : 0);
+    const stillFiring = (this.firingByCamera.get(state.camera) ?? 1) - 1;
+    this.firingByCamera.set(state.camera, stillFiring);
+    this.metrics.alarm.set({ camera: state.camera }, stillFiring > 0 ? 1 : 0);
     this.logger.info({ alertId: alert.id, camera: state.camera, runId: state.runId }, 'alert resolved');
     this.announce(alert, 'resolved');
     return structuredClone(alert);
@@ -303,12 +304,7 @@ export class AlertStage extends EventEmitter {
   private run(camera: string, runId: string): RunState {
     const key = `${camera}\u0000${runId}`;
     let state = this.runs.get(key);
-    if (state) {
-      // Map order doubles as recency: move the run to the end.
-      this.runs.delete(key);
-      this.runs.set(key, state);
-      return state;
-    }
+    if (state) return state;
     // A new run on a camera ends its earlier runs: their firing alerts resolve (the batch was stopped or finished).
     const previous = this.latestRun.get(camera);
     if (previous !== undefined && previous !== runId) {
@@ -332,6 +328,31 @@ export class AlertStage extends EventEmitter {
       this.metrics.alarm.set({ camera }, 0);
     }
     return state;
+  }
+}
+
+/**
+ * The last `capacity` frame ids, oldest forgotten first (the same as RecentKeys in src/metrics,
+ * kept here because stages do not import each other). The order lives in a ring: evicting from
+ * the front of a JS Set is O(n) per call in V8.
+ */
+class RecentFrames {
+  private readonly ids = new Set<string>();
+  private readonly ring: (string | undefined)[];
+  private next = 0;
+  constructor(private readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`alert: dedupCapacity must be a positive integer, got ${capacity}`);
+    this.ring = new Array<string | undefined>(capacity);
+  }
+  /** False when the id was seen already. */
+  add(id: string): boolean {
+    if (this.ids.has(id)) return false;
+    const oldest = this.ring[this.next];
+    if (oldest !== undefined) this.ids.delete(oldest);
+    this.ring[this.next] = id;
+    this.next = (this.next + 1) % this.capacity;
+    this.ids.add(id);
+    return true;
   }
 }
 

@@ -39,9 +39,45 @@ interface Span {
 /** Span labels kept per camera; lab results are few (one per sample), so this is generous. */
 const MAX_SPANS_PER_CAMERA = 1000;
 
+/**
+ * Arrival order of a waiting room's entries, kept apart from its Map: evicting from the front of
+ * a JS Map leaves holes that iteration must skip (O(n) per eviction in V8). An entry still in
+ * the Map *as the same object* is live; anything else was joined meanwhile and is skipped.
+ */
+class ArrivalQueue<T extends { deadline: number }> {
+  private items: { key: string; entry: T }[] = [];
+  private head = 0;
+  push(key: string, entry: T): void {
+    this.items.push({ key, entry });
+  }
+  /** The oldest live entry of `room`, removed from the queue (not from the room). */
+  popLive(room: Map<string, T>, due?: number): { key: string; entry: T } | undefined {
+    while (this.head < this.items.length) {
+      const first = this.items[this.head];
+      if (room.get(first.key) !== first.entry) {
+        this.head += 1;
+        continue;
+      }
+      if (due !== undefined && first.entry.deadline > due) return undefined;
+      this.head += 1;
+      return first;
+    }
+    return undefined;
+  }
+  /** Drops dead entries once they outnumber the live ones, so the queue stays O(room size). */
+  compact(room: Map<string, T>): void {
+    const length = this.items.length - this.head;
+    if (length < 1024 || length < 2 * room.size) return;
+    this.items = this.items.slice(this.head).filter((i) => room.get(i.key) === i.entry);
+    this.head = 0;
+  }
+}
+
 export class LabelJoin {
   private readonly pending = new Map<string, { prediction: Prediction; deadline: number }>();
+  private readonly pendingOrder = new ArrivalQueue<{ prediction: Prediction; deadline: number }>();
   private readonly early = new Map<string, { label: Label; deadline: number }>();
+  private readonly earlyOrder = new ArrivalQueue<{ label: Label; deadline: number }>();
   private readonly spans = new Map<string, Span[]>();
   private readonly joined: RecentKeys;
 
@@ -64,12 +100,16 @@ export class LabelJoin {
       this.joined.add(prediction.frameId);
       return { prediction, ...found };
     }
-    this.pending.set(prediction.frameId, { prediction, deadline: nowMs + this.options.horizonMs });
+    const waiting = { prediction, deadline: nowMs + this.options.horizonMs };
+    this.pending.set(prediction.frameId, waiting);
+    this.pendingOrder.push(prediction.frameId, waiting);
     while (this.pending.size > this.options.maxPending) {
-      const [frameId, oldest] = this.pending.entries().next().value as [string, { prediction: Prediction }];
-      this.pending.delete(frameId);
-      this.options.onDrop?.(oldest.prediction, 'overflow');
+      const oldest = this.pendingOrder.popLive(this.pending);
+      if (!oldest) break;
+      this.pending.delete(oldest.key);
+      this.options.onDrop?.(oldest.entry.prediction, 'overflow');
     }
+    this.pendingOrder.compact(this.pending);
     return null;
   }
 
@@ -85,9 +125,15 @@ export class LabelJoin {
         this.joined.add(message.frameId);
         return [{ prediction: waiting.prediction, label: message.label, source: 'frame' }];
       }
-      this.early.delete(message.frameId); // re-insert so the newest label is the last to be evicted
-      this.early.set(message.frameId, { label: message.label, deadline });
-      while (this.early.size > this.options.maxPending) this.early.delete(this.early.keys().next().value as string);
+      const early = { label: message.label, deadline };
+      this.early.set(message.frameId, early); // a newer label replaces an older one (and its queue entry goes dead)
+      this.earlyOrder.push(message.frameId, early);
+      while (this.early.size > this.options.maxPending) {
+        const oldest = this.earlyOrder.popLive(this.early);
+        if (!oldest) break;
+        this.early.delete(oldest.key);
+      }
+      this.earlyOrder.compact(this.early);
       return [];
     }
     const span: Span = { fromMs: Date.parse(message.from), toMs: Date.parse(message.to), label: message.label, deadline };
@@ -111,17 +157,16 @@ export class LabelJoin {
 
   /** Forgets what waited past the horizon; unlabelled predictions are reported through `onDrop`. */
   expire(nowMs: number): void {
-    // Both maps are in arrival order, and deadlines grow with arrival, so the expired are a prefix.
-    for (const [frameId, waiting] of this.pending) {
-      if (waiting.deadline > nowMs) break;
-      this.pending.delete(frameId);
-      this.options.onDrop?.(waiting.prediction, 'horizon');
+    // Deadlines grow with arrival, so the expired are the oldest live entries.
+    for (let due = this.pendingOrder.popLive(this.pending, nowMs); due; due = this.pendingOrder.popLive(this.pending, nowMs)) {
+      this.pending.delete(due.key);
+      this.options.onDrop?.(due.entry.prediction, 'horizon');
     }
-    for (const [frameId, early] of this.early) {
-      if (early.deadline > nowMs) break;
-      this.early.delete(frameId);
-    }
+    for (let due = this.earlyOrder.popLive(this.early, nowMs); due; due = this.earlyOrder.popLive(this.early, nowMs)) this.early.delete(due.key);
+    this.pendingOrder.compact(this.pending);
+    this.earlyOrder.compact(this.early);
     for (const [camera, list] of this.spans) {
+      if (list[0].deadline > nowMs) continue; // appended in arrival order: nothing expired yet
       const kept = list.filter((s) => s.deadline > nowMs);
       if (kept.length === 0) this.spans.delete(camera);
       else if (kept.length !== list.length) this.spans.set(camera, kept);
