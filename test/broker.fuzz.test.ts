@@ -5,6 +5,7 @@
  * and a new kafkajs client are both still served.
  */
 import { Kafka, logLevel } from 'kafkajs';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { body, buildBatch, produceBody, RawClient } from './helpers/broker-wire.js';
@@ -12,9 +13,10 @@ import { body, buildBatch, produceBody, RawClient } from './helpers/broker-wire.
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
 let server: TestBroker;
+const registry = new Registry();
 
 beforeAll(async () => {
-  server = await startTestBroker({ messageMaxBytes: 1024 * 1024 });
+  server = await startTestBroker({ messageMaxBytes: 1024 * 1024, registry });
 });
 
 afterAll(async () => {
@@ -109,6 +111,15 @@ describe('broker under malformed input', () => {
     const good = await client.request(0, 7, produceBody('crc-check', 0, buildBatch([{ value: Buffer.from('ok') }])));
     expect(good!.readInt16BE(4 + 4 + 2 + 'crc-check'.length + 4 + 4)).toBe(0);
     client.close();
+    const value = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
+      const metric = (await registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
+      return metric?.value ?? 0;
+    };
+    expect(await value('crystalwatch_broker_produce_errors_total', { error_code: '2' })).toBe(1);
+    expect(await value('crystalwatch_broker_produced_records_total')).toBe(1);
+    expect(await value('crystalwatch_broker_requests_total', { api: 'Produce' })).toBe(2);
+    expect(await value('crystalwatch_broker_connections_rejected_total', { reason: 'size' })).toBe(2);
+    expect(await value('crystalwatch_broker_connections_rejected_total', { reason: 'unknown_api' })).toBe(1);
   });
 
   it('survives random bytes and thousands of mutated requests, then still serves old and new clients', async () => {

@@ -2,11 +2,13 @@
  * The broker's state as the API handlers see it: topics and their logs,
  * committed offsets, the group coordinator, and the node's identity.
  */
+import { Registry } from 'prom-client';
 import type { Logger } from '../config/logger.js';
 import { ErrorCode } from './errors.js';
 import { GroupCoordinator } from './group/coordinator.js';
 import { OffsetStore } from './group/offset-store.js';
 import type { PartitionLog } from './log/partition-log.js';
+import { createBrokerMetrics, type BrokerMetrics } from './metrics.js';
 import { invalidTopicName, TopicStore, type RetentionConfig, type Topic } from './log/topic-store.js';
 
 export interface CoreOptions {
@@ -19,6 +21,8 @@ export interface CoreOptions {
   segmentBytes: number;
   cacheBytes: number;
   logger: Logger;
+  /** The process's registry; a private one when not given. */
+  registry?: Registry;
 }
 
 export class BrokerCore {
@@ -30,6 +34,7 @@ export class BrokerCore {
   readonly offsets: OffsetStore;
   readonly groups: GroupCoordinator;
   readonly logger: Logger;
+  readonly metrics: BrokerMetrics;
   /** Producer ids must not repeat across restarts: start from the clock (ms), then count. */
   private nextProducerId = Date.now();
 
@@ -38,6 +43,11 @@ export class BrokerCore {
     this.topics = new TopicStore({ dataDir: options.dataDir, segmentBytes: options.segmentBytes, cacheBytes: options.cacheBytes, retention: options.retention, logger: options.logger });
     this.offsets = new OffsetStore(options.dataDir, options.logger);
     this.groups = new GroupCoordinator(options.logger);
+    this.metrics = createBrokerMetrics(options.registry ?? new Registry(), () => {
+      let bytes = 0;
+      for (const topic of this.topics.topics.values()) for (const log of topic.partitions) bytes += log.sizeBytes;
+      return bytes;
+    });
   }
 
   open(): void {

@@ -5,6 +5,7 @@
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join, resolve } from 'node:path';
+import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { BrokerCore } from './core.js';
 import { Connection } from './server.js';
@@ -19,6 +20,8 @@ export interface BrokerOptions {
   fsync?: 'always' | 'interval' | 'never'; // documented in README.md; default 'interval'
   retention?: { bytes?: number; ms?: number }; // per-topic defaults
   logger?: Logger;
+  /** The process's prom-client registry for crystalwatch_broker_* metrics (src/broker/metrics.ts); private if absent. */
+  registry?: Registry;
   /** Segment file size before a new one is started (default 64 MiB); retention deletes whole segments. */
   segmentBytes?: number;
   /** fsync period for fsync 'interval' (default 1000 ms). */
@@ -74,6 +77,7 @@ export class Broker {
       segmentBytes,
       cacheBytes: 16 * MiB,
       logger: this.logger,
+      ...(options.registry ? { registry: options.registry } : {}),
     });
   }
 

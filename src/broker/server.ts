@@ -20,6 +20,7 @@ import type { Logger } from '../config/logger.js';
 import { API_BY_KEY, writeApiVersionsV0, type RequestContext } from './api/index.js';
 import type { BrokerCore } from './core.js';
 import { ErrorCode } from './errors.js';
+import type { RejectReason } from './metrics.js';
 import { ProtocolError, Reader } from './protocol/reader.js';
 import { Writer } from './protocol/writer.js';
 
@@ -27,7 +28,7 @@ const API_VERSIONS_KEY = 18;
 /** Requests started but not yet answered before we stop reading from the socket. */
 const MAX_IN_FLIGHT = 64;
 
-interface Slot { ready: boolean; chunks: Buffer[] | null }
+interface Slot { ready: boolean; chunks: Buffer[] | null; api: string; started: bigint }
 
 export class Connection {
   private chunks: Buffer[] = [];
@@ -47,6 +48,7 @@ export class Connection {
   ) {
     this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
     socket.setNoDelay(true);
+    core.metrics.connections.inc();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'client socket error'));
     socket.on('close', () => this.close());
@@ -56,13 +58,15 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.abort.abort();
+    this.core.metrics.connections.dec();
     this.socket.destroy();
     this.chunks = [];
     this.queue = [];
     this.onClose(this);
   }
 
-  private reject(reason: string, detail: Record<string, unknown> = {}): void {
+  private reject(kind: RejectReason, reason: string, detail: Record<string, unknown> = {}): void {
+    this.core.metrics.rejected.inc({ reason: kind });
     this.logger.warn({ client: this.clientHost, ...detail }, `closing connection: ${reason}`);
     this.close();
   }
@@ -76,7 +80,7 @@ export class Connection {
         if (this.buffered < 4) return;
         const size = this.peekSize();
         if (size < 8 || size > this.maxRequestBytes) {
-          this.reject(`request size ${size} is outside 8..${this.maxRequestBytes} bytes (raise messageMaxBytes for bigger requests)`);
+          this.reject('size', `request size ${size} is outside 8..${this.maxRequestBytes} bytes (raise messageMaxBytes for bigger requests)`);
           return;
         }
         this.expected = size;
@@ -132,19 +136,19 @@ export class Connection {
       correlationId = request.int32();
       clientId = request.nullableString() ?? '';
     } catch (err) {
-      this.reject(`unreadable request header: ${(err as Error).message}`);
+      this.reject('header', `unreadable request header: ${(err as Error).message}`);
       return;
     }
     const api = API_BY_KEY.get(apiKey);
     if (!api) {
-      this.reject(`unknown api key ${apiKey}`, { apiKey, version, clientId });
+      this.reject('unknown_api', `unknown api key ${apiKey}`, { apiKey, version, clientId });
       return;
     }
-    const slot: Slot = { ready: false, chunks: null };
+    const slot: Slot = { ready: false, chunks: null, api: api.name, started: process.hrtime.bigint() };
     this.queue.push(slot);
     if (version < api.minVersion || version > api.maxVersion) {
       if (apiKey !== API_VERSIONS_KEY) {
-        this.reject(`${api.name} v${version} is not implemented (this broker speaks v${api.minVersion}-v${api.maxVersion}; check ApiVersions)`, { apiKey, version, clientId });
+        this.reject('unsupported_version', `${api.name} v${version} is not implemented (this broker speaks v${api.minVersion}-v${api.maxVersion}; check ApiVersions)`, { apiKey, version, clientId });
         return;
       }
       const response = new Writer();
@@ -173,15 +177,18 @@ export class Connection {
   }
 
   private fail(apiName: string, version: number, err: unknown): void {
-    if (err instanceof ProtocolError) this.reject(`malformed ${apiName} v${version} request: ${err.message}`);
+    if (err instanceof ProtocolError) this.reject('malformed', `malformed ${apiName} v${version} request: ${err.message}`);
     else {
       this.logger.error({ err, api: apiName, version }, 'request handler failed');
+      this.core.metrics.rejected.inc({ reason: 'internal' });
       this.close();
     }
   }
 
   private complete(slot: Slot, correlationId: number, body: Writer | null): void {
     if (this.closed) return;
+    this.core.metrics.requests.inc({ api: slot.api });
+    this.core.metrics.requestSeconds.observe({ api: slot.api }, Number(process.hrtime.bigint() - slot.started) / 1e9);
     if (body) {
       const header = Buffer.allocUnsafe(8);
       header.writeInt32BE(4 + body.length, 0);

@@ -86,6 +86,9 @@ export const fetch: ApiHandler = {
       result = collect();
     }
 
+    let sent = 0;
+    for (const t of result.answers) for (const p of t.partitions) sent += p.bytes;
+    if (sent > 0) broker.metrics.fetchedBytes.inc(sent);
     response.int32(0);
     if (version >= 7) response.int16(ErrorCode.NONE).int32(0);
     response.array(result.answers, (w, t) => {

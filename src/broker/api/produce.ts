@@ -39,6 +39,7 @@ export const produce: ApiHandler = {
       partitions: partitions.map(({ index, records }): PartitionResult => {
         const fail = (errorCode: number, why: string): PartitionResult => {
           broker.logger.warn({ topic: name, partition: index, errorCode }, `produce refused: ${why}`);
+          broker.metrics.produceErrors.inc({ error_code: String(errorCode) });
           return { index, errorCode, baseOffset: -1, logStartOffset: -1 };
         };
         if (acks !== 0 && acks !== 1 && acks !== -1) return fail(ErrorCode.INVALID_REQUIRED_ACKS, `acks must be 0, 1 or -1, got ${acks}`);
@@ -62,6 +63,8 @@ export const produce: ApiHandler = {
         const result = log.append(batches);
         if (result.errorCode !== ErrorCode.NONE) return fail(result.errorCode, result.message ?? 'append refused');
         flush = true;
+        if (result.appendedBytes) broker.metrics.producedBytes.inc(result.appendedBytes);
+        if (result.appendedRecords) broker.metrics.producedRecords.inc(result.appendedRecords);
         return { index, errorCode: ErrorCode.NONE, baseOffset: result.baseOffset, logStartOffset: log.logStartOffset };
       }),
     }));

@@ -54,7 +54,7 @@ interface ProducerState { epoch: number; recent: ProducerBatch[] }
 /** Kafka keeps the last 5 batches per producer to recognise retries (max.in.flight ≤ 5). */
 const PRODUCER_WINDOW = 5;
 
-export interface AppendResult { errorCode: number; baseOffset: number; message?: string }
+export interface AppendResult { errorCode: number; baseOffset: number; message?: string; appendedBytes?: number; appendedRecords?: number }
 
 export class PartitionLog {
   readonly topic: string;
@@ -165,6 +165,8 @@ export class PartitionLog {
   append(batches: BatchInfo[]): AppendResult {
     if (this.closed) return { errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, baseOffset: -1, message: 'partition closed' };
     let firstOffset = -1;
+    let appendedBytes = 0;
+    let appendedRecords = 0;
     for (const batch of batches) {
       if (batch.producerId >= 0) {
         const check = this.checkSequence(batch);
@@ -186,10 +188,12 @@ export class PartitionLog {
       this.trimCache();
       if (batch.producerId >= 0) this.rememberProducer(batch, baseOffset);
       this.nextOffset = entry.lastOffset + 1;
+      appendedBytes += entry.size;
+      appendedRecords += batch.recordCount;
       if (firstOffset < 0) firstOffset = baseOffset;
     }
     for (const listener of this.listeners) listener();
-    return { errorCode: ErrorCode.NONE, baseOffset: firstOffset };
+    return { errorCode: ErrorCode.NONE, baseOffset: firstOffset, appendedBytes, appendedRecords };
   }
 
   private checkSequence(batch: BatchInfo): AppendResult {
