@@ -246,4 +246,26 @@ describe('AlertStage', () => {
     expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="action",outcome="delivered"}')).toBe(1);
     expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="websocket",outcome="delivered"}')).toBe(1);
   });
+
+  it('close() aborts a delivery stuck on a receiver that never answers', async () => {
+    let requestArrived!: () => void;
+    const arrived = new Promise<void>((r) => (requestArrived = r));
+    let connectionClosed!: () => void;
+    const closed = new Promise<void>((r) => (connectionClosed = r));
+    const hanging = createServer((req) => {
+      req.socket.on('close', () => connectionClosed());
+      requestArrived(); // and never answer
+    });
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    servers.push(hanging);
+    const { s, registry } = stage({ sinks: { webhooks: [{ url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/` }] } });
+    s.observePrediction(frame(0.99));
+    expect(s.observePrediction(frame(0.99))?.state).toBe('firing');
+    await arrived;
+    await s.close();
+    await closed; // the client side hung up: nothing is left waiting on the receiver
+    const text = await registry.metrics();
+    expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="delivered"}')).toBeUndefined();
+    expect(metricValue(text, 'crystalwatch_alert_deliveries_queued{sink="webhook"}')).toBe(0);
+  });
 });

@@ -175,7 +175,9 @@ export class AlertStage extends EventEmitter {
       if (this.resendTimer) clearInterval(this.resendTimer);
       await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'alert consumer disconnect failed'));
       // Give queued deliveries a moment to finish, then abandon them.
-      await Promise.race([Promise.all(this.deliveries.map((d) => d.idle())), new Promise((r) => setTimeout(r, 2000).unref())]);
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([Promise.all(this.deliveries.map((d) => d.idle())), new Promise((r) => (grace = setTimeout(r, 2000)))]);
+      clearTimeout(grace);
       for (const d of this.deliveries) d.close();
       await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'alert producer disconnect failed'));
     })();

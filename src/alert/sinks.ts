@@ -18,8 +18,8 @@ export interface AlertSink {
   /** The metric label: topic, webhook, websocket, alertmanager, action. */
   readonly name: string;
   wants(kind: AlertEventKind): boolean;
-  /** Resolves when delivered; throws (with a message saying what went wrong) otherwise. */
-  deliver(alert: Alert, kind: AlertEventKind): Promise<void>;
+  /** Resolves when delivered; throws (with a message saying what went wrong) otherwise. `signal` aborts on close. */
+  deliver(alert: Alert, kind: AlertEventKind, signal?: AbortSignal): Promise<void>;
 }
 
 export interface DeliveryOptions {
@@ -42,6 +42,7 @@ export class RetryingDelivery {
   private timer: NodeJS.Timeout | undefined;
   private wakeTimer: (() => void) | undefined;
   private idleWaiters: Array<() => void> = [];
+  private readonly abort = new AbortController();
   private readonly maxQueue: number;
   private readonly maxAttempts: number;
   private readonly baseDelayMs: number;
@@ -82,6 +83,7 @@ export class RetryingDelivery {
   /** Stops retrying; deliveries still queued are abandoned. */
   close(): void {
     this.closed = true;
+    this.abort.abort(new Error('alert delivery closed'));
     if (this.timer) clearTimeout(this.timer);
     this.wakeTimer?.();
     this.queue.length = 0;
@@ -97,7 +99,7 @@ export class RetryingDelivery {
         const head = this.queue[0];
         head.attempts += 1;
         try {
-          await this.sink.deliver(head.alert, head.kind);
+          await this.sink.deliver(head.alert, head.kind, this.abort.signal);
           this.finish(head, 'delivered');
         } catch (err) {
           if (this.closed) break;
@@ -134,10 +136,11 @@ export function signBody(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
-async function post(url: string, body: string, headers: Record<string, string>, timeoutMs: number, what: string): Promise<void> {
+async function post(url: string, body: string, headers: Record<string, string>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
   let response: Response;
+  const timeout = AbortSignal.timeout(timeoutMs);
   try {
-    response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: AbortSignal.timeout(timeoutMs) });
+    response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   } catch (err) {
     const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
     throw new Error(`${what} ${url} unreachable (${cause})`);
@@ -159,11 +162,11 @@ export class WebhookSink implements AlertSink {
   wants(): boolean {
     return true;
   }
-  async deliver(alert: Alert, kind: AlertEventKind): Promise<void> {
+  async deliver(alert: Alert, kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
     const body = JSON.stringify(alert);
     const headers: Record<string, string> = { 'x-crystalwatch-event': kind };
     if (this.secret) headers['x-crystalwatch-signature'] = signBody(body, this.secret);
-    await post(this.url, body, headers, this.timeoutMs, 'alert webhook');
+    await post(this.url, body, headers, this.timeoutMs, 'alert webhook', signal);
   }
 }
 
@@ -203,8 +206,8 @@ export class AlertmanagerSink implements AlertSink {
   wants(kind: AlertEventKind): boolean {
     return kind !== 'acknowledged';
   }
-  async deliver(alert: Alert): Promise<void> {
-    await post(this.endpoint, JSON.stringify([toAlertmanagerAlert(alert, this.now(), this.ttlMs)]), {}, this.timeoutMs, 'alertmanager');
+  async deliver(alert: Alert, _kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
+    await post(this.endpoint, JSON.stringify([toAlertmanagerAlert(alert, this.now(), this.ttlMs)]), {}, this.timeoutMs, 'alertmanager', signal);
   }
 }
 
@@ -221,11 +224,11 @@ export class ActionSink implements AlertSink {
   wants(kind: AlertEventKind): boolean {
     return kind === 'firing';
   }
-  async deliver(alert: Alert): Promise<void> {
-    if (this.target.url) await post(this.target.url, JSON.stringify({ action: alert.action, alert }), {}, this.timeoutMs, 'alert action');
-    if (this.target.command) await this.runCommand(this.target.command, alert);
+  async deliver(alert: Alert, _kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
+    if (this.target.url) await post(this.target.url, JSON.stringify({ action: alert.action, alert }), {}, this.timeoutMs, 'alert action', signal);
+    if (this.target.command) await this.runCommand(this.target.command, alert, signal);
   }
-  private runCommand(command: string, alert: Alert): Promise<void> {
+  private runCommand(command: string, alert: Alert, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], {
         stdio: ['pipe', 'ignore', 'pipe'],
@@ -244,16 +247,20 @@ export class ActionSink implements AlertSink {
         stderr = (stderr + chunk.toString()).slice(-500);
       });
       const timer = setTimeout(() => child.kill('SIGKILL'), this.timeoutMs);
+      const onAbort = () => child.kill('SIGKILL');
+      signal?.addEventListener('abort', onAbort, { once: true });
       child.stdin.on('error', () => {}); // a command that does not read stdin closes it early: not a failure
       child.stdin.end(JSON.stringify(alert));
       child.on('error', (err) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         reject(new Error(`alert action command "${command}" could not start: ${err.message}`));
       });
-      child.on('close', (code, signal) => {
+      child.on('close', (code, killedBy) => {
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
         if (code === 0) resolve();
-        else reject(new Error(`alert action command "${command}" ${signal ? `was killed (${signal}, timeout ${this.timeoutMs} ms)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`));
+        else reject(new Error(`alert action command "${command}" ${killedBy ? `was killed (${killedBy}; timeout ${this.timeoutMs} ms, or the stage closed)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`));
       });
     });
   }
