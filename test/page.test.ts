@@ -20,6 +20,7 @@ let page: Page;
 let server: WebServer;
 const store = new Map<string, Alert>();
 const ackCalls: { id: string; by?: string }[] = [];
+const consoleErrors: string[] = [];
 const actions: AlertActions = {
   list: () => [...store.values()],
   acknowledge(id, by) {
@@ -62,7 +63,9 @@ beforeAll(async () => {
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  page.on('pageerror', (err) => console.error('page error:', err.message));
+  page.on('pageerror', (err) => consoleErrors.push(`pageerror: ${err.message}`));
+  // CSP violations, failed requests and script errors all show up as console errors.
+  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
 });
 
 afterAll(async () => {
@@ -114,6 +117,8 @@ describe('live page', () => {
     expect(await page.locator('#global-banner').getAttribute('data-state')).toBe('acknowledged');
     expect(await page.locator('.alert-item[data-alert-id="reactor-1-batch-A-1"]').getAttribute('data-state')).toBe('acknowledged');
     await page.screenshot({ path: join(ARTIFACTS, 'live-page-acknowledged.png') });
+    // The one expected error: the first acknowledge answered 401 before the token was given.
+    expect(consoleErrors.filter((e) => !/status of 401/.test(e))).toEqual([]);
   });
 
   it('reconnects after the server restarts and shows what happened meanwhile', async () => {

@@ -202,6 +202,27 @@ describe('WebServer live feed', () => {
     expect(metrics).toContain('crystalwatch_web_ws_events_total{type="alert"} 2');
   });
 
+  it('refuses the live feed and acknowledgements to other sites in the browser', async () => {
+    const server = await startServer({ allowedOrigins: ['https://crystalwatch.plant.example'] });
+    server.publish({ type: 'alert', alert: alert() });
+    const open = (origin: string) => new Promise<void>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`, { origin });
+      sockets.push(ws);
+      ws.on('open', () => resolve());
+      ws.on('error', reject);
+    });
+    await expect(open('https://evil.example')).rejects.toThrow(/403/);
+    await expect(open(`http://127.0.0.1:${server.port}`)).resolves.toBeUndefined();
+    await expect(open('https://crystalwatch.plant.example')).resolves.toBeUndefined();
+
+    const crossSite = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { origin: 'https://evil.example', 'content-type': 'text/plain' }, '{"by":"x"}');
+    expect(crossSite.status).toBe(403);
+    const listed = JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString()) as Alert[];
+    expect(listed[0].acknowledgedAt).toBeUndefined();
+    const sameSite = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { origin: `http://127.0.0.1:${server.port}` }, '');
+    expect(sameSite.status).toBe(200);
+  });
+
   it('refuses WebSocket upgrades on other paths and closes clients on close()', async () => {
     const server = await startServer();
     const wrong = new WebSocket(`ws://127.0.0.1:${server.port}/other`);

@@ -48,6 +48,12 @@ export interface WebOptions {
   logger?: Logger;
   /** Folder with the live page; defaults to src/web/static of this package. */
   staticDir?: string;
+  /**
+   * Browser origins besides the server's own allowed to open /ws and POST (e.g. a reverse proxy's
+   * public URL, "https://crystalwatch.plant.example"). Requests without an Origin header (curl,
+   * scripts) are not affected.
+   */
+  allowedOrigins?: string[];
 }
 
 /** What the server remembers per camera, served by `GET /api/cameras`. */
@@ -172,6 +178,11 @@ export class WebServer {
       const path = (req.url ?? '').split('?')[0];
       if (path !== '/ws') {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+        return;
+      }
+      if (!this.originAllowed(req)) {
+        // Another site open in the operator's browser must not read the plant's live feed.
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
         return;
       }
       wss.handleUpgrade(req, socket, head, (ws) => this.onWsConnection(ws));
@@ -398,6 +409,8 @@ export class WebServer {
       if (m) {
         route = '/api/alerts/:id/ack';
         this.requireMethod(method === 'POST', method, 'POST');
+        // Cross-site "simple" POSTs (no preflight) would otherwise acknowledge alerts when no token is set.
+        if (!this.originAllowed(req)) throw new HttpError(403, `origin ${req.headers.origin} may not acknowledge alerts; add it to the web server's allowedOrigins`);
         this.requireToken(req);
         const body = await readJsonBody(req);
         const by = body.by === undefined ? undefined : String(body.by).slice(0, 100);
@@ -461,6 +474,18 @@ export class WebServer {
     const acked: Alert = { ...known, acknowledgedAt: known.acknowledgedAt ?? new Date().toISOString(), acknowledgedBy: known.acknowledgedBy ?? by };
     this.rememberAlert(acked);
     return acked;
+  }
+
+  /** Same-origin (Origin's host equals Host), listed in allowedOrigins, or no Origin header at all. */
+  private originAllowed(req: IncomingMessage): boolean {
+    const origin = req.headers.origin;
+    if (!origin) return true;
+    if (this.options.allowedOrigins?.includes(origin)) return true;
+    try {
+      return new URL(origin).host === req.headers.host;
+    } catch {
+      return false;
+    }
   }
 
   private requireMethod(ok: boolean, method: string, allowed: string): void {
