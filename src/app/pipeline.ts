@@ -1,0 +1,197 @@
+/**
+ * Composes the stages of DESIGN.md into one process. The stages never import each
+ * other; this is the one place that knows all of them. With `kafka.brokers` empty
+ * the embedded broker is started here; otherwise every stage talks to the cluster.
+ */
+import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../config/logger.js';
+import { startBroker } from '../broker/index.js';
+import { createKafka, ensureTopics } from '../bus/kafka.js';
+import { topicNames, type Topics } from '../bus/topics.js';
+import type { Alert, Prediction } from '../bus/messages.js';
+import { IngestStage } from '../ingest/index.js';
+import { ClassifyStage } from '../classify/index.js';
+import { MetricsStage } from '../metrics/index.js';
+import { AlertStage } from '../alert/index.js';
+import { WebServer } from '../web/index.js';
+import { Lifecycle } from './lifecycle.js';
+import { resolveModelDir } from './paths.js';
+
+export interface Pipeline {
+  config: Config;
+  kafka: Kafka;
+  topics: Topics;
+  registry: Registry;
+  /** host:port of the brokers in use (the embedded one, or the cluster's first). */
+  brokers: string[];
+  web?: WebServer;
+  ingest?: IngestStage;
+  classify?: ClassifyStage;
+  metrics?: MetricsStage;
+  alerts?: AlertStage;
+  close(): Promise<void>;
+}
+
+export interface PipelineOptions {
+  /** Where relative paths in the config (model, data dir) are resolved from. */
+  baseDir?: string;
+  /** Called for each prediction and alert seen by the monitor stage (the demo's terminal status). */
+  onPrediction?: (prediction: Prediction) => void;
+  onAlert?: (alert: Alert) => void;
+}
+
+export async function startPipeline(config: Config, logger: Logger, options: PipelineOptions = {}): Promise<Pipeline> {
+  const lifecycle = new Lifecycle(logger);
+  const base = options.baseDir ?? process.cwd();
+  const dataDir = path.resolve(base, config.dataDir);
+  const stages = new Set(config.stages);
+  const ready: Record<string, boolean | string> = {};
+  try {
+    const registry = new Registry();
+    collectDefaultMetrics({ register: registry, prefix: 'crystalwatch_process_' });
+
+    let brokers = config.kafka.brokers;
+    if (brokers.length === 0) {
+      const brokerDir = path.join(dataDir, 'broker');
+      await mkdir(brokerDir, { recursive: true });
+      const broker = lifecycle.add(
+        'broker',
+        await startBroker({
+          host: config.broker.host,
+          port: config.broker.port,
+          dataDir: brokerDir,
+          defaultPartitions: config.kafka.partitions,
+          messageMaxBytes: config.kafka.maxMessageBytes,
+          fsync: config.broker.fsync,
+          logger: logger.child({ stage: 'broker' }),
+        }),
+      );
+      brokers = [broker.address];
+      logger.info({ address: broker.address, dataDir: brokerDir }, 'embedded Kafka broker listening');
+    }
+
+    const kafka = createKafka({
+      brokers,
+      clientId: config.kafka.clientId,
+      ssl: config.kafka.ssl || undefined,
+      sasl: config.kafka.sasl as never,
+      maxMessageBytes: config.kafka.maxMessageBytes,
+    });
+    const topics = topicNames(config.kafka.topicPrefix);
+    await ensureTopics(kafka, topics, config.kafka.partitions);
+    ready.kafka = true;
+
+    const pipeline: Pipeline = { config, kafka, topics, registry, brokers, close: () => lifecycle.close() };
+
+    if (stages.has('web')) {
+      pipeline.web = lifecycle.add(
+        'web',
+        new WebServer({
+          host: config.web.host,
+          port: config.web.port,
+          registry,
+          token: config.web.token,
+          alerts: {
+            list: () => pipeline.alerts?.list() ?? [],
+            acknowledge: (id, by) => pipeline.alerts?.acknowledge(id, by),
+          },
+          health: () => ({ ready: Object.values(ready).every((v) => v === true), checks: { ...ready } }),
+          thumbnails: { kafka, topics },
+          logger: logger.child({ stage: 'web' }),
+        }),
+      );
+      await pipeline.web.start();
+      logger.info({ url: pipeline.web.url }, 'web server listening');
+    }
+
+    if (stages.has('monitor')) {
+      const metrics = new MetricsStage({
+        kafka,
+        topics,
+        registry,
+        windows: { frames: config.metrics.windowFrames, seconds: config.metrics.windowSeconds },
+        labelHorizonMs: config.metrics.labelHorizonMs,
+        logger: logger.child({ stage: 'metrics' }),
+      });
+      metrics.on('prediction', (prediction: Prediction) => {
+        pipeline.web?.publish({ type: 'prediction', prediction });
+        options.onPrediction?.(prediction);
+      });
+      metrics.on('quality', (quality: Record<string, unknown>) => pipeline.web?.publish({ type: 'quality', ...quality }));
+      pipeline.metrics = lifecycle.add('metrics', metrics);
+      ready.metrics = 'starting';
+      await metrics.start();
+      ready.metrics = true;
+
+      const alerts = new AlertStage({
+        kafka,
+        topics,
+        registry,
+        detector: { kind: config.alert.detector },
+        resolveAfterCleanFrames: config.alert.resolveAfterCleanFrames,
+        sinks: {
+          topic: config.alert.topic,
+          webhooks: config.alert.webhooks,
+          alertmanagerUrl: config.alert.alertmanagerUrl,
+          actionCommand: config.alert.actionCommand,
+          actionUrl: config.alert.actionUrl,
+        },
+        publish: (alert: Alert) => pipeline.web?.publish({ type: 'alert', alert }),
+        logger: logger.child({ stage: 'alert' }),
+      });
+      alerts.on('alert', (alert: Alert) => options.onAlert?.(alert));
+      pipeline.alerts = lifecycle.add('alert', alerts);
+      ready.alert = 'starting';
+      await alerts.start();
+      ready.alert = true;
+    }
+
+    if (stages.has('classify')) {
+      ready.model = 'loading';
+      const classify = new ClassifyStage({
+        kafka,
+        topics,
+        modelDir: resolveModelDir(base, config.classify.model),
+        backend: config.classify.backend,
+        maxBatchSize: config.classify.maxBatchSize,
+        maxBatchWaitMs: config.classify.maxBatchWaitMs,
+        registry,
+        logger: logger.child({ stage: 'classify' }),
+      });
+      pipeline.classify = lifecycle.add('classify', classify);
+      await classify.start();
+      ready.model = true;
+      logger.info(classify.info, 'classifier ready');
+    }
+
+    if (stages.has('ingest')) {
+      if (config.cameras.length === 0) {
+        throw new Error('stage "ingest" needs at least one camera: set `cameras` in the config file or CRYSTALWATCH_CAMERAS=id=/folder');
+      }
+      const ingest = new IngestStage({
+        kafka,
+        topics,
+        cameras: config.cameras.map((c) => ({ camera: c.id, watch: path.resolve(base, c.watch), runId: c.runId })),
+        after: config.ingest.after,
+        archiveDir: config.ingest.archiveDir ? path.resolve(base, config.ingest.archiveDir) : undefined,
+        quarantineDir: config.ingest.quarantineDir ? path.resolve(base, config.ingest.quarantineDir) : undefined,
+        maxFileBytes: config.ingest.maxFileBytes,
+        reconcileIntervalMs: config.ingest.reconcileIntervalMs,
+        ledgerPath: path.join(dataDir, 'ingest-ledger.jsonl'),
+        registry,
+        logger: logger.child({ stage: 'ingest' }),
+      });
+      pipeline.ingest = lifecycle.add('ingest', ingest);
+      await ingest.start();
+      ready.ingest = true;
+    }
+    return pipeline;
+  } catch (err) {
+    await lifecycle.close();
+    throw err;
+  }
+}
