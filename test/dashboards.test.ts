@@ -5,7 +5,7 @@
  * contract and realistic values, moving every tick like a running line would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -220,6 +220,24 @@ describe('impurity dashboard', () => {
     const alarmQuery = queries.find((q) => q.panel === 'Alarm')!;
     const alarm = Object.fromEntries((await instant(substituteVariables(alarmQuery.expr))).map((v) => [v.metric.camera, v.value[1]]));
     expect(alarm).toEqual({ 'reactor-1': '1', 'reactor-2': '0' });
+  });
+
+  it('`crystalwatch dashboards --check` fails on stale JSON and passes once regenerated', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crystalwatch-dash-'));
+    try {
+      writeFileSync(join(dir, 'impurity.json'), '{"stale":true}\n');
+      const cli = (...args: string[]) => spawnSync(process.execPath, ['bin/crystalwatch.js', 'dashboards', '--out', dir, ...args], { encoding: 'utf8' });
+      const stale = cli('--check');
+      expect(stale.status).toBe(1);
+      expect(stale.stderr).toContain('out of date');
+      expect(stale.stderr).toContain('npm run dashboards');
+      expect(cli().status).toBe(0);
+      const fresh = cli('--check', '--json');
+      expect(fresh.status).toBe(0);
+      expect(JSON.parse(fresh.stdout).files).toEqual([{ file: join(dir, 'impurity.json'), status: 'unchanged' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('substitutes Grafana variables and refuses unknown ones', () => {
