@@ -214,13 +214,13 @@ export class CameraIngest {
    */
   private onRaw(watchedPath: string, name: string | null | undefined): void {
     if (!name || this.closed) return;
-    const candidates = [resolve(watchedPath, name)];
-    if (basename(watchedPath) === name) candidates.push(watchedPath); // a per-file watcher names its own file
-    for (const abs of candidates) {
-      if (!isInside(this.watchDir, abs) || abs === this.watchDir) continue;
+    // chokidar also watches each file on its own; such a watcher names its own file.
+    const abs = basename(watchedPath) === name ? watchedPath : resolve(watchedPath, name);
+    {
+      if (!isInside(this.watchDir, abs) || abs === this.watchDir) return;
       const rel = toRel(relative(this.watchDir, abs));
-      if (rel.split('/').some((part) => isIgnoredName(part))) continue;
-      if (isInside(this.archiveDir, abs) || isInside(this.quarantineDir, abs)) continue;
+      if (rel.split('/').some((part) => isIgnoredName(part))) return;
+      if (isInside(this.archiveDir, abs) || isInside(this.quarantineDir, abs)) return;
       this.consider(rel);
     }
   }
@@ -281,7 +281,7 @@ export class CameraIngest {
     try {
       st = await lstat(abs);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.forget(rel);
+      if (isGone(err)) return this.forget(rel);
       return this.reject(rel, 'unreadable', `lstat failed: ${(err as NodeJS.ErrnoException).code}`);
     }
     if (st.isSymbolicLink()) {
@@ -328,7 +328,7 @@ export class CameraIngest {
     try {
       [head, tail] = await peek(abs, st.size);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.forget(rel);
+      if (isGone(err)) return this.forget(rel);
       return this.reject(rel, 'unreadable', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     const kind = sniffKind(head);
@@ -351,7 +351,7 @@ export class CameraIngest {
       try {
         bytes = await readFile(abs);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return this.forget(rel);
+        if (isGone(err)) return this.forget(rel);
         return this.reject(rel, 'unreadable', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
       }
       if (bytes.length !== st.size) {
@@ -581,6 +581,12 @@ export class CameraIngest {
     if (this.ctx.after !== 'keep') await this.applyAfter(f.abs, f.rel, f.frameId);
     this.queued.delete(f.rel);
   }
+}
+
+/** The file went away (or a parent is no longer a folder): nothing to do. */
+function isGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
 }
 
 function isInside(root: string, path: string): boolean {
