@@ -87,13 +87,14 @@ describe('metrics and alert stages on the broker', () => {
     await producer.send({ topic: topics.labels, messages: [{ value: JSON.stringify({ camera: 'cam-a', label: 'pg' }) }] });
 
     // The lab reports later: frames 0–29 (capture time) were CEX, 30–39 PG; frame 5 is relabelled by id first.
-    await producer.send({ topic: topics.labels, messages: [{ value: JSON.stringify({ frameId: 'cam-a/5', label: 'pg' }) }] });
+    // (Same key as the spans: one partition, so the stage sees this label first.)
+    await producer.send({ topic: topics.labels, messages: [{ key: 'cam-a', value: JSON.stringify({ frameId: 'cam-a/5', label: 'pg' }) }] });
     const at = (i: number) => new Date(T0 + i * 100).toISOString();
     await producer.send({
       topic: topics.labels,
       messages: [
-        { value: JSON.stringify({ camera: 'cam-a', from: at(0), to: at(29), label: 'cex' }) },
-        { value: JSON.stringify({ camera: 'cam-a', from: at(30), to: at(39), label: 'pg' }) },
+        { key: 'cam-a', value: JSON.stringify({ camera: 'cam-a', from: at(0), to: at(29), label: 'cex' }) },
+        { key: 'cam-a', value: JSON.stringify({ camera: 'cam-a', from: at(30), to: at(39), label: 'pg' }) },
       ],
     });
 
