@@ -76,7 +76,8 @@ export async function cropAndResize(image: DecodedImage, region: Region, input: 
     pipeline = pipeline.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
   }
   if (region.width !== input.width || region.height !== input.height) {
-    pipeline = pipeline.resize(input.width, input.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 }, kernel: 'lanczos3' });
+    const kernel = input.interpolation ?? 'linear';
+    pipeline = pipeline.resize(input.width, input.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 }, kernel });
   }
   if (input.channels === 1) pipeline = pipeline.toColourspace('b-w');
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
@@ -119,6 +120,16 @@ export function channelTransform(input: Pick<ModelInput, 'channels' | 'colorOrde
   }
 }
 
+/** Per model channel, the normalised value of each 8-bit level: one table read per sample. */
+export function channelTables(transform: ChannelTransform): Float32Array[] {
+  return transform.mean.map((m, c) => {
+    const inv = 1 / transform.std[c];
+    return Float32Array.from({ length: 256 }, (_, v) => (v * transform.scale - m) * inv);
+  });
+}
+
+const tableCache = new WeakMap<ChannelTransform, Float32Array[]>();
+
 /**
  * Write one image's 8-bit pixels (`channels` per pixel, RGB order when 3) into `out` at image
  * slot `index`, normalised and laid out as the card says.
@@ -128,16 +139,30 @@ export function writeTensor(pixels: Buffer, input: ModelInput, transform: Channe
   const plane = width * height;
   const base = index * plane * channels;
   const inChannels = pixels.length / plane;
-  const { scale, mean, std, source } = transform;
+  let tables = tableCache.get(transform);
+  if (!tables) {
+    tables = channelTables(transform);
+    tableCache.set(transform, tables);
+  }
+  if (layout === 'NHWC' && channels === 3 && inChannels === 3) {
+    // The common case (Keras RGB/BGR models), in one pass.
+    const [t0, t1, t2] = tables;
+    const [s0, s1, s2] = transform.source;
+    for (let p = 0, i = 0, o = base; p < plane; p++, i += 3, o += 3) {
+      out[o] = t0[pixels[i + s0]];
+      out[o + 1] = t1[pixels[i + s1]];
+      out[o + 2] = t2[pixels[i + s2]];
+    }
+    return;
+  }
   for (let c = 0; c < channels; c++) {
-    const src = inChannels === 1 ? 0 : source[c];
-    const m = mean[c];
-    const inv = 1 / std[c];
+    const src = inChannels === 1 ? 0 : transform.source[c];
+    const table = tables[c];
     if (layout === 'NCHW') {
       const o = base + c * plane;
-      for (let p = 0; p < plane; p++) out[o + p] = (pixels[p * inChannels + src] * scale - m) * inv;
+      for (let p = 0; p < plane; p++) out[o + p] = table[pixels[p * inChannels + src]];
     } else {
-      for (let p = 0; p < plane; p++) out[base + p * channels + c] = (pixels[p * inChannels + src] * scale - m) * inv;
+      for (let p = 0; p < plane; p++) out[base + p * channels + c] = table[pixels[p * inChannels + src]];
     }
   }
 }

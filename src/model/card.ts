@@ -45,6 +45,11 @@ export const InputSchema = z.object({
   /** `squash`: stretch to size; `contain`: letterbox (pad black); `cover`: fill and centre-crop. */
   resize: z.enum(['squash', 'contain', 'cover']),
   normalization: NormalizationSchema,
+  /**
+   * Resampling used in training: Keras `load_img`/`flow_from_directory` default to `nearest`,
+   * torchvision and `tf.image.resize` to bilinear (`linear`, the default here).
+   */
+  interpolation: z.enum(['nearest', 'linear', 'cubic', 'lanczos3']).optional(),
   /** Input tensor name; defaults to the model's first input. */
   name: z.string().min(1).optional(),
 });

@@ -60,6 +60,9 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    // Idle intra-op threads spin by default; here they would spin on the cores sharp decodes
+    // on. CRYSTALWATCH_ORT_SPIN=1 turns it back on for a machine with cores to spare.
+    extra: { session: { intra_op: { allow_spinning: process.env.CRYSTALWATCH_ORT_SPIN === '1' ? '1' : '0' } } },
   };
   let session: ort.InferenceSession | undefined;
   let provider: Provider = 'cpu';

@@ -1,0 +1,158 @@
+/**
+ * Classify throughput and latency: frames/s and per-frame latency for batch 1, 8, 32, 64 on
+ * every backend present, for crops and for tiled 1280×960 frames, plus the effect of
+ * UV_THREADPOOL_SIZE (and sharp's own concurrency) on decoding many small images.
+ *
+ *   node dist/bench/classify.js [--quick]
+ *
+ * Uses models/default when it is there; otherwise a tiny stand-in with the Georgia signature
+ * (224×224×3 NHWC, caffe, sigmoid) so the figures measure the pipeline, not a CNN — the
+ * `classify.model` figure says which.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import sharp from 'sharp';
+import { Classifier } from '../src/classify/index.js';
+import { loadModelCard } from '../src/model/card.js';
+import { writeTinyModelDir } from '../src/classify/fixtures.js';
+import { decodeImage } from '../src/classify/preprocess.js';
+import { defaultModelDir } from '../src/classify/command.js';
+import { renderCrop, renderFrame } from '../simulator/index.js';
+
+type Figures = Record<string, number | string>;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+const r3 = (v: number) => Math.round(v * 1000) / 1000;
+
+async function crops(n: number): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) out.push((await renderCrop({ label: i % 2 ? 'pg' : 'cex', seed: 1000 + i })).png);
+  return out;
+}
+
+/** Throughput over `total` images in calls of `batch`, and per-call latency percentiles. */
+async function measure(classifier: Classifier, images: Buffer[], batch: number, total: number): Promise<{ fps: number; p50: number; p99: number }> {
+  await classifier.classify(images.slice(0, batch)); // warm-up: first run allocates
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  for (let done = 0, k = 0; done < total; done += batch, k++) {
+    const call = Array.from({ length: batch }, (_, i) => images[(k * batch + i) % images.length]);
+    const s = performance.now();
+    await classifier.classify(call);
+    latencies.push(performance.now() - s);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return { fps: Math.ceil(total / batch) * batch / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+}
+
+/** Decode `count` crops with the pool sizes of this process; run in a child per setting. */
+async function decodeRun(count: number, sharpConcurrency: number | undefined): Promise<number> {
+  if (sharpConcurrency !== undefined) sharp.concurrency(sharpConcurrency);
+  const images = await crops(64);
+  await Promise.all(images.map((b) => decodeImage(b)));
+  const t0 = performance.now();
+  // 64 in flight at a time: what the classify stage does with a batch of small frames.
+  for (let done = 0; done < count; done += images.length) await Promise.all(images.map((b) => decodeImage(b)));
+  return Math.ceil(count / images.length) * images.length / ((performance.now() - t0) / 1000);
+}
+
+function decodeChild(uvThreads: number, sharpConcurrency: number | undefined, count: number): Promise<number> {
+  const self = fileURLToPath(import.meta.url);
+  const args = [self, '--decode-child', String(count), ...(sharpConcurrency !== undefined ? ['--sharp-concurrency', String(sharpConcurrency)] : [])];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { env: { ...process.env, UV_THREADPOOL_SIZE: String(uvThreads) } }, (err, stdout) => {
+      if (err) reject(err);
+      else resolve(Number(JSON.parse(stdout).fps));
+    });
+  });
+}
+
+export async function bench(options: { quick: boolean }): Promise<Figures> {
+  const quick = options.quick;
+  const out: Figures = { 'classify.machine': `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'cpu'}` };
+  const tmp = await mkdtemp(join(tmpdir(), 'cw-bench-classify-'));
+  try {
+    let modelDir = defaultModelDir();
+    if (!existsSync(join(modelDir, 'card.json'))) {
+      modelDir = await writeTinyModelDir(join(tmp, 'model'), { layout: 'NHWC', width: 224, height: 224, channels: 3, kind: 'sigmoid', weights: [0.01, 0.01, 0.01], bias: [0] }, {
+        name: 'tiny-proxy',
+        input: { layout: 'NHWC', width: 224, height: 224, channels: 3, colorOrder: 'bgr', resize: 'squash', normalization: 'caffe' },
+        output: { kind: 'sigmoid' },
+        tiling: { tile: 224, stride: 224 },
+      });
+    }
+    const { card } = await loadModelCard(modelDir);
+    out['classify.model'] = `${card.name}@${card.version} (${card.input.width}×${card.input.height}×${card.input.channels} ${card.input.layout})`;
+    const cropImages = await crops(quick ? 32 : 128);
+    const frames: Buffer[] = [];
+    for (let i = 0; i < (quick ? 2 : 6); i++) frames.push((await renderFrame({ seed: 7, frameIndex: i, tSeconds: 600 + i * 10, pgOnsetS: 300, width: 1280, height: 960 })).png);
+
+    const backends: ('onnx' | 'tfjs')[] = [];
+    if (card.format === 'onnx' || card.files?.onnx) backends.push('onnx');
+    if (card.format === 'tfjs' || card.files?.tfjs) backends.push('tfjs');
+    for (const backend of backends) {
+      const engineSeconds: number[] = [];
+      const classifier = await Classifier.load(modelDir, { backend, maxBatchSize: 64, onInference: (s) => engineSeconds.push(s) });
+      try {
+        const { device } = classifier.info;
+        const key = `classify.${backend}.${device}`;
+        out[`${key}.device`] = device;
+        const slow = backend === 'tfjs';
+        for (const batch of [1, 8, 32, 64]) {
+          const total = Math.max(batch, (quick ? 64 : 512) / (slow ? 4 : 1));
+          engineSeconds.length = 0;
+          const m = await measure(classifier, cropImages, batch, total);
+          out[`${key}.crops.batch_${batch}.frames_per_s`] = Math.round(m.fps);
+          out[`${key}.crops.batch_${batch}.latency_p50_ms`] = r3(m.p50);
+          out[`${key}.crops.batch_${batch}.latency_p99_ms`] = r3(m.p99);
+          const engine = [...engineSeconds].sort((a, b) => a - b);
+          out[`${key}.crops.batch_${batch}.engine_p50_ms`] = r3(percentile(engine, 50) * 1000);
+          if (batch === 1) out[`${key}.crops.batch_1.engine_p99_ms`] = r3(percentile(engine, 99) * 1000);
+        }
+        // Full frames: tiled (30 tiles of 224 at 1280×960); batch = tiles per inference call.
+        for (const batch of quick ? [32] : [8, 32, 64]) {
+          const tiled = await Classifier.load(modelDir, { backend, maxBatchSize: batch });
+          try {
+            const m = await measure(tiled, frames, 1, quick ? 4 : 12);
+            out[`${key}.frames_1280x960.tile_batch_${batch}.frames_per_s`] = r3(m.fps);
+            out[`${key}.frames_1280x960.tile_batch_${batch}.latency_p50_ms`] = r3(m.p50);
+          } finally {
+            await tiled.close();
+          }
+        }
+      } finally {
+        await classifier.close();
+      }
+    }
+
+    // Decoding many small PNGs: libuv's pool (UV_THREADPOOL_SIZE, read at process start) and
+    // sharp's per-image threads compete for the same 2 cores.
+    const count = quick ? 256 : 1024;
+    for (const uv of quick ? [1, 4] : [1, 2, 4, 8]) {
+      out[`classify.decode.uv_threads_${uv}.crops_per_s`] = Math.round(await decodeChild(uv, undefined, count));
+      out[`classify.decode.uv_threads_${uv}.sharp_concurrency_1.crops_per_s`] = Math.round(await decodeChild(uv, 1, count));
+    }
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const i = process.argv.indexOf('--decode-child');
+  if (i >= 0) {
+    const j = process.argv.indexOf('--sharp-concurrency');
+    const fps = await decodeRun(Number(process.argv[i + 1]), j >= 0 ? Number(process.argv[j + 1]) : undefined);
+    process.stdout.write(JSON.stringify({ fps }) + '\n');
+  } else {
+    const result = await bench({ quick: process.argv.includes('--quick') });
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  }
+}
