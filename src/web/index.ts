@@ -175,6 +175,7 @@ export class WebServer {
     });
     const wss = new WebSocketServer({ noServer: true, maxPayload: 4096, perMessageDeflate: false });
     server.on('upgrade', (req, socket, head) => {
+      socket.on('error', () => socket.destroy()); // a client that resets mid-handshake must not crash the process
       const path = (req.url ?? '').split('?')[0];
       if (path !== '/ws') {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
@@ -190,7 +191,7 @@ export class WebServer {
     this.server = server;
     this.wss = wss;
     await new Promise<void>((resolvePromise, reject) => {
-      const onError = (err: Error) => reject(new Error(`web: cannot listen on ${this.options.host ?? '127.0.0.1'}:${this.options.port}: ${err.message}`));
+      const onError = (err: Error) => reject(new Error(`web: cannot listen on ${this.options.host ?? '127.0.0.1'}:${this.options.port}: ${err.message}; pick another port (CRYSTALWATCH_WEB_PORT, or 0 for any) or stop what holds it`));
       server.once('error', onError);
       server.listen(this.options.port, this.options.host ?? '127.0.0.1', () => {
         server.off('error', onError);
