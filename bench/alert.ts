@@ -15,7 +15,7 @@
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
-import { AlertStage, OnsetDetector, type DetectorConfig } from '../src/alert/index.js';
+import { AlertStage, OnsetDetector, cusumAverageRunLength, type DetectorConfig } from '../src/alert/index.js';
 import type { Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 
@@ -174,6 +174,10 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   const out: Record<string, number | string> = {};
   process.stderr.write('bench alert: cusum…\n');
   Object.assign(out, detectorFigures('cusum', { kind: 'cusum' }, options.quick));
+  const h = new OnsetDetector({ kind: 'cusum' }).threshold;
+  // What the detector's own model predicts (Brook–Evans), next to what the synthetic stream gives.
+  out['alert.cusum.model_arl0_frames'] = Math.round(cusumAverageRunLength(h, 'cex'));
+  out['alert.cusum.model_arl1_frames'] = round(cusumAverageRunLength(h, 'pg'));
   process.stderr.write('bench alert: k-of-n…\n');
   Object.assign(out, detectorFigures('k_of_n', { kind: 'k-of-n', k: 3, n: 5 }, options.quick));
   process.stderr.write('bench alert: stage latency…\n');

@@ -9,7 +9,7 @@ import type { Kafka } from 'kafkajs';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
-import { AlertStage, OnsetDetector, cusumThresholdForArl, logLikelihoodRatio, signBody } from '../src/alert/index.js';
+import { AlertStage, OnsetDetector, cusumAverageRunLength, cusumThresholdForArl, logLikelihoodRatio, signBody } from '../src/alert/index.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 let seq = 0;
@@ -51,6 +51,19 @@ describe('OnsetDetector: CUSUM', () => {
     expect(second.statistic).toBeGreaterThan(11.513);
     d.reset();
     expect([0.9, 0.9, 0.9].map((p) => d.update(p).alarm)).toEqual([false, false, true]);
+  });
+
+  it('meets its ARL target under its own model: Lorden\'s bound ARL0 ≥ e^h holds, onset found in about 2 frames', () => {
+    const h = cusumThresholdForArl(100_000);
+    const arl0 = cusumAverageRunLength(h, 'cex');
+    const arl1 = cusumAverageRunLength(h, 'pg');
+    expect(arl0).toBeGreaterThan(100_000);
+    expect(arl0).toBeLessThan(2_000_000); // the bound is conservative, not absurdly so (Brook–Evans: 5.96e5)
+    expect(arl1).toBeGreaterThan(2);
+    expect(arl1).toBeLessThan(2.5);
+    // a lower threshold trades false alarms for speed, monotonically
+    expect(cusumAverageRunLength(8, 'cex')).toBeLessThan(arl0);
+    expect(cusumAverageRunLength(8, 'pg')).toBeLessThan(arl1);
   });
 
   it('skips unusable frames: they move the statistic neither way', () => {

@@ -165,3 +165,64 @@ export class OnsetDetector {
     return 0;
   }
 }
+
+/** The default likelihood model of the CUSUM detector (see README.md). */
+export const DEFAULT_CUSUM_MODEL: Readonly<Model> = { spikeRate: 0.01, missRate: 0.05, sharpness: 20 };
+
+/**
+ * Average run length of the CUSUM with threshold h when P(PG) follows the model's f0 (`'cex'`:
+ * frames to a false alarm, ARL0) or f1 (`'pg'`: frames from onset to alarm, ARL1), starting from
+ * S = 0. Brook & Evans (1972): S is discretised into an atom at 0 plus `bins` cells on (0, h), the
+ * transition probabilities come from integrating f over the P(PG) values that move S from one
+ * cell to another (ℓ is increasing in P(PG)), and the run lengths L solve (I − Q) L = 1.
+ */
+export function cusumAverageRunLength(h: number, hypothesis: 'cex' | 'pg', model: Model = DEFAULT_CUSUM_MODEL, bins = 200): number {
+  if (!(h > 0)) throw new RangeError(`cusumAverageRunLength: h must be > 0, got ${h}`);
+  const { spikeRate: e0, missRate: e1, sharpness: k } = model;
+  const density = hypothesis === 'cex' ? (p: number) => (1 - e0) * k * Math.pow(1 - p, k - 1) + e0 : (p: number) => (1 - e1) * k * Math.pow(p, k - 1) + e1;
+  // Midpoint rule on P(PG); the densities are smooth, so 20,000 points are plenty.
+  const points = 20_000;
+  const llr = new Float64Array(points);
+  const mass = new Float64Array(points);
+  let total = 0;
+  for (let j = 0; j < points; j += 1) {
+    const p = (j + 0.5) / points;
+    llr[j] = logLikelihoodRatio(p, model);
+    mass[j] = density(p) / points;
+    total += mass[j];
+  }
+  for (let j = 0; j < points; j += 1) mass[j] /= total;
+  const n = bins + 1; // state 0: S = 0; state i ≥ 1: S in ((i−1)w, iw], represented by its midpoint
+  const w = h / bins;
+  const a = Array.from({ length: n }, () => new Float64Array(n + 1)); // [I − Q | 1]
+  for (let i = 0; i < n; i += 1) {
+    const s = i === 0 ? 0 : (i - 0.5) * w;
+    const row = a[i];
+    row[i] += 1;
+    row[n] = 1;
+    for (let j = 0; j < points; j += 1) {
+      const next = s + llr[j];
+      if (next >= h) continue; // alarm: absorbed
+      const to = next <= 0 ? 0 : Math.min(bins, Math.ceil(next / w));
+      row[to] -= mass[j];
+    }
+  }
+  // Gaussian elimination with partial pivoting.
+  for (let c = 0; c < n; c += 1) {
+    let pivot = c;
+    for (let r = c + 1; r < n; r += 1) if (Math.abs(a[r][c]) > Math.abs(a[pivot][c])) pivot = r;
+    [a[c], a[pivot]] = [a[pivot], a[c]];
+    for (let r = c + 1; r < n; r += 1) {
+      const f = a[r][c] / a[c][c];
+      if (f === 0) continue;
+      for (let q = c; q <= n; q += 1) a[r][q] -= f * a[c][q];
+    }
+  }
+  const x = new Float64Array(n);
+  for (let r = n - 1; r >= 0; r -= 1) {
+    let sum = a[r][n];
+    for (let q = r + 1; q < n; q += 1) sum -= a[r][q] * x[q];
+    x[r] = sum / a[r][r];
+  }
+  return x[0];
+}

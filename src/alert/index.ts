@@ -17,7 +17,7 @@ import { OnsetDetector, type DetectorConfig } from './detector.js';
 import { createAlertMetrics, type AlertMetrics } from './metrics.js';
 import { ActionSink, AlertmanagerSink, RetryingDelivery, TopicSink, WebhookSink, type AlertEventKind, type AlertSink, type DeliveryOptions } from './sinks.js';
 
-export { OnsetDetector, logLikelihoodRatio, cusumThresholdForArl, type DetectorConfig, type CusumConfig, type KOfNConfig, type DetectorStep } from './detector.js';
+export { OnsetDetector, logLikelihoodRatio, cusumThresholdForArl, cusumAverageRunLength, DEFAULT_CUSUM_MODEL, type DetectorConfig, type CusumConfig, type KOfNConfig, type DetectorStep } from './detector.js';
 export { RetryingDelivery, WebhookSink, AlertmanagerSink, ActionSink, TopicSink, signBody, toAlertmanagerAlert, type AlertSink, type AlertEventKind, type DeliveryOutcome } from './sinks.js';
 export { createAlertMetrics, type AlertMetrics } from './metrics.js';
 
