@@ -75,10 +75,11 @@ describe('kafkajs against the embedded broker', () => {
     for (let send = 0; send < 6; send++) {
       const messages = Array.from({ length: 4 }, (_, i) => {
         const id = send * 4 + i;
-        // Deterministic, incompressible-looking content: a hash chain seeded by the id.
+        // Deterministic, incompressible-looking content from a PRNG seeded by the id.
         const value = Buffer.alloc(1024 * 1024);
-        let block = createHash('sha256').update(`seed-${id}`).digest();
-        for (let offset = 0; offset < value.length; offset += block.length) { block.copy(value, offset); block = createHash('sha256').update(block).digest(); }
+        const words = new Uint32Array(value.buffer, value.byteOffset, value.length / 4);
+        let state = (id + 1) * 0x9e3779b9;
+        for (let w = 0; w < words.length; w++) { state ^= state << 13; state ^= state >>> 17; state ^= state << 5; words[w] = state >>> 0; }
         digests.set(`m${id}`, createHash('sha256').update(value).digest('hex'));
         return { key: `m${id}`, value };
       });
@@ -115,7 +116,7 @@ describe('kafkajs against the embedded broker', () => {
     const byConsumer = { a: 0, b: 0 };
     const assigned = { a: [] as number[], b: [] as number[] };
     const start = async (name: 'a' | 'b'): Promise<Consumer> => {
-      const consumer = kafka.consumer({ groupId: 'pair', sessionTimeout: 6000, heartbeatInterval: 300, rebalanceTimeout: 10_000 });
+      const consumer = kafka.consumer({ groupId: 'pair', sessionTimeout: 6000, heartbeatInterval: 300, rebalanceTimeout: 10_000, maxWaitTimeInMs: 500 });
       consumer.on(consumer.events.GROUP_JOIN, (event) => { assigned[name] = (event.payload.memberAssignment[topic] ?? []).slice().sort(); });
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
