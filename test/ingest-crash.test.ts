@@ -1,0 +1,153 @@
+/**
+ * Crashes: kill -9 of an ingest process mid-way, and a crash between Kafka's ack
+ * and the ledger's ack record. Nothing lost, nothing duplicated.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
+import { Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import { startBroker, type Broker } from '../src/broker/index.js';
+import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import { decodeFrameHeaders } from '../src/bus/messages.js';
+import { topicNames, type Topics } from '../src/bus/topics.js';
+import { IngestStage } from '../src/ingest/index.js';
+
+let dir: string;
+let broker: Broker;
+let kafka: Kafka;
+const children = new Set<ChildProcess>();
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ingest-crash-'));
+  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
+  kafka = createKafka({ brokers: [broker.address] });
+});
+afterEach(async () => {
+  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  children.clear();
+  await broker.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function noise(width: number, height: number, seed: number): Buffer {
+  const raw = Buffer.alloc(width * height);
+  let s = seed;
+  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
+  return raw;
+}
+const png = (w: number, h: number, seed: number) => sharp(noise(w, h, seed), { raw: { width: w, height: h, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function readTopic(topic: string, atLeast: number, settleMs = 1500): Promise<Array<{ frameId: string; value: Buffer }>> {
+  const consumer = createConsumer(kafka, `check-${Math.random().toString(36).slice(2)}`);
+  const out: Array<{ frameId: string; value: Buffer }> = [];
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  await consumer.run({ eachMessage: async ({ message }) => {
+    const h = decodeFrameHeaders(message.headers);
+    if (!h.ok) throw new Error(h.reason);
+    out.push({ frameId: h.value['frame-id'], value: message.value! });
+  } });
+  while (out.length < atLeast) await sleep(50);
+  await sleep(settleMs); // room for a duplicate to show up
+  await consumer.disconnect();
+  return out;
+}
+
+async function ackCount(ledger: string): Promise<number> {
+  const text = await readFile(ledger, 'utf8').catch(() => '');
+  return text.split('\n').filter((l) => l.includes('"t":"ack"')).length;
+}
+
+function startIngest(watch: string, ledger: string, topics: Topics): ChildProcess {
+  const cli = resolve(import.meta.dirname, '../bin/crystalwatch.js');
+  const child = spawn(process.execPath, [cli, 'ingest', '--watch', watch, '--camera', 'cam', '--brokers', broker.address, '--ledger', ledger,
+    '--after', 'move', '--reconcile-ms', '500', '--topic-prefix', topics.frames.replace(/frames$/, '')], {
+    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CRYSTALWATCH_LOG_LEVEL: 'warn', CRYSTALWATCH_LOG_PRETTY: '0' },
+  });
+  children.add(child);
+  return child;
+}
+
+async function kill9(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+describe('ingest crash safety', () => {
+  it('kill -9 of the ingest process mid-way, twice: every frame arrives exactly once', async () => {
+    const topics = topicNames('crash.');
+    await ensureTopics(kafka, topics, 1);
+    const watch = join(dir, 'cam');
+    await mkdir(watch, { recursive: true });
+    const ledger = join(dir, 'ledger.jsonl');
+    const total = 600;
+    const images = await Promise.all(Array.from({ length: total }, (_, i) => png(64, 64, i + 1)));
+
+    let child = startIngest(watch, ledger, topics);
+    const writer = (async () => {
+      for (let i = 0; i < total; i += 1) {
+        const name = `f${String(i).padStart(5, '0')}.png`;
+        await writeFile(join(watch, `${name}.tmp`), images[i]);
+        await rename(join(watch, `${name}.tmp`), join(watch, name));
+        if (i % 10 === 0) await sleep(20);
+      }
+    })();
+    for (const killAt of [150, 350]) {
+      while ((await ackCount(ledger)) < killAt) await sleep(10);
+      await kill9(child);
+      child = startIngest(watch, ledger, topics);
+    }
+    await writer;
+
+    const got = await readTopic(topics.frames, total);
+    expect(got).toHaveLength(total);
+    expect(new Set(got.map((m) => m.frameId)).size).toBe(total);
+    expect(got.map((m) => sha(m.value)).sort()).toEqual(images.map(sha).sort());
+    // Every file ends in the archive once Kafka has it; the drop folder empties.
+    for (let i = 0; i < 200 && (await readdir(join(watch, '.archive')).catch(() => [])).length < total; i += 1) await sleep(50);
+    expect((await readdir(join(watch, '.archive'))).length).toBe(total);
+    expect((await readdir(watch)).filter((n) => n.endsWith('.png'))).toEqual([]);
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  });
+
+  it('a crash between the Kafka ack and the ledger ack: the frame is found in Kafka, not sent again', async () => {
+    const topics = topicNames('gap.');
+    await ensureTopics(kafka, topics, 1);
+    const watch = join(dir, 'cam');
+    await mkdir(watch, { recursive: true });
+    const ledgerPath = join(dir, 'ledger.jsonl');
+    await writeFile(join(watch, 'a.png'), await png(64, 64, 1));
+    await writeFile(join(watch, 'b.png'), await png(64, 64, 2));
+
+    const first = new IngestStage({ kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam', watch }], ledgerPath });
+    await first.start();
+    while (first.stats.ingested < 2) await sleep(20);
+    await first.close();
+
+    // Forget the ack of b.png, as if the process died right after Kafka acknowledged it.
+    const lines = (await readFile(ledgerPath, 'utf8')).trim().split('\n');
+    const bSend = lines.map((l) => JSON.parse(l) as { t: string; path?: string; frameId: string }).find((r) => r.t === 'send' && r.path === 'b.png')!;
+    await writeFile(ledgerPath, `${lines.filter((l) => !(l.includes('"t":"ack"') && l.includes(bSend.frameId))).join('\n')}\n`);
+
+    await writeFile(join(watch, 'c.png'), await png(64, 64, 3));
+    const second = new IngestStage({ kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam', watch }], ledgerPath });
+    await second.start();
+    while (second.stats.ingested < 1) await sleep(20);
+    const got = await readTopic(topics.frames, 3);
+    await second.close();
+    expect(got.map((m) => m.frameId).length).toBe(3);
+    expect(new Set(got.map((m) => m.frameId)).size).toBe(3);
+    expect(second.stats.ingested).toBe(1); // only c.png
+    const ledger = await readFile(ledgerPath, 'utf8');
+    expect(ledger).toContain(`"t":"ack","frameId":"${bSend.frameId}"`);
+  });
+});
