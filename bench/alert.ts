@@ -12,6 +12,8 @@
  *
  *   node dist/bench/alert.js [--quick]
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
@@ -170,6 +172,57 @@ async function stageFigures(quick: boolean): Promise<Record<string, number | str
   };
 }
 
+/** Prediction handed in → signed webhook POST received by a loopback HTTP server. */
+async function webhookFigures(quick: boolean): Promise<Record<string, number | string>> {
+  const random = rng(31);
+  let received: (() => void) | undefined;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(204).end();
+      received?.();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  const stage = new AlertStage({ kafka: {} as Kafka, topics: topicNames(), registry: new Registry(), resolveAfterCleanFrames: 5, sinks: { webhooks: [{ url, secret: 'bench' }] } });
+  const latencies: number[] = [];
+  let seq = 0;
+  const onsets = quick ? 200 : 2000;
+  try {
+    for (let o = 0; o < onsets; o++) {
+      const runId = `run-${o}`;
+      for (let i = 0; i < 20; i++) {
+        seq += 1;
+        stage.observePrediction({ frameId: `w/${seq}`, camera: 'cam-w', runId, capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(), pPG: cexFrame(random), predicted: 'cex', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1 });
+      }
+      await stage.idle(); // resolved/earlier deliveries out of the way
+      for (let i = 0; i < 1000; i++) {
+        seq += 1;
+        const pPG = pgFrame(random);
+        const arrived = new Promise<void>((r) => (received = r));
+        const t0 = performance.now();
+        const alert = stage.observePrediction({ frameId: `w/${seq}`, camera: 'cam-w', runId, capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(), pPG, predicted: pPG >= 0.5 ? 'pg' : 'cex', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1 });
+        if (alert?.state === 'firing') {
+          await arrived;
+          latencies.push(performance.now() - t0);
+          break;
+        }
+      }
+      received = undefined;
+    }
+  } finally {
+    await stage.close();
+    await new Promise((r) => server.close(r));
+  }
+  latencies.sort((a, b) => a - b);
+  return {
+    'alert.webhook.prediction_to_received_ms.p50': round(quantile(latencies, 0.5), 3),
+    'alert.webhook.prediction_to_received_ms.p99': round(quantile(latencies, 0.99), 3),
+    'alert.webhook.alerts': latencies.length,
+  };
+}
+
 export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
   const out: Record<string, number | string> = {};
   process.stderr.write('bench alert: cusum…\n');
@@ -182,6 +235,8 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   Object.assign(out, detectorFigures('k_of_n', { kind: 'k-of-n', k: 3, n: 5 }, options.quick));
   process.stderr.write('bench alert: stage latency…\n');
   Object.assign(out, await stageFigures(options.quick));
+  process.stderr.write('bench alert: webhook delivery…\n');
+  Object.assign(out, await webhookFigures(options.quick));
   return out;
 }
 
