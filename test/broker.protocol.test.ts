@@ -139,6 +139,31 @@ describe('broker wire behaviour', () => {
     expect(parseFetch((await client.request(1, 11, fetchBody('idempotent', 0)))!).highWatermark).toBe(7);
   });
 
+  it('sends no response to acks=0 but still stores the batch, and keeps answering in order', async () => {
+    expect(await createTopic('fire-and-forget')).toBe(0);
+    client.send(0, 7, produceBody('fire-and-forget', 0, buildBatch([{ value: Buffer.from('no ack') }]), 0));
+    const metadataId = client.send(3, 6, body((w) => { w.array(['fire-and-forget'], (x, t) => { x.string(t); }).boolean(false); }));
+    const next = await client.next();
+    expect(next!.readInt32BE(0)).toBe(metadataId);
+    expect(parseFetch((await client.request(1, 11, fetchBody('fire-and-forget', 0)))!).highWatermark).toBe(1);
+  });
+
+  it('lists and describes groups, including groups that only have committed offsets', async () => {
+    expect(await createTopic('grouped')).toBe(0);
+    await client.request(8, 7, body((w) => { w.string('offsets-only').int32(-1).string('').string(null).array(['grouped'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int64(2).int32(-1).string('note'); }); }); }));
+    const listed = new Reader((await client.request(16, 2, Buffer.alloc(0)))!, 4);
+    listed.int32();
+    expect(listed.int16()).toBe(0);
+    expect(listed.array((r) => [r.string(), r.string()])).toContainEqual(['offsets-only', '']);
+    const described = new Reader((await client.request(15, 2, body((w) => { w.array(['offsets-only'], (x, g) => { x.string(g); }); })))!, 4);
+    described.int32();
+    const [group] = described.array((r) => ({ errorCode: r.int16(), groupId: r.string(), state: r.string(), protocolType: r.string(), protocol: r.string(), members: r.array((m) => m.string()) }));
+    expect(group).toEqual({ errorCode: 0, groupId: 'offsets-only', state: 'Dead', protocolType: '', protocol: '', members: [] });
+    const fetched = new Reader((await client.request(9, 5, body((w) => { w.string('offsets-only').array(null, () => {}); })))!, 4);
+    fetched.int32();
+    expect(fetched.array((t) => [t.string(), t.array((p) => [p.int32(), p.int64(), p.int32(), p.string(), p.int16()])])).toEqual([['grouped', [[0, 2, -1, 'note', 0]]]]);
+  });
+
   it('long-polls a fetch until data arrives, and honours byte limits but always returns one whole batch', async () => {
     expect(await createTopic('polled')).toBe(0);
     const waiting = client.request(1, 11, fetchBody('polled', 0, { maxWaitMs: 30_000, minBytes: 1 }));
