@@ -9,7 +9,8 @@ import { open, mkdir, rename, writeFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FRAME } from './physics.js';
 import { Rng, mixSeed } from './random.js';
-import { renderFrame, type FrameTruth } from './frame.js';
+import type { FrameTruth } from './frame.js';
+import { RenderPool } from './pool.js';
 
 export interface FrameCameraOptions {
   out: string;
@@ -31,6 +32,12 @@ export interface FrameCameraOptions {
    * capture times still `startAt + i / fps` (for datasets and benchmarks).
    */
   realTime?: boolean;
+  /**
+   * Worker threads that render frames (0 = on the calling thread). Default 1, or 2 above 5 fps:
+   * drawing a 1280×960 frame takes tens of milliseconds of CPU that would otherwise block the
+   * event loop of whatever else runs in the process (the demo's broker and pipeline).
+   */
+  workers?: number;
   onFrame?: (path: string, truth: FrameTruth) => void;
   /** Called with each frame that could not be written; the camera goes on. Default: ignore. */
   onError?: (err: Error) => void;
@@ -158,10 +165,12 @@ export class FrameCamera {
     const { fps, camera, seed } = this.o;
     const startAt = this.o.startAt ?? new Date();
     const t0 = performance.now();
-    // One frame rendered ahead while the previous one is written keeps both cores busy.
-    let pending: Promise<{ png: Buffer; truth: FrameTruth }> | null = null;
+    const pool = new RenderPool(this.o.workers ?? (fps > 5 ? 2 : 1));
+    // Frames rendered ahead (one per worker) while the current one waits for its time.
+    const lookahead = Math.max(1, pool.threads);
+    const queue: Promise<{ png: Buffer; truth: FrameTruth }>[] = [];
     const render = (i: number): Promise<{ png: Buffer; truth: FrameTruth }> =>
-      renderFrame({
+      pool.frame({
         seed,
         frameIndex: i,
         tSeconds: i / fps,
@@ -171,19 +180,31 @@ export class FrameCamera {
         camera,
         capturedAt: new Date(startAt.getTime() + Math.round((i * 1000) / fps)),
       });
-    for (let i = 0; i < this.frameCount && !this.signal.cancelled; i++) {
-      const frame = await (pending ?? render(i));
-      pending = i + 1 < this.frameCount ? render(i + 1) : null;
-      pending?.catch(() => undefined);
-      if (this.o.realTime) await sleep(t0 + (i * 1000) / fps - performance.now(), this.signal);
-      if (this.signal.cancelled) break;
-      try {
-        await this.writeFrame(i, frame.png, frame.truth);
-      } catch (err) {
-        this.o.onError?.(err as Error);
+    let queued = 0;
+    const fill = (): void => {
+      while (queue.length < lookahead + 1 && queued < this.frameCount) {
+        const p = render(queued++);
+        p.catch(() => undefined);
+        queue.push(p);
       }
+    };
+    try {
+      for (let i = 0; i < this.frameCount && !this.signal.cancelled; i++) {
+        fill();
+        const frame = await queue.shift()!;
+        fill();
+        if (this.o.realTime) await sleep(t0 + (i * 1000) / fps - performance.now(), this.signal);
+        if (this.signal.cancelled) break;
+        try {
+          await this.writeFrame(i, frame.png, frame.truth);
+        } catch (err) {
+          this.o.onError?.(err as Error);
+        }
+      }
+    } finally {
+      await Promise.allSettled(queue);
+      await pool.close();
     }
-    if (pending) await pending.catch(() => undefined);
   }
 
   private async writeFrame(i: number, png: Buffer, truth: FrameTruth): Promise<void> {

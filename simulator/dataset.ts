@@ -5,7 +5,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { renderCrop, type CrystalClass } from './crop.js';
+import type { CrystalClass } from './crop.js';
+import { RenderPool, defaultWorkerCount } from './pool.js';
 import { Rng, mixSeed } from './random.js';
 
 export type DatasetLayout = 'opencrystaldata' | 'binary';
@@ -19,6 +20,8 @@ export interface DatasetOptions {
   /** Fractions (any positive scale, e.g. [70, 25, 5]) for train/valid/test; null = no split. */
   split?: [number, number, number] | null;
   onProgress?: (done: number, total: number) => void;
+  /** Worker threads rendering crops (0 = this thread). Default: up to 4 cores for 32+ crops. */
+  workers?: number;
 }
 
 export interface DatasetFile {
@@ -98,19 +101,24 @@ export async function generateDataset(o: DatasetOptions): Promise<{ files: Datas
   }
   for (const dir of dirs) await mkdir(join(o.out, dir), { recursive: true });
 
-  // Drawing is synchronous (Skia on this thread); PNG encoding runs on libuv's pool, so a few
-  // crops in flight keep both going.
+  // Drawing is synchronous (Skia on the thread that draws): worker threads add cores. A few
+  // crops in flight per thread keep drawing, PNG encoding (libuv pool) and writing overlapped.
+  const pool = new RenderPool(o.workers ?? (o.count >= 32 ? defaultWorkerCount() : 0));
   let done = 0;
   let next = 0;
-  const worker = async (): Promise<void> => {
+  const lane = async (): Promise<void> => {
     while (next < files.length) {
       const i = next++;
-      const crop = await renderCrop({ label: files[i].label, seed: mixSeed(seed, i) });
+      const crop = await pool.crop({ label: files[i].label, seed: mixSeed(seed, i) });
       await writeFile(join(o.out, files[i].path), crop.png);
       done++;
       o.onProgress?.(done, files.length);
     }
   };
-  await Promise.all(Array.from({ length: 4 }, worker));
+  try {
+    await Promise.all(Array.from({ length: 2 * Math.max(1, pool.threads) + 2 }, lane));
+  } finally {
+    await pool.close();
+  }
   return { files };
 }
