@@ -6,7 +6,9 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { loadModelCard } from '../src/model/card.js';
 import sharp from 'sharp';
 import { Classifier } from '../src/classify/index.js';
 import { writeTinyModelDir } from '../src/classify/fixtures.js';
@@ -30,7 +32,11 @@ afterAll(async () => {
 /** A simulator crop, tinted so R, G and B differ (the BGR swap must show in the numbers). */
 async function tintedCrop(seed: number, label: 'cex' | 'pg', size = 224): Promise<{ png: Buffer; rgb: Buffer }> {
   const crop = await renderCrop({ label, seed, width: size, height: size });
-  const png = await sharp(crop.png).toColourspace('srgb').linear([1.0, 0.8, 0.5], [0, 10, 30]).png().toBuffer();
+  // Expand the grey crop to three bands first: sharp applies toColourspace only at output.
+  const grey = await sharp(crop.png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
+  const rgb3 = Buffer.alloc(grey.info.width * grey.info.height * 3);
+  for (let i = 0; i < grey.data.length; i++) rgb3[i * 3] = rgb3[i * 3 + 1] = rgb3[i * 3 + 2] = grey.data[i];
+  const png = await sharp(rgb3, { raw: { width: grey.info.width, height: grey.info.height, channels: 3 } }).linear([1.0, 0.8, 0.5], [0, 10, 30]).png().toBuffer();
   const rgb = await sharp(png).removeAlpha().raw().toBuffer();
   return { png, rgb };
 }
@@ -194,5 +200,36 @@ describe('ONNX vs TF.js parity', () => {
     const a = await onnx.classify(crops.map((c) => c.png));
     const b = await tfjs.classify(crops.map((c) => c.png));
     a.forEach((r, i) => expect(Math.abs(r.pPG! - b[i].pPG!)).toBeLessThan(1e-4));
+  });
+});
+
+describe('OOD statistics as crystalwatch train writes them', () => {
+  it('scores against the nearest class and refuses statistics of the wrong size', async () => {
+    const { oodScorer } = await import('../src/classify/ood.js');
+    const { scorer } = oodScorer({ method: 'mahalanobis-diag-nearest-class', threshold: 3, percentile: 99.5, dimensions: 2, classes: [{ name: 'cex', mean: [0, 0], var: [1, 1] }, { name: 'pg', mean: [10, 10], var: [4, 4] }] });
+    expect(scorer!.score(Float32Array.from([0, 0]))).toBe(0);
+    expect(scorer!.score(Float32Array.from([12, 10]))).toBeCloseTo(Math.sqrt((4 / 4) / 2), 6); // nearest: pg
+    expect(oodScorer({ threshold: 3, classes: [{ name: 'cex', mean: [0], var: [1, 1] }], dimensions: 1 }).problem).toMatch(/ood\.classes must each have mean and var/);
+  });
+});
+
+describe('the shipped model (models/default)', () => {
+  const shipped = resolve(import.meta.dirname, '../models/default');
+  const present = existsSync(join(shipped, 'card.json'));
+  if (!present) console.warn(`skipping shipped-model parity: ${shipped}/card.json is absent (the model engineer's models/default has not landed)`);
+  it.skipIf(!present)('ONNX and TF.js give the same P(PG) on simulator crops (max |ΔpPG| < 1e-4)', async () => {
+    const { card } = await loadModelCard(shipped);
+    if (!(card.files?.onnx && card.files?.tfjs)) throw new Error(`models/default/card.json must list files.onnx and files.tfjs for the parity check, got ${JSON.stringify(card.files)}`);
+    const onnx = await load(shipped, { backend: 'onnx' });
+    const tfjs = await load(shipped, { backend: 'tfjs' });
+    const crops = await Promise.all(Array.from({ length: 16 }, (_, i) => renderCrop({ label: i % 2 ? 'pg' : 'cex', seed: 500 + i })));
+    const a = await onnx.classify(crops.map((c) => c.png));
+    const b = await tfjs.classify(crops.map((c) => c.png));
+    let worst = 0;
+    a.forEach((r, i) => {
+      expect(r.predicted).toBe(b[i].predicted);
+      if (r.pPG !== null && b[i].pPG !== null) worst = Math.max(worst, Math.abs(r.pPG - b[i].pPG!));
+    });
+    expect(worst).toBeLessThan(1e-4);
   });
 });

@@ -22,7 +22,7 @@ import {
   type Region,
 } from './preprocess.js';
 import { DEFAULT_QUALITY, judgeQuality, qualityStats, type QualityThresholds } from './quality.js';
-import { diagonalStats, oodScore, type DiagonalStats } from './ood.js';
+import { oodScorer, type OodScorer } from './ood.js';
 
 export type TilingOption = { tile: number; stride: number } | 'auto' | 'off';
 
@@ -67,7 +67,7 @@ interface Job {
 export class Classifier {
   private closed = false;
   private readonly transform: ChannelTransform;
-  private readonly ood?: DiagonalStats;
+  private readonly ood?: OodScorer;
   private readonly quality: QualityThresholds;
   private readonly maxBatchSize: number;
   private readonly maxPixels: number;
@@ -87,10 +87,10 @@ export class Classifier {
     this.tiling = options.tiling ?? 'auto';
     const fromCard = card.tiling ?? { tile: Math.max(card.input.width, card.input.height), stride: Math.max(card.input.width, card.input.height) };
     this.tileSize = typeof this.tiling === 'object' ? this.tiling : fromCard;
-    const { stats, problem } = diagonalStats(card.ood);
+    const { scorer, problem } = oodScorer(card.ood);
     if (problem) options.log?.(`model ${card.name}: ${problem}`);
-    if (stats && card.output.embeddingName) this.ood = stats;
-    else if (stats) options.log?.(`model ${card.name}: the card has ood statistics but no output.embeddingName; OOD scoring is off`);
+    if (scorer && card.output.embeddingName) this.ood = scorer;
+    else if (scorer) options.log?.(`model ${card.name}: the card has ood statistics but no output.embeddingName; OOD scoring is off`);
   }
 
   static async load(modelDir: string, options: ClassifierOptions = {}): Promise<Classifier> {
@@ -167,7 +167,12 @@ export class Classifier {
       this.options.onInference?.((performance.now() - t0) / 1000, chunk.length);
       for (let k = 0; k < chunk.length; k++) {
         pPG[start + k] = out.pPG[k];
-        if (this.ood && out.embedding && out.embeddingDim) ood[start + k] = oodScore(out.embedding, k * out.embeddingDim, this.ood);
+        if (this.ood && out.embedding && out.embeddingDim) {
+          if (out.embeddingDim !== this.ood.dimensions) {
+            throw new Error(`model ${this.card.name}: embedding output has ${out.embeddingDim} values but the card's ood statistics have ${this.ood.dimensions}; use the card that came with this model`);
+          }
+          ood[start + k] = this.ood.score(out.embedding.subarray(k * out.embeddingDim, (k + 1) * out.embeddingDim));
+        }
       }
     }
 

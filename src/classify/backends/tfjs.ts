@@ -8,6 +8,7 @@
  * shards are read here and handed over as in-memory artifacts, for both layers and graph models.
  */
 import { readFile } from 'node:fs/promises';
+import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { modelFile } from '../../model/card.js';
@@ -20,6 +21,18 @@ const ENGINES: Engine[] = ['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'
 
 const require = createRequire(import.meta.url);
 
+function nativeBindingPresent(pkg: string): boolean {
+  let dir: string;
+  try {
+    dir = dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    return false;
+  }
+  const lib = join(dir, 'lib');
+  if (!existsSync(lib)) return false;
+  return readdirSync(lib).some((d) => d.startsWith('napi-v') && existsSync(join(lib, d, 'tfjs_binding.node')));
+}
+
 async function tryEngine(engine: Engine, log: (m: string) => void): Promise<Tf | undefined> {
   // A variable specifier keeps TypeScript from requiring the optional packages' types.
   const load = (name: string): Promise<unknown> => import(name);
@@ -27,6 +40,12 @@ async function tryEngine(engine: Engine, log: (m: string) => void): Promise<Tf |
     switch (engine) {
       case 'tfjs-node-gpu':
       case 'tfjs-node': {
+        // A half-installed package (no native binding: optional install skipped or failed)
+        // registers its kernels and then throws on import; look for the binding first.
+        if (!nativeBindingPresent(`@tensorflow/${engine}`)) {
+          log(`tfjs: ${engine} not installed (no native tfjs_binding.node)`);
+          return undefined;
+        }
         const tf = (await load(`@tensorflow/${engine}`)) as Tf;
         return (await tf.setBackend('tensorflow')) ? tf : undefined;
       }
