@@ -1,8 +1,142 @@
-import type { Command } from 'commander';
+/**
+ * `crystalwatch train | evaluate | export`: the model's life cycle from a labelled crop folder
+ * to the files the classify stage loads.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { join, resolve } from 'node:path';
+import { readFile, writeFile } from 'node:fs/promises';
 
-// Placeholder until this area's commands land; each says so honestly instead of pretending.
+function positiveInt(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${value}"`);
+    return n;
+  };
+}
+
+function positiveNumber(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+function parseSplit(value: string): [number, number, number] {
+  const parts = value.split(/[/,:]/).map((p) => Number(p.trim()));
+  if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || parts[0] + parts[1] + parts[2] <= 0) {
+    throw new InvalidArgumentError(`--split must be three non-negative numbers train/valid/test like 70/25/5, got "${value}"`);
+  }
+  return [parts[0], parts[1], parts[2]];
+}
+
+/** Progress on stderr: a redrawn line on a terminal, whole lines otherwise (CI logs). */
+function stderrProgress(): (line: string, final: boolean) => void {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return (line, final) => {
+    if (tty) {
+      process.stderr.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
+    } else if (final || Date.now() - last > 10_000) {
+      last = Date.now();
+      process.stderr.write(`${line}\n`);
+    }
+  };
+}
+
 export function registerModelCommands(program: Command): void {
-  program.command('train').description('(not available yet in this build)').action(() => { console.error('crystalwatch train: not available yet in this build'); process.exitCode = 2; });
-  program.command('evaluate').description('(not available yet in this build)').action(() => { console.error('crystalwatch evaluate: not available yet in this build'); process.exitCode = 2; });
-  program.command('export').description('(not available yet in this build)').action(() => { console.error('crystalwatch export: not available yet in this build'); process.exitCode = 2; });
+  program
+    .command('train')
+    .description('Train the CEX/PG classifier on a labelled crop folder; writes TF.js + ONNX model, card.json and the held-out report')
+    .requiredOption('--data <dir>', 'crops in cex/ + pg/ or 0/ + 1/ folders, optionally inside train/ valid/ test/')
+    .requiredOption('--out <dir>', 'folder for model.json, weights.bin, model.onnx, card.json and report/')
+    .option('--epochs <n>', 'most epochs (early stopping on validation F1 of PG may stop sooner)', positiveInt('--epochs'), 20)
+    .option('--batch-size <n>', 'crops per step', positiveInt('--batch-size'), 32)
+    .option('--lr <rate>', 'Adam learning rate at the start (cosine decay to 5 %)', positiveNumber('--lr'), 2e-3)
+    .option('--seed <n>', 'seed for split, initialisation, shuffling and augmentation', (v) => Number.parseInt(v, 10), 1)
+    .option('--input-size <px>', 'model input side in pixels (multiple of 32)', positiveInt('--input-size'), 64)
+    .option('--patience <n>', 'epochs without a better validation F1 before stopping', positiveInt('--patience'), 6)
+    .option('--split <t/v/t>', 'train/valid/test shares when the folders give none', parseSplit, [70, 25, 5] as [number, number, number])
+    .option('--no-augment', 'train on the crops as they are (no flips, rotations, lighting, blur, noise, zoom)')
+    .option('--no-batch-norm', 'no BatchNorm: Fixup residuals (≈1.6× faster steps on wasm, but needs more of them)')
+    .option('--backend <name>', 'force a TF.js backend: tensorflow-gpu, tensorflow, wasm or cpu (default: best available)')
+    .option('--name <name>', 'model name in the card', 'crystalnet-r2')
+    .option('--json', 'print the result as JSON on stdout')
+    .action(async (o) => {
+      const { train } = await import('./train.js');
+      const command = `crystalwatch ${process.argv.slice(2).join(' ')}`;
+      const result = await train({
+        data: o.data,
+        out: o.out,
+        epochs: o.epochs,
+        batchSize: o.batchSize,
+        lr: o.lr,
+        seed: o.seed,
+        inputSize: o.inputSize,
+        patience: o.patience,
+        split: o.split,
+        augment: o.augment === false ? false : undefined,
+        norm: o.batchNorm === false ? 'none' : 'batch',
+        backend: o.backend,
+        name: o.name,
+        command,
+        progress: stderrProgress(),
+      });
+      if (o.json) process.stdout.write(`${JSON.stringify({ ...result, history: result.history }, null, 2)}\n`);
+    });
+
+  program
+    .command('evaluate')
+    .description('Score a model on a labelled crop folder: classification report, confusion matrix, ROC/AUC, threshold and embedding charts')
+    .requiredOption('--model <dir>', 'model folder with card.json (from crystalwatch train)')
+    .requiredOption('--data <dir>', 'labelled crops (cex/ + pg/ or 0/ + 1/, optionally split)')
+    .requiredOption('--report <dir>', 'folder for report.md, report.json and the PNG charts')
+    .option('--split <name>', 'score only this split of a split dataset: train, valid, test or all', 'all')
+    .option('--engine <name>', 'onnx (onnxruntime-node, default when the card lists an ONNX file) or tfjs')
+    .option('--json', 'print {accuracy, precision, recall, f1, auc, support, confusion} for PG on stdout (undefined values are null, see notes)')
+    .action(async (o) => {
+      if (!['train', 'valid', 'test', 'all'].includes(o.split)) throw new Error(`--split must be train, valid, test or all, got "${o.split}"`);
+      if (o.engine !== undefined && o.engine !== 'onnx' && o.engine !== 'tfjs') throw new Error(`--engine must be onnx or tfjs, got "${o.engine}"`);
+      const { evaluate } = await import('./evaluate.js');
+      const result = await evaluate({ model: o.model, data: o.data, report: o.report, split: o.split, engine: o.engine, progress: stderrProgress() });
+      const s = result.summary;
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify({ accuracy: s.accuracy, precision: s.precision, recall: s.recall, f1: s.f1, auc: s.auc, support: s.support, confusion: s.confusion, notes: s.notes })}\n`);
+      } else {
+        const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+        process.stdout.write(
+          `PG: F1 ${f(s.f1)}  precision ${f(s.precision)}  recall ${f(s.recall)}  accuracy ${f(s.accuracy)}  AUC ${f(s.auc)}  support ${s.support}  (TP ${s.confusion.tp} FP ${s.confusion.fp} TN ${s.confusion.tn} FN ${s.confusion.fn})\n` +
+            `${result.outOfDistribution !== null ? `out of distribution: ${result.outOfDistribution} crops\n` : ''}report: ${join(result.reportDir, 'report.md')}\n`,
+        );
+      }
+    });
+
+  program
+    .command('export')
+    .description('Export a trained TF.js model (model.json) to ONNX (opset 17, IR 8) and record it in card.json')
+    .requiredOption('--model <dir>', 'model folder with model.json (and card.json, updated when present)')
+    .option('--format <format>', 'output format (only onnx)', 'onnx')
+    .option('--out <file>', 'ONNX file to write (default: <model>/model.onnx)')
+    .option('--json', 'print the export summary as JSON')
+    .action(async (o) => {
+      if (o.format !== 'onnx') throw new Error(`--format must be onnx, got "${o.format}"`);
+      const [{ loadTf }, { loadLayersModel }, { exportOnnx }] = await Promise.all([import('./tf.js'), import('./io.js'), import('./onnx-export.js')]);
+      const { tf } = await loadTf();
+      const model = await loadLayersModel(tf, o.model);
+      const outFile = resolve(o.out ?? join(o.model, 'model.onnx'));
+      const info = await exportOnnx(model, outFile, { producerVersion: tf.version_layers });
+      // Keep the card pointing at the file when it sits in the model folder.
+      const cardPath = join(o.model, 'card.json');
+      try {
+        const card = JSON.parse(await readFile(cardPath, 'utf8'));
+        if (resolve(o.model, 'model.onnx') === outFile) {
+          card.files = { ...(card.files ?? {}), onnx: 'model.onnx' };
+          await writeFile(cardPath, `${JSON.stringify(card, null, 2)}\n`);
+        }
+      } catch {
+        // No card: the ONNX file stands alone.
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify({ file: outFile, ...info })}\n`);
+      else process.stdout.write(`wrote ${outFile} (${info.bytes} bytes, opset ${info.opset}, IR ${info.irVersion}; input ${info.input.name} ${JSON.stringify(info.input.shape)} ${info.input.layout}; outputs ${info.outputs.map((x) => `${x.name} ${JSON.stringify(x.shape)}`).join(', ')})\n`);
+    });
 }

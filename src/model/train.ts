@@ -73,7 +73,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const inputSize = options.inputSize ?? 64;
   const patience = options.patience ?? 6;
   const augment = options.augment === false ? NO_AUGMENT : (options.augment ?? DEFAULT_AUGMENT);
-  const norm = options.norm ?? 'none';
+  const norm = options.norm ?? 'batch';
   for (const [name, value, ok] of [
     ['--epochs', epochs, Number.isInteger(epochs) && epochs >= 1],
     ['--batch-size', batchSize, Number.isInteger(batchSize) && batchSize >= 1],

@@ -115,4 +115,35 @@ export function registerWasmTrainingKernels(tf: Tf): void {
       });
     },
   });
+
+  registerBatchNormGradient(tf);
+}
+
+/**
+ * FusedBatchNorm's stock gradient tiles 1/σ to the full activation shape before multiplying
+ * (a third of a training step on wasm). The same maths with broadcasting.
+ */
+function registerBatchNormGradient(tf: Tf): void {
+  tf.registerGradient({
+    kernelName: 'FusedBatchNorm',
+    inputsToSave: ['x', 'mean', 'variance', 'scale'],
+    gradFunc: (dy, saved, attrs) => {
+      const { varianceEpsilon } = attrs as unknown as { varianceEpsilon: number };
+      const [x, mean, variance, scale] = saved as tfTypes.Tensor[];
+      const axes = mean.rank === 1 ? Array.from({ length: x.rank - 1 }, (_, i) => i) : [];
+      const reduce = (t: tfTypes.Tensor) => (axes.length ? tf.sum(t, axes) : t);
+      const invStd = tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon)));
+      const gain = scale ? tf.mul(invStd, scale) : invStd;
+      const dyTensor = dy as tfTypes.Tensor;
+      // Each input's gradient runs in its own tidy(), so this is recomputed, not shared.
+      const sumDyCentered = () => reduce(tf.mul(dyTensor, tf.sub(x, mean)));
+      return {
+        x: () => tf.mul(dyTensor, gain),
+        mean: () => tf.reshape(tf.neg(tf.mul(reduce(dyTensor), gain)), mean.shape),
+        variance: () => tf.reshape(tf.mul(tf.mul(sumDyCentered(), gain), tf.mul(tf.square(invStd), tf.scalar(-0.5))), mean.shape),
+        scale: () => tf.reshape(tf.mul(sumDyCentered(), invStd), mean.shape),
+        offset: () => tf.reshape(reduce(dyTensor), mean.shape),
+      };
+    },
+  });
 }
