@@ -275,3 +275,32 @@ describe('group coordinator', () => {
     coordinator.close();
   });
 });
+
+describe('fsync always', () => {
+  it('acknowledges produce and commit after fsync and reads both back after a restart on the same data dir', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-fsync-'));
+    try {
+      let synced = await startTestBroker({ dataDir, fsync: 'always', defaultPartitions: 2 });
+      let raw = await RawClient.open(synced.address);
+      await raw.request(3, 6, body((w) => { w.array(['synced'], (x, t) => { x.string(t); }).boolean(true); }));
+      for (let i = 0; i < 5; i++) expect(produceResult((await raw.request(0, 7, produceBody('synced', 1, buildBatch([{ value: Buffer.from(`r${i}`) }]))))!)).toEqual({ errorCode: 0, baseOffset: i });
+      await raw.request(8, 7, body((w) => { w.string('synced-group').int32(-1).string('').string(null).array(['synced'], (x, t) => { x.string(t).array([1], (p, i) => { p.int32(i).int64(3).int32(-1).string(null); }); }); }));
+      raw.close();
+      await synced.close();
+
+      synced = await startTestBroker({ dataDir, fsync: 'always' });
+      raw = await RawClient.open(synced.address);
+      const fetched = new Reader((await raw.request(9, 5, body((w) => { w.string('synced-group').array(null, () => {}); })))!, 4);
+      fetched.int32();
+      expect(fetched.array((t) => [t.string(), t.array((p) => [p.int32(), p.int64()])])).toEqual([['synced', [[1, 3]]]]);
+      const response = await raw.request(2, 3, body((w) => { w.int32(-1).int8(0).array(['synced'], (x, t) => { x.string(t).array([0, 1], (p, i) => { p.int32(i).int64(-1); }); }); }));
+      const r = new Reader(response!, 8);
+      r.int32(); r.string();
+      expect(r.array((p) => { const partition = p.int32(); p.int16(); p.int64(); return [partition, p.int64()]; })).toEqual([[0, 0], [1, 5]]);
+      raw.close();
+      await synced.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
