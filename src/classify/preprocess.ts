@@ -76,7 +76,7 @@ export async function cropAndResize(image: DecodedImage, region: Region, input: 
     pipeline = pipeline.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
   }
   if (region.width !== input.width || region.height !== input.height) {
-    const kernel = input.interpolation ?? 'linear';
+    const kernel = input.interpolation ?? 'lanczos3';
     pipeline = pipeline.resize(input.width, input.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 }, kernel });
   }
   if (input.channels === 1) pipeline = pipeline.toColourspace('b-w');

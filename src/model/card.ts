@@ -46,8 +46,9 @@ export const InputSchema = z.object({
   resize: z.enum(['squash', 'contain', 'cover']),
   normalization: NormalizationSchema,
   /**
-   * Resampling used in training: Keras `load_img`/`flow_from_directory` default to `nearest`,
-   * torchvision and `tf.image.resize` to bilinear (`linear`, the default here).
+   * Resampling used in training. Default `lanczos3` (sharp's default, and what
+   * `crystalwatch train` uses); Keras `load_img`/`flow_from_directory` use `nearest`,
+   * torchvision and `tf.image.resize` bilinear (`linear`).
    */
   interpolation: z.enum(['nearest', 'linear', 'cubic', 'lanczos3']).optional(),
   /** Input tensor name; defaults to the model's first input. */
