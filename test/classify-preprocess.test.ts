@@ -181,3 +181,18 @@ describe('quality gate', () => {
     expect(judgeQuality(await stats(await sharp(await png(200, 200, noise(200, 200))).blur(12).png().toBuffer()))).toBe('blank');
   });
 });
+
+describe('training/inference parity', () => {
+  it('gives byte-identical model input to crystalwatch train (src/model/preprocess.ts) for its card', async () => {
+    const { decodeCrop } = await import('../src/model/preprocess.js');
+    const { renderCrop } = await import('../simulator/index.js');
+    const input: ModelInput = { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' };
+    for (const [seed, label] of [[1, 'cex'], [2, 'pg'], [3, 'pg']] as const) {
+      const { png } = await renderCrop({ label, seed });
+      const training = await decodeCrop(png, 64);
+      const image = await decodeImage(png);
+      const ours = await cropAndResize(image, { x: 0, y: 0, width: image.width, height: image.height }, input);
+      expect(Buffer.from(ours).equals(Buffer.from(training.input))).toBe(true);
+    }
+  });
+});
