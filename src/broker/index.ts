@@ -64,7 +64,9 @@ export class Broker {
     const segmentBytes = options.segmentBytes ?? Math.min(64 * MiB, Math.max(MiB, retention.bytes !== undefined ? Math.floor(retention.bytes / 4) : 64 * MiB));
     check(segmentBytes >= 1024, `segmentBytes must be >= 1024, got ${segmentBytes}`);
     this.options = { ...options, host: options.host ?? '127.0.0.1', port, fsyncIntervalMs: options.fsyncIntervalMs ?? 1000, retentionCheckIntervalMs: options.retentionCheckIntervalMs ?? 30_000 };
-    this.logger = (options.logger ?? silentLogger).child({ stage: 'broker' });
+    // Callers often pass logger.child({ stage: 'broker' }) already; pino would repeat the key.
+    const logger = options.logger ?? silentLogger;
+    this.logger = logger.bindings().stage === undefined ? logger.child({ stage: 'broker' }) : logger;
     const dataDir = resolve(options.dataDir);
     this.lockPath = join(dataDir, 'broker.lock');
     this.core = new BrokerCore({
