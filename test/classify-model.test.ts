@@ -92,6 +92,21 @@ describe('Georgia Project path: Keras ResNet-101 signature (224×224×3 NHWC, ca
   });
 });
 
+describe('worker thread', () => {
+  it('starts a new worker when the old one died, and answers the same', async () => {
+    const dir = await writeTinyModelDir(join(root, 'restart'), { layout: 'NHWC', width: 32, height: 32, channels: 3, kind: 'sigmoid', weights: [0.01, 0.02, 0.03], bias: [-1] }, {
+      input: { layout: 'NHWC', width: 32, height: 32, channels: 3, colorOrder: 'rgb', resize: 'squash', normalization: 'caffe' },
+      output: { kind: 'sigmoid' },
+    }, { tfjs: false });
+    const classifier = await load(dir);
+    const crop = (await renderCrop({ label: 'pg', seed: 77 })).png;
+    const [before] = await classifier.classify([crop]);
+    await (classifier as unknown as { backend: { kill(): Promise<void> } }).backend.kill();
+    const [after] = await classifier.classify([crop]);
+    expect(after.pPG).toBe(before.pPG);
+  });
+});
+
 describe('PyTorch-style export: NCHW, torch normalisation, two-class softmax', () => {
   it('reads P(PG) at pgIndex of the softmax', async () => {
     const W = [1, -1, 0.5, 0.2, -0.3, 0.4]; // 3 channels × 2 classes, row-major

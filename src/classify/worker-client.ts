@@ -35,13 +35,20 @@ export function workerPath(): string {
   throw new Error(`classify worker: cannot find the compiled worker.js next to ${here} or in dist/src/classify; run \`npm run build\` first`);
 }
 
-export async function startWorkerBackend(init: BackendInit, log: (msg: string) => void = () => {}): Promise<InferenceBackend> {
-  const worker = new Worker(workerPath(), { workerData: init });
-  const pending = new Map<number, { resolve: (o: BackendOutput) => void; reject: (e: Error) => void }>();
-  let nextId = 1;
-  let exited = false;
-  let closing: Promise<void> | undefined;
+interface Running {
+  worker: Worker;
+  exited: boolean;
+  pending: Map<number, { resolve: (o: BackendOutput) => void; reject: (e: Error) => void }>;
+}
 
+/** Start one worker and wait for its backend to be ready. */
+async function spawnWorker(init: BackendInit, log: (msg: string) => void): Promise<{ running: Running; info: { name: string; device: string; fixedBatch?: number } }> {
+  const worker = new Worker(workerPath(), { workerData: init });
+  const running: Running = { worker, exited: false, pending: new Map() };
+  const failAll = (err: Error) => {
+    for (const p of running.pending.values()) p.reject(err);
+    running.pending.clear();
+  };
   const ready = new Promise<{ name: string; device: string; fixedBatch?: number }>((resolve, reject) => {
     worker.on('message', (reply: WorkerReply) => {
       switch (reply.type) {
@@ -55,14 +62,14 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
           reject(new Error(reply.message));
           break;
         case 'result': {
-          const p = pending.get(reply.id);
-          pending.delete(reply.id);
+          const p = running.pending.get(reply.id);
+          running.pending.delete(reply.id);
           p?.resolve({ pPG: reply.pPG, embedding: reply.embedding, embeddingDim: reply.embeddingDim });
           break;
         }
         case 'error': {
-          const p = pending.get(reply.id);
-          pending.delete(reply.id);
+          const p = running.pending.get(reply.id);
+          running.pending.delete(reply.id);
           p?.reject(new Error(reply.message));
           break;
         }
@@ -72,48 +79,78 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
     });
     worker.on('error', (err) => {
       reject(err);
-      for (const p of pending.values()) p.reject(err);
-      pending.clear();
+      failAll(err);
     });
     worker.on('exit', (code) => {
-      exited = true;
+      running.exited = true;
       const err = new Error(`classify worker exited (code ${code})`);
       reject(err);
-      for (const p of pending.values()) p.reject(err);
-      pending.clear();
+      failAll(err);
     });
   });
-
-  let info: { name: string; device: string; fixedBatch?: number };
   try {
-    info = await ready;
+    return { running, info: await ready };
   } catch (err) {
     await worker.terminate();
     throw err;
   }
+}
+
+/**
+ * An InferenceBackend on a worker thread. A worker that dies (an engine crash that did not take
+ * the process with it) fails the batches it held and is started again on the next run, so the
+ * stage's retry of those batches finds a working engine.
+ */
+export async function startWorkerBackend(init: BackendInit, log: (msg: string) => void = () => {}): Promise<InferenceBackend> {
+  const first = await spawnWorker(init, log);
+  let running = first.running;
+  let restarting: Promise<void> | undefined;
+  let nextId = 1;
+  let closing: Promise<void> | undefined;
+  const info = first.info;
+
+  const ensureRunning = async (): Promise<Running> => {
+    if (!running.exited) return running;
+    restarting ??= (async () => {
+      log('classify worker died; starting a new one');
+      running = (await spawnWorker(init, log)).running;
+    })().finally(() => {
+      restarting = undefined;
+    });
+    await restarting;
+    return running;
+  };
+
   return {
     name: info.name,
     device: info.device,
     fixedBatch: info.fixedBatch,
-    run(tensor: Float32Array, n: number): Promise<BackendOutput> {
-      if (exited || closing) return Promise.reject(new Error('classify worker is closed'));
+    async run(tensor: Float32Array, n: number): Promise<BackendOutput> {
+      if (closing) throw new Error('classify worker is closed');
+      const current = await ensureRunning();
       const id = nextId++;
       return new Promise((resolve, reject) => {
-        pending.set(id, { resolve, reject });
-        worker.postMessage({ type: 'run', id, tensor, n } satisfies WorkerRequest, [tensor.buffer as ArrayBuffer]);
+        current.pending.set(id, { resolve, reject });
+        current.worker.postMessage({ type: 'run', id, tensor, n } satisfies WorkerRequest, [tensor.buffer as ArrayBuffer]);
       });
+    },
+    /** Test hook and last resort: stop the worker as a crash would. */
+    async kill(): Promise<void> {
+      await running.worker.terminate();
     },
     close(): Promise<void> {
       closing ??= (async () => {
-        if (exited) return;
-        const exit = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-        worker.postMessage({ type: 'close' } satisfies WorkerRequest);
+        await restarting?.catch(() => {});
+        const current = running;
+        if (current.exited) return;
+        const exit = new Promise<void>((resolve) => current.worker.once('exit', () => resolve()));
+        current.worker.postMessage({ type: 'close' } satisfies WorkerRequest);
         // A backend stuck in native code never answers: do not wait on it forever.
-        const timer = setTimeout(() => void worker.terminate(), 5_000);
+        const timer = setTimeout(() => void current.worker.terminate(), 5_000);
         await exit;
         clearTimeout(timer);
       })();
       return closing;
     },
-  };
+  } as InferenceBackend & { kill(): Promise<void> };
 }
