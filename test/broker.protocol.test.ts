@@ -13,6 +13,7 @@ import { ErrorCode } from '../src/broker/errors.js';
 import { GroupCoordinator } from '../src/broker/group/coordinator.js';
 import { crc32c, crc32cJs } from '../src/broker/protocol/crc32c.js';
 import { Reader } from '../src/broker/protocol/reader.js';
+import { splitProducedBatches } from '../src/broker/protocol/record-batch.js';
 import { Writer } from '../src/broker/protocol/writer.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { body, buildBatch, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
@@ -56,7 +57,7 @@ function fetchBody(topic: string, offset: number, options: { maxWaitMs?: number;
 }
 
 /** Parses a Fetch v11 response for one partition: error, high watermark, log start, and the batches' base offsets. */
-function parseFetch(frame: Buffer): { errorCode: number; highWatermark: number; logStartOffset: number; recordBytes: number; baseOffsets: number[] } {
+function parseFetch(frame: Buffer): { errorCode: number; highWatermark: number; logStartOffset: number; recordBytes: number; baseOffsets: number[]; records: Buffer } {
   const r = new Reader(frame, 4);
   r.int32(); r.int16(); r.int32();
   r.int32(); r.string(); r.int32();
@@ -69,7 +70,7 @@ function parseFetch(frame: Buffer): { errorCode: number; highWatermark: number; 
   const records = r.bytes();
   const baseOffsets: number[] = [];
   for (let position = 0; position + 12 <= records.length; position += 12 + records.readInt32BE(position + 8)) baseOffsets.push(Number(records.readBigInt64BE(position)));
-  return { errorCode, highWatermark, logStartOffset, recordBytes: records.length, baseOffsets };
+  return { errorCode, highWatermark, logStartOffset, recordBytes: records.length, baseOffsets, records };
 }
 
 async function listOffset(topic: string, timestamp: number): Promise<number> {
@@ -273,6 +274,28 @@ describe('group coordinator', () => {
     expect(a3.generationId).toBe(3);
     expect(a3.members.length).toBe(1);
     coordinator.close();
+  });
+});
+
+describe('tail cache', () => {
+  it('serves one fetch from evicted (file) and cached batches alike, in offset order', async () => {
+    const small = await startTestBroker({ tailCacheBytes: 5000, defaultPartitions: 1 });
+    const raw = await RawClient.open(small.address);
+    try {
+      await raw.request(3, 6, body((w) => { w.array(['mixed-read'], (x, t) => { x.string(t); }).boolean(true); }));
+      for (let i = 0; i < 20; i++) await raw.request(0, 7, produceBody('mixed-read', 0, buildBatch([{ value: Buffer.alloc(1000, i) }, { value: Buffer.alloc(10, i) }])));
+      const frame = (await raw.request(1, 11, fetchBody('mixed-read', 0)))!;
+      const all = parseFetch(frame);
+      expect(all.baseOffsets).toEqual(Array.from({ length: 20 }, (_, i) => 2 * i));
+      // Every batch still passes its CRC, and its first value (after 8 bytes of record header) holds the byte it was written with.
+      const batches = splitProducedBatches(all.records);
+      expect(batches.map((b) => b.bytes[61 + 8])).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      const fromMiddle = parseFetch((await raw.request(1, 11, fetchBody('mixed-read', 27)))!);
+      expect(fromMiddle.baseOffsets).toEqual([26, 28, 30, 32, 34, 36, 38]);
+    } finally {
+      raw.close();
+      await small.close();
+    }
   });
 });
 

@@ -26,6 +26,8 @@ export interface BrokerOptions {
   segmentBytes?: number;
   /** fsync period for fsync 'interval' (default 1000 ms). */
   fsyncIntervalMs?: number;
+  /** Memory for the newest batches of all partitions, served without file reads (default 64 MiB). */
+  tailCacheBytes?: number;
   /** How often retention runs (default 30 s; it also runs at start). */
   retentionCheckIntervalMs?: number;
 }
@@ -77,7 +79,7 @@ export class Broker {
       fsync,
       retention,
       segmentBytes,
-      cacheBytes: 16 * MiB,
+      cacheBytes: options.tailCacheBytes ?? 64 * MiB,
       logger: this.logger,
       ...(options.registry ? { registry: options.registry } : {}),
     });

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import type { Logger } from '../../config/logger.js';
 import { ErrorCode } from '../errors.js';
 import { crc32c } from '../protocol/crc32c.js';
+import type { TailCache } from './tail-cache.js';
 import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, firstOffsetAtOrAfter, readBatchInfo, stampBatch, type BatchInfo } from '../protocol/record-batch.js';
 
 export interface PartitionLogOptions {
@@ -23,8 +24,8 @@ export interface PartitionLogOptions {
   topic: string;
   partition: number;
   segmentBytes: number;
-  /** Bytes of the newest batches each partition keeps in memory to answer fetches without a file read. */
-  cacheBytes: number;
+  /** The broker-wide cache of the newest batches, to answer fetches without a file read. */
+  cache: TailCache;
   logger: Logger;
 }
 
@@ -63,8 +64,6 @@ export class PartitionLog {
   private readonly options: PartitionLogOptions;
   private segments: Segment[] = [];
   private entries: BatchEntry[] = [];
-  private cachedBytes = 0;
-  private cacheStart = 0;
   private producers = new Map<number, ProducerState>();
   private listeners = new Set<() => void>();
   private closed = false;
@@ -184,8 +183,7 @@ export class PartitionLog {
       segment.dirty = true;
       segment.maxTimestamp = Math.max(segment.maxTimestamp, batch.maxTimestamp);
       this.entries.push(entry);
-      this.cachedBytes += entry.size;
-      this.trimCache();
+      this.options.cache.add(entry);
       if (batch.producerId >= 0) this.rememberProducer(batch, baseOffset);
       this.nextOffset = entry.lastOffset + 1;
       appendedBytes += entry.size;
@@ -227,13 +225,6 @@ export class PartitionLog {
     }
     state.recent.push({ firstSeq: batch.baseSequence, lastSeq: batch.baseSequence + batch.lastOffsetDelta, baseOffset });
     if (state.recent.length > PRODUCER_WINDOW) state.recent.shift();
-  }
-
-  private trimCache(): void {
-    while (this.cachedBytes > this.options.cacheBytes && this.cacheStart < this.entries.length) {
-      const entry = this.entries[this.cacheStart++];
-      if (entry.data) { this.cachedBytes -= entry.size; entry.data = undefined; }
-    }
   }
 
   /** Index of the batch holding `offset`, or entries.length if none. */
@@ -327,11 +318,10 @@ export class PartitionLog {
       size -= oldest.size;
       let drop = 0;
       while (drop < this.entries.length && this.entries[drop].segment === oldest) {
-        if (this.entries[drop].data) this.cachedBytes -= this.entries[drop].size;
+        this.options.cache.drop(this.entries[drop]);
         drop++;
       }
       this.entries.splice(0, drop);
-      this.cacheStart = Math.max(0, this.cacheStart - drop);
       this.logStartOffset = this.segments[0].baseOffset;
       deleted++;
     }
@@ -376,6 +366,7 @@ export class PartitionLog {
     for (const segment of this.segments) {
       try { if (segment.dirty) fdatasyncSync(segment.fd); closeSync(segment.fd); } catch { /* already closed */ }
     }
+    for (const entry of this.entries) this.options.cache.drop(entry);
     this.segments = [];
     this.entries = [];
   }

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import type { Logger } from '../../config/logger.js';
 import { PartitionLog } from './partition-log.js';
+import { TailCache } from './tail-cache.js';
 
 export interface RetentionConfig { bytes?: number; ms?: number }
 
@@ -40,9 +41,11 @@ export function invalidTopicName(name: string): string | null {
 export class TopicStore {
   readonly topics = new Map<string, Topic>();
   private readonly root: string;
+  private readonly cache: TailCache;
 
   constructor(private readonly options: TopicStoreOptions) {
     this.root = join(options.dataDir, 'topics');
+    this.cache = new TailCache(options.cacheBytes);
   }
 
   open(): void {
@@ -63,7 +66,7 @@ export class TopicStore {
         topic: name,
         partition,
         segmentBytes: this.options.segmentBytes,
-        cacheBytes: this.options.cacheBytes,
+        cache: this.cache,
         logger: this.options.logger,
       });
       log.open();
