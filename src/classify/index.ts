@@ -82,7 +82,8 @@ export class ClassifyStage {
     if (this.started) return;
     this.started = true;
     const maxBatchSize = this.o.maxBatchSize ?? 32;
-    let backendLabels: { backend: string; device: string } | undefined;
+    // Filled once the engine is known; inference cannot run before that.
+    const backendLabels = { backend: '', device: '' };
     this.classifier = await Classifier.load(this.o.modelDir, {
       backend: this.o.backend ?? 'auto',
       maxBatchSize,
@@ -91,12 +92,12 @@ export class ClassifyStage {
       quality: this.o.quality,
       log: (message) => this.logger.info(message),
       onInference: (seconds, n) => {
-        if (backendLabels) this.metrics.inference.observe(backendLabels, seconds);
+        this.metrics.inference.observe(backendLabels, seconds);
         this.metrics.batchSize.observe(n);
       },
     });
     const info = this.classifier.info;
-    backendLabels = { backend: info.backend, device: info.device };
+    Object.assign(backendLabels, { backend: info.backend, device: info.device });
     this.metrics.backendInfo.set(backendLabels, 1);
     this.logger.info({ ...info, modelDir: this.classifier.modelDir }, `classify: model ${info.model} on ${info.backend}/${info.device}`);
     this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? 10);
