@@ -273,6 +273,16 @@ export class CameraIngest {
     return Math.max(20, Math.min(250, Math.floor(this.ctx.stableSizeMs / 2), Math.floor(this.ctx.stallTimeoutMs / 4)));
   }
 
+  /** realpath of a folder, cached for a second: one lookup per folder, not per frame. */
+  private readonly realFolders = new Map<string, { real: string | undefined; at: number }>();
+  private async realFolder(folder: string): Promise<string | undefined> {
+    const cached = this.realFolders.get(folder);
+    if (cached && Date.now() - cached.at < 1_000) return cached.real;
+    const real = await realpath(folder).catch(() => undefined);
+    this.realFolders.set(folder, { real, at: Date.now() });
+    return real;
+  }
+
   /** Decides what a file is: not ready yet, already done, rejected, or a frame to send. */
   private async check(rel: string): Promise<void> {
     if (this.queued.has(rel)) return;
@@ -292,7 +302,7 @@ export class CameraIngest {
     }
     if (!st.isFile()) return this.forget(rel);
     // A parent folder replaced by a symlink after the watch started would lead outside.
-    const realParent = await realpath(join(abs, '..')).catch(() => undefined);
+    const realParent = await this.realFolder(join(abs, '..'));
     if (realParent === undefined || !isInside(this.realWatch, realParent)) {
       return this.reject(rel, 'symlink', `its folder resolves to ${realParent ?? '(unresolvable)'}, outside the watched folder`);
     }
@@ -325,8 +335,17 @@ export class CameraIngest {
     // Peek at the magic number and the last bytes before reading the whole file.
     let head: Buffer;
     let tail: Buffer;
+    let whole: Buffer | undefined;
     try {
-      [head, tail] = await peek(abs, st.size);
+      // Small files are read whole at once; big ones are peeked at first, so a slow
+      // writer's 1 MB frame is not re-read on every change event.
+      if (st.size <= 256 * 1024) {
+        whole = await readFile(abs);
+        head = whole.subarray(0, 16);
+        tail = whole.subarray(Math.max(0, whole.length - 12));
+      } else {
+        [head, tail] = await peek(abs, st.size);
+      }
     } catch (err) {
       if (isGone(err)) return this.forget(rel);
       return this.reject(rel, 'unreadable', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
@@ -349,7 +368,7 @@ export class CameraIngest {
     try {
       let bytes: Buffer;
       try {
-        bytes = await readFile(abs);
+        bytes = whole ?? (await readFile(abs));
       } catch (err) {
         if (isGone(err)) return this.forget(rel);
         return this.reject(rel, 'unreadable', `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);

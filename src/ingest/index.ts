@@ -57,7 +57,7 @@ export interface IngestOptions {
   stallTimeoutMs?: number;
   /** TIFF is complete once its size is stable for this long; default 500 ms. */
   stableSizeMs?: number;
-  /** A complete frame waits this long for late events of earlier captures, so each camera's frames go out in capture order; default 30 ms. */
+  /** A complete frame waits this long for late events of earlier captures, so each camera's frames go out in capture order; default 10 ms. */
   reorderWindowMs?: number;
   registry: Registry;
   logger?: Logger;
@@ -115,7 +115,7 @@ export class IngestStage {
         reconcileIntervalMs: o.reconcileIntervalMs ?? 10_000,
         stallTimeoutMs: o.stallTimeoutMs ?? 5_000,
         stableSizeMs: o.stableSizeMs ?? 500,
-        reorderWindowMs: o.reorderWindowMs ?? 30,
+        reorderWindowMs: o.reorderWindowMs ?? 10,
         recovered: this.recovery,
         stats: this.stats,
         archiveDir: o.archiveDir,
