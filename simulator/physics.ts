@@ -58,7 +58,8 @@ export const DEPTH_LAYERS = [
   { name: 'far', share: 0.34, blurPx: [4.5, 9] as Range, contrast: [0.35, 0.7] as Range },
   { name: 'mid', share: 0.33, blurPx: [2.0, 4.0] as Range, contrast: [0.5, 0.9] as Range },
   { name: 'near', share: 0.22, blurPx: [0.9, 1.8] as Range, contrast: [0.7, 1.0] as Range },
-  { name: 'focus', share: 0.11, blurPx: [0.4, 0.9] as Range, contrast: [0.85, 1.0] as Range },
+  // In the focal plane: no defocus, only the optics' own softness (SENSOR.opticalBlurPx).
+  { name: 'focus', share: 0.11, blurPx: [0, 0] as Range, contrast: [0.85, 1.0] as Range },
 ] as const;
 export type DepthLayerName = (typeof DEPTH_LAYERS)[number]['name'];
 
@@ -138,8 +139,8 @@ export const PG_GROWTH = {
 export const SENSOR = {
   readNoiseSd: [1.2, 3.5] as Range,
   shotNoiseGain: [0.03, 0.12] as Range,
-  /** Residual optical softness of the whole image (lens, window), Gaussian σ px. */
-  opticalBlurPx: [0.0, 0.7] as Range,
+  /** Optical softness of the whole image (lens, window, pixel cross-talk), Gaussian σ px. */
+  opticalBlurPx: [0.35, 0.7] as Range,
 };
 
 /** PNG encoding: zlib level 1 keeps a 1280×960 frame fast to write; crops use the default. */

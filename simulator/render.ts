@@ -218,10 +218,11 @@ function blurred(src: Canvas, sigma: number): Canvas {
 
 /** Downsampling factor for a layer with this blur: defocus removes the detail anyway. */
 function layerScale(blurPx: number): number {
+  // Drawn at 1/s size, a layer blurred by σ keeps σ/s ≥ 0.45 px there: nothing is lost that
+  // the blur would not remove anyway, and the blur pass (the costliest step) shrinks by s².
   if (blurPx >= 6) return 4;
-  if (blurPx >= 3) return 3;
-  // Drawn at half size, a layer blurred by ≥ 1.2 px keeps σ ≥ 0.6 px there: nothing is lost.
-  if (blurPx >= 1.2) return 2;
+  if (blurPx >= 2) return 3;
+  if (blurPx >= 0.9) return 2;
   return 1;
 }
 
@@ -242,7 +243,13 @@ export function drawScene(scene: SceneSpec): Canvas {
   }
 
   for (const layer of scene.layers) {
-    if (layer.needles.length > 0) {
+    if (layer.needles.length > 0 && layer.blurPx < 0.25) {
+      // In focus: straight onto the image, no layer and no blur pass (the costliest step).
+      ctx.lineCap = 'butt';
+      ctx.lineJoin = 'miter';
+      for (const needle of layer.needles) drawNeedle(ctx, needle);
+      ctx.globalAlpha = 1;
+    } else if (layer.needles.length > 0) {
       const scale = layerScale(layer.blurPx);
       const lw = Math.ceil(width / scale) + 1;
       const lh = Math.ceil(height / scale) + 1;
@@ -308,21 +315,19 @@ function axisWeights(size: number, points: number): { index: Int32Array; weights
 }
 
 /**
- * RGBA → 8-bit gray, times the illumination field (Catmull-Rom upsampled from its coarse grid),
- * plus sensor noise with variance read² + gain × signal.
+ * RGBA → 8-bit gray: times the illumination field (Catmull-Rom upsampled from its coarse grid),
+ * blurred by the optics (a separable 3-tap kernel [a, 1 − 2a, a] with variance 2a = σ²), plus
+ * sensor noise with variance read² + gain × signal.
  */
 export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer {
   const { width, height } = scene;
-  const out = Buffer.allocUnsafe(width * height);
-  const sd = new Float32Array(256);
-  const { readNoiseSd, shotNoiseGain } = scene.sensor;
-  for (let v = 0; v < 256; v++) sd[v] = Math.sqrt(readNoiseSd * readNoiseSd + shotNoiseGain * v);
+  const n = width * height;
   const { cols, rows, gains } = scene.illumination;
   const cx = axisWeights(width, cols);
   const cy = axisWeights(height, rows);
   const rowGain = new Float32Array(cols);
   const lineGain = new Float32Array(width);
-  let state = scene.sensor.noiseSeed | 1;
+  const lit = new Float32Array(n);
   for (let y = 0; y < height; y++) {
     // The field varies over hundreds of pixels: recomputing it every 4th row is plenty.
     if (y % 4 === 0) {
@@ -341,14 +346,38 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
       }
     }
     const base = y * width;
+    for (let x = 0; x < width; x++) lit[base + x] = rgba[4 * (base + x)] * lineGain[x];
+  }
+
+  // Optical blur, horizontal pass into `across`, vertical pass fused with the noise below.
+  const sigma = scene.sensor.opticalBlurPx;
+  const a = Math.min(0.25, (sigma * sigma) / 2);
+  const b = 1 - 2 * a;
+  const across = new Float32Array(n);
+  for (let y = 0; y < height; y++) {
+    const base = y * width;
+    across[base] = (b + a) * lit[base] + a * lit[base + 1];
+    for (let x = 1; x < width - 1; x++) across[base + x] = b * lit[base + x] + a * (lit[base + x - 1] + lit[base + x + 1]);
+    across[base + width - 1] = (b + a) * lit[base + width - 1] + a * lit[base + width - 2];
+  }
+
+  const out = Buffer.allocUnsafe(n);
+  const sd = new Float32Array(256);
+  const { readNoiseSd, shotNoiseGain } = scene.sensor;
+  for (let v = 0; v < 256; v++) sd[v] = Math.sqrt(readNoiseSd * readNoiseSd + shotNoiseGain * v);
+  let state = scene.sensor.noiseSeed | 1;
+  for (let y = 0; y < height; y++) {
+    const base = y * width;
+    const up = y > 0 ? base - width : base;
+    const down = y < height - 1 ? base + width : base;
     for (let x = 0; x < width; x++) {
+      const signal = b * across[base + x] + a * (across[up + x] + across[down + x]);
       // xorshift32: cheap, good enough to index a table of normals.
       state ^= state << 13;
       state ^= state >>> 17;
       state ^= state << 5;
-      const lit = rgba[4 * (base + x)] * lineGain[x];
-      const v = lit >= 255 ? 255 : lit | 0;
-      const noisy = lit + sd[v] * NORMALS[state & 0xffff] + 0.5;
+      const v = signal >= 255 ? 255 : signal | 0;
+      const noisy = signal + sd[v] * NORMALS[state & 0xffff] + 0.5;
       out[base + x] = noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0;
     }
   }

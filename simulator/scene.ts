@@ -67,7 +67,8 @@ export interface SceneSpec {
   illumination: { cols: number; rows: number; gains: number[] };
   haze: HazeSpec[];
   layers: LayerSpec[];
-  sensor: { readNoiseSd: number; shotNoiseGain: number; noiseSeed: number };
+  /** Optical blur applies to the whole image, after the depth layers' own defocus. */
+  sensor: { readNoiseSd: number; shotNoiseGain: number; noiseSeed: number; opticalBlurPx: number };
 }
 
 const u = (rng: Rng, r: Range): number => rng.uniform(r[0], r[1]);
@@ -118,12 +119,7 @@ export function sampleBase(rng: Rng, width: number, height: number, fixed: { bac
     });
   }
 
-  // The lens/window softness adds in quadrature to every layer's defocus blur.
-  const optical = u(rng, SENSOR.opticalBlurPx);
-  const layers: LayerSpec[] = DEPTH_LAYERS.map((layer) => {
-    const defocus = u(rng, layer.blurPx);
-    return { blurPx: Math.sqrt(defocus * defocus + optical * optical), needles: [], agglomerates: [] };
-  });
+  const layers: LayerSpec[] = DEPTH_LAYERS.map((layer) => ({ blurPx: u(rng, layer.blurPx), needles: [], agglomerates: [] }));
 
   return {
     width,
@@ -136,6 +132,7 @@ export function sampleBase(rng: Rng, width: number, height: number, fixed: { bac
       readNoiseSd: u(rng, SENSOR.readNoiseSd),
       shotNoiseGain: u(rng, SENSOR.shotNoiseGain),
       noiseSeed: rng.int(0, 0x7fffffff),
+      opticalBlurPx: u(rng, SENSOR.opticalBlurPx),
     },
   };
 }
