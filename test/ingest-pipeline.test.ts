@@ -140,7 +140,8 @@ describe('ingest → frames (real broker, real files)', () => {
 
     const full = await png(1280, 960, 99);
     const jpeg = await sharp(noise(1280, 960, 5), { raw: { width: 1280, height: 960, channels: 1 } }).jpeg({ quality: 90 }).toBuffer();
-    const files: Array<[string, Buffer]> = [['slow-0.png', full], ['slow-1.jpg', jpeg], ['slow-2.png', await png(640, 480, 3)]];
+    const tiff = await sharp(noise(640, 480, 8), { raw: { width: 640, height: 480, channels: 1 } }).tiff().toBuffer();
+    const files: Array<[string, Buffer]> = [['slow-0.png', full], ['slow-1.jpg', jpeg], ['slow-2.png', await png(640, 480, 3)], ['slow-3.tif', tiff]];
     for (const [name, bytes] of files) {
       // Write in place, 64 KiB at a time with pauses, like a camera driver streaming to disk.
       const handle = await open(join(watch, name), 'w');
@@ -153,11 +154,11 @@ describe('ingest → frames (real broker, real files)', () => {
     }
     const got = await collect(topics.frames, (all) => all.length >= files.length);
     expect(got.map((m) => sha(m.value))).toEqual(files.map(([, b]) => sha(b)));
-    expect(got.map((m) => m.headers['content-type'])).toEqual(['image/png', 'image/jpeg', 'image/png']);
+    expect(got.map((m) => m.headers['content-type'])).toEqual(['image/png', 'image/jpeg', 'image/png', 'image/tiff']);
     // After the ack the files went to .archive/; nothing left in the drop folder.
-    for (let i = 0; i < 100 && (await readdir(join(watch, '.archive')).catch(() => [])).length < 3; i += 1) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && (await readdir(join(watch, '.archive')).catch(() => [])).length < files.length; i += 1) await new Promise((r) => setTimeout(r, 50));
     expect((await readdir(join(watch, '.archive'))).sort()).toEqual(files.map(([n]) => n).sort());
     expect((await readdir(watch)).filter((n) => !n.startsWith('.'))).toEqual([]);
-    expect(stage.stats).toEqual({ ingested: 3, rejected: 0 });
+    expect(stage.stats).toEqual({ ingested: files.length, rejected: 0 });
   });
 });
