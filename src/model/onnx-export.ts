@@ -6,7 +6,7 @@
  * Graph contract (what the classify stage feeds and reads):
  *   input      `input`      float32 [batch, H, W, 1]  NHWC, grey, pixel / 255
  *   output 0   `p_pg`       float32 [batch, 1]        P(PG), sigmoid
- *   output 1   `embedding`  float32 [batch, 64]       global-average-pooled features (OOD score)
+ *   output 1   `embedding`  float32 [batch, 4w]       global-average-pooled features (OOD score; w = width)
  * The NHWC input is transposed to NCHW once at the top (a copy of one channel, ~free).
  */
 import { writeFile } from 'node:fs/promises';

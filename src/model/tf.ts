@@ -26,7 +26,17 @@ let runtime: Promise<TfRuntime> | undefined;
 async function tryImport(name: string): Promise<unknown> {
   // A variable specifier keeps TypeScript from resolving packages that are not installed.
   const specifier: string = name;
-  return import(specifier);
+  // A package installed without its native addon still registers hundreds of kernels before it
+  // fails, each with a console warning; keep those out of the user's terminal.
+  const { warn, log } = console;
+  console.warn = () => {};
+  console.log = () => {};
+  try {
+    return await import(specifier);
+  } finally {
+    console.warn = warn;
+    console.log = log;
+  }
 }
 
 /**
@@ -58,7 +68,8 @@ async function initBackend(order: TfBackendName[]): Promise<TfRuntime> {
       if (!(await tf.setBackend('cpu'))) throw new Error('backend did not initialise');
       return { tf, backend: 'cpu', device: 'cpu', skipped };
     } catch (err) {
-      skipped.push(`${name}: ${(err as Error).message.split('\n')[0]}`);
+      const message = (err as Error).message.split('\n')[0];
+      skipped.push(`${name}: ${/Cannot find (package|module)/.test(message) ? 'not installed' : /tfjs_binding\.node/.test(message) ? 'installed without its native addon' : message}`);
     }
   }
   throw new Error(`no TF.js backend could start (${skipped.join('; ')}); reinstall node_modules (npm ci)`);

@@ -33,6 +33,8 @@ export interface TrainOptions {
   split?: [number, number, number];
   augment?: AugmentOptions | false;
   norm?: 'batch' | 'none';
+  /** Channels of the first stage (then ×2, ×4); 8 (default) or 16. */
+  width?: number;
   /** Force a TF.js backend (default: best available). */
   backend?: TfBackendName;
   /** The command line, recorded in the card. */
@@ -74,11 +76,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const patience = options.patience ?? 6;
   const augment = options.augment === false ? NO_AUGMENT : (options.augment ?? DEFAULT_AUGMENT);
   const norm = options.norm ?? 'batch';
+  const width = options.width ?? 8;
   for (const [name, value, ok] of [
     ['--epochs', epochs, Number.isInteger(epochs) && epochs >= 1],
     ['--batch-size', batchSize, Number.isInteger(batchSize) && batchSize >= 1],
     ['--lr', lr, lr > 0 && lr < 1],
     ['--input-size', inputSize, Number.isInteger(inputSize) && inputSize >= 32 && inputSize % 32 === 0],
+    ['--width', width, Number.isInteger(width) && width >= 1],
   ] as const) {
     if (!ok) throw new Error(`train: ${name} got ${value}; use a positive integer (epochs, batch size), a learning rate in (0, 1), or an input size that is a multiple of 32 (≥ 32)`);
   }
@@ -119,7 +123,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   progress(`TF.js backend: ${runtime.backend} (${runtime.device})${runtime.skipped.length ? `; not available: ${runtime.skipped.join('; ')}` : ''}`, true);
   tf.engine().startScope();
   try {
-    const model = buildModel(tf, { inputSize, seed, norm });
+    const model = buildModel(tf, { inputSize, seed, norm, width });
     const optimizer = tf.train.adam(lr);
     model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const cost = modelCost(model);
@@ -262,19 +266,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       architecture: {
         name: ARCHITECTURE_NAME,
         description:
-          'Residual CNN: conv3x3/2 1→16, conv3x3/2 16→32, residual block 32, conv3x3/2 32→64, residual block 64, global average pool (64-d embedding), dropout 0.3, dense 64→1 sigmoid. ' +
+          `Residual CNN on a ${inputSize}×${inputSize} grey crop: conv3x3/2 1→${width}, conv3x3/2 ${width}→${2 * width}, residual block ${2 * width}, conv3x3/2 ${2 * width}→${4 * width}, residual block ${4 * width}, ` +
+          `global average pool (${4 * width}-d embedding), dropout 0.3, dense ${4 * width}→1 sigmoid. ` +
           (norm === 'batch' ? 'BatchNorm after each convolution.' : 'No BatchNorm: convolutions with bias, residual branches zero-initialised (Fixup).'),
         parameters: cost.parameters,
         flopsPerImage: cost.flopsPerImage,
         macsPerImage: cost.macsPerImage,
         inputSize,
+        width,
+        normalization: norm,
         onnx: { opset: onnxInfo.opset, irVersion: onnxInfo.irVersion, input: onnxInfo.input, outputs: onnxInfo.outputs },
       },
       provenance: {
         data: resolve(options.data),
         seed,
         epochs: history.length,
-        command: options.command ?? `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize}`,
+        command: options.command ?? `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize} --width ${width}`,
         trainedAt: new Date().toISOString(),
         epochsPlanned: epochs,
         bestEpoch: best.epoch,
