@@ -1,6 +1,8 @@
 /**
  * Throughput of the embedded broker with kafkajs and with kcat (librdkafka) as
- * the reference client, for 20 KiB and 500 KiB records.
+ * the reference client, for 20 KiB and 500 KiB records, plus the broker's own
+ * produce capacity: a raw client that re-sends one pre-encoded batch with 8
+ * requests in flight, so client-side encoding costs nothing.
  *
  * The broker runs as its own process (`crystalwatch broker --port 0`, fsync
  * 'interval', the defaults) so broker and client each get a core, as in a real
@@ -14,7 +16,10 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { connect } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
+import { crc32c } from '../src/broker/protocol/crc32c.js';
+import { Writer } from '../src/broker/protocol/writer.js';
 
 const KiB = 1024;
 const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
@@ -125,6 +130,83 @@ function kcatFigures(address: string, c: Case, scratch: string): Record<string, 
   };
 }
 
+/** One uncompressed record batch v2 holding one record of `size` bytes. */
+function encodedBatch(size: number): Buffer {
+  const zigzag = (v: number): Buffer => {
+    let z = v >= 0 ? v * 2 : -v * 2 - 1;
+    const out: number[] = [];
+    while (z >= 0x80) { out.push((z % 0x80) | 0x80); z = Math.floor(z / 0x80); }
+    out.push(z);
+    return Buffer.from(out);
+  };
+  const value = Buffer.alloc(size, 0x61);
+  const inner = Buffer.concat([Buffer.from([0]), zigzag(0), zigzag(0), zigzag(-1), zigzag(size), value, zigzag(0)]);
+  const record = Buffer.concat([zigzag(inner.length), inner]);
+  const batch = Buffer.alloc(61 + record.length);
+  const now = BigInt(Date.now());
+  batch.writeInt32BE(batch.length - 12, 8);
+  batch.writeInt32BE(-1, 12);
+  batch.writeInt8(2, 16);
+  batch.writeInt32BE(0, 23);
+  batch.writeBigInt64BE(now, 27);
+  batch.writeBigInt64BE(now, 35);
+  batch.writeBigInt64BE(-1n, 43);
+  batch.writeInt16BE(-1, 51);
+  batch.writeInt32BE(-1, 53);
+  batch.writeInt32BE(1, 57);
+  record.copy(batch, 61);
+  batch.writeUInt32BE(crc32c(batch, 21, batch.length), 17);
+  return batch;
+}
+
+function frame(correlationId: number, apiKey: number, version: number, body: Buffer): Buffer {
+  const head = Buffer.concat(new Writer().int16(apiKey).int16(version).int32(correlationId).string('bench-raw').finish());
+  const size = Buffer.alloc(4);
+  size.writeInt32BE(head.length + body.length);
+  return Buffer.concat([size, head, body]);
+}
+
+/** Broker-only produce capacity: Produce v7, acks=all, one pre-encoded batch per request, 8 in flight. */
+async function rawFigures(address: string, c: Case): Promise<Record<string, number>> {
+  const topic = `bench-raw-${c.label}`;
+  const [host, port] = address.split(':');
+  const socket = connect(Number(port), host);
+  await new Promise<void>((resolveConnect, reject) => { socket.once('connect', resolveConnect); socket.once('error', reject); });
+  let pending = Buffer.alloc(0);
+  const waiters: Array<() => void> = [];
+  socket.on('data', (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
+      pending = pending.subarray(4 + pending.readInt32BE(0));
+      waiters.shift()?.();
+    }
+  });
+  const metadata = Buffer.concat(new Writer().array([topic], (w, t) => { w.string(t); }).boolean(true).finish());
+  socket.write(frame(0, 3, 6, metadata));
+  await new Promise<void>((r) => waiters.push(r));
+  const produce = Buffer.concat(new Writer().string(null).int16(-1).int32(10_000).array([topic], (w, t) => {
+    w.string(t).array([0], (p, i) => { p.int32(i).bytes(encodedBatch(c.size)); });
+  }).finish());
+  let sent = 0;
+  let done = 0;
+  const started = process.hrtime.bigint();
+  await new Promise<void>((finished) => {
+    const pump = (): void => {
+      while (sent < c.count && sent - done < 8) {
+        socket.write(frame(++sent, 0, 7, produce));
+        waiters.push(() => { done++; if (done === c.count) finished(); else pump(); });
+      }
+    };
+    pump();
+  });
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  socket.destroy();
+  return {
+    [`broker.raw.produce_${c.label}.mb_per_s`]: round(c.size * c.count / 1e6 / seconds),
+    [`broker.raw.produce_${c.label}.msgs_per_s`]: round(c.count / seconds, 0),
+  };
+}
+
 export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
   const dataDir = mkdtempSync(join(tmpdir(), 'cw-bench-broker-'));
@@ -135,6 +217,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
       out[`broker.case_${c.label}.records`] = c.count;
       Object.assign(out, await kafkajsFigures(broker.address, c));
       Object.assign(out, kcatFigures(broker.address, c, dataDir));
+      Object.assign(out, await rawFigures(broker.address, c));
     }
   } finally {
     await broker.stop();
