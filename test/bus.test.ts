@@ -24,7 +24,7 @@ describe('splitByBytes', () => {
     const messages = Array.from({ length: 10 }, (_, i) => ({ key: 'cam', value: Buffer.alloc(400 * 1024, i), headers: { 'frame-id': `f${i}` } }));
     const chunks = splitByBytes(messages, 1024 * 1024);
     expect(chunks.map((c) => c.length)).toEqual([2, 2, 2, 2, 2]);
-    expect(chunks.flat().map((m) => m.headers['frame-id'])).toEqual(messages.map((m) => m.headers['frame-id']));
+    expect(chunks.flat().map((m) => m.headers?.['frame-id'])).toEqual(messages.map((m) => m.headers['frame-id']));
     for (const c of chunks) expect(c.reduce((s, m) => s + approximateRecordBytes(m), 0)).toBeLessThanOrEqual(1024 * 1024);
   });
   it('refuses a single record over the limit', () => {

@@ -125,7 +125,7 @@ describe('ingest → frames (real broker, real files)', () => {
     const ingested = await registry.getSingleMetric('crystalwatch_frames_ingested_total')!.get();
     expect(ingested.values.map((v) => [v.labels.camera, v.value]).sort()).toEqual([['cam-a', 500], ['cam-b', 500]]);
     const latency = await registry.getSingleMetric('crystalwatch_ingest_seconds')!.get();
-    expect(latency.values.filter((v) => v.metricName === 'crystalwatch_ingest_seconds_count').reduce((s, v) => s + v.value, 0)).toBe(1000);
+    expect(latency.values.filter((v) => (v as { metricName?: string }).metricName === 'crystalwatch_ingest_seconds_count').reduce((s, v) => s + v.value, 0)).toBe(1000);
   });
 
   it('slow in-place writers never produce a partial frame, and move only after the ack', async () => {
