@@ -85,7 +85,7 @@ function makeTile(grainRadius: number): Canvas {
   standardise(florets);
   // Grains are round convex bumps: keep the crests, squash the troughs into narrow dark gaps.
   for (let i = 0; i < height.length; i++) {
-    const g = grains[i] > 0 ? Math.pow(grains[i], 0.6) : -Math.pow(-grains[i], 1.6);
+    const g = grains[i] > 0 ? Math.pow(grains[i], 0.6) : -0.8 * Math.pow(-grains[i], 1.3);
     height[i] = g + 0.35 * florets[i];
   }
   standardise(height);
