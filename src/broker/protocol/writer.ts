@@ -5,7 +5,9 @@
  * read from the log) are appended as their own chunk, never copied, so a fetch
  * response of 50 MiB costs a handful of `writev` segments, not a 50 MiB memcpy.
  */
-const INITIAL_SCRATCH = 4096;
+/** Most responses are a few dozen bytes; start small to keep per-request garbage low. */
+const INITIAL_SCRATCH = 512;
+const GROWN_SCRATCH = 8192;
 /** Byte fields at least this big are referenced, not copied. */
 const REFERENCE_THRESHOLD = 2048;
 
@@ -23,7 +25,7 @@ export class Writer {
   private ensure(bytes: number): void {
     if (this.position + bytes <= this.scratch.length) return;
     this.flushScratch();
-    this.scratch = Buffer.allocUnsafe(Math.max(INITIAL_SCRATCH * 4, bytes));
+    this.scratch = Buffer.allocUnsafe(Math.max(GROWN_SCRATCH, bytes));
     this.position = 0;
     this.scratchStart = 0;
   }
