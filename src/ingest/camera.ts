@@ -382,7 +382,11 @@ export class CameraIngest {
       let imageKind: ImageKind;
       if (inspection.state === 'invalid') return this.reject(rel, inspection.reason, inspection.detail);
       if (inspection.state === 'incomplete') {
-        if (stalled) return this.reject(rel, 'truncated', `${inspection.detail}; unchanged for ${quietMs} ms`);
+        if (stalled) {
+          // It ends like a complete image, yet a chunk/segment runs past the end: damaged, not cut short.
+          if (tailLooksComplete(inspection.kind ?? kind, tail)) return this.reject(rel, 'corrupt', `${inspection.detail}, although the file ends with the end marker`);
+          return this.reject(rel, 'truncated', `${inspection.detail}; unchanged for ${quietMs} ms`);
+        }
         return this.recheckLater(rel, this.pollMs);
       }
       if (inspection.state === 'needs-stable-size') {

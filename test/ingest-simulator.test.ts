@@ -1,0 +1,82 @@
+/**
+ * The simulator's camera (slow in-place writes, some frames damaged on purpose)
+ * into ingest: every good frame arrives once with its ground truth, every damaged
+ * one is quarantined with the reason the simulator says it has.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import { startBroker, type Broker } from '../src/broker/index.js';
+import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import { decodeFrameHeaders, type FrameHeaders } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
+import { IngestStage } from '../src/ingest/index.js';
+import { FrameCamera, type FrameTruth } from '../simulator/index.js';
+
+let dir: string;
+let broker: Broker;
+let kafka: Kafka;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ingest-sim-'));
+  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
+  kafka = createKafka({ brokers: [broker.address] });
+});
+afterEach(async () => {
+  await broker.close();
+  await rm(dir, { recursive: true, force: true });
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('simulator camera → ingest', () => {
+  it('slow writes and damaged frames: good frames arrive once with their truth, damaged ones are quarantined by reason', async () => {
+    const topics = topicNames('sim.');
+    await ensureTopics(kafka, topics, 1);
+    const watch = join(dir, 'cam-1');
+    await mkdir(watch, { recursive: true });
+    const registry = new Registry();
+    const stage = new IngestStage({ kafka, topics, registry, after: 'move', stallTimeoutMs: 1_000, reconcileIntervalMs: 500, cameras: [{ camera: 'cam-1', watch }], ledgerPath: join(dir, 'ledger.jsonl') });
+    await stage.start();
+
+    const truths: FrameTruth[] = [];
+    const camera = new FrameCamera({ out: watch, camera: 'cam-1', fps: 10, durationS: 4, width: 320, height: 240, pgOnsetS: 2, seed: 42, write: 'slow', faults: 0.2, onFrame: (_path, truth) => { truths.push(truth); } });
+    try {
+      await camera.start();
+      await camera.done();
+      const good = truths.filter((t) => !t.fault);
+      const damaged = truths.filter((t) => t.fault);
+      expect(truths.length).toBe(40);
+      expect(damaged.length).toBeGreaterThan(0);
+      while (stage.stats.ingested + stage.stats.rejected < truths.length) await sleep(50);
+      expect(stage.stats).toEqual({ ingested: good.length, rejected: damaged.length });
+
+      const consumer = createConsumer(kafka, 'sim-check');
+      const got: FrameHeaders[] = [];
+      await consumer.connect();
+      await consumer.subscribe({ topics: [topics.frames], fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ message }) => { const h = decodeFrameHeaders(message.headers); if (h.ok) got.push(h.value); } });
+      while (got.length < good.length) await sleep(50);
+      await sleep(1000);
+      await consumer.disconnect();
+
+      expect(got.map((h) => h['captured-at'])).toEqual(good.map((t) => new Date(t.capturedAt).toISOString()));
+      expect(got.map((h) => h.label)).toEqual(good.map((t) => t.label));
+      expect(got.some((h) => h.label === 'pg')).toBe(true);
+
+      const metric = await registry.getSingleMetric('crystalwatch_frames_rejected_total')!.get();
+      const byReason: Record<string, number> = {};
+      for (const v of metric.values) byReason[String(v.labels.reason)] = v.value;
+      const want: Record<string, number> = {};
+      for (const t of damaged) want[t.fault!] = (want[t.fault!] ?? 0) + 1;
+      expect(byReason).toEqual(want);
+      // Only the good frames were acknowledged.
+      const ledger = await readFile(join(dir, 'ledger.jsonl'), 'utf8');
+      expect(ledger.split('\n').filter((l) => l.includes('"t":"ack"')).length).toBe(good.length);
+    } finally {
+      await camera.close();
+      await stage.close();
+    }
+  });
+});
