@@ -3,8 +3,10 @@
  */
 import { createHash } from 'node:crypto';
 import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
+import { Reader } from '../src/broker/protocol/reader.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { body, RawClient } from './helpers/broker-wire.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -154,6 +156,49 @@ describe('kafkajs against the embedded broker', () => {
     const description = await admin.describeGroups(['pair']);
     expect(description.groups[0].state).toBe('Empty');
     await producer.disconnect();
+    await admin.disconnect();
+  });
+
+  it('drops a member that stops heartbeating after its session timeout and gives its partitions to the rest', async () => {
+    const topic = 'abandoned';
+    const admin = kafka.admin();
+    await admin.connect();
+    await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] });
+    const assigned: number[][] = [];
+    const consumer = kafka.consumer({ groupId: 'abandon', sessionTimeout: 10_000, heartbeatInterval: 200, maxWaitTimeInMs: 200 });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => { assigned.push((event.payload.memberAssignment[topic] ?? []).slice().sort()); });
+    const keys = new Set<string>();
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => { keys.add(message.key!.toString()); } });
+    await waitFor(() => assigned.length === 1, 'the first join');
+
+    // A second member, by hand: joins with a 1 s session, takes its assignment, then goes silent.
+    const ghost = await RawClient.open(server.address);
+    const metadata = body((w) => { w.int16(0).array([topic], (x, t) => { x.string(t); }).bytes(Buffer.alloc(0)); });
+    const joined = new Reader((await ghost.request(11, 5, body((w) => {
+      w.string('abandon').int32(1000).int32(30_000).string('').string(null).string('consumer');
+      w.array(['RoundRobinAssigner'], (x, name) => { x.string(name).bytes(metadata); });
+    }), false, 30_000))!, 4);
+    joined.int32();
+    expect(joined.int16()).toBe(0);
+    const generation = joined.int32();
+    joined.string(); joined.string();
+    const ghostId = joined.string();
+    const synced = await ghost.request(14, 3, body((w) => { w.string('abandon').int32(generation).string(ghostId).string(null).array([], () => {}); }), false, 30_000);
+    expect(synced!.readInt16BE(8)).toBe(0);
+    await waitFor(() => assigned.length >= 2 && assigned[assigned.length - 1].length === 2, 'the split with the ghost member');
+
+    await waitFor(() => assigned[assigned.length - 1].length === 4, 'the session timeout to hand every partition back');
+    const { groups } = await admin.describeGroups(['abandon']);
+    expect(groups[0].members.length).toBe(1);
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    await producer.send({ topic, messages: Array.from({ length: 400 }, (_, i) => ({ key: `g${i}`, value: 'x', partition: i % 4 })) });
+    await waitFor(() => keys.size === 400, 'the survivor to read all four partitions');
+    ghost.close();
+    await producer.disconnect();
+    await consumer.disconnect();
     await admin.disconnect();
   });
 });

@@ -69,9 +69,9 @@ export class RawClient {
     });
   }
 
-  async request(apiKey: number, version: number, body: Buffer, flexible = false): Promise<Buffer | null> {
+  async request(apiKey: number, version: number, body: Buffer, flexible = false, timeoutMs = 10_000): Promise<Buffer | null> {
     this.send(apiKey, version, body, flexible);
-    return this.next();
+    return this.next(timeoutMs);
   }
 
   close(): void {
