@@ -186,6 +186,26 @@ describe('broker wire behaviour', () => {
     expect(outOfRange.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
   });
 
+  it('holds a fetch until min_bytes have arrived', async () => {
+    expect(await createTopic('min-bytes')).toBe(0);
+    const waiting = client.request(1, 11, fetchBody('min-bytes', 0, { maxWaitMs: 60_000, minBytes: 3000 }), false, 70_000);
+    const other = await RawClient.open(server.address);
+    let answered = false;
+    void waiting.then(() => { answered = true; });
+    const sizes: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      await other.request(0, 7, produceBody('min-bytes', 0, buildBatch([{ value: Buffer.alloc(900, i) }])));
+      await other.request(18, 0, Buffer.alloc(0)); // a round trip, so a premature answer would have arrived by now
+      sizes.push(answered ? 1 : 0);
+    }
+    other.close();
+    const answer = parseFetch((await waiting)!);
+    // Each batch is ~980 bytes: not enough after two, enough after four at the latest.
+    expect(sizes.slice(0, 2)).toEqual([0, 0]);
+    expect(answer.recordBytes).toBeGreaterThanOrEqual(3000);
+    expect(answer.baseOffsets[0]).toBe(0);
+  });
+
   it('lists offsets by timestamp at record precision, plus earliest and latest', async () => {
     expect(await createTopic('timed')).toBe(0);
     const t = 1_800_000_000_000;
