@@ -60,6 +60,7 @@ export function registerModelCommands(program: Command): void {
     .option('--split <t/v/t>', 'train/valid/test shares when the folders give none', parseSplit, [70, 25, 5] as [number, number, number])
     .option('--no-augment', 'train on the crops as they are (no flips, rotations, lighting, blur, noise, zoom)')
     .option('--no-batch-norm', 'no BatchNorm: Fixup residuals (≈1.6× faster steps on wasm, but needs more of them)')
+    .option('--init <dir>', 'start from the weights of a model folder written by train (same --width and --input-size)')
     .option('--backend <name>', 'force a TF.js backend: tensorflow-gpu, tensorflow, wasm or cpu (default: best available)')
     .option('--name <name>', 'model name in the card', 'crystalnet-r2')
     .option('--json', 'print the result as JSON on stdout')
@@ -80,6 +81,7 @@ export function registerModelCommands(program: Command): void {
         augment: o.augment === false ? false : undefined,
         norm: o.batchNorm === false ? 'none' : 'batch',
         backend: o.backend,
+        init: o.init,
         name: o.name,
         command,
         progress: stderrProgress(),

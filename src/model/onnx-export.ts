@@ -23,15 +23,10 @@ export const ONNX_OUTPUT_PG = 'p_pg';
 export const ONNX_OUTPUT_EMBEDDING = 'embedding';
 
 const FLOAT = onnx.TensorProto.DataType.FLOAT;
-const INT64 = onnx.TensorProto.DataType.INT64;
 
 function floatTensor(name: string, dims: number[], values: Float32Array): onnxProto.onnx.ITensorProto {
   const bytes = new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   return { name, dims, dataType: FLOAT, rawData: bytes };
-}
-
-function int64Tensor(name: string, values: number[]): onnxProto.onnx.ITensorProto {
-  return { name, dims: [values.length], dataType: INT64, int64Data: values };
 }
 
 const ints = (name: string, values: number[]): onnxProto.onnx.IAttributeProto => ({ name, type: onnx.AttributeProto.AttributeType.INTS, ints: values });
@@ -80,7 +75,6 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
   const [, H, W, C] = inputShape;
   if (H == null || W == null || C == null) throw new Error(`ONNX export: the model's input must have a fixed size, got ${JSON.stringify(inputShape)}`);
 
-  const inputName = model.inputs[0].name;
   nodes.push({ opType: 'Transpose', input: [ONNX_INPUT], output: ['input_nchw'], name: 'to_nchw', attribute: [ints('perm', [0, 3, 1, 2])] });
   let embeddingValue: string | undefined;
   let pgValue: string | undefined;
@@ -201,8 +195,6 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
   if (pgValue === undefined) throw new Error('ONNX export: the model has no Dense output layer');
   const outputs = [{ name: ONNX_OUTPUT_PG, shape: ['batch', shapeOf.get(pgValue)![0]] as (number | string)[] }];
   if (embeddingValue) outputs.push({ name: ONNX_OUTPUT_EMBEDDING, shape: ['batch', shapeOf.get(embeddingValue)![0]] });
-  void inputName;
-  void int64Tensor;
 
   const modelProto = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,

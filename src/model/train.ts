@@ -5,15 +5,14 @@
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import type * as tfTypes from '@tensorflow/tfjs';
 import { loadTf, type TfBackendName } from './tf.js';
-import { ARCHITECTURE_NAME, buildModel, modelCost, withEmbedding } from './architecture.js';
-import { loadDataset, CLASS_NAMES, type LoadedDataset, type SplitName } from './dataset.js';
+import { ARCHITECTURE_NAME, buildModel, modelCost } from './architecture.js';
+import { loadDataset, CLASS_NAMES, type SplitName } from './dataset.js';
 import { augmentInto, DEFAULT_AUGMENT, NO_AUGMENT, type AugmentOptions } from './augment.js';
 import { SeededRandom } from './rng.js';
 import { confusionAt } from './evaluation.js';
 import { fitOodStats } from './ood.js';
-import { saveLayersModel, TFJS_MODEL_FILE } from './io.js';
+import { loadLayersModel, saveLayersModel, TFJS_MODEL_FILE } from './io.js';
 import { exportOnnx, ONNX_INPUT, ONNX_OUTPUT_EMBEDDING, ONNX_OUTPUT_PG, type OnnxExportInfo } from './onnx-export.js';
 import { predictAll, tfjsPredictor } from './predictor.js';
 import { writeReport, type EpochRecord } from './report.js';
@@ -35,6 +34,8 @@ export interface TrainOptions {
   norm?: 'batch' | 'none';
   /** Channels of the first stage (then ×2, ×4); 8 (default) or 16. */
   width?: number;
+  /** Start from the weights of a model folder written by `train` (same --width/--input-size). */
+  init?: string;
   /** Force a TF.js backend (default: best available). */
   backend?: TfBackendName;
   /** The command line, recorded in the card. */
@@ -124,6 +125,20 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   tf.engine().startScope();
   try {
     const model = buildModel(tf, { inputSize, seed, norm, width });
+    if (options.init) {
+      const start = await loadLayersModel(tf, options.init);
+      const from = start.getWeights();
+      const to = model.getWeights();
+      const mismatch = from.length !== to.length || from.some((w, i) => w.shape.join('x') !== to[i].shape.join('x'));
+      if (mismatch) {
+        throw new Error(
+          `train: --init ${options.init} has a different architecture (${from.length} weight tensors, first ${from[0]?.shape}) from --width ${width} --input-size ${inputSize}${norm === 'none' ? ' --no-batch-norm' : ''} (${to.length}, first ${to[0]?.shape}); pass the same options it was trained with`,
+        );
+      }
+      model.setWeights(from);
+      start.dispose();
+      progress(`initialised from ${options.init}`, true);
+    }
     const optimizer = tf.train.adam(lr);
     model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
     const cost = modelCost(model);
@@ -295,6 +310,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         splits: splitCounts,
         leakageGuard: { groups: data.duplicates.groups, cropsInGroups: data.duplicates.itemsInGroups },
         testSplit,
+        ...(options.init ? { initialisedFrom: resolve(options.init) } : {}),
       },
       metrics,
     };
@@ -325,7 +341,3 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     tf.disposeVariables();
   }
 }
-
-/** Datasets already in memory (for tests and benches). */
-export type { LoadedDataset };
-export type { tfTypes };
