@@ -5,8 +5,8 @@
  *
  *   node dist/bench/classify.js [--quick]
  *
- * Uses models/default when it is there; otherwise a tiny stand-in with the Georgia signature
- * (224×224×3 NHWC, caffe, sigmoid) so the figures measure the pipeline, not a CNN — the
+ * Uses models/default when it is there; otherwise a tiny stand-in with the default model's
+ * signature (64×64 grey, 192/160 tiles) so the figures measure the pipeline, not a CNN — the
  * `classify.model` figure says which.
  */
 import { execFile } from 'node:child_process';
@@ -81,11 +81,12 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
   try {
     let modelDir = defaultModelDir();
     if (!existsSync(join(modelDir, 'card.json'))) {
-      modelDir = await writeTinyModelDir(join(tmp, 'model'), { layout: 'NHWC', width: 224, height: 224, channels: 3, kind: 'sigmoid', weights: [0.01, 0.01, 0.01], bias: [0] }, {
+      // The default model's signature (crystalwatch train): 64×64 grey, unit, 192/160 tiles.
+      modelDir = await writeTinyModelDir(join(tmp, 'model'), { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [1], bias: [0] }, {
         name: 'tiny-proxy',
-        input: { layout: 'NHWC', width: 224, height: 224, channels: 3, colorOrder: 'bgr', resize: 'squash', normalization: 'caffe' },
+        input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
         output: { kind: 'sigmoid' },
-        tiling: { tile: 224, stride: 224 },
+        tiling: { tile: 192, stride: 160 },
       });
     }
     const { card } = await loadModelCard(modelDir);
@@ -116,7 +117,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
           out[`${key}.crops.batch_${batch}.engine_p50_ms`] = r3(percentile(engine, 50) * 1000);
           if (batch === 1) out[`${key}.crops.batch_1.engine_p99_ms`] = r3(percentile(engine, 99) * 1000);
         }
-        // Full frames: tiled (30 tiles of 224 at 1280×960); batch = tiles per inference call.
+        // Full frames: tiled (the card's tiles, e.g. 7×6 = 42 of 192 px every 160 at 1280×960); batch = tiles per inference call.
         for (const batch of quick ? [32] : [8, 32, 64]) {
           const tiled = await Classifier.load(modelDir, { backend, maxBatchSize: batch });
           try {

@@ -63,6 +63,23 @@ describe('normalisation and layout against hand-computed tensors', () => {
     expectClose(t, [(40 / 255 - 0.5) / 0.25, (220 / 255 - 0.5) / 0.25]);
   });
 
+  it('a grey file into an RGB model: R = G = B = the grey value', async () => {
+    const grey = await sharp(Buffer.from([40, 220]), { raw: { width: 2, height: 1, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+    const image = await decodeImage(grey);
+    expect(image.channels).toBe(1);
+    const t = await tensorOf(grey, { ...base, layout: 'NHWC', colorOrder: 'bgr', normalization: 'unit' });
+    expectClose(t, [40 / 255, 40 / 255, 40 / 255, 220 / 255, 220 / 255, 220 / 255]);
+  });
+
+  it('an RGB file into a grey model goes through luma', async () => {
+    const t = await tensorOf(await twoPixels(), { ...base, channels: 1, layout: 'NHWC', colorOrder: 'gray', normalization: 'unit' });
+    // BT.601-ish luma of (10,20,30) ≈ 18 and of (200,100,50) ≈ 124 (libvips b-w, ±2 levels).
+    expect(t[0] * 255).toBeGreaterThan(15);
+    expect(t[0] * 255).toBeLessThan(22);
+    expect(t[1] * 255).toBeGreaterThan(118);
+    expect(t[1] * 255).toBeLessThan(132);
+  });
+
   it('explicit per-channel statistics in BGR order', async () => {
     const t = await tensorOf(await twoPixels(), { ...base, layout: 'NHWC', colorOrder: 'bgr', normalization: { mean: [1, 2, 3], std: [2, 4, 8], scale: 1 } });
     expectClose(t, [(30 - 1) / 2, (20 - 2) / 4, (10 - 3) / 8, (50 - 1) / 2, (100 - 2) / 4, (200 - 3) / 8]);

@@ -24,6 +24,9 @@ import {
 import { DEFAULT_QUALITY, judgeQuality, qualityStats, type QualityThresholds } from './quality.js';
 import { oodScorer, type OodScorer } from './ood.js';
 
+/** Tile side when the card gives none: about the size of the crops models are trained on. */
+export const DEFAULT_TILE = 224;
+
 export type TilingOption = { tile: number; stride: number } | 'auto' | 'off';
 
 export interface ClassifierOptions {
@@ -85,7 +88,10 @@ export class Classifier {
     this.maxBatchSize = options.maxBatchSize ?? 32;
     this.maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
     this.tiling = options.tiling ?? 'auto';
-    const fromCard = card.tiling ?? { tile: Math.max(card.input.width, card.input.height), stride: Math.max(card.input.width, card.input.height) };
+    // Without a card `tiling`, a tile is a typical crop (DESIGN: 151–230 px, DEFAULT_TILE) or the model input
+    // if larger — never a small model input, which would cut ordinary crops into tiles.
+    const side = Math.max(card.input.width, card.input.height, DEFAULT_TILE);
+    const fromCard = card.tiling ?? { tile: side, stride: side };
     this.tileSize = typeof this.tiling === 'object' ? this.tiling : fromCard;
     const { scorer, problem } = oodScorer(card.ood);
     if (problem) options.log?.(`model ${card.name}: ${problem}`);

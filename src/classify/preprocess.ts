@@ -17,8 +17,9 @@ const TORCH_MEAN = { r: 0.485, g: 0.456, b: 0.406 };
 const TORCH_STD = { r: 0.229, g: 0.224, b: 0.225 };
 
 export interface DecodedImage {
-  /** 8-bit RGB, row-major, 3 bytes per pixel. */
-  rgb: Buffer;
+  /** 8-bit pixels, row-major: grey (1 byte per pixel) for grey files, RGB (3) otherwise. */
+  pixels: Buffer;
+  channels: 1 | 3;
   width: number;
   height: number;
 }
@@ -33,27 +34,40 @@ export class ImageDecodeError extends Error {
   }
 }
 
-/** Decode any image sharp reads to 8-bit RGB; refuses images above `maxPixels` without decoding them. */
+const tooLarge = (maxPixels: number, detail: string) =>
+  new ImageDecodeError(`image exceeds the pixel limit of ${maxPixels} pixels (${detail}); raise maxPixels if such frames are real`, 'too-large');
+
+/**
+ * Decode any image sharp reads to 8-bit pixels; refuses images above `maxPixels` from their
+ * header, without decoding them. Grey files (what probe cameras write) stay one channel:
+ * decoding, resizing and gating them costs a third of RGB, and the values are the same
+ * (libvips' b-w of an R=G=B pixel is that value).
+ */
 export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
   if (bytes.length === 0) throw new ImageDecodeError('image is empty (0 bytes)', 'empty');
   try {
+    const meta = await sharp(bytes, { limitInputPixels: maxPixels }).metadata();
+    if (meta.width !== undefined && meta.height !== undefined && meta.width * meta.height > maxPixels) {
+      throw tooLarge(maxPixels, `${meta.width}×${meta.height} = ${meta.width * meta.height}`);
+    }
+    const grey = meta.space === 'b-w' || meta.space === 'grey16';
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
       .removeAlpha()
-      .toColourspace('srgb')
+      .toColourspace(grey ? 'b-w' : 'srgb')
       .raw()
       .toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) {
-      // Grey inputs come back with one channel from some codecs; expand so every path sees RGB.
-      const rgb = Buffer.alloc(info.width * info.height * 3);
-      for (let i = 0, j = 0; i < data.length; i += info.channels, j += 3) rgb[j] = rgb[j + 1] = rgb[j + 2] = data[i];
-      return { rgb, width: info.width, height: info.height };
+    const channels = grey ? 1 : 3;
+    if (info.channels === channels) return { pixels: data, channels, width: info.width, height: info.height };
+    // Some codecs keep extra bands; keep the first `channels` of each pixel.
+    const pixels = Buffer.alloc(info.width * info.height * channels);
+    for (let i = 0, j = 0; j < pixels.length; i += info.channels, j += channels) {
+      for (let c = 0; c < channels; c++) pixels[j + c] = data[i + Math.min(c, info.channels - 1)];
     }
-    return { rgb: data, width: info.width, height: info.height };
+    return { pixels, channels, width: info.width, height: info.height };
   } catch (err) {
+    if (err instanceof ImageDecodeError) throw err;
     const message = (err as Error).message;
-    if (/pixel limit/i.test(message)) {
-      throw new ImageDecodeError(`image exceeds the pixel limit of ${maxPixels} pixels (${message}); raise maxPixels if such frames are real`, 'too-large');
-    }
+    if (/pixel limit/i.test(message)) throw tooLarge(maxPixels, message);
     throw new ImageDecodeError(`cannot decode image (${message})`, 'undecodable');
   }
 }
@@ -71,7 +85,7 @@ export interface Region {
  */
 export async function cropAndResize(image: DecodedImage, region: Region, input: ModelInput): Promise<Buffer> {
   const fit = input.resize === 'squash' ? 'fill' : input.resize;
-  let pipeline = sharp(image.rgb, { raw: { width: image.width, height: image.height, channels: 3 } });
+  let pipeline = sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: image.channels } });
   if (region.x !== 0 || region.y !== 0 || region.width !== image.width || region.height !== image.height) {
     pipeline = pipeline.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
   }
@@ -79,13 +93,13 @@ export async function cropAndResize(image: DecodedImage, region: Region, input: 
     const kernel = input.interpolation ?? 'lanczos3';
     pipeline = pipeline.resize(input.width, input.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 }, kernel });
   }
-  if (input.channels === 1) pipeline = pipeline.toColourspace('b-w');
+  if (input.channels === 1 && image.channels === 3) pipeline = pipeline.toColourspace('b-w');
   const { data, info } = await pipeline.raw().toBuffer({ resolveWithObject: true });
   if (info.channels === input.channels) return data;
-  // sharp keeps 3 channels for grey in some paths; take the first (they are equal after b-w).
+  // Grey image into an RGB model: R = G = B. (RGB into grey went through b-w above.)
   const out = Buffer.alloc(input.width * input.height * input.channels);
   for (let i = 0, j = 0; j < out.length; i += info.channels, j += input.channels) {
-    for (let c = 0; c < input.channels; c++) out[j + c] = data[i + c];
+    for (let c = 0; c < input.channels; c++) out[j + c] = data[i + Math.min(c, info.channels - 1)];
   }
   return out;
 }

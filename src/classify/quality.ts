@@ -41,14 +41,14 @@ export function qualityStats(image: DecodedImage): QualityStats {
   const w = Math.floor(image.width / step);
   const h = Math.floor(image.height / step);
   const grey = new Float32Array(w * h);
-  const { rgb, width } = image;
+  const { pixels, width, channels } = image;
   let sum = 0;
   let sumSq = 0;
   let saturated = 0;
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
-      const i = ((y * step) * width + x * step) * 3;
-      const v = 0.299 * rgb[i] + 0.587 * rgb[i + 1] + 0.114 * rgb[i + 2];
+      const i = ((y * step) * width + x * step) * channels;
+      const v = channels === 1 ? pixels[i] : 0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2];
       grey[y * w + x] = v;
       sum += v;
       sumSq += v * v;
