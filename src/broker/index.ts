@@ -126,8 +126,15 @@ export class Broker {
     if (this.core.options.fsync === 'interval') {
       this.timers.push(setInterval(() => this.flush(), this.options.fsyncIntervalMs));
     }
-    this.core.topics.applyRetention();
-    this.timers.push(setInterval(() => this.core.topics.applyRetention(), this.options.retentionCheckIntervalMs));
+    const retention = (): void => {
+      try {
+        this.core.topics.applyRetention();
+      } catch (err) {
+        this.logger.error({ err }, 'retention failed; segments are kept until the next run');
+      }
+    };
+    retention();
+    this.timers.push(setInterval(retention, this.options.retentionCheckIntervalMs));
     this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
   }
 

@@ -88,7 +88,15 @@ export class Connection {
       if (this.buffered < 4 + this.expected) return;
       const frame = this.take(4 + this.expected).subarray(4);
       this.expected = -1;
-      this.dispatch(frame);
+      try {
+        this.dispatch(frame);
+      } catch (err) {
+        // A bug must cost this client its connection, never the broker its process.
+        this.logger.error({ err }, 'request dispatch failed');
+        this.core.metrics.rejected.inc({ reason: 'internal' });
+        this.close();
+        return;
+      }
       if (this.queue.length >= MAX_IN_FLIGHT) this.socket.pause();
     }
   }
@@ -167,10 +175,9 @@ export class Connection {
       return;
     }
     if (outcome instanceof Promise) {
-      outcome.then(
-        (sent) => this.complete(slot, correlationId, sent === false ? null : response),
-        (err: unknown) => this.fail(api.name, version, err),
-      );
+      outcome
+        .then((sent) => this.complete(slot, correlationId, sent === false ? null : response), (err: unknown) => this.fail(api.name, version, err))
+        .catch((err: unknown) => this.fail(api.name, version, err));
     } else {
       this.complete(slot, correlationId, outcome === false ? null : response);
     }

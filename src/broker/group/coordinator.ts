@@ -75,7 +75,13 @@ export class GroupCoordinator {
   constructor(private readonly logger: Logger, private readonly tickMs = 100) {}
 
   start(): void {
-    this.timer ??= setInterval(() => this.tick(Date.now()), this.tickMs);
+    this.timer ??= setInterval(() => {
+      try {
+        this.tick(Date.now());
+      } catch (err) {
+        this.logger.error({ err }, 'group coordinator tick failed');
+      }
+    }, this.tickMs);
   }
 
   close(): void {
