@@ -30,9 +30,10 @@ describe('ingest ledger', () => {
     expect(b.lastAckedOffsets().get(0)).toBe(42n);
     expect(b.get('cam2', 'a.png')).toBeUndefined();
     await b.close();
-    // Compacted on open: one send + one ack per acked file, one send for the unacked one.
+    // Compacted on open: the offsets, one send + one ack per acked file, one send for the unacked one.
     const lines = (await readFile(path, 'utf8')).trim().split('\n');
-    expect(lines).toHaveLength(5);
+    expect(lines).toHaveLength(6);
+    expect(JSON.parse(lines[0])).toEqual({ t: 'offsets', partitions: { 0: '42' } });
   });
 
   it('a file replaced by new content gets the new frame id', async () => {
@@ -45,5 +46,35 @@ describe('ingest ledger', () => {
     expect(l.get('cam1', 'a.png')).toMatchObject({ frameId: 'new', acked: false });
     expect(l.byFrame('old')).toBeUndefined();
     await l.close();
+  });
+});
+
+describe('ingest ledger compaction', () => {
+  it('drops files that left the folder, keeps the acknowledged offsets, and stays small', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
+    dirs.push(dir);
+    const path = join(dir, 'l.jsonl');
+    const l = new Ledger(path);
+    await l.open();
+    for (let b = 0; b < 20; b += 1) {
+      const sends = Array.from({ length: 300 }, (_, i) => send(`f${b}-${i}.png`, `id-${b}-${i}`));
+      await l.append(sends);
+      await l.append(sends.map((s, i) => ({ t: 'ack' as const, frameId: s.frameId, partition: 2, offset: String(b * 300 + i), at: '' })));
+      await l.note(sends.map((s) => ({ t: 'done' as const, camera: 'cam1', path: s.path })));
+    }
+    await l.append([send('last.png', 'id-last')]); // sent, never acknowledged
+    expect(l.size).toBe(1);
+    expect(l.lastAckedOffsets().get(2)).toBe(5999n);
+    await l.close();
+    // 18,001 records were written; online compaction kept the file to a few lines.
+    expect((await readFile(path, 'utf8')).trim().split('\n').length).toBeLessThan(10_100);
+
+    const again = new Ledger(path);
+    await again.open();
+    expect(again.lastAckedOffsets().get(2)).toBe(5999n);
+    expect(again.unacknowledged().map((e) => e.frameId)).toEqual(['id-last']);
+    expect(again.get('cam1', 'f0-0.png')).toBeUndefined();
+    await again.close();
+    expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(2); // offsets + the unacked send
   });
 });

@@ -465,6 +465,8 @@ export class CameraIngest {
         await unlinkIfExists(abs);
         await unlinkIfExists(sidecarPathFor(abs));
       }
+      // The file left the folder: the ledger can drop its entry.
+      if (this.ctx.after !== 'keep') await this.ctx.ledger.note([{ t: 'done', camera: this.camera, path: rel }]).catch(() => undefined);
     } catch (err) {
       this.log.error({ err, file: rel, frameId }, `frame is in Kafka but --after ${this.ctx.after} failed; it stays in place and is not sent again`);
     }

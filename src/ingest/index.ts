@@ -71,6 +71,7 @@ export class IngestStage {
   private closed = false;
   private recovery: Promise<void> | undefined;
   private abortRecovery = false;
+  private wakeRecovery: (() => void) | undefined;
   private readonly logger: Logger;
 
   constructor(private readonly options: IngestOptions) {
@@ -153,7 +154,10 @@ export class IngestStage {
       } catch (err) {
         const backoffMs = Math.min(5_000, 200 * 2 ** Math.min(attempt, 5));
         this.logger.warn({ err: (err as Error).message, backoffMs }, 'cannot reach Kafka to check unacknowledged frames; retrying');
-        await new Promise((r) => setTimeout(r, backoffMs));
+        await new Promise<void>((r) => {
+          const timer = setTimeout(() => { this.wakeRecovery = undefined; r(); }, backoffMs);
+          this.wakeRecovery = () => { clearTimeout(timer); r(); };
+        });
       }
     }
   }
@@ -162,6 +166,7 @@ export class IngestStage {
     if (this.closed) return;
     this.closed = true;
     this.abortRecovery = true;
+    this.wakeRecovery?.();
     for (const camera of [...this.cameras].reverse()) {
       await camera.close().catch((err) => this.logger.error({ err, camera: camera.camera }, 'closing camera failed'));
     }

@@ -8,7 +8,10 @@
  *   {"t":"ack",  frameId, partition, offset, at}                        after Kafka acknowledged it
  * A `send` without its `ack` means "may or may not be in Kafka": on start-up the stage
  * looks for those frame ids in the topic before sending anything again (see recovery.ts).
- * A torn last line (crash mid-write) is ignored.
+ *   {"t":"done", camera, path}                                          the file left the folder (after move/delete)
+ * A torn last line (crash mid-write) is ignored. The file is compacted at open and
+ * whenever it holds several times more records than live entries, so a camera at
+ * 30 frames/s with `--after move` keeps a small ledger.
  */
 import { open, mkdir, readFile, rename, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -33,7 +36,20 @@ export interface AckRecord {
   at: string;
 }
 
-export type LedgerRecord = SendRecord | AckRecord;
+/** Written by compaction: what the dropped entries said about offsets, for recovery. */
+export interface OffsetsRecord {
+  t: 'offsets';
+  partitions: Record<string, string>;
+}
+
+/** A file that left the folder (`--after move|delete`): its entry is no longer needed. */
+export interface DoneRecord {
+  t: 'done';
+  camera: string;
+  path: string;
+}
+
+export type LedgerRecord = SendRecord | AckRecord | OffsetsRecord | DoneRecord;
 
 export interface LedgerEntry extends Omit<SendRecord, 't' | 'at'> {
   acked: boolean;
@@ -47,9 +63,12 @@ export class Ledger {
   private handle: FileHandle | undefined;
   private readonly byPath = new Map<string, LedgerEntry>();
   private readonly byFrameId = new Map<string, LedgerEntry>();
+  /** Highest acknowledged offset per partition, including entries already dropped. */
+  private readonly acked = new Map<number, bigint>();
   /** Serialises appends so records never interleave and fsyncs are ordered. */
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  private recordsInFile = 0;
 
   constructor(readonly path: string) {}
 
@@ -77,21 +96,35 @@ export class Ledger {
       }
       this.apply(record);
     }
-    // Compact: rewrite the live state, so the file does not grow with every restart.
-    const compacted: string[] = [];
+    await this.compact();
+  }
+
+  /** Rewrites the file as the live state (one send + ack per entry, plus the offsets), atomically. */
+  private async compact(): Promise<void> {
+    const lines: string[] = [];
+    if (this.acked.size > 0) {
+      lines.push(JSON.stringify({ t: 'offsets', partitions: Object.fromEntries([...this.acked].map(([p, o]) => [String(p), o.toString()])) }));
+    }
     for (const entry of this.byPath.values()) {
       const { acked, partition, offset, ...send } = entry;
-      compacted.push(JSON.stringify({ t: 'send', ...send, at: '' }));
-      if (acked) compacted.push(JSON.stringify({ t: 'ack', frameId: entry.frameId, partition, offset, at: '' }));
+      lines.push(JSON.stringify({ t: 'send', ...send, at: '' }));
+      if (acked) lines.push(JSON.stringify({ t: 'ack', frameId: entry.frameId, partition, offset, at: '' }));
     }
+    await this.handle?.close();
+    this.handle = undefined;
     const tmp = `${this.path}.compact-${process.pid}`;
     const handle = await open(tmp, 'w');
-    await handle.writeFile(compacted.length > 0 ? `${compacted.join('\n')}\n` : '');
+    await handle.writeFile(lines.length > 0 ? `${lines.join('\n')}\n` : '');
     await handle.sync();
     await handle.close();
     await rename(tmp, this.path);
+    // The rename itself must reach the disk, or a crash could bring back the old file.
+    const folder = await open(dirname(this.path), 'r');
+    await folder.sync().catch(() => undefined);
+    await folder.close();
     this.handle = await open(this.path, 'a');
     await this.handle.sync();
+    this.recordsInFile = lines.length;
   }
 
   private apply(record: LedgerRecord): void {
@@ -105,10 +138,26 @@ export class Ledger {
       this.byFrameId.set(record.frameId, entry);
     } else if (record.t === 'ack') {
       const entry = this.byFrameId.get(record.frameId);
+      if (record.offset !== undefined && record.partition !== undefined) {
+        const o = BigInt(record.offset);
+        const prev = this.acked.get(record.partition);
+        if (prev === undefined || o > prev) this.acked.set(record.partition, o);
+      }
       if (!entry) return;
       entry.acked = true;
       entry.partition = record.partition;
       entry.offset = record.offset;
+    } else if (record.t === 'offsets') {
+      for (const [p, o] of Object.entries(record.partitions)) {
+        const prev = this.acked.get(Number(p));
+        if (prev === undefined || BigInt(o) > prev) this.acked.set(Number(p), BigInt(o));
+      }
+    } else if (record.t === 'done') {
+      const entry = this.byPath.get(key(record.camera, record.path));
+      if (entry?.acked) {
+        this.byPath.delete(key(record.camera, record.path));
+        this.byFrameId.delete(entry.frameId);
+      }
     }
   }
 
@@ -128,24 +177,37 @@ export class Ledger {
 
   /** Highest acknowledged offset per partition, where recovery starts reading. */
   lastAckedOffsets(): Map<number, bigint> {
-    const out = new Map<number, bigint>();
-    for (const e of this.byPath.values()) {
-      if (!e.acked || e.partition === undefined || e.offset === undefined) continue;
-      const o = BigInt(e.offset);
-      const prev = out.get(e.partition);
-      if (prev === undefined || o > prev) out.set(e.partition, o);
-    }
-    return out;
+    return new Map(this.acked);
+  }
+
+  /** Number of files the ledger tracks (sent, not yet gone from the folder). */
+  get size(): number {
+    return this.byPath.size;
   }
 
   /** Appends records and fsyncs; resolves once they are durable. */
   append(records: LedgerRecord[]): Promise<void> {
+    return this.write(records, true);
+  }
+
+  /**
+   * Appends records without waiting for the disk: for `done` records, whose loss
+   * only means an entry lingers until the file next leaves the folder.
+   */
+  note(records: LedgerRecord[]): Promise<void> {
+    return this.write(records, false);
+  }
+
+  private write(records: LedgerRecord[], sync: boolean): Promise<void> {
     if (records.length === 0) return Promise.resolve();
     const run = async () => {
       if (this.closed || !this.handle) throw new Error(`ingest ledger ${this.path} is closed`);
       await this.handle.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-      await this.handle.datasync();
+      if (sync) await this.handle.datasync();
       for (const r of records) this.apply(r);
+      this.recordsInFile += records.length;
+      // Online compaction once the file is mostly history.
+      if (this.recordsInFile > 10_000 && this.recordsInFile > 4 * (2 * this.byPath.size + 1)) await this.compact();
     };
     const next = this.tail.then(run, run);
     this.tail = next.catch(() => undefined);
