@@ -56,6 +56,7 @@ export function registerModelCommands(program: Command): void {
     .option('--seed <n>', 'seed for split, initialisation, shuffling and augmentation', (v) => Number.parseInt(v, 10), 1)
     .option('--input-size <px>', 'model input side in pixels (multiple of 32)', positiveInt('--input-size'), 64)
     .option('--width <n>', 'channels of the first stage, doubled twice (8: 6 MFLOPs/image; 16: 24 MFLOPs/image)', positiveInt('--width'), 8)
+    .option('--dropout <rate>', 'dropout before the classifier, in [0, 1)', (v) => Number(v), 0.3)
     .option('--patience <n>', 'epochs without a better validation F1 before stopping', positiveInt('--patience'), 6)
     .option('--split <t/v/t>', 'train/valid/test shares when the folders give none', parseSplit, [70, 25, 5] as [number, number, number])
     .option('--no-augment', 'train on the crops as they are (no flips, rotations, lighting, blur, noise, zoom)')
@@ -76,6 +77,7 @@ export function registerModelCommands(program: Command): void {
         seed: o.seed,
         inputSize: o.inputSize,
         width: o.width,
+        dropout: o.dropout,
         patience: o.patience,
         split: o.split,
         augment: o.augment === false ? false : undefined,

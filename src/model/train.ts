@@ -32,6 +32,8 @@ export interface TrainOptions {
   split?: [number, number, number];
   augment?: AugmentOptions | false;
   norm?: 'batch' | 'none';
+  /** Dropout rate before the classifier (default 0.3). */
+  dropout?: number;
   /** Channels of the first stage (then ×2, ×4); 8 (default) or 16. */
   width?: number;
   /** Start from the weights of a model folder written by `train` (same --width/--input-size). */
@@ -78,12 +80,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const augment = options.augment === false ? NO_AUGMENT : (options.augment ?? DEFAULT_AUGMENT);
   const norm = options.norm ?? 'batch';
   const width = options.width ?? 8;
+  const dropout = options.dropout ?? 0.3;
   for (const [name, value, ok] of [
     ['--epochs', epochs, Number.isInteger(epochs) && epochs >= 1],
     ['--batch-size', batchSize, Number.isInteger(batchSize) && batchSize >= 1],
     ['--lr', lr, lr > 0 && lr < 1],
     ['--input-size', inputSize, Number.isInteger(inputSize) && inputSize >= 32 && inputSize % 32 === 0],
     ['--width', width, Number.isInteger(width) && width >= 1],
+    ['--dropout', dropout, dropout >= 0 && dropout < 1],
   ] as const) {
     if (!ok) throw new Error(`train: ${name} got ${value}; use a positive integer (epochs, batch size), a learning rate in (0, 1), or an input size that is a multiple of 32 (≥ 32)`);
   }
@@ -124,7 +128,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   progress(`TF.js backend: ${runtime.backend} (${runtime.device})${runtime.skipped.length ? `; not available: ${runtime.skipped.join('; ')}` : ''}`, true);
   tf.engine().startScope();
   try {
-    const model = buildModel(tf, { inputSize, seed, norm, width });
+    const model = buildModel(tf, { inputSize, seed, norm, width, dropout });
     if (options.init) {
       const start = await loadLayersModel(tf, options.init);
       const from = start.getWeights();
@@ -282,7 +286,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         name: ARCHITECTURE_NAME,
         description:
           `Residual CNN on a ${inputSize}×${inputSize} grey crop: conv3x3/2 1→${width}, conv3x3/2 ${width}→${2 * width}, residual block ${2 * width}, conv3x3/2 ${2 * width}→${4 * width}, residual block ${4 * width}, ` +
-          `global average pool (${4 * width}-d embedding), dropout 0.3, dense ${4 * width}→1 sigmoid. ` +
+          `global average pool (${4 * width}-d embedding), dropout ${dropout}, dense ${4 * width}→1 sigmoid. ` +
           (norm === 'batch' ? 'BatchNorm after each convolution.' : 'No BatchNorm: convolutions with bias, residual branches zero-initialised (Fixup).'),
         parameters: cost.parameters,
         flopsPerImage: cost.flopsPerImage,
@@ -296,12 +300,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         data: resolve(options.data),
         seed,
         epochs: history.length,
-        command: options.command ?? `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize} --width ${width}`,
+        command: options.command ?? `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize} --width ${width} --dropout ${dropout}`,
         trainedAt: new Date().toISOString(),
         epochsPlanned: epochs,
         bestEpoch: best.epoch,
         batchSize,
         learningRate: lr,
+        dropout,
         augment,
         backend: runtime.backend,
         trainingSeconds: Math.round(trainSeconds),
