@@ -160,7 +160,12 @@ export async function ensureTopics(
       const metadata = await admin.fetchTopicMetadata({ topics: present });
       const toGrow = metadata.topics.filter((t) => t.partitions.length < partitions);
       if (toGrow.length > 0) {
-        await admin.createPartitions({ topicPartitions: toGrow.map((t) => ({ topic: t.name, count: partitions })) });
+        try {
+          await admin.createPartitions({ topicPartitions: toGrow.map((t) => ({ topic: t.name, count: partitions })) });
+        } catch (err) {
+          const have = toGrow.map((t) => `${t.name} has ${t.partitions.length}`).join(', ');
+          throw new Error(`ensureTopics: ${have} partition(s), ${partitions} wanted, and the broker refused to add partitions (${(err as Error).message}); lower the partition setting or add them with the cluster's tools`);
+        }
         grown.push(...toGrow.map((t) => t.name));
       }
     }
