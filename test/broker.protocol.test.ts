@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.js';
 import { ErrorCode } from '../src/broker/errors.js';
+import { Broker } from '../src/broker/index.js';
 import { GroupCoordinator } from '../src/broker/group/coordinator.js';
 import { crc32c, crc32cJs } from '../src/broker/protocol/crc32c.js';
 import { Reader } from '../src/broker/protocol/reader.js';
@@ -342,6 +343,25 @@ describe('fsync always', () => {
       expect(r.array((p) => { const partition = p.int32(); p.int16(); p.int64(); return [partition, p.int64()]; })).toEqual([[0, 0], [1, 5]]);
       raw.close();
       await synced.close();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('broker lifecycle', () => {
+  it('refuses a second broker on the same data dir and bad options, with what to do', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-lock-'));
+    try {
+      const first = await startTestBroker({ dataDir });
+      await expect(startTestBroker({ dataDir })).rejects.toThrow(/is in use by process \d+ .*; stop it or use another --data-dir/);
+      await first.close();
+      await first.close(); // idempotent
+      const again = await startTestBroker({ dataDir });
+      await again.close();
+      expect(() => new Broker({ dataDir: '' })).toThrow(/dataDir is required/);
+      expect(() => new Broker({ dataDir, fsync: 'sometimes' as never })).toThrow(/fsync must be "always", "interval" or "never", got "sometimes"/);
+      expect(() => new Broker({ dataDir, port: 70000 })).toThrow(/port must be 0..65535, got 70000/);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

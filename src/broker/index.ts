@@ -157,6 +157,9 @@ export class Broker {
 
   /** A second broker on the same data dir would interleave writes; a lock file with our pid prevents it. */
   private acquireLock(): void {
+    if (openDataDirs.has(this.lockPath)) {
+      throw new Error(`broker: data dir ${this.core.options.dataDir} is in use by process ${process.pid} (another broker in this process); stop it or use another --data-dir`);
+    }
     try {
       const holder = Number(readFileSync(this.lockPath, 'utf8'));
       if (holder && holder !== process.pid && isAlive(holder)) {
@@ -166,9 +169,11 @@ export class Broker {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     writeFileSync(this.lockPath, String(process.pid));
+    openDataDirs.add(this.lockPath);
   }
 
   private releaseLock(): void {
+    openDataDirs.delete(this.lockPath);
     try { unlinkSync(this.lockPath); } catch { /* already gone */ }
   }
 
@@ -191,6 +196,9 @@ export class Broker {
     this.logger.info('broker closed');
   }
 }
+
+/** Lock files held by brokers of this process (the pid in the file cannot tell them apart). */
+const openDataDirs = new Set<string>();
 
 function isAlive(pid: number): boolean {
   try {
