@@ -20,7 +20,8 @@ interface Pending {
 
 interface Slot {
   worker: Worker;
-  busy: number;
+  /** Jobs sent to this worker and not answered yet. */
+  jobs: Set<number>;
 }
 
 export function defaultWorkerCount(): number {
@@ -28,10 +29,11 @@ export function defaultWorkerCount(): number {
 }
 
 export class RenderPool {
-  private readonly slots: Slot[] = [];
+  private slots: Slot[] = [];
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
   private closed = false;
+  /** Worker threads started (0 = rendering in-thread). */
   readonly threads: number;
 
   /** `workers` 0 = render in-thread. */
@@ -40,16 +42,19 @@ export class RenderPool {
     const usable = workers > 0 && url.protocol === 'file:' && existsSync(fileURLToPath(url));
     this.threads = usable ? workers : 0;
     for (let i = 0; i < this.threads; i++) {
-      const worker = new Worker(url);
+      const slot: Slot = { worker: new Worker(url), jobs: new Set() };
       // Do not keep the process alive for idle workers; close() terminates them.
-      worker.unref();
-      worker.on('message', (reply: RenderReply) => this.settle(reply));
-      worker.on('error', (err) => this.failAll(err));
-      this.slots.push({ worker, busy: 0 });
+      slot.worker.unref();
+      slot.worker.on('message', (reply: RenderReply) => this.settle(slot, reply));
+      slot.worker.on('error', (err) => this.retire(slot, err));
+      slot.worker.on('exit', (code) => this.retire(slot, new Error(`exited with code ${code}`)));
+      this.slots.push(slot);
     }
   }
 
-  private settle(reply: RenderReply): void {
+  private settle(slot: Slot, reply: RenderReply): void {
+    slot.jobs.delete(reply.id);
+    if (slot.jobs.size === 0) slot.worker.unref();
     const p = this.pending.get(reply.id);
     if (!p) return;
     this.pending.delete(reply.id);
@@ -57,43 +62,57 @@ export class RenderPool {
     else p.reject(new Error(reply.error));
   }
 
-  private failAll(err: Error): void {
-    for (const p of this.pending.values()) p.reject(new Error(`simulator render worker failed: ${err.message}`));
-    this.pending.clear();
+  /** A worker that failed or exited takes no more jobs; its open jobs fail, later ones go elsewhere. */
+  private retire(slot: Slot, err: Error): void {
+    if (!this.slots.includes(slot)) return;
+    this.slots = this.slots.filter((s) => s !== slot);
+    for (const id of slot.jobs) {
+      const p = this.pending.get(id);
+      this.pending.delete(id);
+      if (!this.closed) p?.reject(new Error(`simulator render worker failed: ${err.message}`));
+    }
+    slot.jobs.clear();
   }
 
   private submit(job: Omit<RenderJob, 'id'>): Promise<{ png: Buffer; result: unknown }> {
-    if (this.closed) return Promise.reject(new Error('RenderPool: used after close()'));
-    const slot = this.slots.reduce((a, b) => (b.busy < a.busy ? b : a));
+    const slot = this.slots.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
     const id = this.nextId++;
-    slot.busy++;
+    slot.jobs.add(id);
     slot.worker.ref();
     return new Promise<{ png: Buffer; result: unknown }>((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       slot.worker.postMessage({ ...job, id } as RenderJob);
-    }).finally(() => {
-      slot.busy--;
-      if (slot.busy === 0) slot.worker.unref();
     });
   }
 
+  /** Whether jobs go to workers (else they render on this thread, e.g. after workers died). */
+  private get useWorkers(): boolean {
+    return this.slots.length > 0;
+  }
+
   async crop(options: CropOptions): Promise<Crop> {
-    if (this.threads === 0) return renderCrop(options);
+    if (this.closed) throw new Error('RenderPool: used after close(); create a new pool');
+    if (!this.useWorkers) return renderCrop(options);
     const { png, result } = await this.submit({ kind: 'crop', options });
     return { png, ...(result as Omit<Crop, 'png'>) };
   }
 
   async frame(options: FrameOptions): Promise<{ png: Buffer; truth: FrameTruth }> {
-    if (this.threads === 0) return renderFrame(options);
+    if (this.closed) throw new Error('RenderPool: used after close(); create a new pool');
+    if (!this.useWorkers) return renderFrame(options);
     const { capturedAt, ...rest } = options;
     const { png, result } = await this.submit({ kind: 'frame', options: { ...rest, ...(capturedAt ? { capturedAtMs: capturedAt.getTime() } : {}) } });
     return { png, truth: result as FrameTruth };
   }
 
+  /** Terminates the workers; jobs still open are rejected. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.failAll(new Error('pool closed'));
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    for (const p of this.pending.values()) p.reject(new Error('RenderPool: closed before the job finished'));
+    this.pending.clear();
+    const slots = this.slots;
+    this.slots = [];
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }

@@ -133,3 +133,30 @@ describe.skipIf(!built)('crystalwatch simulate dataset (compiled CLI)', () => {
     for (const f of report.files) expect(f.path).toMatch(f.label === 'pg' ? /^(train|valid|test)\/1\// : /^(train|valid|test)\/0\//);
   });
 });
+
+describe.skipIf(!built)('RenderPool (compiled worker threads)', () => {
+  it('renders the same bytes on worker threads as on this thread, and closes idempotently', async () => {
+    // The worker module only exists compiled; import the compiled pool so it can find it.
+    const { RenderPool } = (await import(join(process.cwd(), 'dist', 'simulator', 'pool.js'))) as typeof import('../simulator/pool.js');
+    const { renderFrame } = await import('../simulator/index.js');
+    const pool = new RenderPool(2);
+    try {
+      expect(pool.threads).toBe(2);
+      const crops = await Promise.all([0, 1, 2, 3].map((seed) => pool.crop({ label: seed % 2 ? 'cex' : 'pg', seed })));
+      for (const [seed, crop] of crops.entries()) {
+        const local = await renderCrop({ label: seed % 2 ? 'cex' : 'pg', seed });
+        expect(crop.png.equals(local.png)).toBe(true);
+        expect([crop.width, crop.height, crop.label]).toEqual([local.width, local.height, local.label]);
+      }
+      const options = { seed: 3, frameIndex: 5, tSeconds: 80, pgOnsetS: 20, width: 320, height: 240, capturedAt: new Date('2026-02-03T04:05:06.007Z') };
+      const remote = await pool.frame(options);
+      const local = await renderFrame(options);
+      expect(remote.png.equals(local.png)).toBe(true);
+      expect(remote.truth).toEqual(local.truth);
+    } finally {
+      await pool.close();
+      await pool.close();
+    }
+    await expect(pool.crop({ label: 'pg', seed: 1 })).rejects.toThrow(/after close/);
+  });
+});
