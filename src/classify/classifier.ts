@@ -131,7 +131,7 @@ export class Classifier {
     const decoded: (DecodedImage | undefined)[] = await Promise.all(
       images.map(async (bytes, i) => {
         try {
-          return await decodeImage(bytes, this.maxPixels);
+          return await decodeImage(bytes, this.maxPixels, { grey: this.card.input.channels === 1 });
         } catch (err) {
           const kind = err instanceof ImageDecodeError ? err.reason : 'undecodable';
           results[i] = { predicted: 'error', pPG: null, reason: (err as Error).message, errorKind: kind };

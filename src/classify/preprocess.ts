@@ -39,18 +39,22 @@ const tooLarge = (maxPixels: number, detail: string) =>
 
 /**
  * Decode any image sharp reads to 8-bit pixels; refuses images above `maxPixels` from their
- * header, without decoding them. Grey files (what probe cameras write) stay one channel:
+ * header, without decoding them. `grey: true` (for one-channel models) always gives grey. Grey files (what probe cameras write) stay one channel:
  * decoding, resizing and gating them costs a third of RGB, and the values are the same
  * (libvips' b-w of an R=G=B pixel is that value).
  */
-export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS): Promise<DecodedImage> {
+export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS, options: { grey?: boolean } = {}): Promise<DecodedImage> {
   if (bytes.length === 0) throw new ImageDecodeError('image is empty (0 bytes)', 'empty');
   try {
-    const meta = await sharp(bytes, { limitInputPixels: maxPixels }).metadata();
-    if (meta.width !== undefined && meta.height !== undefined && meta.width * meta.height > maxPixels) {
-      throw tooLarge(maxPixels, `${meta.width}×${meta.height} = ${meta.width * meta.height}`);
+    // A grey model needs no colour: decode straight to grey, without reading the header first.
+    let grey = options.grey === true;
+    if (!grey) {
+      const meta = await sharp(bytes, { limitInputPixels: maxPixels }).metadata();
+      if (meta.width !== undefined && meta.height !== undefined && meta.width * meta.height > maxPixels) {
+        throw tooLarge(maxPixels, `${meta.width}×${meta.height} = ${meta.width * meta.height}`);
+      }
+      grey = meta.space === 'b-w' || meta.space === 'grey16';
     }
-    const grey = meta.space === 'b-w' || meta.space === 'grey16';
     const { data, info } = await sharp(bytes, { limitInputPixels: maxPixels, failOn: 'error' })
       .removeAlpha()
       .toColourspace(grey ? 'b-w' : 'srgb')
