@@ -4,7 +4,7 @@
  * produce capacity: a raw client that re-sends one pre-encoded batch with 8
  * requests in flight, so client-side encoding costs nothing.
  *
- * The broker runs as its own process (`crystalwatch broker --port 0`, fsync
+ * The broker runs as its own process (`node dist/src/broker/main.js --port 0`, fsync
  * 'interval', the defaults) so broker and client each get a core, as in a real
  * deployment. MB = 10^6 bytes of record values. Produce uses acks=all.
  *
@@ -34,8 +34,9 @@ function cases(quick: boolean): Case[] {
 }
 
 async function startBrokerProcess(dataDir: string): Promise<{ address: string; stop: () => Promise<void> }> {
-  const cli = resolve(import.meta.dirname, '../../bin/crystalwatch.js');
-  const child = spawn(process.execPath, [cli, 'broker', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The broker-only entry point (same options as `crystalwatch broker`), so the figures do not depend on other stages loading.
+  const entry = resolve(import.meta.dirname, '../src/broker/main.js');
+  const child = spawn(process.execPath, [entry, '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const port = await new Promise<number>((resolvePort, reject) => {
     child.once('exit', (code) => reject(new Error(`broker exited with ${code} before listening`)));
     createInterface({ input: child.stdout! }).on('line', (line) => {
