@@ -47,9 +47,15 @@ export function cropScene(o: CropOptions): SceneSpec {
   const short = Math.min(width, height);
 
   if (o.label === 'cex') {
-    let density = rng.logNormal(CEX.densityPer10kPx2.median, CEX.densityPer10kPx2.gsd);
-    if (rng.chance(CEX.matProbability)) density *= rng.uniform(CEX.matDensityFactor[0], CEX.matDensityFactor[1]);
+    const density = rng.logNormal(CEX.densityPer10kPx2.median, CEX.densityPer10kPx2.gsd);
     addNeedleField(rng, scene, density);
+    if (rng.chance(CEX.matProbability)) {
+      addNeedleField(rng, scene, density * rng.uniform(CEX.matDensityFactor[0], CEX.matDensityFactor[1]), {
+        widthScale: CEX.matWidthScale,
+        lengthScale: CEX.matLengthScale,
+        nearBias: CEX.matNearBias,
+      });
+    }
     // The particle detector that cut the crop centred it on something: a needle or a bundle near
     // the focal plane, crossing the middle.
     if (rng.chance(0.75)) {

@@ -74,9 +74,15 @@ export const CEX = {
   minAspect: 8,
   /** Needles per 100×100 px of image: log-normal between sparse and crowded suspensions. */
   densityPer10kPx2: { median: 10, gsd: 1.6 },
-  /** Some frames are dense mats of fibres. */
+  /**
+   * Some crops are dense mats of fibres: many thin, long needles, more of them near the window
+   * (weights of the depth layers × nearBias^layer), on top of the usual field.
+   */
   matProbability: 0.15,
-  matDensityFactor: [3, 6] as Range,
+  matDensityFactor: [2, 4] as Range,
+  matWidthScale: 0.6,
+  matLengthScale: 1.5,
+  matNearBias: 1.8,
   /** Fraction of needles that grow in bundles (agglomerated needles), and bundle make-up. */
   bundleProbability: 0.35,
   bundleSize: [2, 7] as Range,

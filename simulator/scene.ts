@@ -138,16 +138,22 @@ export function sampleBase(rng: Rng, width: number, height: number, fixed: { bac
 }
 
 /** Which depth layer a needle falls in, by the layers' shares. */
-function sampleLayerIndex(rng: Rng): number {
-  return rng.weighted(DEPTH_LAYERS.map((l, i) => ({ value: i, weight: l.share })));
+function sampleLayerIndex(rng: Rng, nearBias = 1): number {
+  // nearBias > 1 moves needles toward the focal plane (a mat pressed against the window).
+  return rng.weighted(DEPTH_LAYERS.map((l, i) => ({ value: i, weight: l.share * Math.pow(nearBias, i) })));
 }
 
 /** One needle's looks, given where it is; contrast falls with the layer's defocus. */
-export function sampleNeedle(rng: Rng, scene: SceneSpec, layerIndex: number, at: { x: number; y: number; angle: number; length?: number; width?: number }): NeedleSpec {
+export function sampleNeedle(
+  rng: Rng,
+  scene: SceneSpec,
+  layerIndex: number,
+  at: { x: number; y: number; angle: number; length?: number; width?: number; widthScale?: number; lengthScale?: number },
+): NeedleSpec {
   const L = CEX.lengthPx;
   const W = CEX.widthPx;
-  let width = at.width ?? clamp(rng.logNormal(W.median, W.gsd), W.min, W.max);
-  const length = at.length ?? clamp(rng.logNormal(L.median, L.gsd), Math.max(L.min, width * CEX.minAspect), L.max);
+  let width = at.width ?? clamp(rng.logNormal(W.median * (at.widthScale ?? 1), W.gsd), W.min, W.max);
+  const length = at.length ?? clamp(rng.logNormal(L.median * (at.lengthScale ?? 1), L.gsd), Math.max(L.min, width * CEX.minAspect), L.max);
   width = Math.min(width, length / CEX.minAspect);
   const contrast = u(rng, DEPTH_LAYERS[layerIndex].contrast);
   const bg = scene.backgroundGray;
@@ -168,20 +174,20 @@ export function sampleNeedle(rng: Rng, scene: SceneSpec, layerIndex: number, at:
  * A field of CEX needles over the scene at `densityPer10kPx2`, some in bundles, spread over the
  * depth layers. Centres fall in a margin around the image so needles cross its edges.
  */
-export function addNeedleField(rng: Rng, scene: SceneSpec, densityPer10kPx2: number): void {
+export function addNeedleField(rng: Rng, scene: SceneSpec, densityPer10kPx2: number, mat?: { widthScale: number; lengthScale: number; nearBias: number }): void {
   const { width, height } = scene;
   const margin = CEX.lengthPx.median * 0.5;
   const area = (width + 2 * margin) * (height + 2 * margin);
   let remaining = rng.poisson((densityPer10kPx2 * area) / 10_000);
   while (remaining > 0) {
-    const layerIndex = sampleLayerIndex(rng);
+    const layerIndex = sampleLayerIndex(rng, mat?.nearBias);
     const x = rng.uniform(-margin, width + margin);
     const y = rng.uniform(-margin, height + margin);
     const angle = rng.uniform(0, Math.PI);
-    if (rng.chance(CEX.bundleProbability)) {
+    if (!mat && rng.chance(CEX.bundleProbability)) {
       remaining -= addBundle(rng, scene, layerIndex, x, y, angle, Math.min(remaining, rng.int(CEX.bundleSize[0], CEX.bundleSize[1])));
     } else {
-      scene.layers[layerIndex].needles.push(sampleNeedle(rng, scene, layerIndex, { x, y, angle }));
+      scene.layers[layerIndex].needles.push(sampleNeedle(rng, scene, layerIndex, { x, y, angle, widthScale: mat?.widthScale, lengthScale: mat?.lengthScale }));
       remaining--;
     }
   }
