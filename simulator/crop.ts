@@ -6,7 +6,7 @@
 import { CEX, ENCODING, PG } from './physics.js';
 import { Rng, mixSeed } from './random.js';
 import { renderScenePng } from './render.js';
-import { addBundle, addFrontNeedles, addNeedleField, placeAgglomerate, sampleAgglomerate, sampleBase, sampleCropSize, sampleNeedle, type SceneSpec } from './scene.js';
+import { addBundle, addFines, addFrontNeedles, addNeedleField, placeAgglomerate, sampleAgglomerate, sampleBase, sampleCropSize, sampleNeedle, type SceneSpec } from './scene.js';
 
 export type CrystalClass = 'cex' | 'pg';
 
@@ -25,7 +25,7 @@ export interface CropOptions {
 }
 
 /** Stream tags: each part of a crop draws from its own stream, so e.g. size ignores the class. */
-const STREAM = { size: 1, scene: 2 } as const;
+const STREAM = { size: 1, scene: 2, fines: 3 } as const;
 
 function checkSide(name: string, value: number | undefined): void {
   if (value !== undefined && (!Number.isInteger(value) || value < 16 || value > 4096)) {
@@ -46,6 +46,8 @@ export function cropScene(o: CropOptions): SceneSpec {
   const scene = sampleBase(rng, width, height);
   const short = Math.min(width, height);
 
+  // Drawn from their own stream so the rest of the crop stays as it was without them.
+  addFines(new Rng(mixSeed(o.seed, STREAM.fines)), scene);
   if (o.label === 'cex') {
     const density = rng.logNormal(CEX.densityPer10kPx2.median, CEX.densityPer10kPx2.gsd);
     addNeedleField(rng, scene, density);

@@ -7,7 +7,7 @@
 import { CEX, ENCODING, FRAME, PG, PG_GROWTH } from './physics.js';
 import { Rng, mixSeed } from './random.js';
 import { agglomerateOutline, renderScenePng } from './render.js';
-import { addFrontNeedles, addNeedleField, placeAgglomerate, sampleAgglomerate, sampleBase, type AgglomerateSpec, type SceneSpec } from './scene.js';
+import { addFines, addFrontNeedles, addNeedleField, placeAgglomerate, sampleAgglomerate, sampleBase, type AgglomerateSpec, type SceneSpec } from './scene.js';
 import type { CrystalClass } from './crop.js';
 
 export interface PgBox {
@@ -107,6 +107,7 @@ export function frameScene(o: FrameOptions): { scene: SceneSpec; pgBoxes: PgBox[
   // Needles accumulate as CEX crystallises over the first ten minutes.
   const buildUp = 0.5 + 0.5 * Math.min(1, o.tSeconds / 600);
   addNeedleField(rng, scene, batchDensity * buildUp * rng.logNormal(1, 1.15));
+  addFines(rng, scene);
 
   const pgBoxes: PgBox[] = [];
   for (const diameter of pgPopulation(rng, o.tSeconds, o.pgOnsetS)) {

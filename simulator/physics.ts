@@ -94,6 +94,9 @@ export const CEX = {
   coreGain: [5, 80] as Range,
   /** Fraction of needles with pointed (rather than square-cut) ends. */
   pointedEndsProbability: 0.3,
+  /** Fines: broken needle fragments from attrition by the stirrer, in every image of a batch. */
+  finesPer10kPx2: [1, 5] as Range,
+  finesLengthPx: [5, 16] as Range,
 };
 
 /**

@@ -193,6 +193,24 @@ export function addNeedleField(rng: Rng, scene: SceneSpec, densityPer10kPx2: num
   }
 }
 
+/** Fines: short fragments of broken needles at any depth, in CEX and PG images alike. */
+export function addFines(rng: Rng, scene: SceneSpec): void {
+  const n = rng.poisson((u(rng, CEX.finesPer10kPx2) * scene.width * scene.height) / 10_000);
+  for (let i = 0; i < n; i++) {
+    const layerIndex = sampleLayerIndex(rng);
+    const length = u(rng, CEX.finesLengthPx);
+    scene.layers[layerIndex].needles.push(
+      sampleNeedle(rng, scene, layerIndex, {
+        x: rng.uniform(0, scene.width),
+        y: rng.uniform(0, scene.height),
+        angle: rng.uniform(0, Math.PI),
+        length,
+        width: Math.min(length / CEX.minAspect + 1, rng.uniform(0.9, 2.2)),
+      }),
+    );
+  }
+}
+
 /** Needles grown together: near-parallel, side by side, similar lengths. Returns how many. */
 export function addBundle(rng: Rng, scene: SceneSpec, layerIndex: number, x: number, y: number, angle: number, count: number): number {
   const L = CEX.lengthPx;
