@@ -5,7 +5,7 @@
  *
  *   node dist/bench/classify.js [--quick]
  *
- * Uses models/default when it is there; otherwise a tiny stand-in with the default model's
+ * Uses $CRYSTALWATCH_BENCH_MODEL or models/default when it is there; otherwise a tiny stand-in with the default model's
  * signature (64×64 grey, 192/160 tiles) so the figures measure the pipeline, not a CNN — the
  * `classify.model` figure says which.
  */
@@ -79,7 +79,8 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
   const out: Figures = { 'classify.machine': `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'cpu'}` };
   const tmp = await mkdtemp(join(tmpdir(), 'cw-bench-classify-'));
   try {
-    let modelDir = defaultModelDir();
+    // CRYSTALWATCH_BENCH_MODEL measures another model folder (a candidate, a plant's own).
+    let modelDir = process.env.CRYSTALWATCH_BENCH_MODEL ?? defaultModelDir();
     if (!existsSync(join(modelDir, 'card.json'))) {
       // The default model's signature (crystalwatch train): 64×64 grey, unit, 192/160 tiles.
       modelDir = await writeTinyModelDir(join(tmp, 'model'), { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [1], bias: [0] }, {
