@@ -165,13 +165,21 @@ export class CameraIngest {
     await this.watcher?.close();
     for (const wake of [...this.sleepers]) wake();
     this.wakeSender?.();
+    // A send stuck on an unreachable broker would hold close() for kafkajs's whole retry
+    // budget; disconnecting fails it now. Its frames stay `send` without `ack` in the
+    // ledger, and the next start looks them up in Kafka.
+    const producer = this.producer;
+    this.producer = undefined;
+    await producer?.disconnect().catch(() => undefined);
     await this.senderDone;
     await this.scanning;
     while (this.checking) await new Promise((r) => setTimeout(r, 5));
     for (const f of this.ready) this.ctx.budget.release(f.size);
     this.ready = [];
-    await this.producer?.disconnect().catch(() => undefined);
+    // The sender may have made a new producer while retrying.
+    const last = this.producer as Producer | undefined;
     this.producer = undefined;
+    await last?.disconnect().catch(() => undefined);
   }
 
   /** Periodic reconciliation: the folder against what we know, for events chokidar missed. */
