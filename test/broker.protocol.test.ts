@@ -187,6 +187,26 @@ describe('broker wire behaviour', () => {
     expect(outOfRange.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
   });
 
+  it('lets only the first batch of a response exceed max_bytes; later partitions get what fits', async () => {
+    expect(await createTopic('budget', 2)).toBe(0);
+    for (const partition of [0, 1]) await produce('budget', buildBatch([{ value: Buffer.alloc(1000, partition) }]), partition);
+    const fetchBoth = async (maxBytes: number): Promise<number[]> => {
+      const frame = (await client.request(1, 11, body((w) => {
+        w.int32(-1).int32(0).int32(1).int32(maxBytes).int8(0).int32(0).int32(-1);
+        w.array(['budget'], (t, name) => { t.string(name).array([0, 1], (p, i) => { p.int32(i).int32(-1).int64(0).int64(-1).int32(1 << 20); }); });
+        w.array([], () => {}).string('');
+      })))!;
+      const r = new Reader(frame, 4);
+      r.int32(); r.int16(); r.int32();
+      const [topic] = r.array((t) => ({ name: t.string(), sizes: t.array((p) => { p.int32(); p.int16(); p.int64(); p.int64(); p.int64(); p.int32(); p.int32(); return p.bytes().length; }) }));
+      return topic.sizes;
+    };
+    const [one] = await fetchBoth(1 << 20);
+    expect(await fetchBoth(1 << 20)).toEqual([one, one]);
+    expect(await fetchBoth(one + 10)).toEqual([one, 0]);
+    expect(await fetchBoth(100)).toEqual([one, 0]);
+  });
+
   it('holds a fetch until min_bytes have arrived', async () => {
     expect(await createTopic('min-bytes')).toBe(0);
     const waiting = client.request(1, 11, fetchBody('min-bytes', 0, { maxWaitMs: 60_000, minBytes: 3000 }), false, 70_000);

@@ -62,10 +62,11 @@ export const fetch: ApiHandler = {
             errors = true;
             return { partition: p.partition, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, log, records: [], bytes: 0 };
           }
-          // The response budget: the first partition with data may exceed it by one batch (KIP-74).
-          const budget = total === 0 ? Math.max(1, Math.min(p.maxBytes, maxBytes)) : Math.min(p.maxBytes, maxBytes - total);
-          if (budget <= 0 || p.fetchOffset === log.nextOffset) return { partition: p.partition, errorCode: ErrorCode.NONE, log, records: [], bytes: 0 };
-          const records = log.read(p.fetchOffset, budget);
+          // Only the first batch of the response may exceed the limits (KIP-74); later partitions get what fits.
+          const first = total === 0;
+          const budget = Math.min(p.maxBytes, maxBytes - total);
+          if ((!first && budget <= 0) || p.fetchOffset === log.nextOffset) return { partition: p.partition, errorCode: ErrorCode.NONE, log, records: [], bytes: 0 };
+          const records = log.read(p.fetchOffset, budget, first);
           let bytes = 0;
           for (const chunk of records) bytes += chunk.length;
           total += bytes;

@@ -240,17 +240,17 @@ export class PartitionLog {
   }
 
   /**
-   * Batches from the one holding `offset`, up to `maxBytes` in total, but at
-   * least one whole batch (KIP-74: a consumer must be able to make progress
-   * past a batch bigger than its fetch size).
+   * Batches from the one holding `offset`, up to `maxBytes` in total. With
+   * `atLeastOne`, the first batch is returned whole even if bigger (KIP-74: a
+   * consumer must be able to make progress past a batch bigger than its fetch size).
    */
-  read(offset: number, maxBytes: number): Buffer[] {
+  read(offset: number, maxBytes: number, atLeastOne = true): Buffer[] {
     const out: Buffer[] = [];
     let total = 0;
     let i = this.findEntry(offset);
     while (i < this.entries.length) {
       const first = this.entries[i];
-      if (out.length > 0 && total + first.size > maxBytes) break;
+      if ((out.length > 0 || !atLeastOne) && total + first.size > maxBytes) break;
       if (first.data) {
         out.push(first.data);
         total += first.size;
@@ -260,7 +260,7 @@ export class PartitionLog {
       // Not cached: read a contiguous run of batches of one segment in one call.
       let j = i;
       let runBytes = 0;
-      while (j < this.entries.length && this.entries[j].segment === first.segment && !this.entries[j].data && (j === i && out.length === 0 || total + runBytes + this.entries[j].size <= maxBytes)) {
+      while (j < this.entries.length && this.entries[j].segment === first.segment && !this.entries[j].data && ((j === i && out.length === 0 && atLeastOne) || total + runBytes + this.entries[j].size <= maxBytes)) {
         runBytes += this.entries[j].size;
         j++;
       }
