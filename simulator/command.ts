@@ -86,15 +86,16 @@ export function registerSimulatorCommands(program: Command): void {
     .option('--camera <id>', 'camera id, used in file names', 'cam-1')
     .option('--fps <f>', 'frames per second', parseNumber('--fps', (n) => n > 0 && n <= 1000, 'a number in (0, 1000]'), FRAME.fps)
     .option('--duration <s>', 'seconds of batch to film (default: until Ctrl-C)', parseNumber('--duration', (n) => n >= 0, 'a number of seconds ≥ 0'))
-    .option('--size <WxH>', 'frame size in pixels', parseSize, { width: FRAME.widthPx, height: FRAME.heightPx })
+    .option('--size <WxH>', `frame size in pixels (default: ${FRAME.widthPx}x${FRAME.heightPx})`, parseSize)
     .option('--pg-onset <s>', 'seconds after start when PG starts to nucleate (default: never)', parseNumber('--pg-onset', (n) => n >= 0, 'a number of seconds ≥ 0'))
     .option('--seed <s>', 'seed of the batch', parseNumber('--seed', Number.isInteger, 'an integer'), 0)
     .option('--write <mode>', 'atomic (temp file + rename) or slow (in place, in chunks over 100–300 ms)', 'atomic')
     .option('--faults <p>', 'fraction of image files to truncate or corrupt', parseNumber('--faults', (n) => n >= 0 && n <= 1, 'a fraction in 0..1'), 0)
     .option('--fast', 'render back to back instead of in real time (capture times still follow --fps)')
     .option('--json', 'print one JSON line per frame written (path and truth) on stdout')
-    .action(async (opts: { out: string; camera: string; fps: number; duration?: number; size: { width: number; height: number }; pgOnset?: number; seed: number; write: string; faults: number; fast?: boolean; json?: boolean }) => {
+    .action(async (opts: { out: string; camera: string; fps: number; duration?: number; size?: { width: number; height: number }; pgOnset?: number; seed: number; write: string; faults: number; fast?: boolean; json?: boolean }) => {
       if (opts.write !== 'atomic' && opts.write !== 'slow') throw new Error(`--write must be "atomic" or "slow", got "${opts.write}"`);
+      const size = opts.size ?? { width: FRAME.widthPx, height: FRAME.heightPx };
       const total = opts.duration === undefined ? 0 : Math.ceil(opts.duration * opts.fps - 1e-9);
       const progress = progressBar(`simulate frames ${opts.camera}`);
       let pgFrames = 0;
@@ -103,8 +104,8 @@ export function registerSimulatorCommands(program: Command): void {
         camera: opts.camera,
         fps: opts.fps,
         durationS: opts.duration,
-        width: opts.size.width,
-        height: opts.size.height,
+        width: size.width,
+        height: size.height,
         pgOnsetS: opts.pgOnset ?? null,
         seed: opts.seed,
         write: opts.write,
