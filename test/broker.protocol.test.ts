@@ -240,6 +240,29 @@ describe('broker wire behaviour', () => {
     expect(await listOffset('timed', -1)).toBe(4);
   });
 
+  it('deletes a topic, its files and its waiting fetches; Metadata then reports it unknown unless auto-creation is allowed', async () => {
+    expect(await createTopic('doomed', 2)).toBe(0);
+    await produce('doomed', buildBatch([{ value: Buffer.from('gone soon') }]));
+    const waiter = await RawClient.open(server.address);
+    const waiting = waiter.request(1, 11, fetchBody('doomed', 1, { maxWaitMs: 60_000, minBytes: 1 }), false, 70_000);
+    const deleted = new Reader((await client.request(20, 1, body((w) => { w.array(['doomed', 'never-was'], (x, t) => { x.string(t); }).int32(1000); })))!, 4);
+    deleted.int32();
+    expect(deleted.array((r) => [r.string(), r.int16()])).toEqual([['doomed', 0], ['never-was', ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]]);
+    expect(parseFetch((await waiting)!).errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
+    waiter.close();
+    const metadataError = async (allowAutoCreate: boolean): Promise<[number, number]> => {
+      const r = new Reader((await client.request(3, 6, body((w) => { w.array(['doomed'], (x, t) => { x.string(t); }).boolean(allowAutoCreate); })))!, 4);
+      r.int32();
+      r.array((b) => { b.int32(); b.string(); b.int32(); b.nullableString(); });
+      r.nullableString(); r.int32();
+      const [topic] = r.array((t) => { const errorCode = t.int16(); t.string(); t.boolean(); return [errorCode, t.array((p) => { p.int16(); p.int32(); p.int32(); p.array((x) => x.int32()); p.array((x) => x.int32()); p.array((x) => x.int32()); }).length] as [number, number]; });
+      return topic;
+    };
+    expect(await metadataError(false)).toEqual([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 0]);
+    expect(await metadataError(true)).toEqual([0, 1]); // recreated with the broker's defaultPartitions (1 here), empty
+    expect(parseFetch((await client.request(1, 11, fetchBody('doomed', 0)))!).highWatermark).toBe(0);
+  });
+
   it('refuses bad CreateTopics requests with the matching error codes', async () => {
     expect(await createTopic('dup')).toBe(0);
     expect(await createTopic('dup')).toBe(ErrorCode.TOPIC_ALREADY_EXISTS);
