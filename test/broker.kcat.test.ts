@@ -92,6 +92,21 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     expect(partition0).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
 
+  it('kcat -G commits its offsets and the next run resumes after them', async () => {
+    const lines = (from: number, to: number): string => Array.from({ length: to - from }, (_, i) => String(from + i)).join('\n') + '\n';
+    expect((await kcat(['-P', '-t', 'resumed'], lines(0, 300))).code).toBe(0);
+    const first = await kcat(['-G', 'resumer', '-X', 'auto.offset.reset=earliest', '-q', '-e', '-f', '%s\n', 'resumed']);
+    expect(first.stdout.trim().split('\n').length).toBe(300);
+    expect((await kcat(['-P', '-t', 'resumed'], lines(300, 350))).code).toBe(0);
+    const second = await kcat(['-G', 'resumer', '-X', 'auto.offset.reset=earliest', '-q', '-e', '-f', '%s\n', 'resumed']);
+    expect(second.stdout.trim().split('\n').map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => 300 + i));
+    const admin = kafka.admin();
+    await admin.connect();
+    const [offsets] = await admin.fetchOffsets({ groupId: 'resumer', topics: ['resumed'] });
+    await admin.disconnect();
+    expect(offsets.partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(350);
+  });
+
   it('a kcat -G member and a kafkajs member share one group: every record read once', async () => {
     const topic = 'shared-by-clients';
     const admin = kafka.admin();
