@@ -16,6 +16,7 @@ import {
   cropAndResize,
   decodeImage,
   tileRegions,
+  tilesByFrameResize,
   writeTensor,
   type ChannelTransform,
   type DecodedImage,
@@ -35,6 +36,13 @@ export interface ClassifierOptions {
   maxBatchSize?: number;
   /** `auto` (default): tile when the image is over 2× the tile size in both dimensions. */
   tiling?: TilingOption;
+  /**
+   * Tiled frames: `frame` (default) resizes the whole frame once and cuts the tiles from it;
+   * `tile` resizes each tile on its own (a sharp call per tile, ~4× slower on 1280×960).
+   * They differ by sub-pixel tile offsets: on the default model, tile P(PG) by up to ~0.15,
+   * no class flips in 384 tiles (8 simulator frames).
+   */
+  tileResize?: 'frame' | 'tile';
   /** Decompression-bomb guard: larger images are refused undecoded. */
   maxPixels?: number;
   quality?: Partial<QualityThresholds>;
@@ -65,6 +73,8 @@ export interface ClassifyResult {
 interface Job {
   image: number;
   region: Region;
+  /** Model-input pixels, when already cut (tiles of a frame resized as a whole). */
+  pixels?: Buffer;
 }
 
 export class Classifier {
@@ -141,6 +151,7 @@ export class Classifier {
     );
     const jobs: Job[] = [];
     const tiledImage = new Map<number, boolean>();
+    const framesToTile: { image: number; regions: Region[]; firstJob: number }[] = [];
     decoded.forEach((image, i) => {
       if (!image) return;
       const unusable = judgeQuality(qualityStats(image), this.quality);
@@ -150,8 +161,16 @@ export class Classifier {
       }
       const { regions, tiled } = this.regionsFor(image);
       tiledImage.set(i, tiled);
+      if (tiled) framesToTile.push({ image: i, regions, firstJob: jobs.length });
       for (const region of regions) jobs.push({ image: i, region });
     });
+    // Tiled frames: one resize per frame instead of one per tile, where that applies.
+    await Promise.all(
+      (this.options.tileResize === 'tile' ? [] : framesToTile).map(async ({ image, regions, firstJob }) => {
+        const tiles = await tilesByFrameResize(decoded[image]!, regions, this.tileSize.tile, this.card.input);
+        tiles?.forEach((pixels, k) => (jobs[firstJob + k].pixels = pixels));
+      }),
+    );
 
     const pPG = new Float32Array(jobs.length);
     const ood = new Float64Array(jobs.length);
@@ -164,8 +183,9 @@ export class Classifier {
       const tensor = new Float32Array(n * perImage);
       await Promise.all(
         chunk.map(async (job, k) => {
-          const pixels = await cropAndResize(decoded[job.image]!, job.region, input);
+          const pixels = job.pixels ?? (await cropAndResize(decoded[job.image]!, job.region, input));
           writeTensor(pixels, input, this.transform, tensor, k);
+          job.pixels = undefined; // let the tile's bytes go once they are in the tensor
         }),
       );
       const t0 = performance.now();
