@@ -103,6 +103,7 @@ export function frameScene(o: FrameOptions): { scene: SceneSpec; pgBoxes: PgBox[
   const scene = sampleBase(rng, width, height, {
     backgroundGray: batchBase.backgroundGray + rng.normal(0, 2),
     illumination: batchBase.illumination,
+    gamma: batchBase.sensor.gamma,
   });
   // Needles accumulate as CEX crystallises over the first ten minutes.
   const buildUp = 0.5 + 0.5 * Math.min(1, o.tSeconds / 600);

@@ -124,7 +124,7 @@ export const PG = {
    */
   brightnessBeta: [1.5, 1.4] as const,
   /** Gray above background of the agglomerate's body at β = 0 and β = 1. */
-  bodyGain: [12, 205] as Range,
+  bodyGain: [22, 210] as Range,
   /** Grain contrast (σ of grain gray) at β = 0 and β = 1 (saturated blobs clip). */
   grainContrast: [10, 60] as Range,
   /** Rim: agglomerates lit from the probe are often brighter at the rim or at the centre. */
@@ -151,6 +151,12 @@ export const SENSOR = {
   shotNoiseGain: [0.03, 0.12] as Range,
   /** Optical softness of the whole image (lens, window, pixel cross-talk), Gaussian σ px. */
   opticalBlurPx: [0.35, 0.7] as Range,
+  /**
+   * The camera's tone curve, out = 255 (in / 255)^γ, applied after the noise as a camera's
+   * image processor does. Fixed for a camera; varied across crops so that a model trained on
+   * them does not learn one particular contrast.
+   */
+  gamma: [0.8, 1.25] as Range,
 };
 
 /** PNG encoding: zlib level 1 keeps a 1280×960 frame fast to write; crops use the default. */

@@ -317,7 +317,7 @@ function axisWeights(size: number, points: number): { index: Int32Array; weights
 /**
  * RGBA → 8-bit gray: times the illumination field (Catmull-Rom upsampled from its coarse grid),
  * blurred by the optics (a separable 3-tap kernel [a, 1 − 2a, a] with variance 2a = σ²), plus
- * sensor noise with variance read² + gain × signal.
+ * sensor noise with variance read² + gain × signal, through the camera's tone curve.
  */
 export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer {
   const { width, height } = scene;
@@ -365,6 +365,9 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
   const sd = new Float32Array(256);
   const { readNoiseSd, shotNoiseGain } = scene.sensor;
   for (let v = 0; v < 256; v++) sd[v] = Math.sqrt(readNoiseSd * readNoiseSd + shotNoiseGain * v);
+  // Tone curve as a lookup table on the noisy 8-bit value.
+  const tone = new Uint8Array(256);
+  for (let v = 0; v < 256; v++) tone[v] = Math.round(255 * Math.pow(v / 255, scene.sensor.gamma));
   let state = scene.sensor.noiseSeed | 1;
   for (let y = 0; y < height; y++) {
     const base = y * width;
@@ -378,7 +381,7 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
       state ^= state << 5;
       const v = signal >= 255 ? 255 : signal | 0;
       const noisy = signal + sd[v] * NORMALS[state & 0xffff] + 0.5;
-      out[base + x] = noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0;
+      out[base + x] = tone[noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0];
     }
   }
   return out;

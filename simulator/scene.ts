@@ -68,7 +68,7 @@ export interface SceneSpec {
   haze: HazeSpec[];
   layers: LayerSpec[];
   /** Optical blur applies to the whole image, after the depth layers' own defocus. */
-  sensor: { readNoiseSd: number; shotNoiseGain: number; noiseSeed: number; opticalBlurPx: number };
+  sensor: { readNoiseSd: number; shotNoiseGain: number; noiseSeed: number; opticalBlurPx: number; gamma: number };
 }
 
 const u = (rng: Rng, r: Range): number => rng.uniform(r[0], r[1]);
@@ -83,7 +83,7 @@ export function sampleCropSize(rng: Rng): { width: number; height: number } {
 }
 
 /** Background, illumination, empty depth layers, sensor: the part every image shares. */
-export function sampleBase(rng: Rng, width: number, height: number, fixed: { backgroundGray?: number; illumination?: SceneSpec['illumination'] } = {}): SceneSpec {
+export function sampleBase(rng: Rng, width: number, height: number, fixed: { backgroundGray?: number; illumination?: SceneSpec['illumination']; gamma?: number } = {}): SceneSpec {
   const [lo, hi] = BACKGROUND.levelRange;
   const drawnGray = lo + (hi - lo) * rng.beta(BACKGROUND.levelBeta[0], BACKGROUND.levelBeta[1]);
   const backgroundGray = fixed.backgroundGray ?? drawnGray;
@@ -133,6 +133,7 @@ export function sampleBase(rng: Rng, width: number, height: number, fixed: { bac
       shotNoiseGain: u(rng, SENSOR.shotNoiseGain),
       noiseSeed: rng.int(0, 0x7fffffff),
       opticalBlurPx: u(rng, SENSOR.opticalBlurPx),
+      gamma: fixed.gamma ?? u(rng, SENSOR.gamma),
     },
   };
 }
