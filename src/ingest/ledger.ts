@@ -3,8 +3,8 @@
  * lines, fsynced before anything depends on them, so a restart (even after kill -9)
  * knows exactly which files are done.
  *
- * Two records per frame:
- *   {"t":"send", camera, path, size, mtimeMs, sha256, frameId, at}   before the produce request
+ * Records per frame:
+ *   {"t":"send", camera, path, size, mtimeMs, sha256, frameId, at}   before the produce request (written; fsynced with the ack)
  *   {"t":"ack",  frameId, partition, offset, at}                        after Kafka acknowledged it
  * A `send` without its `ack` means "may or may not be in Kafka": on start-up the stage
  * looks for those frame ids in the topic before sending anything again (see recovery.ts).
