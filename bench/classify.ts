@@ -12,7 +12,7 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import sharp from 'sharp';
@@ -37,9 +37,12 @@ async function crops(n: number): Promise<Buffer[]> {
 }
 
 /** Throughput over `total` images in calls of `batch`, and per-call latency percentiles. */
-async function measure(classifier: Classifier, images: Buffer[], batch: number, total: number): Promise<{ fps: number; p50: number; p99: number }> {
+async function measure(classifier: Classifier, images: Buffer[], batch: number, total: number): Promise<{ fps: number; p50: number; p99: number; cpuMs: number }> {
   await classifier.classify(images.slice(0, batch)); // warm-up: first run allocates
   const latencies: number[] = [];
+  // CPU time of the whole process (main thread, inference worker, libuv/sharp threads): on a
+  // shared machine it says what a frame costs better than wall time does.
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let done = 0, k = 0; done < total; done += batch, k++) {
     const call = Array.from({ length: batch }, (_, i) => images[(k * batch + i) % images.length]);
@@ -48,8 +51,10 @@ async function measure(classifier: Classifier, images: Buffer[], batch: number, 
     latencies.push(performance.now() - s);
   }
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const frames = Math.ceil(total / batch) * batch;
   latencies.sort((a, b) => a - b);
-  return { fps: Math.ceil(total / batch) * batch / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  return { fps: frames / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuMs: (cpu.user + cpu.system) / 1000 / frames };
 }
 
 /** Decode `count` crops with the pool sizes of this process; run in a child per setting. */
@@ -76,7 +81,7 @@ function decodeChild(uvThreads: number, sharpConcurrency: number | undefined, co
 
 export async function bench(options: { quick: boolean }): Promise<Figures> {
   const quick = options.quick;
-  const out: Figures = { 'classify.machine': `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'cpu'}` };
+  const out: Figures = { 'classify.machine': `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'cpu'}`, 'classify.load_average_1m': r3(loadavg()[0]) };
   const tmp = await mkdtemp(join(tmpdir(), 'cw-bench-classify-'));
   try {
     // CRYSTALWATCH_BENCH_MODEL measures another model folder (a candidate, a plant's own).
@@ -114,6 +119,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
           out[`${key}.crops.batch_${batch}.frames_per_s`] = Math.round(m.fps);
           out[`${key}.crops.batch_${batch}.latency_p50_ms`] = r3(m.p50);
           out[`${key}.crops.batch_${batch}.latency_p99_ms`] = r3(m.p99);
+          out[`${key}.crops.batch_${batch}.cpu_ms_per_frame`] = r3(m.cpuMs);
           const engine = [...engineSeconds].sort((a, b) => a - b);
           out[`${key}.crops.batch_${batch}.engine_p50_ms`] = r3(percentile(engine, 50) * 1000);
           if (batch === 1) out[`${key}.crops.batch_1.engine_p99_ms`] = r3(percentile(engine, 99) * 1000);
@@ -125,6 +131,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
             const m = await measure(tiled, frames, 1, quick ? 4 : 12);
             out[`${key}.frames_1280x960.tile_batch_${batch}.frames_per_s`] = r3(m.fps);
             out[`${key}.frames_1280x960.tile_batch_${batch}.latency_p50_ms`] = r3(m.p50);
+            out[`${key}.frames_1280x960.tile_batch_${batch}.cpu_ms_per_frame`] = r3(m.cpuMs);
           } finally {
             await tiled.close();
           }
