@@ -2,6 +2,9 @@
  * kafkajs 2.2.4 against the embedded broker over real loopback sockets.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs';
 import { Reader } from '../src/broker/protocol/reader.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,5 +203,35 @@ describe('kafkajs against the embedded broker', () => {
     await producer.disconnect();
     await consumer.disconnect();
     await admin.disconnect();
+  });
+
+  it('keeps a running consumer group across a broker restart: no record lost, none read twice', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-regroup-'));
+    let restartable = await startTestBroker({ dataDir });
+    const port = restartable.broker.port;
+    const client = new Kafka({ brokers: [restartable.address], clientId: 'restart-test', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 200, retries: 20 } });
+    const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
+    const consumer = client.consumer({ groupId: 'survives-restart', sessionTimeout: 10_000, heartbeatInterval: 300, maxWaitTimeInMs: 300 });
+    try {
+      await producer.connect();
+      await producer.send({ topic: 'across-restart', messages: Array.from({ length: 300 }, (_, i) => ({ key: `a${i}`, value: 'x' })) });
+      const seen = new Map<string, number>();
+      await consumer.connect();
+      await consumer.subscribe({ topic: 'across-restart', fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ message }) => { const key = message.key!.toString(); seen.set(key, (seen.get(key) ?? 0) + 1); } });
+      await waitFor(() => seen.size === 300, 'the first 300 records');
+
+      await restartable.close();
+      restartable = await startTestBroker({ dataDir, port });
+      await producer.send({ topic: 'across-restart', messages: Array.from({ length: 300 }, (_, i) => ({ key: `b${i}`, value: 'x' })) });
+      await waitFor(() => seen.size === 600, 'the 300 records produced after the restart');
+      await new Promise((r) => setTimeout(r, 500)); // a re-delivery would show up here
+      expect([...seen].filter(([, n]) => n !== 1)).toEqual([]);
+    } finally {
+      await consumer.disconnect();
+      await producer.disconnect();
+      await restartable.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

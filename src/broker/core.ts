@@ -3,6 +3,7 @@
  * committed offsets, the group coordinator, and the node's identity.
  */
 import { Registry } from 'prom-client';
+import { join } from 'node:path';
 import type { Logger } from '../config/logger.js';
 import { ErrorCode } from './errors.js';
 import { GroupCoordinator } from './group/coordinator.js';
@@ -42,7 +43,7 @@ export class BrokerCore {
     this.logger = options.logger;
     this.topics = new TopicStore({ dataDir: options.dataDir, segmentBytes: options.segmentBytes, cacheBytes: options.cacheBytes, retention: options.retention, logger: options.logger });
     this.offsets = new OffsetStore(options.dataDir, options.logger);
-    this.groups = new GroupCoordinator(options.logger);
+    this.groups = new GroupCoordinator(options.logger, 100, join(options.dataDir, 'groups', 'groups.json'));
     this.metrics = createBrokerMetrics(options.registry ?? new Registry(), () => {
       let bytes = 0;
       for (const topic of this.topics.topics.values()) for (const log of topic.partitions) bytes += log.sizeBytes;
@@ -53,6 +54,7 @@ export class BrokerCore {
   open(): void {
     this.topics.open();
     this.offsets.open();
+    this.groups.load();
     this.groups.start();
   }
 

@@ -1,8 +1,11 @@
 /**
  * The consumer-group coordinator: Kafka's classic group protocol
- * (JoinGroup → SyncGroup → Heartbeat, LeaveGroup), one node, in memory.
- * Committed offsets live in the OffsetStore; group membership does not survive
- * a restart (members rejoin, as they do when a real coordinator moves).
+ * (JoinGroup → SyncGroup → Heartbeat, LeaveGroup), one node. Committed offsets
+ * live in the OffsetStore. Like Kafka (which keeps group metadata in
+ * __consumer_offsets), every group that becomes Stable is snapshotted to
+ * `statePath`, so after a broker restart its members keep heartbeating and
+ * committing in their generation instead of rejoining and redoing work; a
+ * member that does not come back times out as usual.
  *
  * States as in Kafka's GroupMetadata:
  *   Empty ──join──► PreparingRebalance ──all joined / rebalance timeout──► CompletingRebalance
@@ -10,6 +13,7 @@
  *   Stable / CompletingRebalance ──join, leave, session timeout──► PreparingRebalance
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../../config/logger.js';
 import { ErrorCode } from '../errors.js';
 
@@ -37,6 +41,15 @@ export interface JoinResult {
 }
 
 export interface SyncResult { errorCode: number; assignment: Buffer }
+
+interface SavedGroup {
+  groupId: string;
+  generationId: number;
+  protocolType: string;
+  protocolName: string;
+  leaderId: string;
+  members: Array<Omit<Member, 'protocols' | 'assignment' | 'lastHeartbeat' | 'pendingJoin' | 'pendingSync'> & { protocols: Array<{ name: string; metadata: string }>; assignment: string }>;
+}
 
 interface Member {
   memberId: string;
@@ -72,7 +85,67 @@ export class GroupCoordinator {
   readonly groups = new Map<string, Group>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly logger: Logger, private readonly tickMs = 100) {}
+  constructor(private readonly logger: Logger, private readonly tickMs = 100, private readonly statePath?: string) {}
+
+  /** Restores the Stable groups of the last snapshot; their members get a fresh session timeout. */
+  load(): void {
+    if (!this.statePath) return;
+    let saved: SavedGroup[];
+    try {
+      saved = JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedGroup[];
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ err, path: this.statePath }, 'ignoring unreadable group snapshot; members will rejoin');
+      return;
+    }
+    const now = Date.now();
+    for (const g of saved) {
+      const members = new Map<string, Member>();
+      for (const m of g.members) {
+        members.set(m.memberId, {
+          ...m,
+          protocols: m.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata, 'base64') })),
+          assignment: Buffer.from(m.assignment, 'base64'),
+          lastHeartbeat: now,
+          pendingJoin: undefined,
+          pendingSync: undefined,
+        });
+      }
+      this.groups.set(g.groupId, { groupId: g.groupId, state: 'Stable', generationId: g.generationId, protocolType: g.protocolType, protocolName: g.protocolName, leaderId: g.leaderId, members, rebalanceDeadline: 0 });
+    }
+    if (saved.length > 0) this.logger.info({ groups: saved.length }, 'restored stable consumer groups');
+  }
+
+  /** Writes every Stable group (temp file + rename, so a crash leaves the old or the new snapshot). */
+  private save(): void {
+    if (!this.statePath) return;
+    const stable: SavedGroup[] = [];
+    for (const g of this.groups.values()) {
+      if (g.state !== 'Stable') continue;
+      stable.push({
+        groupId: g.groupId,
+        generationId: g.generationId,
+        protocolType: g.protocolType,
+        protocolName: g.protocolName,
+        leaderId: g.leaderId,
+        members: [...g.members.values()].map((m) => ({
+          memberId: m.memberId,
+          groupInstanceId: m.groupInstanceId,
+          clientId: m.clientId,
+          clientHost: m.clientHost,
+          sessionTimeoutMs: m.sessionTimeoutMs,
+          rebalanceTimeoutMs: m.rebalanceTimeoutMs,
+          protocols: m.protocols.map((p) => ({ name: p.name, metadata: p.metadata.toString('base64') })),
+          assignment: m.assignment.toString('base64'),
+        })),
+      });
+    }
+    try {
+      writeFileSync(`${this.statePath}.tmp`, JSON.stringify(stable));
+      renameSync(`${this.statePath}.tmp`, this.statePath);
+    } catch (err) {
+      this.logger.error({ err, path: this.statePath }, 'could not save the group snapshot; members will rejoin after a restart');
+    }
+  }
 
   start(): void {
     this.timer ??= setInterval(() => {
@@ -190,6 +263,7 @@ export class GroupCoordinator {
       group.state = 'Empty';
       group.leaderId = '';
       group.protocolName = '';
+      this.save();
       return;
     }
     if (!group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value as string;
@@ -237,6 +311,7 @@ export class GroupCoordinator {
       for (const m of group.members.values()) m.assignment = byMember.get(m.memberId) ?? EMPTY;
       group.state = 'Stable';
       this.logger.info({ group: group.groupId, generation: group.generationId }, 'group stable');
+      this.save();
       for (const m of group.members.values()) {
         const resolve = m.pendingSync;
         m.pendingSync = undefined;
@@ -274,6 +349,7 @@ export class GroupCoordinator {
       group.state = 'Empty';
       group.leaderId = '';
       group.protocolName = '';
+      this.save();
       return;
     }
     if (group.state !== 'PreparingRebalance') this.prepareRebalance(group, reason);
@@ -284,11 +360,16 @@ export class GroupCoordinator {
    * Whether an OffsetCommit from this member may be stored. Commits with
    * generation -1 and no member id come from clients that assign partitions
    * themselves (kcat -C with -o, simple consumers) and are allowed while the
-   * group has no members.
+   * group has no members; commits for a group the coordinator has no state
+   * for (right after a restart) are allowed too.
    */
   validateCommit(groupId: string, generationId: number, memberId: string): number {
     const group = this.groups.get(groupId);
     if (generationId < 0 && !memberId) return !group || group.members.size === 0 ? ErrorCode.NONE : ErrorCode.UNKNOWN_MEMBER_ID;
+    // No state for the group at all: the broker restarted under a running consumer (membership
+    // is not persisted). Its commit is for work it has done; refusing it would make the group
+    // redo that work after rejoining. Once the group re-forms, stale generations are refused again.
+    if (!group) return ErrorCode.NONE;
     const { errorCode } = this.check(groupId, generationId, memberId);
     if (errorCode !== ErrorCode.NONE) return errorCode;
     if (group!.state === 'CompletingRebalance') return ErrorCode.REBALANCE_IN_PROGRESS;
