@@ -130,7 +130,7 @@ function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, o
   }
   ctx.closePath();
   // Faint agglomerates are thin, partly transparent layers over the slurry.
-  ctx.globalAlpha = 0.6 + 0.4 * Math.min(1, b * 2.5);
+  ctx.globalAlpha = 0.75 + 0.25 * Math.min(1, b * 2.5);
   ctx.fillStyle = gray(body);
   ctx.fill();
   ctx.clip();
@@ -229,58 +229,97 @@ function layerScale(blurPx: number): number {
 /** Draw the scene into an RGBA canvas (gray in every channel). */
 export function drawScene(scene: SceneSpec): Canvas {
   const { width, height } = scene;
-  const canvas = acquireCanvas(width, height);
-  const ctx = canvas.getContext('2d');
-  ctx.fillStyle = gray(scene.backgroundGray);
-  ctx.fillRect(0, 0, width, height);
+  const scales = scene.layers.map((l) => layerScale(l.blurPx));
 
-  for (const h of scene.haze) {
-    const g = ctx.createRadialGradient(h.x, h.y, 0, h.x, h.y, h.radius);
-    g.addColorStop(0, gray(h.gray));
-    g.addColorStop(1, `rgba(${Math.round(h.gray)},${Math.round(h.gray)},${Math.round(h.gray)},0)`);
-    ctx.fillStyle = g;
-    ctx.fillRect(h.x - h.radius, h.y - h.radius, 2 * h.radius, 2 * h.radius);
-  }
-
-  for (const layer of scene.layers) {
-    if (layer.needles.length > 0 && layer.blurPx < 0.25) {
-      // In focus: straight onto the image, no layer and no blur pass (the costliest step).
-      ctx.lineCap = 'butt';
-      ctx.lineJoin = 'miter';
-      for (const needle of layer.needles) drawNeedle(ctx, needle);
-      ctx.globalAlpha = 1;
-    } else if (layer.needles.length > 0) {
-      const scale = layerScale(layer.blurPx);
-      const lw = Math.ceil(width / scale) + 1;
-      const lh = Math.ceil(height / scale) + 1;
-      const layerCanvas = acquireCanvas(lw, lh);
-      const lctx = layerCanvas.getContext('2d');
-      lctx.setTransform(1 / scale, 0, 0, 1 / scale, 0, 0);
-      lctx.lineCap = 'butt';
-      lctx.lineJoin = 'miter';
-      for (const needle of layer.needles) drawNeedle(lctx, needle);
-      const soft = blurred(layerCanvas, layer.blurPx / scale);
+  // Back to front, each layer is drawn onto a running backdrop at that layer's reduced size, and
+  // the backdrop is upsampled once per change of size: one full-size upsampling per image instead
+  // of one per layer. What lies behind gets a little more blur from each upsampling, as defocus
+  // would give it anyway.
+  let backdrop: Canvas | null = null;
+  let backdropScale = Infinity;
+  const sizeAt = (scale: number): [number, number] => (scale === 1 ? [width, height] : [Math.ceil(width / scale) + 1, Math.ceil(height / scale) + 1]);
+  const backdropAt = (scale: number): SKRSContext2D => {
+    if (backdrop && scale >= backdropScale) return backdrop.getContext('2d');
+    const [w, h] = sizeAt(scale);
+    const next = acquireCanvas(w, h);
+    const ctx = next.getContext('2d');
+    if (backdrop) {
       // Bilinear is enough to upsample what the blur has already smoothed.
       ctx.imageSmoothingEnabled = true;
       ctx.imageSmoothingQuality = 'low';
-      ctx.drawImage(soft, 0, 0, lw * scale, lh * scale);
-      if (soft !== layerCanvas) releaseCanvas(soft);
-      releaseCanvas(layerCanvas);
+      ctx.drawImage(backdrop, 0, 0, (backdrop.width * backdropScale) / scale, (backdrop.height * backdropScale) / scale);
+      releaseCanvas(backdrop);
+    } else {
+      ctx.fillStyle = gray(scene.backgroundGray);
+      ctx.fillRect(0, 0, w, h);
+      ctx.setTransform(1 / scale, 0, 0, 1 / scale, 0, 0);
+      for (const haze of scene.haze) {
+        const g = ctx.createRadialGradient(haze.x, haze.y, 0, haze.x, haze.y, haze.radius);
+        const v = Math.round(haze.gray);
+        g.addColorStop(0, gray(v));
+        g.addColorStop(1, `rgba(${v},${v},${v},0)`);
+        ctx.fillStyle = g;
+        ctx.fillRect(haze.x - haze.radius, haze.y - haze.radius, 2 * haze.radius, 2 * haze.radius);
+      }
+      ctx.setTransform(1, 0, 0, 1, 0, 0);
     }
-    for (const agg of layer.agglomerates) {
-      // Each agglomerate is drawn on its own small canvas so its own defocus can be applied.
-      const extent = Math.ceil(agg.radius * Math.sqrt(agg.aspect) * 1.35 + 3 * agg.blurPx + 4);
-      const size = 2 * extent;
-      const aggCanvas = acquireCanvas(size, size);
-      drawAgglomerate(aggCanvas.getContext('2d'), agg, extent, extent, scene.backgroundGray);
-      const soft = blurred(aggCanvas, agg.blurPx);
-      ctx.drawImage(soft, Math.round(agg.x) - extent, Math.round(agg.y) - extent);
-      if (soft !== aggCanvas) releaseCanvas(soft);
-      releaseCanvas(aggCanvas);
-    }
-  }
+    backdrop = next;
+    backdropScale = scale;
+    return ctx;
+  };
 
-  return canvas;
+  scene.layers.forEach((layer, i) => {
+    if (layer.needles.length > 0) {
+      const ctx = backdropAt(scales[i]);
+      const scale = backdropScale;
+      // Drawing at 1/s size and upsampling bilinearly already blurs by about 0.4·s px (σ);
+      // the filter adds only the rest, in quadrature (small blurs are the slowest to filter).
+      const inherent = scale > 1 ? 0.4 * scale : 0;
+      const residual = Math.sqrt(Math.max(0, layer.blurPx * layer.blurPx - inherent * inherent)) / scale;
+      if (residual < 0.3) {
+        // In focus (or blurred enough by the size): straight onto the backdrop.
+        ctx.setTransform(1 / scale, 0, 0, 1 / scale, 0, 0);
+        ctx.lineCap = 'butt';
+        ctx.lineJoin = 'miter';
+        for (const needle of layer.needles) drawNeedle(ctx, needle);
+        ctx.globalAlpha = 1;
+        ctx.setTransform(1, 0, 0, 1, 0, 0);
+      } else {
+        const [lw, lh] = sizeAt(scale);
+        const layerCanvas = acquireCanvas(lw, lh);
+        const lctx = layerCanvas.getContext('2d');
+        lctx.setTransform(1 / scale, 0, 0, 1 / scale, 0, 0);
+        lctx.lineCap = 'butt';
+        lctx.lineJoin = 'miter';
+        for (const needle of layer.needles) drawNeedle(lctx, needle);
+        const soft = blurred(layerCanvas, residual);
+        ctx.drawImage(soft, 0, 0);
+        if (soft !== layerCanvas) releaseCanvas(soft);
+        releaseCanvas(layerCanvas);
+      }
+    }
+    if (layer.agglomerates.length > 0) {
+      // Agglomerates sit between this layer and the next: drawn at the next layer's size.
+      const ctx = backdropAt(i + 1 < scales.length ? scales[i + 1] : 1);
+      const scale = backdropScale;
+      for (const agg of layer.agglomerates) {
+        // Each agglomerate is drawn on its own full-size canvas so its own defocus can be applied.
+        const extent = Math.ceil(agg.radius * Math.sqrt(agg.aspect) * 1.35 + 3 * agg.blurPx + 4);
+        const size = 2 * extent;
+        const aggCanvas = acquireCanvas(size, size);
+        drawAgglomerate(aggCanvas.getContext('2d'), agg, extent, extent, scene.backgroundGray);
+        const soft = blurred(aggCanvas, agg.blurPx);
+        ctx.imageSmoothingEnabled = true;
+        ctx.imageSmoothingQuality = 'low';
+        ctx.drawImage(soft, (Math.round(agg.x) - extent) / scale, (Math.round(agg.y) - extent) / scale, size / scale, size / scale);
+        if (soft !== aggCanvas) releaseCanvas(soft);
+        releaseCanvas(aggCanvas);
+      }
+    }
+  });
+
+  backdropAt(1);
+  return backdrop!;
 }
 
 // Standard normals shared by every image; each image indexes them from its own noise seed.

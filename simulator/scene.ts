@@ -249,8 +249,8 @@ export function sampleAgglomerate(rng: Rng, x: number, y: number, diameter: numb
   const G = PG.grainRadiusPx;
   // Grains scale a little with the agglomerate, so small young ones are not all coarse.
   const grainRadius = clamp(rng.logNormal(G.median * Math.sqrt(diameter / 180), G.gsd), G.min, G.max);
-  // Blur: mostly near focus, one in five clearly out of focus.
-  const blurPx = rng.chance(0.2) ? rng.uniform(1.8, PG.blurPx[1]) : rng.uniform(PG.blurPx[0], 1.4);
+  // Blur: mostly near focus, about one in eight clearly out of focus.
+  const blurPx = rng.chance(0.12) ? rng.uniform(1.8, PG.blurPx[1]) : rng.uniform(PG.blurPx[0], 1.4);
   return {
     x,
     y,
