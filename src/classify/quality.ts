@@ -40,19 +40,31 @@ export function qualityStats(image: DecodedImage): QualityStats {
   const step = Math.max(1, Math.ceil(Math.max(image.width, image.height) / MAX_SIDE));
   const w = Math.floor(image.width / step);
   const h = Math.floor(image.height / step);
-  const grey = new Float32Array(w * h);
   const { pixels, width, channels } = image;
+  // A grey crop at full size is its own grey plane: no copy (the common case, per frame).
+  const direct = channels === 1 && step === 1;
+  const grey: ArrayLike<number> = direct ? pixels : new Float32Array(w * h);
   let sum = 0;
   let sumSq = 0;
   let saturated = 0;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = ((y * step) * width + x * step) * channels;
-      const v = channels === 1 ? pixels[i] : 0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2];
-      grey[y * w + x] = v;
+  if (direct) {
+    for (let i = 0; i < pixels.length; i++) {
+      const v = pixels[i];
       sum += v;
       sumSq += v * v;
       if (v >= 250) saturated++;
+    }
+  } else {
+    const plane = grey as Float32Array;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const i = ((y * step) * width + x * step) * channels;
+        const v = channels === 1 ? pixels[i] : 0.299 * pixels[i] + 0.587 * pixels[i + 1] + 0.114 * pixels[i + 2];
+        plane[y * w + x] = v;
+        sum += v;
+        sumSq += v * v;
+        if (v >= 250) saturated++;
+      }
     }
   }
   const n = w * h;
