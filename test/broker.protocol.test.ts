@@ -344,6 +344,39 @@ describe('group coordinator', () => {
   });
 });
 
+describe('group snapshot', () => {
+  it('restores a Stable group: its members carry on, a new member does not wait for members that never came back', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cw-broker-groups-'));
+    const statePath = join(dir, 'groups.json');
+    try {
+      const request = (memberId = '', clientId = 'c'): Parameters<GroupCoordinator['join']>[0] => ({ groupId: 'g', sessionTimeoutMs: 60_000, rebalanceTimeoutMs: 60_000, memberId, groupInstanceId: null, protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.from([1, 2]) }], clientId, clientHost: '/127.0.0.1' });
+      const before = new GroupCoordinator(silentLogger, 1_000_000, statePath);
+      const a = await before.join(request('', 'a'));
+      await before.sync('g', a.generationId, a.memberId, [{ memberId: a.memberId, assignment: Buffer.from('all') }]);
+      before.close();
+
+      // The member survived the restart: it keeps its generation and assignment.
+      const survivor = new GroupCoordinator(silentLogger, 1_000_000, statePath);
+      survivor.load();
+      expect(survivor.heartbeat('g', a.generationId, a.memberId)).toBe(ErrorCode.NONE);
+      expect((await survivor.sync('g', a.generationId, a.memberId, [])).assignment.toString()).toBe('all');
+      survivor.close();
+
+      // The member died with the old process: a newcomer forms the group at once (no 60 s wait).
+      const fresh = new GroupCoordinator(silentLogger, 1_000_000, statePath);
+      fresh.load();
+      expect(fresh.describe('g').members.map((m) => m.memberId)).toEqual([a.memberId]);
+      const b = await fresh.join(request('', 'b'));
+      expect(b.generationId).toBe(a.generationId + 1);
+      expect(b.members.map((m) => m.memberId)).toEqual([b.memberId]);
+      expect(fresh.heartbeat('g', a.generationId, a.memberId)).toBe(ErrorCode.UNKNOWN_MEMBER_ID);
+      fresh.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('tail cache', () => {
   it('serves one fetch from evicted (file) and cached batches alike, in offset order', async () => {
     const small = await startTestBroker({ tailCacheBytes: 5000, defaultPartitions: 1 });

@@ -48,7 +48,7 @@ interface SavedGroup {
   protocolType: string;
   protocolName: string;
   leaderId: string;
-  members: Array<Omit<Member, 'protocols' | 'assignment' | 'lastHeartbeat' | 'pendingJoin' | 'pendingSync'> & { protocols: Array<{ name: string; metadata: string }>; assignment: string }>;
+  members: Array<Omit<Member, 'protocols' | 'assignment' | 'lastHeartbeat' | 'restored' | 'pendingJoin' | 'pendingSync'> & { protocols: Array<{ name: string; metadata: string }>; assignment: string }>;
 }
 
 interface Member {
@@ -61,6 +61,8 @@ interface Member {
   protocols: Array<{ name: string; metadata: Buffer }>;
   assignment: Buffer;
   lastHeartbeat: number;
+  /** Restored from the snapshot and not heard from since the restart. */
+  restored?: boolean;
   pendingJoin: ((result: JoinResult) => void) | undefined;
   pendingSync: ((result: SyncResult) => void) | undefined;
 }
@@ -106,6 +108,7 @@ export class GroupCoordinator {
           protocols: m.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata, 'base64') })),
           assignment: Buffer.from(m.assignment, 'base64'),
           lastHeartbeat: now,
+          restored: true,
           pendingJoin: undefined,
           pendingSync: undefined,
         });
@@ -188,6 +191,7 @@ export class GroupCoordinator {
       group = { groupId: request.groupId, state: 'Empty', generationId: 0, protocolType: '', protocolName: '', leaderId: '', members: new Map(), rebalanceDeadline: 0 };
       this.groups.set(group.groupId, group);
     }
+    if (!request.memberId) this.dropUnreturnedMembers(group);
     if (group.members.size > 0) {
       if (group.protocolType !== request.protocolType) return Promise.resolve(this.joinError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.memberId));
       const others = [...group.members.values()].filter((m) => m.memberId !== request.memberId);
@@ -201,6 +205,7 @@ export class GroupCoordinator {
     if (request.memberId) {
       member = group.members.get(request.memberId);
       if (!member) return Promise.resolve(this.joinError(ErrorCode.UNKNOWN_MEMBER_ID, request.memberId));
+      member.restored = false;
     } else {
       member = {
         memberId: `${request.clientId || 'member'}-${randomUUID()}`,
@@ -230,6 +235,21 @@ export class GroupCoordinator {
     if (group.state !== 'PreparingRebalance') this.prepareRebalance(group, `member ${member.memberId} joining`);
     this.maybeCompleteJoin(group);
     return result;
+  }
+
+  /**
+   * A new member joins a group restored from the snapshot: members that have not
+   * been heard from since the restart most likely died with the previous
+   * process (the usual case when broker and consumers restart together), so
+   * they are dropped now instead of holding the rebalance for their session
+   * timeout. A survivor that was merely slow gets UNKNOWN_MEMBER_ID and rejoins.
+   */
+  private dropUnreturnedMembers(group: Group): void {
+    for (const member of [...group.members.values()]) {
+      if (!member.restored) continue;
+      group.members.delete(member.memberId);
+      this.logger.info({ group: group.groupId, member: member.memberId }, 'member from before the restart dropped: a new member joined before it came back');
+    }
   }
 
   private prepareRebalance(group: Group, reason: string): void {
@@ -295,6 +315,7 @@ export class GroupCoordinator {
     const group = this.groups.get(groupId);
     const member = group?.members.get(memberId);
     if (!group || !member) return { errorCode: ErrorCode.UNKNOWN_MEMBER_ID };
+    member.restored = false;
     if (generationId !== group.generationId) return { errorCode: ErrorCode.ILLEGAL_GENERATION, group, member };
     return { errorCode: ErrorCode.NONE, group, member };
   }
