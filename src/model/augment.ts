@@ -22,6 +22,8 @@ export interface AugmentOptions {
 }
 
 export const DEFAULT_AUGMENT: AugmentOptions = { dihedral: 1, brightness: 0.08, contrast: 0.15, blur: 0.25, noise: 0.02, zoom: 1.15 };
+/** Orientation and framing only: for fine-tuning on faint detail that blur and noise would hide. */
+export const GEOMETRIC_AUGMENT: AugmentOptions = { dihedral: 1, brightness: 0, contrast: 0, blur: 0, noise: 0, zoom: 1.15 };
 export const NO_AUGMENT: AugmentOptions = { dihedral: 0, brightness: 0, contrast: 0, blur: 0, noise: 0, zoom: 1 };
 
 /**

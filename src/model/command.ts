@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { join, resolve } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
+import { DEFAULT_AUGMENT, GEOMETRIC_AUGMENT, type AugmentOptions } from './augment.js';
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -28,6 +29,13 @@ function parseSplit(value: string): [number, number, number] {
     throw new InvalidArgumentError(`--split must be three non-negative numbers train/valid/test like 70/25/5, got "${value}"`);
   }
   return [parts[0], parts[1], parts[2]];
+}
+
+function augmentFor(level: string): AugmentOptions | false {
+  if (level === 'full') return DEFAULT_AUGMENT;
+  if (level === 'geometric') return GEOMETRIC_AUGMENT;
+  if (level === 'none') return false;
+  throw new Error(`--augment-level must be full, geometric or none, got "${level}"`);
 }
 
 /** Progress on stderr: a redrawn line on a terminal, whole lines otherwise (CI logs). */
@@ -59,7 +67,7 @@ export function registerModelCommands(program: Command): void {
     .option('--dropout <rate>', 'dropout before the classifier, in [0, 1)', (v) => Number(v), 0.3)
     .option('--patience <n>', 'epochs without a better validation F1 before stopping', positiveInt('--patience'), 6)
     .option('--split <t/v/t>', 'train/valid/test shares when the folders give none', parseSplit, [70, 25, 5] as [number, number, number])
-    .option('--no-augment', 'train on the crops as they are (no flips, rotations, lighting, blur, noise, zoom)')
+    .option('--augment-level <level>', 'full (flips, rotations, zoom, lighting, blur, noise), geometric (flips, rotations, zoom) or none', 'full')
     .option('--no-batch-norm', 'no BatchNorm: Fixup residuals (≈1.6× faster steps on wasm, but needs more of them)')
     .option('--init <dir>', 'start from the weights of a model folder written by train (same --width and --input-size)')
     .option('--backend <name>', 'force a TF.js backend: tensorflow-gpu, tensorflow, wasm or cpu (default: best available)')
@@ -80,7 +88,7 @@ export function registerModelCommands(program: Command): void {
         dropout: o.dropout,
         patience: o.patience,
         split: o.split,
-        augment: o.augment === false ? false : undefined,
+        augment: augmentFor(o.augmentLevel),
         norm: o.batchNorm === false ? 'none' : 'batch',
         backend: o.backend,
         init: o.init,
