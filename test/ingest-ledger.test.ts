@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ledger, type SendRecord } from '../src/ingest/ledger.js';
@@ -76,5 +76,24 @@ describe('ingest ledger compaction', () => {
     expect(again.get('cam1', 'f0-0.png')).toBeUndefined();
     await again.close();
     expect((await readFile(path, 'utf8')).trim().split('\n')).toHaveLength(2); // offsets + the unacked send
+  });
+});
+
+describe('ingest ledger lock', () => {
+  it('refuses a second owner while the first is open, and takes over a stale lock', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
+    dirs.push(dir);
+    const path = join(dir, 'l.jsonl');
+    const a = new Ledger(path);
+    await a.open();
+    await a.close();
+    // Another process's lock: pid 1 is always alive.
+    await writeFile(`${path}.lock`, '1');
+    await expect(new Ledger(path).open()).rejects.toThrow(/in use by process 1; run one ingest per ledger/);
+    // A lock left by a process that no longer exists is taken over.
+    await writeFile(`${path}.lock`, '999999');
+    const b = new Ledger(path);
+    await b.open();
+    await b.close();
   });
 });

@@ -13,7 +13,7 @@
  * whenever it holds several times more records than live entries, so a camera at
  * 30 frames/s with `--after move` keeps a small ledger.
  */
-import { open, mkdir, readFile, rename, type FileHandle } from 'node:fs/promises';
+import { open, mkdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 export interface SendRecord {
@@ -75,6 +75,7 @@ export class Ledger {
   /** Reads existing records, compacts the file (one send + ack per live entry) and opens it for appending. */
   async open(): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true });
+    await this.lock();
     let text = '';
     try {
       text = await readFile(this.path, 'utf8');
@@ -220,5 +221,41 @@ export class Ledger {
     this.closed = true;
     await this.handle?.close();
     this.handle = undefined;
+    if (this.locked) await unlink(`${this.path}.lock`).catch(() => undefined);
+    this.locked = false;
+  }
+
+  private locked = false;
+
+  /**
+   * Two processes appending to one ledger would each believe the other's frames unsent.
+   * A lock file holds the owner's pid; a lock left by a dead process (kill -9) is taken over.
+   */
+  private async lock(): Promise<void> {
+    const lockPath = `${this.path}.lock`;
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      try {
+        await writeFile(lockPath, String(process.pid), { flag: 'wx' });
+        this.locked = true;
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+      const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+        throw new Error(`ingest ledger ${this.path} is in use by process ${owner}; run one ingest per ledger (give each process its own --ledger), or stop that process`);
+      }
+      await unlink(lockPath).catch(() => undefined); // stale: its owner is gone
+    }
+    throw new Error(`ingest ledger ${this.path}: could not take ${lockPath}; remove it if no ingest process is running`);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
