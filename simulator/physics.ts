@@ -107,8 +107,13 @@ export const CEX = {
 export const PG = {
   /** Agglomerate diameter as a fraction of the crop's shorter side (crops are centred on it). */
   cropDiameterFraction: [0.6, 0.9] as Range,
-  /** Diameter in full frames: grows from the nucleation size to the final size. */
-  frameDiameterPx: [60, 250] as Range,
+  /**
+   * Diameter in full frames: grows from the size at which the probe first resolves an
+   * agglomerate to the final size. Real OpenCrystalData PG crops are cut around the
+   * agglomerate at 130–230 px, so agglomerates the probe shows are about 120 px and up;
+   * smaller nuclei exist but are below what the probe (and the model's tiles) resolve.
+   */
+  frameDiameterPx: [120, 260] as Range,
   aspect: [1.0, 1.5] as Range,
   /** Ragged outline: amplitude of low-order lobes (relative radius) and of edge roughness. */
   lobeAmplitude: [0.02, 0.12] as Range,
