@@ -67,6 +67,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
           defaultPartitions: config.kafka.partitions,
           messageMaxBytes: config.kafka.maxMessageBytes,
           fsync: config.broker.fsync,
+          registry,
           logger: logger.child({ stage: 'broker' }),
         }),
       );
