@@ -62,6 +62,7 @@ export function registerModelCommands(program: Command): void {
     .option('--batch-size <n>', 'crops per step', positiveInt('--batch-size'), 32)
     .option('--lr <rate>', 'Adam learning rate at the start (cosine decay to 5 %)', positiveNumber('--lr'), 2e-3)
     .option('--seed <n>', 'seed for split, initialisation, shuffling and augmentation', (v) => Number.parseInt(v, 10), 1)
+    .option('--split-seed <n>', 'seed of the train/valid/test split (default: the --init model\'s, else --seed)', (v) => Number.parseInt(v, 10))
     .option('--input-size <px>', 'model input side in pixels (multiple of 32)', positiveInt('--input-size'), 64)
     .option('--width <n>', 'channels of the first stage, doubled twice (8: 6 MFLOPs/image; 16: 24 MFLOPs/image)', positiveInt('--width'), 8)
     .option('--dropout <rate>', 'dropout before the classifier, in [0, 1)', (v) => Number(v), 0.3)
@@ -83,6 +84,7 @@ export function registerModelCommands(program: Command): void {
         batchSize: o.batchSize,
         lr: o.lr,
         seed: o.seed,
+        splitSeed: o.splitSeed,
         inputSize: o.inputSize,
         width: o.width,
         dropout: o.dropout,

@@ -3,7 +3,7 @@
  * with augmentation and early stopping on the validation F1 of PG, and write everything the
  * classify stage and a reviewer need: TF.js model, ONNX export, card.json, report.
  */
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { loadTf, type TfBackendName } from './tf.js';
 import { ARCHITECTURE_NAME, buildModel, modelCost } from './architecture.js';
@@ -26,6 +26,11 @@ export interface TrainOptions {
   batchSize?: number;
   lr?: number;
   seed?: number;
+  /**
+   * Seed of the train/valid/test split. Default: the --init model's split seed (so continuing
+   * training never moves a crop it has trained on into the test split), else `seed`.
+   */
+  splitSeed?: number;
   inputSize?: number;
   /** Epochs without a better validation F1 before stopping. */
   patience?: number;
@@ -93,12 +98,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   const out = resolve(options.out);
   await mkdir(out, { recursive: true });
+  let splitSeed = options.splitSeed ?? seed;
+  if (options.splitSeed === undefined && options.init) {
+    try {
+      const initCard = JSON.parse(await readFile(join(options.init, 'card.json'), 'utf8')) as { provenance?: { splitSeed?: number; seed?: number } };
+      splitSeed = initCard.provenance?.splitSeed ?? initCard.provenance?.seed ?? seed;
+    } catch {
+      // No card next to the weights: the caller's seed it is.
+    }
+  }
 
   // 1. Data.
   const t0 = performance.now();
   const data = await loadDataset(options.data, {
     inputSize,
-    seed,
+    seed: splitSeed,
     split: options.split,
     onProgress: (done, total) => {
       if (done === total || done % 250 === 0) progress(`reading ${done}/${total} crops ${bar(done, total)}`, done === total);
@@ -120,6 +134,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const dupLine = `leakage guard: ${data.duplicates.groups} duplicate groups (${data.duplicates.itemsInGroups} crops; ${data.duplicates.exactLinks} exact rotation/flip copies, ${data.duplicates.nearLinks} near copies)${data.groupsAcrossGivenSplits ? `, ${data.groupsAcrossGivenSplits} of them span the given train/valid/test folders — the test score may be optimistic` : ', each kept within one split'}`;
   progress(`data: ${data.entries.length} crops (${data.layout}), train ${splitCounts.train.total} / valid ${splitCounts.valid.total} / test ${splitCounts.test.total}${data.unreadable.length ? `, ${data.unreadable.length} unreadable skipped` : ''}`, true);
   progress(dupLine, true);
+  if (splitSeed !== seed) progress(`split seed ${splitSeed} (from ${options.splitSeed === undefined ? `--init ${options.init}` : '--split-seed'})`, true);
   for (const u of data.unreadable.slice(0, 5)) log.warn({ file: u.path, reason: u.reason }, 'skipped unreadable crop');
 
   // 2. Model.
@@ -299,6 +314,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       provenance: {
         data: resolve(options.data),
         seed,
+        splitSeed,
         epochs: history.length,
         command: options.command ?? `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize} --width ${width} --dropout ${dropout}`,
         trainedAt: new Date().toISOString(),
