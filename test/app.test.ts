@@ -3,21 +3,18 @@
  * broker, two simulated cameras, ingest, classify, metrics, alerts, web), and
  * `crystalwatch run` refusing a broken config file by naming the field.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { afterAll, describe, expect, it } from 'vitest';
+import { cli, portIsClosed, startDemoProcess, type DemoProcess } from './helpers/demo.js';
 
-const root = path.resolve(import.meta.dirname, '..');
-const cli = path.join(root, 'bin', 'crystalwatch.js');
 const temps: string[] = [];
-const children: ChildProcess[] = [];
+let demo: DemoProcess | undefined;
 
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+  if (demo && demo.child.exitCode === null) demo.child.kill('SIGKILL');
   for (const dir of temps) await rm(dir, { recursive: true, force: true });
 });
 
@@ -25,17 +22,6 @@ async function tempDir(): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'cw-app-'));
   temps.push(dir);
   return dir;
-}
-
-function portIsClosed(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.once('error', () => resolve(true));
-  });
 }
 
 describe('crystalwatch run', () => {
@@ -53,43 +39,16 @@ describe('crystalwatch run', () => {
 describe('crystalwatch demo', () => {
   it('fires the PG alert, shows both cameras in /metrics, and leaves nothing behind on SIGTERM', async () => {
     const dir = await tempDir();
-    const child = spawn(process.execPath, [cli, 'demo', '--json', '--port', '0', '--data-dir', dir, '--onset', '8', '--fps', '2', '--size', '640x480'], {
-      cwd: root,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    children.push(child);
-    let stderr = '';
-    child.stderr!.on('data', (d) => (stderr += d.toString()));
-    const events: Record<string, unknown>[] = [];
-    const waiters: { test: (e: Record<string, unknown>) => boolean; resolve: (e: Record<string, unknown>) => void }[] = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      let event: Record<string, unknown>;
-      try {
-        event = JSON.parse(line);
-      } catch {
-        return;
-      }
-      events.push(event);
-      for (const w of waiters.splice(0)) (w.test(event) ? w.resolve(event) : waiters.push(w));
-    });
-    const waitFor = (test: (e: Record<string, unknown>) => boolean, ms: number) =>
-      new Promise<Record<string, unknown>>((resolve, reject) => {
-        const found = events.find(test);
-        if (found) return resolve(found);
-        const timer = setTimeout(() => reject(new Error(`timed out; stderr:\n${stderr.slice(-3000)}`)), ms);
-        waiters.push({ test, resolve: (e) => (clearTimeout(timer), resolve(e)) });
-      });
+    demo = await startDemoProcess(['--data-dir', dir, '--onset', '8', '--fps', '2', '--size', '640x480']);
 
-    const ready = await waitFor((e) => e.event === 'ready', 90_000);
-    const url = String(ready.url);
-    const port = Number(new URL(url).port);
-
-    const alert = (await waitFor((e) => e.event === 'alert', 120_000)).alert as Record<string, unknown>;
+    const alert = (await demo.waitFor((e) => e.event === 'alert', 150_000)).alert as Record<string, unknown>;
     expect(alert.camera).toBe('cam-1');
     expect(alert.state).toBe('firing');
     expect(alert.action).toBe('stop-batch');
+    // No PG in cam-2: its batch is clean, and the detector must not cry wolf there.
+    expect(demo.events.filter((e) => e.event === 'alert' && (e.alert as { camera: string }).camera === 'cam-2')).toEqual([]);
 
-    const metrics = await (await fetch(`${url}/metrics`)).text();
+    const metrics = await (await fetch(`${demo.url}/metrics`)).text();
     for (const camera of ['cam-1', 'cam-2']) {
       const line = metrics.split('\n').find((l) => l.startsWith('crystalwatch_frames_ingested_total{') && l.includes(`camera="${camera}"`));
       expect(line, `frames ingested for ${camera}`).toBeDefined();
@@ -97,12 +56,11 @@ describe('crystalwatch demo', () => {
     }
     expect(metrics).toMatch(/crystalwatch_alarm\{camera="cam-1"\} 1/);
 
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
-    expect(await portIsClosed(port)).toBe(true);
+    const pid = demo.child.pid!;
+    expect(await demo.stop()).toBe(0);
+    expect(await portIsClosed(demo.port)).toBe(true);
     // Nothing the demo started may outlive it.
-    const leftovers = spawnSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' }).stdout.trim();
+    const leftovers = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout.trim();
     expect(leftovers).toBe('');
   });
 });

@@ -324,10 +324,12 @@ export class AlertStage extends EventEmitter {
         }
       }
     }
-    // The alarm series exists (at 0) from a camera's first frame, so "absent" never means "fine".
+    // The alarm series exists (at 0) from a camera's first frame, so "absent" never means "fine";
+    // the alert counter too, so that increase()/changes() see its first alert as a change.
     if (!this.cameras.has(camera)) {
       this.cameras.add(camera);
       this.metrics.alarm.set({ camera }, 0);
+      this.metrics.alerts.inc({ camera }, 0);
     }
     return state;
   }

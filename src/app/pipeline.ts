@@ -181,6 +181,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         archiveDir: config.ingest.archiveDir ? path.resolve(base, config.ingest.archiveDir) : undefined,
         quarantineDir: config.ingest.quarantineDir ? path.resolve(base, config.ingest.quarantineDir) : undefined,
         maxFileBytes: config.ingest.maxFileBytes,
+        maxMessageBytes: config.kafka.maxMessageBytes,
         reconcileIntervalMs: config.ingest.reconcileIntervalMs,
         ledgerPath: path.join(dataDir, 'ingest-ledger.jsonl'),
         registry,
