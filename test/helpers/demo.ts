@@ -37,7 +37,10 @@ export async function startDemoProcess(args: string[]): Promise<DemoProcess> {
       return;
     }
     events.push(event);
-    for (const w of waiters.splice(0)) (w.test(event) ? w.resolve(event) : waiters.push(w));
+    for (const w of waiters.splice(0)) {
+      if (w.test(event)) w.resolve(event);
+      else waiters.push(w);
+    }
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const waitFor = (test: (e: DemoEvent) => boolean, ms: number) =>
