@@ -133,6 +133,7 @@ export function registerModelCommands(program: Command): void {
     .requiredOption('--model <dir>', 'model folder with model.json (and card.json, updated when present)')
     .option('--format <format>', 'output format (only onnx)', 'onnx')
     .option('--out <file>', 'ONNX file to write (default: <model>/model.onnx)')
+    .option('--refit-ood <data>', 'also recompute card.ood from the training split of this crop folder (the split seed in the card)')
     .option('--json', 'print the export summary as JSON')
     .action(async (o) => {
       if (o.format !== 'onnx') throw new Error(`--format must be onnx, got "${o.format}"`);
@@ -152,7 +153,12 @@ export function registerModelCommands(program: Command): void {
       } catch {
         // No card: the ONNX file stands alone.
       }
-      if (o.json) process.stdout.write(`${JSON.stringify({ file: outFile, ...info })}\n`);
+      let oodThreshold: number | undefined;
+      if (o.refitOod) {
+        const { refitOod } = await import('./refit-ood.js');
+        oodThreshold = (await refitOod(o.model, o.refitOod, stderrProgress())).threshold;
+      }
+      if (o.json) process.stdout.write(`${JSON.stringify({ file: outFile, ...info, ...(oodThreshold !== undefined ? { oodThreshold } : {}) })}\n`);
       else process.stdout.write(`wrote ${outFile} (${info.bytes} bytes, opset ${info.opset}, IR ${info.irVersion}; input ${info.input.name} ${JSON.stringify(info.input.shape)} ${info.input.layout}; outputs ${info.outputs.map((x) => `${x.name} ${JSON.stringify(x.shape)}`).join(', ')})\n`);
     });
 }
