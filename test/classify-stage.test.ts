@@ -165,7 +165,8 @@ class ClassifyProcess {
       env: { ...process.env, CRYSTALWATCH_LOG_PRETTY: '0', CRYSTALWATCH_ORT_THREADS: '1' },
     });
     this.child.stderr!.on('data', (c: Buffer) => { this.stderr = (this.stderr + c.toString()).slice(-10_000); });
-    createInterface({ input: this.child.stdout! }).on('line', (line) => {
+    // Logs are JSON lines on stderr (stdout is kept for machine output).
+    createInterface({ input: this.child.stderr! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; assignment?: Record<string, number[]> };
         if (entry.msg === 'classify: partitions assigned' && entry.assignment) this.assigned = Object.values(entry.assignment).flat();
