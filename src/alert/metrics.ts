@@ -1,9 +1,6 @@
 /** The alert stage's Prometheus metrics, declared once (see src/metrics/metrics.ts for the rules). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
+import { once } from '../config/prometheus.js';
 
 export function createAlertMetrics(registry: Registry) {
   const registers = [registry];

@@ -1,9 +1,6 @@
 /** The broker's Prometheus metrics, declared once (naming rules: src/metrics/metrics.ts). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
+import { once } from '../config/prometheus.js';
 
 /** Why a connection was closed by the broker (a small fixed set). */
 export type RejectReason = 'size' | 'header' | 'unknown_api' | 'unsupported_version' | 'malformed' | 'internal';

@@ -1,5 +1,6 @@
 /** The classify stage's metrics, declared once. Several stages may share one registry. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { once } from '../config/prometheus.js';
 
 export interface ClassifyMetrics {
   inference: Histogram<'backend' | 'device'>;
@@ -9,11 +10,6 @@ export interface ClassifyMetrics {
   backendInfo: Gauge<'backend' | 'device'>;
   deadLetter: Counter<'stage' | 'reason'>;
   lag: Gauge<'group' | 'topic'>;
-}
-
-/** Returns the metric already in `registry` under `name`, or registers the one `make` builds. */
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
 export function classifyMetrics(registry: Registry): ClassifyMetrics {

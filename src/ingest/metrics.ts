@@ -1,5 +1,6 @@
 /** The ingest stage's metrics, declared once. Several stages may share one registry. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { once } from '../config/prometheus.js';
 
 export interface IngestMetrics {
   ingested: Counter<'camera'>;
@@ -8,11 +9,6 @@ export interface IngestMetrics {
   reconciled: Counter<'camera'>;
   sendErrors: Counter<'camera'>;
   inFlightBytes: Gauge;
-}
-
-/** Returns the metric already in `registry` under `name`, or registers the one `make` builds. */
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
 export function ingestMetrics(registry: Registry): IngestMetrics {

@@ -5,11 +5,7 @@
  * comparisons (alert rules) simply have no sample. See src/metrics/README.md.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-
-/** Reuses a metric already on the registry (two stages or a restarted stage in one process). */
-function once<T>(registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make();
-}
+import { once } from '../config/prometheus.js';
 
 export function createQualityMetrics(registry: Registry) {
   const registers = [registry];
