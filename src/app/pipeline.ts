@@ -101,7 +101,8 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
             acknowledge: (id, by) => pipeline.alerts?.acknowledge(id, by),
           },
           health: () => ({ ready: Object.values(ready).every((v) => v === true), checks: { ...ready } }),
-          thumbnails: { kafka, topics },
+          // Thumbnails for the live page only where the page's data lives (the monitor stage).
+          thumbnails: stages.has('monitor') ? { kafka, topics } : undefined,
           logger: logger.child({ stage: 'web' }),
         }),
       );

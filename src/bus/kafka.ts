@@ -6,7 +6,8 @@
 import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type Producer, type Consumer, type SASLOptions, type Admin, type Message, type RecordMetadata, type Batch } from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import type { Topics } from './topics.js';
+import { topicNames, type Topics } from './topics.js';
+import type { Logger } from '../config/logger.js';
 
 /** Largest record the pipeline moves by default: frames are images (DESIGN.md: 16 MiB). */
 export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
@@ -270,4 +271,28 @@ export async function runBatchConsumer(
       await heartbeat();
     },
   });
+}
+
+/**
+ * Kafka for a stand-alone stage command (`crystalwatch ingest`, `classify`, ...): the
+ * cluster from `--brokers` or the environment, and the topics created up front where
+ * the cluster allows it (otherwise automatic topic creation is relied on).
+ */
+export async function connectStageBus(
+  stage: string,
+  options: { brokers?: string; topicPrefix: string; partitions: number },
+  logger: Logger,
+): Promise<{ kafka: Kafka; topics: Topics; bus: BusOptions }> {
+  const env = options.brokers ? { ...process.env, KAFKA_BROKERS: options.brokers } : process.env;
+  const bus = busOptionsFromEnv(env);
+  if (!bus) throw new Error(`${stage}: no Kafka given; pass --brokers host:port or set KAFKA_BROKERS (crystalwatch run starts an embedded broker instead)`);
+  bus.clientId ??= `crystalwatch-${stage}`;
+  const kafka = createKafka(bus);
+  const topics = topicNames(options.topicPrefix);
+  try {
+    await ensureTopics(kafka, topics, options.partitions, { maxMessageBytes: bus.maxMessageBytes });
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, 'could not create topics up front; relying on automatic topic creation');
+  }
+  return { kafka, topics, bus };
 }

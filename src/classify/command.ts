@@ -7,8 +7,8 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
-import { busOptionsFromEnv, createKafka, ensureTopics, type BusOptions } from '../bus/kafka.js';
-import { topicNames, DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
+import { connectStageBus } from '../bus/kafka.js';
+import { DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
 import { createLogger } from '../config/logger.js';
 import { Classifier, ClassifyStage, DEFAULT_GROUP_ID } from './index.js';
 import type { BackendChoice } from './backends/index.js';
@@ -79,18 +79,8 @@ Each frame gets one JSON record on <prefix>predictions (key = camera); bad frame
 (at least once: de-duplicate by frameId downstream). Kafka settings also come from the
 environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SIGTERM.`)
     .action(async (opts: { brokers?: string; model?: string; backend: BackendChoice; group: string; topicPrefix: string; partitions: number; maxBatchSize: number; maxBatchWaitMs: number; tiling: 'auto' | 'off' | { tile: number; stride: number }; maxPixels: number }) => {
-      const env = opts.brokers ? { ...process.env, KAFKA_BROKERS: opts.brokers } : process.env;
-      const bus: BusOptions | undefined = busOptionsFromEnv(env);
-      if (!bus) throw new Error('classify: no Kafka given; pass --brokers host:port or set KAFKA_BROKERS (crystalwatch run starts an embedded broker instead)');
-      bus.clientId ??= 'crystalwatch-classify';
       const logger = createLogger();
-      const kafka = createKafka(bus);
-      const topics = topicNames(opts.topicPrefix);
-      try {
-        await ensureTopics(kafka, topics, opts.partitions, { maxMessageBytes: bus.maxMessageBytes });
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'could not create topics up front; relying on automatic topic creation');
-      }
+      const { kafka, topics, bus } = await connectStageBus('classify', opts, logger);
       const stage = new ClassifyStage({
         kafka, topics, groupId: opts.group, modelDir: opts.model ?? defaultModelDir(), backend: opts.backend,
         maxBatchSize: opts.maxBatchSize, maxBatchWaitMs: opts.maxBatchWaitMs,

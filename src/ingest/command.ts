@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import { Registry } from 'prom-client';
-import { busOptionsFromEnv, createKafka, ensureTopics, type BusOptions } from '../bus/kafka.js';
-import { topicNames, DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
+import { connectStageBus } from '../bus/kafka.js';
+import { DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
 import { createLogger } from '../config/logger.js';
 import { IngestStage, type CameraFolder } from './index.js';
 
@@ -50,18 +50,8 @@ KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_MAX_MESSAGE_BYTES. Stops cleanly
       if (opts.watch.length !== opts.camera.length) {
         throw new Error(`ingest: give one --camera per --watch (got ${opts.watch.length} --watch and ${opts.camera.length} --camera)`);
       }
-      const env = opts.brokers ? { ...process.env, KAFKA_BROKERS: opts.brokers } : process.env;
-      const bus: BusOptions | undefined = busOptionsFromEnv(env);
-      if (!bus) throw new Error('ingest: no Kafka given; pass --brokers host:port or set KAFKA_BROKERS (crystalwatch run starts an embedded broker instead)');
-      bus.clientId ??= 'crystalwatch-ingest';
       const logger = createLogger();
-      const kafka = createKafka(bus);
-      const topics = topicNames(opts.topicPrefix);
-      try {
-        await ensureTopics(kafka, topics, opts.partitions, { maxMessageBytes: bus.maxMessageBytes });
-      } catch (err) {
-        logger.warn({ err: (err as Error).message }, 'could not create topics up front; relying on automatic topic creation');
-      }
+      const { kafka, topics, bus } = await connectStageBus('ingest', opts, logger);
       const cameras: CameraFolder[] = opts.watch.map((watch, i) => ({ camera: opts.camera[i], watch, ...(opts.runId ? { runId: opts.runId } : {}) }));
       const stage = new IngestStage({
         kafka, topics, cameras, after: opts.after, archiveDir: opts.archive, quarantineDir: opts.quarantine,
