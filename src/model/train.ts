@@ -294,8 +294,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       output: { kind: 'sigmoid', name: ONNX_OUTPUT_PG, embeddingName: ONNX_OUTPUT_EMBEDDING },
       threshold: 0.5,
       classNames: ['cex', 'pg'],
-      // Whole frames: 192 px tiles (the size of a typical crop) every 160 px.
-      tiling: { tile: 192, stride: 160 },
+      // Whole frames: 192 px tiles (the size of a typical crop) every 112 px. The overlap matters:
+      // on simulator frames, stride 160 found PG in 68 % of PG-bearing frames (agglomerates cut by
+      // tile edges), stride 112 in 93 %, for 1 CEX frame in 150 called PG and ~25 % more CPU.
+      tiling: { tile: 192, stride: 112 },
       ood: { ...ood },
       architecture: {
         name: ARCHITECTURE_NAME,
