@@ -1,6 +1,7 @@
 /** The alert stage's Prometheus metrics, declared once (see src/metrics/metrics.ts for the rules). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
+import { deadLetterCounter, duplicatePredictionsCounter } from '../bus/metrics.js';
 
 export function createAlertMetrics(registry: Registry) {
   const registers = [registry];
@@ -35,18 +36,8 @@ export function createAlertMetrics(registry: Registry) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     })),
-    duplicates: once(registry, 'crystalwatch_duplicate_predictions_total', () => new Counter({
-      name: 'crystalwatch_duplicate_predictions_total',
-      help: 'Predictions seen again (at-least-once redelivery) and ignored, by stage.',
-      labelNames: ['stage'] as const,
-      registers,
-    })),
-    deadLetter: once(registry, 'crystalwatch_dead_letter_total', () => new Counter({
-      name: 'crystalwatch_dead_letter_total',
-      help: 'Records sent to the dead-letter topic, by stage and reason.',
-      labelNames: ['stage', 'reason'] as const,
-      registers,
-    })),
+    duplicates: duplicatePredictionsCounter(registry),
+    deadLetter: deadLetterCounter(registry),
   };
 }
 

@@ -1,6 +1,7 @@
 /** The classify stage's metrics, declared once. Several stages may share one registry. */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
+import { deadLetterCounter } from '../bus/metrics.js';
 
 export interface ClassifyMetrics {
   inference: Histogram<'backend' | 'device'>;
@@ -46,12 +47,7 @@ export function classifyMetrics(registry: Registry): ClassifyMetrics {
       labelNames: ['backend', 'device'] as const,
       registers,
     })),
-    deadLetter: once(registry, 'crystalwatch_dead_letter_total', () => new Counter({
-      name: 'crystalwatch_dead_letter_total',
-      help: 'Records sent to the dead-letter topic, by stage and reason.',
-      labelNames: ['stage', 'reason'] as const,
-      registers,
-    })),
+    deadLetter: deadLetterCounter(registry),
     lag: once(registry, 'crystalwatch_consumer_lag_messages', () => new Gauge({
       name: 'crystalwatch_consumer_lag_messages',
       help: 'Records on the topic not yet processed by the consumer group (high watermark minus next offset, summed over the partitions this process holds).',

@@ -6,6 +6,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
+import { deadLetterCounter, duplicatePredictionsCounter } from '../bus/metrics.js';
 
 export function createQualityMetrics(registry: Registry) {
   const registers = [registry];
@@ -100,18 +101,8 @@ export function createQualityMetrics(registry: Registry) {
       help: 'Predictions waiting for a label within the label horizon.',
       registers,
     })),
-    duplicates: once(registry, 'crystalwatch_duplicate_predictions_total', () => new Counter({
-      name: 'crystalwatch_duplicate_predictions_total',
-      help: 'Predictions seen again (at-least-once redelivery) and ignored, by stage.',
-      labelNames: ['stage'] as const,
-      registers,
-    })),
-    deadLetter: once(registry, 'crystalwatch_dead_letter_total', () => new Counter({
-      name: 'crystalwatch_dead_letter_total',
-      help: 'Records sent to the dead-letter topic, by stage and reason.',
-      labelNames: ['stage', 'reason'] as const,
-      registers,
-    })),
+    duplicates: duplicatePredictionsCounter(registry),
+    deadLetter: deadLetterCounter(registry),
   };
 }
 
