@@ -1,26 +1,19 @@
 /** Bus helpers against the real embedded broker: topics, batched sends, commit-after-processing consumers. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
-import { startBroker, type Broker } from '../src/broker/index.js';
-import { createConsumer, createKafka, createProducer, ensureTopics, runBatchConsumer, sendBatched } from '../src/bus/kafka.js';
+import { startTestBus, sleep, type TestBus } from './helpers/bus.js';
+import { createConsumer, createProducer, ensureTopics, runBatchConsumer, sendBatched } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 
-let dir: string;
-let broker: Broker;
 let kafka: Kafka;
+let bus: TestBus;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'bus-'));
-  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
-  kafka = createKafka({ brokers: [broker.address] });
+  bus = await startTestBus('bus-');
+  ({ kafka } = bus);
 });
 afterEach(async () => {
-  await broker.close();
-  await rm(dir, { recursive: true, force: true });
+  await bus.close();
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('bus helpers (real broker)', () => {
   it('ensureTopics creates every topic with the partition count, and is idempotent', async () => {

@@ -5,14 +5,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import sharp from 'sharp';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
-import { startBroker, type Broker } from '../src/broker/index.js';
-import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import type { Broker } from '../src/broker/index.js';
+import { noisePng, startTestBus, sleep, type TestBus } from './helpers/bus.js';
+import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames, type Topics } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
@@ -20,29 +19,20 @@ import { IngestStage } from '../src/ingest/index.js';
 let dir: string;
 let broker: Broker;
 let kafka: Kafka;
+let bus: TestBus;
 const children = new Set<ChildProcess>();
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ingest-crash-'));
-  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
-  kafka = createKafka({ brokers: [broker.address] });
+  bus = await startTestBus('ingest-crash-');
+  ({ dir, broker, kafka } = bus);
 });
 afterEach(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   children.clear();
-  await broker.close();
-  await rm(dir, { recursive: true, force: true });
+  await bus.close();
 });
 
-function noise(width: number, height: number, seed: number): Buffer {
-  const raw = Buffer.alloc(width * height);
-  let s = seed;
-  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
-  return raw;
-}
-const png = (w: number, h: number, seed: number) => sharp(noise(w, h, seed), { raw: { width: w, height: h, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function readTopic(topic: string, atLeast: number, settleMs = 1500): Promise<Array<{ frameId: string; value: Buffer }>> {
   const consumer = createConsumer(kafka, `check-${Math.random().toString(36).slice(2)}`);
@@ -89,7 +79,7 @@ describe('ingest crash safety', () => {
     await mkdir(watch, { recursive: true });
     const ledger = join(dir, 'ledger.jsonl');
     const total = 600;
-    const images = await Promise.all(Array.from({ length: total }, (_, i) => png(64, 64, i + 1)));
+    const images = await Promise.all(Array.from({ length: total }, (_, i) => noisePng(64, 64, i + 1)));
 
     let child = startIngest(watch, ledger, topics);
     const writer = (async () => {
@@ -127,8 +117,8 @@ describe('ingest crash safety', () => {
     const watch = join(dir, 'cam');
     await mkdir(watch, { recursive: true });
     const ledgerPath = join(dir, 'ledger.jsonl');
-    await writeFile(join(watch, 'a.png'), await png(64, 64, 1));
-    await writeFile(join(watch, 'b.png'), await png(64, 64, 2));
+    await writeFile(join(watch, 'a.png'), await noisePng(64, 64, 1));
+    await writeFile(join(watch, 'b.png'), await noisePng(64, 64, 2));
 
     const first = new IngestStage({ kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam', watch }], ledgerPath });
     await first.start();
@@ -140,7 +130,7 @@ describe('ingest crash safety', () => {
     const bSend = lines.map((l) => JSON.parse(l) as { t: string; path?: string; frameId: string }).find((r) => r.t === 'send' && r.path === 'b.png')!;
     await writeFile(ledgerPath, `${lines.filter((l) => !(l.includes('"t":"ack"') && l.includes(bSend.frameId))).join('\n')}\n`);
 
-    await writeFile(join(watch, 'c.png'), await png(64, 64, 3));
+    await writeFile(join(watch, 'c.png'), await noisePng(64, 64, 3));
     const second = new IngestStage({ kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam', watch }], ledgerPath });
     await second.start();
     while (second.stats.ingested < 1) await sleep(20);

@@ -4,46 +4,35 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Registry } from 'prom-client';
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { startBroker, type Broker } from '../src/broker/index.js';
-import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import { noise, noisePng, startTestBus, type TestBus } from './helpers/bus.js';
+import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders, type FrameHeaders } from '../src/bus/messages.js';
 import { topicNames, type Topics } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
 
 let dir: string;
-let broker: Broker;
 let kafka: Kafka;
+let bus: TestBus;
 let topics: Topics;
 const closers: Array<() => Promise<unknown>> = [];
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ingest-pipeline-'));
-  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
-  kafka = createKafka({ brokers: [broker.address] });
+  bus = await startTestBus('ingest-pipeline-');
+  ({ dir, kafka } = bus);
   topics = topicNames('test.');
   await ensureTopics(kafka, topics, 3);
 });
 
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
-  await broker.close();
-  await rm(dir, { recursive: true, force: true });
+  await bus.close();
 });
 
-/** Deterministic noise image: different bytes per (seed). */
-function noise(width: number, height: number, seed: number): Buffer {
-  const raw = Buffer.alloc(width * height);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
-  return raw;
-}
-const png = (width: number, height: number, seed: number) => sharp(noise(width, height, seed), { raw: { width, height, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
 
 interface Received { headers: FrameHeaders; value: Buffer; partition: number; offset: string }
 
@@ -85,7 +74,7 @@ describe('ingest → frames (real broker, real files)', () => {
     await stage.start();
 
     const perCamera = 500;
-    const images = await Promise.all(Array.from({ length: 40 }, (_, i) => png(150, 150, i + 1)));
+    const images = await Promise.all(Array.from({ length: 40 }, (_, i) => noisePng(150, 150, i + 1)));
     const expected = new Map<string, string[]>(); // camera → sha256 in capture order
     const t0 = Date.parse('2026-11-22T10:00:00.000Z');
     for (let i = 0; i < perCamera; i += 1) {
@@ -138,10 +127,10 @@ describe('ingest → frames (real broker, real files)', () => {
     closers.push(() => stage.close());
     await stage.start();
 
-    const full = await png(1280, 960, 99);
+    const full = await noisePng(1280, 960, 99);
     const jpeg = await sharp(noise(1280, 960, 5), { raw: { width: 1280, height: 960, channels: 1 } }).jpeg({ quality: 90 }).toBuffer();
     const tiff = await sharp(noise(640, 480, 8), { raw: { width: 640, height: 480, channels: 1 } }).tiff().toBuffer();
-    const files: Array<[string, Buffer]> = [['slow-0.png', full], ['slow-1.jpg', jpeg], ['slow-2.png', await png(640, 480, 3)], ['slow-3.tif', tiff]];
+    const files: Array<[string, Buffer]> = [['slow-0.png', full], ['slow-1.jpg', jpeg], ['slow-2.png', await noisePng(640, 480, 3)], ['slow-3.tif', tiff]];
     for (const [name, bytes] of files) {
       // Write in place, 64 KiB at a time with pauses, like a camera driver streaming to disk.
       const handle = await open(join(watch, name), 'w');

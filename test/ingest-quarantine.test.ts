@@ -1,40 +1,29 @@
 /** Every kind of bad input ends in `<watch>/.quarantine/` with its reason, a metric and one log line. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import sharp from 'sharp';
 import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import type { Kafka } from 'kafkajs';
-import { startBroker, type Broker } from '../src/broker/index.js';
-import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import { noisePng, startTestBus, type TestBus } from './helpers/bus.js';
+import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
 
 let dir: string;
-let broker: Broker;
 let kafka: Kafka;
+let bus: TestBus;
 
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ingest-quarantine-'));
-  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
-  kafka = createKafka({ brokers: [broker.address] });
+  bus = await startTestBus('ingest-quarantine-');
+  ({ dir, kafka } = bus);
 });
 afterEach(async () => {
-  await broker.close();
-  await rm(dir, { recursive: true, force: true });
+  await bus.close();
 });
 
-function noise(width: number, height: number, seed: number): Buffer {
-  const raw = Buffer.alloc(width * height);
-  let s = seed;
-  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
-  return raw;
-}
-const png = (w: number, h: number, seed: number) => sharp(noise(w, h, seed), { raw: { width: w, height: h, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
 
 describe('ingest quarantine', () => {
   it('sends each kind of bad input to quarantine with its reason, and still ingests the good frame', async () => {
@@ -42,7 +31,7 @@ describe('ingest quarantine', () => {
     await ensureTopics(kafka, topics, 1);
     const watch = join(dir, 'cam');
     await mkdir(watch, { recursive: true });
-    const good = await png(150, 150, 1);
+    const good = await noisePng(150, 150, 1);
 
     // Present before the start (found by the first scan): a truncated PNG left by a crashed writer.
     await writeFile(join(watch, 'truncated.png'), good.subarray(0, Math.floor(good.length / 2)));
@@ -65,7 +54,7 @@ describe('ingest quarantine', () => {
       await drop('corrupt.png', corrupt, 'corrupt');
       await drop('notes.png', 'these are notes, not a picture\n', 'not-an-image');
       await drop('readme.txt', 'camera folder readme\n', 'not-an-image');
-      await drop('big.png', await png(1280, 960, 2), 'too-large');
+      await drop('big.png', await noisePng(1280, 960, 2), 'too-large');
       const huge = Buffer.from(good);
       huge.writeUInt32BE(100_000, 16);
       huge.writeUInt32BE(100_000, 20);
@@ -80,7 +69,7 @@ describe('ingest quarantine', () => {
         await drop('locked.png', good, 'unreadable');
         await chmod(join(watch, 'locked.png'), 0o000);
       }
-      await writeFile(join(watch, 'fine.png'), await png(150, 150, 3));
+      await writeFile(join(watch, 'fine.png'), await noisePng(150, 150, 3));
 
       const quarantine = join(watch, '.quarantine');
       const want = Object.keys(expected).length;

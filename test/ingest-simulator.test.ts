@@ -4,31 +4,27 @@
  * one is quarantined with the reason the simulator says it has.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
-import { startBroker, type Broker } from '../src/broker/index.js';
-import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
+import { startTestBus, sleep, type TestBus } from './helpers/bus.js';
+import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders, type FrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
 import { FrameCamera, type FrameTruth } from '../simulator/index.js';
 
 let dir: string;
-let broker: Broker;
 let kafka: Kafka;
+let bus: TestBus;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ingest-sim-'));
-  broker = await startBroker({ port: 0, dataDir: join(dir, 'broker') });
-  kafka = createKafka({ brokers: [broker.address] });
+  bus = await startTestBus('ingest-sim-');
+  ({ dir, kafka } = bus);
 });
 afterEach(async () => {
-  await broker.close();
-  await rm(dir, { recursive: true, force: true });
+  await bus.close();
 });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('simulator camera → ingest', () => {
   it('slow writes and damaged frames: good frames arrive once with their truth, damaged ones are quarantined by reason', async () => {
