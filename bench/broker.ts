@@ -10,12 +10,12 @@
  *
  *   node dist/bench/broker.js [--quick]
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { startBrokerProcess } from './broker-process.js';
 import { connect } from 'node:net';
 import { Kafka, logLevel } from 'kafkajs';
 import { crc32c } from '../src/broker/protocol/crc32c.js';
@@ -31,25 +31,6 @@ function cases(quick: boolean): Case[] {
     { label: '20KiB', size: 20 * KiB, count: quick ? 2500 : 10_000, perSend: 100 },
     { label: '500KiB', size: 500 * KiB, count: quick ? 100 : 400, perSend: 8 },
   ];
-}
-
-async function startBrokerProcess(dataDir: string): Promise<{ address: string; stop: () => Promise<void> }> {
-  // The broker-only entry point (same options as `crystalwatch broker`), so the figures do not depend on other stages loading.
-  const entry = resolve(import.meta.dirname, '../src/broker/main.js');
-  const child = spawn(process.execPath, [entry, '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code} before listening`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event: string; port: number };
-        if (event.event === 'listening') resolvePort(event.port);
-      } catch { /* not the listening line */ }
-    });
-  });
-  return {
-    address: `127.0.0.1:${port}`,
-    stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }),
-  };
 }
 
 async function kafkajsFigures(address: string, c: Case): Promise<Record<string, number>> {

@@ -9,37 +9,18 @@
  * - `ingest.kafkajs_only.frame1280x960.frames_per_s`: kafkajs alone, same records, for scale.
  * The broker runs as its own process (as in production), fsync interval.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { startBrokerProcess } from './broker-process.js';
 import sharp from 'sharp';
 import { Registry } from 'prom-client';
 import { CompressionTypes } from 'kafkajs';
 import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
-
-async function startBrokerProcess(dataDir: string): Promise<{ address: string; stop: () => Promise<void> }> {
-  const cli = resolve(import.meta.dirname, '../../bin/crystalwatch.js');
-  const child = spawn(process.execPath, [cli, 'broker', '--port', '0', '--data-dir', dataDir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolvePort, reject) => {
-    child.once('exit', (code) => reject(new Error(`broker exited with ${code} before listening`)));
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        const event = JSON.parse(line) as { event: string; port: number };
-        if (event.event === 'listening') resolvePort(event.port);
-      } catch { /* not the listening line */ }
-    });
-  });
-  return {
-    address: `127.0.0.1:${port}`,
-    stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }),
-  };
-}
 
 /** A grey frame with structure and noise, so PNG sizes are realistic (not a flat image). */
 async function frame(width: number, height: number, seed: number): Promise<Buffer> {
