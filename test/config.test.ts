@@ -69,3 +69,15 @@ describe('config', () => {
     expect(config.web.token).toBe('supersecret-token');
   });
 });
+
+describe('config: Kafka from the environment', () => {
+  it('reads the KAFKA_* variables through the bus, TLS CA file included', async () => {
+    const config = await loadConfig({ env: { KAFKA_BROKERS: 'k1:9093,[::1]:9094', KAFKA_SSL: '1', KAFKA_SSL_CA: '/etc/ssl/plant-ca.pem', KAFKA_CLIENT_ID: 'plant-a' } });
+    expect(config.kafka).toMatchObject({ brokers: ['k1:9093', '[::1]:9094'], clientId: 'plant-a', ssl: { caFile: '/etc/ssl/plant-ca.pem' } });
+  });
+
+  it('turns a bad KAFKA_* value into a config error naming the variable', async () => {
+    await expect(loadConfig({ env: { KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'gssapi' } })).rejects.toThrow(ConfigError);
+    await expect(loadConfig({ env: { KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'gssapi' } })).rejects.toThrow(/KAFKA_SASL_MECHANISM must be one of/);
+  });
+});

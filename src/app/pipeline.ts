@@ -10,7 +10,7 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import { startBroker } from '../broker/index.js';
-import { createKafka, ensureTopics } from '../bus/kafka.js';
+import { busOptions, createKafka, ensureTopics } from '../bus/kafka.js';
 import { topicNames, type Topics } from '../bus/topics.js';
 import type { Alert, Prediction } from '../bus/messages.js';
 import { IngestStage } from '../ingest/index.js';
@@ -75,13 +75,8 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
       logger.info({ address: broker.address, dataDir: brokerDir }, 'embedded Kafka broker listening');
     }
 
-    const kafka = createKafka({
-      brokers,
-      clientId: config.kafka.clientId,
-      ssl: config.kafka.ssl || undefined,
-      sasl: config.kafka.sasl as never,
-      maxMessageBytes: config.kafka.maxMessageBytes,
-    });
+    const { clientId, ssl, sasl, maxMessageBytes } = config.kafka;
+    const kafka = createKafka(busOptions({ brokers, clientId, ssl, sasl, maxMessageBytes }));
     const topics = topicNames(config.kafka.topicPrefix);
     await ensureTopics(kafka, topics, config.kafka.partitions);
     ready.kafka = true;

@@ -61,8 +61,20 @@ export function createConsumer(kafka: Kafka, groupId: string, options: { maxMess
 const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 
 /**
- * Bus options from the environment, or `undefined` when `KAFKA_BROKERS` is unset
- * (the app then starts its embedded broker).
+ * How to reach a Kafka cluster, as plain values a config file or the environment can
+ * hold (a CA is a file path here; `busOptions` reads it).
+ */
+export interface KafkaSettings {
+  brokers: string[];
+  clientId?: string;
+  ssl?: boolean | { caFile?: string; rejectUnauthorized?: boolean };
+  sasl?: { mechanism: (typeof SASL_MECHANISMS)[number]; username: string; password: string };
+  maxMessageBytes?: number;
+}
+
+/**
+ * Kafka settings from the environment, or `undefined` when `KAFKA_BROKERS` is unset
+ * (the app then starts its embedded broker). The one reader of these variables:
  *
  * - `KAFKA_BROKERS`: comma-separated `host:port` list.
  * - `KAFKA_CLIENT_ID`: client id (default `crystalwatch`).
@@ -70,7 +82,7 @@ const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
  * - `KAFKA_SASL_MECHANISM` (`plain` | `scram-sha-256` | `scram-sha-512`) with `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`.
  * - `KAFKA_MAX_MESSAGE_BYTES`: the largest record the cluster accepts (default 16 MiB).
  */
-export function busOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, readFile: (path: string) => string = readCaFile): BusOptions | undefined {
+export function kafkaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaSettings | undefined {
   const list = env.KAFKA_BROKERS?.trim();
   if (!list) return undefined;
   const brokers = list.split(',').map((b) => b.trim()).filter((b) => b.length > 0);
@@ -79,18 +91,18 @@ export function busOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, readFile
       throw new Error(`KAFKA_BROKERS: "${broker}" is not host:port; set KAFKA_BROKERS to a comma list such as "kafka-1:9092,kafka-2:9092"`);
     }
   }
-  const options: BusOptions = { brokers };
-  if (env.KAFKA_CLIENT_ID) options.clientId = env.KAFKA_CLIENT_ID;
+  const settings: KafkaSettings = { brokers };
+  if (env.KAFKA_CLIENT_ID) settings.clientId = env.KAFKA_CLIENT_ID;
 
   const ssl = env.KAFKA_SSL?.trim().toLowerCase();
   if (ssl !== undefined && ssl !== '' && !['0', '1', 'true', 'false'].includes(ssl)) {
     throw new Error(`KAFKA_SSL must be 1 or 0, got "${env.KAFKA_SSL}"`);
   }
   if (ssl === '1' || ssl === 'true') {
-    const tls: ConnectionOptions = {};
-    if (env.KAFKA_SSL_CA) tls.ca = [readFile(env.KAFKA_SSL_CA)];
+    const tls: { caFile?: string; rejectUnauthorized?: boolean } = {};
+    if (env.KAFKA_SSL_CA) tls.caFile = env.KAFKA_SSL_CA;
     if (env.KAFKA_SSL_REJECT_UNAUTHORIZED === '0') tls.rejectUnauthorized = false;
-    options.ssl = Object.keys(tls).length > 0 ? tls : true;
+    settings.ssl = Object.keys(tls).length > 0 ? tls : true;
   }
 
   const mechanism = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase();
@@ -103,22 +115,45 @@ export function busOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, readFile
     if (!username || password === undefined) {
       throw new Error(`KAFKA_SASL_MECHANISM=${mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; set both or unset the mechanism`);
     }
-    options.sasl = { mechanism: mechanism as (typeof SASL_MECHANISMS)[number], username, password } as SASLOptions;
+    settings.sasl = { mechanism: mechanism as (typeof SASL_MECHANISMS)[number], username, password };
   }
 
   if (env.KAFKA_MAX_MESSAGE_BYTES) {
     const n = Number(env.KAFKA_MAX_MESSAGE_BYTES);
     if (!Number.isInteger(n) || n < 1024) throw new Error(`KAFKA_MAX_MESSAGE_BYTES must be an integer number of bytes ≥ 1024, got "${env.KAFKA_MAX_MESSAGE_BYTES}"`);
-    options.maxMessageBytes = n;
+    settings.maxMessageBytes = n;
+  }
+  return settings;
+}
+
+/** kafkajs options for the settings; reads the CA file when one is named. */
+export function busOptions(settings: KafkaSettings, readFile: (path: string) => string = readCaFile): BusOptions {
+  const options: BusOptions = { brokers: settings.brokers };
+  if (settings.clientId) options.clientId = settings.clientId;
+  if (settings.maxMessageBytes) options.maxMessageBytes = settings.maxMessageBytes;
+  if (settings.sasl) options.sasl = settings.sasl as SASLOptions;
+  if (typeof settings.ssl === 'object') {
+    const tls: ConnectionOptions = {};
+    if (settings.ssl.caFile) tls.ca = [readFile(settings.ssl.caFile)];
+    if (settings.ssl.rejectUnauthorized === false) tls.rejectUnauthorized = false;
+    options.ssl = tls;
+  } else if (settings.ssl) {
+    options.ssl = true;
   }
   return options;
+}
+
+/** `busOptions(kafkaSettingsFromEnv(env))`, or `undefined` when `KAFKA_BROKERS` is unset. */
+export function busOptionsFromEnv(env: NodeJS.ProcessEnv = process.env, readFile: (path: string) => string = readCaFile): BusOptions | undefined {
+  const settings = kafkaSettingsFromEnv(env);
+  return settings ? busOptions(settings, readFile) : undefined;
 }
 
 function readCaFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(`KAFKA_SSL_CA: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a PEM CA bundle`);
+    throw new Error(`Kafka TLS CA file (KAFKA_SSL_CA or kafka.ssl.caFile): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a PEM CA bundle`);
   }
 }
 

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { kafkaSettingsFromEnv } from '../bus/kafka.js';
 
 const Camera = z.object({
   id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'camera id: 1–64 letters, digits, ".", "_" or "-"'),
@@ -25,12 +26,13 @@ export const ConfigSchema = z
     kafka: z
       .object({
         /** Empty: start the embedded single-node broker in this process. */
-        brokers: z.array(z.string().regex(/^[^:\s]+:\d{1,5}$/, 'broker address must be host:port')).default([]),
+        brokers: z.array(z.string().regex(/^(?:[^:\s[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/, 'broker address must be host:port')).default([]),
         clientId: z.string().default('crystalwatch'),
         topicPrefix: z.string().default('crystalwatch.'),
         partitions: z.number().int().min(1).max(1024).default(3),
         maxMessageBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
-        ssl: z.boolean().default(false),
+        /** true, or TLS with a CA bundle file and/or accepting self-signed certificates. */
+        ssl: z.union([z.boolean(), z.object({ caFile: z.string().min(1).optional(), rejectUnauthorized: z.boolean().optional() }).strict()]).default(false),
         sasl: z
           .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() })
           .optional(),
@@ -108,21 +110,19 @@ export class ConfigError extends Error {
 const SECRET_PATHS = ['kafka.sasl.password', 'web.token', 'alert.webhooks.*.secret'];
 
 /**
- * Environment variables: `KAFKA_BROKERS` (comma list) and `CRYSTALWATCH_<PATH>` for
+ * Environment variables: the `KAFKA_*` ones of `kafkaSettingsFromEnv` (src/bus) and `CRYSTALWATCH_<PATH>` for
  * every scalar field, the path in upper snake case: `CRYSTALWATCH_WEB_PORT=8081`,
  * `CRYSTALWATCH_CLASSIFY_MAX_BATCH_SIZE=64`, `CRYSTALWATCH_ALERT_WEBHOOKS='[{"url":…}]'` (JSON
  * for arrays and objects), `CRYSTALWATCH_CAMERAS='cam1=/srv/cam1,cam2=/srv/cam2'`.
  */
 export function configFromEnv(env: NodeJS.ProcessEnv): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  if (env.KAFKA_BROKERS) setPath(out, ['kafka', 'brokers'], splitList(env.KAFKA_BROKERS));
-  if (env.KAFKA_SSL) setPath(out, ['kafka', 'ssl'], env.KAFKA_SSL === '1' || env.KAFKA_SSL === 'true');
-  if (env.KAFKA_SASL_MECHANISM) {
-    setPath(out, ['kafka', 'sasl'], {
-      mechanism: env.KAFKA_SASL_MECHANISM.toLowerCase(),
-      username: env.KAFKA_SASL_USERNAME ?? '',
-      password: env.KAFKA_SASL_PASSWORD ?? '',
-    });
+  // The KAFKA_* variables have one reader, shared with the stand-alone stage commands.
+  try {
+    const kafka = kafkaSettingsFromEnv(env);
+    if (kafka) out.kafka = { ...kafka };
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
   }
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith('CRYSTALWATCH_') || raw === undefined) continue;
