@@ -16,6 +16,7 @@ import { silentLogger, type Logger } from '../config/logger.js';
 import { OnsetDetector, type DetectorConfig } from './detector.js';
 import { createAlertMetrics, type AlertMetrics } from './metrics.js';
 import { ActionSink, AlertmanagerSink, RetryingDelivery, TopicSink, WebhookSink, type AlertEventKind, type AlertSink, type DeliveryOptions } from './sinks.js';
+import { RecentKeys } from '../bus/recent-keys.js';
 
 export { OnsetDetector, logLikelihoodRatio, cusumThresholdForArl, cusumAverageRunLength, DEFAULT_CUSUM_MODEL, type DetectorConfig, type CusumConfig, type KOfNConfig, type DetectorStep } from './detector.js';
 export { RetryingDelivery, WebhookSink, AlertmanagerSink, ActionSink, TopicSink, signBody, toAlertmanagerAlert, type AlertSink, type AlertEventKind, type DeliveryOutcome } from './sinks.js';
@@ -91,7 +92,7 @@ export class AlertStage extends EventEmitter {
   /** Firing alerts per camera (the alarm gauge is 1 while this is above 0). */
   private readonly firingByCamera = new Map<string, number>();
   private readonly alerts = new Map<string, Alert>();
-  private readonly seen: RecentFrames;
+  private readonly seen: RecentKeys;
   private readonly deliveries: RetryingDelivery[] = [];
   private alertmanager: RetryingDelivery | undefined;
   private readonly logger: Logger;
@@ -112,7 +113,7 @@ export class AlertStage extends EventEmitter {
     this.resolveAfter = options.resolveAfterCleanFrames ?? 50;
     if (!Number.isInteger(this.resolveAfter) || this.resolveAfter < 1) throw new RangeError(`alert: resolveAfterCleanFrames must be a positive integer, got ${this.resolveAfter}`);
     this.cleanBelow = options.cleanBelow ?? 0.5;
-    this.seen = new RecentFrames(options.dedupCapacity ?? 100_000);
+    this.seen = new RecentKeys(options.dedupCapacity ?? 100_000);
     this.maxRuns = options.maxRuns ?? 10_000;
     new OnsetDetector(options.detector); // validate the configuration now, not on the first frame
     const sinks = options.sinks ?? {};
@@ -335,30 +336,6 @@ export class AlertStage extends EventEmitter {
   }
 }
 
-/**
- * The last `capacity` frame ids, oldest forgotten first (the same as RecentKeys in src/metrics,
- * kept here because stages do not import each other). The order lives in a ring: evicting from
- * the front of a JS Set is O(n) per call in V8.
- */
-class RecentFrames {
-  private readonly ids = new Set<string>();
-  private readonly ring: (string | undefined)[];
-  private next = 0;
-  constructor(private readonly capacity: number) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`alert: dedupCapacity must be a positive integer, got ${capacity}`);
-    this.ring = new Array<string | undefined>(capacity);
-  }
-  /** False when the id was seen already. */
-  add(id: string): boolean {
-    if (this.ids.has(id)) return false;
-    const oldest = this.ring[this.next];
-    if (oldest !== undefined) this.ids.delete(oldest);
-    this.ring[this.next] = id;
-    this.next = (this.next + 1) % this.capacity;
-    this.ids.add(id);
-    return true;
-  }
-}
 
 /** Stable across replays: the same onset (camera, run, first PG frame) always gets the same id. */
 function alertId(camera: string, runId: string, firstPgFrameId: string): string {

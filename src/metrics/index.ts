@@ -15,9 +15,11 @@ import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { LabelJoin, type DropReason, type JoinedPrediction } from './join.js';
 import { createQualityMetrics, type QualityMetrics } from './metrics.js';
-import { RecentKeys, RollingConfusion, RollingRatio, type QualityFigures } from './rolling.js';
+import { RollingConfusion, RollingRatio, type QualityFigures } from './rolling.js';
+import { RecentKeys } from '../bus/recent-keys.js';
 
-export { RollingConfusion, RollingRatio, RecentKeys, figuresFrom, type QualityFigures, type Outcome, type ConfusionCounts } from './rolling.js';
+export { RecentKeys } from '../bus/recent-keys.js';
+export { RollingConfusion, RollingRatio, figuresFrom, type QualityFigures, type Outcome, type ConfusionCounts } from './rolling.js';
 export { LabelJoin, type JoinedPrediction, type LabelSource, type DropReason } from './join.js';
 export { createQualityMetrics, type QualityMetrics } from './metrics.js';
 

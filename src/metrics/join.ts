@@ -10,7 +10,7 @@
  * however far behind the lab runs. The first label a frame gets wins; later ones are ignored.
  */
 import type { Label, LabelMessage, Prediction } from '../bus/messages.js';
-import { RecentKeys } from './rolling.js';
+import { RecentKeys } from '../bus/recent-keys.js';
 
 export type LabelSource = 'header' | 'frame' | 'span';
 
