@@ -11,8 +11,8 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { FrameCamera, frameFileName, renderFrame, type FrameTruth } from '../simulator/index.js';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { FrameCamera, frameFileName, renderFrame, writeAtomic, type FrameTruth } from '../simulator/index.js';
 import { validateConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/config/logger.js';
 import { startPipeline } from '../src/app/pipeline.js';
@@ -165,12 +165,9 @@ class ReplayCamera implements Camera {
     const capturedAt = new Date();
     const name = frameFileName(this.camera, capturedAt, index);
     const truth: FrameTruth = { ...source.truth, camera: this.camera, capturedAt: capturedAt.toISOString(), frameIndex: index };
-    const sidecar = path.join(this.out, name.replace(/\.png$/, '.json'));
-    await writeFile(`${sidecar}.tmp`, JSON.stringify(truth));
-    await rename(`${sidecar}.tmp`, sidecar);
-    const image = path.join(this.out, name);
-    await writeFile(path.join(this.out, `.${name}.tmp`), source.png);
-    await rename(path.join(this.out, `.${name}.tmp`), image);
+    // Sidecar first, so ingest finds the truth when the image completes (as the simulator's camera does).
+    await writeAtomic(this.out, name.replace(/\.png$/, '.json'), JSON.stringify(truth));
+    await writeAtomic(this.out, name, source.png);
     this.framesWritten += 1;
   }
 

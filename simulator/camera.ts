@@ -65,7 +65,8 @@ const sleep = (ms: number, signal: { cancelled: boolean; wake?: () => void }): P
     signal.wake = done;
   });
 
-async function writeAtomic(dir: string, name: string, data: Buffer | string): Promise<void> {
+/** Writes `name` in `dir` as camera software should: a hidden temp file, then a rename. */
+export async function writeAtomic(dir: string, name: string, data: Buffer | string): Promise<void> {
   const tmp = join(dir, `.${name}.tmp`);
   await writeFile(tmp, data);
   await rename(tmp, join(dir, name));

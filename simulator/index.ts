@@ -2,4 +2,4 @@
 export { renderCrop, type Crop, type CrystalClass, type CropOptions } from './crop.js';
 export { generateDataset, parseSplit, type DatasetOptions, type DatasetFile, type DatasetLayout, type SplitName } from './dataset.js';
 export { renderFrame, FRAME_EPOCH_MS, type FrameTruth, type FrameOptions, type PgBox } from './frame.js';
-export { FrameCamera, frameFileName, frameTimestamp, type FrameCameraOptions } from './camera.js';
+export { FrameCamera, frameFileName, frameTimestamp, writeAtomic, type FrameCameraOptions } from './camera.js';
