@@ -4,7 +4,7 @@ import { createLogger } from '../config/logger.js';
 import { closeOnSignals, Lifecycle } from './lifecycle.js';
 import { startDemo } from './demo.js';
 import { startPipeline } from './pipeline.js';
-import { runBenchmarks } from './bench.js';
+import { BENCH_AREAS, runBenchmarks } from './bench.js';
 
 const integer = (name: string, min: number, max: number) => (raw: string) => {
   const n = Number(raw);
@@ -92,7 +92,7 @@ export function registerAppCommands(program: Command): void {
     .command('bench')
     .description('run the benchmarks and print one JSON document (stable figure names)')
     .option('--quick', 'short runs, for CI smoke tests', false)
-    .option('--only <areas>', 'comma list of areas (broker, simulator, ingest, classify, alert, web, train, e2e)')
+    .option('--only <areas>', `comma list of areas (${BENCH_AREAS.join(', ')})`)
     .option('--out <file>', 'also write the JSON to this file')
     .action(async (o) => {
       const result = await runBenchmarks({ quick: o.quick, only: o.only?.split(','), out: o.out });

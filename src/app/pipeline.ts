@@ -21,6 +21,13 @@ import { WebServer } from '../web/index.js';
 import { Lifecycle } from './lifecycle.js';
 import { resolveModelDir } from './paths.js';
 
+/**
+ * The consuming stages stop together (DESIGN's order: intake first — ingest is added last, so
+ * closed first — then the consumers, each finishing and committing the batch in hand, then web
+ * and the broker). What one of them had not finished is redelivered at the next start.
+ */
+const CONSUMERS = { phase: 'consumers' } as const;
+
 export interface Pipeline {
   config: Config;
   kafka: Kafka;
@@ -119,7 +126,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         options.onPrediction?.(prediction);
       });
       metrics.on('quality', (quality: Record<string, unknown>) => pipeline.web?.publish({ type: 'quality', ...quality }));
-      pipeline.metrics = lifecycle.add('metrics', metrics);
+      pipeline.metrics = lifecycle.add('metrics', metrics, CONSUMERS);
       ready.metrics = 'starting';
       await metrics.start();
       ready.metrics = true;
@@ -141,7 +148,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         logger: logger.child({ stage: 'alert' }),
       });
       alerts.on('alert', (alert: Alert) => options.onAlert?.(alert));
-      pipeline.alerts = lifecycle.add('alert', alerts);
+      pipeline.alerts = lifecycle.add('alert', alerts, CONSUMERS);
       ready.alert = 'starting';
       await alerts.start();
       ready.alert = true;
@@ -159,7 +166,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         registry,
         logger: logger.child({ stage: 'classify' }),
       });
-      pipeline.classify = lifecycle.add('classify', classify);
+      pipeline.classify = lifecycle.add('classify', classify, CONSUMERS);
       await classify.start();
       ready.model = true;
       logger.info(classify.info, 'classifier ready');
