@@ -7,13 +7,41 @@ import { z } from 'zod';
 export const Label = z.enum(['cex', 'pg']);
 export type Label = z.infer<typeof Label>;
 
+/**
+ * Camera ids and run ids are Kafka keys, metric label values, folder names and parts of frame
+ * ids, so one rule holds everywhere they enter: the config, ingest and these codecs.
+ */
+export const IDENTITY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const IDENTITY_RULE = '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit';
+const identity = (what: string) => z.string().regex(IDENTITY_PATTERN, `${what} must be ${IDENTITY_RULE}`);
+export const CameraIdSchema = identity('camera id');
+export const RunIdSchema = identity('run id');
+
+/** Why `value` is not a valid camera/run id (naming it, shortened), or undefined when it is. */
+export function identityProblem(what: 'camera id' | 'run id', value: string): string | undefined {
+  return IDENTITY_PATTERN.test(value) ? undefined : `${what} ${shown(value)} must be ${IDENTITY_RULE}`;
+}
+
+/** An ISO 8601 date-time with a zone (`Z` or `+01:00`), which must name a real instant. */
+export const TimestampSchema = z.string().datetime({ offset: true });
+/** Frame ids are `<camera>-<capture time>-<hash>` from ingest; bounded because they are kept in memory. */
+const FrameIdSchema = z.string().min(1).max(256);
+/** Free-text fields (model name, backend, reasons): bounded so one record cannot carry megabytes in them. */
+const ShortText = z.string().max(512);
+
+/** A value as an error message shows it: JSON, cut to 80 characters, with its length when cut. */
+export function shown(value: unknown): string {
+  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length <= 80 ? text : `${text.slice(0, 80)}… (${typeof value === 'string' ? `${value.length} characters` : `${text.length} characters as JSON`})`;
+}
+
 /** Headers of a `frames` record (all strings on the wire). */
 export const FrameHeadersSchema = z.object({
-  'frame-id': z.string().min(1),
-  camera: z.string().min(1),
-  'captured-at': z.string().datetime({ offset: true }),
-  'content-type': z.string().min(1),
-  'run-id': z.string().min(1),
+  'frame-id': FrameIdSchema,
+  camera: CameraIdSchema,
+  'captured-at': TimestampSchema,
+  'content-type': z.string().min(1).max(128),
+  'run-id': RunIdSchema,
   label: Label.optional(),
   /** When ingest saw the file complete, ms since the epoch (for file-to-prediction latency). */
   'completed-at': z.string().regex(/^\d+$/).optional(),
@@ -24,64 +52,83 @@ export const TileSchema = z.object({ x: z.number(), y: z.number(), width: z.numb
 export type Tile = z.infer<typeof TileSchema>;
 
 export const PredictionSchema = z.object({
-  frameId: z.string().min(1),
-  camera: z.string().min(1),
-  runId: z.string().min(1),
-  capturedAt: z.string(),
+  frameId: FrameIdSchema,
+  camera: CameraIdSchema,
+  runId: RunIdSchema,
+  capturedAt: TimestampSchema,
   /** P(PG) in [0,1]; null when the frame was unusable. */
   pPG: z.number().min(0).max(1).nullable(),
   predicted: z.enum(['cex', 'pg', 'unusable']),
   /** Why a frame is unusable (quality gate or out-of-distribution). */
-  reason: z.string().optional(),
+  reason: ShortText.optional(),
   /** Out-of-distribution score of the frame's embedding (larger = further from training data). */
   ood: z.number().optional(),
-  tiles: z.array(TileSchema).optional(),
+  tiles: z.array(TileSchema).max(10_000).optional(),
   /** Ground truth that travelled with the frame (header `label`), when known. */
   label: Label.optional(),
-  model: z.string(),
-  backend: z.string(),
-  device: z.string(),
+  model: ShortText,
+  backend: ShortText,
+  device: ShortText,
   latencyMs: z.number(),
   /** When the file was complete at ingest (ms since epoch), for file-to-prediction latency. */
   ingestedAt: z.number().optional(),
 });
 export type Prediction = z.infer<typeof PredictionSchema>;
 
-export const FrameLabelSchema = z.object({ frameId: z.string().min(1), label: Label });
-export const SpanLabelSchema = z.object({ camera: z.string().min(1), from: z.string().datetime({ offset: true }), to: z.string().datetime({ offset: true }), label: Label });
+export const FrameLabelSchema = z.object({ frameId: FrameIdSchema, label: Label });
+export const SpanLabelSchema = z.object({ camera: CameraIdSchema, from: TimestampSchema, to: TimestampSchema, label: Label });
 export const LabelMessageSchema = z.union([FrameLabelSchema, SpanLabelSchema]);
 export type FrameLabel = z.infer<typeof FrameLabelSchema>;
 export type SpanLabel = z.infer<typeof SpanLabelSchema>;
 export type LabelMessage = z.infer<typeof LabelMessageSchema>;
 
 export const AlertEvidenceSchema = z.object({
-  firstPgFrameId: z.string(),
-  frames: z.array(z.object({ frameId: z.string(), capturedAt: z.string(), pPG: z.number(), tiles: z.array(TileSchema).optional() })),
+  firstPgFrameId: FrameIdSchema,
+  frames: z.array(z.object({ frameId: FrameIdSchema, capturedAt: TimestampSchema, pPG: z.number(), tiles: z.array(TileSchema).max(10_000).optional() })).max(1000),
   statistic: z.number().optional(),
-  detector: z.string().optional(),
+  detector: ShortText.optional(),
 });
 export const AlertSchema = z.object({
-  id: z.string().min(1),
-  camera: z.string().min(1),
-  runId: z.string().min(1),
+  id: z.string().min(1).max(128),
+  camera: CameraIdSchema,
+  runId: RunIdSchema,
   state: z.enum(['firing', 'resolved']),
-  startsAt: z.string(),
-  endsAt: z.string().optional(),
-  acknowledgedAt: z.string().optional(),
-  acknowledgedBy: z.string().optional(),
+  startsAt: TimestampSchema,
+  endsAt: TimestampSchema.optional(),
+  acknowledgedAt: TimestampSchema.optional(),
+  acknowledgedBy: ShortText.optional(),
   evidence: AlertEvidenceSchema,
   action: z.literal('stop-batch'),
 });
 export type AlertEvidence = z.infer<typeof AlertEvidenceSchema>;
 export type Alert = z.infer<typeof AlertSchema>;
 
+/**
+ * Bytes of the record that was dead-lettered (its key, value or a header): whole when small,
+ * otherwise a digest, the size and the first bytes, so the letter always fits the topic.
+ */
+export const DeadLetterBytesSchema = z.object({
+  bytes: z.number().int().min(0),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The bytes in base64: all of them, or the first ones when `truncated`. */
+  base64: z.string(),
+  truncated: z.boolean(),
+});
+export type DeadLetterBytes = z.infer<typeof DeadLetterBytesSchema>;
+
+/** A `dead-letter` record's value (JSON); built by `deadLetterRecord` in src/bus/dead-letter.ts. */
 export const DeadLetterSchema = z.object({
   sourceTopic: z.string(),
   partition: z.number().optional(),
   offset: z.string().optional(),
   reason: z.string(),
   stage: z.string(),
-  at: z.string(),
+  at: TimestampSchema,
+  key: DeadLetterBytesSchema.nullable(),
+  value: DeadLetterBytesSchema.nullable(),
+  headers: z.array(z.object({ name: z.string(), value: DeadLetterBytesSchema })),
+  /** Headers left out beyond the first ones (a record may carry any number). */
+  headersOmitted: z.number().int().min(0).optional(),
 });
 export type DeadLetter = z.infer<typeof DeadLetterSchema>;
 
@@ -95,18 +142,25 @@ function decodeJson<T>(schema: z.ZodType<T>, bytes: Buffer | null | undefined, w
   } catch (err) {
     return { ok: false, reason: `${what}: not JSON (${(err as Error).message})` };
   }
-  const result = schema.safeParse(parsed);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    return { ok: false, reason: `${what}: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}` };
-  }
-  return { ok: true, value: result.data };
+  return check(schema, parsed, what);
+}
+
+/** Validates `input`; the reason names the first wrong field, what was wrong and the value (shortened). */
+function check<T>(schema: z.ZodType<T>, input: unknown, what: string): Decoded<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return { ok: true, value: result.data };
+  const issue = result.error.issues[0];
+  const at = issue?.path ?? [];
+  const value = at.reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined), input);
+  const got = value === undefined || at.length === 0 ? '' : `, got ${shown(value)}`;
+  return { ok: false, reason: `${what}: ${at.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}${got}` };
 }
 
 export const encodeJson = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
 export const decodePrediction = (bytes: Buffer | null | undefined) => decodeJson(PredictionSchema, bytes, 'prediction');
 export const decodeLabel = (bytes: Buffer | null | undefined) => decodeJson(LabelMessageSchema, bytes, 'label');
 export const decodeAlert = (bytes: Buffer | null | undefined) => decodeJson(AlertSchema, bytes, 'alert');
+export const decodeDeadLetter = (bytes: Buffer | null | undefined) => decodeJson(DeadLetterSchema, bytes, 'dead letter');
 
 /** kafkajs gives header values as Buffer | string | (Buffer|string)[] | undefined. */
 export type RawHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined;
@@ -123,12 +177,7 @@ export function decodeFrameHeaders(headers: RawHeaders): Decoded<FrameHeaders> {
     const value = headerString(headers, name);
     if (value !== undefined) plain[name] = value;
   }
-  const result = FrameHeadersSchema.safeParse(plain);
-  if (!result.success) {
-    const issue = result.error.issues[0];
-    return { ok: false, reason: `frame headers: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}` };
-  }
-  return { ok: true, value: result.data };
+  return check(FrameHeadersSchema, plain, 'frame headers');
 }
 
 export function encodeFrameHeaders(headers: FrameHeaders): Record<string, string> {
