@@ -8,11 +8,19 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { kafkaSettingsFromEnv } from '../bus/kafka.js';
+import { DEFAULT_MAX_CAMERAS } from '../bus/known-cameras.js';
+import { CameraIdSchema, RunIdSchema, shown } from '../bus/messages.js';
+
+/**
+ * Largest width × height an image may have, one limit for every stage: ingest refuses a file
+ * whose header claims more (quarantine, `too-large`) and classify refuses to decode it.
+ */
+export const DEFAULT_MAX_PIXELS = 40_000_000;
 
 const Camera = z.object({
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'camera id: 1–64 letters, digits, ".", "_" or "-"'),
+  id: CameraIdSchema,
   watch: z.string().min(1),
-  runId: z.string().min(1).optional(),
+  runId: RunIdSchema.optional(),
 });
 
 const Webhook = z.object({ url: z.string().url(), secret: z.string().min(1).optional() });
@@ -69,6 +77,14 @@ export const ConfigSchema = z
         windowFrames: z.number().int().min(1).default(500),
         windowSeconds: z.number().int().min(1).default(300),
         labelHorizonMs: z.number().int().min(0).default(6 * 3600 * 1000),
+        /** With no `cameras` configured (a stand-alone monitor), per-camera series for at most this many camera ids. */
+        maxCameras: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_CAMERAS),
+      })
+      .prefault({}),
+    limits: z
+      .object({
+        /** Largest width × height of a frame, for ingest (header check) and classify (decoder). */
+        maxPixels: z.number().int().min(1).default(DEFAULT_MAX_PIXELS),
       })
       .prefault({}),
     alert: z
@@ -265,8 +281,8 @@ export function validateConfig(raw: Record<string, unknown>, source?: string): C
   const lines = result.error.issues.map((issue) => {
     const field = issue.path.join('.') || '(top level)';
     const value = issue.path.reduce<unknown>((node, key) => (node as Record<string | number, unknown> | undefined)?.[key as string], raw);
-    const shown = value === undefined ? '' : `, got ${JSON.stringify(value)}`;
-    return `${field}: ${issue.message}${shown}`;
+    const got = value === undefined ? '' : `, got ${shown(value)}`;
+    return `${field}: ${issue.message}${got}`;
   });
   throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${lines.join('\n  ')}`);
 }
