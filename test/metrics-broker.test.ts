@@ -12,7 +12,7 @@ import type { Consumer, Producer } from 'kafkajs';
 import { startBroker, type Broker } from '../src/broker/index.js';
 import { createKafka } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
-import type { Alert, Prediction } from '../src/bus/messages.js';
+import { DeadLetterSchema, type Alert, type Prediction } from '../src/bus/messages.js';
 import { MetricsStage, type QualityEvent } from '../src/metrics/index.js';
 import { AlertStage } from '../src/alert/index.js';
 
@@ -124,11 +124,13 @@ describe('metrics and alert stages on the broker', () => {
     // 2 malformed predictions seen by both stages + 1 malformed label → 5 dead letters, each with its reason.
     await until('dead letters', () => (deadLetters.length >= 5 ? true : undefined));
     const reasons = deadLetters.map((d) => `${d.stage}: ${d.reason}`).sort();
+    // Every letter follows the one contract, whichever stage wrote it.
+    for (const letter of deadLetters) expect(DeadLetterSchema.safeParse(letter).success, JSON.stringify(letter)).toBe(true);
     expect(reasons).toEqual([
-      'alert: prediction: frameId: Invalid input: expected string, received number',
+      'alert: prediction: frameId: Invalid input: expected string, received number, got 42',
       'alert: prediction: not JSON (Unexpected token \'o\', "not json" is not valid JSON)',
       'metrics: label: (root): Invalid input',
-      'metrics: prediction: frameId: Invalid input: expected string, received number',
+      'metrics: prediction: frameId: Invalid input: expected string, received number, got 42',
       'metrics: prediction: not JSON (Unexpected token \'o\', "not json" is not valid JSON)',
     ]);
   });

@@ -7,9 +7,11 @@
  * every change of a camera's window).
  */
 import { EventEmitter } from 'node:events';
-import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { createConsumer, createProducer } from '../bus/kafka.js';
+import { deadLetterRecord, type DeadLetterLimits } from '../bus/dead-letter.js';
+import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
 import { decodeLabel, decodePrediction, type Label, type LabelMessage, type Prediction } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
@@ -40,6 +42,17 @@ export interface MetricsOptions {
   dedupCapacity?: number;
   /** Read the topics from the start when the group has no committed offset. Default true. */
   fromBeginning?: boolean;
+  /**
+   * The configured camera ids: only these get per-camera series. Without them, the first
+   * `maxCameras` ids seen do (default 64). Predictions of other cameras are counted in
+   * `crystalwatch_unknown_camera_total{stage="metrics"}` and otherwise ignored.
+   */
+  cameras?: readonly string[];
+  maxCameras?: number;
+  /** Largest record expected on `predictions`/`labels` (consumer fetch sizes). Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Size bounds of the records written to `dead-letter`. */
+  deadLetter?: DeadLetterLimits;
   logger?: Logger;
   /** Clock (ms since the epoch); tests pass their own. */
   now?: () => number;
@@ -79,6 +92,9 @@ export class MetricsStage extends EventEmitter {
   private readonly join: LabelJoin;
   private readonly seen: RecentKeys;
   private readonly cameras = new Map<string, CameraState>();
+  private readonly known: KnownCameras;
+  private readonly unknownCameras: ReturnType<typeof unknownCameraCounter>;
+  private unknownLogged = false;
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly smoothing: number;
@@ -98,6 +114,9 @@ export class MetricsStage extends EventEmitter {
     this.now = options.now ?? Date.now;
     this.metrics = createQualityMetrics(options.registry);
     this.seen = new RecentKeys(options.dedupCapacity ?? 100_000);
+    this.known = new KnownCameras({ cameras: options.cameras, maxCameras: options.maxCameras });
+    this.unknownCameras = unknownCameraCounter(options.registry);
+    this.unknownCameras.inc({ stage: STAGE }, 0);
     this.join = new LabelJoin({
       horizonMs: options.labelHorizonMs ?? 6 * 3600_000,
       maxPending: options.maxPending ?? 100_000,
@@ -119,7 +138,7 @@ export class MetricsStage extends EventEmitter {
     const { kafka, topics } = this.options;
     this.producer = createProducer(kafka);
     await this.producer.connect();
-    this.consumer = createConsumer(kafka, this.options.groupId ?? 'crystalwatch-metrics', { maxMessageBytes: 1024 * 1024 });
+    this.consumer = createConsumer(kafka, this.options.groupId ?? 'crystalwatch-metrics', { maxMessageBytes: this.options.maxMessageBytes ?? 1024 * 1024 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topics.predictions, topics.labels], fromBeginning: this.options.fromBeginning ?? true });
     await this.consumer.run({
@@ -127,11 +146,11 @@ export class MetricsStage extends EventEmitter {
         if (topic === topics.predictions) {
           const decoded = decodePrediction(message.value);
           if (decoded.ok) this.observePrediction(decoded.value);
-          else await this.deadLetter(topic, partition, message.offset, message.key, message.value, decoded.reason, 'predictions');
+          else await this.deadLetter(topic, partition, message, decoded.reason, 'invalid-prediction');
         } else {
           const decoded = decodeLabel(message.value);
           if (decoded.ok) this.observeLabel(decoded.value);
-          else await this.deadLetter(topic, partition, message.offset, message.key, message.value, decoded.reason, 'labels');
+          else await this.deadLetter(topic, partition, message, decoded.reason, 'invalid-label');
         }
       },
     });
@@ -153,6 +172,7 @@ export class MetricsStage extends EventEmitter {
 
   /** Handles one prediction (what the consumer does per record); public for in-process use and tests. */
   observePrediction(prediction: Prediction): void {
+    if (!this.admit(prediction.camera)) return;
     if (!this.seen.add(prediction.frameId)) {
       this.metrics.duplicates.inc({ stage: STAGE });
       return;
@@ -179,6 +199,7 @@ export class MetricsStage extends EventEmitter {
 
   /** Handles one label message. */
   observeLabel(label: LabelMessage): void {
+    if ('camera' in label && !this.admit(label.camera)) return;
     const now = this.now();
     const joined = this.join.addLabel(label, now);
     if (joined.length > 0) this.record(joined, now);
@@ -261,23 +282,35 @@ export class MetricsStage extends EventEmitter {
     return state;
   }
 
+  /** Whether a camera gets its own series; an unknown one is counted and its record ignored. */
+  private admit(camera: string): boolean {
+    if (this.known.admit(camera)) return true;
+    this.unknownCameras.inc({ stage: STAGE });
+    if (!this.unknownLogged) {
+      // Once per process: a flood of made-up ids must not flood the log either.
+      this.unknownLogged = true;
+      this.logger.warn({ camera, admitted: this.known.describe() }, 'records of unknown cameras are counted in crystalwatch_unknown_camera_total and otherwise ignored; list the camera in `cameras` or raise metrics.maxCameras');
+    }
+    return false;
+  }
+
   private onDrop(prediction: Prediction, reason: DropReason): void {
     this.metrics.unlabelled.inc({ reason });
     if (reason === 'overflow') this.logger.debug({ frameId: prediction.frameId }, 'label join full: oldest unlabelled prediction dropped');
   }
 
-  private async deadLetter(sourceTopic: string, partition: number, offset: string, key: Buffer | null, value: Buffer | null, reason: string, kind: string): Promise<void> {
-    this.metrics.deadLetter.inc({ stage: STAGE, reason: `invalid-${kind === 'labels' ? 'label' : 'prediction'}` });
-    this.logger.warn({ sourceTopic, partition, offset, reason }, 'malformed message sent to dead-letter');
-    const letter = { sourceTopic, partition, offset, reason, stage: STAGE, at: new Date(this.now()).toISOString() };
+  private async deadLetter(sourceTopic: string, partition: number, message: KafkaMessage, reason: string, reasonLabel: string): Promise<void> {
+    this.metrics.deadLetter.inc({ stage: STAGE, reason: reasonLabel });
+    this.logger.warn({ sourceTopic, partition, offset: message.offset, reason }, 'malformed message sent to dead-letter');
+    const letter = deadLetterRecord(
+      { sourceTopic, partition, offset: message.offset, reason, stage: STAGE, key: message.key, value: message.value, headers: message.headers, at: new Date(this.now()) },
+      this.options.deadLetter,
+    );
     try {
-      await this.producer?.send({
-        topic: this.options.topics.deadLetter,
-        messages: [{ key, value: JSON.stringify({ ...letter, value: value?.toString('base64') ?? null }), headers: { 'source-topic': sourceTopic, reason } }],
-      });
+      await this.producer?.send({ topic: this.options.topics.deadLetter, messages: [letter] });
     } catch (err) {
       // A dead-letter topic that is down must not stall the quality metrics: log and go on.
-      this.logger.error({ err, sourceTopic, offset }, 'could not write to dead-letter; the malformed message is skipped');
+      this.logger.error({ err, sourceTopic, offset: message.offset }, 'could not write to dead-letter; the malformed message is skipped');
     }
   }
 }
