@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { createConsumer, createProducer } from '../bus/kafka.js';
+import { deadLetterRecord } from '../bus/dead-letter.js';
 import { decodePrediction, type Alert, type Prediction, type Tile } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
@@ -152,9 +153,9 @@ export class AlertStage extends EventEmitter {
         }
         this.metrics.deadLetter.inc({ stage: STAGE, reason: 'invalid-prediction' });
         this.logger.warn({ topic, partition, offset: message.offset, reason: decoded.reason }, 'malformed prediction sent to dead-letter');
-        const letter = { sourceTopic: topic, partition, offset: message.offset, reason: decoded.reason, stage: STAGE, at: new Date(this.now()).toISOString() };
+        const letter = deadLetterRecord({ sourceTopic: topic, partition, offset: message.offset, reason: decoded.reason, stage: STAGE, key: message.key, value: message.value, headers: message.headers, at: new Date(this.now()) });
         await this.producer
-          ?.send({ topic: topics.deadLetter, messages: [{ key: message.key, value: JSON.stringify({ ...letter, value: message.value?.toString('base64') ?? null }), headers: { 'source-topic': topic, reason: decoded.reason } }] })
+          ?.send({ topic: topics.deadLetter, messages: [letter] })
           .catch((err: Error) => this.logger.error({ err }, 'could not write to dead-letter; the malformed prediction is skipped'));
       },
     });

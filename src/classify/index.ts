@@ -13,7 +13,8 @@ import type { Kafka, Consumer, Producer, KafkaMessage, Message } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Topics } from '../bus/topics.js';
 import { createConsumer, createProducer, sendBatched } from '../bus/kafka.js';
-import { decodeFrameHeaders, encodeJson, type DeadLetter, type FrameHeaders, type Prediction } from '../bus/messages.js';
+import { decodeFrameHeaders, encodeJson, type FrameHeaders, type Prediction } from '../bus/messages.js';
+import { DEFAULT_DEAD_LETTER_MAX_BYTES, deadLetterRecord } from '../bus/dead-letter.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { Classifier, type ClassifyResult, type TilingOption } from './classifier.js';
 import type { BackendChoice } from './backends/index.js';
@@ -151,8 +152,7 @@ export class ClassifyStage {
     const predictions: Message[] = [];
     const deadLetters: Message[] = [];
     const deadLetter = (m: KafkaMessage, reasonLabel: string, reason: string) => {
-      const value: DeadLetter = { sourceTopic: this.o.topics.frames, partition, offset: m.offset, reason, stage: STAGE, at: new Date().toISOString() };
-      deadLetters.push({ key: m.key, value: encodeJson(value) });
+      deadLetters.push(deadLetterRecord({ sourceTopic: this.o.topics.frames, partition, offset: m.offset, reason, stage: STAGE, key: m.key, value: m.value, headers: m.headers }));
       this.metrics.deadLetter.inc({ stage: STAGE, reason: reasonLabel });
       this.stats.deadLettered++;
       this.logger.warn({ partition, offset: m.offset, reason }, 'classify: frame sent to dead-letter');
@@ -208,7 +208,7 @@ export class ClassifyStage {
     });
     // Produced (acks from all replicas) before the caller commits the offset: at least once.
     if (predictions.length) await sendBatched(this.producer!, this.o.topics.predictions, predictions);
-    if (deadLetters.length) await sendBatched(this.producer!, this.o.topics.deadLetter, deadLetters);
+    if (deadLetters.length) await sendBatched(this.producer!, this.o.topics.deadLetter, deadLetters, DEFAULT_DEAD_LETTER_MAX_BYTES);
   }
 
   close(): Promise<void> {
