@@ -41,6 +41,14 @@ export interface DetectorStep {
   evidenceFrames: number;
 }
 
+/**
+ * What a detector has accumulated, as plain JSON (kept in the alert stage's state snapshots so
+ * a restart resumes the statistic instead of starting from nothing).
+ */
+export type DetectorState =
+  | { kind: 'cusum'; s: number; excursion: number }
+  | { kind: 'k-of-n'; ring: string; next: number; filled: number };
+
 interface Model {
   spikeRate: number;
   missRate: number;
@@ -145,6 +153,43 @@ export class OnsetDetector {
     this.hits += hit;
     this.next = (this.next + 1) % this.n;
     return { used: true, alarm: this.hits >= this.threshold, statistic: this.hits, evidenceFrames: this.hits > 0 ? this.sinceOldestHit() : 0 };
+  }
+
+  /** True when the detector holds no evidence: its future is that of a fresh detector. */
+  get atRest(): boolean {
+    return this.kind === 'cusum' ? this.s === 0 : this.hits === 0;
+  }
+
+  /** Usable frames that make up the current evidence (the CUSUM excursion, or the k-of-n window from its oldest hit). */
+  get evidenceFrames(): number {
+    return this.kind === 'cusum' ? this.excursion : this.hits > 0 ? this.sinceOldestHit() : 0;
+  }
+
+  snapshot(): DetectorState {
+    if (this.kind === 'cusum') return { kind: 'cusum', s: this.s, excursion: this.excursion };
+    return { kind: 'k-of-n', ring: Array.from(this.ring).join(''), next: this.next, filled: this.filled };
+  }
+
+  /**
+   * Resumes from a snapshot. Returns false (and stays as it is) when the snapshot does not fit
+   * this detector: another kind, or a k-of-n window of another size (the configuration changed).
+   */
+  restore(state: DetectorState): boolean {
+    if (state.kind !== this.kind) return false;
+    if (state.kind === 'cusum') {
+      if (!(Number.isFinite(state.s) && state.s >= 0 && Number.isInteger(state.excursion) && state.excursion >= 0)) return false;
+      this.s = state.s;
+      this.excursion = state.excursion;
+      return true;
+    }
+    const ok = state.ring.length === this.n && /^[01]*$/.test(state.ring) && Number.isInteger(state.next) && state.next >= 0 && state.next < this.n
+      && Number.isInteger(state.filled) && state.filled >= 0 && state.filled <= this.n;
+    if (!ok) return false;
+    for (let i = 0; i < this.n; i += 1) this.ring[i] = state.ring.charCodeAt(i) === 49 ? 1 : 0;
+    this.next = state.next;
+    this.filled = state.filled;
+    this.hits = this.ring.reduce((sum, bit) => sum + bit, 0);
+    return true;
   }
 
   reset(): void {

@@ -83,11 +83,21 @@ export type SpanLabel = z.infer<typeof SpanLabelSchema>;
 export type LabelMessage = z.infer<typeof LabelMessageSchema>;
 
 export const AlertEvidenceSchema = z.object({
-  firstPgFrameId: FrameIdSchema,
+  /** PG onset: the first frame of the excursion with P(PG) ≥ 0.5 (absent on camera-silent alerts). */
+  firstPgFrameId: FrameIdSchema.optional(),
   frames: z.array(z.object({ frameId: FrameIdSchema, capturedAt: TimestampSchema, pPG: z.number(), tiles: z.array(TileSchema).max(10_000).optional() })).max(1000),
   statistic: z.number().optional(),
   detector: ShortText.optional(),
+  /** camera-silent: the last frame received before the silence, when, and the silence that raised the alert. */
+  lastFrameId: FrameIdSchema.optional(),
+  lastSeenAt: TimestampSchema.optional(),
+  silentSeconds: z.number().optional(),
 });
+/**
+ * Why an alert fired. Absent on records written before camera-silent alerts existed: those are
+ * PG onsets. Consumers that act on `stop-batch` must check `action`, not only `state`.
+ */
+export const AlertReasonSchema = z.enum(['pg-onset', 'camera-silent']);
 export const AlertSchema = z.object({
   id: z.string().min(1).max(128),
   camera: CameraIdSchema,
@@ -98,7 +108,9 @@ export const AlertSchema = z.object({
   acknowledgedAt: TimestampSchema.optional(),
   acknowledgedBy: ShortText.optional(),
   evidence: AlertEvidenceSchema,
-  action: z.literal('stop-batch'),
+  reason: AlertReasonSchema.optional(),
+  /** pg-onset: stop-batch; camera-silent: check-camera. */
+  action: z.enum(['stop-batch', 'check-camera']),
 });
 export type AlertEvidence = z.infer<typeof AlertEvidenceSchema>;
 export type Alert = z.infer<typeof AlertSchema>;
