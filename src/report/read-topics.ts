@@ -1,0 +1,175 @@
+/**
+ * Reads topics once, from a start point to the end they had when the read began, then stops.
+ *
+ * kafkajs has no `assign()`: a consumer always belongs to a group. So the read takes a fresh
+ * group of its own (nothing is committed for it), fixes each partition's high watermark with the
+ * admin API before it starts, and is done with a partition once it has seen the record just
+ * below that mark (or kafkajs reports a batch ending there that held only control records).
+ * Records produced after the start are not read: a report of a live run shows the run up to the
+ * moment it was asked for. A read that makes no progress for `idleTimeoutMs` fails, naming the
+ * partitions it was still waiting for, instead of hanging.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Kafka, KafkaMessage } from 'kafkajs';
+import { createConsumer, DEFAULT_MAX_MESSAGE_BYTES } from '../bus/kafka.js';
+
+export interface TopicRead {
+  topic: string;
+  /** Start at the first record at or after this time (ms since the epoch); default the log start. */
+  fromTimestamp?: number;
+}
+
+export interface ReadRecord {
+  topic: string;
+  partition: number;
+  message: KafkaMessage;
+}
+
+export interface ReadOptions {
+  topics: TopicRead[];
+  /** Called once per record, in offset order within a partition. */
+  onRecord: (record: ReadRecord) => void;
+  /** Checked after every record: true ends the read early (everything wanted was found). */
+  done?: () => boolean;
+  /** Fail when no record arrives for this long while partitions are still unread. Default 30 s. */
+  idleTimeoutMs?: number;
+  maxMessageBytes?: number;
+  /** Called after every batch with records read so far and the total to read. */
+  onProgress?: (read: number, total: number) => void;
+  /** Prefix of the throwaway consumer group's id. */
+  groupPrefix?: string;
+}
+
+export interface ReadResult {
+  /** Records handed to `onRecord`. */
+  records: number;
+  /** Topics that did not exist (nothing was read from them). */
+  missing: string[];
+  /** True when `done()` ended the read before the end of every partition. */
+  stoppedEarly: boolean;
+}
+
+interface PartitionRange {
+  topic: string;
+  partition: number;
+  /** Next offset wanted. */
+  next: bigint;
+  /** High watermark when the read began: the read ends at `end - 1`. */
+  end: bigint;
+}
+
+const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
+
+/** Which partitions to read, from where to where; topics that do not exist are listed as missing. */
+async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const existing = new Set(await admin.listTopics());
+    const ranges = new Map<string, PartitionRange>();
+    const missing: string[] = [];
+    for (const wanted of topics) {
+      if (!existing.has(wanted.topic)) {
+        missing.push(wanted.topic);
+        continue;
+      }
+      const offsets = await admin.fetchTopicOffsets(wanted.topic);
+      const starts = wanted.fromTimestamp === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(wanted.topic, wanted.fromTimestamp);
+      for (const p of offsets) {
+        const low = BigInt(p.low);
+        const end = BigInt(p.high);
+        const fromTime = starts?.find((s) => s.partition === p.partition)?.offset;
+        const next = fromTime === undefined ? low : BigInt(fromTime) > low ? BigInt(fromTime) : low;
+        if (next < end) ranges.set(partitionKey(wanted.topic, p.partition), { topic: wanted.topic, partition: p.partition, next, end });
+      }
+    }
+    return { ranges, missing };
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<ReadResult> {
+  const { ranges, missing } = await planRanges(kafka, options.topics);
+  const result: ReadResult = { records: 0, missing, stoppedEarly: false };
+  if (ranges.size === 0) return result;
+  let total = 0;
+  for (const r of ranges.values()) total += Number(r.end - r.next);
+  let read = 0;
+  const open = new Set(ranges.keys());
+  const idleTimeoutMs = options.idleTimeoutMs ?? 30_000;
+
+  const consumer = createConsumer(kafka, `${options.groupPrefix ?? 'crystalwatch-report'}-${randomUUID()}`, {
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+  });
+  let finish!: () => void;
+  let fail!: (err: Error) => void;
+  const finished = new Promise<void>((resolve, reject) => { finish = resolve; fail = reject; });
+  let idleTimer: NodeJS.Timeout | undefined;
+  const armIdle = () => {
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => {
+      const waiting = [...open].slice(0, 5).map((k) => { const r = ranges.get(k)!; return `${r.topic}[${r.partition}] at ${r.next} of ${r.end}`; });
+      fail(new Error(`report: no records for ${idleTimeoutMs} ms while reading ${waiting.join(', ')}${open.size > 5 ? ` and ${open.size - 5} more` : ''}; is the broker reachable and the topic readable?`));
+    }, idleTimeoutMs);
+  };
+  const close = (key: string) => {
+    if (!open.delete(key)) return;
+    const r = ranges.get(key)!;
+    consumer.pause([{ topic: r.topic, partitions: [r.partition] }]);
+    if (open.size === 0) finish();
+  };
+  const stopEarly = () => {
+    if (open.size === 0 || !options.done?.()) return;
+    result.stoppedEarly = true;
+    open.clear();
+    finish();
+  };
+
+  consumer.on(consumer.events.CRASH, ({ payload }) => fail(new Error(`report: consumer crashed: ${payload.error.message}`)));
+  // Batches of control records only never reach eachBatch; their end offset still counts.
+  consumer.on(consumer.events.END_BATCH_PROCESS, ({ payload }) => {
+    const key = partitionKey(payload.topic, payload.partition);
+    const r = ranges.get(key);
+    if (r && BigInt(payload.lastOffset) + 1n >= r.end) close(key);
+  });
+
+  try {
+    await consumer.connect();
+    const topics = [...new Set([...ranges.values()].map((r) => r.topic))];
+    await consumer.subscribe({ topics, fromBeginning: true });
+    armIdle();
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch, heartbeat }) => {
+        const key = partitionKey(batch.topic, batch.partition);
+        const r = ranges.get(key);
+        if (!r || !open.has(key)) return;
+        for (const message of batch.messages) {
+          const offset = BigInt(message.offset);
+          // Records before the start (a fetch that ran before the seek) or seen already are skipped.
+          if (offset < r.next) continue;
+          if (offset >= r.end) break;
+          r.next = offset + 1n;
+          options.onRecord({ topic: batch.topic, partition: batch.partition, message });
+          result.records += 1;
+          read += 1;
+          if (options.done?.()) break;
+        }
+        armIdle();
+        options.onProgress?.(read, total);
+        stopEarly();
+        if (r.next >= r.end) close(key);
+        await heartbeat();
+      },
+    });
+    for (const r of ranges.values()) {
+      if (r.next > 0n) consumer.seek({ topic: r.topic, partition: r.partition, offset: r.next.toString() });
+    }
+    await finished;
+    return result;
+  } finally {
+    clearTimeout(idleTimer);
+    await consumer.disconnect().catch(() => undefined);
+  }
+}

@@ -1,0 +1,70 @@
+/** readTopics against the real embedded broker: reads to the end it saw at the start, then stops. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestBus, type TestBus } from './helpers/bus.js';
+import { createProducer, ensureTopics } from '../src/bus/kafka.js';
+import { topicNames } from '../src/bus/topics.js';
+import { readTopics, type ReadRecord } from '../src/report/read-topics.js';
+
+let bus: TestBus;
+const topics = topicNames('rd.');
+beforeAll(async () => {
+  bus = await startTestBus('report-read-');
+  await ensureTopics(bus.kafka, topics, 3);
+  const producer = createProducer(bus.kafka);
+  await producer.connect();
+  const old = Date.now() - 3_600_000;
+  // 30 old records and 30 recent ones on predictions over 3 partitions; 5 on alerts; frames empty.
+  await producer.send({ topic: topics.predictions, messages: Array.from({ length: 30 }, (_, i) => ({ key: `cam-${i % 3}`, value: `old-${i}`, timestamp: String(old + i) })) });
+  await producer.send({ topic: topics.predictions, messages: Array.from({ length: 30 }, (_, i) => ({ key: `cam-${i % 3}`, value: `new-${i}` })) });
+  await producer.send({ topic: topics.alerts, messages: Array.from({ length: 5 }, (_, i) => ({ key: 'cam-0', value: `alert-${i}` })) });
+  await producer.disconnect();
+});
+afterAll(async () => {
+  await bus?.close();
+});
+
+describe('readTopics', () => {
+  it('reads every record of several topics once, in offset order per partition, and ends', async () => {
+    const seen: ReadRecord[] = [];
+    const result = await readTopics(bus.kafka, { topics: [{ topic: topics.predictions }, { topic: topics.alerts }, { topic: topics.frames }, { topic: 'rd.absent' }], onRecord: (r) => seen.push(r) });
+    expect(result).toEqual({ records: 65, missing: ['rd.absent'], stoppedEarly: false });
+    const values = seen.map((r) => r.message.value!.toString());
+    expect(new Set(values).size).toBe(65);
+    expect(values.filter((v) => v.startsWith('alert-')).sort()).toEqual(['alert-0', 'alert-1', 'alert-2', 'alert-3', 'alert-4']);
+    for (const partition of [0, 1, 2]) {
+      const offsets = seen.filter((r) => r.topic === topics.predictions && r.partition === partition).map((r) => Number(r.message.offset));
+      expect(offsets).toEqual(offsets.map((_, i) => i));
+    }
+  });
+
+  it('starts at a timestamp and does not read records produced after it began', async () => {
+    const seen: string[] = [];
+    const producer = createProducer(bus.kafka);
+    await producer.connect();
+    let sentLate = false;
+    const result = await readTopics(bus.kafka, {
+      topics: [{ topic: topics.predictions, fromTimestamp: Date.now() - 600_000 }],
+      onRecord: (r) => {
+        seen.push(r.message.value!.toString());
+        if (!sentLate) {
+          sentLate = true;
+          void producer.send({ topic: topics.predictions, messages: [{ key: 'cam-0', value: 'late' }] });
+        }
+      },
+    });
+    await producer.disconnect();
+    expect(result.records).toBe(30);
+    expect(seen.every((v) => v.startsWith('new-'))).toBe(true);
+  });
+
+  it('stops early once done() says everything wanted was found', async () => {
+    const seen: string[] = [];
+    const result = await readTopics(bus.kafka, {
+      topics: [{ topic: topics.alerts }],
+      onRecord: (r) => { seen.push(r.message.value!.toString()); },
+      done: () => seen.includes('alert-1'),
+    });
+    expect(seen).toEqual(['alert-0', 'alert-1']);
+    expect(result).toEqual({ records: 2, missing: [], stoppedEarly: true });
+  });
+});
