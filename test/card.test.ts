@@ -62,8 +62,35 @@ describe('model card', () => {
 
   it('checks gray vs channels and keeps ood statistics as given', () => {
     expect(() => parseModelCard({ ...georgia, input: { ...georgia.input, channels: 1 } })).toThrow('input.colorOrder must be "gray" when input.channels is 1, got "bgr"');
-    const card = parseModelCard({ ...georgia, ood: { threshold: 3, method: 'mahalanobis-diag', mean: [0, 1], var: [1, 1] } });
-    expect(card.ood).toEqual({ threshold: 3, method: 'mahalanobis-diag', mean: [0, 1], var: [1, 1] });
+    const withEmbedding = { ...georgia, output: { kind: 'sigmoid' as const, embeddingName: 'features' } };
+    const card = parseModelCard({ ...withEmbedding, ood: { threshold: 3, mean: [0, 1], var: [1, 1] } });
+    expect(card.ood).toEqual({ threshold: 3, mean: [0, 1], var: [1, 1] });
+  });
+
+  it('refuses at load time an ood block the scorer cannot read, naming the field', async () => {
+    const withEmbedding = { ...georgia, output: { kind: 'sigmoid' as const, embeddingName: 'features' } };
+    const d = 64;
+    const good = { method: 'mahalanobis-full-nearest-class', threshold: 1.5, percentile: 99.5, dimensions: d, classes: [{ name: 'cex', mean: new Array(d).fill(0), cholesky: new Array((d * (d + 1)) / 2).fill(0.5) }] };
+    expect(parseModelCard({ ...withEmbedding, ood: good }).ood).toEqual(good);
+    const short = await cardDir({ ...withEmbedding, ood: { ...good, classes: [{ ...good.classes[0], cholesky: new Array(12).fill(1) }] } });
+    await expect(loadModelCard(short)).rejects.toThrow(`model card ${join(short, 'card.json')}: ood.classes[0].cholesky must have 2080 numbers`);
+    await expect(loadModelCard(short)).rejects.toThrow('got 12 values');
+    // What the shipped card looked like to the old reader: full statistics, no per-class var. Now read, not refused.
+    const noVar = await cardDir({ ...withEmbedding, ood: good });
+    await expect(loadModelCard(noVar)).resolves.toMatchObject({ card: { ood: { method: 'mahalanobis-full-nearest-class' } } });
+    expect(() => parseModelCard({ ...withEmbedding, ood: { ...good, method: 'cosine' } })).toThrow('ood.method must be "mahalanobis-full-nearest-class" or "mahalanobis-diag-nearest-class", got "cosine"');
+    expect(() => parseModelCard({ ...withEmbedding, ood: { threshold: 2, mean: [0, 1], var: [1, 0] } })).toThrow('ood.var[1] must be > 0, got 0');
+    expect(() => parseModelCard({ ...withEmbedding, ood: { threshold: 2 } })).toThrow('ood needs "classes" (as crystalwatch train writes it) or "mean" and "var" (or "std") arrays');
+    const singular = { ...good, classes: [{ ...good.classes[0], cholesky: new Array((d * (d + 1)) / 2).fill(0) }] };
+    expect(() => parseModelCard({ ...withEmbedding, ood: singular })).toThrow('ood.classes[0].cholesky diagonal entry 0 must be > 0');
+    // Statistics of an embedding the model does not output cannot be used.
+    expect(() => parseModelCard({ ...georgia, ood: good })).toThrow('ood statistics need output.embeddingName');
+  });
+
+  it('carries the calibration status, and refuses an unknown one', () => {
+    const note = 'fitted on simulator profiles; run crystalwatch calibrate on this camera\'s clean frames';
+    expect(parseModelCard({ ...georgia, calibration: { status: 'uncalibrated', note } }).calibration).toEqual({ status: 'uncalibrated', note });
+    expect(() => parseModelCard({ ...georgia, calibration: { status: 'maybe' } })).toThrow('calibration.status must be "uncalibrated" or "calibrated", got "maybe"');
   });
 
   it('refuses a model file outside the card folder, and bad JSON, and a missing card', async () => {

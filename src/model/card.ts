@@ -15,6 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve, isAbsolute, normalize, sep } from 'node:path';
 import { z } from 'zod';
+import { readOodStats } from './ood-card.js';
 
 /** Named normalisations, as Keras `preprocess_input` and torchvision define them. */
 export const NamedNormalization = z.enum(['unit', 'tf', 'caffe', 'torch']);
@@ -74,14 +75,28 @@ export const TilingSchema = z.object({
 export type Tiling = z.infer<typeof TilingSchema>;
 
 /**
- * Training-embedding statistics for the OOD score. The shape belongs to `src/model/ood.ts`
- * (e.g. `{ method: 'mahalanobis-diag', mean: number[], var: number[] }`), so only the
- * threshold is checked here and the rest passes through.
+ * Embedding statistics for the out-of-distribution gate. The shape belongs to
+ * `src/model/ood.ts`; `ood-card.ts` checks it field by field when the card is parsed (below),
+ * so a card the scorer cannot read is refused at load time.
  */
 export const OodSchema = z.looseObject({
   threshold: z.number(),
 });
 export type OodStats = z.infer<typeof OodSchema>;
+
+/**
+ * Whether the second trust gate (the `ood` statistics) and the operating threshold were fitted
+ * on this camera's own clean frames. The shipped default is `uncalibrated`: fitted on simulator
+ * camera profiles, permissive, and shown as such on the page and in /metrics until
+ * `crystalwatch calibrate` replaces it.
+ */
+export const CalibrationSchema = z.looseObject({
+  status: z.enum(['uncalibrated', 'calibrated']),
+  note: z.string().optional(),
+  camera: z.string().optional(),
+  calibratedAt: z.string().optional(),
+});
+export type Calibration = z.infer<typeof CalibrationSchema>;
 
 export const ArchitectureSchema = z.looseObject({
   description: z.string(),
@@ -112,6 +127,7 @@ export const ModelCardSchema = z
     classNames: z.array(z.string().min(1)).min(2).default(['cex', 'pg']),
     tiling: TilingSchema.optional(),
     ood: OodSchema.optional(),
+    calibration: CalibrationSchema.optional(),
     architecture: ArchitectureSchema.optional(),
     provenance: ProvenanceSchema.optional(),
     metrics: z.record(z.string(), z.number()).optional(),
@@ -192,9 +208,19 @@ function describeIssue(issue: z.core.$ZodIssue, raw: unknown): string {
 /** Validate a parsed card; throws with every problem named. `where` names the file in errors. */
 export function parseModelCard(raw: unknown, where = 'card.json'): ModelCard {
   const result = ModelCardSchema.safeParse(raw);
-  if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => describeIssue(issue, raw));
+  const problems = result.success ? oodProblems(result.data) : result.error.issues.map((issue) => describeIssue(issue, raw));
+  if (result.success && problems.length === 0) return result.data;
   throw new Error(`model card ${where}: ${problems.join('; ')}`);
+}
+
+/** The `ood` block must be something the scorer reads, for an embedding the model has. */
+function oodProblems(card: ModelCard): string[] {
+  if (!card.ood) return [];
+  const problems = [...readOodStats(card.ood).problems];
+  if (!card.output.embeddingName) {
+    problems.push('ood statistics need output.embeddingName (the model output they describe); add it or remove ood');
+  }
+  return problems;
 }
 
 function insideDir(dir: string, relative: string, where: string, field: string): string {

@@ -22,17 +22,23 @@ export interface OodClassStats {
   cholesky?: number[];
 }
 
+export type OodMethod = 'mahalanobis-full-nearest-class' | 'mahalanobis-diag-nearest-class';
+export const OOD_METHODS: readonly OodMethod[] = ['mahalanobis-full-nearest-class', 'mahalanobis-diag-nearest-class'];
+
 export interface OodStats {
-  method: 'mahalanobis-full-nearest-class' | 'mahalanobis-diag-nearest-class';
+  method: OodMethod;
   /** Scores above this are out of distribution. */
   threshold: number;
-  /** Percentile of the training scores the threshold sits at. */
-  percentile: number;
+  /** Percentile of the training scores the threshold sits at (absent on hand-written cards). */
+  percentile?: number;
   dimensions: number;
   classes: OodClassStats[];
 }
 
 const rowStart = (i: number) => (i * (i + 1)) / 2;
+
+/** Numbers in a lower-triangular Cholesky factor of a d×d covariance, row by row. */
+export const choleskyLength = (d: number): number => rowStart(d);
 
 function classDistance(embedding: ArrayLike<number>, c: OodClassStats, d: number, scratch: Float64Array): number {
   let sum = 0;
