@@ -17,8 +17,13 @@ import { renderCrop } from '../simulator/index.js';
 const sigmoid = (x: number) => 1 / (1 + Math.exp(-x));
 let root: string;
 const open: Classifier[] = [];
+/**
+ * These tests feed pictures that are deliberately not probe images (tinted crops to see the
+ * BGR swap, synthetic noise and patches to see tiling and OOD), so the "is it a probe image"
+ * check is off here; test/trust-gates.test.ts tests it.
+ */
 async function load(dir: string, options: Parameters<typeof Classifier.load>[1] = {}) {
-  const c = await Classifier.load(dir, options);
+  const c = await Classifier.load(dir, { probe: false, ...options });
   open.push(c);
   return c;
 }
@@ -219,12 +224,26 @@ describe('ONNX vs TF.js parity', () => {
 });
 
 describe('OOD statistics as crystalwatch train writes them', () => {
-  it('scores against the nearest class and refuses statistics of the wrong size', async () => {
+  it('scores against the nearest class, full or diagonal, with the one scorer of src/model/ood.ts', async () => {
     const { oodScorer } = await import('../src/classify/ood.js');
-    const { scorer } = oodScorer({ method: 'mahalanobis-diag-nearest-class', threshold: 3, percentile: 99.5, dimensions: 2, classes: [{ name: 'cex', mean: [0, 0], var: [1, 1] }, { name: 'pg', mean: [10, 10], var: [4, 4] }] });
-    expect(scorer!.score(Float32Array.from([0, 0]))).toBe(0);
-    expect(scorer!.score(Float32Array.from([12, 10]))).toBeCloseTo(Math.sqrt((4 / 4) / 2), 6); // nearest: pg
-    expect(oodScorer({ threshold: 3, classes: [{ name: 'cex', mean: [0], var: [1, 1] }], dimensions: 1 }).problem).toMatch(/ood\.classes must each have mean and var/);
+    const diag = oodScorer({ method: 'mahalanobis-diag-nearest-class', threshold: 3, percentile: 99.5, dimensions: 2, classes: [{ name: 'cex', mean: [0, 0], var: [1, 1] }, { name: 'pg', mean: [10, 10], var: [4, 4] }] });
+    expect(diag.score(Float32Array.from([0, 0]))).toBe(0);
+    expect(diag.score(Float32Array.from([12, 10]))).toBeCloseTo(Math.sqrt((4 / 4) / 2), 6); // nearest: pg
+    // Full covariance [[4, 2], [2, 2]]: L = [[2, 0], [1, 1]], row by row [2, 1, 1].
+    const full = oodScorer({ method: 'mahalanobis-full-nearest-class', threshold: 3, dimensions: 2, classes: [{ name: 'cex', mean: [0, 0], cholesky: [2, 1, 1] }] });
+    // y = L⁻¹(2, 2) = (1, 1): squared distance 2, over 2 dimensions → 1.
+    expect(full.score(Float32Array.from([2, 2]))).toBeCloseTo(1, 9);
+    expect(full.threshold).toBe(3);
+  });
+
+  it('refuses statistics it cannot score, naming the field', async () => {
+    const { oodScorer } = await import('../src/classify/ood.js');
+    expect(() => oodScorer({ threshold: 3, classes: [{ name: 'cex', mean: [0], var: [1, 1] }], dimensions: 1 }, 'models/x/card.json')).toThrow(
+      'model card models/x/card.json: ood.classes[0].var must have 1 number (per-dimension variance, ood.dimensions 1), got 2 values',
+    );
+    expect(() => oodScorer({ method: 'mahalanobis-full-nearest-class', threshold: 3, dimensions: 64, classes: [{ name: 'cex', mean: new Array(64).fill(0), cholesky: new Array(12).fill(1) }] }, 'models/x/card.json')).toThrow(
+      /ood\.classes\[0\]\.cholesky must have 2080 numbers .*got 12 values/,
+    );
   });
 });
 

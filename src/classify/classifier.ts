@@ -1,8 +1,10 @@
 /**
- * Images in, P(PG) out: decode, quality gate, whole-image or tiled preprocessing, batched
- * inference on a worker thread, out-of-distribution check. Used by the classify stage, by
+ * Images in, P(PG) out: decode, the model-free gates (quality, "is it a probe image"),
+ * whole-image or tiled preprocessing, batched inference on a worker thread, the
+ * out-of-distribution gate on the embedding. Used by the classify stage, by
  * `crystalwatch predict`, by the tests and by the bench. Per-image problems never throw:
- * they come back as `predicted: 'error'` (could not use the bytes) or `'unusable'`.
+ * they come back as `predicted: 'error'` (could not use the bytes) or `'unusable'` with a
+ * reason from a fixed set (reasons.ts).
  */
 import { availableParallelism } from 'node:os';
 import { loadModelCard, type ModelCard } from '../model/card.js';
@@ -22,8 +24,12 @@ import {
   type DecodedImage,
   type Region,
 } from './preprocess.js';
-import { DEFAULT_QUALITY, judgeQuality, qualityStats, type QualityThresholds } from './quality.js';
+import { DEFAULT_QUALITY, type QualityThresholds } from './quality.js';
+import { DEFAULT_PROBE, type ProbeThresholds } from './probe-gate.js';
+import { gateStats, judgeFrame, type GateThresholds } from './gates.js';
 import { oodScorer, type OodScorer } from './ood.js';
+import type { UnusableReason } from './reasons.js';
+import { join } from 'node:path';
 
 /** Tile side when the card gives none: about the size of the crops models are trained on. */
 export const DEFAULT_TILE = 224;
@@ -46,6 +52,11 @@ export interface ClassifierOptions {
   /** Decompression-bomb guard: larger images are refused undecoded. */
   maxPixels?: number;
   quality?: Partial<QualityThresholds>;
+  /**
+   * Bounds of the "is it a probe image" check (probe-gate.ts); false turns it off, for models of
+   * other imagery and for tests of other parts.
+   */
+  probe?: Partial<ProbeThresholds> | false;
   /** Run inference on a worker thread (default true); false runs it on the calling thread. */
   worker?: boolean;
   /** Engine CPU threads (onnxruntime intra-op). */
@@ -55,20 +66,46 @@ export interface ClassifierOptions {
   log?: (message: string) => void;
 }
 
-export interface ClassifyResult {
-  predicted: 'cex' | 'pg' | 'unusable' | 'error';
-  /** P(PG) in [0,1]; null when unusable or an error. */
-  pPG: number | null;
-  /** Why unusable (`black`, `saturated`, `blank`, `out-of-focus`, `out-of-distribution`) or the error. */
-  reason?: string;
-  /** For errors: `too-large`, `undecodable`, `empty` (a small set, fit for a metric label). */
-  errorKind?: string;
+interface ResultBase {
+  /** Out-of-distribution score of the embedding (mean over tiles), when the card has statistics. */
   ood?: number;
   /** Tiled frames: the tiles whose P(PG) is at or above the threshold. */
   tiles?: Tile[];
   width?: number;
   height?: number;
 }
+
+/** A frame the model judged. */
+export interface JudgedResult extends ResultBase {
+  predicted: 'cex' | 'pg';
+  /** P(PG) in [0, 1]. */
+  pPG: number;
+  reason?: undefined;
+  detail?: undefined;
+  errorKind?: undefined;
+}
+
+/** A frame that does not count: the reason is from the fixed set, the detail says what gave it away. */
+export interface UnusableResult extends ResultBase {
+  predicted: 'unusable';
+  pPG: null;
+  reason: UnusableReason;
+  detail?: string;
+  errorKind?: undefined;
+}
+
+/** Bytes that could not be used as an image. */
+export interface ErrorResult extends ResultBase {
+  predicted: 'error';
+  pPG: null;
+  /** What was wrong, for a person. */
+  reason: string;
+  /** `too-large`, `undecodable`, `empty` (a small set, fit for a metric label). */
+  errorKind: string;
+  detail?: undefined;
+}
+
+export type ClassifyResult = JudgedResult | UnusableResult | ErrorResult;
 
 interface Job {
   image: number;
@@ -77,11 +114,19 @@ interface Job {
   pixels?: Buffer;
 }
 
+/** Decoded images that passed the model-free gates, cut into model inputs. */
+interface Prepared {
+  results: (ClassifyResult | undefined)[];
+  decoded: (DecodedImage | undefined)[];
+  jobs: Job[];
+  tiled: Map<number, boolean>;
+}
+
 export class Classifier {
   private closed = false;
   private readonly transform: ChannelTransform;
   private readonly ood?: OodScorer;
-  private readonly quality: QualityThresholds;
+  private readonly gates: GateThresholds;
   private readonly maxBatchSize: number;
   private readonly maxPixels: number;
   private readonly tiling: TilingOption;
@@ -94,7 +139,10 @@ export class Classifier {
     private readonly options: ClassifierOptions,
   ) {
     this.transform = channelTransform(card.input);
-    this.quality = { ...DEFAULT_QUALITY, ...options.quality };
+    this.gates = {
+      quality: { ...DEFAULT_QUALITY, ...options.quality },
+      probe: options.probe === false ? false : { ...DEFAULT_PROBE, ...options.probe },
+    };
     this.maxBatchSize = options.maxBatchSize ?? 32;
     this.maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
     this.tiling = options.tiling ?? 'auto';
@@ -103,10 +151,8 @@ export class Classifier {
     const side = Math.max(card.input.width, card.input.height, DEFAULT_TILE);
     const fromCard = card.tiling ?? { tile: side, stride: side };
     this.tileSize = typeof this.tiling === 'object' ? this.tiling : fromCard;
-    const { scorer, problem } = oodScorer(card.ood);
-    if (problem) options.log?.(`model ${card.name}: ${problem}`);
-    if (scorer && card.output.embeddingName) this.ood = scorer;
-    else if (scorer) options.log?.(`model ${card.name}: the card has ood statistics but no output.embeddingName; OOD scoring is off`);
+    // The card was checked when it was loaded: statistics present means scorable, with an embedding output.
+    if (card.ood) this.ood = oodScorer(card.ood, join(modelDir, 'card.json'));
   }
 
   static async load(modelDir: string, options: ClassifierOptions = {}): Promise<Classifier> {
@@ -119,7 +165,29 @@ export class Classifier {
       threads: options.threads ?? Math.max(1, availableParallelism()),
     };
     const backend = options.worker === false ? await openBackend(init, options.log) : await startWorkerBackend(init, options.log);
-    return new Classifier(card, dir, backend, options);
+    const classifier = new Classifier(card, dir, backend, options);
+    try {
+      await classifier.checkEmbedding();
+    } catch (err) {
+      await classifier.close();
+      throw err;
+    }
+    return classifier;
+  }
+
+  /** The statistics must describe this model's embedding: one blank batch at load tells. */
+  private async checkEmbedding(): Promise<void> {
+    if (!this.ood) return;
+    const { input } = this.card;
+    const n = Math.max(1, this.backend.fixedBatch ?? 0);
+    const out = await this.backend.run(new Float32Array(n * input.width * input.height * input.channels), n);
+    const where = join(this.modelDir, 'card.json');
+    if (!out.embedding || !out.embeddingDim) {
+      throw new Error(`model card ${where}: ood statistics need the embedding output "${this.card.output.embeddingName}", but the ${this.backend.name} backend returned none`);
+    }
+    if (out.embeddingDim !== this.ood.dimensions) {
+      throw new Error(`model card ${where}: ood.dimensions is ${this.ood.dimensions} but the model's embedding output "${this.card.output.embeddingName}" has ${out.embeddingDim} values; use the card that came with this model`);
+    }
   }
 
   get info(): { backend: string; device: string; model: string } {
@@ -134,14 +202,14 @@ export class Classifier {
     return tiled ? { regions: tileRegions(image.width, image.height, tile, stride), tiled: true } : { regions: whole, tiled: false };
   }
 
-  /** Classify each image; the answer has one result per image, in order. */
-  async classify(images: Buffer[]): Promise<ClassifyResult[]> {
-    if (this.closed) throw new Error('classifier is closed');
-    const results: ClassifyResult[] = new Array(images.length);
+  /** Decode, gate, and cut every image into model inputs (tiles of a frame: one resize). */
+  private async prepare(images: Buffer[]): Promise<Prepared> {
+    const results: (ClassifyResult | undefined)[] = new Array(images.length);
     const decoded: (DecodedImage | undefined)[] = await Promise.all(
       images.map(async (bytes, i) => {
         try {
-          return await decodeImage(bytes, this.maxPixels, { grey: this.card.input.channels === 1 });
+          // In colour when the file has it: "is it a probe image" looks at colour before anything is greyed.
+          return await decodeImage(bytes, this.maxPixels, { grey: false });
         } catch (err) {
           const kind = err instanceof ImageDecodeError ? err.reason : 'undecodable';
           results[i] = { predicted: 'error', pPG: null, reason: (err as Error).message, errorKind: kind };
@@ -150,28 +218,33 @@ export class Classifier {
       }),
     );
     const jobs: Job[] = [];
-    const tiledImage = new Map<number, boolean>();
+    const tiled = new Map<number, boolean>();
     const framesToTile: { image: number; regions: Region[]; firstJob: number }[] = [];
     decoded.forEach((image, i) => {
       if (!image) return;
-      const unusable = judgeQuality(qualityStats(image), this.quality);
-      if (unusable) {
-        results[i] = { predicted: 'unusable', pPG: null, reason: unusable, width: image.width, height: image.height };
+      const verdict = judgeFrame(gateStats(image, this.gates.probe !== false), this.gates);
+      if (verdict) {
+        results[i] = { predicted: 'unusable', pPG: null, reason: verdict.reason, detail: verdict.detail, width: image.width, height: image.height };
+        decoded[i] = undefined; // let the pixels go
         return;
       }
-      const { regions, tiled } = this.regionsFor(image);
-      tiledImage.set(i, tiled);
-      if (tiled) framesToTile.push({ image: i, regions, firstJob: jobs.length });
+      const { regions, tiled: isTiled } = this.regionsFor(image);
+      tiled.set(i, isTiled);
+      if (isTiled) framesToTile.push({ image: i, regions, firstJob: jobs.length });
       for (const region of regions) jobs.push({ image: i, region });
     });
-    // Tiled frames: one resize per frame instead of one per tile, where that applies.
     await Promise.all(
       (this.options.tileResize === 'tile' ? [] : framesToTile).map(async ({ image, regions, firstJob }) => {
         const tiles = await tilesByFrameResize(decoded[image]!, regions, this.tileSize.tile, this.card.input);
         tiles?.forEach((pixels, k) => (jobs[firstJob + k].pixels = pixels));
       }),
     );
+    return { results, decoded, jobs, tiled };
+  }
 
+  /** Run every job through the model: P(PG) per job, and the embedding when the card names one. */
+  private async infer(p: Prepared, onEmbedding?: (job: number, embedding: Float32Array) => void): Promise<{ pPG: Float32Array; ood: Float64Array }> {
+    const { jobs, decoded } = p;
     const pPG = new Float32Array(jobs.length);
     const ood = new Float64Array(jobs.length);
     const { input } = this.card;
@@ -191,26 +264,28 @@ export class Classifier {
       const t0 = performance.now();
       const out = await this.backend.run(tensor, n);
       this.options.onInference?.((performance.now() - t0) / 1000, chunk.length);
+      const d = out.embeddingDim ?? 0;
       for (let k = 0; k < chunk.length; k++) {
         pPG[start + k] = out.pPG[k];
-        if (this.ood && out.embedding && out.embeddingDim) {
-          if (out.embeddingDim !== this.ood.dimensions) {
-            throw new Error(`model ${this.card.name}: embedding output has ${out.embeddingDim} values but the card's ood statistics have ${this.ood.dimensions}; use the card that came with this model`);
-          }
-          ood[start + k] = this.ood.score(out.embedding.subarray(k * out.embeddingDim, (k + 1) * out.embeddingDim));
-        }
+        if (!out.embedding || !d) continue;
+        const embedding = out.embedding.subarray(k * d, (k + 1) * d);
+        onEmbedding?.(start + k, embedding);
+        if (this.ood) ood[start + k] = this.ood.score(embedding);
       }
     }
+    return { pPG, ood };
+  }
+
+  /** Classify each image; the answer has one result per image, in order. */
+  async classify(images: Buffer[]): Promise<ClassifyResult[]> {
+    if (this.closed) throw new Error('classifier is closed');
+    const prepared = await this.prepare(images);
+    const { results, decoded, jobs, tiled } = prepared;
+    const { pPG, ood } = await this.infer(prepared);
 
     // Fold tiles back into frames: a frame is as PG as its most PG tile.
     const threshold = this.card.threshold;
-    const byImage = new Map<number, number[]>();
-    jobs.forEach((job, j) => {
-      const list = byImage.get(job.image) ?? [];
-      list.push(j);
-      byImage.set(job.image, list);
-    });
-    for (const [i, indices] of byImage) {
+    for (const [i, indices] of jobsByImage(jobs)) {
       const image = decoded[i]!;
       let best = 0;
       let oodSum = 0;
@@ -218,23 +293,37 @@ export class Classifier {
       for (const j of indices) {
         best = Math.max(best, pPG[j]);
         oodSum += ood[j];
-        if (tiledImage.get(i) && pPG[j] >= threshold) tiles.push({ ...jobs[j].region, pPG: round(pPG[j]) });
+        if (tiled.get(i) && pPG[j] >= threshold) tiles.push({ ...jobs[j].region, pPG: round(pPG[j]) });
       }
-      const result: ClassifyResult = { predicted: best >= threshold ? 'pg' : 'cex', pPG: round(best), width: image.width, height: image.height };
-      if (tiledImage.get(i)) result.tiles = tiles;
-      if (this.ood) {
-        // Tiled frames: the mean tile score, so one odd tile (a vessel edge) does not void a frame.
-        const score = oodSum / indices.length;
-        result.ood = round(score);
-        if (score > this.ood.threshold) {
-          result.predicted = 'unusable';
-          result.reason = 'out-of-distribution';
-          result.pPG = null;
-        }
+      const size = { width: image.width, height: image.height };
+      // Tiled frames: the mean tile score, so one odd tile (a vessel edge) does not void a frame.
+      const score = this.ood ? round(oodSum / indices.length) : undefined;
+      const extra = { ...(score !== undefined ? { ood: score } : {}), ...(tiled.get(i) ? { tiles } : {}), ...size };
+      if (this.ood && score! > this.ood.threshold) {
+        results[i] = { predicted: 'unusable', pPG: null, reason: 'out-of-distribution', detail: `embedding score ${score} > ${round(this.ood.threshold)}`, ...extra };
+      } else {
+        results[i] = { predicted: best >= threshold ? 'pg' : 'cex', pPG: round(best), ...extra };
       }
-      results[i] = result;
     }
-    return results;
+    return results as ClassifyResult[];
+  }
+
+  /**
+   * The embedding of every model input (one per crop, one per tile of a frame) of the images
+   * that pass the model-free gates, exactly as `classify` computes it: for fitting the
+   * out-of-distribution statistics on what this classifier will see. `undefined` for images
+   * that were refused or could not be decoded.
+   */
+  async embed(images: Buffer[]): Promise<(Float32Array[] | undefined)[]> {
+    if (this.closed) throw new Error('classifier is closed');
+    if (!this.card.output.embeddingName) throw new Error(`model ${this.card.name}: the card names no output.embeddingName; there is no embedding to return`);
+    const prepared = await this.prepare(images);
+    const out: (Float32Array[] | undefined)[] = images.map(() => undefined);
+    await this.infer(prepared, (j, embedding) => {
+      const image = prepared.jobs[j].image;
+      (out[image] ??= []).push(Float32Array.from(embedding));
+    });
+    return out;
   }
 
   async close(): Promise<void> {
@@ -242,6 +331,16 @@ export class Classifier {
     this.closed = true;
     await this.backend.close();
   }
+}
+
+function jobsByImage(jobs: Job[]): Map<number, number[]> {
+  const byImage = new Map<number, number[]>();
+  jobs.forEach((job, j) => {
+    const list = byImage.get(job.image) ?? [];
+    list.push(j);
+    byImage.set(job.image, list);
+  });
+  return byImage;
 }
 
 /** Six decimals: more than any threshold needs, and stable JSON. */

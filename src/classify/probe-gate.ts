@@ -1,0 +1,153 @@
+/**
+ * The model-free half of "is this a probe image at all?". An in-situ probe image is grey, dark-
+ * field or back-lit, textured across the whole field by crystals and sensor noise, with no large
+ * flat bright background, no text or UI, no colour. What reaches a drop folder otherwise — a
+ * phone photo of a crystal on a bench, a scanned page, a screenshot, an unplugged camera's
+ * noise — is refused here as `not-probe`, with the statistic that gave it away.
+ *
+ * Every statistic comes from the same sampled grey plane as the quality gate (quality.ts), in
+ * a few linear passes: well under a millisecond for a 1280×960 frame (bench/trust.ts).
+ * The bounds were chosen on simulator crops and frames of many camera profiles (dark) and the
+ * public set's crop brightness (mean grey ≈ 70–140), with margin on both sides.
+ */
+import type { GreyPlane, QualityStats } from './quality.js';
+
+export interface ProbeStats {
+  chroma: number;
+  colourfulFraction: number;
+  /** Laplacian variance ÷ grey variance: ≈ 20 for i.i.d. noise, far less for any optics. */
+  noiseRatio: number;
+  /** Border cells that are bright (mean ≥ 170) and flat (std < 10): a lit background around objects. */
+  brightFlatBorder: number;
+  /** All cells that are bright and flat. */
+  brightFlat: number;
+  /** Cells with no texture at all (std < 0.8, not black, not clipped): rendered UI, clean pages. */
+  deadFlat: number;
+  /** Share of strong gradients within ±11° of horizontal or vertical: text, tables, windows. */
+  axisAligned: number;
+  /** Strong-gradient samples the share is computed on. */
+  edgeSamples: number;
+}
+
+export interface ProbeThresholds {
+  maxChroma: number;
+  maxColourfulFraction: number;
+  /** Mean grey above this is not a dark-field or back-lit probe image. */
+  maxMean: number;
+  maxNoiseRatio: number;
+  maxBrightFlatBorder: number;
+  maxBrightFlat: number;
+  maxDeadFlat: number;
+  maxAxisAligned: number;
+  /** The axis-aligned share is judged only with at least this many strong-gradient samples. */
+  minEdgeSamples: number;
+}
+
+export const DEFAULT_PROBE: ProbeThresholds = {
+  maxChroma: 4,
+  maxColourfulFraction: 0.03,
+  maxMean: 185,
+  maxNoiseRatio: 12,
+  maxBrightFlatBorder: 0.3,
+  maxBrightFlat: 0.45,
+  maxDeadFlat: 0.2,
+  maxAxisAligned: 0.62,
+  minEdgeSamples: 50,
+};
+
+/** Cells of about this many plane pixels a side (at least 4×4 cells; 13×10 on a 1280×960 frame). */
+const CELL = 32;
+/** A gradient (central differences, grey levels) this strong counts as an edge. */
+const EDGE = 24;
+/** tan(11.3°): |minor| < |major| / 5 counts as axis-aligned. */
+const AXIS_RATIO = 5;
+
+export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
+  const { grey, width: w, height: h } = p;
+  const cols = Math.max(4, Math.round(w / CELL));
+  const rows = Math.max(4, Math.round(h / CELL));
+  const cellSum = new Float64Array(cols * rows);
+  const cellSq = new Float64Array(cols * rows);
+  const cellN = new Float64Array(cols * rows);
+  // Column boundaries of the cells, so each row is summed cell span by cell span.
+  const colStart = new Int32Array(cols + 1);
+  for (let c = 0; c <= cols; c++) colStart[c] = Math.round((c * w) / cols);
+  let edges = 0;
+  let axis = 0;
+  // Every other row and column: cell statistics and edge directions need no more, and it halves
+  // the cost twice over.
+  for (let y = 1; y < h - 1; y += 2) {
+    const rowCell = Math.min(rows - 1, Math.floor((y * rows) / h)) * cols;
+    const base = y * w;
+    for (let c = 0; c < cols; c++) {
+      let sum = 0;
+      let sq = 0;
+      let n = 0;
+      const x1 = Math.min(colStart[c + 1], w - 1);
+      for (let x = Math.max(1, colStart[c]) | 1, i = base + x; x < x1; x += 2, i += 2) {
+        const v = grey[i];
+        sum += v;
+        sq += v * v;
+        n++;
+        const gx = grey[i + 1] - grey[i - 1];
+        const gy = grey[i + w] - grey[i - w];
+        const ax = gx < 0 ? -gx : gx;
+        const ay = gy < 0 ? -gy : gy;
+        if (ax + ay >= EDGE) {
+          edges++;
+          if (ax > AXIS_RATIO * ay || ay > AXIS_RATIO * ax) axis++;
+        }
+      }
+      cellSum[rowCell + c] += sum;
+      cellSq[rowCell + c] += sq;
+      cellN[rowCell + c] += n;
+    }
+  }
+  let brightFlat = 0;
+  let brightFlatBorder = 0;
+  let border = 0;
+  let deadFlat = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const k = r * cols + c;
+      const n = cellN[k] || 1;
+      const mean = cellSum[k] / n;
+      const sd = Math.sqrt(Math.max(0, cellSq[k] / n - mean * mean));
+      const isBorder = r === 0 || c === 0 || r === rows - 1 || c === cols - 1;
+      const bright = mean >= 170 && sd < 10;
+      if (bright) brightFlat++;
+      if (isBorder) {
+        border++;
+        if (bright) brightFlatBorder++;
+      }
+      if (sd < 0.8 && mean >= 12 && mean < 250) deadFlat++;
+    }
+  }
+  const cells = cols * rows;
+  const variance = q.std * q.std;
+  return {
+    chroma: p.chroma,
+    colourfulFraction: p.colourfulFraction,
+    noiseRatio: variance > 0 ? q.laplacianVariance / variance : 0,
+    brightFlatBorder: brightFlatBorder / border,
+    brightFlat: brightFlat / cells,
+    deadFlat: deadFlat / cells,
+    axisAligned: edges ? axis / edges : 0,
+    edgeSamples: edges,
+  };
+}
+
+const f = (v: number, digits = 2) => v.toFixed(digits);
+
+/** Why the image is not a probe image (a short, readable detail), or undefined when it may be one. */
+export function judgeProbe(s: ProbeStats, q: QualityStats, t: ProbeThresholds = DEFAULT_PROBE): string | undefined {
+  if (s.chroma > t.maxChroma) return `colour: mean channel spread ${f(s.chroma, 1)} > ${t.maxChroma}`;
+  if (s.colourfulFraction > t.maxColourfulFraction) return `colour: ${f(100 * s.colourfulFraction, 1)} % of pixels coloured > ${f(100 * t.maxColourfulFraction, 1)} %`;
+  if (s.noiseRatio > t.maxNoiseRatio) return `noise: Laplacian/grey variance ${f(s.noiseRatio, 1)} > ${t.maxNoiseRatio} (i.i.d. noise ≈ 20)`;
+  if (s.brightFlatBorder > t.maxBrightFlatBorder) return `bright flat background on ${f(100 * s.brightFlatBorder, 0)} % of the border > ${f(100 * t.maxBrightFlatBorder, 0)} %`;
+  if (s.brightFlat > t.maxBrightFlat) return `bright flat area ${f(100 * s.brightFlat, 0)} % > ${f(100 * t.maxBrightFlat, 0)} %`;
+  if (q.mean > t.maxMean) return `mean grey ${f(q.mean, 0)} > ${t.maxMean}: not dark-field or back-lit`;
+  if (s.deadFlat > t.maxDeadFlat) return `untextured area ${f(100 * s.deadFlat, 0)} % > ${f(100 * t.maxDeadFlat, 0)} % (rendered, not photographed)`;
+  if (s.edgeSamples >= t.minEdgeSamples && s.axisAligned > t.maxAxisAligned) return `edges ${f(100 * s.axisAligned, 0)} % horizontal/vertical > ${f(100 * t.maxAxisAligned, 0)} % (text, tables, windows)`;
+  return undefined;
+}
