@@ -1,0 +1,41 @@
+/**
+ * What a complete image file becomes on `frames`: its stable frame id and its headers
+ * (DESIGN.md contracts). Pure: the caller has read the bytes and the sidecar.
+ */
+import { createHash } from 'node:crypto';
+import type { FrameHeaders } from '../bus/messages.js';
+import { labelFromPath, type Sidecar } from './files.js';
+import { CONTENT_TYPES, type ImageKind } from './image.js';
+
+export interface FrameFacts {
+  camera: string;
+  runId: string;
+  /** Path relative to the watched folder, `/`-separated (folder names may carry the label). */
+  rel: string;
+  kind: ImageKind;
+  bytes: Buffer;
+  /** The file's mtime: the capture time when the sidecar has none. */
+  mtimeMs: number;
+  /** When ingest saw the file complete (ms since the epoch). */
+  completedAt: number;
+  sidecar?: Sidecar;
+}
+
+export function describeFrame(f: FrameFacts): { frameId: string; capturedAt: string; sha256: string; headers: FrameHeaders } {
+  // Ground truth: sidecar first, folder names second.
+  const capturedAt = new Date(f.sidecar?.capturedAt ?? f.mtimeMs).toISOString();
+  const label = f.sidecar?.label ?? labelFromPath(f.rel);
+  const sha256 = createHash('sha256').update(f.bytes).digest('hex');
+  // Stable across restarts: the same file always gets the same id.
+  const frameId = `${f.camera}-${capturedAt.replace(/[-:.]/g, '')}-${sha256.slice(0, 16)}`;
+  const headers: FrameHeaders = {
+    'frame-id': frameId,
+    camera: f.camera,
+    'captured-at': capturedAt,
+    'content-type': CONTENT_TYPES[f.kind],
+    'run-id': f.runId,
+    'completed-at': String(f.completedAt),
+  };
+  if (label) headers.label = label;
+  return { frameId, capturedAt, sha256, headers };
+}
