@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { Registry } from 'prom-client';
 import { connectStageBus } from '../bus/kafka.js';
 import { DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
+import { DEFAULT_MAX_PIXELS } from '../config/index.js';
 import { createLogger } from '../config/logger.js';
 import { IngestStage, type CameraFolder } from './index.js';
 
@@ -29,7 +30,7 @@ export function registerIngestCommands(program: Command): void {
     .option('--archive <dir>', 'where --after move puts files (<dir>/<camera>/...; default <watch>/.archive/)')
     .option('--quarantine <dir>', 'where rejected files go (<dir>/<camera>/...; default <watch>/.quarantine/)')
     .option('--max-bytes <n>', 'largest file accepted, in bytes', positiveInt('--max-bytes'), 32 * 1024 * 1024)
-    .option('--max-pixels <n>', 'largest width × height a header may claim', positiveInt('--max-pixels'), 50_000_000)
+    .option('--max-pixels <n>', 'largest width × height a header may claim (the limit classify decodes, config limits.maxPixels)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--ledger <file>', 'ledger of ingested files (default <first watch>/.ingest-ledger.jsonl)')
     .option('--reconcile-ms <ms>', 'interval of the folder scan that catches missed watcher events', positiveInt('--reconcile-ms'), 10_000)
     .option('--stall-ms <ms>', 'an incomplete file unchanged this long is quarantined as truncated/empty', positiveInt('--stall-ms'), 5_000)

@@ -2,7 +2,8 @@
  * File-system pieces of ingest: which names are frames, where ground truth comes
  * from (sidecar JSON or folder names), moving files to the archive or quarantine.
  */
-import { lstat, mkdir, readFile, rename, copyFile, unlink, writeFile, readdir } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, mkdir, open, rename, copyFile, unlink, writeFile, readdir, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join, sep } from 'node:path';
 import { z } from 'zod';
 import { Label } from '../bus/messages.js';
@@ -41,17 +42,28 @@ export type SidecarResult =
   | { state: 'ok'; sidecar: Sidecar; mtimeMs: number }
   | { state: 'invalid'; detail: string; mtimeMs: number };
 
+/** A sidecar is a few hundred bytes of JSON; anything much bigger is not one. */
+const MAX_SIDECAR_BYTES = 64 * 1024;
+
 export async function readSidecar(path: string): Promise<SidecarResult> {
   let text: string;
   let mtimeMs: number;
+  let handle: FileHandle | undefined;
   try {
-    const st = await lstat(path);
+    // Not by path: a symlink swapped in after the check would be followed (see open.ts).
+    handle = await open(path, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0) | (constants.O_NONBLOCK ?? 0));
+    const st = await handle.stat();
     if (!st.isFile()) return { state: 'invalid', detail: `${basename(path)} is not a regular file`, mtimeMs: st.mtimeMs };
     mtimeMs = st.mtimeMs;
-    text = await readFile(path, 'utf8');
+    if (st.size > MAX_SIDECAR_BYTES) return { state: 'invalid', detail: `sidecar ${basename(path)} is ${st.size} bytes; a sidecar is at most ${MAX_SIDECAR_BYTES}`, mtimeMs };
+    text = await handle.readFile('utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'absent' };
-    return { state: 'invalid', detail: `cannot read sidecar ${basename(path)} (${(err as NodeJS.ErrnoException).code})`, mtimeMs: 0 };
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return { state: 'absent' };
+    if (code === 'ELOOP' || code === 'EMLINK') return { state: 'invalid', detail: `sidecar ${basename(path)} is a symbolic link (not followed)`, mtimeMs: 0 };
+    return { state: 'invalid', detail: `cannot read sidecar ${basename(path)} (${code})`, mtimeMs: 0 };
+  } finally {
+    await handle?.close().catch(() => undefined);
   }
   let parsed: unknown;
   try {

@@ -72,11 +72,58 @@ export function inspectImage(bytes: Buffer, limits: { maxPixels: number }): Insp
   const result = kind === 'png' ? inspectPng(bytes) : kind === 'jpeg' ? inspectJpeg(bytes) : inspectTiff(bytes);
   if (result.state === 'complete' || (result.state === 'needs-stable-size' && result.width !== undefined && result.height !== undefined)) {
     const { width, height } = result as { width: number; height: number };
-    if (width < 1 || height < 1 || width * height > limits.maxPixels) {
-      return { state: 'invalid', reason: 'dimensions', detail: `header claims ${width}×${height} pixels; the limit is ${limits.maxPixels} pixels (maxPixels)` };
-    }
+    const refused = pixelLimit(width, height, limits.maxPixels);
+    if (refused) return refused;
   }
   return result;
+}
+
+/**
+ * `too-large` for more than `maxPixels` (the one limit of the config, `limits.maxPixels`, which
+ * classify's decoder applies too), `dimensions` for a zero side; undefined when acceptable.
+ */
+export function pixelLimit(width: number, height: number, maxPixels: number): Extract<Inspection, { state: 'invalid' }> | undefined {
+  if (width < 1 || height < 1) return { state: 'invalid', reason: 'dimensions', detail: `header claims ${width}×${height} pixels; an image needs at least 1×1` };
+  if (width * height > maxPixels) {
+    return { state: 'invalid', reason: 'too-large', detail: `header claims ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels} pixels (limits.maxPixels)` };
+  }
+  return undefined;
+}
+
+/**
+ * The dimensions an image's header claims, from its first bytes only (PNG IHDR, JPEG SOF,
+ * TIFF first directory): a frame too large to decode is refused before it is read whole,
+ * let alone decoded. Undefined when these bytes do not hold the dimensions (yet).
+ */
+export function headerDimensions(head: Buffer): { kind: ImageKind; width: number; height: number } | undefined {
+  const kind = sniffKind(head);
+  if (kind === 'png') {
+    // signature:8 length:4 "IHDR":4 width:u32be height:u32be
+    if (head.length < 24 || head.toString('latin1', 12, 16) !== 'IHDR') return undefined;
+    return { kind, width: head.readUInt32BE(16), height: head.readUInt32BE(20) };
+  }
+  if (kind === 'jpeg') {
+    for (let offset = 2; offset + 4 <= head.length;) {
+      const marker = head[offset + 1];
+      if (head[offset] !== 0xff) return undefined;
+      if (marker === 0xff) { offset += 1; continue; }
+      if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { offset += 2; continue; }
+      if (marker === 0xda || marker === 0xd9) return undefined; // scan before any SOF: inspectImage says corrupt
+      const length = head.readUInt16BE(offset + 2);
+      if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+        if (offset + 9 > head.length) return undefined;
+        return { kind, width: head.readUInt16BE(offset + 7), height: head.readUInt16BE(offset + 5) };
+      }
+      if (length < 2) return undefined;
+      offset += 2 + length;
+    }
+    return undefined;
+  }
+  if (kind === 'tiff') {
+    const tiff = inspectTiff(head);
+    return tiff.state === 'needs-stable-size' && tiff.width !== undefined && tiff.height !== undefined ? { kind, width: tiff.width, height: tiff.height } : undefined;
+  }
+  return undefined;
 }
 
 /*

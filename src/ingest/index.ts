@@ -13,6 +13,8 @@ import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../bus/kafka.js';
+import { identityProblem } from '../bus/messages.js';
+import { DEFAULT_MAX_PIXELS } from '../config/index.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { ByteBudget, CameraIngest } from './camera.js';
@@ -43,7 +45,7 @@ export interface IngestOptions {
   quarantineDir?: string;
   /** Largest file accepted (default 32 MiB); also capped by the Kafka record limit. */
   maxFileBytes?: number;
-  /** Largest width × height a header may claim (default 50 megapixels). */
+  /** Largest width × height a header may claim (default DEFAULT_MAX_PIXELS, 40 megapixels: config `limits.maxPixels`, classify's limit too). */
   maxPixels?: number;
   /** Largest Kafka record the cluster accepts (default 16 MiB, DEFAULT_MAX_MESSAGE_BYTES). */
   maxMessageBytes?: number;
@@ -78,9 +80,9 @@ export class IngestStage {
     if (options.cameras.length === 0) throw new Error('ingest: no cameras given; pass at least one { camera, watch }');
     const seen = new Set<string>();
     for (const c of options.cameras) {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(c.camera)) {
-        throw new Error(`ingest: camera id "${c.camera}" must be 1–64 letters, digits, '.', '_' or '-' (it is a Kafka key and a metric label)`);
-      }
+      // The one rule of src/bus/messages.ts: classify would dead-letter frames of any other id.
+      const problem = identityProblem('camera id', c.camera) ?? (c.runId === undefined ? undefined : identityProblem('run id', c.runId));
+      if (problem) throw new Error(`ingest: ${problem} (it is a Kafka key, a metric label and part of every frame id)`);
       if (seen.has(c.camera)) throw new Error(`ingest: camera "${c.camera}" is listed twice; give each folder its own id`);
       seen.add(c.camera);
     }
@@ -102,7 +104,8 @@ export class IngestStage {
     const budget = new ByteBudget(o.maxInFlightBytes ?? 256 * 1024 * 1024, (used) => metrics.inFlightBytes.set(used));
     const day = new Date().toISOString().slice(0, 10);
     for (const c of o.cameras) {
-      this.cameras.push(new CameraIngest(c.camera, c.watch, c.runId ?? `${c.camera}-${day}`, {
+      // The default run id must obey the id rule too: 64 characters at most.
+      this.cameras.push(new CameraIngest(c.camera, c.watch, c.runId ?? `${c.camera.slice(0, 64 - day.length - 1)}-${day}`, {
         kafka: o.kafka,
         framesTopic: o.topics.frames,
         ledger,
@@ -112,7 +115,7 @@ export class IngestStage {
         after: o.after ?? 'move',
         maxFileBytes: o.maxFileBytes ?? 32 * 1024 * 1024,
         maxMessageBytes,
-        maxPixels: o.maxPixels ?? 50_000_000,
+        maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS,
         reconcileIntervalMs: o.reconcileIntervalMs ?? 10_000,
         stallTimeoutMs: o.stallTimeoutMs ?? 5_000,
         stableSizeMs: o.stableSizeMs ?? 500,
