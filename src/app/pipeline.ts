@@ -119,6 +119,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         registry,
         windows: { frames: config.metrics.windowFrames, seconds: config.metrics.windowSeconds },
         labelHorizonMs: config.metrics.labelHorizonMs,
+        cameras: config.cameras.map((c) => c.id), maxCameras: config.metrics.maxCameras,
         logger: logger.child({ stage: 'metrics' }),
       });
       metrics.on('prediction', (prediction: Prediction) => {
@@ -144,6 +145,9 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
           actionCommand: config.alert.actionCommand,
           actionUrl: config.alert.actionUrl,
         },
+        delivery: { ...config.alert.delivery, deadlineMs: config.alert.delivery.deadlineSeconds * 1000 },
+        silentAfterMs: config.alert.silentAfterSeconds * 1000,
+        partitions: config.kafka.partitions,
         publish: (alert: Alert) => pipeline.web?.publish({ type: 'alert', alert }),
         logger: logger.child({ stage: 'alert' }),
       });
@@ -163,6 +167,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         backend: config.classify.backend,
         maxBatchSize: config.classify.maxBatchSize,
         maxBatchWaitMs: config.classify.maxBatchWaitMs,
+        maxPixels: config.limits.maxPixels,
         registry,
         logger: logger.child({ stage: 'classify' }),
       });
@@ -184,6 +189,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         archiveDir: config.ingest.archiveDir ? path.resolve(base, config.ingest.archiveDir) : undefined,
         quarantineDir: config.ingest.quarantineDir ? path.resolve(base, config.ingest.quarantineDir) : undefined,
         maxFileBytes: config.ingest.maxFileBytes,
+        maxPixels: config.limits.maxPixels,
         maxMessageBytes: config.kafka.maxMessageBytes,
         reconcileIntervalMs: config.ingest.reconcileIntervalMs,
         ledgerPath: path.join(dataDir, 'ingest-ledger.jsonl'),
