@@ -55,7 +55,7 @@ describe('image completeness', () => {
     expect(inspectImage(flipped, limits)).toMatchObject({ state: 'invalid', reason: 'corrupt' });
 
     const huge = pngClaiming(png, 100_000, 100_000);
-    expect(inspectImage(huge, limits)).toMatchObject({ state: 'invalid', reason: 'dimensions' });
+    expect(inspectImage(huge, limits)).toMatchObject({ state: 'invalid', reason: 'too-large', detail: 'header claims 100000×100000 = 10000000000 pixels; the limit is 50000000 pixels (limits.maxPixels)' });
     expect(inspectImage(pngClaiming(png, 0, 150), limits)).toMatchObject({ state: 'invalid', reason: 'dimensions' });
 
     expect(inspectImage(Buffer.from('hello, this is a text file\n'), limits)).toMatchObject({ state: 'invalid', reason: 'not-an-image' });

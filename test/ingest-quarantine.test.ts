@@ -59,7 +59,7 @@ describe('ingest quarantine', () => {
       huge.writeUInt32BE(100_000, 16);
       huge.writeUInt32BE(100_000, 20);
       huge.writeUInt32BE(crc32(huge.subarray(12, 29)), 29);
-      await drop('huge.png', huge, 'dimensions');
+      await drop('huge.png', huge, 'too-large');
       await writeFile(join(watch, 'labelled.json'), '{"camera": "cam", "capturedAt": ');
       await drop('labelled.png', good, 'bad-sidecar');
       await symlink('/etc/hostname', join(watch, 'outside.png'));
