@@ -17,6 +17,8 @@ export interface TopicRead {
   topic: string;
   /** Start at the first record at or after this time (ms since the epoch); default the log start. */
   fromTimestamp?: number;
+  /** Checked after every record of this topic: true ends its read early (everything wanted was found). */
+  done?: () => boolean;
 }
 
 export interface ReadRecord {
@@ -27,10 +29,8 @@ export interface ReadRecord {
 
 export interface ReadOptions {
   topics: TopicRead[];
-  /** Called once per record, in offset order within a partition. */
-  onRecord: (record: ReadRecord) => void;
-  /** Checked after every record: true ends the read early (everything wanted was found). */
-  done?: () => boolean;
+  /** Called once per record, in offset order within a partition; a promise is awaited. */
+  onRecord: (record: ReadRecord) => void | Promise<void>;
   /** Fail when no record arrives for this long while partitions are still unread. Default 30 s. */
   idleTimeoutMs?: number;
   maxMessageBytes?: number;
@@ -45,8 +45,8 @@ export interface ReadResult {
   records: number;
   /** Topics that did not exist (nothing was read from them). */
   missing: string[];
-  /** True when `done()` ended the read before the end of every partition. */
-  stoppedEarly: boolean;
+  /** Topics whose `done()` ended their read before the end of every partition. */
+  stoppedEarly: string[];
 }
 
 interface PartitionRange {
@@ -69,6 +69,7 @@ async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: 
     const ranges = new Map<string, PartitionRange>();
     const missing: string[] = [];
     for (const wanted of topics) {
+      if (wanted.done?.()) continue; // nothing wanted from it
       if (!existing.has(wanted.topic)) {
         missing.push(wanted.topic);
         continue;
@@ -91,7 +92,7 @@ async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: 
 
 export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<ReadResult> {
   const { ranges, missing } = await planRanges(kafka, options.topics);
-  const result: ReadResult = { records: 0, missing, stoppedEarly: false };
+  const result: ReadResult = { records: 0, missing, stoppedEarly: [] };
   if (ranges.size === 0) return result;
   let total = 0;
   for (const r of ranges.values()) total += Number(r.end - r.next);
@@ -105,25 +106,28 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
   let finish!: () => void;
   let fail!: (err: Error) => void;
   const finished = new Promise<void>((resolve, reject) => { finish = resolve; fail = reject; });
-  let idleTimer: NodeJS.Timeout | undefined;
-  const armIdle = () => {
-    clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => {
+  finished.catch(() => undefined); // a failure before it is awaited (during connect) is not unhandled
+  let lastProgressMs = Date.now();
+  const idleCheck = setInterval(() => {
+    if (Date.now() - lastProgressMs > idleTimeoutMs) {
       const waiting = [...open].slice(0, 5).map((k) => { const r = ranges.get(k)!; return `${r.topic}[${r.partition}] at ${r.next} of ${r.end}`; });
       fail(new Error(`report: no records for ${idleTimeoutMs} ms while reading ${waiting.join(', ')}${open.size > 5 ? ` and ${open.size - 5} more` : ''}; is the broker reachable and the topic readable?`));
-    }, idleTimeoutMs);
-  };
+    }
+  }, Math.min(1000, idleTimeoutMs));
   const close = (key: string) => {
     if (!open.delete(key)) return;
     const r = ranges.get(key)!;
     consumer.pause([{ topic: r.topic, partitions: [r.partition] }]);
     if (open.size === 0) finish();
   };
-  const stopEarly = () => {
-    if (open.size === 0 || !options.done?.()) return;
-    result.stoppedEarly = true;
-    open.clear();
-    finish();
+  const doneOf = new Map(options.topics.filter((t) => t.done).map((t) => [t.topic, t.done!]));
+  /** Ends the topic's read when its `done()` says so; true when it did. */
+  const stopTopic = (topic: string): boolean => {
+    if (!doneOf.get(topic)?.()) return false;
+    const unread = [...open].filter((k) => ranges.get(k)!.topic === topic);
+    if (unread.length > 0 && !result.stoppedEarly.includes(topic)) result.stoppedEarly.push(topic);
+    for (const k of unread) close(k);
+    return true;
   };
 
   consumer.on(consumer.events.CRASH, ({ payload }) => fail(new Error(`report: consumer crashed: ${payload.error.message}`)));
@@ -138,7 +142,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     await consumer.connect();
     const topics = [...new Set([...ranges.values()].map((r) => r.topic))];
     await consumer.subscribe({ topics, fromBeginning: true });
-    armIdle();
+    lastProgressMs = Date.now();
     await consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch, heartbeat }) => {
@@ -151,14 +155,19 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
           if (offset < r.next) continue;
           if (offset >= r.end) break;
           r.next = offset + 1n;
-          options.onRecord({ topic: batch.topic, partition: batch.partition, message });
+          try {
+            await options.onRecord({ topic: batch.topic, partition: batch.partition, message });
+          } catch (err) {
+            // Not thrown to kafkajs, which would retry the batch: the read fails with the handler's error.
+            fail(err as Error);
+            return;
+          }
           result.records += 1;
           read += 1;
-          if (options.done?.()) break;
+          lastProgressMs = Date.now();
+          if (stopTopic(batch.topic)) break;
         }
-        armIdle();
         options.onProgress?.(read, total);
-        stopEarly();
         if (r.next >= r.end) close(key);
         await heartbeat();
       },
@@ -169,7 +178,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     await finished;
     return result;
   } finally {
-    clearTimeout(idleTimer);
+    clearInterval(idleCheck);
     await consumer.disconnect().catch(() => undefined);
   }
 }

@@ -1,0 +1,50 @@
+/**
+ * The PDF of the report: headless Chromium (Debian's, through playwright-core) prints the HTML
+ * as it is, A4, with the run id and page numbers in every page's footer.
+ */
+import { existsSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+import { esc } from './format.js';
+
+export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
+
+/** Chromium to use: `CRYSTALWATCH_CHROMIUM` when set, else Debian's. */
+export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.CRYSTALWATCH_CHROMIUM || DEFAULT_CHROMIUM;
+}
+
+export class ChromiumMissingError extends Error {
+  constructor(readonly executablePath: string) {
+    super(`report: no Chromium at ${executablePath}, so no PDF was printed (report.html and report.json are written); install Debian's package "chromium" (apt-get install chromium), set CRYSTALWATCH_CHROMIUM to a Chromium binary, or pass --no-pdf`);
+    this.name = 'ChromiumMissingError';
+  }
+}
+
+export async function printPdf(html: string, path: string, options: { runId: string; version: string; executablePath?: string; timeoutMs?: number }): Promise<void> {
+  const executablePath = options.executablePath ?? chromiumPath();
+  if (!existsSync(executablePath)) throw new ChromiumMissingError(executablePath);
+  const timeout = options.timeoutMs ?? 120_000;
+  const browser = await chromium.launch({
+    executablePath,
+    headless: true,
+    timeout,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    const page = await browser.newPage();
+    // Nothing to fetch: the document is self-contained, so 'load' means everything is there.
+    await page.setContent(html, { waitUntil: 'load', timeout });
+    await page.emulateMedia({ media: 'print' });
+    await page.pdf({
+      path,
+      format: 'A4',
+      printBackground: true,
+      preferCSSPageSize: true,
+      displayHeaderFooter: true,
+      headerTemplate: '<span></span>',
+      footerTemplate: `<div style="font: 7pt sans-serif; color: #555; width: 100%; padding: 0 12mm; display: flex; justify-content: space-between;"><span>crystalwatch ${esc(options.version)} · run ${esc(options.runId)}</span><span>page <span class="pageNumber"></span> of <span class="totalPages"></span></span></div>`,
+    });
+  } finally {
+    await browser.close();
+  }
+}
