@@ -24,6 +24,8 @@ export interface CoreOptions {
   logger: Logger;
   /** The process's registry; a private one when not given. */
   registry?: Registry;
+  /** Bytes of unread requests held by the connections, for the buffered-bytes gauge. */
+  bufferedBytes?: () => number;
 }
 
 export class BrokerCore {
@@ -48,7 +50,7 @@ export class BrokerCore {
       let bytes = 0;
       for (const topic of this.topics.topics.values()) for (const log of topic.partitions) bytes += log.sizeBytes;
       return bytes;
-    });
+    }, options.bufferedBytes);
   }
 
   open(): void {
@@ -88,9 +90,14 @@ export class BrokerCore {
     return this.createTopic(name, this.options.defaultPartitions);
   }
 
-  /** Resolves when any of `logs` gets an append, `ms` pass, or `signal` aborts. */
+  /**
+   * Resolves when any of `logs` gets an append, `ms` pass, or `signal` aborts.
+   * With no logs it still waits `ms` on a timer: a caller looping until a
+   * deadline must never get an already-resolved promise back, or its loop
+   * would spin on the microtask queue and the event loop would never turn.
+   */
   waitForAppend(logs: PartitionLog[], ms: number, signal: AbortSignal): Promise<void> {
-    if (ms <= 0 || logs.length === 0 || signal.aborted) return Promise.resolve();
+    if (ms <= 0 || signal.aborted) return Promise.resolve();
     return new Promise((resolve) => {
       const unsubscribes: Array<() => void> = [];
       const done = (): void => {

@@ -15,7 +15,9 @@
  *     preferred_read_replica:INT32 (v11+) records:RECORDS
  *
  * Long polling: if fewer than min_bytes are ready, the response waits up to
- * max_wait_ms for an append to any requested partition. max_bytes and
+ * max_wait_ms for an append to any requested partition. A fetch naming no
+ * partition (empty or null topic array, or topics with no partitions) is
+ * answered at once, as Kafka does: there is nothing to wait for. max_bytes and
  * partition_max_bytes bound the answer, except that the first batch is always
  * sent whole (KIP-74), so an oversized record never stalls a consumer.
  */
@@ -83,6 +85,7 @@ export const fetch: ApiHandler = {
       if (left <= 0) break;
       const logs: PartitionLog[] = [];
       for (const t of result.answers) for (const p of t.partitions) if (p.log) logs.push(p.log);
+      if (logs.length === 0) break;
       await broker.waitForAppend(logs, left, signal);
       result = collect();
     }
