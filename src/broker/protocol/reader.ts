@@ -165,8 +165,9 @@ export class Reader {
 
   private items<T>(count: number, item: (reader: Reader) => T): T[] {
     if (count > this.remaining) throw new ProtocolError(`array of ${count} items cannot fit in the ${this.remaining} bytes left`);
-    const items = new Array<T>(count);
-    for (let i = 0; i < count; i++) items[i] = item(this);
+    // Grown item by item, never preallocated from the count: a lying count would cost 8 bytes per claimed item at once.
+    const items: T[] = [];
+    for (let i = 0; i < count; i++) items.push(item(this));
     return items;
   }
 
