@@ -8,9 +8,11 @@ import { join, resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { BrokerCore } from './core.js';
+import { BufferBudget, resolveLimits, type ConnectionLimitOptions, type ConnectionLimits } from './limits.js';
 import { Connection } from './server.js';
 
-export interface BrokerOptions {
+/** Limits on what one client may cost (limits.ts, README "Limits"): maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes. */
+export interface BrokerOptions extends ConnectionLimitOptions {
   host?: string;            // default '127.0.0.1'
   port?: number;            // default 9092; 0 = ephemeral
   dataDir: string;          // append-only segment files per partition + committed group offsets
@@ -49,6 +51,10 @@ export class Broker {
   private lockPath: string;
   private boundPort = -1;
   private closing: Promise<void> | undefined;
+  private readonly limits: ConnectionLimits;
+  private readonly budget: BufferBudget;
+  private refusedSinceLog = 0;
+  private lastRefusalLog = 0;
 
   constructor(options: BrokerOptions) {
     check(typeof options.dataDir === 'string' && options.dataDir.length > 0, `dataDir is required (a folder for segments and offsets), got ${JSON.stringify(options.dataDir)}`);
@@ -63,6 +69,8 @@ export class Broker {
     const retention = options.retention ?? {};
     check(retention.bytes === undefined || retention.bytes >= 0, `retention.bytes must be >= 0, got ${retention.bytes}`);
     check(retention.ms === undefined || retention.ms >= 0, `retention.ms must be >= 0, got ${retention.ms}`);
+    this.limits = resolveLimits(options, messageMaxBytes);
+    this.budget = new BufferBudget(this.limits.maxBufferedBytes);
     const segmentBytes = options.segmentBytes ?? Math.min(64 * MiB, Math.max(MiB, retention.bytes !== undefined ? Math.floor(retention.bytes / 4) : 64 * MiB));
     check(segmentBytes >= 1024, `segmentBytes must be >= 1024, got ${segmentBytes}`);
     this.options = { ...options, host: options.host ?? '127.0.0.1', port, fsyncIntervalMs: options.fsyncIntervalMs ?? 1000, retentionCheckIntervalMs: options.retentionCheckIntervalMs ?? 30_000 };
@@ -81,6 +89,7 @@ export class Broker {
       segmentBytes,
       cacheBytes: options.tailCacheBytes ?? 64 * MiB,
       logger: this.logger,
+      bufferedBytes: () => this.budget.used,
       ...(options.registry ? { registry: options.registry } : {}),
     });
   }
@@ -104,11 +113,7 @@ export class Broker {
       this.releaseLock();
       throw err;
     }
-    const maxRequestBytes = Math.max(100 * MiB, 2 * this.core.options.messageMaxBytes);
-    const server = createServer((socket: Socket) => {
-      const connection = new Connection(socket, this.core, maxRequestBytes, this.logger, (c) => this.connections.delete(c));
-      this.connections.add(connection);
-    });
+    const server = createServer((socket: Socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolvePromise, reject) => {
       server.once('error', reject);
@@ -135,7 +140,36 @@ export class Broker {
     };
     retention();
     this.timers.push(setInterval(retention, this.options.retentionCheckIntervalMs));
+    // One sweep for all connections rather than a timer per request; a late request is closed within a quarter of the timeout.
+    const sweepMs = Math.max(25, Math.min(1000, Math.floor(this.limits.requestReadTimeoutMs / 4)));
+    this.timers.push(setInterval(() => {
+      const now = performance.now();
+      for (const connection of [...this.connections]) connection.checkReadDeadline(now);
+    }, sweepMs));
     this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
+  }
+
+  private accept(socket: Socket): void {
+    if (this.connections.size >= this.limits.maxConnections) {
+      this.core.metrics.connectionsRefused.inc();
+      socket.on('error', () => {});
+      socket.destroy();
+      this.logRefusal(socket.remoteAddress);
+      return;
+    }
+    const connection = new Connection(socket, this.core, this.limits, this.budget, this.logger, (c) => this.connections.delete(c));
+    this.connections.add(connection);
+  }
+
+  /** One log line per refused connection, but at most one every 10 s under a flood (with the count since the last). */
+  private logRefusal(client: string | undefined): void {
+    this.refusedSinceLog += 1;
+    const now = Date.now();
+    if (now - this.lastRefusalLog < 10_000) return;
+    this.logger.warn({ client: `/${client ?? 'unknown'}`, open: this.connections.size, refused: this.refusedSinceLog },
+      `refusing connection: maxConnections ${this.limits.maxConnections} are open (raise maxConnections / --max-connections if the clients are legitimate)`);
+    this.refusedSinceLog = 0;
+    this.lastRefusalLog = now;
   }
 
   private flushing: Promise<void> | undefined;

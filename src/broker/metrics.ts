@@ -2,10 +2,13 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
 
-/** Why a connection was closed by the broker (a small fixed set). */
-export type RejectReason = 'size' | 'header' | 'unknown_api' | 'unsupported_version' | 'malformed' | 'internal';
+/** Why a request was refused before it was read whole (limits.ts); its connection is closed too. */
+export type RequestRefusal = 'size' | 'read_timeout' | 'buffer_full';
 
-export function createBrokerMetrics(registry: Registry, logBytes: () => number) {
+/** Why a connection was closed by the broker (a small fixed set). */
+export type RejectReason = RequestRefusal | 'header' | 'unknown_api' | 'unsupported_version' | 'malformed' | 'internal';
+
+export function createBrokerMetrics(registry: Registry, logBytes: () => number, bufferedBytes: () => number = () => 0) {
   const registers = [registry];
   return {
     requests: once(registry, 'crystalwatch_broker_requests_total', () => new Counter({
@@ -23,9 +26,26 @@ export function createBrokerMetrics(registry: Registry, logBytes: () => number) 
     })),
     rejected: once(registry, 'crystalwatch_broker_connections_rejected_total', () => new Counter({
       name: 'crystalwatch_broker_connections_rejected_total',
-      help: 'Client connections the broker closed because of bad input: size (frame size prefix out of bounds), header, unknown_api, unsupported_version, malformed (body did not parse), internal (handler failure).',
+      help: 'Client connections the broker closed because of bad input: size (frame size prefix out of bounds), read_timeout (request not complete in time), buffer_full (unread requests over maxBufferedBytes), header, unknown_api, unsupported_version, malformed (body did not parse), internal (handler failure).',
       labelNames: ['reason'] as const,
       registers,
+    })),
+    requestsRejected: once(registry, 'crystalwatch_broker_requests_rejected_total', () => new Counter({
+      name: 'crystalwatch_broker_requests_rejected_total',
+      help: 'Requests refused before they were read whole, each closing its connection: size (size prefix under 8 or over maxRequestBytes), read_timeout (not complete within requestReadTimeoutMs), buffer_full (the broker already held maxBufferedBytes of unread requests).',
+      labelNames: ['reason'] as const,
+      registers,
+    })),
+    connectionsRefused: once(registry, 'crystalwatch_broker_connections_refused_total', () => new Counter({
+      name: 'crystalwatch_broker_connections_refused_total',
+      help: 'Client connections closed at accept because maxConnections were already open.',
+      registers,
+    })),
+    bufferedBytes: once(registry, 'crystalwatch_broker_buffered_request_bytes', () => new Gauge({
+      name: 'crystalwatch_broker_buffered_request_bytes',
+      help: 'Bytes of requests received but not yet complete, across all connections (bounded by maxBufferedBytes).',
+      registers,
+      collect() { this.set(bufferedBytes()); },
     })),
     connections: once(registry, 'crystalwatch_broker_connections', () => new Gauge({
       name: 'crystalwatch_broker_connections',

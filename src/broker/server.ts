@@ -10,17 +10,24 @@
  * JoinGroup waiting for the rebalance), but responses are written strictly in
  * request order, as Kafka clients expect.
  *
- * Bad input closes that one connection: a size prefix that is negative or over
- * the limit, a header or body that does not parse, an unknown api key, or a
+ * Bad input closes that one connection: a size prefix under 8 or over
+ * maxRequestBytes, a header or body that does not parse, an unknown api key, or a
  * version we do not implement (except ApiVersions, which answers
- * UNSUPPORTED_VERSION in the v0 layout so the client can retry lower).
+ * UNSUPPORTED_VERSION in the v0 layout so the client can retry lower). So does a
+ * request not complete within requestReadTimeoutMs of its first byte, and bytes
+ * that would take the broker's unread requests over maxBufferedBytes (limits.ts).
+ *
+ * Reading stops (socket paused) while MAX_IN_FLIGHT requests are unanswered or
+ * the client is not reading its responses, so neither grows without bound.
  */
 import type { Socket } from 'node:net';
 import type { Logger } from '../config/logger.js';
 import { API_BY_KEY, writeApiVersionsV0, type RequestContext } from './api/index.js';
 import type { BrokerCore } from './core.js';
 import { ErrorCode } from './errors.js';
-import type { RejectReason } from './metrics.js';
+import { FrameReader, FrameRefused } from './frame-reader.js';
+import type { BufferBudget, ConnectionLimits } from './limits.js';
+import type { RejectReason, RequestRefusal } from './metrics.js';
 import { ProtocolError, Reader } from './protocol/reader.js';
 import { Writer } from './protocol/writer.js';
 
@@ -31,25 +38,30 @@ const MAX_IN_FLIGHT = 64;
 interface Slot { ready: boolean; chunks: Buffer[] | null; api: string; started: bigint }
 
 export class Connection {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
-  private expected = -1;
+  private readonly frames: FrameReader;
   private queue: Slot[] = [];
   private readonly abort = new AbortController();
   private closed = false;
+  /** Not reading: too many requests in flight, or the client is not reading its responses. */
+  private paused = false;
+  private writeBlocked = false;
+  private draining = false;
   private readonly clientHost: string;
 
   constructor(
     private readonly socket: Socket,
     private readonly core: BrokerCore,
-    private readonly maxRequestBytes: number,
+    private readonly limits: ConnectionLimits,
+    budget: BufferBudget,
     private readonly logger: Logger,
     private readonly onClose: (connection: Connection) => void,
   ) {
     this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
+    this.frames = new FrameReader(limits.maxRequestBytes, budget);
     socket.setNoDelay(true);
     core.metrics.connections.inc();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => { this.writeBlocked = false; this.drain(); });
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'client socket error'));
     socket.on('close', () => this.close());
   }
@@ -60,9 +72,15 @@ export class Connection {
     this.abort.abort();
     this.core.metrics.connections.dec();
     this.socket.destroy();
-    this.chunks = [];
+    this.frames.release();
     this.queue = [];
     this.onClose(this);
+  }
+
+  /** Closes the connection if a request it started has been arriving for longer than requestReadTimeoutMs. */
+  checkReadDeadline(now: number): void {
+    if (this.closed || this.paused || !this.frames.overdue(now, this.limits.requestReadTimeoutMs)) return;
+    this.refuse('read_timeout', `a request was not complete within requestReadTimeoutMs ${this.limits.requestReadTimeoutMs} (raise it for slow links)`, this.frames.describe());
   }
 
   private reject(kind: RejectReason, reason: string, detail: Record<string, unknown> = {}): void {
@@ -71,65 +89,63 @@ export class Connection {
     this.close();
   }
 
+  /** A request refused before it was read whole: counted as a rejected request and a rejected connection. */
+  private refuse(kind: RequestRefusal, reason: string, detail: Record<string, unknown> = {}): void {
+    this.core.metrics.requestsRejected.inc({ reason: kind });
+    this.reject(kind, reason, detail);
+  }
+
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.chunks.push(chunk);
-    this.buffered += chunk.length;
-    while (!this.closed) {
-      if (this.expected < 0) {
-        if (this.buffered < 4) return;
-        const size = this.peekSize();
-        if (size < 8 || size > this.maxRequestBytes) {
-          this.reject('size', `request size ${size} is outside 8..${this.maxRequestBytes} bytes (raise messageMaxBytes for bigger requests)`);
+    try {
+      this.frames.push(chunk, performance.now());
+    } catch (err) {
+      if (!(err instanceof FrameRefused)) throw err;
+      this.refuse(err.reason, err.message);
+      return;
+    }
+    this.drain();
+  }
+
+  /** Dispatches complete frames while the connection may take more work, then pauses or resumes reading. */
+  private drain(): void {
+    if (this.draining || this.closed) return;
+    this.draining = true;
+    try {
+      while (!this.closed && !this.writeBlocked && this.queue.length < MAX_IN_FLIGHT) {
+        let frame: Buffer | null;
+        try {
+          frame = this.frames.next(performance.now());
+        } catch (err) {
+          if (!(err instanceof FrameRefused)) throw err;
+          this.refuse(err.reason, err.message, { size: err.size });
           return;
         }
-        this.expected = size;
+        if (!frame) break;
+        try {
+          this.dispatch(frame);
+        } catch (err) {
+          // A bug must cost this client its connection, never the broker its process.
+          this.logger.error({ err }, 'request dispatch failed');
+          this.core.metrics.rejected.inc({ reason: 'internal' });
+          this.close();
+          return;
+        }
       }
-      if (this.buffered < 4 + this.expected) return;
-      const frame = this.take(4 + this.expected).subarray(4);
-      this.expected = -1;
-      try {
-        this.dispatch(frame);
-      } catch (err) {
-        // A bug must cost this client its connection, never the broker its process.
-        this.logger.error({ err }, 'request dispatch failed');
-        this.core.metrics.rejected.inc({ reason: 'internal' });
-        this.close();
-        return;
-      }
-      if (this.queue.length >= MAX_IN_FLIGHT) this.socket.pause();
+    } finally {
+      this.draining = false;
     }
-  }
-
-  private peekSize(): number {
-    if (this.chunks[0].length < 4) {
-      const joined = Buffer.concat(this.chunks);
-      this.chunks = [joined];
+    if (this.closed) return;
+    const busy = this.writeBlocked || this.queue.length >= MAX_IN_FLIGHT;
+    if (busy && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    } else if (!busy && this.paused) {
+      this.paused = false;
+      // The client could not send while we were not reading: its request clock starts again.
+      this.frames.restartClock(performance.now());
+      this.socket.resume();
     }
-    return this.chunks[0].readInt32BE(0);
-  }
-
-  private take(bytes: number): Buffer {
-    const first = this.chunks[0];
-    let out: Buffer;
-    if (first.length >= bytes) {
-      out = first.subarray(0, bytes);
-      if (first.length === bytes) this.chunks.shift();
-      else this.chunks[0] = first.subarray(bytes);
-    } else {
-      out = Buffer.allocUnsafe(bytes);
-      let copied = 0;
-      while (copied < bytes) {
-        const head = this.chunks[0];
-        const n = Math.min(head.length, bytes - copied);
-        head.copy(out, copied, 0, n);
-        copied += n;
-        if (n === head.length) this.chunks.shift();
-        else this.chunks[0] = head.subarray(n);
-      }
-    }
-    this.buffered -= bytes;
-    return out;
   }
 
   private dispatch(frame: Buffer): void {
@@ -214,7 +230,11 @@ export class Connection {
       if (!wrote) { this.socket.cork(); wrote = true; }
       for (const chunk of slot.chunks) this.socket.write(chunk);
     }
-    if (wrote) this.socket.uncork();
-    if (this.queue.length < MAX_IN_FLIGHT && this.socket.isPaused()) this.socket.resume();
+    if (wrote) {
+      this.socket.uncork();
+      // A client that does not read its responses gets no more requests read until it does ('drain').
+      if (this.socket.writableNeedDrain) this.writeBlocked = true;
+    }
+    this.drain();
   }
 }
