@@ -15,8 +15,9 @@ export class CanonicalJsonError extends Error {
   override readonly name = 'CanonicalJsonError';
 }
 
-export function canonicalJson(value: unknown): string {
-  return write(value, '$', new Set());
+/** `root` names the value in error messages (`data.latency is NaN`). */
+export function canonicalJson(value: unknown, root = '$'): string {
+  return write(value, root, new Set());
 }
 
 function write(value: unknown, path: string, ancestors: Set<object>): string {

@@ -34,7 +34,7 @@ export function recordHash(record: UnsealedRecord): string {
 
 /** The sealed record exactly as it will read back from disk (data through canonical JSON). */
 export function sealRecord(unsealed: UnsealedRecord): { record: AuditRecord; line: string } {
-  const data = JSON.parse(canonicalJson(unsealed.data)) as Record<string, unknown>;
+  const data = JSON.parse(canonicalJson(unsealed.data, 'data')) as Record<string, unknown>;
   const record: AuditRecord = { ...unsealed, data, hash: '' };
   if (record.actor === undefined) delete record.actor;
   record.hash = recordHash(record);
