@@ -9,7 +9,7 @@ import type { Kafka } from 'kafkajs';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
-import { AlertStage, OnsetDetector, cusumAverageRunLength, cusumThresholdForArl, logLikelihoodRatio, signBody } from '../src/alert/index.js';
+import { AlertStage, OnsetDetector, cusumAverageRunLength, cusumThresholdForArl, logLikelihoodRatio, webhookSignatureProblem } from '../src/alert/index.js';
 
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 let seq = 0;
@@ -159,7 +159,7 @@ describe('AlertStage', () => {
       registry,
       resolveAfterCleanFrames: 5,
       publish: (a) => published.push(a),
-      delivery: { baseDelayMs: 10, maxAttempts: 4 },
+      delivery: { baseDelayMs: 10, maxDelayMs: 20, deadlineMs: 400 },
       now: () => T0 + 10_000,
       ...extra,
     });
@@ -217,7 +217,7 @@ describe('AlertStage', () => {
     expect(events).toMatchObject([{ runId: 'run-A', state: 'resolved' }]);
   });
 
-  it('delivers to webhooks (signed, retried), Alertmanager and the action command; a dead sink blocks nobody', async () => {
+  it('delivers to webhooks (signed, retried), Alertmanager and the action command; a dead sink blocks nobody and is given up at its deadline', async () => {
     const flaky = await receiver(2); // fails twice, then accepts
     const am = await receiver();
     const dead = await closedPortUrl();
@@ -225,6 +225,7 @@ describe('AlertStage', () => {
     temps.push(dir);
     const out = join(dir, 'action.json');
     const { s, registry } = stage({
+      now: Date.now, // the delivery deadline runs on the real clock
       sinks: {
         webhooks: [{ url: dead }, { url: `${flaky.url}/hook`, secret: 's3cret' }],
         alertmanagerUrl: am.url,
@@ -239,8 +240,11 @@ describe('AlertStage', () => {
     expect(flaky.got).toHaveLength(1);
     const hook = flaky.got[0];
     expect(hook.headers['x-crystalwatch-event']).toBe('firing');
-    expect(hook.headers['x-crystalwatch-signature']).toBe(signBody(hook.body, 's3cret'));
-    expect(JSON.parse(hook.body)).toMatchObject({ id: alert.id, state: 'firing' });
+    expect(hook.headers['idempotency-key']).toBe(`${alert.id}:firing`);
+    expect(webhookSignatureProblem(hook.body, hook.headers, 's3cret')).toBeUndefined();
+    expect(webhookSignatureProblem(hook.body.replace('firing', 'resolved'), hook.headers, 's3cret')).toMatch(/does not match/);
+    expect(webhookSignatureProblem(hook.body, hook.headers, 'wrong')).toMatch(/does not match/);
+    expect(JSON.parse(hook.body)).toMatchObject({ id: alert.id, state: 'firing', reason: 'pg-onset' });
 
     expect(am.got).toHaveLength(1);
     expect(am.got[0].path).toBe('/api/v2/alerts');
@@ -252,8 +256,9 @@ describe('AlertStage', () => {
     expect((await readFile(`${out}.env`, 'utf8')).trim()).toBe('stop-batch cam-1');
 
     const text = await registry.metrics();
-    expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="retried"}')).toBe(2 + 3); // flaky twice, dead 3 times
-    expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="failed"}')).toBe(1); // dead gave up after 4 attempts
+    const retried = metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="retried"}')!;
+    expect(retried).toBeGreaterThanOrEqual(2 + 2); // flaky twice, dead at least twice within 400 ms
+    expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="dead-lettered"}')).toBe(1); // dead, at its deadline
     expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="delivered"}')).toBe(1);
     expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="alertmanager",outcome="delivered"}')).toBe(1);
     expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="action",outcome="delivered"}')).toBe(1);

@@ -3,7 +3,8 @@ import { Registry } from 'prom-client';
 import sharp from 'sharp';
 import { request } from 'node:http';
 import WebSocket from 'ws';
-import { WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent } from '../src/web/index.js';
+import type { IncomingMessage } from 'node:http';
+import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent } from '../src/web/index.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 
 const servers: WebServer[] = [];
@@ -157,6 +158,47 @@ describe('WebServer HTTP', () => {
   it('refuses a short token and a bad port with a clear message', () => {
     expect(() => new WebServer({ registry: new Registry(), token: 'abc' })).toThrow(/at least 8 characters/);
     expect(() => new WebServer({ registry: new Registry(), port: 70000 })).toThrow(/0\.\.65535, got 70000/);
+  });
+});
+
+describe('acknowledging without a token', () => {
+  /** Just what AckGuard reads from a request. */
+  const request = (remoteAddress: string, headers: Record<string, string> = {}) => ({ headers, socket: { remoteAddress } }) as unknown as IncomingMessage;
+
+  it('is allowed on a loopback bind, and the live page says so', async () => {
+    const server = await startServer();
+    const page = (await raw(server, 'GET', '/')).body.toString();
+    expect(page).toContain(`<p id="ack-policy" class="notice" role="note">${ACK_LOOPBACK_NOTICE}</p>`);
+    expect(ACK_LOOPBACK_NOTICE).toBe('acknowledgement without a token: loopback only');
+    server.publish({ type: 'alert', alert: alert() });
+    expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', {}, '{"by":"op"}')).status).toBe(200);
+  });
+
+  it('is not mentioned when a token guards acknowledging', async () => {
+    const server = await startServer({ token: 'operator-secret-1' });
+    const page = (await raw(server, 'GET', '/')).body.toString();
+    expect(page).not.toContain('ack-policy');
+    expect(page).not.toContain('<!--');
+  });
+
+  it('is refused on a non-loopback bind, and from a non-loopback client', () => {
+    const open = new AckGuard({ host: '0.0.0.0' });
+    expect(open.mode).toBe('disabled');
+    expect(open.notice).toMatch(/needs a token \(web\.token\)/);
+    expect(open.refusal(request('127.0.0.1'))).toEqual({ status: 403, message: expect.stringMatching(/listens on 0\.0\.0\.0; set web\.token \(CRYSTALWATCH_WEB_TOKEN/) });
+    const local = new AckGuard({ host: '127.0.0.1' });
+    expect(local.refusal(request('127.0.0.1'))).toBeUndefined();
+    expect(local.refusal(request('::ffff:127.0.0.1'))).toBeUndefined();
+    expect(local.refusal(request('10.1.2.3'))).toEqual({ status: 403, message: expect.stringMatching(/from this machine only, not from 10\.1\.2\.3/) });
+    expect(local.refusal(request('127.0.0.1', { origin: 'https://evil.example', host: '127.0.0.1:8080' }))).toMatchObject({ status: 403 });
+    const guarded = new AckGuard({ host: '0.0.0.0', token: 'operator-secret-1' });
+    expect(guarded.refusal(request('10.1.2.3', { authorization: 'Bearer operator-secret-1' }))).toBeUndefined();
+    expect(guarded.refusal(request('127.0.0.1'))).toMatchObject({ status: 401 });
+  });
+
+  it('knows loopback addresses', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) expect(isLoopbackHost(host), host).toBe(true);
+    for (const host of ['0.0.0.0', '::', '10.0.0.1', '192.168.1.5', 'plant-gw', '127.0.0.1.example.com', '']) expect(isLoopbackHost(host), host).toBe(false);
   });
 });
 

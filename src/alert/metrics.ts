@@ -20,14 +20,31 @@ export function createAlertMetrics(registry: Registry) {
     })),
     deliveries: once(registry, 'crystalwatch_alert_deliveries_total', () => new Counter({
       name: 'crystalwatch_alert_deliveries_total',
-      help: 'Alert deliveries by sink (topic, webhook, websocket, alertmanager, action) and outcome: delivered, retried (an attempt failed, another follows), failed (gave up), dropped (queue full).',
+      help: 'Alert delivery attempts by sink (webhook, alertmanager, action, websocket) and outcome: delivered, retried (an attempt failed, another follows), dead-lettered (not taken within the delivery deadline), failed (websocket callback threw).',
       labelNames: ['sink', 'outcome'] as const,
       registers,
     })),
     queued: once(registry, 'crystalwatch_alert_deliveries_queued', () => new Gauge({
       name: 'crystalwatch_alert_deliveries_queued',
-      help: 'Alert deliveries waiting (or being retried), by sink.',
+      help: 'Alert changes waiting for a sink (or being retried), by sink.',
       labelNames: ['sink'] as const,
+      registers,
+    })),
+    silent: once(registry, 'crystalwatch_camera_silent', () => new Gauge({
+      name: 'crystalwatch_camera_silent',
+      help: 'Camera-silent alarm per camera: 1 while its running camera sent no prediction for alert.silentAfterSeconds, 0 otherwise.',
+      labelNames: ['camera'] as const,
+      registers,
+    })),
+    silentAlerts: once(registry, 'crystalwatch_camera_silent_alerts_total', () => new Counter({
+      name: 'crystalwatch_camera_silent_alerts_total',
+      help: 'Camera-silent alerts fired, per camera.',
+      labelNames: ['camera'] as const,
+      registers,
+    })),
+    outboxPending: once(registry, 'crystalwatch_alert_outbox_pending', () => new Gauge({
+      name: 'crystalwatch_alert_outbox_pending',
+      help: 'Alert changes and state records not yet written to Kafka (above 0 for long: Kafka refuses the writes).',
       registers,
     })),
     predictionToAlert: once(registry, 'crystalwatch_prediction_to_alert_seconds', () => new Histogram({

@@ -1,177 +1,76 @@
 /**
- * Where alerts go. Each sink has its own queue and retry loop, so a sink that is down
- * (webhook timing out, Alertmanager restarting) never delays classification or the other
- * sinks: `enqueue` returns at once, deliveries retry with exponential backoff, and the queue
- * is bounded (the oldest waiting delivery is dropped, and counted, when it overflows).
+ * Where alerts go: webhooks, Alertmanager and the early-stop action. A sink only delivers one
+ * change and says whether it worked; retries, deadlines and de-duplication are the delivery's
+ * job (src/alert/dispatch.ts), and durability the outbox's (the `alerts` topic).
+ *
+ * Every HTTP delivery carries the alert id: `id` in the body and `Idempotency-Key:
+ * <alert id>:<event>` (one key per change: firing, resolved and acknowledged of one alert are
+ * three requests). A change may arrive more than once (a restart redelivers what was not
+ * confirmed); receivers de-duplicate by that key.
  */
 import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import type { Producer } from 'kafkajs';
 import type { Alert } from '../bus/messages.js';
-import { silentLogger, type Logger } from '../config/logger.js';
+import { changeKey, reasonOf, type AlertEventKind } from './change.js';
+import { postJson } from './http.js';
+import { signWebhook, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
 
-/** What happened to an alert: the sinks choose which of these they deliver. */
-export type AlertEventKind = 'firing' | 'resolved' | 'acknowledged';
-export type DeliveryOutcome = 'delivered' | 'retried' | 'failed' | 'dropped';
+export type { AlertEventKind } from './change.js';
 
 export interface AlertSink {
-  /** The metric label: topic, webhook, websocket, alertmanager, action. */
+  /** The metric label and log name: webhook, alertmanager, action (a test may bring others). */
   readonly name: string;
-  wants(kind: AlertEventKind): boolean;
+  /** Where it delivers, for logs and dead letters (a URL, a command). */
+  readonly target?: string;
+  wants(kind: AlertEventKind, alert: Alert): boolean;
   /** Resolves when delivered; throws (with a message saying what went wrong) otherwise. `signal` aborts on close. */
   deliver(alert: Alert, kind: AlertEventKind, signal?: AbortSignal): Promise<void>;
 }
 
-export interface DeliveryOptions {
-  /** Deliveries waiting per sink before the oldest is dropped. Default 1000. */
-  maxQueue?: number;
-  /** Attempts per delivery, the first included. Default 6. */
-  maxAttempts?: number;
-  /** Wait before the first retry; doubled each retry up to maxDelayMs. Default 250 ms, 30 s. */
-  baseDelayMs?: number;
-  maxDelayMs?: number;
-  onOutcome?: (sink: string, outcome: DeliveryOutcome) => void;
-  onQueued?: (sink: string, queued: number) => void;
-  logger?: Logger;
-}
-
-export class RetryingDelivery {
-  private readonly queue: Array<{ alert: Alert; kind: AlertEventKind; attempts: number }> = [];
-  private running = false;
-  private closed = false;
-  private timer: NodeJS.Timeout | undefined;
-  private wakeTimer: (() => void) | undefined;
-  private idleWaiters: Array<() => void> = [];
-  private readonly abort = new AbortController();
-  private readonly maxQueue: number;
-  private readonly maxAttempts: number;
-  private readonly baseDelayMs: number;
-  private readonly maxDelayMs: number;
-  private readonly logger: Logger;
-
-  constructor(readonly sink: AlertSink, private readonly options: DeliveryOptions = {}) {
-    this.maxQueue = options.maxQueue ?? 1000;
-    this.maxAttempts = options.maxAttempts ?? 6;
-    this.baseDelayMs = options.baseDelayMs ?? 250;
-    this.maxDelayMs = options.maxDelayMs ?? 30_000;
-    this.logger = options.logger ?? silentLogger;
-  }
-
-  get queued(): number {
-    return this.queue.length;
-  }
-
-  enqueue(alert: Alert, kind: AlertEventKind): void {
-    if (this.closed || !this.sink.wants(kind)) return;
-    this.queue.push({ alert: structuredClone(alert), kind, attempts: 0 });
-    if (this.queue.length > this.maxQueue) {
-      // Keep the head (it may be in flight); drop the oldest one waiting behind it.
-      const [gone] = this.queue.splice(1, 1);
-      this.options.onOutcome?.(this.sink.name, 'dropped');
-      this.logger.warn({ sink: this.sink.name, alertId: gone?.alert.id, maxQueue: this.maxQueue }, 'alert delivery queue full: oldest waiting delivery dropped');
-    }
-    this.options.onQueued?.(this.sink.name, this.queue.length);
-    void this.pump();
-  }
-
-  /** Resolves when the queue is empty (or the delivery closed). */
-  idle(): Promise<void> {
-    if (this.queue.length === 0 || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.idleWaiters.push(resolve));
-  }
-
-  /** Stops retrying; deliveries still queued are abandoned. */
-  close(): void {
-    this.closed = true;
-    this.abort.abort(new Error('alert delivery closed'));
-    if (this.timer) clearTimeout(this.timer);
-    this.wakeTimer?.();
-    this.queue.length = 0;
-    this.options.onQueued?.(this.sink.name, 0);
-    for (const resolve of this.idleWaiters.splice(0)) resolve();
-  }
-
-  private async pump(): Promise<void> {
-    if (this.running) return;
-    this.running = true;
-    try {
-      while (!this.closed && this.queue.length > 0) {
-        const head = this.queue[0];
-        head.attempts += 1;
-        try {
-          await this.sink.deliver(head.alert, head.kind, this.abort.signal);
-          this.finish(head, 'delivered');
-        } catch (err) {
-          if (this.closed) break;
-          if (head.attempts >= this.maxAttempts) {
-            this.logger.error({ sink: this.sink.name, alertId: head.alert.id, attempts: head.attempts, err: (err as Error).message }, 'alert delivery failed; giving up');
-            this.finish(head, 'failed');
-          } else {
-            this.options.onOutcome?.(this.sink.name, 'retried');
-            const delay = Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (head.attempts - 1));
-            this.logger.warn({ sink: this.sink.name, alertId: head.alert.id, attempt: head.attempts, retryInMs: delay, err: (err as Error).message }, 'alert delivery failed; will retry');
-            await new Promise<void>((resolve) => {
-              this.wakeTimer = resolve;
-              this.timer = setTimeout(resolve, delay);
-            });
-            this.wakeTimer = undefined;
-          }
-        }
-      }
-    } finally {
-      this.running = false;
-      if (this.queue.length === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
-    }
-  }
-
-  private finish(item: { alert: Alert }, outcome: DeliveryOutcome): void {
-    if (this.queue[0] === item) this.queue.shift();
-    this.options.onOutcome?.(this.sink.name, outcome);
-    this.options.onQueued?.(this.sink.name, this.queue.length);
-  }
-}
-
-/** `sha256=<hex HMAC-SHA256 of the body>`, the value of X-Crystalwatch-Signature. */
-export function signBody(body: string, secret: string): string {
-  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
-}
-
-async function post(url: string, body: string, headers: Record<string, string>, timeoutMs: number, what: string, signal?: AbortSignal): Promise<void> {
-  let response: Response;
-  const timeout = AbortSignal.timeout(timeoutMs);
+function checkUrl(url: string, what: string): string {
   try {
-    response = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body, signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-    throw new Error(`${what} ${url} unreachable (${cause})`);
+    return new URL(url).href;
+  } catch {
+    throw new Error(`${what}: "${url}" is not a URL; give an http(s):// address`);
   }
-  const text = await response.text().catch(() => '');
-  if (!response.ok) throw new Error(`${what} ${url} answered HTTP ${response.status}: ${text.slice(0, 200)}`);
 }
 
 /** POSTs the alert JSON, signed when a secret is set. Receives firing, resolved and acknowledged. */
 export class WebhookSink implements AlertSink {
   readonly name = 'webhook';
-  constructor(private readonly url: string, private readonly secret?: string, private readonly timeoutMs = 5000) {
-    try {
-      new URL(url);
-    } catch {
-      throw new Error(`alert webhook: "${url}" is not a URL; give an http(s):// address`);
-    }
+  readonly target: string;
+  constructor(private readonly url: string, private readonly secret?: string, private readonly timeoutMs = 5000, private readonly now: () => number = Date.now) {
+    this.target = checkUrl(url, 'alert webhook');
   }
   wants(): boolean {
     return true;
   }
   async deliver(alert: Alert, kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
     const body = JSON.stringify(alert);
-    const headers: Record<string, string> = { 'x-crystalwatch-event': kind };
-    if (this.secret) headers['x-crystalwatch-signature'] = signBody(body, this.secret);
-    await post(this.url, body, headers, this.timeoutMs, 'alert webhook', signal);
+    const headers: Record<string, string> = { 'x-crystalwatch-event': kind, 'x-crystalwatch-alert-id': alert.id, 'idempotency-key': changeKey(alert, kind) };
+    if (this.secret) {
+      const timestamp = Math.floor(this.now() / 1000);
+      headers[TIMESTAMP_HEADER] = String(timestamp);
+      headers[SIGNATURE_HEADER] = signWebhook(body, this.secret, timestamp);
+    }
+    await postJson(this.url, body, headers, this.timeoutMs, 'alert webhook', signal);
   }
 }
 
 /** The Alertmanager v2 alert for a crystalwatch alert (a firing one lives for `ttlMs` unless re-sent). */
 export function toAlertmanagerAlert(alert: Alert, nowMs: number, ttlMs: number) {
+  const endsAt = alert.state === 'resolved' && alert.endsAt ? alert.endsAt : new Date(nowMs + ttlMs).toISOString();
+  if (reasonOf(alert) === 'camera-silent') {
+    return {
+      labels: { alertname: 'CameraSilent', camera: alert.camera, run_id: alert.runId, severity: 'warning', action: 'check-camera' },
+      annotations: {
+        summary: `No predictions from camera ${alert.camera} (run ${alert.runId}) for ${alert.evidence.silentSeconds ?? '?'} s: check the camera`,
+        description: `Last frame ${alert.evidence.lastFrameId ?? '?'} at ${alert.evidence.lastSeenAt ?? '?'}. Check the camera, its drop folder, ingest and classify.`,
+        alert_id: alert.id,
+      },
+      startsAt: alert.startsAt,
+      endsAt,
+    };
+  }
   const frames = alert.evidence.frames;
   const probabilities = frames.map((f) => f.pPG.toFixed(3)).join(', ');
   return {
@@ -180,25 +79,25 @@ export function toAlertmanagerAlert(alert: Alert, nowMs: number, ttlMs: number) 
       summary: `PG (phenylglycine) detected on camera ${alert.camera}, run ${alert.runId}: stop the batch`,
       description: `First PG frame ${alert.evidence.firstPgFrameId}; ${frames.length} frame(s) tripped ${alert.evidence.detector ?? 'the detector'} with P(PG) ${probabilities}.`,
       alert_id: alert.id,
-      first_pg_frame: alert.evidence.firstPgFrameId,
+      first_pg_frame: alert.evidence.firstPgFrameId ?? '',
       statistic: alert.evidence.statistic === undefined ? '' : alert.evidence.statistic.toFixed(3),
     },
     startsAt: alert.startsAt,
-    endsAt: alert.state === 'resolved' && alert.endsAt ? alert.endsAt : new Date(nowMs + ttlMs).toISOString(),
+    endsAt,
   };
 }
 
 /**
  * Alertmanager v2 API. Alertmanager resolves an alert by itself once its endsAt passes, so a
- * firing alert is sent with endsAt = now + ttl and re-sent by the stage while it fires
- * (what Prometheus does too).
+ * firing alert is sent with endsAt = now + ttl and re-sent while it fires (src/alert/alertmanager-refresh.ts),
+ * what Prometheus does too. Alertmanager de-duplicates by labels; acknowledgements are not sent.
  */
 export class AlertmanagerSink implements AlertSink {
   readonly name = 'alertmanager';
-  private readonly endpoint: string;
+  readonly target: string;
   constructor(baseUrl: string, private readonly ttlMs = 5 * 60_000, private readonly timeoutMs = 5000, private readonly now: () => number = Date.now) {
     try {
-      this.endpoint = new URL('api/v2/alerts', baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).href;
+      this.target = new URL('api/v2/alerts', baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).href;
     } catch {
       throw new Error(`alertmanagerUrl: "${baseUrl}" is not a URL; give Alertmanager's base address, e.g. http://127.0.0.1:9093`);
     }
@@ -207,26 +106,34 @@ export class AlertmanagerSink implements AlertSink {
     return kind !== 'acknowledged';
   }
   async deliver(alert: Alert, _kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
-    await post(this.endpoint, JSON.stringify([toAlertmanagerAlert(alert, this.now(), this.ttlMs)]), {}, this.timeoutMs, 'alertmanager', signal);
+    await this.post([alert], signal);
+  }
+  /** One POST with several alerts (the re-send of every firing alert). */
+  async post(alerts: Alert[], signal?: AbortSignal): Promise<void> {
+    const nowMs = this.now();
+    await postJson(this.target, JSON.stringify(alerts.map((a) => toAlertmanagerAlert(a, nowMs, this.ttlMs))), {}, this.timeoutMs, 'alertmanager', signal);
   }
 }
 
 /**
- * The early-stop action, on firing only: a shell command that gets the alert JSON on stdin and
- * CRYSTALWATCH_* variables in its environment (exit 0 = done), or a URL that gets
- * `{"action":"stop-batch","alert":{...}}` POSTed.
+ * The early-stop action, on a firing PG alert only: a shell command that gets the alert JSON on
+ * stdin and CRYSTALWATCH_* variables in its environment (exit 0 = done), or a URL that gets
+ * `{"action":"stop-batch","alert":{...}}` POSTed with the `Idempotency-Key` header.
  */
 export class ActionSink implements AlertSink {
   readonly name = 'action';
-  constructor(private readonly target: { command?: string; url?: string }, private readonly timeoutMs = 30_000) {
-    if (!target.command && !target.url) throw new Error('alert action: give actionCommand or actionUrl');
+  readonly target: string;
+  constructor(private readonly action: { command?: string; url?: string }, private readonly timeoutMs = 30_000) {
+    if (!action.command && !action.url) throw new Error('alert action: give actionCommand or actionUrl');
+    if (action.url) checkUrl(action.url, 'alert actionUrl');
+    this.target = [action.url, action.command].filter(Boolean).join(' and ');
   }
-  wants(kind: AlertEventKind): boolean {
-    return kind === 'firing';
+  wants(kind: AlertEventKind, alert: Alert): boolean {
+    return kind === 'firing' && reasonOf(alert) === 'pg-onset';
   }
-  async deliver(alert: Alert, _kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
-    if (this.target.url) await post(this.target.url, JSON.stringify({ action: alert.action, alert }), {}, this.timeoutMs, 'alert action', signal);
-    if (this.target.command) await this.runCommand(this.target.command, alert, signal);
+  async deliver(alert: Alert, kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
+    if (this.action.url) await postJson(this.action.url, JSON.stringify({ action: alert.action, alert }), { 'idempotency-key': changeKey(alert, kind) }, this.timeoutMs, 'alert action', signal);
+    if (this.action.command) await this.runCommand(this.action.command, alert, signal);
   }
   private runCommand(command: string, alert: Alert, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -238,7 +145,7 @@ export class ActionSink implements AlertSink {
           CRYSTALWATCH_ALERT_ID: alert.id,
           CRYSTALWATCH_CAMERA: alert.camera,
           CRYSTALWATCH_RUN_ID: alert.runId,
-          CRYSTALWATCH_FIRST_PG_FRAME: alert.evidence.firstPgFrameId,
+          CRYSTALWATCH_FIRST_PG_FRAME: alert.evidence.firstPgFrameId ?? '',
           CRYSTALWATCH_STARTS_AT: alert.startsAt,
         },
       });
@@ -263,17 +170,5 @@ export class ActionSink implements AlertSink {
         else reject(new Error(`alert action command "${command}" ${killedBy ? `was killed (${killedBy}; timeout ${this.timeoutMs} ms, or the stage closed)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`));
       });
     });
-  }
-}
-
-/** The `alerts` topic: key = camera, value = the alert JSON (every state change). */
-export class TopicSink implements AlertSink {
-  readonly name = 'topic';
-  constructor(private readonly producer: Producer, private readonly topic: string) {}
-  wants(): boolean {
-    return true;
-  }
-  async deliver(alert: Alert): Promise<void> {
-    await this.producer.send({ topic: this.topic, messages: [{ key: alert.camera, value: JSON.stringify(alert) }] });
   }
 }

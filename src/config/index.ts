@@ -96,6 +96,21 @@ export const ConfigSchema = z
         alertmanagerUrl: z.string().url().optional(),
         actionCommand: z.string().min(1).optional(),
         actionUrl: z.string().url().optional(),
+        /** A camera whose run sent predictions and then none for this long raises a camera-silent alert; 0 turns it off. */
+        silentAfterSeconds: z.number().min(0).default(60),
+        /** Delivery from the `alerts` topic to webhooks, Alertmanager and the action: retried until the deadline, then dead-lettered. */
+        delivery: z
+          .object({
+            /** Wait after the first failed attempt; doubled after each one up to maxDelayMs. */
+            baseDelayMs: z.number().int().min(1).default(250),
+            maxDelayMs: z.number().int().min(1).default(30_000),
+            /** How long a change is retried, from when it was written, before it goes to dead-letter. */
+            deadlineSeconds: z.number().min(1).default(24 * 3600),
+            /** HTTP timeout of one attempt. */
+            timeoutMs: z.number().int().min(100).default(5_000),
+          })
+          .refine((d) => d.maxDelayMs >= d.baseDelayMs, { message: 'maxDelayMs must be at least baseDelayMs', path: ['maxDelayMs'] })
+          .prefault({}),
       })
       .prefault({}),
     web: z

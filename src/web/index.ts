@@ -7,7 +7,6 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, join, resolve, sep } from 'node:path';
@@ -18,10 +17,12 @@ import type { Registry } from 'prom-client';
 import type { Alert, Prediction } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { AckGuard } from './auth.js';
 import { createWebMetrics, type WebMetrics } from './metrics.js';
 import { FrameThumbnailer, ThumbnailCache, type Thumbnail } from './thumbnails.js';
 
 export { ThumbnailCache, makeThumbnail, type Thumbnail } from './thumbnails.js';
+export { AckGuard, isLoopbackHost, webExposureProblem, ACK_LOOPBACK_NOTICE, ACK_DISABLED_NOTICE } from './auth.js';
 
 export interface LiveEvent {
   type: 'prediction' | 'alert' | 'quality' | 'frame' | 'status';
@@ -39,7 +40,10 @@ export interface WebOptions {
   /** 8080 by default; 0 = an ephemeral port (read `port` after start). */
   port?: number;
   registry: Registry;
-  /** When set, mutating endpoints require `Authorization: Bearer <token>`. */
+  /**
+   * When set, mutating endpoints require `Authorization: Bearer <token>`. Without it,
+   * acknowledging works only on a loopback `host` from loopback clients (src/web/auth.ts).
+   */
   token?: string;
   alerts?: AlertActions;
   health?: () => { ready: boolean; checks: Record<string, boolean | string> };
@@ -130,7 +134,7 @@ export class WebServer {
   /** Alerts seen through `publish`, used when no AlertActions were given. */
   private readonly seenAlerts = new Map<string, Alert>();
   private readonly cache: ThumbnailCache;
-  private readonly tokenDigest: Buffer | undefined;
+  private readonly ack: AckGuard;
   private server: Server | undefined;
   private wss: WebSocketServer | undefined;
   private thumbnailer: FrameThumbnailer | undefined;
@@ -149,7 +153,7 @@ export class WebServer {
     this.metrics = createWebMetrics(options.registry);
     this.staticDir = resolve(options.staticDir ?? join(packageRoot(), 'src', 'web', 'static'));
     this.cache = new ThumbnailCache(options.thumbnails?.cacheSize ?? 512);
-    this.tokenDigest = options.token ? createHash('sha256').update(options.token).digest() : undefined;
+    this.ack = new AckGuard({ token: options.token, host: options.host ?? '127.0.0.1', allowedOrigins: options.allowedOrigins });
   }
 
   get port(): number {
@@ -181,7 +185,7 @@ export class WebServer {
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
         return;
       }
-      if (!this.originAllowed(req)) {
+      if (!this.ack.originAllowed(req)) {
         // Another site open in the operator's browser must not read the plant's live feed.
         socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\n\r\n');
         return;
@@ -226,7 +230,8 @@ export class WebServer {
         throw new Error(`web: thumbnails consumer could not start on topic ${topics.frames}: ${(err as Error).message}`);
       }
     }
-    this.logger.info({ url: this.url, auth: this.tokenDigest ? 'token' : 'none' }, 'web: listening');
+    this.logger.info({ url: this.url, acknowledge: this.ack.mode }, 'web: listening');
+    if (this.ack.mode === 'disabled') this.logger.warn({ host: this.options.host }, 'web: no token and not on loopback: acknowledging alerts is refused; set web.token');
   }
 
   /** Broadcast a live event to every connected browser and fold it into the per-camera state. */
@@ -410,9 +415,8 @@ export class WebServer {
       if (m) {
         route = '/api/alerts/:id/ack';
         this.requireMethod(method === 'POST', method, 'POST');
-        // Cross-site "simple" POSTs (no preflight) would otherwise acknowledge alerts when no token is set.
-        if (!this.originAllowed(req)) throw new HttpError(403, `origin ${req.headers.origin} may not acknowledge alerts; add it to the web server's allowedOrigins`);
-        this.requireToken(req);
+        const refusal = this.ack.refusal(req);
+        if (refusal) throw new HttpError(refusal.status, refusal.message);
         const body = await readJsonBody(req);
         const by = body.by === undefined ? undefined : String(body.by).slice(0, 100);
         const id = decodeURIComponent(m[1]);
@@ -477,29 +481,8 @@ export class WebServer {
     return acked;
   }
 
-  /** Same-origin (Origin's host equals Host), listed in allowedOrigins, or no Origin header at all. */
-  private originAllowed(req: IncomingMessage): boolean {
-    const origin = req.headers.origin;
-    if (!origin) return true;
-    if (this.options.allowedOrigins?.includes(origin)) return true;
-    try {
-      return new URL(origin).host === req.headers.host;
-    } catch {
-      return false;
-    }
-  }
-
   private requireMethod(ok: boolean, method: string, allowed: string): void {
     if (!ok) throw new HttpError(405, `method ${method} not allowed here; use ${allowed}`);
-  }
-
-  private requireToken(req: IncomingMessage): void {
-    if (!this.tokenDigest) return;
-    const header = req.headers.authorization ?? '';
-    const match = /^Bearer\s+(.+)$/i.exec(header);
-    if (!match) throw new HttpError(401, 'this endpoint needs Authorization: Bearer <token> (the token configured for the web server)');
-    const given = createHash('sha256').update(match[1].trim()).digest();
-    if (!timingSafeEqual(given, this.tokenDigest)) throw new HttpError(401, 'the bearer token is not the one configured for the web server');
   }
 
   private async serveStatic(path: string, res: ServerResponse, method: string): Promise<void> {
@@ -519,7 +502,9 @@ export class WebServer {
     const info = await stat(file).catch(() => undefined);
     if (!info?.isFile()) throw new HttpError(404, `not found: ${path}`);
     const type = CONTENT_TYPES[extname(file).toLowerCase()] ?? 'application/octet-stream';
-    const body = await readFile(file);
+    let body: Buffer | string = await readFile(file);
+    // The page says how acknowledging works here (no token: loopback only), before any script runs.
+    if (relative === 'index.html') body = body.toString('utf8').replace('<!-- ack-policy -->', this.ack.notice ? `<p id="ack-policy" class="notice" role="note">${this.ack.notice}</p>` : '');
     res.setHeader('cache-control', 'no-cache');
     if (type.startsWith('text/html')) {
       // Everything the page needs is served from here: no CDN, works offline.

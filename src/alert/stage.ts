@@ -1,0 +1,340 @@
+/**
+ * The alert stage: consumes `predictions`, runs the alert lifecycle (src/alert/lifecycle.ts),
+ * writes every change to the `alerts` topic (the outbox) before committing the predictions that
+ * raised it, and delivers the changes from that topic to the sinks (src/alert/delivery.ts).
+ * At start it rebuilds its alerts and detectors from Kafka (src/alert/state-topic.ts).
+ *
+ * Events: 'alert' (Alert) on every change (fired, resolved, acknowledged), at once.
+ */
+import { EventEmitter } from 'node:events';
+import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import { createConsumer, createProducer } from '../bus/kafka.js';
+import { deadLetterRecord } from '../bus/dead-letter.js';
+import { decodePrediction, type Alert, type Prediction } from '../bus/messages.js';
+import type { Topics } from '../bus/topics.js';
+import { silentLogger, type Logger } from '../config/logger.js';
+import { AlertmanagerRefresh } from './alertmanager-refresh.js';
+import { reasonOf, type AlertChange } from './change.js';
+import type { DetectorConfig } from './detector.js';
+import { AlertDelivery } from './delivery.js';
+import { AlertDispatcher, type DeliveryOptions } from './dispatch.js';
+import { AlertLifecycle, type RecordPosition } from './lifecycle.js';
+import { createAlertMetrics, type AlertMetrics } from './metrics.js';
+import { AlertOutbox } from './outbox.js';
+import { settleWithin } from './settle-within.js';
+import { ActionSink, AlertmanagerSink, WebhookSink, type AlertSink } from './sinks.js';
+import { alertStateTopic, ensureAlertTopics, loadAlertState } from './state-topic.js';
+
+export interface AlertSinksOptions {
+  /** Ignored: every change is written to the `alerts` topic, which is the outbox the sinks are fed from. */
+  topic?: boolean;
+  webhooks?: { url: string; secret?: string }[];
+  /** Alertmanager base URL (http://host:9093); alerts go to POST /api/v2/alerts. */
+  alertmanagerUrl?: string;
+  /** Early-stop hook on a firing PG alert: a shell command (alert JSON on stdin, CRYSTALWATCH_* env) ... */
+  actionCommand?: string;
+  /** ... and/or a URL that gets {"action":"stop-batch","alert":...} POSTed. */
+  actionUrl?: string;
+}
+
+export interface AlertOptions {
+  kafka: Kafka;
+  topics: Topics;
+  /** Consumer group on `predictions`. Default `crystalwatch-alert`. */
+  groupId?: string;
+  /** Consumer group of the delivery consumer on `alerts`. Default `<groupId>-delivery`. */
+  deliveryGroupId?: string;
+  registry: Registry;
+  /** Default: CUSUM tuned for one false alarm per 100,000 CEX frames. */
+  detector?: DetectorConfig;
+  /** Consecutive clean frames (usable, P(PG) below cleanBelow) that resolve a firing alert. Default 50. */
+  resolveAfterCleanFrames?: number;
+  /** A frame is clean when P(PG) is below this. Default 0.5. */
+  cleanBelow?: number;
+  sinks?: AlertSinksOptions;
+  /** The WebSocket feed, given by the app; called synchronously on every alert change (not durable, not retried). */
+  publish?: (event: Alert) => void;
+  /** Retries (250 ms doubling to 30 s), the delivery deadline (24 h) and the HTTP timeout per attempt (5 s). */
+  delivery?: DeliveryOptions & { timeoutMs?: number };
+  /** How often a firing alert is re-sent to Alertmanager (it expires after 5 × this). Default 60 s. */
+  alertmanagerResendMs?: number;
+  /** A camera whose latest run sent no prediction for this long raises a camera-silent alert; 0 never. Default 0. */
+  silentAfterMs?: number;
+  /** A camera-run whose state only aged is re-written to the state topic at most this often. Default 10 s. */
+  snapshotIntervalMs?: number;
+  /** Partitions of the alerts and state topics when the stage creates them. Default 3. */
+  partitions?: number;
+  /** Read `predictions` from the start when the group has no committed offset. Default true. */
+  fromBeginning?: boolean;
+  /** Frame ids remembered to drop redelivered predictions. Default 100,000. */
+  dedupCapacity?: number;
+  /** Camera-runs tracked at once; beyond it the oldest quiet run (no firing alert) is forgotten first. Default 10,000. */
+  maxRuns?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+const STAGE = 'alert';
+/** Test-only crash point: SIGKILL right after a flush that wrote an alert change, before its offsets are committed. */
+const KILL_AFTER_OUTBOX = process.env.CRYSTALWATCH_ALERT_FAULT === 'kill-after-outbox';
+
+export class AlertStage extends EventEmitter {
+  readonly metrics: AlertMetrics;
+  private readonly lifecycle: AlertLifecycle;
+  private readonly dispatcher: AlertDispatcher;
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly stateTopic: string;
+  private alertmanager: AlertmanagerSink | undefined;
+  private refresh: AlertmanagerRefresh | undefined;
+  private producer: Producer | undefined;
+  private outbox: AlertOutbox | undefined;
+  private consumer: Consumer | undefined;
+  private delivery: AlertDelivery | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private starting: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: AlertOptions) {
+    super();
+    this.logger = (options.logger ?? silentLogger).child({ stage: STAGE });
+    this.now = options.now ?? Date.now;
+    this.metrics = createAlertMetrics(options.registry);
+    this.stateTopic = alertStateTopic(options.topics);
+    this.lifecycle = new AlertLifecycle({
+      detector: options.detector,
+      resolveAfterCleanFrames: options.resolveAfterCleanFrames,
+      cleanBelow: options.cleanBelow,
+      dedupCapacity: options.dedupCapacity,
+      maxRuns: options.maxRuns,
+      silentAfterMs: options.silentAfterMs,
+      snapshotIntervalMs: options.snapshotIntervalMs,
+    });
+    this.dispatcher = new AlertDispatcher({
+      delivery: options.delivery,
+      deadLetter: AlertDelivery.deadLetterWriter(options.topics, () => this.producer, this.metrics, this.logger),
+      onOutcome: (sink, outcome) => this.metrics.deliveries.inc({ sink, outcome }),
+      onQueued: (sink, queued) => this.metrics.queued.set({ sink }, queued),
+      logger: this.logger,
+      now: this.now,
+    });
+    const sinks = options.sinks ?? {};
+    const timeoutMs = options.delivery?.timeoutMs ?? 5000;
+    for (const hook of sinks.webhooks ?? []) this.addSink(new WebhookSink(hook.url, hook.secret, timeoutMs, this.now));
+    if (sinks.alertmanagerUrl) {
+      const resendMs = options.alertmanagerResendMs ?? 60_000;
+      this.alertmanager = new AlertmanagerSink(sinks.alertmanagerUrl, 5 * resendMs, timeoutMs, this.now);
+      this.addSink(this.alertmanager);
+      this.refresh = new AlertmanagerRefresh(this.alertmanager, () => this.lifecycle.book.firing(), resendMs, this.logger);
+    }
+    if (sinks.actionCommand || sinks.actionUrl) this.addSink(new ActionSink({ command: sinks.actionCommand, url: sinks.actionUrl }));
+  }
+
+  /** Adds a sink (tests and the app may bring their own), before start(). */
+  addSink(sink: AlertSink): void {
+    this.dispatcher.addSink(sink);
+  }
+
+  /** Restores the saved state, then consumes `predictions` and delivers from `alerts`. */
+  start(): Promise<void> {
+    this.starting ??= this.startOnce();
+    return this.starting;
+  }
+
+  private async startOnce(): Promise<void> {
+    const { kafka, topics } = this.options;
+    const started = this.now();
+    this.producer = createProducer(kafka);
+    await this.producer.connect();
+    this.outbox = new AlertOutbox(this.producer, { alerts: topics.alerts, state: this.stateTopic, deadLetter: topics.deadLetter });
+    await ensureAlertTopics(kafka, { alerts: topics.alerts, state: this.stateTopic }, this.options.partitions ?? 3, this.logger);
+    const groupId = this.options.groupId ?? 'crystalwatch-alert';
+    this.delivery = new AlertDelivery({
+      kafka, topics, groupId: this.options.deliveryGroupId ?? `${groupId}-delivery`, dispatcher: this.dispatcher, producer: () => this.producer, metrics: this.metrics, logger: this.logger,
+    });
+    await Promise.all([this.delivery.start(), this.restoreThenConsume(groupId)]);
+    this.refresh?.start();
+    const silentAfter = this.options.silentAfterMs ?? 0;
+    this.timer = setInterval(() => this.tick(), silentAfter > 0 ? Math.min(1000, Math.max(100, silentAfter / 10)) : 1000);
+    this.timer.unref();
+    this.logger.info({ detector: this.lifecycle.detectorDescription, sinks: this.dispatcher.sinks.map((s) => s.name), ms: this.now() - started }, 'alert stage consuming');
+  }
+
+  private async restoreThenConsume(groupId: string): Promise<void> {
+    const { kafka, topics } = this.options;
+    const saved = await loadAlertState(kafka, { alerts: topics.alerts, state: this.stateTopic }, `${groupId}-restore`);
+    const restored = this.lifecycle.restore(saved.alerts, saved.snapshots);
+    for (const camera of this.lifecycle.cameras) this.setGauges(camera, true);
+    this.logger.info({ ...restored, alerts: saved.alerts.length, records: saved.records, skipped: saved.skipped }, 'alert state restored from Kafka');
+
+    const consumer = createConsumer(kafka, groupId, { maxMessageBytes: 1024 * 1024 });
+    this.consumer = consumer;
+    await consumer.connect();
+    await consumer.subscribe({ topics: [topics.predictions], fromBeginning: this.options.fromBeginning ?? true });
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+        const changes: AlertChange[] = [];
+        const letters: Message[] = [];
+        let last: string | undefined;
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale()) break;
+          last = message.offset;
+          const decoded = decodePrediction(message.value);
+          if (decoded.ok) {
+            changes.push(...this.observe(decoded.value, Number(message.timestamp), { partition: batch.partition, offset: message.offset }));
+            continue;
+          }
+          this.metrics.deadLetter.inc({ stage: STAGE, reason: 'invalid-prediction' });
+          this.logger.warn({ topic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason }, 'malformed prediction sent to dead-letter');
+          letters.push(deadLetterRecord({ sourceTopic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason, stage: STAGE, key: message.key, value: message.value, headers: message.headers, at: new Date(this.now()) }));
+        }
+        if (last === undefined) return;
+        const outbox = this.outbox as AlertOutbox;
+        outbox.add(changes, this.lifecycle.snapshots(this.now()), letters);
+        // The changes are durable before the predictions that raised them are committed; a failed
+        // write throws, kafkajs fetches the batch again (its frames are known: nothing is counted
+        // twice) and the next flush retries what this one held.
+        await outbox.flush();
+        this.metrics.outboxPending.set(outbox.pending);
+        if (KILL_AFTER_OUTBOX && changes.length > 0) process.kill(process.pid, 'SIGKILL');
+        if (isStale()) return;
+        resolveOffset(last);
+        await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
+        await heartbeat();
+      },
+    });
+  }
+
+  /**
+   * Handles one prediction without Kafka (tests, benchmarks, an app that has the predictions):
+   * returns the PG alert of its camera-run that it fired or resolved, if any. After start() the
+   * changes go to the outbox as well. `producedAtMs` starts the prediction-to-alert clock.
+   */
+  observePrediction(prediction: Prediction, producedAtMs?: number): Alert | undefined {
+    const changes = this.observe(prediction, producedAtMs);
+    this.persist(changes);
+    const own = changes.find((c) => c.alert.camera === prediction.camera && c.alert.runId === prediction.runId && reasonOf(c.alert) === 'pg-onset');
+    return own ? structuredClone(own.alert) : undefined;
+  }
+
+  /** Every alert kept (firing ones always, the last 1000 others), newest first. */
+  list(): Alert[] {
+    return this.lifecycle.book.list();
+  }
+
+  acknowledge(id: string, by?: string): Alert | undefined {
+    const result = this.lifecycle.acknowledge(id, by, this.now());
+    if (!result) return undefined;
+    if (result.change) {
+      this.logger.info({ alertId: id, by }, 'alert acknowledged');
+      this.announce([result.change]);
+      this.persist([result.change]);
+    }
+    return structuredClone(result.alert);
+  }
+
+  /** Resolves when nothing waits in this process: outbox written, no change waiting for a sink. */
+  async idle(): Promise<void> {
+    if (this.outbox && this.outbox.pending > 0) await this.outbox.flush();
+    await this.dispatcher.idle();
+  }
+
+  /**
+   * Stops within about a second: aborts deliveries in flight, stops both consumers at once
+   * without committing what was not delivered (it is delivered after the next start), and
+   * writes what the outbox still holds if Kafka takes it at once. Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      clearInterval(this.timer);
+      this.refresh?.close();
+      this.dispatcher.close();
+      await Promise.all([
+        this.delivery?.close(),
+        this.consumer ? settleWithin(this.consumer.disconnect(), 700).then((ok) => ok || this.logger.warn('alert consumer still disconnecting; not waiting for it')) : undefined,
+      ]);
+      if (this.outbox && this.outbox.pending > 0) await settleWithin(this.outbox.flush(), 150);
+      if (this.producer) await settleWithin(this.producer.disconnect(), 150);
+    })();
+    return this.closing;
+  }
+
+  private observe(prediction: Prediction, producedAtMs: number | undefined, position?: RecordPosition): AlertChange[] {
+    const receivedAt = this.now();
+    const seen = this.lifecycle.observe(prediction, receivedAt, position);
+    if (seen.skipped === 'duplicate') this.metrics.duplicates.inc({ stage: STAGE });
+    if (seen.newCamera) this.setGauges(prediction.camera, true);
+    if (seen.changes.length > 0) this.announce(seen.changes);
+    if (seen.fired) this.metrics.predictionToAlert.observe(Math.max(0, this.now() - (producedAtMs ?? receivedAt)) / 1000);
+    return seen.changes;
+  }
+
+  /** The one timer: camera-silent checks, aged state snapshots, and a retry of an outbox write that failed. */
+  private tick(): void {
+    const changes = this.lifecycle.checkSilence(this.now());
+    if (changes.length > 0) this.announce(changes);
+    this.persist(changes);
+  }
+
+  /** To the outbox once started (flushed in the background), straight to the sinks before. */
+  private persist(changes: AlertChange[]): void {
+    const outbox = this.outbox;
+    if (!outbox) {
+      for (const { alert, kind } of changes) this.dispatcher.dispatch({ alert, kind, writtenAtMs: this.now() }).catch(() => {});
+      return;
+    }
+    outbox.add(changes, this.lifecycle.snapshots(this.now()));
+    if (outbox.pending === 0) return;
+    outbox.flush().then(
+      () => this.metrics.outboxPending.set(outbox.pending),
+      (err: Error) => {
+        this.metrics.outboxPending.set(outbox.pending);
+        this.logger.error({ err: err.message }, 'alert outbox write failed; retried within a second');
+      },
+    );
+  }
+
+  private announce(changes: AlertChange[]): void {
+    for (const { alert, kind } of changes) {
+      const reason = reasonOf(alert);
+      if (kind === 'firing') {
+        if (reason === 'pg-onset') {
+          this.metrics.alerts.inc({ camera: alert.camera });
+          this.logger.warn({ alertId: alert.id, camera: alert.camera, runId: alert.runId, firstPgFrameId: alert.evidence.firstPgFrameId, statistic: alert.evidence.statistic }, 'PG onset: alert firing');
+        } else {
+          this.metrics.silentAlerts.inc({ camera: alert.camera });
+          this.logger.warn({ alertId: alert.id, camera: alert.camera, runId: alert.runId, lastSeenAt: alert.evidence.lastSeenAt }, 'camera silent: alert firing');
+        }
+      } else if (kind === 'resolved') {
+        this.logger.info({ alertId: alert.id, camera: alert.camera, runId: alert.runId, reason }, 'alert resolved');
+      }
+      this.setGauges(alert.camera, false);
+      const copy = structuredClone(alert);
+      this.emit('alert', copy);
+      if (!this.options.publish) continue;
+      try {
+        this.options.publish(copy);
+        this.metrics.deliveries.inc({ sink: 'websocket', outcome: 'delivered' });
+      } catch (err) {
+        this.metrics.deliveries.inc({ sink: 'websocket', outcome: 'failed' });
+        this.logger.warn({ err: (err as Error).message }, 'alert publish callback threw');
+      }
+    }
+  }
+
+  /**
+   * The alarm gauges follow the book. They exist (at 0) from a camera's first frame, so "absent"
+   * never means "fine"; the alert counters too, so increase()/changes() see a first alert.
+   */
+  private setGauges(camera: string, first: boolean): void {
+    this.metrics.alarm.set({ camera }, this.lifecycle.book.firingOn(camera, 'pg-onset') > 0 ? 1 : 0);
+    this.metrics.silent.set({ camera }, this.lifecycle.book.firingOn(camera, 'camera-silent') > 0 ? 1 : 0);
+    if (first) {
+      this.metrics.alerts.inc({ camera }, 0);
+      this.metrics.silentAlerts.inc({ camera }, 0);
+    }
+  }
+}
