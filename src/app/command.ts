@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig, maskSecrets } from '../config/index.js';
 import { createLogger } from '../config/logger.js';
+import { webExposureProblem } from '../web/auth.js';
 import { closeOnSignals, Lifecycle } from './lifecycle.js';
 import { startDemo } from './demo.js';
 import { startPipeline } from './pipeline.js';
@@ -71,6 +72,11 @@ export function registerAppCommands(program: Command): void {
     .addOption(new Option('--stages <list>', 'comma list of stages to run in this process').argParser((v) => v.split(',').map((s) => s.trim())))
     .action(async (o) => {
       const config = await loadConfigOrExit(o.config, o.stages ? { stages: o.stages } : {});
+      const exposed = webExposureProblem(config);
+      if (exposed) {
+        console.error(`crystalwatch run: refusing to start: ${exposed}`);
+        process.exit(2);
+      }
       const logger = createLogger({ level: config.log.level, pretty: config.log.pretty });
       const lifecycle = new Lifecycle(logger);
       lifecycle.add('pipeline', await startPipeline(config, logger));
