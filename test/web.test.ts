@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { request } from 'node:http';
 import WebSocket from 'ws';
 import type { IncomingMessage } from 'node:http';
-import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent } from '../src/web/index.js';
+import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, webExposureProblem, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent } from '../src/web/index.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 
 const servers: WebServer[] = [];
@@ -194,6 +194,16 @@ describe('acknowledging without a token', () => {
     const guarded = new AckGuard({ host: '0.0.0.0', token: 'operator-secret-1' });
     expect(guarded.refusal(request('10.1.2.3', { authorization: 'Bearer operator-secret-1' }))).toBeUndefined();
     expect(guarded.refusal(request('127.0.0.1'))).toMatchObject({ status: 401 });
+  });
+
+  it('keeps `crystalwatch run` from serving acknowledgement publicly without a token', () => {
+    const run = (stages: string[], host: string, token?: string) => webExposureProblem({ stages, web: { host, token } });
+    expect(run(['ingest', 'classify', 'monitor', 'web'], '0.0.0.0')).toMatch(/^web\.host is "0\.0\.0\.0", which is not a loopback address, and web\.token is not set/);
+    expect(run(['monitor', 'web'], '0.0.0.0', 'operator-secret-1')).toBeUndefined();
+    expect(run(['monitor', 'web'], '127.0.0.1')).toBeUndefined();
+    // The web stage of an ingest or classify process serves /metrics only: no alert to acknowledge there.
+    expect(run(['ingest', 'web'], '0.0.0.0')).toBeUndefined();
+    expect(run(['monitor'], '0.0.0.0')).toBeUndefined();
   });
 
   it('knows loopback addresses', () => {

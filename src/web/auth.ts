@@ -79,9 +79,12 @@ export class AckGuard {
 
 /**
  * Why a process with these settings must not start (for `crystalwatch run`): the web stage on
- * a non-loopback address without a token would let anyone who reaches the port silence an alarm.
+ * a non-loopback address without a token, next to the monitor stage (whose alerts it lets people
+ * acknowledge), would let anyone who reaches the port silence an alarm. The web stage of an
+ * ingest or classify process serves /metrics and health only, and has no alert to acknowledge.
  */
 export function webExposureProblem(config: { stages: readonly string[]; web: { host: string; token?: string } }): string | undefined {
-  if (!config.stages.includes('web') || config.web.token || isLoopbackHost(config.web.host)) return undefined;
+  if (!config.stages.includes('web') || !config.stages.includes('monitor')) return undefined;
+  if (config.web.token || isLoopbackHost(config.web.host)) return undefined;
   return `web.host is "${config.web.host}", which is not a loopback address, and web.token is not set: anyone who can reach the port could acknowledge alerts. Set web.token (CRYSTALWATCH_WEB_TOKEN, at least 8 characters; e.g. \`openssl rand -hex 16\`) or bind web.host to 127.0.0.1`;
 }

@@ -231,7 +231,7 @@ export class WebServer {
       }
     }
     this.logger.info({ url: this.url, acknowledge: this.ack.mode }, 'web: listening');
-    if (this.ack.mode === 'disabled') this.logger.warn({ host: this.options.host }, 'web: no token and not on loopback: acknowledging alerts is refused; set web.token');
+    if (this.ack.mode === 'disabled') this.logger.info({ host: this.options.host }, 'web: no token and not on loopback: acknowledging alerts is refused here (set web.token to allow it)');
   }
 
   /** Broadcast a live event to every connected browser and fold it into the per-camera state. */
