@@ -28,7 +28,7 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('verify')
     .description('check every record\'s digest, every link, the order and the end of the trail; exit 0 when intact, 1 otherwise')
-    .option('--data-dir <dir>', 'the data dir holding audit/ (default: CRYSTALWATCH_DATA_DIR or ./data)', DEFAULT_DATA_DIR)
+    .option('--data-dir <dir>', 'the data dir holding audit/ (CRYSTALWATCH_DATA_DIR when set)', DEFAULT_DATA_DIR)
     .option('--json', 'print the whole result as JSON on stdout', false)
     .action(async (o: { dataDir: string; json: boolean }) => {
       const result = await verifyAuditTrail(o.dataDir);
@@ -48,7 +48,7 @@ export function registerAuditCommands(program: Command): void {
   audit
     .command('list')
     .description('print records in file order, a page at a time')
-    .option('--data-dir <dir>', 'the data dir holding audit/ (default: CRYSTALWATCH_DATA_DIR or ./data)', DEFAULT_DATA_DIR)
+    .option('--data-dir <dir>', 'the data dir holding audit/ (CRYSTALWATCH_DATA_DIR when set)', DEFAULT_DATA_DIR)
     .option('--after <seq>', 'only records after this seq (the "next" of the previous page)', integer('--after', 0, Number.MAX_SAFE_INTEGER), 0)
     .option('--limit <n>', 'at most this many records', integer('--limit', 1, 100_000), 100)
     .option('--json', 'print {records, next?} as JSON on stdout', false)
