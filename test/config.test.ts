@@ -52,6 +52,17 @@ describe('config', () => {
     expect(() => configFromEnv({ CRYSTALWATCH_WEB_PORT: 'x' })).toThrow(/CRYSTALWATCH_WEB_PORT: expected a number, got "x"/);
   });
 
+  it('bounds labels and images: metrics.maxCameras, limits.maxPixels, the camera id rule', async () => {
+    const defaults = await loadConfig({ env: {} });
+    expect(defaults.metrics.maxCameras).toBe(64);
+    expect(defaults.limits.maxPixels).toBe(40_000_000);
+    const set = await loadConfig({ env: { CRYSTALWATCH_METRICS_MAX_CAMERAS: '8', CRYSTALWATCH_LIMITS_MAX_PIXELS: '12000000' } });
+    expect(set.metrics.maxCameras).toBe(8);
+    expect(set.limits.maxPixels).toBe(12_000_000);
+    await expect(loadConfig({ env: { CRYSTALWATCH_METRICS_MAX_CAMERAS: '0' } })).rejects.toThrow(/metrics\.maxCameras: .*got 0/);
+    await expect(loadConfig({ env: { CRYSTALWATCH_CAMERAS: 'cam one=/x' } })).rejects.toThrow(/cameras\.0\.id: camera id must be 1–64 letters, digits, "\.", "_" or "-", starting with a letter or digit, got "cam one"/);
+  });
+
   it('parses CRYSTALWATCH_CAMERAS as id=folder pairs', async () => {
     const config = await loadConfig({ env: { CRYSTALWATCH_CAMERAS: 'a=/x,b=/y' } });
     expect(config.cameras.map((c) => c.id)).toEqual(['a', 'b']);

@@ -215,4 +215,22 @@ describe('MetricsStage (in process)', () => {
     expect(snap.map((x) => [x.window, x.support, x.precision])).toEqual([['4f', 2, 1], ['60s', 0, null]]);
     await s.close();
   });
+
+  it('gives series only to the configured cameras; others are counted, not joined, not emitted', async () => {
+    const registry = new Registry();
+    const s = new MetricsStage({ kafka: {} as Kafka, topics: topicNames(), registry, cameras: ['cam-1'], maxCameras: 1000 });
+    const seen: string[] = [];
+    s.on('prediction', (p: Prediction) => seen.push(p.camera));
+    s.observePrediction(prediction('a', { label: 'cex' }));
+    s.observePrediction(prediction('b', { camera: 'cam-2', label: 'pg' }));
+    s.observeLabel({ camera: 'cam-3', from: '2026-01-01T00:00:00Z', to: '2026-01-01T01:00:00Z', label: 'pg' });
+    const text = await registry.metrics();
+    expect(seen).toEqual(['cam-1']);
+    expect(text).toContain('crystalwatch_unknown_camera_total{stage="metrics"} 2');
+    expect(text).toContain('crystalwatch_confusion_total{camera="cam-1",actual="cex",predicted="cex"} 1');
+    expect(text).not.toContain('cam-2');
+    expect(text).not.toContain('cam-3');
+    expect(s.snapshot().map((x) => x.camera)).toEqual(['cam-1', 'cam-1']);
+    await s.close();
+  });
 });
