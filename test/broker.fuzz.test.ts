@@ -1,14 +1,22 @@
 /**
  * Malformed input must never stop the broker: random bytes, truncated frames,
- * lying size prefixes, unknown api keys and versions, and bit-flipped copies of
- * valid requests for every API. Afterwards a client connected before the abuse
- * and a new kafkajs client are both still served.
+ * lying size prefixes, unknown api keys and versions (in process, with the
+ * metrics), and, against the `crystalwatch broker` command, mutated copies of a
+ * valid request of every version of every API built from the grammar (lengths
+ * that lie, flipped bytes, truncations). Afterwards a kafkajs producer connected
+ * before the abuse, kcat and a new kafkajs consumer are served, and SIGTERM
+ * still stops the process.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { body, buildBatch, produceBody, RawClient } from './helpers/broker-wire.js';
+import { API_HANDLERS } from '../src/broker/api/index.js';
+import { BrokerProcess, startTestBroker, type TestBroker } from './helpers/broker.js';
+import { encodeRequest, FUZZ_TOPIC, lengthMutations, prng, randomMutation, REQUEST_GRAMMAR, type EncodedRequest } from './helpers/broker-grammar.js';
+import { body, buildBatch, kcat, produceBody, RawClient, terminateWithin, waitFor } from './helpers/broker-wire.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -22,47 +30,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-/** mulberry32: a seeded PRNG so a failing case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Valid request bodies (api key, version, body, flexible header) to mutate. */
-function validRequests(): Array<[number, number, Buffer, boolean]> {
-  const batch = buildBatch([{ key: Buffer.from('k'), value: Buffer.from('fuzz') }]);
-  return [
-    [18, 0, Buffer.alloc(0), false],
-    [18, 3, body((w) => { w.compactString('fuzz').compactString('1').emptyTaggedFields(); }), true],
-    [3, 6, body((w) => { w.array(['fuzzed'], (x, t) => { x.string(t); }).boolean(true); }), false],
-    [3, 0, body((w) => { w.array([], () => {}); }), false],
-    [0, 7, produceBody('fuzzed', 0, batch), false],
-    [1, 11, body((w) => {
-      w.int32(-1).int32(10).int32(1).int32(1 << 20).int8(0).int32(0).int32(-1);
-      w.array(['fuzzed'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int32(-1).int64(0).int64(-1).int32(1 << 20); }); });
-      w.array([], () => {}).string('');
-    }), false],
-    [2, 3, body((w) => { w.int32(-1).int8(0).array(['fuzzed'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int64(-1); }); }); }), false],
-    [10, 2, body((w) => { w.string('fuzz-group').int8(0); }), false],
-    [11, 5, body((w) => { w.string('fuzz-group').int32(1000).int32(50).string('').string(null).string('consumer').array(['range'], (x, n) => { x.string(n).bytes(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0])); }); }), false],
-    [12, 3, body((w) => { w.string('fuzz-group').int32(1).string('nobody').string(null); }), false],
-    [13, 3, body((w) => { w.string('fuzz-group').array(['nobody'], (x, m) => { x.string(m).string(null); }); }), false],
-    [14, 3, body((w) => { w.string('fuzz-group').int32(1).string('nobody').string(null).array([], () => {}); }), false],
-    [8, 7, body((w) => { w.string('fuzz-group').int32(-1).string('').string(null).array(['fuzzed'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int64(1).int32(-1).string(''); }); }); }), false],
-    [9, 5, body((w) => { w.string('fuzz-group').array(null, () => {}); }), false],
-    [15, 2, body((w) => { w.array(['fuzz-group'], (x, g) => { x.string(g); }); }), false],
-    [16, 2, Buffer.alloc(0), false],
-    [22, 1, body((w) => { w.string(null).int32(1000); }), false],
-    [20, 1, body((w) => { w.array(['no-such-topic'], (x, t) => { x.string(t); }).int32(1000); }), false],
-  ];
-}
 
 async function assertHealthy(): Promise<void> {
   const client = await RawClient.open(server.address);
@@ -121,55 +88,119 @@ describe('broker under malformed input', () => {
     expect(await value('crystalwatch_broker_connections_rejected_total', { reason: 'size' })).toBe(2);
     expect(await value('crystalwatch_broker_connections_rejected_total', { reason: 'unknown_api' })).toBe(1);
   });
+});
 
-  it('survives random bytes and thousands of mutated requests, then still serves old and new clients', async () => {
-    const kafka = new Kafka({ brokers: [server.address], clientId: 'fuzz-survivor', logLevel: logLevel.NOTHING });
+/** Random mutations per API version, on top of every lying length of its grammar. */
+const RANDOM_MUTATIONS = 24;
+/** How long a mutated request may keep the connection's next answer waiting (a fetch or join that parsed into a long wait). */
+const STALL_MS = 500;
+
+type Outcome = 'answered' | 'closed' | 'stalled';
+
+/** Sends one mutated request and an ApiVersions after it; the ApiVersions answer means the broker read past the mutation. */
+async function tryMutation(address: string, request: EncodedRequest, mutated: Buffer): Promise<Outcome> {
+  const client = await RawClient.open(address);
+  try {
+    client.send(request.apiKey, request.version, mutated, request.flexible);
+    const probe = client.send(18, 0, Buffer.alloc(0));
+    for (;;) {
+      const frame = await client.next(STALL_MS).catch(() => undefined);
+      if (frame === undefined) return 'stalled';
+      if (frame === null) return 'closed';
+      if (frame.readInt32BE(0) === probe) return 'answered';
+    }
+  } finally {
+    client.close();
+  }
+}
+
+async function inParallel<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: workers }, async () => {
+    while (next < items.length) await work(items[next++]);
+  }));
+}
+
+describe('crystalwatch broker fuzzed with every API it answers', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-fuzz-'));
+  const broker = new BrokerProcess(dataDir, ['--message-max-bytes', String(1024 * 1024)]);
+
+  beforeAll(async () => { await broker.start(); });
+  afterAll(async () => {
+    await broker.kill();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('has a grammar for every API and version in the broker\'s table', () => {
+    const table = API_HANDLERS.map((api) => `${api.key} ${api.name} v${api.minVersion}-${api.maxVersion}`);
+    expect(REQUEST_GRAMMAR.map((api) => `${api.key} ${api.name} v${api.versions[0]}-${api.versions[1]}`)).toEqual(table);
+  });
+
+  it('answers a valid request of each version, survives lying lengths and damaged bytes in all of them, then serves kcat and kafkajs and stops on SIGTERM', async () => {
+    const kafka = new Kafka({ brokers: [broker.address], clientId: 'fuzz-survivor', logLevel: logLevel.NOTHING });
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect(); // connected before the abuse starts
     await producer.send({ topic: 'survivor', messages: [{ key: 'before', value: 'x' }] });
+    const setup = await RawClient.open(broker.address);
+    await setup.request(3, 6, body((w) => { w.array([FUZZ_TOPIC], (x, t) => { x.string(t); }).boolean(true); }));
+    setup.close();
 
     const random = prng(20261122);
-    // 1. Pure noise, in odd-sized writes, on 50 connections.
-    for (let i = 0; i < 50; i++) {
-      const client = await RawClient.open(server.address);
+    // Pure noise, in odd-sized writes.
+    for (let i = 0; i < 40; i++) {
+      const client = await RawClient.open(broker.address);
       for (let writes = 0; writes < 5; writes++) {
         client.writeRaw(Buffer.from(Array.from({ length: 1 + Math.floor(random() * 300) }, () => Math.floor(random() * 256))));
       }
       client.close();
     }
-    // 2. Valid requests with flipped bytes, truncations and extensions, 150 per API.
-    const requests = validRequests();
-    let answered = 0;
-    let dropped = 0;
-    for (const [apiKey, version, valid, flexible] of requests) {
-      const client = await RawClient.open(server.address);
-      for (let round = 0; round < 150 && !client.closed; round++) {
-        const mutated = Buffer.from(valid);
-        const mode = random();
-        if (mode < 0.6) {
-          for (let flips = 1 + Math.floor(random() * 4); flips > 0 && mutated.length > 0; flips--) mutated[Math.floor(random() * mutated.length)] = Math.floor(random() * 256);
-        }
-        const bytes = mode >= 0.6 && mode < 0.85 ? mutated.subarray(0, Math.floor(random() * mutated.length)) : mode >= 0.85 ? Buffer.concat([mutated, Buffer.from([Math.floor(random() * 256), 0xff, 0xff])]) : mutated;
-        client.send(apiKey, version, bytes, flexible);
-      }
-      // Give the broker a moment to answer what it can, then drop the connection (pending joins included).
-      await new Promise((r) => setTimeout(r, 50));
-      if (client.closed) dropped++; else answered++;
-      client.close();
-    }
-    expect(answered + dropped).toBe(requests.length);
 
-    await assertHealthy();
+    const jobs: Array<{ request: EncodedRequest; kind: string; body: Buffer }> = [];
+    for (const api of REQUEST_GRAMMAR) {
+      for (let version = api.versions[0]; version <= api.versions[1]; version++) {
+        const request = encodeRequest(api, version);
+        // The unmutated request must be answered, or the grammar (and so the fuzzing) is wrong.
+        const client = await RawClient.open(broker.address);
+        const answer = await client.request(api.key, version, request.body, request.flexible);
+        client.close();
+        expect(answer, `a valid ${api.name} v${version} request was not answered`).not.toBeNull();
+        for (const mutation of lengthMutations(request)) jobs.push({ request, ...mutation });
+        for (let i = 0; i < RANDOM_MUTATIONS; i++) jobs.push({ request, ...randomMutation(request.body, random) });
+      }
+    }
+    const outcomes: Record<Outcome, number> = { answered: 0, closed: 0, stalled: 0 };
+    const closedByKind = new Map<string, number>();
+    await inParallel(jobs, 8, async (job) => {
+      const outcome = await tryMutation(broker.address, job.request, job.body);
+      outcomes[outcome]++;
+      if (outcome === 'closed') closedByKind.set(job.kind.split(' ')[0], (closedByKind.get(job.kind.split(' ')[0]) ?? 0) + 1);
+    });
+    console.log(JSON.stringify({ fuzzedRequests: jobs.length, ...outcomes, closedByKind: Object.fromEntries(closedByKind) }));
+    expect(outcomes.answered + outcomes.closed + outcomes.stalled).toBe(jobs.length);
+    expect(outcomes.closed).toBeGreaterThan(jobs.length / 4); // lies were caught, not read as data
+    expect(outcomes.answered).toBeGreaterThan(0);
+
+    // librdkafka still produces and consumes.
+    const lines = Array.from({ length: 200 }, (_, i) => `k${i}:after-fuzz-${i}`).join('\n') + '\n';
+    expect((await kcat(broker.address, ['-P', '-t', 'after-fuzz', '-K:', '-X', 'acks=all'], lines)).code).toBe(0);
+    const consumed = await kcat(broker.address, ['-C', '-t', 'after-fuzz', '-o', 'beginning', '-e', '-q', '-f', '%k\n']);
+    expect(consumed.code).toBe(0);
+    expect(consumed.stdout.trim().split('\n').sort()).toEqual(Array.from({ length: 200 }, (_, i) => `k${i}`).sort());
+
+    // kafkajs: the producer connected before the abuse, and a new consumer group.
     await producer.send({ topic: 'survivor', messages: [{ key: 'after', value: 'y' }] });
     const consumer = kafka.consumer({ groupId: 'survivor-reader', sessionTimeout: 6000, heartbeatInterval: 500 });
     await consumer.connect();
-    await consumer.subscribe({ topic: 'survivor', fromBeginning: true });
+    await consumer.subscribe({ topics: ['survivor', 'after-fuzz'], fromBeginning: true });
     const keys: string[] = [];
     await consumer.run({ eachMessage: async ({ message }) => { keys.push(message.key!.toString()); } });
-    const started = Date.now();
-    while (keys.length < 2 && Date.now() - started < 30_000) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => keys.length >= 202, 'kafkajs to read the 2 survivor records and the 200 kcat records', 30_000);
     await consumer.disconnect();
     await producer.disconnect();
-    expect(keys.sort()).toEqual(['after', 'before']);
+    expect(keys.filter((k) => k === 'before' || k === 'after').sort()).toEqual(['after', 'before']);
+
+    const exit = await terminateWithin(broker.child!, 3000);
+    expect(exit, 'the broker did not exit within 3 s of SIGTERM').not.toBeNull();
+    expect(exit!.code).toBe(0);
   });
 });

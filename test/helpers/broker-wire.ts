@@ -1,8 +1,11 @@
 /**
  * Raw Kafka wire helpers for broker tests: a socket client that sends framed
- * requests and reads framed responses, and a record batch v2 builder. Used to
+ * requests and reads framed responses, a record batch v2 builder, and the
+ * request grammar of every API the broker answers with mutators for it. Used to
  * send what real clients never send (corrupt CRCs, fuzzed bytes, odd versions).
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { crc32c } from '../../src/broker/protocol/crc32c.js';
 import { Writer } from '../../src/broker/protocol/writer.js';
@@ -32,7 +35,7 @@ export class RawClient {
   }
 
   private onData(chunk: Buffer): void {
-    this.pending = Buffer.concat([this.pending, chunk]);
+    this.pending = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     while (this.pending.length >= 4 && this.pending.length >= 4 + this.pending.readInt32BE(0)) {
       const size = this.pending.readInt32BE(0);
       const frame = this.pending.subarray(4, 4 + size);
@@ -72,6 +75,15 @@ export class RawClient {
   async request(apiKey: number, version: number, body: Buffer, flexible = false, timeoutMs = 10_000): Promise<Buffer | null> {
     this.send(apiKey, version, body, flexible);
     return this.next(timeoutMs);
+  }
+
+  /** Resolves true once the broker has closed the connection, false if it is still open after `timeoutMs`. */
+  waitClosed(timeoutMs: number): Promise<boolean> {
+    if (this.closed) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.socket.once('close', () => { clearTimeout(timer); resolve(true); });
+    });
   }
 
   close(): void {
@@ -150,4 +162,51 @@ export function produceResult(frame: Buffer): { errorCode: number; baseOffset: n
   const nameLength = frame.readInt16BE(position);
   position += 2 + nameLength + 4 + 4;
   return { errorCode: frame.readInt16BE(position), baseOffset: Number(frame.readBigInt64BE(position + 2)) };
+}
+
+/** Waits for `condition` with a deadline; the message says what never happened. */
+export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const started = Date.now();
+  while (!(await condition())) {
+    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Runs kcat (librdkafka) against `address`; killed after `timeoutMs`. */
+export function kcat(address: string, args: string[], input = '', timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('kcat', ['-b', address, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.on('error', reject);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.stdin.end(input);
+  });
+}
+
+/** Resident memory of a process in MiB, from /proc (Linux). */
+export function rssMiB(pid: number): number {
+  const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!match) throw new Error(`no VmRSS line in /proc/${pid}/status`);
+  return Number(match[1]) / 1024;
+}
+
+/** Sends SIGTERM and waits up to `ms` for the exit; a process still running then is SIGKILLed and null returned. */
+export async function terminateWithin(child: ChildProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  child.kill('SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); });
+  const result = await Promise.race([exited, late]);
+  clearTimeout(timer);
+  if (result === null) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+  return result;
 }
