@@ -1,0 +1,169 @@
+/**
+ * `crystalwatch run` as a real child process for the alert durability tests: a config file
+ * with the monitor stage only (metrics + alerts) on the embedded broker at a fixed port and data
+ * dir (so a restart finds both again), predictions produced straight into `predictions`, the
+ * `alerts` topic read back, and receivers that can be down and come up on a fixed port.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import net from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Kafka, logLevel } from 'kafkajs';
+import type { Alert, Prediction } from '../../src/bus/messages.js';
+import { readToEnd } from '../../src/alert/restore.js';
+import { cli, root } from './demo.js';
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Polls `probe` until it returns a value; fails with `what` and `detail()` after `timeoutMs`. */
+export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, detail: () => string = () => ''): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? `\n${detail()}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export interface RunConfig {
+  dataDir: string;
+  brokerPort: number;
+  alert: Record<string, unknown>;
+}
+
+export async function writeRunConfig(dir: string, config: RunConfig): Promise<string> {
+  const file = path.join(dir, 'plant.json');
+  await writeFile(file, JSON.stringify({
+    dataDir: config.dataDir,
+    stages: ['monitor'],
+    broker: { port: config.brokerPort },
+    kafka: { partitions: 1 },
+    alert: config.alert,
+    log: { level: 'info', pretty: false },
+  }, null, 2));
+  return file;
+}
+
+export interface RunProcess {
+  child: ChildProcess;
+  /** The JSON log lines so far. */
+  logs: Record<string, unknown>[];
+  stderr(): string;
+  waitForLog(test: (line: Record<string, unknown>) => boolean, what: string, timeoutMs: number): Promise<Record<string, unknown>>;
+  /** Sends the signal and resolves with the exit code and signal once it exited. */
+  kill(signal: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves with the exit code and signal once the process exited by itself or otherwise. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export async function startRun(configFile: string, env: Record<string, string> = {}): Promise<RunProcess> {
+  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CRYSTALWATCH_LOG_PRETTY: '0', ...env } });
+  let stderr = '';
+  let partial = '';
+  const logs: Record<string, unknown>[] = [];
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-40_000);
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      try {
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+      } catch { /* not a log line */ }
+    }
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const run: RunProcess = {
+    child,
+    logs,
+    exited,
+    stderr: () => stderr,
+    waitForLog: (test, what, timeoutMs) => waitFor(what, () => {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`crystalwatch run exited (${child.exitCode ?? child.signalCode}) before ${what}:\n${stderr.slice(-3000)}`);
+      return logs.find(test);
+    }, timeoutMs, () => stderr.slice(-3000)),
+    kill: async (signal) => {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+  await run.waitForLog((l) => l.msg === 'crystalwatch running', 'crystalwatch running', 60_000);
+  return run;
+}
+
+/** A kafkajs client on the run's embedded broker (make a new one after each restart). */
+export function kafkaAt(port: number): Kafka {
+  return new Kafka({ clientId: 'alert-durability-test', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 10 } });
+}
+
+export async function producePredictions(kafka: Kafka, predictions: Prediction[]): Promise<void> {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  try {
+    await producer.send({ topic: 'crystalwatch.predictions', acks: -1, messages: predictions.map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+/** Every record on the `alerts` topic: the alert and its `event` header. */
+export async function alertsOnTopic(kafka: Kafka): Promise<{ alert: Alert; event: string }[]> {
+  const out: { alert: Alert; event: string }[] = [];
+  await readToEnd(kafka, ['crystalwatch.alerts'], (_topic, _partition, message) => {
+    out.push({ alert: JSON.parse(message.value!.toString()) as Alert, event: message.headers?.event?.toString() ?? '' });
+  }, { groupPrefix: 'alert-durability-test-reader' });
+  return out;
+}
+
+/** Predictions of one camera-run: `clean` CEX frames, then `pg` PG frames. */
+export function onsetStream(camera: string, runId: string, clean: number, pg: number, startMs = Date.now() - 60_000): Prediction[] {
+  return Array.from({ length: clean + pg }, (_, i) => ({
+    frameId: `${camera}-${runId}-${i}`, camera, runId, capturedAt: new Date(startMs + i * 100).toISOString(),
+    pPG: i < clean ? 0.02 : 0.98, predicted: i < clean ? 'cex' : 'pg', model: 'test', backend: 'none', device: 'cpu', latencyMs: 1,
+  }));
+}
+
+export interface Received {
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** An HTTP receiver on a fixed port that is down until up() and can go down again. */
+export class Receiver {
+  readonly got: Received[] = [];
+  private server: Server | undefined;
+  constructor(readonly port: number) {}
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+  async up(): Promise<void> {
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        this.got.push({ path: req.url ?? '', headers: req.headers, body });
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(this.port, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+  }
+  async down(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    if (!server) return;
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
+}
