@@ -3,8 +3,8 @@
  * Pure: the scanned file and audit.head in, the plan out; trail.ts carries it out.
  *
  * - Bytes after the last newline (torn tail): a write no caller was told is durable. They are
- *   cut off (and kept under recovered/), and an `audit.recovered` record says so; it takes the
- *   seq the torn record would have had.
+ *   cut off (and kept under recovered/), and an `audit.recovered` record appended after the
+ *   file's last record says so.
  * - audit.head ahead of the file, or naming a different record at its seq: records were cut or
  *   replaced while no writer was looking. The chain continues from the file's last record, but
  *   seq skips past what the head promised (a seq is never reused), and an `audit.recovered`
