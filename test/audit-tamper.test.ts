@@ -151,6 +151,17 @@ describe('reopening a trail that does not end where it should', () => {
     expect(result.problems[0].message).toMatch(/records 4–5 were cut from the end before a reopen \(recorded by record 6/);
   });
 
+  it('damage inside the file is reported at open and left for verify; appends go on after it', async () => {
+    const { dir, log, records } = await trailOf(5);
+    await editLines(log, (lines) => lines.map((l, i) => (i === 2 ? l.replace('"cam-1"', '"cam-9"') : l)));
+    const trail = await AuditTrail.open({ dir });
+    expect(kinds(trail.problemsAtOpen)).toEqual([['altered', 3]]);
+    expect(trail.recoveredAtOpen).toEqual([]);
+    expect(await trail.append('run.ended', { runId: 'run-7' })).toMatchObject({ seq: 6, prev: records[4].hash });
+    await trail.close();
+    expect(kinds((await verifyAuditTrail(dir)).problems)).toEqual([['altered', 3]]);
+  });
+
   it('a crash between the record and the head update (head one behind, its newest slot torn) needs no recovery', async () => {
     const { dir, records } = await trailOf(3);
     const head = join(dir, 'audit', 'audit.head');
