@@ -37,14 +37,17 @@ export interface RunConfig {
   dataDir: string;
   brokerPort: number;
   alert: Record<string, unknown>;
+  /** Default: monitor only (metrics + alerts); add 'web' for /metrics on a free port. */
+  stages?: string[];
 }
 
 export async function writeRunConfig(dir: string, config: RunConfig): Promise<string> {
   const file = path.join(dir, 'plant.json');
   await writeFile(file, JSON.stringify({
     dataDir: config.dataDir,
-    stages: ['monitor'],
+    stages: config.stages ?? ['monitor'],
     broker: { port: config.brokerPort },
+    web: { port: 0 },
     kafka: { partitions: 1 },
     alert: config.alert,
     log: { level: 'info', pretty: false },
