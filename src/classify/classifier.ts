@@ -309,20 +309,19 @@ export class Classifier {
   }
 
   /**
-   * The embedding of every model input (one per crop, one per tile of a frame) of the images
-   * that pass the model-free gates, exactly as `classify` computes it: for fitting the
+   * The embedding and P(PG) of every model input (one per crop, one per tile of a frame) of the
+   * images that pass the model-free gates, exactly as `classify` computes them: for fitting the
    * out-of-distribution statistics on what this classifier will see. `undefined` for images
    * that were refused or could not be decoded.
    */
-  async embed(images: Buffer[]): Promise<(Float32Array[] | undefined)[]> {
+  async embed(images: Buffer[]): Promise<({ embedding: Float32Array; pPG: number }[] | undefined)[]> {
     if (this.closed) throw new Error('classifier is closed');
     if (!this.card.output.embeddingName) throw new Error(`model ${this.card.name}: the card names no output.embeddingName; there is no embedding to return`);
     const prepared = await this.prepare(images);
-    const out: (Float32Array[] | undefined)[] = images.map(() => undefined);
-    await this.infer(prepared, (j, embedding) => {
-      const image = prepared.jobs[j].image;
-      (out[image] ??= []).push(Float32Array.from(embedding));
-    });
+    const embeddings: Float32Array[] = [];
+    const { pPG } = await this.infer(prepared, (j, embedding) => (embeddings[j] = Float32Array.from(embedding)));
+    const out: ({ embedding: Float32Array; pPG: number }[] | undefined)[] = images.map(() => undefined);
+    prepared.jobs.forEach((job, j) => (out[job.image] ??= []).push({ embedding: embeddings[j], pPG: pPG[j] }));
     return out;
   }
 

@@ -21,8 +21,17 @@ export interface ProbeStats {
   brightFlatBorder: number;
   /** All cells that are bright and flat. */
   brightFlat: number;
+  /** Mean grey of the border cells: the background a probe image is dark or mid-grey at. */
+  borderMean: number;
   /** Cells with no texture at all (std < 0.8, not black, not clipped): rendered UI, clean pages. */
   deadFlat: number;
+  /**
+   * Laplacian variance of the 4×4-block-mean image ÷ grey variance: how much of the image's
+   * contrast is structure a few pixels across. ≈ 0.00–0.02 for a gradient or a smooth lit
+   * surface (noise averages away, the ramp has no curvature); 0.05–5 for crystals, whose blobs
+   * and needles survive the averaging even far out of focus.
+   */
+  midScaleStructure: number;
   /** Share of strong gradients within ±11° of horizontal or vertical: text, tables, windows. */
   axisAligned: number;
   /** Strong-gradient samples the share is computed on. */
@@ -32,13 +41,17 @@ export interface ProbeStats {
 export interface ProbeThresholds {
   maxChroma: number;
   maxColourfulFraction: number;
-  /** Mean grey above this is not a dark-field or back-lit probe image. */
+  /** Mean grey above this is not a dark-field or back-lit probe image (bright PG crops reach ~195). */
   maxMean: number;
+  /** Border cells brighter than this on average: a lit background (a bench, a page), not slurry. */
+  maxBorderMean: number;
   maxNoiseRatio: number;
   maxBrightFlatBorder: number;
   maxBrightFlat: number;
   maxDeadFlat: number;
   maxAxisAligned: number;
+  /** Below this there is nothing but a smooth surface (and noise). */
+  minMidScaleStructure: number;
   /** The axis-aligned share is judged only with at least this many strong-gradient samples. */
   minEdgeSamples: number;
 }
@@ -46,12 +59,14 @@ export interface ProbeThresholds {
 export const DEFAULT_PROBE: ProbeThresholds = {
   maxChroma: 4,
   maxColourfulFraction: 0.03,
-  maxMean: 185,
+  maxMean: 205,
+  maxBorderMean: 170,
   maxNoiseRatio: 12,
   maxBrightFlatBorder: 0.3,
   maxBrightFlat: 0.45,
   maxDeadFlat: 0.2,
   maxAxisAligned: 0.62,
+  minMidScaleStructure: 0.02,
   minEdgeSamples: 50,
 };
 
@@ -106,6 +121,7 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
   let brightFlat = 0;
   let brightFlatBorder = 0;
   let border = 0;
+  let borderSum = 0;
   let deadFlat = 0;
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < cols; c++) {
@@ -118,6 +134,7 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
       if (bright) brightFlat++;
       if (isBorder) {
         border++;
+        borderSum += mean;
         if (bright) brightFlatBorder++;
       }
       if (sd < 0.8 && mean >= 12 && mean < 250) deadFlat++;
@@ -131,10 +148,42 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
     noiseRatio: variance > 0 ? q.laplacianVariance / variance : 0,
     brightFlatBorder: brightFlatBorder / border,
     brightFlat: brightFlat / cells,
+    borderMean: borderSum / border,
     deadFlat: deadFlat / cells,
+    midScaleStructure: variance > 0 ? midLaplacianVariance(p) / variance : 0,
     axisAligned: edges ? axis / edges : 0,
     edgeSamples: edges,
   };
+}
+
+/** Block side of the mid-scale image, in plane pixels. */
+const BLOCK = 4;
+
+/** Laplacian variance of the BLOCK×BLOCK-mean image (in grey levels). */
+function midLaplacianVariance(p: GreyPlane): number {
+  const bw = Math.floor(p.width / BLOCK);
+  const bh = Math.floor(p.height / BLOCK);
+  // Too small to say: an image a few blocks across is judged by the other statistics.
+  if (bw < 3 || bh < 3) return Infinity;
+  const { grey, width: w } = p;
+  const blocks = new Float32Array(bw * bh);
+  for (let y = 0; y < bh * BLOCK; y++) {
+    const row = Math.floor(y / BLOCK) * bw;
+    for (let bx = 0, i = y * w; bx < bw; bx++, i += BLOCK) blocks[row + bx] += grey[i] + grey[i + 1] + grey[i + 2] + grey[i + 3];
+  }
+  let sum = 0;
+  let sq = 0;
+  let n = 0;
+  for (let y = 1; y < bh - 1; y++) {
+    for (let x = 1, i = y * bw + 1; x < bw - 1; x++, i++) {
+      const l = (blocks[i - 1] + blocks[i + 1] + blocks[i - bw] + blocks[i + bw] - 4 * blocks[i]) / (BLOCK * BLOCK);
+      sum += l;
+      sq += l * l;
+      n++;
+    }
+  }
+  const mean = sum / n;
+  return sq / n - mean * mean;
 }
 
 const f = (v: number, digits = 2) => v.toFixed(digits);
@@ -146,7 +195,9 @@ export function judgeProbe(s: ProbeStats, q: QualityStats, t: ProbeThresholds = 
   if (s.noiseRatio > t.maxNoiseRatio) return `noise: Laplacian/grey variance ${f(s.noiseRatio, 1)} > ${t.maxNoiseRatio} (i.i.d. noise ≈ 20)`;
   if (s.brightFlatBorder > t.maxBrightFlatBorder) return `bright flat background on ${f(100 * s.brightFlatBorder, 0)} % of the border > ${f(100 * t.maxBrightFlatBorder, 0)} %`;
   if (s.brightFlat > t.maxBrightFlat) return `bright flat area ${f(100 * s.brightFlat, 0)} % > ${f(100 * t.maxBrightFlat, 0)} %`;
+  if (s.borderMean > t.maxBorderMean) return `bright background: border mean grey ${f(s.borderMean, 0)} > ${t.maxBorderMean}`;
   if (q.mean > t.maxMean) return `mean grey ${f(q.mean, 0)} > ${t.maxMean}: not dark-field or back-lit`;
+  if (s.midScaleStructure < t.minMidScaleStructure) return `no structure: mid-scale Laplacian ${f(100 * s.midScaleStructure, 1)} % of the grey variance < ${f(100 * t.minMidScaleStructure, 1)} % (a gradient or a smooth surface)`;
   if (s.deadFlat > t.maxDeadFlat) return `untextured area ${f(100 * s.deadFlat, 0)} % > ${f(100 * t.maxDeadFlat, 0)} % (rendered, not photographed)`;
   if (s.edgeSamples >= t.minEdgeSamples && s.axisAligned > t.maxAxisAligned) return `edges ${f(100 * s.axisAligned, 0)} % horizontal/vertical > ${f(100 * t.maxAxisAligned, 0)} % (text, tables, windows)`;
   return undefined;
