@@ -245,8 +245,9 @@ export async function renderNonProbe(o: NonProbeOptions): Promise<NonProbeImage>
   let rgb: Buffer;
   if (DRAWN.has(kind)) {
     rgb = drawKind(kind, rng, w, h, colour);
-    // Photos and scans carry sensor noise; screenshots and rendered gradients usually do not.
-    const photo = kind === 'object-on-bright' || kind === 'photo-texture' || (kind === 'document' && rng.chance(0.5));
+    // Photos and scans carry sensor noise; screenshots and rendered gradients usually do not
+    // (half the gradients are a camera looking at a smooth, unevenly lit surface).
+    const photo = kind === 'object-on-bright' || kind === 'photo-texture' || ((kind === 'document' || kind === 'gradient') && rng.chance(0.5));
     addNoise(rgb, rng, photo ? rng.uniform(1, 4) : rng.chance(0.3) ? rng.uniform(0.5, 2) : 0);
   } else {
     rgb = Buffer.alloc(w * h * 3);
