@@ -8,6 +8,7 @@ import { renderCrop } from '../simulator/index.js';
 import { loadModelCard, modelFile, type ModelCard } from '../src/model/card.js';
 import { decodeCrop } from '../src/model/preprocess.js';
 import { oodScore, type OodStats } from '../src/model/ood.js';
+import { Classifier } from '../src/classify/index.js';
 
 const MODEL_DIR = join(import.meta.dirname, '..', 'models', 'default');
 let card: ModelCard;
@@ -69,28 +70,39 @@ describe('shipped default model (models/default)', () => {
     }
   });
 
-  it('scores probe crops in distribution and non-probe images (noise, flat grey, a checkerboard) out of it', async () => {
+  it('scores probe crops in distribution; the two gates together refuse noise, flat grey and a checkerboard', async () => {
     const stats = card.ood as unknown as OodStats;
+    expect(card.calibration?.status).toBe('uncalibrated');
     const session = await ort.InferenceSession.create(onnxPath);
     try {
       const crops = await Promise.all(Array.from({ length: 20 }, (_, k) => renderCrop({ label: k % 2 ? 'cex' : 'pg', seed: 9_200_000 + k }).then((c) => c.png)));
-      const side = 200;
-      const noise = Buffer.from(Array.from({ length: side * side }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 24) & 255));
-      const raw = (pixels: Buffer) => sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).png().toBuffer();
-      const strange = await Promise.all([
-        raw(noise),
-        raw(Buffer.alloc(side * side, 128)),
-        raw(Buffer.from(Array.from({ length: side * side }, (_, i) => ((Math.floor(i / side / 25) + Math.floor((i % side) / 25)) % 2 ? 255 : 0)))),
-      ]);
       const inDist = await score(session, crops);
-      const outDist = await score(session, strange);
       const d = stats.dimensions;
-      const scoresOf = (e: Float32Array, n: number) => Array.from({ length: n }, (_, k) => oodScore(e.subarray(k * d, (k + 1) * d), stats));
-      const inside = scoresOf(inDist.embedding, crops.length).filter((s) => s <= stats.threshold).length;
+      const inside = Array.from({ length: crops.length }, (_, k) => oodScore(inDist.embedding.subarray(k * d, (k + 1) * d), stats)).filter((s) => s <= stats.threshold).length;
       expect(inside).toBeGreaterThanOrEqual(18);
-      for (const s of scoresOf(outDist.embedding, strange.length)) expect(s).toBeGreaterThan(stats.threshold);
     } finally {
       await session.release();
+    }
+    // The uncalibrated statistics are permissive on purpose (unseen cameras must pass), so the
+    // model-free gate is what refuses pictures that are not probe images.
+    const side = 200;
+    const noise = Buffer.from(Array.from({ length: side * side }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 24) & 255));
+    const raw = (pixels: Buffer) => sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).png().toBuffer();
+    const strange = await Promise.all([
+      raw(noise),
+      raw(Buffer.alloc(side * side, 128)),
+      raw(Buffer.from(Array.from({ length: side * side }, (_, i) => ((Math.floor(i / side / 25) + Math.floor((i % side) / 25)) % 2 ? 255 : 0)))),
+    ]);
+    const classifier = await Classifier.load(MODEL_DIR, { worker: false });
+    try {
+      const results = await classifier.classify(strange);
+      expect(results.map((r) => [r.predicted, r.reason])).toEqual([
+        ['unusable', 'not-probe'],
+        ['unusable', 'blank'],
+        ['unusable', 'not-probe'],
+      ]);
+    } finally {
+      await classifier.close();
     }
   });
 });
