@@ -11,6 +11,7 @@ import { registerClassifyCommands } from './classify/command.js';
 import { registerModelCommands } from './model/command.js';
 import { registerSimulatorCommands } from '../simulator/command.js';
 import { registerDashboardCommands } from '../dashboards/command.js';
+import { registerReportCommands } from './report/command.js';
 import { registerAuditCommands } from './audit/command.js';
 
 const require = createRequire(import.meta.url);
@@ -27,6 +28,7 @@ export function buildProgram(): Command {
   registerClassifyCommands(program);
   registerSimulatorCommands(program);
   registerModelCommands(program);
+  registerReportCommands(program);
   registerDashboardCommands(program);
   registerAuditCommands(program);
   return program;

@@ -26,7 +26,7 @@ afterAll(async () => {
 describe('readTopics', () => {
   it('reads every record of several topics once, in offset order per partition, and ends', async () => {
     const seen: ReadRecord[] = [];
-    const result = await readTopics(bus.kafka, { topics: [{ topic: topics.predictions }, { topic: topics.alerts }, { topic: topics.frames }, { topic: 'rd.absent' }], onRecord: (r) => seen.push(r) });
+    const result = await readTopics(bus.kafka, { topics: [{ topic: topics.predictions }, { topic: topics.alerts }, { topic: topics.frames }, { topic: 'rd.absent' }], onRecord: (r) => { seen.push(r); } });
     expect(result).toEqual({ records: 65, missing: ['rd.absent'], stoppedEarly: [] });
     const values = seen.map((r) => r.message.value!.toString());
     expect(new Set(values).size).toBe(65);

@@ -106,9 +106,8 @@ export class RunAggregator {
     if (!cam.max || p.pPG > cam.max.pPG) cam.max = { pPG: p.pPG, atMs, frameId: p.frameId };
     cam.trend.add(atMs, p.pPG);
     if (label) {
-      const positive = p.predicted === 'pg';
-      if (label === 'pg') positive ? cam.confusion.tp++ : cam.confusion.fn++;
-      else positive ? cam.confusion.fp++ : cam.confusion.tn++;
+      const cell = label === 'pg' ? (p.predicted === 'pg' ? 'tp' : 'fn') : p.predicted === 'pg' ? 'fp' : 'tn';
+      cam.confusion[cell] += 1;
     }
   }
 

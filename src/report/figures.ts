@@ -5,6 +5,7 @@
 import type { Label } from '../bus/messages.js';
 import type { CameraAggregate, Confusion, ModelUse, RunAggregator } from './aggregate.js';
 import type { AlertSummary } from './alerts.js';
+import type { AuditFigures } from './audit.js';
 import type { DeadLetterTallyFigures } from './dead-letters.js';
 import type { TrendPoint } from './trend.js';
 
@@ -66,10 +67,47 @@ export interface ReportFigures {
   totals: { frames: number; usable: number; unusable: number; duplicates: number; deadLettered: number; classification: ClassificationFigures | null };
   models: ModelFigures[];
   alerts: AlertSummary[];
-  acknowledgements: Array<{ alertId: string; camera: string; by: string | null; at: string; comment?: string }>;
+  acknowledgements: Acknowledgement[];
   deadLetters: DeadLetterTallyFigures;
+  /** What the audit trail says of the run; null when no trail was given. */
+  audit: AuditFigures | null;
   /** What could not be included, in words (bounds reached, frames not found, topics missing). */
   notes: string[];
+}
+
+export interface Acknowledgement {
+  alertId: string;
+  camera: string;
+  /** Who acknowledged; null when neither the alert nor the audit trail recorded a name. */
+  by: string | null;
+  at: string;
+  comment?: string;
+  via?: string;
+  /** Where it was read: the alert's record on the alerts topic, the audit trail, or both. */
+  source: 'alerts' | 'audit' | 'alerts+audit';
+}
+
+/** Every acknowledgement of the run's alerts, from the alerts topic and the audit trail (which adds comments). */
+export function acknowledgements(alerts: AlertSummary[], audit: AuditFigures | null): Acknowledgement[] {
+  const camera = new Map(alerts.map((a) => [a.id, a.camera]));
+  const fromAudit = new Map<string, AuditFigures['acknowledgements'][number]>();
+  for (const a of audit?.acknowledgements ?? []) if (!fromAudit.has(a.alertId)) fromAudit.set(a.alertId, a);
+  const out: Acknowledgement[] = [];
+  for (const a of alerts) {
+    const recorded = fromAudit.get(a.id);
+    if (!a.acknowledgedAt && !recorded) continue;
+    fromAudit.delete(a.id);
+    const comment = recorded?.comment ?? a.acknowledgedComment;
+    out.push({
+      alertId: a.id, camera: a.camera, by: a.acknowledgedBy ?? recorded?.who ?? null, at: a.acknowledgedAt ?? recorded!.when,
+      ...(comment ? { comment } : {}), ...(recorded?.via ? { via: recorded.via } : {}),
+      source: a.acknowledgedAt && recorded ? 'alerts+audit' : recorded ? 'audit' : 'alerts',
+    });
+  }
+  for (const r of fromAudit.values()) {
+    out.push({ alertId: r.alertId, camera: camera.get(r.alertId) ?? '', by: r.who, at: r.when, ...(r.comment ? { comment: r.comment } : {}), ...(r.via ? { via: r.via } : {}), source: 'audit' });
+  }
+  return out.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 }
 
 const ratio = (num: number, den: number): number | null => (den === 0 ? null : num / den);
@@ -85,6 +123,8 @@ export function classification(c: Confusion): ClassificationFigures | null {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+/** Orders model variants that came into use at the same time (partitions are read in any order). */
+const modelKey = (m: ModelUse) => `${m.model}\u0000${m.backend}\u0000${m.device}\u0000${m.calibration === undefined ? '' : JSON.stringify(m.calibration)}`;
 
 export function detection(cam: CameraAggregate, alerts: AlertSummary[]): DetectionFigures {
   const pgAlert = alerts.filter((a) => a.camera === cam.camera && a.reason === 'pg-onset').sort((a, b) => Date.parse(a.startsAt) - Date.parse(b.startsAt))[0];
@@ -119,6 +159,7 @@ export interface FigureInputs {
   aggregator: RunAggregator;
   alerts: AlertSummary[];
   deadLetters: DeadLetterTallyFigures;
+  audit?: AuditFigures | null;
   notes: string[];
 }
 
@@ -164,12 +205,13 @@ export function buildFigures(input: FigureInputs): ReportFigures {
       deadLettered: input.deadLetters.total,
       classification: classification(total),
     },
-    models: [...aggregator.models.values()].map(({ firstAtMs, lastAtMs, ...use }) => ({ ...use, from: iso(firstAtMs), to: iso(lastAtMs) })),
+    models: [...aggregator.models.values()]
+      .sort((x, y) => x.firstAtMs - y.firstAtMs || modelKey(x).localeCompare(modelKey(y)))
+      .map(({ firstAtMs, lastAtMs, ...use }) => ({ ...use, from: iso(firstAtMs), to: iso(lastAtMs) })),
     alerts,
-    acknowledgements: alerts.filter((a) => a.acknowledgedAt).map((a) => ({
-      alertId: a.id, camera: a.camera, by: a.acknowledgedBy ?? null, at: a.acknowledgedAt!, ...(a.acknowledgedComment ? { comment: a.acknowledgedComment } : {}),
-    })),
+    acknowledgements: acknowledgements(alerts, input.audit ?? null),
     deadLetters: input.deadLetters,
+    audit: input.audit ?? null,
     notes,
   };
 }

@@ -4,7 +4,7 @@
  * prints (to PDF) exactly as it shows.
  */
 import { esc, time } from './format.js';
-import { alertsSection, cameraSection, modelSection, notesSection, qualitySection, summarySection, type ReportView } from './sections.js';
+import { alertsSection, auditSection, cameraSection, modelSection, notesSection, qualitySection, summarySection, type ReportView } from './sections.js';
 
 const CSS = `
 :root { color-scheme: light; }
@@ -72,6 +72,7 @@ ${alertsSection(f)}
 ${f.cameras.map((c) => cameraSection(c, view)).join('\n')}
 ${qualitySection(f)}
 ${modelSection(f)}
+${auditSection(f)}
 ${notesSection(f)}
 </main>
 <footer class="report">crystalwatch ${esc(f.version)} · run ${esc(f.runId)} · generated ${time(f.generatedAt)} · figures in report.json</footer>

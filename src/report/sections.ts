@@ -106,11 +106,14 @@ export function alertsSection(f: ReportFigures): string {
     `<code>${esc(a.id)}</code>`, esc(a.camera), esc(a.reason), esc(a.action), time(a.startsAt), time(a.endsAt), esc(a.state),
     a.changes.map((c) => `${esc(c.kind)} ${time(c.recordedAt)}`).join('<br>'),
   ]);
-  const acks = f.acknowledgements.map((a) => [`<code>${esc(a.alertId)}</code>`, esc(a.camera), a.by ? esc(a.by) : '<em>not recorded</em>', time(a.at), esc(a.comment ?? '')]);
+  const acks = f.acknowledgements.map((a) => [
+    `<code>${esc(a.alertId)}</code>`, esc(a.camera), a.by ? `<strong class="ack-by">${esc(a.by)}</strong>` : '<em>not recorded</em>', time(a.at),
+    esc(a.comment ?? ''), esc(a.via ?? ''), esc(a.source === 'alerts+audit' ? 'alerts topic, audit trail' : a.source === 'audit' ? 'audit trail' : 'alerts topic'),
+  ]);
   return `<section id="alerts"><h2>Alerts and acknowledgements</h2>
 ${rows.length ? table(['alert', 'camera', 'reason', 'action', 'starts', 'ends', 'state', 'changes (on the alerts topic)'], rows) : '<p>No alerts in this run.</p>'}
 <h3>Acknowledgements</h3>
-${acks.length ? table(['alert', 'camera', 'acknowledged by', 'at', 'comment'], acks, 'acks') : '<p>No alert was acknowledged.</p>'}
+${acks.length ? table(['alert', 'camera', 'acknowledged by', 'at', 'comment', 'via', 'recorded in'], acks, 'acks') : '<p>No alert was acknowledged.</p>'}
 </section>`;
 }
 
@@ -145,4 +148,26 @@ ${rows.length ? table(['model', 'backend', 'calibration', 'frames', 'used'], row
 export function notesSection(f: ReportFigures): string {
   if (f.notes.length === 0) return '';
   return `<section id="notes"><h2>Notes</h2><ul>${f.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul></section>`;
+}
+
+export function auditSection(f: ReportFigures): string {
+  const a = f.audit;
+  if (!a) return `<section id="audit"><h2>Run record (audit trail)</h2><p>No audit trail was given to this report; acknowledgements are as the alerts topic carries them.</p></section>`;
+  const run = [
+    ['run started', a.run.startedAt ? `${time(a.run.startedAt)}${a.run.source ? ` (by ${esc(a.run.source)})` : ''}` : 'not recorded'],
+    ['run ended', a.run.endedAt ? `${time(a.run.endedAt)}${a.run.endReason ? ` (${esc(a.run.endReason)})` : ''}` : 'not recorded'],
+    ['records consulted', a.consulted.records ? `${int(a.consulted.records)} (seq ${a.consulted.firstSeq}–${a.consulted.lastSeq})` : 'the trail is empty'],
+  ];
+  const configs = a.configs.map((c) => [time(c.at), esc(`${c.modelName} ${c.modelVersion}`), c.calibrated === undefined ? '–' : c.calibrated ? 'yes' : '<strong>no (uncalibrated default)</strong>', `<code>${esc(c.modelCardSha256)}</code>`, `<code>${esc(c.configSha256)}</code>`]);
+  const calibrations = a.calibrations.map((c) => [time(c.at), esc(c.camera ?? 'all cameras'), esc(`${c.modelName} ${c.modelVersion}`), c.frames === undefined ? '–' : int(c.frames), `<code>${esc(c.modelCardSha256)}</code>`]);
+  const deliveries = a.deliveries.map((d) => [`<code>${esc(d.alertId)}</code>`, esc(d.sink), esc(d.state ?? ''), d.attempts === undefined ? '–' : int(d.attempts), time(d.at)]);
+  return `<section id="audit"><h2>Run record (audit trail)</h2>
+${table(['', ''], run.map(([k, v]) => [esc(k), v]), 'kv')}
+<h3>Configuration and model card in force</h3>
+${configs.length ? table(['loaded', 'model', 'calibrated', 'model card sha256', 'configuration sha256'], configs) : '<p>No configuration record before or during the run.</p>'}
+<h3>Calibrations</h3>
+${calibrations.length ? table(['written', 'camera', 'model', 'frames', 'model card sha256'], calibrations) : '<p>No calibration was written before or during the run: the model runs on its default (uncalibrated) operating threshold.</p>'}
+<h3>Alert deliveries</h3>
+${deliveries.length ? table(['alert', 'sink', 'state', 'attempts', 'delivered'], deliveries) : '<p>No delivery recorded.</p>'}
+</section>`;
 }
