@@ -12,7 +12,7 @@ import { Writer } from '../../src/broker/protocol/writer.js';
 
 export class RawClient {
   private socket!: Socket;
-  private pending = Buffer.alloc(0);
+  private pending: Buffer = Buffer.alloc(0);
   private waiters: Array<(frame: Buffer | null) => void> = [];
   private frames: Buffer[] = [];
   closed = false;
@@ -67,8 +67,12 @@ export class RawClient {
     if (ready) return Promise.resolve(ready);
     if (this.closed) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no response within ${timeoutMs} ms`)), timeoutMs);
-      this.waiters.push((frame) => { clearTimeout(timer); resolve(frame); });
+      const waiter = (frame: Buffer | null): void => { clearTimeout(timer); resolve(frame); };
+      const timer = setTimeout(() => {
+        this.waiters = this.waiters.filter((w) => w !== waiter); // the next frame is not this caller's any more
+        reject(new Error(`no response within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.push(waiter);
     });
   }
 
