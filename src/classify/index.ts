@@ -21,9 +21,13 @@ import type { BackendChoice } from './backends/index.js';
 import { MicroBatcher } from './batcher.js';
 import { classifyMetrics, type ClassifyMetrics } from './metrics.js';
 import type { QualityThresholds } from './quality.js';
+import type { ProbeThresholds } from './probe-gate.js';
+import { contentHash, FrozenDetector, type FrozenOptions } from './frozen.js';
 
 export { Classifier, type ClassifyResult, type ClassifierOptions, type TilingOption } from './classifier.js';
 export { classifyMetrics, type ClassifyMetrics } from './metrics.js';
+export { FrozenDetector, DEFAULT_FROZEN_REPEATS, type FrozenOptions } from './frozen.js';
+export { UNUSABLE_REASONS, type UnusableReason } from './reasons.js';
 
 export const DEFAULT_GROUP_ID = 'crystalwatch-classify';
 
@@ -44,12 +48,19 @@ export interface ClassifyOptions {
   /** Decompression-bomb guard (default 40 Mpx). */
   maxPixels?: number;
   quality?: Partial<QualityThresholds>;
+  /** Bounds of the "is it a probe image" check (probe-gate.ts); false turns it off. */
+  probe?: Partial<ProbeThresholds> | false;
   /** Largest frame record expected (consumer fetch sizes). */
   maxMessageBytes?: number;
   /** Read `frames` from the start when the group has no committed offset (default true). */
   fromBeginning?: boolean;
   /** Partitions processed at once, batched together (default 8). */
   partitionsConsumedConcurrently?: number;
+  /**
+   * Frozen cameras: the same image `repeats` times in a row from one camera is `unusable` /
+   * `frozen` from that copy on (default 5 repeats); false turns the check off.
+   */
+  frozen?: FrozenOptions | false;
 }
 
 const STAGE = 'classify';
@@ -63,6 +74,7 @@ export class ClassifyStage {
   private readonly logger: Logger;
   private readonly groupId: string;
   private readonly lagByPartition = new Map<number, number>();
+  private readonly frozen?: FrozenDetector;
   private closing?: Promise<void>;
   private started = false;
   /** Frames predicted (or dead-lettered) by this process. */
@@ -72,6 +84,7 @@ export class ClassifyStage {
     this.metrics = classifyMetrics(o.registry);
     this.logger = (o.logger ?? silentLogger).child({ stage: STAGE });
     this.groupId = o.groupId ?? DEFAULT_GROUP_ID;
+    if (o.frozen !== false) this.frozen = new FrozenDetector(o.frozen);
   }
 
   get info(): { backend: string; device: string; model: string } {
@@ -91,6 +104,7 @@ export class ClassifyStage {
       tiling: this.o.tiling ?? 'auto',
       maxPixels: this.o.maxPixels,
       quality: this.o.quality,
+      probe: this.o.probe,
       log: (message) => this.logger.info(message),
       onInference: (seconds, n) => {
         this.metrics.inference.observe(backendLabels, seconds);
@@ -176,10 +190,16 @@ export class ClassifyStage {
     const latencyMs = Math.round((performance.now() - received) * 1000) / 1000;
     const info = this.classifier!.info;
     usable.forEach(({ message, headers }, k) => {
-      const r = results[k];
+      let r = results[k];
       if (r.predicted === 'error') {
         deadLetter(message, r.errorKind ?? 'undecodable', `frame ${headers['frame-id']}: ${r.reason}`);
         return;
+      }
+      // In offset order, so per camera in capture order. Only a frame that would count becomes
+      // `frozen`: a stuck camera showing a black frame is first of all `black`.
+      if (this.frozen?.observe(headers.camera, headers['frame-id'], contentHash(message.value!)) && r.predicted !== 'unusable') {
+        const copies = this.frozen.runLength(headers.camera);
+        r = { predicted: 'unusable', pPG: null, reason: 'frozen', detail: `the same image ${copies} times in a row from camera ${headers.camera}`, width: r.width, height: r.height };
       }
       const prediction: Prediction = {
         frameId: headers['frame-id'],
