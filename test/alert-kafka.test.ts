@@ -1,0 +1,156 @@
+/**
+ * The AlertStage on a real embedded broker, in process: a change no sink takes by its deadline
+ * goes to dead-letter (and its offset is then committed), close() leaves an undelivered change
+ * uncommitted for the next start, a malformed `alerts` record is dead-lettered without holding
+ * up the ones behind it, and acknowledgements survive a restart.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import { AlertStage, readToEnd, type AlertOptions } from '../src/alert/index.js';
+import { decodeDeadLetter, type DeadLetter } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
+import { freePort, onsetStream, Receiver, waitFor } from './helpers/alert-run.js';
+import { startTestBus, type TestBus } from './helpers/bus.js';
+import { createLogger } from '../src/config/logger.js';
+
+let bus: TestBus;
+/** DEBUG_ALERT=1 shows the stage's log. */
+const logger = process.env.DEBUG_ALERT ? createLogger({ level: 'debug', pretty: false }) : undefined;
+const stages: AlertStage[] = [];
+const servers: Server[] = [];
+const receivers: Receiver[] = [];
+let prefixSeq = 0;
+
+beforeAll(async () => {
+  bus = await startTestBus('cw-alert-kafka-');
+});
+afterEach(async () => {
+  for (const s of stages.splice(0)) await s.close();
+  for (const r of receivers.splice(0)) await r.down();
+});
+afterAll(async () => {
+  for (const s of servers) await new Promise((r) => s.close(r));
+  await bus?.close();
+});
+
+/** Each test on its own topic prefix and groups, so they share the broker without seeing one another. */
+function world() {
+  prefixSeq += 1;
+  const topics = topicNames(`t${prefixSeq}.`);
+  const make = (extra: Partial<AlertOptions> = {}) => {
+    const registry = new Registry();
+    const stage = new AlertStage({ logger, kafka: bus.kafka, topics, registry, groupId: `t${prefixSeq}-alert`, partitions: 1, resolveAfterCleanFrames: 5, ...extra });
+    stages.push(stage);
+    return { stage, registry };
+  };
+  const send = (kafka: Kafka, camera = 'cam-1') => producePredictionsTo(kafka, topics.predictions, onsetStream(camera, 'run-1', 5, 3));
+  return { topics, make, send };
+}
+
+async function producePredictionsTo(kafka: Kafka, topic: string, predictions: ReturnType<typeof onsetStream>): Promise<void> {
+  const producer = kafka.producer();
+  await producer.connect();
+  await producer.send({ topic, acks: -1, messages: predictions.map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
+  await producer.disconnect();
+}
+
+async function records(topic: string): Promise<{ value: string; headers: Record<string, string> }[]> {
+  const out: { value: string; headers: Record<string, string> }[] = [];
+  await readToEnd(bus.kafka, [topic], (_t, _p, m) => out.push({ value: m.value?.toString() ?? '', headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])) }), { groupPrefix: 'alert-kafka-test' });
+  return out;
+}
+
+async function committed(groupId: string, topic: string): Promise<number> {
+  const admin = bus.kafka.admin();
+  await admin.connect();
+  try {
+    const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
+    return Number(t?.partitions[0]?.offset ?? -1);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+async function closedPort(): Promise<string> {
+  return `http://127.0.0.1:${await freePort()}/hook`;
+}
+
+describe('AlertStage on the broker', () => {
+  it('dead-letters a change no sink took by its deadline, names why, and only then commits it', async () => {
+    const { topics, make, send } = world();
+    const { stage, registry } = make({ sinks: { webhooks: [{ url: await closedPort() }] }, delivery: { baseDelayMs: 50, maxDelayMs: 100, deadlineMs: 1000 } });
+    await stage.start();
+    await send(bus.kafka);
+    const letters = await waitFor('the dead letter', async () => {
+      const found = (await records(topics.deadLetter)).filter((r) => r.headers.stage === 'alert-delivery');
+      return found.length > 0 ? found : undefined;
+    }, 20_000);
+    const letter = decodeDeadLetter(Buffer.from(letters[0].value));
+    expect(letter.ok).toBe(true);
+    const value = (letter as { value: DeadLetter }).value;
+    expect(value).toMatchObject({ sourceTopic: topics.alerts, stage: 'alert-delivery', offset: '0' });
+    expect(value.reason).toMatch(/^webhook http:\/\/127\.0\.0\.1:\d+\/hook did not take pg-[0-9a-f]{16}:firing within the delivery deadline of 1 s \(\d+ attempts; last error: alert webhook .* unreachable \(ECONNREFUSED\)\)/);
+    await waitFor('the alert offset committed after the dead letter', async () => ((await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1 ? true : undefined), 10_000);
+    expect(await registry.metrics()).toContain('crystalwatch_dead_letter_total{stage="alert-delivery",reason="delivery-deadline"} 1');
+  });
+
+  it('close() aborts a delivery in flight and commits nothing; the next start delivers it', async () => {
+    const { topics, make, send } = world();
+    let arrived!: () => void;
+    const requested = new Promise<void>((r) => (arrived = r));
+    const hanging = createServer(() => arrived()); // takes the request and never answers
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    servers.push(hanging);
+    const first = make({ sinks: { webhooks: [{ url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/` }] } }).stage;
+    await first.start();
+    await send(bus.kafka);
+    await requested;
+    await first.close();
+    expect(await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)).toBe(-1); // nothing committed
+
+    const hook = new Receiver(await freePort());
+    receivers.push(hook);
+    await hook.up();
+    const second = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
+    await second.start();
+    await waitFor('the change delivered after the restart', () => (hook.got.length > 0 ? true : undefined), 15_000);
+    expect(JSON.parse(hook.got[0].body)).toMatchObject({ camera: 'cam-1', state: 'firing' });
+    await waitFor('its offset committed', async () => ((await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1 ? true : undefined), 10_000);
+  });
+
+  it('dead-letters a malformed alerts record and delivers the changes behind it; an acknowledgement survives a restart', async () => {
+    const { topics, make, send } = world();
+    const hook = new Receiver(await freePort());
+    receivers.push(hook);
+    await hook.up();
+    const producer = bus.kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: topics.alerts, messages: [{ key: 'cam-1', value: '{"id": 42}' }] });
+    await producer.disconnect();
+    const first = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
+    await first.start();
+    await send(bus.kafka);
+    await waitFor('the firing alert at the webhook', () => (hook.got.length === 1 ? true : undefined), 15_000);
+    const [alert] = first.list();
+    expect(first.acknowledge(alert.id, 'operator-7')).toMatchObject({ acknowledgedBy: 'operator-7' });
+    await waitFor('the acknowledgement at the webhook', () => (hook.got.some((r) => r.headers['x-crystalwatch-event'] === 'acknowledged') ? true : undefined), 15_000);
+    await first.close();
+
+    const letters = (await records(topics.deadLetter)).map((r) => decodeDeadLetter(Buffer.from(r.value)));
+    expect(letters).toMatchObject([{ ok: true, value: { sourceTopic: topics.alerts, stage: 'alert-delivery', offset: '0' } }]);
+    expect((letters[0] as { value: DeadLetter }).value.reason).toMatch(/^alert: /);
+
+    const second = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
+    await second.start();
+    expect(second.list()).toMatchObject([{ id: alert.id, state: 'firing', acknowledgedBy: 'operator-7' }]);
+    expect(second.acknowledge(alert.id, 'someone-else')).toMatchObject({ acknowledgedBy: 'operator-7' }); // once
+    // The camera films on in PG: the restored alert still fires, nothing new is raised.
+    await producePredictionsTo(bus.kafka, topics.predictions, onsetStream('cam-1', 'run-1', 0, 6).map((p, i) => ({ ...p, frameId: `cam-1-run-1-more-${i}` })));
+    await waitFor('the predictions consumed', async () => ((await committed(`t${prefixSeq}-alert`, topics.predictions)) === 14 ? true : undefined), 15_000);
+    expect((await records(topics.alerts)).map((r) => r.headers.event)).toEqual([undefined, 'firing', 'acknowledged']);
+    expect(hook.got.map((r) => r.headers['x-crystalwatch-event'])).toEqual(['firing', 'acknowledged']);
+  });
+});
