@@ -94,6 +94,7 @@ export class AlertStage extends EventEmitter {
   private delivery: AlertDelivery | undefined;
   private timer: NodeJS.Timeout | undefined;
   private starting: Promise<void> | undefined;
+  private outboxFailing = false;
   private closing: Promise<void> | undefined;
 
   constructor(private readonly options: AlertOptions) {
@@ -289,10 +290,16 @@ export class AlertStage extends EventEmitter {
     outbox.add(changes, this.lifecycle.snapshots(this.now()));
     if (outbox.pending === 0) return;
     outbox.flush().then(
-      () => this.metrics.outboxPending.set(outbox.pending),
+      () => {
+        this.metrics.outboxPending.set(outbox.pending);
+        if (this.outboxFailing) this.logger.info('alert outbox written again');
+        this.outboxFailing = false;
+      },
       (err: Error) => {
         this.metrics.outboxPending.set(outbox.pending);
-        this.logger.error({ err: err.message }, 'alert outbox write failed; retried within a second');
+        // Once per outage, not once a second: crystalwatch_alert_outbox_pending shows how long it lasts.
+        if (!this.outboxFailing) this.logger.error({ err: err.message }, 'alert outbox write failed; retried every second');
+        this.outboxFailing = true;
       },
     );
   }
