@@ -13,6 +13,7 @@ import { registerSimulatorCommands } from '../simulator/command.js';
 import { registerDashboardCommands } from '../dashboards/command.js';
 import { registerReportCommands } from './report/command.js';
 import { registerAuditCommands } from './audit/command.js';
+import { registerRunControlCommands } from './runs/command.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../../package.json') as { version: string };
@@ -23,6 +24,7 @@ export function buildProgram(): Command {
     .version(version)
     .showHelpAfterError('(run with --help for usage)');
   registerAppCommands(program);
+  registerRunControlCommands(program);
   registerBrokerCommands(program);
   registerIngestCommands(program);
   registerClassifyCommands(program);

@@ -116,6 +116,22 @@ export type AlertEvidence = z.infer<typeof AlertEvidenceSchema>;
 export type Alert = z.infer<typeof AlertSchema>;
 
 /**
+ * A `runs` record: a batch starts or ends on one camera (or, without `camera`, on every camera).
+ * Key = the camera id, or `*`. Written by the web API, the `run-control` CLI, OPC UA and at
+ * shutdown; read by every process that stamps, watches or reports runs.
+ */
+export const RunEventSchema = z.object({
+  runId: RunIdSchema,
+  camera: CameraIdSchema.optional(),
+  state: z.enum(['started', 'ended']),
+  at: TimestampSchema,
+  /** Who asked: a user name, `opcua:<user>`, `config`, `shutdown`. */
+  by: ShortText,
+  source: z.enum(['api', 'cli', 'opcua', 'config', 'shutdown']),
+});
+export type RunEvent = z.infer<typeof RunEventSchema>;
+
+/**
  * Bytes of the record that was dead-lettered (its key, value or a header): whole when small,
  * otherwise a digest, the size and the first bytes, so the letter always fits the topic.
  */
@@ -173,6 +189,9 @@ export const decodePrediction = (bytes: Buffer | null | undefined) => decodeJson
 export const decodeLabel = (bytes: Buffer | null | undefined) => decodeJson(LabelMessageSchema, bytes, 'label');
 export const decodeAlert = (bytes: Buffer | null | undefined) => decodeJson(AlertSchema, bytes, 'alert');
 export const decodeDeadLetter = (bytes: Buffer | null | undefined) => decodeJson(DeadLetterSchema, bytes, 'dead letter');
+export const decodeRunEvent = (bytes: Buffer | null | undefined) => decodeJson(RunEventSchema, bytes, 'run event');
+/** Validates a run event given as a plain value (an HTTP body, an OPC UA call). */
+export const checkRunEvent = (input: unknown) => check(RunEventSchema, input, 'run event');
 
 /** kafkajs gives header values as Buffer | string | (Buffer|string)[] | undefined. */
 export type RawHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined;

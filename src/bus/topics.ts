@@ -5,6 +5,8 @@ export interface Topics {
   labels: string;
   alerts: string;
   deadLetter: string;
+  /** Batch starts and ends (`RunEvent`), keyed by camera. */
+  runs: string;
 }
 
 export const DEFAULT_TOPIC_PREFIX = 'crystalwatch.';
@@ -16,5 +18,6 @@ export function topicNames(prefix: string = DEFAULT_TOPIC_PREFIX): Topics {
     labels: `${prefix}labels`,
     alerts: `${prefix}alerts`,
     deadLetter: `${prefix}dead-letter`,
+    runs: `${prefix}runs`,
   };
 }

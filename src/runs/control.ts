@@ -1,0 +1,166 @@
+/**
+ * Batches (runs) across processes: every start and end is a record on the `runs` topic, and
+ * every process that stamps frames (ingest), watches runs (alerts, reports, audit) or serves
+ * them (web, OPC UA) folds that topic into a `RunBook`. At start the topic is read to its end,
+ * so a restarted process knows which batch each camera is in; after that, changes arrive live.
+ *
+ * Events (after the catch-up only, so a restart does not replay history): 'started' (OpenRun),
+ * 'ended' (OpenRun).
+ */
+import { EventEmitter } from 'node:events';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Consumer, Kafka, Producer } from 'kafkajs';
+import { createConsumer, createProducer } from '../bus/kafka.js';
+import { checkRunEvent, decodeRunEvent, encodeJson, type RunEvent } from '../bus/messages.js';
+import type { Topics } from '../bus/topics.js';
+import { silentLogger, type Logger } from '../config/logger.js';
+import { ALL_CAMERAS, RunBook, type OpenRun } from './book.js';
+
+export interface RunControlOptions {
+  kafka: Kafka;
+  topics: Topics;
+  logger?: Logger;
+  /** Longest the start waits to have read the `runs` topic to its end. Default 15 s. */
+  catchUpTimeoutMs?: number;
+  now?: () => number;
+}
+
+export interface RunRequest {
+  runId: string;
+  camera?: string;
+  by: string;
+  source: RunEvent['source'];
+}
+
+/** A run request that does not follow the contract (bad id, bad camera): the message names the field. */
+export class RunRequestError extends Error {
+  override name = 'RunRequestError';
+}
+
+export class RunControl extends EventEmitter {
+  private readonly book = new RunBook();
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private producer: Producer | undefined;
+  private consumer: Consumer | undefined;
+  private live = false;
+  private starting: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+
+  constructor(private readonly options: RunControlOptions) {
+    super();
+    this.logger = (options.logger ?? silentLogger).child({ stage: 'runs' });
+    this.now = options.now ?? Date.now;
+  }
+
+  start(): Promise<void> {
+    this.starting ??= this.open();
+    return this.starting;
+  }
+
+  private async open(): Promise<void> {
+    const { kafka, topics } = this.options;
+    const admin = kafka.admin();
+    await admin.connect();
+    const ends = await admin.fetchTopicOffsets(topics.runs).finally(() => admin.disconnect());
+    const pending = new Map(ends.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => [p.partition, BigInt(p.high)]));
+
+    this.producer = createProducer(kafka);
+    await this.producer.connect();
+    // A group of its own that commits nothing: every process reads the whole topic at each start.
+    this.consumer = createConsumer(kafka, `crystalwatch-runs-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, { maxMessageBytes: 64 * 1024 });
+    await this.consumer.connect();
+    await this.consumer.subscribe({ topics: [topics.runs], fromBeginning: true });
+    let caughtUp!: () => void;
+    const ready = new Promise<void>((resolve) => (caughtUp = resolve));
+    const check = () => pending.size === 0 && caughtUp();
+    check();
+    await this.consumer.run({
+      autoCommit: false,
+      eachMessage: async ({ partition, message }) => {
+        const decoded = decodeRunEvent(message.value);
+        if (decoded.ok) this.fold(decoded.value);
+        else this.logger.warn({ partition, offset: message.offset, reason: decoded.reason }, 'runs: malformed run event skipped');
+        const end = pending.get(partition);
+        if (end !== undefined && BigInt(message.offset) + 1n >= end) {
+          pending.delete(partition);
+          check();
+        }
+      },
+    });
+    const limit = this.options.catchUpTimeoutMs ?? 15_000;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), limit)));
+    const timedOut = await Promise.race([ready.then(() => false), late]);
+    clearTimeout(timer);
+    if (timedOut) this.logger.warn({ topic: topics.runs, timeoutMs: limit }, 'runs: could not read the runs topic to its end in time; run state may be stale until it catches up');
+    this.live = true;
+    this.logger.info({ open: this.book.list() }, 'runs: state restored');
+  }
+
+  /** The run a frame of `camera` belongs to now, if a run was started for it. */
+  runFor(camera: string): string | undefined {
+    return this.book.runFor(camera);
+  }
+
+  list(): OpenRun[] {
+    return this.book.list();
+  }
+
+  /** Starts a run (ending the camera's previous one); resolves once the event is on the `runs` topic. */
+  async startRun(request: RunRequest): Promise<OpenRun> {
+    const event = this.event({ ...request, state: 'started' });
+    await this.send([event]);
+    this.fold(event);
+    return { runId: event.runId, ...(event.camera ? { camera: event.camera } : {}), startedAt: event.at, by: event.by };
+  }
+
+  /**
+   * Ends the run `camera` is in (its own, or the all-camera run), or every open run without a
+   * camera, or the run named by `runId`; resolves with the runs ended.
+   */
+  async endRun(request: Omit<RunRequest, 'runId'> & { runId?: string }): Promise<OpenRun[]> {
+    const runs = this.book.matching(request.camera).filter((r) => request.runId === undefined || r.runId === request.runId);
+    const events = runs.map((r) => this.event({ runId: r.runId, ...(r.camera ? { camera: r.camera } : {}), by: request.by, source: request.source, state: 'ended' }));
+    if (events.length === 0) return [];
+    await this.send(events);
+    for (const e of events) this.fold(e);
+    return runs;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await Promise.all([
+        this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: consumer disconnect failed')),
+        this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: producer disconnect failed')),
+      ]);
+    })();
+    return this.closing;
+  }
+
+  private event(fields: Omit<RunEvent, 'at'>): RunEvent {
+    const checked = checkRunEvent({ ...fields, at: new Date(this.now()).toISOString() });
+    if (!checked.ok) throw new RunRequestError(checked.reason);
+    return checked.value;
+  }
+
+  private async send(events: RunEvent[]): Promise<void> {
+    if (!this.producer || this.closing) throw new Error('runs: RunControl is not started (or is closed); call start() first');
+    await this.producer.send({ topic: this.options.topics.runs, messages: events.map((e) => ({ key: e.camera ?? ALL_CAMERAS, value: encodeJson(e) })) });
+  }
+
+  private fold(event: RunEvent): void {
+    const { started, ended } = this.book.apply(event);
+    if (!this.live) return;
+    for (const run of ended) {
+      this.logger.info({ runId: run.runId, camera: run.camera, by: event.by }, 'run ended');
+      this.emit('ended', run, event);
+    }
+    if (started) {
+      this.logger.info({ runId: started.runId, camera: started.camera, by: started.by }, 'run started');
+      this.emit('started', started, event);
+    }
+  }
+}
