@@ -165,6 +165,15 @@ describe('writeRunReport', () => {
     expect(html).not.toMatch(/<(script|link)\b/); // self-contained
   });
 
+  it('downsamples a long trend to the bound it is given and keeps its highest P(PG)', async () => {
+    const result = await writeRunReport({ kafka: bus.kafka, topics, runId: RUN, out: path.join(bus.dir, 'small'), logger: silentLogger, pdf: false, trendPoints: 8 });
+    const [a] = result.figures.cameras;
+    expect(a.trend.points.length).toBeLessThanOrEqual(8);
+    expect(a.trend.points.reduce((n, p) => n + p.frames, 0)).toBe(57);
+    expect(Math.max(...a.trend.points.map((p) => p.max))).toBe(0.95);
+    expect(result.pdf).toBeUndefined();
+  });
+
   it('writes the HTML and fails the PDF with the package to install when Chromium is missing', async () => {
     const dir = path.join(bus.dir, 'no-chromium');
     const failed = writeRunReport({ kafka: bus.kafka, topics, runId: RUN, out: dir, logger: silentLogger, chromiumPath: '/nonexistent/chromium' });

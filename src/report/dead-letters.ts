@@ -46,10 +46,10 @@ export function attribution(letter: DeadLetter): { runId?: string; camera?: stri
   return { ...(runId ? { runId } : {}), ...(camera ? { camera } : {}) };
 }
 
-/** The reason without what differs per record: `frame <id>: ` prefixes, quoted values, numbers. */
+/** The reason without what differs per record: the `frame <id>: ` prefix, quoted values, numbers. */
 export function reasonClass(reason: string): string {
   return reason
-    .replace(/^frame \S+: /, '')
+    .replace(/^frame \S*-\S*: /, '') // a frame id (camera-time-hash), not "frame headers: "
     .replace(/"[^"]*"/g, '"…"')
     .replace(/\d+(\.\d+)?/g, 'N')
     .slice(0, 120);
