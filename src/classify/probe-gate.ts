@@ -46,6 +46,8 @@ export interface ProbeThresholds {
   /** Border cells brighter than this on average: a lit background (a bench, a page), not slurry. */
   maxBorderMean: number;
   maxNoiseRatio: number;
+  /** Below this there is no fine texture at all for the contrast (a rendered gradient); probe images ≥ 0.03. */
+  minNoiseRatio: number;
   maxBrightFlatBorder: number;
   maxBrightFlat: number;
   maxDeadFlat: number;
@@ -62,6 +64,7 @@ export const DEFAULT_PROBE: ProbeThresholds = {
   maxMean: 205,
   maxBorderMean: 170,
   maxNoiseRatio: 12,
+  minNoiseRatio: 0.01,
   maxBrightFlatBorder: 0.3,
   maxBrightFlat: 0.45,
   maxDeadFlat: 0.2,
@@ -193,6 +196,7 @@ export function judgeProbe(s: ProbeStats, q: QualityStats, t: ProbeThresholds = 
   if (s.chroma > t.maxChroma) return `colour: mean channel spread ${f(s.chroma, 1)} > ${t.maxChroma}`;
   if (s.colourfulFraction > t.maxColourfulFraction) return `colour: ${f(100 * s.colourfulFraction, 1)} % of pixels coloured > ${f(100 * t.maxColourfulFraction, 1)} %`;
   if (s.noiseRatio > t.maxNoiseRatio) return `noise: Laplacian/grey variance ${f(s.noiseRatio, 1)} > ${t.maxNoiseRatio} (i.i.d. noise ≈ 20)`;
+  if (s.noiseRatio < t.minNoiseRatio) return `no fine texture: Laplacian/grey variance ${f(s.noiseRatio, 3)} < ${t.minNoiseRatio} (rendered, not photographed)`;
   if (s.brightFlatBorder > t.maxBrightFlatBorder) return `bright flat background on ${f(100 * s.brightFlatBorder, 0)} % of the border > ${f(100 * t.maxBrightFlatBorder, 0)} %`;
   if (s.brightFlat > t.maxBrightFlat) return `bright flat area ${f(100 * s.brightFlat, 0)} % > ${f(100 * t.maxBrightFlat, 0)} %`;
   if (s.borderMean > t.maxBorderMean) return `bright background: border mean grey ${f(s.borderMean, 0)} > ${t.maxBorderMean}`;
