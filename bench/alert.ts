@@ -10,15 +10,25 @@
  * Detection delay counts PG-bearing frames from onset to alarm (seconds at 10 frames/s); every
  * onset follows 200 CEX frames so the detector is in its steady state.
  *
- *   node dist/bench/alert.js [--quick]
+ * Delivery after an outage: the AlertStage on an embedded broker, a webhook down when PG fires
+ * and up N s later, default backoff (250 ms doubling to 30 s): the time from the webhook being
+ * up to the alert reaching it (`alert.delivery_after_outage_seconds.outage_<N>s`), and how long
+ * close() takes with a delivery hanging in flight.
+ *
+ *   node dist/bench/alert.js [--quick] [--only detectors,stage,webhook,outage]
  */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
 import { AlertStage, OnsetDetector, cusumAverageRunLength, type DetectorConfig } from '../src/alert/index.js';
-import type { Prediction } from '../src/bus/messages.js';
+import { startBroker } from '../src/broker/index.js';
+import { createKafka } from '../src/bus/kafka.js';
+import type { Alert, Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 
 /** mulberry32: small, fast, seeded. */
@@ -223,24 +233,122 @@ async function webhookFigures(quick: boolean): Promise<Record<string, number | s
   };
 }
 
-export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
+/** A loopback port nobody listens on (yet). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+  const { port } = probe.address() as AddressInfo;
+  await new Promise((r) => probe.close(r));
+  return port;
+}
+
+function listen(port: number, onRequest: Parameters<typeof createServer>[1]): Promise<Server> {
+  const server = createServer(onRequest);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, '127.0.0.1', () => resolve(server));
+  });
+}
+
+/** The webhook is down when PG fires and comes up after `outageS`: seconds from up to delivered, with the default backoff. */
+async function outageFigures(quick: boolean): Promise<Record<string, number | string>> {
+  const outages = quick ? [2, 10] : [2, 10, 45];
+  const dir = await mkdtemp(join(tmpdir(), 'cw-bench-alert-'));
+  const broker = await startBroker({ port: 0, dataDir: dir, fsync: 'never' });
+  const kafka = createKafka({ brokers: [broker.address], clientId: 'bench-alert' });
+  const producer = kafka.producer();
+  await producer.connect();
   const out: Record<string, number | string> = {};
-  process.stderr.write('bench alert: cusum…\n');
-  Object.assign(out, detectorFigures('cusum', { kind: 'cusum' }, options.quick));
-  const h = new OnsetDetector({ kind: 'cusum' }).threshold;
-  // What the detector's own model predicts (Brook–Evans), next to what the synthetic stream gives.
-  out['alert.cusum.model_arl0_frames'] = Math.round(cusumAverageRunLength(h, 'cex'));
-  out['alert.cusum.model_arl1_frames'] = round(cusumAverageRunLength(h, 'pg'));
-  process.stderr.write('bench alert: k-of-n…\n');
-  Object.assign(out, detectorFigures('k_of_n', { kind: 'k-of-n', k: 3, n: 5 }, options.quick));
-  process.stderr.write('bench alert: stage latency…\n');
-  Object.assign(out, await stageFigures(options.quick));
-  process.stderr.write('bench alert: webhook delivery…\n');
-  Object.assign(out, await webhookFigures(options.quick));
+  const onset = (camera: string): Prediction[] => Array.from({ length: 23 }, (_, i) => ({
+    frameId: `${camera}-${i}`, camera, runId: 'run-1', capturedAt: new Date(Date.now() + i).toISOString(), pPG: i < 20 ? 0.02 : 0.98,
+    predicted: i < 20 ? 'cex' : 'pg', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1,
+  }));
+  try {
+    for (const outageS of outages) {
+      const topics = topicNames(`bench-outage-${outageS}.`);
+      const port = await freePort();
+      const stage = new AlertStage({ kafka, topics, registry: new Registry(), groupId: `bench-outage-${outageS}`, partitions: 1, sinks: { webhooks: [{ url: `http://127.0.0.1:${port}/hook` }] } });
+      await stage.start();
+      const fired = new Promise<Alert>((r) => stage.once('alert', r));
+      await producer.send({ topic: topics.predictions, messages: onset('cam-1').map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
+      await fired;
+      const firedAt = performance.now();
+      await new Promise((r) => setTimeout(r, outageS * 1000));
+      let delivered!: () => void;
+      const arrived = new Promise<void>((r) => (delivered = r));
+      const server = await listen(port, (req, res) => {
+        req.resume();
+        req.on('end', () => {
+          res.writeHead(204).end();
+          delivered();
+        });
+      });
+      const upAt = performance.now();
+      await arrived;
+      out[`alert.delivery_after_outage_seconds.outage_${outageS}s`] = round((performance.now() - upAt) / 1000, 3);
+      out[`alert.delivery_after_outage_seconds.outage_${outageS}s.since_alert`] = round((performance.now() - firedAt) / 1000, 3);
+      await stage.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+
+    // close() with a delivery in flight on a receiver that never answers.
+    const topics = topicNames('bench-close.');
+    let requested!: () => void;
+    const hanging = new Promise<void>((r) => (requested = r));
+    const port = await freePort();
+    const server = await listen(port, () => requested());
+    const stage = new AlertStage({ kafka, topics, registry: new Registry(), groupId: 'bench-close', partitions: 1, sinks: { webhooks: [{ url: `http://127.0.0.1:${port}/hook` }] } });
+    await stage.start();
+    await producer.send({ topic: topics.predictions, messages: onset('cam-2').map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
+    await hanging;
+    const t0 = performance.now();
+    await stage.close();
+    out['alert.close_ms.delivery_in_flight'] = round(performance.now() - t0, 1);
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  } finally {
+    await producer.disconnect();
+    await broker.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+  out['alert.delivery_backoff'] = 'default: 250 ms doubling to 30 s, jitter 20 %';
+  return out;
+}
+
+const PARTS = ['detectors', 'stage', 'webhook', 'outage'] as const;
+
+export async function bench(options: { quick: boolean; only?: readonly string[] }): Promise<Record<string, number | string>> {
+  const only = new Set(options.only ?? PARTS);
+  const out: Record<string, number | string> = {};
+  if (only.has('detectors')) {
+    process.stderr.write('bench alert: cusum…\n');
+    Object.assign(out, detectorFigures('cusum', { kind: 'cusum' }, options.quick));
+    const h = new OnsetDetector({ kind: 'cusum' }).threshold;
+    // What the detector's own model predicts (Brook–Evans), next to what the synthetic stream gives.
+    out['alert.cusum.model_arl0_frames'] = Math.round(cusumAverageRunLength(h, 'cex'));
+    out['alert.cusum.model_arl1_frames'] = round(cusumAverageRunLength(h, 'pg'));
+    process.stderr.write('bench alert: k-of-n…\n');
+    Object.assign(out, detectorFigures('k_of_n', { kind: 'k-of-n', k: 3, n: 5 }, options.quick));
+  }
+  if (only.has('stage')) {
+    process.stderr.write('bench alert: stage latency…\n');
+    Object.assign(out, await stageFigures(options.quick));
+  }
+  if (only.has('webhook')) {
+    process.stderr.write('bench alert: webhook delivery…\n');
+    Object.assign(out, await webhookFigures(options.quick));
+  }
+  if (only.has('outage')) {
+    process.stderr.write('bench alert: delivery after an outage…\n');
+    Object.assign(out, await outageFigures(options.quick));
+  }
   return out;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await bench({ quick: process.argv.includes('--quick') });
+  const onlyArg = process.argv.indexOf('--only');
+  const only = onlyArg > 0 ? process.argv[onlyArg + 1]?.split(',') : undefined;
+  const result = await bench({ quick: process.argv.includes('--quick'), only });
   process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }
