@@ -46,14 +46,15 @@ export function securitySettings(opcua: OpcUa, options: ResolvedOpcUaOptions): S
     automaticallyAcceptUnknownCertificate: false,
   });
   const encrypted = options.security === 'SignAndEncrypt';
+  // Only the policies with OAEP/PSS padding: the PKCS#1 v1.5 ones (Basic128Rsa15, Basic256) are
+  // deprecated by the OPC Foundation, and Node disabled PKCS#1 v1.5 decryption (CVE-2023-46809).
+  const { Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss, None } = opcua.SecurityPolicy;
   return {
     serverOptions: {
       securityModes: [encrypted ? opcua.MessageSecurityMode.SignAndEncrypt : opcua.MessageSecurityMode.None],
-      // Only the policies with OAEP/PSS padding: the PKCS#1 v1.5 ones (Basic128Rsa15, Basic256) are
-      // deprecated by the OPC Foundation, and Node disabled PKCS#1 v1.5 decryption (CVE-2023-46809).
-      securityPolicies: encrypted
-        ? [opcua.SecurityPolicy.Basic256Sha256, opcua.SecurityPolicy.Aes128_Sha256_RsaOaep, opcua.SecurityPolicy.Aes256_Sha256_RsaPss]
-        : [opcua.SecurityPolicy.None],
+      // On a None channel node-opcua offers user/password only with a policy that encrypts the
+      // password with the server certificate: listing them adds no endpoint, just that.
+      securityPolicies: encrypted ? [Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss] : [None, Basic256Sha256, Aes128_Sha256_RsaOaep],
       allowAnonymous: options.users.length === 0,
       ...(options.users.length > 0 ? { userManager: { isValidUser: passwordChecker(options.users) } } : {}),
       serverCertificateManager,
