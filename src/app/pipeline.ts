@@ -15,9 +15,10 @@ import { topicNames, type Topics } from '../bus/topics.js';
 import type { Alert, Prediction } from '../bus/messages.js';
 import { IngestStage } from '../ingest/index.js';
 import { ClassifyStage } from '../classify/index.js';
-import { MetricsStage } from '../metrics/index.js';
+import { MetricsStage, type QualityEvent } from '../metrics/index.js';
 import { AlertStage } from '../alert/index.js';
 import { WebServer } from '../web/index.js';
+import { RunControl } from '../runs/index.js';
 import { Lifecycle } from './lifecycle.js';
 import { resolveModelDir } from './paths.js';
 
@@ -40,6 +41,7 @@ export interface Pipeline {
   classify?: ClassifyStage;
   metrics?: MetricsStage;
   alerts?: AlertStage;
+  runs?: RunControl;
   close(): Promise<void>;
 }
 
@@ -112,6 +114,13 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
       logger.info({ url: pipeline.web.url }, 'web server listening');
     }
 
+    // Every process folds the runs topic: ingest stamps frames with the camera's run, the
+    // monitor ends alerts and writes reports at a run's end, the web and OPC UA serve it.
+    pipeline.runs = lifecycle.add('runs', new RunControl({ kafka, topics, logger }), CONSUMERS);
+    ready.runs = 'starting';
+    await pipeline.runs.start();
+    ready.runs = true;
+
     if (stages.has('monitor')) {
       const metrics = new MetricsStage({
         kafka,
@@ -126,7 +135,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         pipeline.web?.publish({ type: 'prediction', prediction });
         options.onPrediction?.(prediction);
       });
-      metrics.on('quality', (quality: Record<string, unknown>) => pipeline.web?.publish({ type: 'quality', ...quality }));
+      metrics.on('quality', (quality: QualityEvent) => pipeline.web?.publish({ type: 'quality', ...quality }));
       pipeline.metrics = lifecycle.add('metrics', metrics, CONSUMERS);
       ready.metrics = 'starting';
       await metrics.start();
@@ -185,6 +194,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         kafka,
         topics,
         cameras: config.cameras.map((c) => ({ camera: c.id, watch: path.resolve(base, c.watch), runId: c.runId })),
+        runFor: (camera) => pipeline.runs?.runFor(camera),
         after: config.ingest.after,
         archiveDir: config.ingest.archiveDir ? path.resolve(base, config.ingest.archiveDir) : undefined,
         quarantineDir: config.ingest.quarantineDir ? path.resolve(base, config.ingest.quarantineDir) : undefined,

@@ -339,7 +339,7 @@ export class CameraIngest {
         if (Date.now() - sidecar.mtimeMs < this.ctx.stallTimeoutMs) return this.recheckLater(rel, this.pollMs);
         return this.reject(rel, 'bad-sidecar', sidecar.detail);
       }
-      const frame = describeFrame({ camera: this.camera, runId: this.runId, rel, kind: verdict.kind, bytes, mtimeMs: st.mtimeMs, completedAt, sidecar: sidecar.state === 'ok' ? sidecar.sidecar : undefined });
+      const frame = describeFrame({ camera: this.camera, runId: this.ctx.runFor?.(this.camera) ?? this.runId, rel, kind: verdict.kind, bytes, mtimeMs: st.mtimeMs, completedAt, sidecar: sidecar.state === 'ok' ? sidecar.sidecar : undefined });
       if (entry?.acked && entry.sha256 === frame.sha256) return this.alreadyIngested(rel, entry); // touched, same bytes
       this.forget(rel);
       this.queued.add(rel);

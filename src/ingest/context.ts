@@ -26,6 +26,8 @@ export interface CameraContext {
   /** Resolves once start-up recovery has settled which in-flight frames Kafka already has. */
   recovered: Promise<void>;
   stats: { ingested: number; rejected: number };
+  /** The run a camera is in now, when one was started (it wins over the camera's configured run id). */
+  runFor?: (camera: string) => string | undefined;
   /** `archiveDir`/`quarantineDir` from the options, or undefined for `<watch>/.archive`, `<watch>/.quarantine`. */
   archiveDir?: string;
   quarantineDir?: string;

@@ -29,7 +29,7 @@ export { ingestMetrics } from './metrics.js';
 export interface CameraFolder {
   camera: string;
   watch: string;
-  /** Run id stamped on every frame (header `run-id`); default `<camera>-<UTC date of start>`. */
+  /** Run id stamped on every frame (header `run-id`) outside a started run; default `<camera>-<UTC date of start>`. */
   runId?: string;
 }
 
@@ -37,6 +37,8 @@ export interface IngestOptions {
   kafka: Kafka;
   topics: Topics;
   cameras: CameraFolder[];
+  /** The run a camera is in now (started by the API, CLI or OPC UA: `RunControl.runFor`); it wins over `runId`. */
+  runFor?: (camera: string) => string | undefined;
   /** What to do with a file once Kafka acknowledged it. Library default `move` (to `<watch>/.archive/`), the production choice. */
   after?: 'keep' | 'move' | 'delete';
   /** Where `move` puts files: `<archiveDir>/<camera>/...`; default `<watch>/.archive/`. */
@@ -122,6 +124,7 @@ export class IngestStage {
         reorderWindowMs: o.reorderWindowMs ?? 10,
         recovered: this.recovery,
         stats: this.stats,
+        runFor: o.runFor,
         archiveDir: o.archiveDir,
         quarantineDir: o.quarantineDir,
       }));
