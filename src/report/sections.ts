@@ -50,7 +50,10 @@ function detectionBlock(d: DetectionFigures): string {
   else rows.push(['onset', 'no PG onset seen (no PG-labelled frame, no PG alert)']);
   rows.push(['alarm', d.alarmAt ? `${time(d.alarmAt)} (alert <code>${esc(d.alertId)}</code> starts: capture time of the frame that tripped the detector)` : 'no PG alert in this run']);
   rows.push(['detection delay', d.delaySeconds === null ? '–' : `${duration(d.delaySeconds)} (alarm − onset)`]);
-  if (d.emittedAfterSeconds !== null) rows.push(['alert on the topic', `${duration(d.emittedAfterSeconds)} after the alarm frame's capture time (broker clock vs camera clock)`]);
+  if (d.emittedAfterSeconds !== null) {
+    const odd = d.emittedAfterSeconds < 0 || d.emittedAfterSeconds > 3600 ? '; the camera and broker clocks differ, or the frames were replayed' : '';
+    rows.push(['alert on the topic', `${duration(d.emittedAfterSeconds)} after the alarm frame's capture time (broker clock vs camera clock${odd})`]);
+  }
   const note = d.note ? `<p class="note">${esc(d.note)}</p>` : '';
   return `<h3>Onset and detection</h3>${table(['', ''], rows.map(([k, v]) => [esc(k), v]), 'kv')}${note}`;
 }
