@@ -10,6 +10,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { WebServer, makeThumbnail } from '../src/web/index.js';
+import type { Prediction } from '../src/bus/messages.js';
 
 async function thumbnailFigures(quick: boolean): Promise<Record<string, number>> {
   const figures: Record<string, number> = {};
@@ -53,7 +54,7 @@ async function broadcastFigures(quick: boolean): Promise<Record<string, number>>
         if (received.every((r) => r >= nEvents)) resolveAll();
       });
     }
-    const prediction = {
+    const prediction: Prediction = {
       frameId: 'cam1-2026-11-22T10:00:00.000Z-abcdef', camera: 'cam1', runId: 'run-1', capturedAt: '2026-11-22T10:00:00.000Z',
       pPG: 0.12, predicted: 'cex', tiles: [{ x: 0, y: 0, width: 224, height: 224, pPG: 0.12 }], model: 'm', backend: 'onnxruntime', device: 'cpu', latencyMs: 10,
     };

@@ -29,6 +29,8 @@ const actions: AlertActions = {
     if (!found) return undefined;
     const acked: Alert = { ...found, acknowledgedAt: new Date().toISOString(), acknowledgedBy: by };
     store.set(id, acked);
+    // As AlertStage does: it announces the change itself (the web stage does not broadcast it).
+    server.publish({ type: 'alert', alert: acked });
     return acked;
   },
 };

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { request } from 'node:http';
 import WebSocket from 'ws';
 import type { IncomingMessage } from 'node:http';
-import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, webExposureProblem, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent } from '../src/web/index.js';
+import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, webExposureProblem, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent, type LiveEventType } from '../src/web/index.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 
 const servers: WebServer[] = [];
@@ -50,17 +50,45 @@ function prediction(i: number, pPG: number): Prediction {
   };
 }
 
-function nextMessage(ws: WebSocket, match: (e: LiveEvent) => boolean): Promise<LiveEvent> {
+type EventOf<T extends LiveEventType> = Extract<LiveEvent, { type: T }>;
+
+/** The next event of this type (that `match` accepts) on the feed. */
+function nextMessage<T extends LiveEventType>(ws: WebSocket, type: T, match: (e: EventOf<T>) => boolean = () => true): Promise<EventOf<T>> {
   return new Promise((resolve) => {
     const onMessage = (data: WebSocket.RawData) => {
       const event = JSON.parse(data.toString()) as LiveEvent;
-      if (match(event)) {
+      if (event.type !== type) return;
+      const typed = event as EventOf<T>;
+      if (match(typed)) {
         ws.off('message', onMessage);
-        resolve(event);
+        resolve(typed);
       }
     };
     ws.on('message', onMessage);
   });
+}
+
+/**
+ * Like the alert stage: lists and acknowledges its alerts, and announces each change once
+ * through `announce` (the app wires it to `web.publish`, as AlertStage's `publish` option).
+ */
+function alertStage(alerts: Alert[], announce: (alert: Alert) => void = () => undefined): AlertActions & { calls: { id: string; by?: string }[] } {
+  const store = new Map(alerts.map((a) => [a.id, a]));
+  const calls: { id: string; by?: string }[] = [];
+  return {
+    calls,
+    list: () => [...store.values()],
+    acknowledge(id, by) {
+      calls.push({ id, by });
+      const found = store.get(id);
+      if (!found) return undefined;
+      if (found.acknowledgedAt) return found;
+      const acked = { ...found, acknowledgedAt: '2026-11-22T10:01:00.000Z', acknowledgedBy: by };
+      store.set(id, acked);
+      announce(acked);
+      return acked;
+    },
+  };
 }
 
 describe('WebServer HTTP', () => {
@@ -110,19 +138,8 @@ describe('WebServer HTTP', () => {
   });
 
   it('protects acknowledge with the bearer token, limits the body, and calls AlertActions', async () => {
-    const store = new Map<string, Alert>([['alert-cam1-1', alert()]]);
-    const calls: { id: string; by?: string }[] = [];
-    const actions: AlertActions = {
-      list: () => [...store.values()],
-      acknowledge: (id, by) => {
-        calls.push({ id, by });
-        const found = store.get(id);
-        if (!found) return undefined;
-        const acked = { ...found, acknowledgedAt: '2026-11-22T10:01:00.000Z', acknowledgedBy: by };
-        store.set(id, acked);
-        return acked;
-      },
-    };
+    const actions = alertStage([alert()]);
+    const { calls } = actions;
     const server = await startServer({ token: 'operator-secret-1', alerts: actions });
     const listed = JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString()) as Alert[];
     expect(listed.map((a) => a.id)).toEqual(['alert-cam1-1']);
@@ -161,16 +178,65 @@ describe('WebServer HTTP', () => {
   });
 });
 
+describe('extra routes', () => {
+  it('mounts the app\'s routes with one line each; mutating ones need the token', async () => {
+    const runs: Record<string, unknown>[] = [];
+    const server = await startServer({
+      token: 'operator-secret-1',
+      routes: [
+        // Shaped like src/audit/api.ts: ({ url }) => { status, body }.
+        { method: 'GET', path: '/api/audit', mutating: true, handle: ({ url }) => ({ status: 200, body: { after: Number(url.searchParams.get('after') ?? 0), records: [] } }) },
+        { method: 'POST', path: '/api/runs', mutating: true, handle: async ({ readJson }) => { runs.push(await readJson()); return { status: 201, body: { ok: true } }; } },
+        { method: 'GET', path: '/api/runs/:runId/report.txt', handle: ({ params }) => ({ status: 200, body: `report of ${params.runId}`, contentType: 'text/plain; charset=utf-8' }) },
+        { method: 'GET', path: '/api/broken', handle: () => { throw new Error('disk on fire'); } },
+      ],
+    });
+    const auth = { authorization: 'Bearer operator-secret-1', 'content-type': 'application/json' };
+
+    expect((await raw(server, 'GET', '/api/audit?after=5')).status).toBe(401);
+    const audit = await raw(server, 'GET', '/api/audit?after=5', auth);
+    expect(audit.status).toBe(200);
+    expect(audit.headers['cache-control']).toBe('no-store');
+    expect(JSON.parse(audit.body.toString())).toEqual({ after: 5, records: [] });
+
+    expect((await raw(server, 'POST', '/api/runs', { 'content-type': 'application/json' }, '{"runId":"batch-7"}')).status).toBe(401);
+    expect((await raw(server, 'POST', '/api/runs', auth, '{"runId":"batch-7"}')).status).toBe(201);
+    expect((await raw(server, 'POST', '/api/runs', auth, 'not json')).status).toBe(400);
+    expect(runs).toEqual([{ runId: 'batch-7' }]);
+    const wrongMethod = await raw(server, 'GET', '/api/runs', auth);
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.allow).toBe('POST');
+
+    const report = await raw(server, 'GET', '/api/runs/batch%2D7/report.txt');
+    expect([report.status, report.headers['content-type'], report.body.toString()]).toEqual([200, 'text/plain; charset=utf-8', 'report of batch-7']);
+    const head = await raw(server, 'HEAD', '/api/runs/batch-7/report.txt');
+    expect([head.status, head.headers['content-length'], head.body.length]).toEqual([200, String('report of batch-7'.length), 0]);
+
+    const broken = await raw(server, 'GET', '/api/broken');
+    expect(broken.status).toBe(500);
+    expect(JSON.parse(broken.body.toString())).toEqual({ error: 'internal error (see the server log)' });
+
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toContain('crystalwatch_web_http_requests_total{route="/api/runs/:runId/report.txt",code="200"} 2');
+    expect(metrics).toContain('crystalwatch_web_http_requests_total{route="/api/audit",code="401"} 1');
+  });
+
+  it('refuses a route defined twice or with a path it cannot match', () => {
+    const handle = () => ({ status: 200, body: {} });
+    expect(() => new WebServer({ registry: new Registry(), routes: [{ method: 'GET', path: '/api/alerts', handle }] })).toThrow('web: route GET /api/alerts is defined twice');
+    expect(() => new WebServer({ registry: new Registry(), routes: [{ method: 'GET', path: 'api/x', handle }] })).toThrow(/must start with "\/"/);
+  });
+});
+
 describe('acknowledging without a token', () => {
   /** Just what AckGuard reads from a request. */
   const request = (remoteAddress: string, headers: Record<string, string> = {}) => ({ headers, socket: { remoteAddress } }) as unknown as IncomingMessage;
 
   it('is allowed on a loopback bind, and the live page says so', async () => {
-    const server = await startServer();
+    const server = await startServer({ alerts: alertStage([alert()]) });
     const page = (await raw(server, 'GET', '/')).body.toString();
     expect(page).toContain(`<p id="ack-policy" class="notice" role="note">${ACK_LOOPBACK_NOTICE}</p>`);
     expect(ACK_LOOPBACK_NOTICE).toBe('acknowledgement without a token: loopback only');
-    server.publish({ type: 'alert', alert: alert() });
     expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', {}, '{"by":"op"}')).status).toBe(200);
   });
 
@@ -214,22 +280,25 @@ describe('acknowledging without a token', () => {
 
 describe('WebServer live feed', () => {
   it('pushes published events over /ws and keeps the latest state per camera', async () => {
-    const server = await startServer();
+    const wired: { web?: WebServer } = {}; // as the app wires AlertStage's publish to the web stage
+    const stage = alertStage([alert()], (changed) => wired.web?.publish({ type: 'alert', alert: changed }));
+    const server = await startServer({ alerts: stage });
+    wired.web = server;
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
     sockets.push(ws);
-    const hello = await nextMessage(ws, () => true);
-    expect(hello).toMatchObject({ type: 'status', connected: true });
+    const hello = await nextMessage(ws, 'status');
+    expect(hello).toMatchObject({ type: 'status', connected: true, cameras: 0 });
 
-    const got = nextMessage(ws, (e) => e.type === 'prediction');
+    const got = nextMessage(ws, 'prediction');
     server.publish({ type: 'prediction', prediction: prediction(1, 0.12) });
-    expect(((await got).prediction as Prediction).frameId).toBe('cam1-f1');
+    expect((await got).prediction.frameId).toBe('cam1-f1');
 
     server.publish({ type: 'prediction', prediction: prediction(2, 0.81) });
     server.publish({ type: 'quality', camera: 'cam1', window: '5m', precision: 0.97, recall: 0.94, f1: 0.955, accuracy: 0.96, support: 120 });
     server.publish({ type: 'quality', camera: 'cam1', window: '1h', precision: null, recall: null, f1: null, accuracy: null, support: 0 });
-    const alertSeen = nextMessage(ws, (e) => e.type === 'alert');
+    const alertSeen = nextMessage(ws, 'alert');
     server.publish({ type: 'alert', alert: alert() });
-    expect(((await alertSeen).alert as Alert).state).toBe('firing');
+    expect((await alertSeen).alert.state).toBe('firing');
 
     const cameras = JSON.parse((await raw(server, 'GET', '/api/cameras')).body.toString());
     expect(cameras).toHaveLength(1);
@@ -240,13 +309,16 @@ describe('WebServer live feed', () => {
     expect(cameras[0].quality['1h'].precision).toBeNull();
     expect(cameras[0].alert.id).toBe('alert-cam1-1');
 
-    // Without AlertActions the server lists and acknowledges the alerts it was given.
+    // Acknowledging goes through the alert stage, which announces the change: one event, not two.
     const listed = JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString()) as Alert[];
     expect(listed.map((a) => a.id)).toEqual(['alert-cam1-1']);
-    const ackEvent = nextMessage(ws, (e) => e.type === 'alert' && Boolean((e.alert as Alert).acknowledgedAt));
+    const ackEvent = nextMessage(ws, 'alert', (e) => Boolean(e.alert.acknowledgedAt));
     const ack = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { 'content-type': 'application/json' }, '{"by":"op"}');
     expect(ack.status).toBe(200);
-    expect(((await ackEvent).alert as Alert).acknowledgedBy).toBe('op');
+    expect((await ackEvent).alert.acknowledgedBy).toBe('op');
+    expect(stage.calls).toEqual([{ id: 'alert-cam1-1', by: 'op' }]);
+    const afterAck = JSON.parse((await raw(server, 'GET', '/api/cameras')).body.toString());
+    expect(afterAck[0].alert.acknowledgedBy).toBe('op');
 
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toContain('crystalwatch_web_ws_clients 1');
@@ -254,9 +326,17 @@ describe('WebServer live feed', () => {
     expect(metrics).toContain('crystalwatch_web_ws_events_total{type="alert"} 2');
   });
 
+  it('without an alert stage lists no alerts and acknowledges none', async () => {
+    const server = await startServer();
+    server.publish({ type: 'alert', alert: alert() }); // shown on the camera, but not the web stage's to acknowledge
+    expect(JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString())).toEqual([]);
+    const ack = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', {}, '{"by":"op"}');
+    expect(ack.status).toBe(404);
+    expect(JSON.parse(ack.body.toString()).error).toMatch(/^no alert with id "alert-cam1-1"/);
+  });
+
   it('refuses the live feed and acknowledgements to other sites in the browser', async () => {
-    const server = await startServer({ allowedOrigins: ['https://crystalwatch.plant.example'] });
-    server.publish({ type: 'alert', alert: alert() });
+    const server = await startServer({ allowedOrigins: ['https://crystalwatch.plant.example'], alerts: alertStage([alert()]) });
     const open = (origin: string) => new Promise<void>((resolve, reject) => {
       const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`, { origin });
       sockets.push(ws);
@@ -283,7 +363,7 @@ describe('WebServer live feed', () => {
 
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
     sockets.push(ws);
-    await nextMessage(ws, () => true);
+    await nextMessage(ws, 'status');
     const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
     await server.close();
     await closed;
@@ -311,8 +391,8 @@ describe('thumbnails', () => {
     const server = await startServer();
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
     sockets.push(ws);
-    await nextMessage(ws, () => true);
-    const frameEvent = nextMessage(ws, (e) => e.type === 'frame');
+    await nextMessage(ws, 'status');
+    const frameEvent = nextMessage(ws, 'frame');
     server.addThumbnail({ frameId: 'cam2-2026-11-22T10:00:00Z-abc', camera: 'cam2', capturedAt: '2026-11-22T10:00:00.000Z', ...made });
     expect(await frameEvent).toMatchObject({ camera: 'cam2', width: 320, height: 240, sourceWidth: 1280, sourceHeight: 960, url: '/api/frames/cam2-2026-11-22T10%3A00%3A00Z-abc/thumbnail' });
 
