@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import { loadTf, type TfBackendName } from './tf.js';
 import { ARCHITECTURE_NAME, buildModel, modelCost } from './architecture.js';
 import { loadDataset, CLASS_NAMES, type SplitName } from './dataset.js';
+import { chooseSplits } from './splits.js';
 import { augmentInto, DEFAULT_AUGMENT, NO_AUGMENT, type AugmentOptions } from './augment.js';
 import { SeededRandom } from './rng.js';
 import { confusionAt } from './evaluation.js';
@@ -118,19 +119,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       if (done === total || done % 250 === 0) progress(`reading ${done}/${total} crops ${bar(done, total)}`, done === total);
     },
   });
-  const indicesOf = (split: SplitName) => data.splitOf.flatMap((s, i) => (s === split ? [i] : []));
-  const trainIdx = indicesOf('train');
-  let validIdx = indicesOf('valid');
-  let testIdx = indicesOf('test');
+  // The epoch is chosen on `valid`, the report is on `test`: never the same crops, never training crops.
+  const presplit = data.entries.some((e) => e.split !== undefined);
+  const splits = chooseSplits(data, options.split, splitSeed, presplit);
+  const trainIdx = splits.train;
+  const validIdx = splits.valid;
+  const testIdx = splits.test;
+  const testSplit: SplitName = 'test';
   if (trainIdx.length === 0) throw new Error(`train: the training split of ${options.data} is empty (${data.entries.length} crops); give more crops or a train/ folder`);
-  if (validIdx.length === 0) validIdx = testIdx;
-  let testSplit: SplitName = 'test';
-  if (testIdx.length === 0) {
-    testIdx = validIdx;
-    testSplit = 'valid';
-  }
   const count = (idx: number[]) => ({ total: idx.length, pg: idx.filter((i) => data.labels[i] === 1).length, cex: idx.filter((i) => data.labels[i] === 0).length });
-  const splitCounts = { train: count(trainIdx), valid: count(indicesOf('valid')), test: count(indicesOf('test')) };
+  const splitCounts = { train: count(trainIdx), valid: count(validIdx), test: count(testIdx) };
+  for (const [name, n] of Object.entries(splits.carved)) {
+    progress(`no ${name}/ folder: ${n} crops of train/ set aside as the ${name} split (stratified, duplicate groups kept whole, split seed ${splitSeed})`, true);
+  }
   const dupLine = `leakage guard: ${data.duplicates.groups} duplicate groups (${data.duplicates.itemsInGroups} crops; ${data.duplicates.exactLinks} exact rotation/flip copies, ${data.duplicates.nearLinks} near copies)${data.groupsAcrossGivenSplits ? `, ${data.groupsAcrossGivenSplits} of them span the given train/valid/test folders — the test score may be optimistic` : ', each kept within one split'}`;
   progress(`data: ${data.entries.length} crops (${data.layout}), train ${splitCounts.train.total} / valid ${splitCounts.valid.total} / test ${splitCounts.test.total}${data.unreadable.length ? `, ${data.unreadable.length} unreadable skipped` : ''}`, true);
   progress(dupLine, true);
@@ -333,6 +334,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         splits: splitCounts,
         leakageGuard: { groups: data.duplicates.groups, cropsInGroups: data.duplicates.itemsInGroups },
         testSplit,
+        ...(Object.keys(splits.carved).length ? { carvedFromTrain: splits.carved } : {}),
         ...(options.init ? { initialisedFrom: resolve(options.init) } : {}),
       },
       metrics,
