@@ -15,6 +15,7 @@ import {
   ClientSubscription,
   DataType,
   MethodIds,
+  ObjectTypeIds,
   OPCUACertificateManager,
   OPCUAClient,
   StatusCodes,
@@ -27,7 +28,8 @@ import {
   type Variant,
 } from 'node-opcua';
 import { pino } from 'pino';
-import { NAMESPACE_URI, OpcUaServer, type OpcUaAcknowledgement } from '../src/opcua/index.js';
+import { NAMESPACE_URI, OpcUaAlertSink, OpcUaServer, showCurrentAlerts, type OpcUaAcknowledgement } from '../src/opcua/index.js';
+import type { Alert } from '../src/bus/messages.js';
 import { waitFor } from './helpers/wait.js';
 
 let dataDir: string;
@@ -198,14 +200,12 @@ describe('OPC UA PgOnset alarm', () => {
     const item = ClientMonitoredItem.create(
       subscription,
       { nodeId: 'i=2253', attributeId: AttributeIds.EventNotifier },
-      { samplingInterval: 0, queueSize: 100, discardOldest: false, filter: constructEventFilter(fields, [ofType('AlarmConditionType')]) },
+      { samplingInterval: 0, queueSize: 100, discardOldest: false, filter: constructEventFilter(fields, ofType(`ns=0;i=${ObjectTypeIds.AlarmConditionType}`)) },
       TimestampsToReturn.Both,
     );
     const events: AlarmEvent[] = [];
     item.on('changed', (values: Variant[]) => {
       const v = values.map((variant) => variant.value);
-      // The filter also lets through the AuditConditionAcknowledge event (no ConditionId): not an alarm state.
-      if (!String(v[1]).endsWith('/PgOnset')) return;
       events.push({ eventId: v[0], conditionId: v[1], sourceName: v[2], message: v[3]?.text, severity: v[4], active: v[5], acked: v[6], retain: v[7], clientUserId: v[8] });
     });
     await new Promise<void>((resolve) => item.once('initialized', () => resolve()));
@@ -286,6 +286,44 @@ describe('OPC UA PgOnset alarm', () => {
       refuseAcknowledgements = false;
       await subscription.terminate();
     }
+  });
+});
+
+describe('OPC UA alert sink', () => {
+  /** Reads a condition field by browse path (e.g. AckedState/Id), as a client without events would. */
+  async function conditionField(camera: string, ...path: string[]): Promise<unknown> {
+    const target = await session.translateBrowsePath({
+      startingNode: cam(camera, 'PgOnset'),
+      relativePath: { elements: path.map((name) => ({ referenceTypeId: 'i=33', isInverse: false, includeSubtypes: true, targetName: { namespaceIndex: 0, name } })) },
+    });
+    return (await read(target.targets![0].targetId.toString())).value.value;
+  }
+  const alert = (overrides: Partial<Alert>): Alert => ({
+    id: 'pg-x', camera: 'cam-1', runId: 'R-7', state: 'firing', startsAt: '2026-11-22T11:00:00.000Z', evidence: { frames: [] }, action: 'stop-batch', ...overrides,
+  });
+
+  it('shows the newest PG onset per camera after a restart, and follows deliveries', async () => {
+    showCurrentAlerts(server, [
+      alert({ id: 'pg-old', startsAt: '2026-11-22T09:00:00.000Z', state: 'resolved', acknowledgedAt: '2026-11-22T09:05:00.000Z' }),
+      alert({ id: 'pg-5', acknowledgedAt: '2026-11-22T11:01:00.000Z', acknowledgedBy: 'bob' }),
+      alert({ id: 'silent-1', camera: 'cam-2', reason: 'camera-silent', action: 'check-camera' }),
+    ]);
+    expect((await read(cam('cam-1', 'AlertId'))).value.value).toBe('pg-5');
+    expect(await conditionField('cam-1', 'ActiveState', 'Id')).toBe(true);
+    expect(await conditionField('cam-1', 'AckedState', 'Id')).toBe(true);
+    expect((await read(cam('cam-2', 'AlertId'))).value.value).toBe('pg-2'); // camera-silent alerts are not PG onsets
+
+    const sink = new OpcUaAlertSink(server);
+    expect(sink.wants('firing', alert({ reason: 'camera-silent' }))).toBe(false);
+    await sink.deliver(alert({ id: 'pg-5', state: 'resolved' }), 'resolved');
+    expect((await read(cam('cam-1', 'Alarm'))).value.value).toBe(false);
+    expect(await conditionField('cam-1', 'Retain')).toBe(false);
+    await sink.deliver(alert({ id: 'pg-6', startsAt: '2026-11-22T12:00:00.000Z' }), 'firing');
+    expect(await conditionField('cam-1', 'Message')).toEqual(expect.objectContaining({ text: 'PG onset on camera cam-1 (run R-7) since 2026-11-22T12:00:00.000Z: stop the batch' }));
+    await sink.deliver(alert({ id: 'pg-6', acknowledgedBy: 'carol' }), 'acknowledged');
+    expect(await conditionField('cam-1', 'AckedState', 'Id')).toBe(true);
+    expect(await conditionField('cam-1', 'ClientUserId')).toBe('carol');
+    expect(acknowledgements.map((a) => a.alertId)).not.toContain('pg-6');
   });
 });
 

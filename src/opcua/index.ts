@@ -20,3 +20,4 @@ export { ANONYMOUS_USER, CONDITION_NAME, PG_ONSET_SEVERITY, type PgAlarm } from 
 export { CAMERA_STATES, CAMERA_VARIABLES, type CameraState, type CameraValues } from './camera-values.js';
 export { NAMESPACE_URI } from './address-space.js';
 export { pkiFolder, serverCertificateFile } from './security.js';
+export { OpcUaAlertSink, pgAlarmOf, showCurrentAlerts, type AlertChangeKind } from './alert-sink.js';
