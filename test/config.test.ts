@@ -1,8 +1,9 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, configFromEnv, loadConfig, maskSecrets } from '../src/config/index.js';
+import { packageRoot } from '../src/config/paths.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -82,7 +83,7 @@ describe('config', () => {
 });
 
 describe('config: Kafka from the environment', () => {
-  it('reads the KAFKA_* variables through the bus, TLS CA file included', async () => {
+  it('reads the KAFKA_* variables, TLS CA file included', async () => {
     const config = await loadConfig({ env: { KAFKA_BROKERS: 'k1:9093,[::1]:9094', KAFKA_SSL: '1', KAFKA_SSL_CA: '/etc/ssl/plant-ca.pem', KAFKA_CLIENT_ID: 'plant-a' } });
     expect(config.kafka).toMatchObject({ brokers: ['k1:9093', '[::1]:9094'], clientId: 'plant-a', ssl: { caFile: '/etc/ssl/plant-ca.pem' } });
   });
@@ -90,5 +91,21 @@ describe('config: Kafka from the environment', () => {
   it('turns a bad KAFKA_* value into a config error naming the variable', async () => {
     await expect(loadConfig({ env: { KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'gssapi' } })).rejects.toThrow(ConfigError);
     await expect(loadConfig({ env: { KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'gssapi' } })).rejects.toThrow(/KAFKA_SASL_MECHANISM must be one of/);
+  });
+});
+
+describe('packageRoot', () => {
+  it('finds the folder of crystalwatch\'s package.json from the code and from below it', async () => {
+    const root = packageRoot();
+    expect(root).toBe(path.resolve(import.meta.dirname, '..'));
+    expect(packageRoot(path.join(root, 'src', 'web', 'static'))).toBe(root);
+  });
+
+  it('says what it looked for and where when there is no crystalwatch package above', async () => {
+    // A package.json of another name is not ours: the walk goes on, and ends at the file system root.
+    const other = path.join(dir, 'other-package', 'deep');
+    await mkdir(other, { recursive: true });
+    await writeFile(path.join(dir, 'other-package', 'package.json'), '{"name":"someone-else"}');
+    expect(() => packageRoot(other)).toThrow(`crystalwatch: cannot find the package root: no package.json named "crystalwatch" in ${other} or any folder above it`);
   });
 });

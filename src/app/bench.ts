@@ -8,7 +8,7 @@ import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
-import { packageRoot } from './paths.js';
+import { packageRoot } from '../config/paths.js';
 
 export const BENCH_AREAS = ['broker', 'simulator', 'ingest', 'classify', 'trust', 'alert', 'web', 'train', 'e2e', 'shutdown'] as const;
 

@@ -2,27 +2,16 @@
  * `crystalwatch classify` (the streaming stage) and `crystalwatch predict` (files on disk).
  */
 import { Command, Option } from 'commander';
-import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { connectStageBus } from '../bus/kafka.js';
 import { DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
 import { createLogger } from '../config/logger.js';
+import { packageRoot } from '../config/paths.js';
 import { Classifier, ClassifyStage, DEFAULT_GROUP_ID } from './index.js';
 import type { BackendChoice } from './backends/index.js';
 import { DEFAULT_MAX_PIXELS } from './preprocess.js';
-
-/** The package root (the folder of package.json), from src/ or dist/src/. */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'bin', 'crystalwatch.js'))) return dir;
-    dir = dirname(dir);
-  }
-  return process.cwd();
-}
 
 export const defaultModelDir = (): string => join(packageRoot(), 'models', 'default');
 

@@ -14,6 +14,7 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { packageRoot } from '../config/paths.js';
 import { coreRoutes, type AlertActions, type Health } from './api.js';
 import { AckGuard } from './auth.js';
 import { CameraStore } from './camera-state.js';
@@ -21,7 +22,7 @@ import type { LiveEvent, ThumbnailInfo } from './events.js';
 import { LiveFeed } from './live-feed.js';
 import { createWebMetrics, type WebMetrics } from './metrics.js';
 import { HttpError, readJsonBody, RouteTable, type Route, type RouteAnswer } from './routes.js';
-import { packageRoot, StaticFiles } from './static-files.js';
+import { StaticFiles } from './static-files.js';
 import { FrameThumbnailer, ThumbnailCache, type Thumbnail } from './thumbnails.js';
 
 export interface WebOptions {

@@ -2,10 +2,9 @@
  * The live page's files (src/web/static/): GET and HEAD only, never a path outside the folder,
  * no dot-files, and the page itself with a `default-src 'self'` CSP (no CDN, works offline).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, extname, join, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { extname, join, resolve, sep } from 'node:path';
 import { HttpError, type BytesAnswer } from './routes.js';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -24,24 +23,6 @@ const PAGE_CSP = "default-src 'self'; img-src 'self' data: blob:; connect-src 's
 
 /** Where index.html says how acknowledging works here, before any script runs. */
 const ACK_POLICY_MARK = '<!-- ack-policy -->';
-
-/** The package root: the nearest folder upwards holding crystalwatch's package.json (works from src/ and dist/src/). */
-export function packageRoot(from: string = dirname(fileURLToPath(import.meta.url))): string {
-  let dir = from;
-  for (;;) {
-    const candidate = join(dir, 'package.json');
-    if (existsSync(candidate)) {
-      try {
-        if ((JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string }).name === 'crystalwatch') return dir;
-      } catch {
-        // not ours; keep walking up
-      }
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`web: cannot find the crystalwatch package root above ${from}; pass staticDir explicitly`);
-    dir = parent;
-  }
-}
 
 export class StaticFiles {
   private readonly dir: string;
