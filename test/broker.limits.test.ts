@@ -11,6 +11,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BrokerOptions } from '../src/broker/index.js';
 import { resolveLimits } from '../src/broker/limits.js';
+import { MAPPING_BYTES, RequestBuffers } from '../src/broker/request-buffers.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { RawClient, waitFor } from './helpers/broker-wire.js';
 
@@ -157,5 +158,23 @@ describe('broker limits', () => {
     accepted[0].close();
     await waitFor(async () => (await metric('crystalwatch_broker_connections')) === 3, 'the broker to see the connection close', 5000);
     expect(await answersApiVersions(address)).toBe(true);
+  });
+
+  it('keeps a few big-request buffers for reuse and frees them once unused for a second', () => {
+    const buffers = new RequestBuffers();
+    const first = buffers.take(3 * MiB);
+    expect(first.length).toBe(MAPPING_BYTES); // over glibc's mmap threshold ceiling: its pages go back to the OS when freed
+    buffers.give(first, 1000);
+    expect(buffers.take(MiB)).toBe(first); // reused, no fresh page faults
+    buffers.give(first, 2000);
+    buffers.trim(2999);
+    expect(buffers.pooled).toBe(1);
+    buffers.trim(3000);
+    expect(buffers.pooled).toBe(0);
+    expect(first.buffer.byteLength).toBe(0); // detached: freed now, not at some later GC
+    const huge = buffers.take(MAPPING_BYTES + 1);
+    buffers.give(huge, 0);
+    expect(buffers.pooled).toBe(0);
+    expect(huge.buffer.byteLength).toBe(0);
   });
 });

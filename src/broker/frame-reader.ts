@@ -7,12 +7,11 @@
  * prefix out of bounds is refused as soon as its 4 bytes are in, before any
  * body is held. Small frames are held as the chunks the socket delivered. A
  * frame bigger than SPILL_BYTES that is not complete yet is copied into a
- * buffer of its own (see OWN_MAPPING_BYTES) and the socket's chunks are let go
- * at once: held chunks would pin the malloc heap, and memory a slow or
- * malicious client made the broker hold would never go back to the OS.
+ * buffer from RequestBuffers (memory that goes back to the OS) and the
+ * socket's chunks are let go at once.
  */
-import { MessageChannel } from 'node:worker_threads';
 import type { BufferBudget } from './limits.js';
+import { MAPPING_BYTES, type RequestBuffers } from './request-buffers.js';
 
 /** Why the reader refused input; the connection is closed for it. */
 export type FrameRefusal = 'size' | 'buffer_full';
@@ -25,18 +24,10 @@ export class FrameRefused extends Error {
 }
 
 const KiB = 1024;
-const MiB = 1024 * KiB;
 /** The smallest request: api_key, api_version and correlation_id. */
 const MIN_FRAME_BYTES = 8;
 /** An incomplete frame with a bigger payload is read into a buffer of its own. */
 const SPILL_BYTES = 64 * KiB;
-/**
- * The least size of that buffer. glibc's malloc serves allocations over 32 MiB
- * (the ceiling of its dynamic mmap threshold) with mmap, as other allocators
- * do, so the pages are committed only as bytes arrive and go back to the OS
- * the moment the buffer is freed, whatever else the heap holds.
- */
-const OWN_MAPPING_BYTES = 32 * MiB + 64 * KiB;
 
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -49,7 +40,7 @@ export class FrameReader {
   /** performance.now() when the incomplete frame now held started arriving; 0 when none is. */
   private partialSince = 0;
 
-  constructor(private readonly maxFrameBytes: number, private readonly budget: BufferBudget) {}
+  constructor(private readonly maxFrameBytes: number, private readonly budget: BufferBudget, private readonly buffers: RequestBuffers) {}
 
   /** Bytes received and not yet handed out as frames. */
   get bufferedBytes(): number {
@@ -78,7 +69,7 @@ export class FrameReader {
     let frame: Buffer;
     if (this.own) {
       if (this.ownFilled < 4 + this.expected) return null;
-      frame = this.finishOwn();
+      frame = this.finishOwn(now);
     } else {
       if (this.expected < 0) {
         if (this.buffered < 4) return null;
@@ -117,7 +108,7 @@ export class FrameReader {
 
   /** Drops everything held, frees the big frame's memory now and returns it all to the budget. */
   release(): void {
-    if (this.own) freeNow(this.own);
+    if (this.own) this.buffers.give(this.own, performance.now());
     this.own = null;
     this.ownFilled = 0;
     this.budget.give(this.buffered);
@@ -131,7 +122,7 @@ export class FrameReader {
   private spill(): void {
     const bytes = 4 + this.expected;
     try {
-      this.own = Buffer.allocUnsafeSlow(Math.max(bytes, OWN_MAPPING_BYTES));
+      this.own = this.buffers.take(bytes);
     } catch (err) {
       throw new FrameRefused('buffer_full', `cannot allocate ${bytes} bytes for a request: ${(err as Error).message}`, this.expected);
     }
@@ -139,19 +130,22 @@ export class FrameReader {
     this.chunks = [];
   }
 
-  /** The complete big frame's payload; copied out when it uses less than half its buffer, which is then freed. */
-  private finishOwn(): Buffer {
+  /** The complete big frame's payload, copied out so its buffer can serve the next big request. */
+  private finishOwn(now: number): Buffer {
     const own = this.own!;
     const bytes = 4 + this.expected;
     this.own = null;
     this.ownFilled = 0;
     this.buffered -= bytes;
     this.budget.give(bytes);
-    if (bytes * 2 > own.length) return own.subarray(4, bytes);
-    const frame = Buffer.allocUnsafeSlow(this.expected);
-    own.copy(frame, 0, 4, bytes);
-    freeNow(own);
-    return frame;
+    if (own.length > bytes + 4096 || own.length <= MAPPING_BYTES) {
+      const frame = Buffer.allocUnsafeSlow(this.expected);
+      own.copy(frame, 0, 4, bytes);
+      this.buffers.give(own, now);
+      return frame;
+    }
+    return own.subarray(4, bytes); // a buffer of the frame's own size (over MAPPING_BYTES): handed on, freed by the GC
+
   }
 
   /** The INT32 at the front, read across chunk boundaries without joining the chunks. */
@@ -189,21 +183,5 @@ export class FrameReader {
     this.buffered -= bytes;
     this.budget.give(bytes);
     return out;
-  }
-}
-
-/**
- * Frees a buffer's memory now rather than at a garbage collection that may
- * not come for minutes on an idle broker: transferring its ArrayBuffer into a
- * message that is never delivered detaches it, and closing the channel drops
- * the message and the memory with it. Only for buffers nothing else references.
- */
-function freeNow(buffer: Buffer): void {
-  const { port1, port2 } = new MessageChannel();
-  try {
-    port1.postMessage(null, [buffer.buffer as ArrayBuffer]);
-  } finally {
-    port1.close();
-    port2.close();
   }
 }

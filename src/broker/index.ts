@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { BrokerCore } from './core.js';
 import { BufferBudget, resolveLimits, type ConnectionLimitOptions, type ConnectionLimits } from './limits.js';
+import { RequestBuffers } from './request-buffers.js';
 import { Connection } from './server.js';
 
 /** Limits on what one client may cost (limits.ts, README "Limits"): maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes. */
@@ -53,6 +54,7 @@ export class Broker {
   private closing: Promise<void> | undefined;
   private readonly limits: ConnectionLimits;
   private readonly budget: BufferBudget;
+  private readonly buffers = new RequestBuffers();
   private refusedSinceLog = 0;
   private lastRefusalLog = 0;
 
@@ -145,6 +147,7 @@ export class Broker {
     this.timers.push(setInterval(() => {
       const now = performance.now();
       for (const connection of [...this.connections]) connection.checkReadDeadline(now);
+      this.buffers.trim(now);
     }, sweepMs));
     this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
   }
@@ -157,7 +160,7 @@ export class Broker {
       this.logRefusal(socket.remoteAddress);
       return;
     }
-    const connection = new Connection(socket, this.core, this.limits, this.budget, this.logger, (c) => this.connections.delete(c));
+    const connection = new Connection(socket, this.core, this.limits, { budget: this.budget, buffers: this.buffers }, this.logger, (c) => this.connections.delete(c));
     this.connections.add(connection);
   }
 
@@ -223,6 +226,7 @@ export class Broker {
     if (!server) return;
     const closed = new Promise<void>((resolvePromise) => server.close(() => resolvePromise()));
     for (const connection of [...this.connections]) connection.close();
+    this.buffers.trim(Infinity);
     await closed;
     await this.flushing;
     this.core.close();

@@ -28,6 +28,7 @@ import { ErrorCode } from './errors.js';
 import { FrameReader, FrameRefused } from './frame-reader.js';
 import type { BufferBudget, ConnectionLimits } from './limits.js';
 import type { RejectReason, RequestRefusal } from './metrics.js';
+import type { RequestBuffers } from './request-buffers.js';
 import { ProtocolError, Reader } from './protocol/reader.js';
 import { Writer } from './protocol/writer.js';
 
@@ -52,12 +53,12 @@ export class Connection {
     private readonly socket: Socket,
     private readonly core: BrokerCore,
     private readonly limits: ConnectionLimits,
-    budget: BufferBudget,
+    memory: { budget: BufferBudget; buffers: RequestBuffers },
     private readonly logger: Logger,
     private readonly onClose: (connection: Connection) => void,
   ) {
     this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
-    this.frames = new FrameReader(limits.maxRequestBytes, budget);
+    this.frames = new FrameReader(limits.maxRequestBytes, memory.budget, memory.buffers);
     socket.setNoDelay(true);
     core.metrics.connections.inc();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
