@@ -120,6 +120,8 @@ describe('trust gates on models/default', () => {
       await producer.connect();
       try {
         await stage.start();
+        // What the page and /metrics show: the statistics are the uncalibrated default.
+        expect(stage.card?.calibration?.status).toBe('uncalibrated');
         const all = [...nonProbe, ...unseen];
         // Four cameras; no two pictures are alike, so none is frozen.
         // A few at a time: 1280×960 noise pictures are megabytes each.

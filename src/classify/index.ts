@@ -18,6 +18,7 @@ import { DEFAULT_DEAD_LETTER_MAX_BYTES, deadLetterRecord } from '../bus/dead-let
 import { silentLogger, type Logger } from '../config/logger.js';
 import { Classifier, type ClassifyResult, type TilingOption } from './classifier.js';
 import type { BackendChoice } from './backends/index.js';
+import type { ModelCard } from '../model/card.js';
 import { MicroBatcher } from './batcher.js';
 import { classifyMetrics, type ClassifyMetrics } from './metrics.js';
 import type { QualityThresholds } from './quality.js';
@@ -90,6 +91,14 @@ export class ClassifyStage {
   get info(): { backend: string; device: string; model: string } {
     if (!this.classifier) return { backend: 'none', device: 'none', model: 'none' };
     return this.classifier.info;
+  }
+
+  /**
+   * The model card in use (undefined before start): `card.calibration` says whether the
+   * out-of-distribution statistics are this camera's or the uncalibrated default.
+   */
+  get card(): ModelCard | undefined {
+    return this.classifier?.card;
   }
 
   async start(): Promise<void> {
