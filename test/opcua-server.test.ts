@@ -74,7 +74,7 @@ beforeAll(async () => {
       runCalls.push(`start ${runId} ${camera ?? '*'}`);
     },
     onEndRun: (camera) => void runCalls.push(`end ${camera ?? '*'}`),
-    maxCameras: 3,
+    maxCameras: 6,
   });
   server.updateCamera('cam-1', { pPG: 0.12, predicted: 'cex', cameraState: 'ok', modelVersion: 'default-1.0.0', runId: 'R-7' });
   await server.start();
@@ -166,17 +166,16 @@ describe('OPC UA address space', () => {
     }
   });
 
-  it('adds at most maxCameras cameras; the rest are dropped', async () => {
-    server.updateCamera('cam-2', { pPG: 0.2 });
-    server.updateCamera('cam-3', { pPG: 0.3 });
-    server.updateCamera('cam-4', { pPG: 0.4 });
-    server.updateCamera('cam-4', { pPG: 0.41 });
-    await waitFor(async () => (await read(cam('cam-3', 'PPG'))).value.value === 0.3, { timeout: 5000, message: 'cam-3 published' });
+  it('adds at most maxCameras cameras (many at once over several flushes); the rest are dropped', async () => {
+    for (let i = 2; i <= 7; i++) server.updateCamera(`cam-${i}`, { pPG: i / 10 });
+    server.updateCamera('cam-7', { pPG: 0.71 });
+    await waitFor(async () => (await read(cam('cam-6', 'PPG'))).value.value === 0.6, { timeout: 5000, message: 'cam-6 published' });
     const cameras = await session.browse(id('crystalwatch/Cameras'));
-    expect(cameras.references?.map((r) => r.browseName.name).sort()).toEqual(['cam-1', 'cam-2', 'cam-3']);
-    expect(server.cameras).toEqual(['cam-1', 'cam-2', 'cam-3']);
-    expect(logLines.filter((line) => line.level === 40 && line.msg.includes('camera cam-4 not published')), 'one warning for cam-4').toHaveLength(1);
-    expect(() => server.raiseAlarm({ id: 'a-4', camera: 'cam-4', runId: 'R-7', startsAt: new Date().toISOString(), message: 'PG' })).toThrow(/maxCameras/);
+    const six = ['cam-1', 'cam-2', 'cam-3', 'cam-4', 'cam-5', 'cam-6'];
+    expect(cameras.references?.map((r) => r.browseName.name).sort()).toEqual(six);
+    expect(server.cameras).toEqual(six);
+    expect(logLines.filter((line) => line.level === 40 && line.msg.includes('camera cam-7 not published')), 'one warning for cam-7').toHaveLength(1);
+    expect(() => server.raiseAlarm({ id: 'a-7', camera: 'cam-7', runId: 'R-7', startsAt: new Date().toISOString(), message: 'PG' })).toThrow(/maxCameras/);
   });
 });
 

@@ -23,6 +23,8 @@ type OpcUa = typeof import('node-opcua');
 
 /** Values reach the address space at most this often; a burst of frames costs one write per variable. */
 export const FLUSH_INTERVAL_MS = 100;
+/** A camera's nodes and condition take ~15 ms to build: many new cameras are spread over flushes, not one stall. */
+const NEW_CAMERAS_PER_FLUSH = 4;
 
 export class OpcUaServerClosedError extends Error {
   override readonly name = 'OpcUaServerClosedError';
@@ -199,7 +201,15 @@ export class OpcUaServer {
     const running = this.running;
     if (!running) return;
     const now = new Date();
-    for (const [camera, values] of this.pending.take()) writeCameraValues(running.opcua, this.cameraNodes(running, camera), values, now);
+    let added = 0;
+    for (const [camera, values] of this.pending.take()) {
+      if (!running.cameras.has(camera) && added++ >= NEW_CAMERAS_PER_FLUSH) {
+        this.pending.merge(camera, values); // next flush
+        continue;
+      }
+      writeCameraValues(running.opcua, this.cameraNodes(running, camera), values, now);
+    }
+    if (this.pending.hasPending) this.scheduleFlush();
   }
 
   private cameraNodes(running: Running, camera: string): CameraNodes {
