@@ -151,19 +151,29 @@ class DemoStatus {
 
   alert(a: Alert): void {
     const s = this.state.get(a.camera);
-    if (s) s.alarm = a.state === 'firing' && !a.acknowledgedAt;
+    const silent = a.reason === 'camera-silent';
+    if (s && !silent) s.alarm = a.state === 'firing' && !a.acknowledgedAt;
     if (this.mode === 'json') {
       process.stdout.write(`${JSON.stringify({ event: 'alert', alert: a })}\n`);
     } else if (this.mode === 'pretty') {
-      const first = a.evidence.frames[0];
-      const elapsed = ((Date.now() - this.startedAt) / 1000).toFixed(1);
-      process.stderr.write(
-        a.state === 'firing'
-          ? `\n\x1b[41;97m ALERT \x1b[0m t=${elapsed}s PG onset on ${a.camera} (run ${a.runId}): STOP BATCH — first PG frame ${a.evidence.firstPgFrameId}` +
-              `${first ? `, P(PG)=${first.pPG.toFixed(3)}` : ''}; ${a.evidence.frames.length} frames of evidence at ${this.url}/\n`
-          : `\n\x1b[42;30m resolved \x1b[0m ${a.camera}: alert ${a.id} resolved\n`,
-      );
+      process.stderr.write(this.alertLine(a));
     }
+  }
+
+  /** The terminal line for an alert change: a PG onset says STOP BATCH, a silent camera says check it. */
+  private alertLine(a: Alert): string {
+    if (a.reason === 'camera-silent') {
+      return a.state === 'firing'
+        ? `\n\x1b[43;30m SILENT \x1b[0m ${a.camera}: no frames for ${a.evidence.silentSeconds ?? '?'} s — check the camera\n`
+        : `\n\x1b[42;30m frames back \x1b[0m ${a.camera}\n`;
+    }
+    if (a.state !== 'firing') return `\n\x1b[42;30m resolved \x1b[0m ${a.camera}: alert ${a.id} resolved\n`;
+    const first = a.evidence.frames[0];
+    const elapsed = ((Date.now() - this.startedAt) / 1000).toFixed(1);
+    return (
+      `\n\x1b[41;97m ALERT \x1b[0m t=${elapsed}s PG onset on ${a.camera} (run ${a.runId}): STOP BATCH — first PG frame ${a.evidence.firstPgFrameId}` +
+      `${first ? `, P(PG)=${first.pPG.toFixed(3)}` : ''}; ${a.evidence.frames.length} frames of evidence at ${this.url}/\n`
+    );
   }
 
   private print(): void {

@@ -43,6 +43,12 @@ function applyPrediction(prediction) {
 function applyAlert(alert) {
   alerts.set(alert.id, alert);
   const state = camera(alert.camera);
+  // A silent camera is not a PG onset: it has its own line ("check the camera"), never "stop the batch".
+  if (alert.reason === 'camera-silent') {
+    if (!state.silent || state.silent.id === alert.id || state.silent.startsAt <= alert.startsAt) state.silent = alert;
+    alertsDirty = true;
+    return;
+  }
   if (!state.alert || state.alert.id === alert.id || state.alert.startsAt <= alert.startsAt) state.alert = alert;
   alertsDirty = true;
 }
@@ -126,6 +132,14 @@ function renderCamera(state) {
   }[mode];
 
   const p = state.lastPrediction;
+  const status = $('.camera-status', card);
+  const silent = state.silent && state.silent.state === 'firing';
+  const unusable = p && p.predicted === 'unusable';
+  status.hidden = !silent && !unusable;
+  status.dataset.state = silent ? 'silent' : 'unusable';
+  status.textContent = silent
+    ? `No frames since ${state.silent.evidence?.lastSeenAt ?? state.silent.startsAt} — check the camera`
+    : unusable ? `Cannot see: last frame unusable (${p.reason ?? 'unknown reason'}); it does not count for or against PG` : '';
   $('.ppg', card).textContent = p ? fmt(p.pPG) : '–';
   const predicted = $('.predicted', card);
   predicted.textContent = p ? p.predicted : '–';
@@ -228,6 +242,10 @@ function renderSparkline(canvas, history) {
   });
 }
 
+function silentCameras() {
+  return [...cameras.values()].filter((s) => s.silent && s.silent.state === 'firing').map((s) => s.camera);
+}
+
 function renderGlobalBanner() {
   const banner = $('#global-banner');
   const states = [...cameras.values()].filter((s) => s.alert).map((s) => ({ camera: s.camera, mode: alertState(s.alert) }));
@@ -236,6 +254,9 @@ function renderGlobalBanner() {
   if (firing.length) {
     banner.dataset.state = 'firing';
     banner.textContent = `PG detected on ${firing.map((s) => s.camera).join(', ')} — stop the batch`;
+  } else if (silentCameras().length) {
+    banner.dataset.state = 'silent';
+    banner.textContent = `No frames from ${silentCameras().join(', ')} — check the camera`;
   } else if (acked.length) {
     banner.dataset.state = 'acknowledged';
     banner.textContent = `PG alert acknowledged on ${acked.map((s) => s.camera).join(', ')}`;
