@@ -5,6 +5,7 @@
  * maxBufferedBytes and connections over maxConnections each close only the
  * offending connection, are counted by reason, and the broker keeps serving.
  */
+import { connect } from 'node:net';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -13,7 +14,7 @@ import type { BrokerOptions } from '../src/broker/index.js';
 import { resolveLimits } from '../src/broker/limits.js';
 import { MAPPING_BYTES, RequestBuffers } from '../src/broker/request-buffers.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { RawClient, waitFor } from './helpers/broker-wire.js';
+import { body, buildBatch, produceBody, produceResult, RawClient, waitFor } from './helpers/broker-wire.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -176,5 +177,46 @@ describe('broker limits', () => {
     buffers.give(huge, 0);
     expect(buffers.pooled).toBe(0);
     expect(huge.buffer.byteLength).toBe(0);
+  });
+
+  it('stops reading a client that does not read its responses, and serves it again when it does', async () => {
+    const { address, metric } = await brokerWith({});
+    const producer = await open(address);
+    await producer.request(3, 6, body((w) => { w.array(['unread'], (x, t) => { x.string(t); }).boolean(true); }));
+    const produced = await producer.request(0, 7, produceBody('unread', 0, buildBatch([{ value: Buffer.alloc(MiB, 0x55) }])));
+    expect(produceResult(produced!).errorCode).toBe(0);
+    // 200 fetches of the 1 MiB record on a socket that reads nothing: 200 MiB of answers if the broker kept writing.
+    const fetchBody = body((w) => {
+      w.int32(-1).int32(0).int32(1).int32(2 * MiB).int8(0).int32(0).int32(-1);
+      w.array(['unread'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int32(-1).int64(0).int64(-1).int32(2 * MiB); }); });
+      w.array([], () => {}).string('');
+    });
+    const header = body((w) => { w.int16(1).int16(11).int32(0).string('not-reading'); });
+    const frame = Buffer.alloc(4 + header.length + fetchBody.length);
+    frame.writeInt32BE(header.length + fetchBody.length, 0);
+    header.copy(frame, 4);
+    fetchBody.copy(frame, 4 + header.length);
+    const [host, port] = address.split(':');
+    const socket = connect(Number(port), host);
+    await new Promise<void>((resolveConnect) => socket.once('connect', () => resolveConnect()));
+    socket.pause();
+    for (let i = 0; i < 200; i++) socket.write(frame);
+    const fetches = (): Promise<number> => metric('crystalwatch_broker_requests_total', { api: 'Fetch' });
+    // Wait until the broker has stopped answering (the count holds still for 500 ms), then look at the count.
+    let last = -1;
+    await waitFor(async () => {
+      const now = await fetches();
+      const still = now === last;
+      last = now;
+      if (!still) await new Promise((r) => setTimeout(r, 500));
+      return still;
+    }, 'the broker to stop answering the client that reads nothing', 30_000);
+    expect(last).toBeLessThan(100);
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => { received += chunk.length; });
+    socket.resume();
+    await waitFor(async () => (await fetches()) === 200, 'all 200 fetches answered once the client reads', 30_000);
+    await waitFor(() => received >= 200 * MiB, 'the 200 answers to arrive', 30_000);
+    socket.destroy();
   });
 });
