@@ -78,9 +78,13 @@ export class Connection {
     this.onClose(this);
   }
 
-  /** Closes the connection if a request it started has been arriving for longer than requestReadTimeoutMs. */
+  /**
+   * Closes the connection if a request it started has been arriving for longer than
+   * requestReadTimeoutMs. Not while the broker itself stopped reading for its own
+   * backlog (MAX_IN_FLIGHT); it does when the client stopped reading its responses.
+   */
   checkReadDeadline(now: number): void {
-    if (this.closed || this.paused || !this.frames.overdue(now, this.limits.requestReadTimeoutMs)) return;
+    if (this.closed || (this.paused && !this.writeBlocked) || !this.frames.overdue(now, this.limits.requestReadTimeoutMs)) return;
     this.refuse('read_timeout', `a request was not complete within requestReadTimeoutMs ${this.limits.requestReadTimeoutMs} (raise it for slow links)`, this.frames.describe());
   }
 
