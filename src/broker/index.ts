@@ -12,7 +12,7 @@ import { BufferBudget, resolveLimits, type ConnectionLimitOptions, type Connecti
 import { RequestBuffers } from './request-buffers.js';
 import { Connection } from './server.js';
 
-/** Limits on what one client may cost (limits.ts, README "Limits"): maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes. */
+/** startBroker's options; the limits on what one client may cost (maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes) are in limits.ts. */
 export interface BrokerOptions extends ConnectionLimitOptions {
   host?: string;            // default '127.0.0.1'
   port?: number;            // default 9092; 0 = ephemeral
