@@ -109,8 +109,14 @@ describe('OPC UA SignAndEncrypt', () => {
     const pem = await readFile(server.certificateFile, 'utf8');
     const serverCertificate = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----|\s/g, ''), 'base64');
 
-    // A plain-text session is refused outright.
-    await expect(connect(server, join(dataDir, 'plain-pki'), login(operator.username, operator.password))).rejects.toThrow();
+    // Only encrypted endpoints are offered, and a plain-text session is refused.
+    const probe = newClient(join(dataDir, 'plain-pki'));
+    await probe.connect(server.endpointUrl);
+    const endpoints = await probe.getEndpoints();
+    expect(endpoints.length).toBeGreaterThan(0);
+    expect(new Set(endpoints.map((endpoint) => endpoint.securityMode))).toEqual(new Set([MessageSecurityMode.SignAndEncrypt]));
+    expect(endpoints.map((endpoint) => endpoint.securityPolicyUri).sort()).toEqual([SecurityPolicy.Aes128_Sha256_RsaOaep, SecurityPolicy.Aes256_Sha256_RsaPss, SecurityPolicy.Basic256Sha256].sort());
+    await expect(connect(server, join(dataDir, 'plain-pki'), login(operator.username, operator.password))).rejects.toThrow(/must exist|Bad/);
 
     // The SCADA trusts the server's certificate (copied from the file above) ...
     const pki = join(dataDir, 'scada-pki');
@@ -118,7 +124,7 @@ describe('OPC UA SignAndEncrypt', () => {
     await copyFile(server.certificateFile, join(pki, 'trusted', 'certs', 'crystalwatch.pem'));
     const encrypted = { mode: MessageSecurityMode.SignAndEncrypt, policy: SecurityPolicy.Basic256Sha256 };
     // ... but the server does not know the SCADA yet: refused, its certificate lands in rejected/.
-    await expect(connect(server, pki, login(operator.username, operator.password), encrypted)).rejects.toThrow();
+    await expect(connect(server, pki, login(operator.username, operator.password), encrypted)).rejects.toThrow(/BadSecurityChecksFailed/);
     const rejected = join(pkiFolder(dataDir), 'rejected');
     const refused = await waitFor(async () => (await readdir(rejected)).filter((name) => name.endsWith('.pem') || name.endsWith('.der')), {
       timeout: 5000,

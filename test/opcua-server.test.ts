@@ -146,7 +146,7 @@ describe('OPC UA address space', () => {
 
   it('is read-only for clients', async () => {
     const status = await session.write({ nodeId: cam('cam-1', 'PPG'), attributeId: AttributeIds.Value, value: { value: { dataType: DataType.Double, value: 0.99 } } });
-    expect(status).not.toBe(StatusCodes.Good);
+    expect(status.name).toBe('BadNotWritable');
     expect((await read(cam('cam-1', 'PPG'))).value.value).not.toBe(0.99);
   });
 
@@ -323,6 +323,33 @@ describe('OPC UA alert sink', () => {
     expect(await conditionField('cam-1', 'AckedState', 'Id')).toBe(true);
     expect(await conditionField('cam-1', 'ClientUserId')).toBe('carol');
     expect(acknowledgements.map((a) => a.alertId)).not.toContain('pg-6');
+  });
+});
+
+describe('OPC UA ConditionRefresh', () => {
+  it('replays the retained conditions to a client that connects after they were raised', async () => {
+    server.raiseAlarm({ id: 'pg-r', camera: 'cam-4', runId: 'R-7', startsAt: new Date().toISOString(), message: 'PG onset on cam-4' });
+    const subscription = ClientSubscription.create(session, { requestedPublishingInterval: 50, requestedLifetimeCount: 100, requestedMaxKeepAliveCount: 10, publishingEnabled: true });
+    try {
+      const item = ClientMonitoredItem.create(
+        subscription,
+        { nodeId: 'i=2253', attributeId: AttributeIds.EventNotifier },
+        { samplingInterval: 0, queueSize: 100, discardOldest: false, filter: constructEventFilter(['SourceName', 'ActiveState.Id', 'Retain']) },
+        TimestampsToReturn.Both,
+      );
+      const sources: string[] = [];
+      item.on('changed', (values: Variant[]) => void (values[2]?.value === true && sources.push(values[0].value)));
+      await new Promise<void>((resolve) => item.once('initialized', () => resolve()));
+      const refresh = await session.call({
+        objectId: `ns=0;i=${ObjectTypeIds.ConditionType}`,
+        methodId: `ns=0;i=${MethodIds.ConditionType_ConditionRefresh}`,
+        inputArguments: [{ dataType: DataType.UInt32, value: subscription.subscriptionId }],
+      });
+      expect(refresh.statusCode).toBe(StatusCodes.Good);
+      await waitFor(() => sources.includes('cam-4'), { timeout: 5000, message: `cam-4's retained condition in the refresh, saw ${sources.join(', ')}` });
+    } finally {
+      await subscription.terminate();
+    }
   });
 });
 
