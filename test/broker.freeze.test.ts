@@ -31,23 +31,32 @@ afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
 });
 
-/** Fetch v4 or v8 with max_wait 10 s and a topic array of no entries (0) or null (-1). */
-function emptyFetch(version: 4 | 8, topics: 0 | -1): Buffer {
+/** Topic array of a fetch naming no partition: no entries (0), null (-1), or one topic with no partitions. */
+type NoPartitions = 0 | -1 | 'topic without partitions';
+
+/** Fetch v4 or v8 with max_wait 10 s naming no partition. */
+function emptyFetch(version: 4 | 8, topics: NoPartitions): Buffer {
   return body((w) => {
     w.int32(-1).int32(10_000).int32(1).int32(MiB).int8(0);
     if (version >= 7) w.int32(0).int32(-1);
-    w.int32(topics);
+    if (topics === 'topic without partitions') w.int32(1).string('beside-empty-fetches').int32(0);
+    else w.int32(topics);
     if (version >= 7) w.int32(0); // forgotten_topics_data
   });
 }
 
-/** Answers must come at once: well before max_wait. Checks the answer has no topics and no error. */
-async function expectEmptyFetchAnswered(client: RawClient, version: 4 | 8, topics: 0 | -1): Promise<void> {
+/** Answers must come at once: well before max_wait. Checks the answer names no partition and has no error. */
+async function expectEmptyFetchAnswered(client: RawClient, version: 4 | 8, topics: NoPartitions): Promise<void> {
   const frame = await client.request(1, version, emptyFetch(version, topics), false, 5000);
-  expect(frame, `Fetch v${version} with ${topics} topics: connection closed`).not.toBeNull();
+  expect(frame, `Fetch v${version} with topics ${topics}: connection closed`).not.toBeNull();
   const responsesAt = 4 + 4 + (version >= 7 ? 6 : 0); // correlation id, throttle, (error, session id)
   if (version >= 7) expect(frame!.readInt16BE(8)).toBe(0);
-  expect(frame!.readInt32BE(responsesAt)).toBe(0);
+  if (topics !== 'topic without partitions') {
+    expect(frame!.readInt32BE(responsesAt)).toBe(0);
+    return;
+  }
+  expect(frame!.readInt32BE(responsesAt)).toBe(1);
+  expect(frame!.readInt32BE(responsesAt + 4 + 2 + 'beside-empty-fetches'.length)).toBe(0); // its partitions
 }
 
 /** Connections that each send a `claimed`-byte size prefix and `sent` bytes of it, then hold. */
@@ -90,12 +99,14 @@ describe('crystalwatch broker against empty fetches and held partial requests', 
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('answers Fetch with no topics (v4, v8; empty and null arrays; max_wait 10 s) at once while kafkajs produces and consumes', async () => {
+  it('answers Fetch naming no partition (v4, v8; empty and null arrays, a topic without partitions; max_wait 10 s) at once while kafkajs produces and consumes', async () => {
     // Settled at once so a failure is reported by the assertion below, not as an unhandled rejection.
     const attack = (async () => {
       const client = await RawClient.open(broker.address);
       for (let round = 0; round < 25; round++) {
-        for (const version of [4, 8] as const) for (const topics of [0, -1] as const) await expectEmptyFetchAnswered(client, version, topics);
+        for (const version of [4, 8] as const) {
+          for (const topics of [0, -1, 'topic without partitions'] as const) await expectEmptyFetchAnswered(client, version, topics);
+        }
       }
       client.close();
     })().then(() => 'answered', (err: Error) => err.message);
