@@ -65,7 +65,7 @@ async function produceRun(bus: TestBus): Promise<void> {
         ...(tilesOf.has(i) && camera === 'cam-a' ? { tiles: tilesOf.get(i) } : {}),
         model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', latencyMs: 12,
       };
-      predictions.push({ key: camera, value: JSON.stringify(camera === 'cam-a' ? { ...p, calibration: { threshold: 0.5, source: 'uncalibrated default' } } : p) });
+      predictions.push({ key: camera, value: JSON.stringify(camera === 'cam-a' ? { ...p, calibration: { status: 'uncalibrated', note: 'default card, not refitted on this plant' } } : p) });
     }
   }
   // A redelivered prediction, and another run's prediction that must not count.
@@ -88,6 +88,12 @@ async function produceRun(bus: TestBus): Promise<void> {
     key: camera, value: null, headers: { 'frame-id': `${camera}-x`, camera, 'captured-at': at(31), 'content-type': 'image/png', 'run-id': run },
   });
   await producer.send({ topic: topics.deadLetter, messages: [bad('cam-b', RUN), bad('cam-b', 'batch-0041')] });
+  const runEvents = [
+    { runId: RUN, state: 'started', at: at(-5), by: 'operator-3', source: 'api' },
+    { runId: 'batch-0041', state: 'ended', at: at(-6), by: 'operator-3', source: 'api' },
+    { runId: RUN, state: 'ended', at: at(60), by: 'shutdown', source: 'shutdown' },
+  ];
+  await producer.send({ topic: topics.runs, messages: runEvents.map((e) => ({ key: '*', value: JSON.stringify(e) })) });
   await producer.disconnect();
 }
 
@@ -134,12 +140,14 @@ describe('writeRunReport', () => {
     expect(b.detection.alertId).toBeNull();
     expect(figures.totals).toMatchObject({ frames: 120, unusable: 7, duplicates: 1, deadLettered: 1 });
     expect(figures.span).toEqual({ from: at(0), to: at(59) });
+    expect(figures.run).toMatchObject({ startedAt: at(-5), endedAt: at(60) });
+    expect(figures.run.events).toHaveLength(2);
     expect(figures.alerts).toHaveLength(1);
     expect(figures.alerts[0].changes.map((c) => c.kind)).toEqual(['firing', 'acknowledged', 'resolved']);
     expect(figures.acknowledgements).toEqual([{ alertId: 'pg-0123456789abcdef', camera: 'cam-a', by: 'operator-7', at: at(50), comment: 'batch stopped, sample sent to the lab', via: 'web', source: 'alerts+audit' }]);
     expect(figures.models).toEqual([
       { model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', frames: 60, from: at(0), to: at(59) },
-      { model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', calibration: { threshold: 0.5, source: 'uncalibrated default' }, frames: 60, from: at(0), to: at(59) },
+      { model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', calibration: { status: 'uncalibrated', note: 'default card, not refitted on this plant' }, frames: 60, from: at(0), to: at(59) },
     ]);
     expect(figures.audit?.run.source).toBe('api');
     expect(figures.audit?.configs.map((c) => c.calibrated)).toEqual([false]);
@@ -155,6 +163,8 @@ describe('writeRunReport', () => {
     expect(html).toContain('2.00 s (alarm − onset)');
     expect(html).toContain('<strong class="ack-by">operator-7</strong>');
     expect(html).toContain('batch stopped, sample sent to the lab');
+    expect(html).toContain('started 2026-03-03 09:59:55.000 UTC by operator-3 (api)');
+    expect(html).toContain('<strong>uncalibrated</strong> (the default card');
     expect(html).toMatch(/<td>out-of-focus<\/td><td>2 \(3\.3 %\)<\/td>/);
     expect(html).toMatch(/<td>saturated<\/td><td>3 \(5\.0 %\)<\/td>/);
     expect(html.match(/<div class="chart"><svg /g)).toHaveLength(2);

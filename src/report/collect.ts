@@ -2,7 +2,8 @@
  * Reads what the report needs from Kafka, in three bounded passes that each end at the high
  * watermarks seen when they start:
  *
- *   1. `alerts` and `labels` (small): the run's alerts, their evidence frame ids, lab results;
+ *   1. `alerts`, `labels` and `runs` (small): the run's alerts, their evidence frame ids, lab
+ *      results, the run's start and end events;
  *   2. `predictions`: folded as they stream by (RunAggregator), never held;
  *   3. `frames` from shortly before the first evidence frame, stopping once every evidence frame
  *      is found (each turned into a small picture at once), and `dead-letter` from shortly
@@ -11,7 +12,7 @@
  */
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '../config/logger.js';
-import { decodeAlert, decodeDeadLetter, decodeLabel, headerString, PredictionSchema } from '../bus/messages.js';
+import { decodeAlert, decodeDeadLetter, decodeLabel, decodeRunEvent, headerString, PredictionSchema, type RunEvent } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { RunAggregator } from './aggregate.js';
 import { AlertHistory } from './alerts.js';
@@ -43,8 +44,13 @@ export interface Collected {
   /** Alert id → the frame ids chosen to show. */
   chosen: Map<string, string[]>;
   pictures: Map<string, EvidencePicture | { error: string }>;
+  /** The run's start/end events from the `runs` topic, in topic order. */
+  runEvents: RunEvent[];
   notes: string[];
 }
+
+/** Run events kept per run (a start and an end per camera, normally). */
+const MAX_RUN_EVENTS = 1000;
 
 const runMarker = (runId: string) => Buffer.from(JSON.stringify(runId));
 
@@ -66,19 +72,25 @@ export async function collectRun(o: CollectOptions): Promise<Collected> {
   const read = { kafka: o.kafka, maxMessageBytes: o.maxMessageBytes, idleTimeoutMs: o.idleTimeoutMs };
   const missingTopics = new Set<string>();
 
-  // 1. alerts and lab results
+  // 1. alerts, lab results and run events
   const alerts = new AlertHistory(o.runId);
   const labels = new LabelBook();
+  const runEvents: RunEvent[] = [];
   let malformedAlerts = 0;
   const first = await readTopics(o.kafka, {
     ...read,
-    topics: [{ topic: o.topics.alerts }, { topic: o.topics.labels }],
+    topics: [{ topic: o.topics.alerts }, { topic: o.topics.labels }, ...(o.topics.runs ? [{ topic: o.topics.runs }] : [])],
     onProgress: (n, total) => o.onProgress?.('alerts', n, total),
     onRecord: (r) => {
       const value = r.message.value;
       if (r.topic === o.topics.labels) {
         const label = decodeLabel(value);
         if (label.ok) labels.add(label.value);
+        return;
+      }
+      if (r.topic === o.topics.runs) {
+        const event = decodeRunEvent(value);
+        if (event.ok && event.value.runId === o.runId && runEvents.length < MAX_RUN_EVENTS) runEvents.push(event.value);
         return;
       }
       if (!value?.includes(marker)) return;
@@ -160,5 +172,5 @@ export async function collectRun(o: CollectOptions): Promise<Collected> {
   }
   for (const id of wanted) if (!pictures.has(id)) pictures.set(id, { error: 'frame not on the frames topic any more (retention) or never ingested' });
   for (const t of missingTopics) notes.push(`topic ${t} does not exist: nothing read from it`);
-  return { aggregator, alerts, deadLetters, chosen, pictures, notes };
+  return { aggregator, alerts, deadLetters, chosen, pictures, runEvents, notes };
 }

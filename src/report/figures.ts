@@ -2,7 +2,7 @@
  * The report's figures (what `report.json` holds and the HTML shows), computed from what was
  * read. Pure: no Kafka, no files, so every number here is unit-tested.
  */
-import type { Label } from '../bus/messages.js';
+import type { Label, RunEvent } from '../bus/messages.js';
 import type { CameraAggregate, Confusion, ModelUse, RunAggregator } from './aggregate.js';
 import type { AlertSummary } from './alerts.js';
 import type { AuditFigures } from './audit.js';
@@ -63,6 +63,8 @@ export interface ReportFigures {
   generatedAt: string;
   version: string;
   span: { from: string | null; to: string | null };
+  /** The run's start and end events (`runs` topic): the earliest start, the latest end, and all of them. */
+  run: { startedAt: string | null; endedAt: string | null; events: RunEvent[] };
   cameras: CameraFigures[];
   totals: { frames: number; usable: number; unusable: number; duplicates: number; deadLettered: number; classification: ClassificationFigures | null };
   models: ModelFigures[];
@@ -160,7 +162,19 @@ export interface FigureInputs {
   alerts: AlertSummary[];
   deadLetters: DeadLetterTallyFigures;
   audit?: AuditFigures | null;
+  runEvents?: RunEvent[];
   notes: string[];
+}
+
+export function runTimes(events: RunEvent[]): ReportFigures['run'] {
+  const times = (state: RunEvent['state']) => events.filter((e) => e.state === state).map((e) => Date.parse(e.at));
+  const started = times('started');
+  const ended = times('ended');
+  return {
+    startedAt: started.length ? iso(Math.min(...started)) : null,
+    endedAt: ended.length ? iso(Math.max(...ended)) : null,
+    events: [...events],
+  };
 }
 
 export function buildFigures(input: FigureInputs): ReportFigures {
@@ -196,6 +210,7 @@ export function buildFigures(input: FigureInputs): ReportFigures {
     generatedAt: input.generatedAt.toISOString(),
     version: input.version,
     span: { from: froms.length ? iso(Math.min(...froms)) : null, to: tos.length ? iso(Math.max(...tos)) : null },
+    run: runTimes(input.runEvents ?? []),
     cameras,
     totals: {
       frames: sum((c) => c.frames),

@@ -3,6 +3,7 @@
  * data URIs, no script and nothing fetched, so it opens anywhere, archives as one file and
  * prints (to PDF) exactly as it shows.
  */
+import type { ReportFigures } from './figures.js';
 import { esc, time } from './format.js';
 import { alertsSection, auditSection, cameraSection, modelSection, notesSection, qualitySection, summarySection, type ReportView } from './sections.js';
 
@@ -43,6 +44,16 @@ footer.report { border-top: 1px solid #ccc; margin-top: 24px; padding-top: 4px; 
 }
 `;
 
+/** When the run started and ended, by whom, as the `runs` topic says. */
+function runLine(f: ReportFigures): string {
+  const event = (state: 'started' | 'ended') => {
+    const e = f.run.events.filter((x) => x.state === state).sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
+    const pick = state === 'started' ? e[0] : e[e.length - 1];
+    return pick ? `${state} ${time(pick.at)} by ${esc(pick.by)} (${esc(pick.source)}${pick.camera ? `, ${esc(pick.camera)}` : ''})` : `${state}: not recorded`;
+  };
+  return `${event('started')}; ${event('ended')}`;
+}
+
 export function renderHtml(view: ReportView): string {
   const f = view.figures;
   const cameras = f.cameras.map((c) => c.camera);
@@ -63,6 +74,7 @@ export function renderHtml(view: ReportView): string {
 <dt>run</dt><dd>${esc(f.runId)}</dd>
 <dt>cameras</dt><dd>${cameras.length ? cameras.map(esc).join(', ') : 'none (no predictions for this run)'}</dd>
 <dt>time span</dt><dd>${time(f.span.from)} → ${time(f.span.to)} (capture times)</dd>
+<dt>started / ended</dt><dd>${runLine(f)}</dd>
 <dt>generated</dt><dd>${time(f.generatedAt)} by crystalwatch ${esc(f.version)}</dd>
 </dl>
 </header>

@@ -63,7 +63,11 @@ const partitionKey = (topic: string, partition: number) => `${topic}\u0000${part
 /** Which partitions to read, from where to where; topics that do not exist are listed as missing. */
 async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
   const admin = kafka.admin();
-  await admin.connect();
+  try {
+    await admin.connect();
+  } catch (err) {
+    throw new Error(`report: cannot connect to Kafka (${(err as Error).message}); check --brokers or KAFKA_BROKERS and that the broker is running`);
+  }
   try {
     const existing = new Set(await admin.listTopics());
     const ranges = new Map<string, PartitionRange>();

@@ -137,10 +137,25 @@ ${reasons.length ? table(['reason', 'records'], reasons) : ''}
 </section>`;
 }
 
+/** A card's calibration (`{status, camera?, calibratedAt?, note?}`) in words, anything else as JSON. */
+function calibrationCell(calibration: unknown): string {
+  if (calibration === undefined) return "<em>none recorded: the model card's default operating threshold (uncalibrated for this plant)</em>";
+  const c = calibration as Record<string, unknown>;
+  if (c && typeof c === 'object' && typeof c.status === 'string') {
+    const words = [
+      c.status === 'calibrated' ? '<strong>calibrated</strong>' : `<strong>${esc(c.status)}</strong>${c.status === 'uncalibrated' ? ' (the default card: not refitted on this plant\'s frames)' : ''}`,
+      typeof c.camera === 'string' ? `for camera ${esc(c.camera)}` : '',
+      typeof c.calibratedAt === 'string' ? `on ${time(c.calibratedAt)}` : '',
+    ].filter(Boolean).join(' ');
+    return `${words}${typeof c.note === 'string' ? `<br>${esc(c.note)}` : ''}`;
+  }
+  return `<pre>${esc(JSON.stringify(calibration, null, 2))}</pre>`;
+}
+
 export function modelSection(f: ReportFigures): string {
   const rows = f.models.map((m) => [
     esc(m.model), esc(`${m.backend} (${m.device})`),
-    m.calibration === undefined ? '<em>none recorded: the model card\'s default operating threshold (uncalibrated for this plant)</em>' : `<pre>${esc(JSON.stringify(m.calibration, null, 2))}</pre>`,
+    calibrationCell(m.calibration),
     int(m.frames), `${time(m.from)} →<br>${time(m.to)}`,
   ]);
   return `<section id="model"><h2>Model and calibration</h2>

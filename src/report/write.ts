@@ -108,7 +108,7 @@ export async function writeRunReport(options: RunReportOptions): Promise<RunRepo
       toMs: Number.isFinite(aggregator.lastRecordMs) ? aggregator.lastRecordMs : generatedAt.getTime(),
     })
     : null;
-  const figures = buildFigures({ runId: options.runId, version, generatedAt, aggregator, alerts, deadLetters: deadLetterFigures, audit, notes });
+  const figures = buildFigures({ runId: options.runId, version, generatedAt, aggregator, alerts, deadLetters: deadLetterFigures, audit, runEvents: collected.runEvents, notes });
 
   progress('charts', 0, figures.cameras.length);
   const charts = await renderCharts(figures);
