@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,5 +107,18 @@ describe('packageRoot', () => {
     await mkdir(other, { recursive: true });
     await writeFile(path.join(dir, 'other-package', 'package.json'), '{"name":"someone-else"}');
     expect(() => packageRoot(other)).toThrow(`crystalwatch: cannot find the package root: no package.json named "crystalwatch" in ${other} or any folder above it`);
+  });
+});
+
+describe('src/config imports', () => {
+  it('nothing from the stages or the bus: the bus depends on config, never the other way', async () => {
+    const folder = path.resolve(import.meta.dirname, '..', 'src', 'config');
+    const imports: string[] = [];
+    for (const file of (await readdir(folder)).filter((f) => f.endsWith('.ts'))) {
+      const text = await readFile(path.join(folder, file), 'utf8');
+      for (const m of text.matchAll(/^(?:import|export)\b[^;]*?from '([^']+)'/gms)) imports.push(`${file}: ${m[1]}`);
+    }
+    expect(imports.length).toBeGreaterThan(5);
+    expect(imports.filter((line) => /: \.\.\//.test(line))).toEqual([]);
   });
 });

@@ -1,5 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig, maskSecrets } from '../config/index.js';
+import { DEFAULT_MODEL_DIR, DEFAULT_WEB_HOST, DEFAULT_WEB_PORT } from '../config/defaults.js';
 import { createLogger } from '../config/logger.js';
 import { webExposureProblem } from '../web/auth.js';
 import { closeOnSignals, Lifecycle } from './lifecycle.js';
@@ -31,10 +32,10 @@ export function registerAppCommands(program: Command): void {
     .option('--fps <f>', 'frames per second per camera', positive('--fps'), 2)
     .option('--onset <seconds>', 'seconds until PG appears in cam-1', positive('--onset'), 60)
     .option('--no-onset', 'never let PG appear (a clean batch)')
-    .option('--port <port>', 'web server port (0 = any free port)', integer('--port', 0, 65535), 8080)
-    .option('--host <host>', 'web server address', '127.0.0.1')
+    .option('--port <port>', 'web server port (0 = any free port)', integer('--port', 0, 65535), DEFAULT_WEB_PORT)
+    .option('--host <host>', 'web server address', DEFAULT_WEB_HOST)
     .option('--data-dir <dir>', 'drop folders and broker data', './data/demo')
-    .option('--model <dir>', 'model folder with card.json', 'models/default')
+    .option('--model <dir>', 'model folder with card.json', DEFAULT_MODEL_DIR)
     .option('--size <WxH>', 'frame size', size, { width: 1280, height: 960 })
     .option('--duration <seconds>', 'stop by itself after this long', positive('--duration'))
     .option('--keep-data', 'keep frames and Kafka data from an earlier demo run', false)

@@ -7,10 +7,12 @@ import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type Producer, typ
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { topicNames, type Topics } from './topics.js';
+import { DEFAULT_CLIENT_ID, DEFAULT_MAX_MESSAGE_BYTES } from '../config/defaults.js';
+import { kafkaSettingsFromEnv, type KafkaSettings } from '../config/kafka-env.js';
 import type { Logger } from '../config/logger.js';
 
-/** Largest record the pipeline moves by default: frames are images (DESIGN.md: 16 MiB). */
-export const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+export { DEFAULT_MAX_MESSAGE_BYTES };
+export type { KafkaSettings };
 
 export interface BusOptions {
   brokers: string[];
@@ -23,7 +25,7 @@ export interface BusOptions {
 
 export function createKafka(options: BusOptions): Kafka {
   const config: KafkaConfig = {
-    clientId: options.clientId ?? 'crystalwatch',
+    clientId: options.clientId ?? DEFAULT_CLIENT_ID,
     brokers: options.brokers,
     logLevel: logLevel.NOTHING,
     retry: { initialRetryTime: 100, retries: 8 },
@@ -65,74 +67,6 @@ export function createConsumer(kafka: Kafka, groupId: string, options: { maxMess
 // ---------------------------------------------------------------------------
 // Options from the environment, topics, batched sends and batch consumers.
 // ---------------------------------------------------------------------------
-
-const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
-
-/**
- * How to reach a Kafka cluster, as plain values a config file or the environment can
- * hold (a CA is a file path here; `busOptions` reads it).
- */
-export interface KafkaSettings {
-  brokers: string[];
-  clientId?: string;
-  ssl?: boolean | { caFile?: string; rejectUnauthorized?: boolean };
-  sasl?: { mechanism: (typeof SASL_MECHANISMS)[number]; username: string; password: string };
-  maxMessageBytes?: number;
-}
-
-/**
- * Kafka settings from the environment, or `undefined` when `KAFKA_BROKERS` is unset
- * (the app then starts its embedded broker). The one reader of these variables:
- *
- * - `KAFKA_BROKERS`: comma-separated `host:port` list.
- * - `KAFKA_CLIENT_ID`: client id (default `crystalwatch`).
- * - `KAFKA_SSL=1`: TLS; `KAFKA_SSL_CA=<file>` adds a CA bundle, `KAFKA_SSL_REJECT_UNAUTHORIZED=0` accepts self-signed certificates.
- * - `KAFKA_SASL_MECHANISM` (`plain` | `scram-sha-256` | `scram-sha-512`) with `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD`.
- * - `KAFKA_MAX_MESSAGE_BYTES`: the largest record the cluster accepts (default 16 MiB).
- */
-export function kafkaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaSettings | undefined {
-  const list = env.KAFKA_BROKERS?.trim();
-  if (!list) return undefined;
-  const brokers = list.split(',').map((b) => b.trim()).filter((b) => b.length > 0);
-  for (const broker of brokers) {
-    if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(broker)) {
-      throw new Error(`KAFKA_BROKERS: "${broker}" is not host:port; set KAFKA_BROKERS to a comma list such as "kafka-1:9092,kafka-2:9092"`);
-    }
-  }
-  const settings: KafkaSettings = { brokers };
-  if (env.KAFKA_CLIENT_ID) settings.clientId = env.KAFKA_CLIENT_ID;
-
-  const ssl = env.KAFKA_SSL?.trim().toLowerCase();
-  if (ssl !== undefined && ssl !== '' && !['0', '1', 'true', 'false'].includes(ssl)) {
-    throw new Error(`KAFKA_SSL must be 1 or 0, got "${env.KAFKA_SSL}"`);
-  }
-  if (ssl === '1' || ssl === 'true') {
-    const tls: { caFile?: string; rejectUnauthorized?: boolean } = {};
-    if (env.KAFKA_SSL_CA) tls.caFile = env.KAFKA_SSL_CA;
-    if (env.KAFKA_SSL_REJECT_UNAUTHORIZED === '0') tls.rejectUnauthorized = false;
-    settings.ssl = Object.keys(tls).length > 0 ? tls : true;
-  }
-
-  const mechanism = env.KAFKA_SASL_MECHANISM?.trim().toLowerCase();
-  if (mechanism) {
-    if (!(SASL_MECHANISMS as readonly string[]).includes(mechanism)) {
-      throw new Error(`KAFKA_SASL_MECHANISM must be one of ${SASL_MECHANISMS.join(', ')}, got "${env.KAFKA_SASL_MECHANISM}"`);
-    }
-    const username = env.KAFKA_SASL_USERNAME;
-    const password = env.KAFKA_SASL_PASSWORD;
-    if (!username || password === undefined) {
-      throw new Error(`KAFKA_SASL_MECHANISM=${mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD; set both or unset the mechanism`);
-    }
-    settings.sasl = { mechanism: mechanism as (typeof SASL_MECHANISMS)[number], username, password };
-  }
-
-  if (env.KAFKA_MAX_MESSAGE_BYTES) {
-    const n = Number(env.KAFKA_MAX_MESSAGE_BYTES);
-    if (!Number.isInteger(n) || n < 1024) throw new Error(`KAFKA_MAX_MESSAGE_BYTES must be an integer number of bytes ≥ 1024, got "${env.KAFKA_MAX_MESSAGE_BYTES}"`);
-    settings.maxMessageBytes = n;
-  }
-  return settings;
-}
 
 /** kafkajs options for the settings; reads the CA file when one is named. */
 export function busOptions(settings: KafkaSettings, readFile: (path: string) => string = readCaFile): BusOptions {

@@ -10,9 +10,8 @@
  *   if (!known.admit(prediction.camera)) { unknownCameras.inc({ stage: 'metrics' }); return; }
  */
 import { Counter, type Registry } from 'prom-client';
+import { DEFAULT_MAX_CAMERAS } from '../config/defaults.js';
 import { once } from '../config/prometheus.js';
-
-export const DEFAULT_MAX_CAMERAS = 64;
 
 export interface KnownCamerasOptions {
   /** The configured cameras: when given (non-empty), exactly these are admitted. */

@@ -3,24 +3,16 @@
  * they return `{ ok: false, reason }` so a consumer can route the message to `dead-letter`.
  */
 import { z } from 'zod';
+import { CameraIdSchema, RunIdSchema } from '../config/identity.js';
+import { shown } from '../config/shown.js';
 
 export const Label = z.enum(['cex', 'pg']);
 export type Label = z.infer<typeof Label>;
 
-/**
- * Camera ids and run ids are Kafka keys, metric label values, folder names and parts of frame
- * ids, so one rule holds everywhere they enter: the config, ingest and these codecs.
- */
-export const IDENTITY_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-export const IDENTITY_RULE = '1–64 letters, digits, ".", "_" or "-", starting with a letter or digit';
-const identity = (what: string) => z.string().regex(IDENTITY_PATTERN, `${what} must be ${IDENTITY_RULE}`);
-export const CameraIdSchema = identity('camera id');
-export const RunIdSchema = identity('run id');
-
-/** Why `value` is not a valid camera/run id (naming it, shortened), or undefined when it is. */
-export function identityProblem(what: 'camera id' | 'run id', value: string): string | undefined {
-  return IDENTITY_PATTERN.test(value) ? undefined : `${what} ${shown(value)} must be ${IDENTITY_RULE}`;
-}
+// The id rule and the value formatter belong to src/config (which may not import the bus);
+// the contracts re-export them so a consumer of messages finds everything here.
+export { IDENTITY_PATTERN, IDENTITY_RULE, CameraIdSchema, RunIdSchema, identityProblem } from '../config/identity.js';
+export { shown } from '../config/shown.js';
 
 /** An ISO 8601 date-time with a zone (`Z` or `+01:00`), which must name a real instant. */
 export const TimestampSchema = z.string().datetime({ offset: true });
@@ -28,12 +20,6 @@ export const TimestampSchema = z.string().datetime({ offset: true });
 const FrameIdSchema = z.string().min(1).max(256);
 /** Free-text fields (model name, backend, reasons): bounded so one record cannot carry megabytes in them. */
 const ShortText = z.string().max(512);
-
-/** A value as an error message shows it: JSON, cut to 80 characters, with its length when cut. */
-export function shown(value: unknown): string {
-  const text = typeof value === 'string' ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
-  return text.length <= 80 ? text : `${text.slice(0, 80)}… (${typeof value === 'string' ? `${value.length} characters` : `${text.length} characters as JSON`})`;
-}
 
 /** Headers of a `frames` record (all strings on the wire). */
 export const FrameHeadersSchema = z.object({

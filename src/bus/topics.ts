@@ -1,4 +1,6 @@
 /** Topic names of DESIGN.md, under a configurable prefix (default `crystalwatch.`). */
+import { DEFAULT_TOPIC_PREFIX } from '../config/defaults.js';
+
 export interface Topics {
   frames: string;
   predictions: string;
@@ -9,7 +11,7 @@ export interface Topics {
   runs: string;
 }
 
-export const DEFAULT_TOPIC_PREFIX = 'crystalwatch.';
+export { DEFAULT_TOPIC_PREFIX };
 
 export function topicNames(prefix: string = DEFAULT_TOPIC_PREFIX): Topics {
   return {

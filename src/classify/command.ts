@@ -6,14 +6,13 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { connectStageBus } from '../bus/kafka.js';
-import { DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
+import { DEFAULT_BACKEND, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, DEFAULT_MAX_PIXELS, DEFAULT_MODEL_DIR, DEFAULT_PARTITIONS, DEFAULT_TOPIC_PREFIX } from '../config/defaults.js';
 import { createLogger } from '../config/logger.js';
 import { packageRoot } from '../config/paths.js';
 import { Classifier, ClassifyStage, DEFAULT_GROUP_ID } from './index.js';
 import type { BackendChoice } from './backends/index.js';
-import { DEFAULT_MAX_PIXELS } from './preprocess.js';
 
-export const defaultModelDir = (): string => join(packageRoot(), 'models', 'default');
+export const defaultModelDir = (): string => join(packageRoot(), DEFAULT_MODEL_DIR);
 
 function positiveInt(name: string) {
   return (value: string): number => {
@@ -42,7 +41,7 @@ function parseTiling(value: string): 'auto' | 'off' | { tile: number; stride: nu
   return { tile, stride };
 }
 
-const backendOption = () => new Option('--backend <name>', 'inference engine').choices(['auto', 'onnx', 'tfjs']).default('auto');
+const backendOption = () => new Option('--backend <name>', 'inference engine').choices(['auto', 'onnx', 'tfjs']).default(DEFAULT_BACKEND);
 
 export function registerClassifyCommands(program: Command): void {
   program
@@ -53,9 +52,9 @@ export function registerClassifyCommands(program: Command): void {
     .addOption(backendOption())
     .option('--group <id>', 'consumer group id; processes with the same id split the partitions', DEFAULT_GROUP_ID)
     .option('--topic-prefix <prefix>', 'topic name prefix', DEFAULT_TOPIC_PREFIX)
-    .option('--partitions <n>', 'partitions for topics this command creates', positiveInt('--partitions'), 3)
-    .option('--max-batch-size <n>', 'images (crops or tiles) per inference call', positiveInt('--max-batch-size'), 32)
-    .option('--max-batch-wait-ms <ms>', 'longest wait for a batch to fill', nonNegativeInt('--max-batch-wait-ms'), 10)
+    .option('--partitions <n>', 'partitions for topics this command creates', positiveInt('--partitions'), DEFAULT_PARTITIONS)
+    .option('--max-batch-size <n>', 'images (crops or tiles) per inference call', positiveInt('--max-batch-size'), DEFAULT_MAX_BATCH_SIZE)
+    .option('--max-batch-wait-ms <ms>', 'longest wait for a batch to fill', nonNegativeInt('--max-batch-wait-ms'), DEFAULT_MAX_BATCH_WAIT_MS)
     .option('--tiling <mode>', 'auto (tile frames over 2× the tile size), off, or TILE[:STRIDE] pixels', parseTiling, 'auto' as const)
     .option('--max-pixels <n>', 'largest image decoded (decompression-bomb guard)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
     .addHelpText('after', `
@@ -103,7 +102,7 @@ environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SI
     .addOption(backendOption())
     .option('--json', 'one JSON object per line, in file order: {"file","predicted","pPG","reason"?}')
     .option('--tiling <mode>', 'auto (tile images over 2× the tile size), off, or TILE[:STRIDE] pixels', parseTiling, 'auto' as const)
-    .option('--max-batch-size <n>', 'images per inference call', positiveInt('--max-batch-size'), 32)
+    .option('--max-batch-size <n>', 'images per inference call', positiveInt('--max-batch-size'), DEFAULT_MAX_BATCH_SIZE)
     .addHelpText('after', `
 Examples:
   crystalwatch predict crops/*.png

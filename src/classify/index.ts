@@ -15,6 +15,7 @@ import type { Topics } from '../bus/topics.js';
 import { createConsumer, createProducer, sendBatched } from '../bus/kafka.js';
 import { decodeFrameHeaders, encodeJson, type FrameHeaders, type Prediction } from '../bus/messages.js';
 import { DEFAULT_DEAD_LETTER_MAX_BYTES, deadLetterRecord } from '../bus/dead-letter.js';
+import { DEFAULT_BACKEND, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS } from '../config/defaults.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { Classifier, type ClassifyResult, type TilingOption } from './classifier.js';
 import type { BackendChoice } from './backends/index.js';
@@ -37,10 +38,11 @@ export interface ClassifyOptions {
   topics: Topics;
   groupId?: string;
   modelDir: string;
+  /** Default DEFAULT_BACKEND (`auto`), as config `classify.backend`. */
   backend?: BackendChoice;
-  /** Images per inference call (default 32). */
+  /** Images per inference call (default DEFAULT_MAX_BATCH_SIZE, 32, as config `classify.maxBatchSize`). */
   maxBatchSize?: number;
-  /** Longest wait for a batch to fill before it runs anyway (default 10 ms). */
+  /** Longest wait for a batch to fill before it runs anyway (default DEFAULT_MAX_BATCH_WAIT_MS, 10 ms, as config `classify.maxBatchWaitMs`). */
   maxBatchWaitMs?: number;
   /** `auto` (default): tile frames over 2× the tile size; `off`: always whole-image. */
   tiling?: TilingOption;
@@ -104,11 +106,11 @@ export class ClassifyStage {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    const maxBatchSize = this.o.maxBatchSize ?? 32;
+    const maxBatchSize = this.o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     // Filled once the engine is known; inference cannot run before that.
     const backendLabels = { backend: '', device: '' };
     this.classifier = await Classifier.load(this.o.modelDir, {
-      backend: this.o.backend ?? 'auto',
+      backend: this.o.backend ?? DEFAULT_BACKEND,
       maxBatchSize,
       tiling: this.o.tiling ?? 'auto',
       maxPixels: this.o.maxPixels,
@@ -124,7 +126,7 @@ export class ClassifyStage {
     Object.assign(backendLabels, { backend: info.backend, device: info.device });
     this.metrics.backendInfo.set(backendLabels, 1);
     this.logger.info({ ...info, modelDir: this.classifier.modelDir }, `classify: model ${info.model} on ${info.backend}/${info.device}`);
-    this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? 10);
+    this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS);
 
     this.producer = createProducer(this.o.kafka);
     await this.producer.connect();

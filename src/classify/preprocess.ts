@@ -6,10 +6,11 @@
  * 1280×960 frame is decoded one time, not once per tile.
  */
 import sharp from 'sharp';
+import { DEFAULT_MAX_PIXELS } from '../config/defaults.js';
 import type { ModelInput, Normalization } from '../model/card.js';
 
-/** Largest image decoded by default: 40 Mpx (a 16 MiB PNG can hold far more when it is a bomb). */
-export const DEFAULT_MAX_PIXELS = 40_000_000;
+/** Largest image decoded by default: config `limits.maxPixels`, 40 Mpx (a 16 MiB PNG can hold far more when it is a bomb). */
+export { DEFAULT_MAX_PIXELS };
 
 /** ImageNet means/stds per colour as Keras (`caffe`, 0–255) and torchvision (`torch`, 0–1) use them. */
 const CAFFE_MEAN = { r: 123.68, g: 116.779, b: 103.939 };

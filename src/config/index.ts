@@ -7,15 +7,16 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { kafkaSettingsFromEnv } from '../bus/kafka.js';
-import { DEFAULT_MAX_CAMERAS } from '../bus/known-cameras.js';
-import { CameraIdSchema, RunIdSchema, shown } from '../bus/messages.js';
+import {
+  DEFAULT_BACKEND, DEFAULT_CLIENT_ID, DEFAULT_INGEST_AFTER, DEFAULT_LABEL_HORIZON_MS, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, DEFAULT_MAX_CAMERAS,
+  DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MODEL_DIR, DEFAULT_PARTITIONS, DEFAULT_RECONCILE_INTERVAL_MS,
+  DEFAULT_TOPIC_PREFIX, DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, DEFAULT_WINDOW_FRAMES, DEFAULT_WINDOW_SECONDS,
+} from './defaults.js';
+import { CameraIdSchema, RunIdSchema } from './identity.js';
+import { kafkaSettingsFromEnv } from './kafka-env.js';
+import { shown } from './shown.js';
 
-/**
- * Largest width × height an image may have, one limit for every stage: ingest refuses a file
- * whose header claims more (quarantine, `too-large`) and classify refuses to decode it.
- */
-export const DEFAULT_MAX_PIXELS = 40_000_000;
+export { DEFAULT_MAX_PIXELS };
 
 const Camera = z.object({
   id: CameraIdSchema,
@@ -35,10 +36,10 @@ export const ConfigSchema = z
       .object({
         /** Empty: start the embedded single-node broker in this process. */
         brokers: z.array(z.string().regex(/^(?:[^:\s[\]]+|\[[0-9a-fA-F:]+\]):\d{1,5}$/, 'broker address must be host:port')).default([]),
-        clientId: z.string().default('crystalwatch'),
-        topicPrefix: z.string().default('crystalwatch.'),
-        partitions: z.number().int().min(1).max(1024).default(3),
-        maxMessageBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+        clientId: z.string().default(DEFAULT_CLIENT_ID),
+        topicPrefix: z.string().default(DEFAULT_TOPIC_PREFIX),
+        partitions: z.number().int().min(1).max(1024).default(DEFAULT_PARTITIONS),
+        maxMessageBytes: z.number().int().min(1024).default(DEFAULT_MAX_MESSAGE_BYTES),
         /** true, or TLS with a CA bundle file and/or accepting self-signed certificates. */
         ssl: z.union([z.boolean(), z.object({ caFile: z.string().min(1).optional(), rejectUnauthorized: z.boolean().optional() }).strict()]).default(false),
         sasl: z
@@ -57,26 +58,26 @@ export const ConfigSchema = z
     cameras: z.array(Camera).default([]),
     ingest: z
       .object({
-        after: z.enum(['keep', 'move', 'delete']).default('keep'),
+        after: z.enum(['keep', 'move', 'delete']).default(DEFAULT_INGEST_AFTER),
         archiveDir: z.string().optional(),
         quarantineDir: z.string().optional(),
-        maxFileBytes: z.number().int().min(1).default(32 * 1024 * 1024),
-        reconcileIntervalMs: z.number().int().min(100).default(5_000),
+        maxFileBytes: z.number().int().min(1).default(DEFAULT_MAX_FILE_BYTES),
+        reconcileIntervalMs: z.number().int().min(100).default(DEFAULT_RECONCILE_INTERVAL_MS),
       })
       .prefault({}),
     classify: z
       .object({
-        model: z.string().default('models/default'),
-        backend: z.enum(['auto', 'onnx', 'tfjs']).default('auto'),
-        maxBatchSize: z.number().int().min(1).max(1024).default(32),
-        maxBatchWaitMs: z.number().int().min(0).max(10_000).default(10),
+        model: z.string().default(DEFAULT_MODEL_DIR),
+        backend: z.enum(['auto', 'onnx', 'tfjs']).default(DEFAULT_BACKEND),
+        maxBatchSize: z.number().int().min(1).max(1024).default(DEFAULT_MAX_BATCH_SIZE),
+        maxBatchWaitMs: z.number().int().min(0).max(10_000).default(DEFAULT_MAX_BATCH_WAIT_MS),
       })
       .prefault({}),
     metrics: z
       .object({
-        windowFrames: z.number().int().min(1).default(500),
-        windowSeconds: z.number().int().min(1).default(300),
-        labelHorizonMs: z.number().int().min(0).default(6 * 3600 * 1000),
+        windowFrames: z.number().int().min(1).default(DEFAULT_WINDOW_FRAMES),
+        windowSeconds: z.number().int().min(1).default(DEFAULT_WINDOW_SECONDS),
+        labelHorizonMs: z.number().int().min(0).default(DEFAULT_LABEL_HORIZON_MS),
         /** With no `cameras` configured (a stand-alone monitor), per-camera series for at most this many camera ids. */
         maxCameras: z.number().int().min(1).max(10_000).default(DEFAULT_MAX_CAMERAS),
       })
@@ -115,8 +116,8 @@ export const ConfigSchema = z
       .prefault({}),
     web: z
       .object({
-        host: z.string().default('127.0.0.1'),
-        port: z.number().int().min(0).max(65535).default(8080),
+        host: z.string().default(DEFAULT_WEB_HOST),
+        port: z.number().int().min(0).max(65535).default(DEFAULT_WEB_PORT),
         /** Bearer token required by mutating endpoints (alert acknowledgement) when set. */
         token: z.string().min(8, 'web.token must be at least 8 characters').optional(),
       })
@@ -141,7 +142,7 @@ export class ConfigError extends Error {
 const SECRET_PATHS = ['kafka.sasl.password', 'web.token', 'alert.webhooks.*.secret'];
 
 /**
- * Environment variables: the `KAFKA_*` ones of `kafkaSettingsFromEnv` (src/bus) and `CRYSTALWATCH_<PATH>` for
+ * Environment variables: the `KAFKA_*` ones of `kafkaSettingsFromEnv` (kafka-env.ts) and `CRYSTALWATCH_<PATH>` for
  * every scalar field, the path in upper snake case: `CRYSTALWATCH_WEB_PORT=8081`,
  * `CRYSTALWATCH_CLASSIFY_MAX_BATCH_SIZE=64`, `CRYSTALWATCH_ALERT_WEBHOOKS='[{"url":…}]'` (JSON
  * for arrays and objects), `CRYSTALWATCH_CAMERAS='cam1=/srv/cam1,cam2=/srv/cam2'`.

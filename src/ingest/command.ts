@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { Registry } from 'prom-client';
 import { connectStageBus } from '../bus/kafka.js';
 import { DEFAULT_TOPIC_PREFIX } from '../bus/topics.js';
-import { DEFAULT_MAX_PIXELS } from '../config/index.js';
+import { DEFAULT_INGEST_AFTER, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_PARTITIONS, DEFAULT_RECONCILE_INTERVAL_MS } from '../config/defaults.js';
 import { createLogger } from '../config/logger.js';
 import { IngestStage, type CameraFolder } from './index.js';
 
@@ -24,15 +24,15 @@ export function registerIngestCommands(program: Command): void {
     .requiredOption('--camera <id>', 'camera id for the matching --watch (Kafka key, metric label)', collect, [] as string[])
     .option('--brokers <list>', 'Kafka bootstrap servers host:port[,host:port] (default: $KAFKA_BROKERS)')
     .option('--topic-prefix <prefix>', 'topic name prefix', DEFAULT_TOPIC_PREFIX)
-    .option('--partitions <n>', 'partitions for topics this command creates', positiveInt('--partitions'), 3)
+    .option('--partitions <n>', 'partitions for topics this command creates', positiveInt('--partitions'), DEFAULT_PARTITIONS)
     .option('--run-id <id>', 'run id stamped on every frame (default <camera>-<UTC date>)')
-    .addOption(new Option('--after <action>', 'what to do with a file once Kafka acknowledged it (production: move)').choices(['keep', 'move', 'delete']).default('keep'))
+    .addOption(new Option('--after <action>', 'what to do with a file once Kafka acknowledged it (production: move)').choices(['keep', 'move', 'delete']).default(DEFAULT_INGEST_AFTER))
     .option('--archive <dir>', 'where --after move puts files (<dir>/<camera>/...; default <watch>/.archive/)')
     .option('--quarantine <dir>', 'where rejected files go (<dir>/<camera>/...; default <watch>/.quarantine/)')
-    .option('--max-bytes <n>', 'largest file accepted, in bytes', positiveInt('--max-bytes'), 32 * 1024 * 1024)
+    .option('--max-bytes <n>', 'largest file accepted, in bytes', positiveInt('--max-bytes'), DEFAULT_MAX_FILE_BYTES)
     .option('--max-pixels <n>', 'largest width × height a header may claim (the limit classify decodes, config limits.maxPixels)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
     .option('--ledger <file>', 'ledger of ingested files (default <first watch>/.ingest-ledger.jsonl)')
-    .option('--reconcile-ms <ms>', 'interval of the folder scan that catches missed watcher events', positiveInt('--reconcile-ms'), 10_000)
+    .option('--reconcile-ms <ms>', 'interval of the folder scan that catches missed watcher events', positiveInt('--reconcile-ms'), DEFAULT_RECONCILE_INTERVAL_MS)
     .option('--stall-ms <ms>', 'an incomplete file unchanged this long is quarantined as truncated/empty', positiveInt('--stall-ms'), 5_000)
     .option('--max-in-flight-bytes <n>', 'bytes read but not yet acknowledged before reading pauses', positiveInt('--max-in-flight-bytes'), 256 * 1024 * 1024)
     .option('--json', 'print the final counts as JSON on stdout when stopped')

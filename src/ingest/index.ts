@@ -14,7 +14,7 @@ import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { DEFAULT_MAX_MESSAGE_BYTES } from '../bus/kafka.js';
 import { identityProblem } from '../bus/messages.js';
-import { DEFAULT_MAX_PIXELS } from '../config/index.js';
+import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_RECONCILE_INTERVAL_MS } from '../config/defaults.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { ByteBudget, CameraIngest } from './camera.js';
@@ -39,13 +39,13 @@ export interface IngestOptions {
   cameras: CameraFolder[];
   /** The run a camera is in now (started by the API, CLI or OPC UA: `RunControl.runFor`); it wins over `runId`. */
   runFor?: (camera: string) => string | undefined;
-  /** What to do with a file once Kafka acknowledged it. Library default `move` (to `<watch>/.archive/`), the production choice. */
-  after?: 'keep' | 'move' | 'delete';
+  /** What to do with a file once Kafka acknowledged it (config `ingest.after`; `move`, to `<watch>/.archive/`, is the production choice). */
+  after: 'keep' | 'move' | 'delete';
   /** Where `move` puts files: `<archiveDir>/<camera>/...`; default `<watch>/.archive/`. */
   archiveDir?: string;
   /** Where rejected files go: `<quarantineDir>/<camera>/...`; default `<watch>/.quarantine/`. */
   quarantineDir?: string;
-  /** Largest file accepted (default 32 MiB); also capped by the Kafka record limit. */
+  /** Largest file accepted (default DEFAULT_MAX_FILE_BYTES, 32 MiB, as config `ingest.maxFileBytes`); also capped by the Kafka record limit. */
   maxFileBytes?: number;
   /** Largest width × height a header may claim (default DEFAULT_MAX_PIXELS, 40 megapixels: config `limits.maxPixels`, classify's limit too). */
   maxPixels?: number;
@@ -53,7 +53,7 @@ export interface IngestOptions {
   maxMessageBytes?: number;
   /** Ledger file (default `<first watch>/.ingest-ledger.jsonl`). */
   ledgerPath?: string;
-  /** How often the folder is scanned for files the watcher missed (default 10 s). */
+  /** How often the folder is scanned for files the watcher missed (default DEFAULT_RECONCILE_INTERVAL_MS, 5 s, as config `ingest.reconcileIntervalMs`). */
   reconcileIntervalMs?: number;
   /** Bytes read but not yet acknowledged, all cameras together (default 256 MiB). New files wait when it is reached. */
   maxInFlightBytes?: number;
@@ -88,8 +88,7 @@ export class IngestStage {
       if (seen.has(c.camera)) throw new Error(`ingest: camera "${c.camera}" is listed twice; give each folder its own id`);
       seen.add(c.camera);
     }
-    const after = options.after ?? 'move';
-    if (!['keep', 'move', 'delete'].includes(after)) throw new Error(`ingest: after must be keep, move or delete, got "${after}"`);
+    if (!['keep', 'move', 'delete'].includes(options.after)) throw new Error(`ingest: after must be keep, move or delete, got "${String(options.after)}"`);
     this.logger = (options.logger ?? silentLogger).child({ stage: 'ingest' });
   }
 
@@ -114,11 +113,11 @@ export class IngestStage {
         budget,
         metrics,
         logger: this.logger,
-        after: o.after ?? 'move',
-        maxFileBytes: o.maxFileBytes ?? 32 * 1024 * 1024,
+        after: o.after,
+        maxFileBytes: o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
         maxMessageBytes,
         maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS,
-        reconcileIntervalMs: o.reconcileIntervalMs ?? 10_000,
+        reconcileIntervalMs: o.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
         stallTimeoutMs: o.stallTimeoutMs ?? 5_000,
         stableSizeMs: o.stableSizeMs ?? 500,
         reorderWindowMs: o.reorderWindowMs ?? 10,

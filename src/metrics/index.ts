@@ -14,6 +14,7 @@ import { deadLetterRecord, type DeadLetterLimits } from '../bus/dead-letter.js';
 import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
 import { decodeLabel, decodePrediction, type Label, type LabelMessage, type Prediction } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
+import { DEFAULT_LABEL_HORIZON_MS, DEFAULT_WINDOW_FRAMES, DEFAULT_WINDOW_SECONDS } from '../config/defaults.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { LabelJoin, type DropReason, type JoinedPrediction } from './join.js';
 import { createQualityMetrics, type QualityMetrics } from './metrics.js';
@@ -30,7 +31,7 @@ export interface MetricsOptions {
   topics: Topics;
   groupId?: string;
   registry: Registry;
-  /** Rolling windows: the last `frames` labelled frames and the frames labelled in the last `seconds`. Default 500 and 300. */
+  /** Rolling windows: the last `frames` labelled frames and the frames labelled in the last `seconds`. Default 500 and 300 (config `metrics.windowFrames`, `metrics.windowSeconds`). */
   windows?: { frames: number; seconds: number };
   /** How long a prediction waits for a label, and a label for its prediction. Default 6 h. */
   labelHorizonMs?: number;
@@ -105,7 +106,7 @@ export class MetricsStage extends EventEmitter {
 
   constructor(private readonly options: MetricsOptions) {
     super();
-    this.windows = options.windows ?? { frames: 500, seconds: 300 };
+    this.windows = options.windows ?? { frames: DEFAULT_WINDOW_FRAMES, seconds: DEFAULT_WINDOW_SECONDS };
     if (!Number.isInteger(this.windows.frames) || this.windows.frames < 1) throw new RangeError(`metrics: windows.frames must be a positive integer, got ${this.windows.frames}`);
     if (!(this.windows.seconds > 0)) throw new RangeError(`metrics: windows.seconds must be a positive number, got ${this.windows.seconds}`);
     this.smoothing = options.smoothing ?? 0.2;
@@ -118,7 +119,7 @@ export class MetricsStage extends EventEmitter {
     this.unknownCameras = unknownCameraCounter(options.registry);
     this.unknownCameras.inc({ stage: STAGE }, 0);
     this.join = new LabelJoin({
-      horizonMs: options.labelHorizonMs ?? 6 * 3600_000,
+      horizonMs: options.labelHorizonMs ?? DEFAULT_LABEL_HORIZON_MS,
       maxPending: options.maxPending ?? 100_000,
       onDrop: (p, reason) => this.onDrop(p, reason),
     });

@@ -6,6 +6,7 @@
  * Training on the same pipeline as inference is what keeps accuracy from leaking away.
  */
 import sharp from 'sharp';
+import { DEFAULT_MAX_PIXELS } from '../config/defaults.js';
 
 export interface DecodedCrop {
   /** 8-bit sRGB, 3 bytes per pixel, at the crop's own size (for duplicate hashing). */
@@ -17,7 +18,7 @@ export interface DecodedCrop {
 }
 
 export async function decodeCrop(bytes: Buffer, size: number): Promise<DecodedCrop> {
-  const { data: rgb, info } = await sharp(bytes, { limitInputPixels: 40_000_000 })
+  const { data: rgb, info } = await sharp(bytes, { limitInputPixels: DEFAULT_MAX_PIXELS })
     .removeAlpha()
     .toColourspace('srgb')
     .raw()

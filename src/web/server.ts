@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import type { Topics } from '../bus/topics.js';
+import { DEFAULT_WEB_HOST, DEFAULT_WEB_PORT } from '../config/defaults.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { packageRoot } from '../config/paths.js';
 import { coreRoutes, type AlertActions, type Health } from './api.js';
@@ -26,9 +27,9 @@ import { StaticFiles } from './static-files.js';
 import { FrameThumbnailer, ThumbnailCache, type Thumbnail } from './thumbnails.js';
 
 export interface WebOptions {
-  /** Interface to bind; 127.0.0.1 unless the operator opens it on purpose (e.g. 0.0.0.0 in a container). */
+  /** Interface to bind; 127.0.0.1 (DEFAULT_WEB_HOST) unless the operator opens it on purpose (e.g. 0.0.0.0 in a container). */
   host?: string;
-  /** 8080 by default; 0 = an ephemeral port (read `port` after start). */
+  /** 8080 (DEFAULT_WEB_PORT) by default; 0 = an ephemeral port (read `port` after start). */
   port?: number;
   registry: Registry;
   /**
@@ -79,10 +80,10 @@ export class WebServer {
 
   constructor(private readonly options: WebOptions) {
     if (!options.registry) throw new Error('web: options.registry is required (the process prom-client Registry)');
-    const port = options.port ?? 8080;
+    const port = options.port ?? DEFAULT_WEB_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`web: port must be an integer 0..65535, got ${String(options.port)}`);
     if (options.token !== undefined && options.token.length < 8) throw new Error(`web: token must be at least 8 characters (got ${options.token.length}); generate one with \`openssl rand -hex 16\``);
-    this.host = options.host ?? '127.0.0.1';
+    this.host = options.host ?? DEFAULT_WEB_HOST;
     this.requestedPort = port;
     this.logger = options.logger ?? silentLogger; // the app passes a child logger already named for this stage
     this.metrics = createWebMetrics(options.registry);
