@@ -7,6 +7,8 @@
 import { silentLogger, type Logger } from '../config/logger.js';
 import { checkBackoff, type BackoffOptions } from './backoff.js';
 import { DeliveryClosedError, SinkWorker, type DeadLetterWriter, type DeliveryOutcome, type DeliveryRecord } from './sink-worker.js';
+
+export type { DeliveryRecord };
 import type { AlertSink } from './sinks.js';
 
 export interface DeliveryOptions extends BackoffOptions {
@@ -18,7 +20,7 @@ export interface DispatcherOptions {
   delivery?: DeliveryOptions;
   /** Where a change a sink never took is written; default: only logged (no Kafka). */
   deadLetter?: DeadLetterWriter;
-  onOutcome?: (sink: string, outcome: DeliveryOutcome) => void;
+  onOutcome?: (sink: string, outcome: DeliveryOutcome, record?: DeliveryRecord) => void;
   onQueued?: (sink: string, queued: number) => void;
   logger?: Logger;
   now?: () => number;
@@ -58,7 +60,7 @@ export class AlertDispatcher {
       deadLetter: this.options.deadLetter ?? (async (record, s, reason) => {
         logger.error({ sink: s.name, alertId: record.alert.id, reason }, 'alert change not delivered (no dead-letter topic without Kafka)');
       }),
-      onOutcome: (name, outcome) => this.options.onOutcome?.(name, outcome),
+      onOutcome: (name, outcome, record) => this.options.onOutcome?.(name, outcome, record),
       onQueued: (name, queued) => this.options.onQueued?.(name, queued),
     }));
     this.options.onQueued?.(sink.name, 0);

@@ -35,7 +35,8 @@ export interface SinkWorkerOptions {
   now: () => number;
   logger: Logger;
   deadLetter: DeadLetterWriter;
-  onOutcome: (sink: string, outcome: DeliveryOutcome) => void;
+  /** Every outcome; a change that reached its end (delivered, dead-lettered) comes with its record. */
+  onOutcome: (sink: string, outcome: DeliveryOutcome, record?: DeliveryRecord) => void;
   onQueued: (sink: string, queued: number) => void;
   random?: () => number;
 }
@@ -105,7 +106,7 @@ export class SinkWorker {
       try {
         await this.sink.deliver(record.alert, record.kind, signal);
         this.delivered.add(key);
-        this.options.onOutcome(this.sink.name, 'delivered');
+        this.options.onOutcome(this.sink.name, 'delivered', record);
         if (attempt > 1) logger.info({ ...context, attempts: attempt }, 'alert delivered after retries');
         return;
       } catch (err) {
@@ -131,7 +132,7 @@ export class SinkWorker {
     for (let attempt = 1; !this.options.signal.aborted; attempt += 1) {
       try {
         await this.options.deadLetter(record, this.sink, reason);
-        this.options.onOutcome(this.sink.name, 'dead-lettered');
+        this.options.onOutcome(this.sink.name, 'dead-lettered', record);
         return;
       } catch (err) {
         this.options.logger.error({ sink: this.sink.name, alertId: record.alert.id, err: (err as Error).message }, 'could not write the alert dead letter; will retry (the change stays uncommitted)');

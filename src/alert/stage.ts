@@ -53,6 +53,11 @@ export interface AlertOptions {
   /** A frame is clean when P(PG) is below this. Default 0.5. */
   cleanBelow?: number;
   sinks?: AlertSinksOptions;
+  /**
+   * A sink took a change, or it was dead-lettered past its deadline (the audit trail's
+   * `alert.delivered` / `alert.dead-lettered`). Called once per sink and change in this process.
+   */
+  onDelivery?: (event: { sink: string; outcome: 'delivered' | 'dead-lettered'; alert: Alert; kind: AlertChange['kind'] }) => void;
   /** The WebSocket feed, given by the app; called synchronously on every alert change (not durable, not retried). */
   publish?: (event: Alert) => void;
   /** Retries (250 ms doubling to 30 s), the delivery deadline (24 h) and the HTTP timeout per attempt (5 s). */
@@ -115,7 +120,10 @@ export class AlertStage extends EventEmitter {
     this.dispatcher = new AlertDispatcher({
       delivery: options.delivery,
       deadLetter: AlertDelivery.deadLetterWriter(options.topics, () => this.producer, this.metrics, this.logger),
-      onOutcome: (sink, outcome) => this.metrics.deliveries.inc({ sink, outcome }),
+      onOutcome: (sink, outcome, record) => {
+        this.metrics.deliveries.inc({ sink, outcome });
+        if (record && (outcome === 'delivered' || outcome === 'dead-lettered')) options.onDelivery?.({ sink, outcome, alert: record.alert, kind: record.kind });
+      },
       onQueued: (sink, queued) => this.metrics.queued.set({ sink }, queued),
       logger: this.logger,
       now: this.now,
