@@ -30,18 +30,7 @@ import { startBroker } from '../src/broker/index.js';
 import { createKafka } from '../src/bus/kafka.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
-
-/** mulberry32: small, fast, seeded. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../src/model/rng.js';
 
 function gaussian(random: () => number): number {
   const u = 1 - random();
@@ -66,7 +55,7 @@ function quantile(sorted: number[], q: number): number {
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
 
 function detectorFigures(name: string, config: DetectorConfig, quick: boolean): Record<string, number | string> {
-  const random = rng(name === 'cusum' ? 7 : 11);
+  const random = mulberry32(name === 'cusum' ? 7 : 11);
   const detector = new OnsetDetector(config);
 
   // False alarms on CEX-only frames (the detector restarts after each, as after a resolved alert).
@@ -118,7 +107,7 @@ function detectorFigures(name: string, config: DetectorConfig, quick: boolean): 
 
 /** The AlertStage end to end in process: prediction handed in → 'alert' emitted, with the WebSocket callback and a topic-like sink. */
 async function stageFigures(quick: boolean): Promise<Record<string, number | string>> {
-  const random = rng(23);
+  const random = mulberry32(23);
   let emitted = 0;
   const stage = new AlertStage({
     kafka: {} as Kafka,
@@ -184,7 +173,7 @@ async function stageFigures(quick: boolean): Promise<Record<string, number | str
 
 /** Prediction handed in → signed webhook POST received by a loopback HTTP server. */
 async function webhookFigures(quick: boolean): Promise<Record<string, number | string>> {
-  const random = rng(31);
+  const random = mulberry32(31);
   let received: (() => void) | undefined;
   const server = createServer((req, res) => {
     req.resume();

@@ -21,6 +21,7 @@ import { CompressionTypes } from 'kafkajs';
 import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
+import { xorshift32 } from '../src/model/rng.js';
 
 /** A grey frame with structure and noise, so PNG sizes are realistic (not a flat image). */
 async function frame(width: number, height: number, seed: number): Promise<Buffer> {
@@ -28,7 +29,7 @@ async function frame(width: number, height: number, seed: number): Promise<Buffe
   let s = seed >>> 0 || 1;
   for (let y = 0; y < height; y += 1) {
     for (let x = 0; x < width; x += 1) {
-      s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+      s = xorshift32(s);
       const needle = (x + 3 * y + seed) % 37 < 2 ? 140 : 0;
       raw[y * width + x] = Math.min(255, 30 + needle + (s & 0x1f));
     }

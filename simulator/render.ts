@@ -7,7 +7,7 @@
 import { createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
 import sharp from 'sharp';
 import { PG } from './physics.js';
-import { Rng } from './random.js';
+import { Rng, xorshift32 } from './random.js';
 import { grainTexture, TEXTURE_TILE_PX } from './texture.js';
 import type { AgglomerateSpec, NeedleSpec, SceneSpec } from './scene.js';
 
@@ -415,9 +415,7 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
     for (let x = 0; x < width; x++) {
       const signal = b * across[base + x] + a * (across[up + x] + across[down + x]);
       // xorshift32: cheap, good enough to index a table of normals.
-      state ^= state << 13;
-      state ^= state >>> 17;
-      state ^= state << 5;
+      state = xorshift32(state);
       const v = signal >= 255 ? 255 : signal | 0;
       const noisy = signal + sd[v] * NORMALS[state & 0xffff] + 0.5;
       out[base + x] = tone[noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0];

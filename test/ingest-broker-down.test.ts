@@ -15,6 +15,7 @@ import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
+import { noise } from './helpers/bus.js';
 
 let dir: string | undefined;
 let broker: Broker | undefined;
@@ -26,12 +27,6 @@ afterEach(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-function noise(width: number, height: number, seed: number): Buffer {
-  const raw = Buffer.alloc(width * height);
-  let s = seed;
-  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
-  return raw;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();

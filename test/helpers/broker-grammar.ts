@@ -191,14 +191,5 @@ export function randomMutation(body: Buffer, random: () => number): Mutation {
   return { kind: 'garbage appended', body: Buffer.concat([body, Buffer.from(Array.from({ length: 1 + Math.floor(random() * 8) }, () => Math.floor(random() * 256)))]) };
 }
 
-/** mulberry32: a seeded PRNG so a failing case can be replayed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG so a failing case can be replayed: mulberry32 of src/model/rng.ts. */
+export { mulberry32 as prng } from '../../src/model/rng.js';

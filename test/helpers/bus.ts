@@ -9,6 +9,7 @@ import type { Kafka } from 'kafkajs';
 import sharp from 'sharp';
 import { startBroker, type Broker } from '../../src/broker/index.js';
 import { createKafka } from '../../src/bus/kafka.js';
+import { xorshift32 } from '../../src/model/rng.js';
 
 export interface TestBus {
   /** A temp folder for the test's files; the broker's data lives in `<dir>/broker`. */
@@ -37,7 +38,7 @@ export async function startTestBus(prefix: string): Promise<TestBus> {
 export function noise(width: number, height: number, seed: number): Buffer {
   const raw = Buffer.alloc(width * height);
   let s = seed >>> 0 || 1;
-  for (let i = 0; i < raw.length; i += 1) { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; raw[i] = s & 0xff; }
+  for (let i = 0; i < raw.length; i += 1) { s = xorshift32(s); raw[i] = s & 0xff; }
   return raw;
 }
 
