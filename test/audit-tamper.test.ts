@@ -26,7 +26,7 @@ async function editLines(log: string, edit: (lines: string[]) => string[]): Prom
   await writeFile(log, edit(lines).map((l) => `${l}\n`).join(''));
 }
 
-const kinds = (problems: { kind: string; seq?: number }[]) => problems.map((p) => [p.kind, p.seq]);
+const kinds = (problems: readonly { kind: string; seq?: number }[]) => problems.map((p) => [p.kind, p.seq]);
 
 describe('verifyAuditTrail finds what was done to the file', () => {
   it('an edited record: altered, by seq and line', async () => {

@@ -23,7 +23,7 @@ const ackCalls: { id: string; by?: string }[] = [];
 const consoleErrors: string[] = [];
 const actions: AlertActions = {
   list: () => [...store.values()],
-  acknowledge(id, by) {
+  async acknowledge(id, by) {
     ackCalls.push({ id, by });
     const found = store.get(id);
     if (!found) return undefined;

@@ -78,7 +78,7 @@ function alertStage(alerts: Alert[], announce: (alert: Alert) => void = () => un
   return {
     calls,
     list: () => [...store.values()],
-    acknowledge(id, by) {
+    async acknowledge(id, by) {
       calls.push({ id, by });
       const found = store.get(id);
       if (!found) return undefined;

@@ -195,12 +195,13 @@ export class AlertLifecycle {
   }
 
   /** Sets acknowledgedAt/acknowledgedBy once; `change` is set the first time only. */
-  acknowledge(id: string, by: string | undefined, nowMs: number): { alert: Alert; change?: AlertChange } | undefined {
+  acknowledge(id: string, by: string | undefined, nowMs: number, comment?: string): { alert: Alert; change?: AlertChange } | undefined {
     const alert = this.book.get(id);
     if (!alert) return undefined;
     if (alert.acknowledgedAt) return { alert };
     alert.acknowledgedAt = new Date(nowMs).toISOString();
     if (by) alert.acknowledgedBy = by;
+    if (comment) alert.acknowledgedComment = comment.slice(0, 512);
     this.book.put(alert);
     return { alert, change: { alert, kind: 'acknowledged' } };
   }

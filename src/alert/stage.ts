@@ -234,13 +234,18 @@ export class AlertStage extends EventEmitter {
     return this.lifecycle.book.list();
   }
 
-  acknowledge(id: string, by?: string): Alert | undefined {
-    const result = this.lifecycle.acknowledge(id, by, this.now());
+  /**
+   * Acknowledges a firing alert; resolves once the acknowledgement is on the `alerts` topic
+   * (durable: a crash right after the answer does not lose it), or undefined for an unknown id.
+   */
+  async acknowledge(id: string, by?: string, comment?: string): Promise<Alert | undefined> {
+    const result = this.lifecycle.acknowledge(id, by, this.now(), comment);
     if (!result) return undefined;
     if (result.change) {
       this.logger.info({ alertId: id, by }, 'alert acknowledged');
       this.announce([result.change]);
       this.persist([result.change]);
+      if (this.outbox && this.outbox.pending > 0) await this.outbox.flush();
     }
     return structuredClone(result.alert);
   }

@@ -102,7 +102,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
           token: config.web.token,
           alerts: {
             list: () => pipeline.alerts?.list() ?? [],
-            acknowledge: (id, by) => pipeline.alerts?.acknowledge(id, by),
+            acknowledge: async (id, by, comment) => pipeline.alerts?.acknowledge(id, by, comment),
           },
           health: () => ({ ready: Object.values(ready).every((v) => v === true), checks: { ...ready } }),
           // Thumbnails for the live page only where the page's data lives (the monitor stage).

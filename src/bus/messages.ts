@@ -93,6 +93,8 @@ export const AlertSchema = z.object({
   endsAt: TimestampSchema.optional(),
   acknowledgedAt: TimestampSchema.optional(),
   acknowledgedBy: ShortText.optional(),
+  /** What the person who acknowledged wrote (the page, OPC UA), kept in the audit trail and the batch report. */
+  acknowledgedComment: ShortText.optional(),
   evidence: AlertEvidenceSchema,
   reason: AlertReasonSchema.optional(),
   /** pg-onset: stop-batch; camera-silent: check-camera. */

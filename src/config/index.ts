@@ -122,6 +122,33 @@ export const ConfigSchema = z
         token: z.string().min(8, 'web.token must be at least 8 characters').optional(),
       })
       .prefault({}),
+    /** The OPC UA server for the control system (src/opcua): off unless enabled. */
+    opcua: z
+      .object({
+        enabled: z.boolean().default(false),
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(4840),
+        /** `None` only on a loopback host; `SignAndEncrypt` with a certificate made on first start in <dataDir>/opcua/pki. */
+        security: z.enum(['None', 'SignAndEncrypt']).default('None'),
+        users: z.array(z.object({ username: z.string().min(1), password: z.string().min(8, 'opcua.users.*.password must be at least 8 characters') }).strict()).default([]),
+      })
+      .prefault({}),
+    /** The audit trail (src/audit) in <dataDir>/audit, kept by the process that runs the monitor stage. */
+    audit: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** fsync every record before it counts (off only for tests and benchmarks). */
+        fsync: z.boolean().default(true),
+      })
+      .prefault({}),
+    /** Batch reports (src/report) in <dataDir>/reports/<run-id>/ at the end of every run the monitor stage watched. */
+    reports: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Print report.pdf with headless Chromium (the HTML and JSON are always written). */
+        pdf: z.boolean().default(true),
+      })
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -139,7 +166,7 @@ export class ConfigError extends Error {
 }
 
 /** Paths of secrets, masked by `crystalwatch config --print`. */
-const SECRET_PATHS = ['kafka.sasl.password', 'web.token', 'alert.webhooks.*.secret'];
+const SECRET_PATHS = ['kafka.sasl.password', 'web.token', 'alert.webhooks.*.secret', 'opcua.users.*.password'];
 
 /**
  * Environment variables: the `KAFKA_*` ones of `kafkaSettingsFromEnv` (kafka-env.ts) and `CRYSTALWATCH_<PATH>` for

@@ -14,9 +14,10 @@ export interface AlertActions {
   list(): Alert[];
   /**
    * Acknowledge once; the alert stage announces the change (one `alert` live event through
-   * `publish`), so the web stage does not broadcast it itself. Undefined for an unknown id.
+   * `publish`), so the web stage does not broadcast it itself. Resolves once the acknowledgement
+   * is durable (on the `alerts` topic); undefined for an unknown id.
    */
-  acknowledge(id: string, by?: string): Alert | undefined;
+  acknowledge(id: string, by?: string, comment?: string): Promise<Alert | undefined>;
 }
 
 export type Health = { ready: boolean; checks: Record<string, boolean | string> };
@@ -32,6 +33,7 @@ export interface CoreRouteDeps {
 
 /** `by` is free text from the browser; kept short because it lands in logs, the audit trail and the alert. */
 const MAX_BY_LENGTH = 100;
+const MAX_COMMENT_LENGTH = 500;
 
 const newestFirst = (a: Alert, b: Alert) => (a.startsAt < b.startsAt ? 1 : a.startsAt > b.startsAt ? -1 : 0);
 
@@ -53,7 +55,8 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
       handle: async ({ params, readJson }) => {
         const body = await readJson();
         const by = body.by === undefined ? undefined : String(body.by).slice(0, MAX_BY_LENGTH);
-        const acked = alerts?.acknowledge(params.id, by);
+        const comment = body.comment === undefined ? undefined : String(body.comment).slice(0, MAX_COMMENT_LENGTH);
+        const acked = await alerts?.acknowledge(params.id, by, comment);
         if (!acked) throw new HttpError(404, `no alert with id ${JSON.stringify(params.id)}; GET /api/alerts lists the known ones`);
         return { status: 200, body: acked };
       },
