@@ -15,11 +15,15 @@ import { topicNames, type Topics } from '../bus/topics.js';
 import type { Alert, Prediction } from '../bus/messages.js';
 import { IngestStage } from '../ingest/index.js';
 import { ClassifyStage } from '../classify/index.js';
-import { MetricsStage, type QualityEvent } from '../metrics/index.js';
-import { AlertStage } from '../alert/index.js';
+import type { MetricsStage } from '../metrics/index.js';
+import type { AlertStage } from '../alert/index.js';
+import type { AuditTrail } from '../audit/index.js';
+import type { OpcUaServer } from '../opcua/index.js';
 import { WebServer } from '../web/index.js';
 import { RunControl } from '../runs/index.js';
 import { Lifecycle } from './lifecycle.js';
+import { startMonitor } from './monitor.js';
+import { plantRoutes } from './routes.js';
 import { resolveModelDir } from './paths.js';
 
 /**
@@ -42,6 +46,8 @@ export interface Pipeline {
   metrics?: MetricsStage;
   alerts?: AlertStage;
   runs?: RunControl;
+  audit?: AuditTrail;
+  opcua?: OpcUaServer;
   close(): Promise<void>;
 }
 
@@ -105,6 +111,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
             acknowledge: async (id, by, comment) => pipeline.alerts?.acknowledge(id, by, comment),
           },
           health: () => ({ ready: Object.values(ready).every((v) => v === true), checks: { ...ready } }),
+          routes: plantRoutes(() => pipeline),
           // Thumbnails for the live page only where the page's data lives (the monitor stage).
           thumbnails: stages.has('monitor') ? { kafka, topics } : undefined,
           logger: logger.child({ stage: 'web' }),
@@ -115,57 +122,39 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
     }
 
     // Every process folds the runs topic: ingest stamps frames with the camera's run, the
-    // monitor ends alerts and writes reports at a run's end, the web and OPC UA serve it.
-    pipeline.runs = lifecycle.add('runs', new RunControl({ kafka, topics, logger }), CONSUMERS);
-    ready.runs = 'starting';
-    await pipeline.runs.start();
-    ready.runs = true;
+    // monitor records run starts and ends and writes reports at a run's end, the web and OPC UA
+    // serve it. Created first (the monitor's hooks need it), started after the monitor so it
+    // closes together with the other consumers.
+    const runs = new RunControl({ kafka, topics, logger });
+    pipeline.runs = runs;
 
     if (stages.has('monitor')) {
-      const metrics = new MetricsStage({
+      const monitor = await startMonitor({
+        config,
         kafka,
         topics,
         registry,
-        windows: { frames: config.metrics.windowFrames, seconds: config.metrics.windowSeconds },
-        labelHorizonMs: config.metrics.labelHorizonMs,
-        cameras: config.cameras.map((c) => c.id), maxCameras: config.metrics.maxCameras,
-        logger: logger.child({ stage: 'metrics' }),
+        dataDir,
+        modelDir: resolveModelDir(base, config.classify.model),
+        runs,
+        lifecycle,
+        consumers: CONSUMERS,
+        ready,
+        publish: (event) => pipeline.web?.publish(event),
+        onPrediction: options.onPrediction,
+        onAlert: options.onAlert,
+        logger,
       });
-      metrics.on('prediction', (prediction: Prediction) => {
-        pipeline.web?.publish({ type: 'prediction', prediction });
-        options.onPrediction?.(prediction);
-      });
-      metrics.on('quality', (quality: QualityEvent) => pipeline.web?.publish({ type: 'quality', ...quality }));
-      pipeline.metrics = lifecycle.add('metrics', metrics, CONSUMERS);
-      ready.metrics = 'starting';
-      await metrics.start();
-      ready.metrics = true;
-
-      const alerts = new AlertStage({
-        kafka,
-        topics,
-        registry,
-        detector: { kind: config.alert.detector },
-        resolveAfterCleanFrames: config.alert.resolveAfterCleanFrames,
-        sinks: {
-          topic: config.alert.topic,
-          webhooks: config.alert.webhooks,
-          alertmanagerUrl: config.alert.alertmanagerUrl,
-          actionCommand: config.alert.actionCommand,
-          actionUrl: config.alert.actionUrl,
-        },
-        delivery: { ...config.alert.delivery, deadlineMs: config.alert.delivery.deadlineSeconds * 1000 },
-        silentAfterMs: config.alert.silentAfterSeconds * 1000,
-        partitions: config.kafka.partitions,
-        publish: (alert: Alert) => pipeline.web?.publish({ type: 'alert', alert }),
-        logger: logger.child({ stage: 'alert' }),
-      });
-      alerts.on('alert', (alert: Alert) => options.onAlert?.(alert));
-      pipeline.alerts = lifecycle.add('alert', alerts, CONSUMERS);
-      ready.alert = 'starting';
-      await alerts.start();
-      ready.alert = true;
+      pipeline.metrics = monitor.metrics;
+      pipeline.alerts = monitor.alerts;
+      pipeline.audit = monitor.audit?.trail;
+      pipeline.opcua = monitor.opcua?.server;
     }
+
+    lifecycle.add('runs', runs, CONSUMERS);
+    ready.runs = 'starting';
+    await runs.start();
+    ready.runs = true;
 
     if (stages.has('classify')) {
       ready.model = 'loading';

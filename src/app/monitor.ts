@@ -1,0 +1,136 @@
+/**
+ * The monitor stage of one process: the quality metrics, the alert stage and what hangs off
+ * them for the plant — the audit trail, the OPC UA server and the batch reports. Started in
+ * this order, so the audit trail is open before anything records to it and the OPC UA server is
+ * a sink before the alert stage delivers; closed in reverse by the caller's lifecycle.
+ */
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
+import type { Alert, Prediction } from '../bus/messages.js';
+import type { Topics } from '../bus/topics.js';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../config/logger.js';
+import { AlertStage } from '../alert/index.js';
+import { MetricsStage, type QualityEvent } from '../metrics/index.js';
+import type { RunControl, OpenRun } from '../runs/index.js';
+import type { RunEvent } from '../bus/messages.js';
+import type { LiveEvent } from '../web/index.js';
+import { openAudit, type AuditWiring } from './audit-wiring.js';
+import type { AddOptions, Lifecycle } from './lifecycle.js';
+import { OpcUaWiring } from './opcua-wiring.js';
+import { RunReports } from './report-wiring.js';
+
+export interface MonitorContext {
+  config: Config;
+  kafka: Kafka;
+  topics: Topics;
+  registry: Registry;
+  dataDir: string;
+  modelDir: string;
+  runs: RunControl;
+  lifecycle: Lifecycle;
+  /** The phase the consuming parts close in (together with the other consumers). */
+  consumers: AddOptions;
+  ready: Record<string, boolean | string>;
+  publish: (event: LiveEvent) => void;
+  onPrediction?: (prediction: Prediction) => void;
+  onAlert?: (alert: Alert) => void;
+  logger: Logger;
+}
+
+export interface Monitor {
+  metrics: MetricsStage;
+  alerts: AlertStage;
+  audit?: AuditWiring;
+  opcua?: OpcUaWiring;
+  reports?: RunReports;
+}
+
+export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
+  const { config, kafka, topics, registry, runs, lifecycle, consumers, ready, logger } = ctx;
+
+  let audit: AuditWiring | undefined;
+  if (config.audit.enabled) {
+    ready.audit = 'opening';
+    audit = lifecycle.add('audit', await openAudit({ config, dataDir: ctx.dataDir, modelDir: ctx.modelDir, kafka, logger }));
+    ready.audit = true;
+  }
+  const reports = config.reports.enabled ? new RunReports({ kafka, topics, dataDir: ctx.dataDir, pdf: config.reports.pdf, logger, ...(audit ? { audit: audit.trail } : {}) }) : undefined;
+
+  const metrics = new MetricsStage({
+    kafka,
+    topics,
+    registry,
+    windows: { frames: config.metrics.windowFrames, seconds: config.metrics.windowSeconds },
+    labelHorizonMs: config.metrics.labelHorizonMs,
+    cameras: config.cameras.map((c) => c.id),
+    maxCameras: config.metrics.maxCameras,
+    logger: logger.child({ stage: 'metrics' }),
+  });
+  let opcua: OpcUaWiring | undefined;
+  metrics.on('prediction', (prediction: Prediction) => {
+    ctx.publish({ type: 'prediction', prediction });
+    reports?.watch(prediction.runId);
+    opcua?.prediction(prediction);
+    ctx.onPrediction?.(prediction);
+  });
+  metrics.on('quality', (quality: QualityEvent) => ctx.publish({ type: 'quality', ...quality }));
+  lifecycle.add('metrics', metrics, consumers);
+  ready.metrics = 'starting';
+  await metrics.start();
+  ready.metrics = true;
+
+  const alerts = new AlertStage({
+    kafka,
+    topics,
+    registry,
+    detector: { kind: config.alert.detector },
+    resolveAfterCleanFrames: config.alert.resolveAfterCleanFrames,
+    sinks: {
+      webhooks: config.alert.webhooks,
+      alertmanagerUrl: config.alert.alertmanagerUrl,
+      actionCommand: config.alert.actionCommand,
+      actionUrl: config.alert.actionUrl,
+    },
+    delivery: { ...config.alert.delivery, deadlineMs: config.alert.delivery.deadlineSeconds * 1000 },
+    silentAfterMs: config.alert.silentAfterSeconds * 1000,
+    partitions: config.kafka.partitions,
+    publish: (alert: Alert) => ctx.publish({ type: 'alert', alert }),
+    ...(audit ? { onDelivery: audit.onDelivery } : {}),
+    logger: logger.child({ stage: 'alert' }),
+  });
+  alerts.on('alert', (alert: Alert) => {
+    opcua?.alert(alert);
+    ctx.onAlert?.(alert);
+  });
+  if (audit) alerts.addSink(audit.sink);
+
+  if (config.opcua.enabled) {
+    opcua = new OpcUaWiring(config.opcua, ctx.dataDir, { acknowledge: (id, by, comment) => alerts.acknowledge(id, by, comment), runs: () => runs }, logger);
+    alerts.addSink(opcua.sink);
+  }
+
+  lifecycle.add('alert', alerts, consumers);
+  ready.alert = 'starting';
+  await alerts.start();
+  ready.alert = true;
+
+  if (opcua) {
+    ready.opcua = 'starting';
+    lifecycle.add('opcua', opcua, consumers);
+    await opcua.start(alerts.list());
+    ready.opcua = true;
+    logger.info({ endpoint: opcua.server.endpointUrl, security: config.opcua.security }, 'OPC UA server listening');
+  }
+
+  runs.on('started', (run: OpenRun, event: RunEvent) => audit?.onRunStarted(run, event));
+  runs.on('ended', (run: OpenRun, event: RunEvent) => {
+    audit?.onRunEnded(run, event);
+    reports?.runEnded(run.runId);
+  });
+  if (reports) {
+    lifecycle.add('reports', reports, consumers);
+    await reports.start();
+  }
+  return { metrics, alerts, ...(audit ? { audit } : {}), ...(opcua ? { opcua } : {}), ...(reports ? { reports } : {}) };
+}
