@@ -40,6 +40,7 @@ export function registerAppCommands(program: Command): void {
     .option('--duration <seconds>', 'stop by itself after this long', positive('--duration'))
     .option('--keep-data', 'keep frames and Kafka data from an earlier demo run', false)
     .option('--seed <n>', 'simulator seed', integer('--seed', 0, 2 ** 31), 1)
+    .option('--opcua-port <port>', 'serve OPC UA for a control system on this port (security None, so loopback only)', integer('--opcua-port', 0, 65535))
     .option('--json', 'print status and alerts as JSON lines on stdout (logs stay on stderr)', false)
     .action(async (o) => {
       const logger = createLogger({ level: o.json ? 'warn' : process.env.CRYSTALWATCH_LOG_LEVEL ?? 'warn', pretty: !o.json && process.stderr.isTTY });
@@ -57,6 +58,7 @@ export function registerAppCommands(program: Command): void {
           durationS: o.duration,
           keepData: o.keepData,
           seed: o.seed,
+          opcuaPort: o.opcuaPort,
           status: o.json ? 'json' : 'pretty',
         },
         logger,

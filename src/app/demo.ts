@@ -29,6 +29,8 @@ export interface DemoOptions {
   /** Keep the drop folders and broker data of earlier runs. */
   keepData: boolean;
   seed: number;
+  /** Serve OPC UA on this port (security None, loopback); undefined: no OPC UA server. */
+  opcuaPort?: number;
   /** Print the live status line (a terminal) or one JSON line per second (`--json`). */
   status: 'pretty' | 'json' | 'none';
 }
@@ -51,6 +53,7 @@ export function demoConfig(options: DemoOptions): Config {
     web: { host: options.host, port: options.port },
     alert: { resolveAfterCleanFrames: 30 },
     metrics: { windowFrames: 200, windowSeconds: 120 },
+    ...(options.opcuaPort !== undefined ? { opcua: { enabled: true, host: options.host, port: options.opcuaPort } } : {}),
   });
 }
 
