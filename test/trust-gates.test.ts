@@ -139,6 +139,9 @@ describe('trust gates on models/default', () => {
         const reasons = [...metrics.matchAll(/crystalwatch_frames_unusable_total\{camera="[^"]+",reason="([^"]+)"\}/g)].map((m) => m[1]);
         expect(reasons.length).toBeGreaterThan(0);
         for (const r of reasons) expect(UNUSABLE_REASONS).toContain(r);
+        // The shipped model says, wherever it is shown, that it is not calibrated to this camera.
+        expect(new Set(out.predictions.map((p) => p.calibration))).toEqual(new Set(['uncalibrated']));
+        expect(metrics).toMatch(/crystalwatch_model_info\{model="crystalwatch-default",version="[^"]+",calibration="uncalibrated"\} 1/);
       } finally {
         await stage.close();
         await producer.disconnect();

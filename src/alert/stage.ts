@@ -8,7 +8,8 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
-import type { Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
 import { createConsumer, createProducer } from '../bus/kafka.js';
 import { deadLetterRecord } from '../bus/dead-letter.js';
 import { decodePrediction, type Alert, type Prediction } from '../bus/messages.js';
@@ -74,6 +75,9 @@ export interface AlertOptions {
   fromBeginning?: boolean;
   /** Frame ids remembered to drop redelivered predictions. Default 100,000. */
   dedupCapacity?: number;
+  /** Cameras with per-camera series (the configured ones; else the first `maxCameras` seen, default 64). */
+  cameras?: readonly string[];
+  maxCameras?: number;
   /** Camera-runs tracked at once; beyond it the oldest quiet run (no firing alert) is forgotten first. Default 10,000. */
   maxRuns?: number;
   logger?: Logger;
@@ -86,6 +90,8 @@ const KILL_AFTER_OUTBOX = process.env.CRYSTALWATCH_ALERT_FAULT === 'kill-after-o
 
 export class AlertStage extends EventEmitter {
   readonly metrics: AlertMetrics;
+  private readonly known: KnownCameras;
+  private readonly unknownCameras: Counter<'stage'>;
   private readonly lifecycle: AlertLifecycle;
   private readonly dispatcher: AlertDispatcher;
   private readonly logger: Logger;
@@ -107,6 +113,8 @@ export class AlertStage extends EventEmitter {
     this.logger = (options.logger ?? silentLogger).child({ stage: STAGE });
     this.now = options.now ?? Date.now;
     this.metrics = createAlertMetrics(options.registry);
+    this.known = new KnownCameras({ cameras: options.cameras, maxCameras: options.maxCameras });
+    this.unknownCameras = unknownCameraCounter(options.registry);
     this.stateTopic = alertStateTopic(options.topics);
     this.lifecycle = new AlertLifecycle({
       detector: options.detector,
@@ -350,6 +358,10 @@ export class AlertStage extends EventEmitter {
    * never means "fine"; the alert counters too, so increase()/changes() see a first alert.
    */
   private setGauges(camera: string, first: boolean): void {
+    if (!this.known.admit(camera)) {
+      if (first) this.unknownCameras.inc({ stage: STAGE });
+      return;
+    }
     this.metrics.alarm.set({ camera }, this.lifecycle.book.firingOn(camera, 'pg-onset') > 0 ? 1 : 0);
     this.metrics.silent.set({ camera }, this.lifecycle.book.firingOn(camera, 'camera-silent') > 0 ? 1 : 0);
     if (first) {

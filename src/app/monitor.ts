@@ -95,6 +95,8 @@ export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
     delivery: { ...config.alert.delivery, deadlineMs: config.alert.delivery.deadlineSeconds * 1000 },
     silentAfterMs: config.alert.silentAfterSeconds * 1000,
     partitions: config.kafka.partitions,
+    cameras: config.cameras.map((c) => c.id),
+    maxCameras: config.metrics.maxCameras,
     publish: (alert: Alert) => ctx.publish({ type: 'alert', alert }),
     ...(audit ? { onDelivery: audit.onDelivery } : {}),
     logger: logger.child({ stage: 'alert' }),

@@ -166,6 +166,10 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         maxBatchSize: config.classify.maxBatchSize,
         maxBatchWaitMs: config.classify.maxBatchWaitMs,
         maxPixels: config.limits.maxPixels,
+        frozen: config.classify.frozenRepeats === 0 ? false : { repeats: config.classify.frozenRepeats },
+        ...(config.classify.probeGate ? {} : { probe: false as const }),
+        cameras: config.cameras.map((c) => c.id),
+        maxCameras: config.metrics.maxCameras,
         registry,
         logger: logger.child({ stage: 'classify' }),
       });

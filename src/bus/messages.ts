@@ -53,6 +53,8 @@ export const PredictionSchema = z.object({
   /** Ground truth that travelled with the frame (header `label`), when known. */
   label: Label.optional(),
   model: ShortText,
+  /** Whether the model was calibrated on this camera (`crystalwatch calibrate`) or ships uncalibrated. */
+  calibration: z.enum(['uncalibrated', 'calibrated']).optional(),
   backend: ShortText,
   device: ShortText,
   latencyMs: z.number(),

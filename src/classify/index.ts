@@ -10,7 +10,8 @@
  *   await stage.close();
  */
 import type { Kafka, Consumer, Producer, KafkaMessage, Message } from 'kafkajs';
-import type { Registry } from 'prom-client';
+import type { Counter, Registry } from 'prom-client';
+import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
 import type { Topics } from '../bus/topics.js';
 import { createConsumer, createProducer, sendBatched } from '../bus/kafka.js';
 import { decodeFrameHeaders, encodeJson, type FrameHeaders, type Prediction } from '../bus/messages.js';
@@ -64,11 +65,17 @@ export interface ClassifyOptions {
    * `frozen` from that copy on (default 5 repeats); false turns the check off.
    */
   frozen?: FrozenOptions | false;
+  /** Cameras whose frames get per-camera series (the configured ones; else the first `maxCameras` seen). */
+  cameras?: readonly string[];
+  maxCameras?: number;
 }
 
 const STAGE = 'classify';
 
 export class ClassifyStage {
+  private readonly known: KnownCameras;
+  private calibration: 'calibrated' | 'uncalibrated' = 'uncalibrated';
+  private readonly unknownCameras: Counter<'stage'>;
   private classifier?: Classifier;
   private batcher?: MicroBatcher;
   private consumer?: Consumer;
@@ -85,6 +92,8 @@ export class ClassifyStage {
 
   constructor(private readonly o: ClassifyOptions) {
     this.metrics = classifyMetrics(o.registry);
+    this.known = new KnownCameras({ cameras: o.cameras, maxCameras: o.maxCameras });
+    this.unknownCameras = unknownCameraCounter(o.registry);
     this.logger = (o.logger ?? silentLogger).child({ stage: STAGE });
     this.groupId = o.groupId ?? DEFAULT_GROUP_ID;
     if (o.frozen !== false) this.frozen = new FrozenDetector(o.frozen);
@@ -125,7 +134,16 @@ export class ClassifyStage {
     const info = this.classifier.info;
     Object.assign(backendLabels, { backend: info.backend, device: info.device });
     this.metrics.backendInfo.set(backendLabels, 1);
-    this.logger.info({ ...info, modelDir: this.classifier.modelDir }, `classify: model ${info.model} on ${info.backend}/${info.device}`);
+    const { card } = this.classifier;
+    this.calibration = card.calibration?.status ?? 'uncalibrated';
+    this.metrics.modelInfo.set({ model: card.name, version: card.version, calibration: this.calibration }, 1);
+    this.logger.info({ ...info, modelDir: this.classifier.modelDir, calibration: this.calibration }, `classify: model ${info.model} (${this.calibration}) on ${info.backend}/${info.device}`);
+    if (this.calibration === 'uncalibrated') {
+      this.logger.warn(
+        { model: info.model, note: card.calibration?.note },
+        `classify: model ${info.model} is uncalibrated: its out-of-distribution statistics and threshold were fitted on simulator camera profiles, not on these cameras; expect false alarms on a real probe until it is calibrated on this camera's clean frames`,
+      );
+    }
     this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS);
 
     this.producer = createProducer(this.o.kafka);
@@ -224,15 +242,19 @@ export class ClassifyStage {
         ...(r.tiles ? { tiles: r.tiles } : {}),
         ...(headers.label ? { label: headers.label } : {}),
         model: info.model,
+        calibration: this.calibration,
         backend: info.backend,
         device: info.device,
         latencyMs,
         ...(headers['completed-at'] ? { ingestedAt: Number(headers['completed-at']) } : {}),
       };
       predictions.push({ key: headers.camera, value: encodeJson(prediction), headers: { 'frame-id': headers['frame-id'] } });
-      this.metrics.classified.inc({ camera: headers.camera, predicted: r.predicted });
+      // The frame is classified whatever its camera; only known cameras get series of their own.
+      const ownSeries = this.known.admit(headers.camera);
+      if (ownSeries) this.metrics.classified.inc({ camera: headers.camera, predicted: r.predicted });
+      else this.unknownCameras.inc({ stage: STAGE });
       if (r.predicted === 'unusable') {
-        this.metrics.unusable.inc({ camera: headers.camera, reason: r.reason ?? 'unknown' });
+        if (ownSeries) this.metrics.unusable.inc({ camera: headers.camera, reason: r.reason ?? 'unknown' });
         this.stats.unusable++;
       }
       this.stats.predicted++;

@@ -9,6 +9,7 @@ export interface ClassifyMetrics {
   classified: Counter<'camera' | 'predicted'>;
   unusable: Counter<'camera' | 'reason'>;
   backendInfo: Gauge<'backend' | 'device'>;
+  modelInfo: Gauge<'model' | 'version' | 'calibration'>;
   deadLetter: Counter<'stage' | 'reason'>;
   lag: Gauge<'group' | 'topic'>;
 }
@@ -45,6 +46,12 @@ export function classifyMetrics(registry: Registry): ClassifyMetrics {
       name: 'crystalwatch_backend_info',
       help: 'The inference engine in use (value 1): backend onnx|tfjs, device cpu|cuda|tensorrt|webgpu|wasm|...',
       labelNames: ['backend', 'device'] as const,
+      registers,
+    })),
+    modelInfo: once(registry, 'crystalwatch_model_info', () => new Gauge({
+      name: 'crystalwatch_model_info',
+      help: 'The model in use (value 1): its name, card version and calibration (uncalibrated: fitted on the simulator, not on this camera; calibrated: fitted by crystalwatch calibrate).',
+      labelNames: ['model', 'version', 'calibration'] as const,
       registers,
     })),
     deadLetter: deadLetterCounter(registry),

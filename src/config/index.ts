@@ -71,6 +71,10 @@ export const ConfigSchema = z
         backend: z.enum(['auto', 'onnx', 'tfjs']).default(DEFAULT_BACKEND),
         maxBatchSize: z.number().int().min(1).max(1024).default(DEFAULT_MAX_BATCH_SIZE),
         maxBatchWaitMs: z.number().int().min(0).max(10_000).default(DEFAULT_MAX_BATCH_WAIT_MS),
+        /** The same image this many times in a row from one camera is unusable (`frozen`) from that copy on; 0 turns the check off. */
+        frozenRepeats: z.number().int().min(0).max(10_000).refine((n) => n !== 1, 'classify.frozenRepeats must be 0 (off) or at least 2').default(5),
+        /** The model-free "is this a probe image at all" gate (colour, text, noise, flat backgrounds → `not-probe`). */
+        probeGate: z.boolean().default(true),
       })
       .prefault({}),
     metrics: z
