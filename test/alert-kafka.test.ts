@@ -12,7 +12,10 @@ import type { Kafka } from 'kafkajs';
 import { AlertStage, readToEnd, type AlertOptions } from '../src/alert/index.js';
 import { decodeDeadLetter, type DeadLetter } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
-import { freePort, onsetStream, Receiver, waitFor } from './helpers/alert-run.js';
+import { Receiver } from './helpers/alert-run.js';
+import { onsetStream } from './helpers/messages.js';
+import { freePort } from './helpers/ports.js';
+import { waitFor } from './helpers/wait.js';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { createLogger } from '../src/config/logger.js';
 
@@ -84,16 +87,16 @@ describe('AlertStage on the broker', () => {
     const { stage, registry } = make({ sinks: { webhooks: [{ url: await closedPort() }] }, delivery: { baseDelayMs: 50, maxDelayMs: 100, deadlineMs: 1000 } });
     await stage.start();
     await send(bus.kafka);
-    const letters = await waitFor('the dead letter', async () => {
+    const letters = await waitFor(async () => {
       const found = (await records(topics.deadLetter)).filter((r) => r.headers.stage === 'alert-delivery');
       return found.length > 0 ? found : undefined;
-    }, 20_000);
+    }, { timeout: 20_000, message: 'the dead letter' });
     const letter = decodeDeadLetter(Buffer.from(letters[0].value));
     expect(letter.ok).toBe(true);
     const value = (letter as { value: DeadLetter }).value;
     expect(value).toMatchObject({ sourceTopic: topics.alerts, stage: 'alert-delivery', offset: '0' });
     expect(value.reason).toMatch(/^webhook http:\/\/127\.0\.0\.1:\d+\/hook did not take pg-[0-9a-f]{16}:firing within the delivery deadline of 1 s \(\d+ attempts; last error: alert webhook .* unreachable \(ECONNREFUSED\)\)/);
-    await waitFor('the alert offset committed after the dead letter', async () => ((await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1 ? true : undefined), 10_000);
+    await waitFor(async () => (await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1, { timeout: 10_000, message: 'the alert offset committed after the dead letter' });
     expect(await registry.metrics()).toContain('crystalwatch_dead_letter_total{stage="alert-delivery",reason="delivery-deadline"} 1');
   });
 
@@ -116,9 +119,9 @@ describe('AlertStage on the broker', () => {
     await hook.up();
     const second = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
     await second.start();
-    await waitFor('the change delivered after the restart', () => (hook.got.length > 0 ? true : undefined), 15_000);
+    await waitFor(() => hook.got.length > 0, { timeout: 15_000, message: 'the change delivered after the restart' });
     expect(JSON.parse(hook.got[0].body)).toMatchObject({ camera: 'cam-1', state: 'firing' });
-    await waitFor('its offset committed', async () => ((await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1 ? true : undefined), 10_000);
+    await waitFor(async () => (await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1, { timeout: 10_000, message: 'its offset committed' });
   });
 
   it('dead-letters a malformed alerts record and delivers the changes behind it; an acknowledgement survives a restart', async () => {
@@ -133,10 +136,10 @@ describe('AlertStage on the broker', () => {
     const first = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
     await first.start();
     await send(bus.kafka);
-    await waitFor('the firing alert at the webhook', () => (hook.got.length === 1 ? true : undefined), 15_000);
+    await waitFor(() => hook.got.length === 1, { timeout: 15_000, message: 'the firing alert at the webhook' });
     const [alert] = first.list();
-    expect(first.acknowledge(alert.id, 'operator-7')).toMatchObject({ acknowledgedBy: 'operator-7' });
-    await waitFor('the acknowledgement at the webhook', () => (hook.got.some((r) => r.headers['x-crystalwatch-event'] === 'acknowledged') ? true : undefined), 15_000);
+    expect(await first.acknowledge(alert.id, 'operator-7')).toMatchObject({ acknowledgedBy: 'operator-7' });
+    await waitFor(() => hook.got.some((r) => r.headers['x-crystalwatch-event'] === 'acknowledged'), { timeout: 15_000, message: 'the acknowledgement at the webhook' });
     await first.close();
 
     const letters = (await records(topics.deadLetter)).map((r) => decodeDeadLetter(Buffer.from(r.value)));
@@ -146,10 +149,10 @@ describe('AlertStage on the broker', () => {
     const second = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
     await second.start();
     expect(second.list()).toMatchObject([{ id: alert.id, state: 'firing', acknowledgedBy: 'operator-7' }]);
-    expect(second.acknowledge(alert.id, 'someone-else')).toMatchObject({ acknowledgedBy: 'operator-7' }); // once
+    expect(await second.acknowledge(alert.id, 'someone-else')).toMatchObject({ acknowledgedBy: 'operator-7' }); // once
     // The camera films on in PG: the restored alert still fires, nothing new is raised.
     await producePredictionsTo(bus.kafka, topics.predictions, onsetStream('cam-1', 'run-1', 0, 6).map((p, i) => ({ ...p, frameId: `cam-1-run-1-more-${i}` })));
-    await waitFor('the predictions consumed', async () => ((await committed(`t${prefixSeq}-alert`, topics.predictions)) === 14 ? true : undefined), 15_000);
+    await waitFor(async () => (await committed(`t${prefixSeq}-alert`, topics.predictions)) === 14, { timeout: 15_000, message: 'the predictions consumed' });
     expect((await records(topics.alerts)).map((r) => r.headers.event)).toEqual([undefined, 'firing', 'acknowledged']);
     expect(hook.got.map((r) => r.headers['x-crystalwatch-event'])).toEqual(['firing', 'acknowledged']);
   });

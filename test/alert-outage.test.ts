@@ -9,7 +9,10 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { webhookSignatureProblem } from '../src/alert/index.js';
 import type { Alert } from '../src/bus/messages.js';
-import { alertsOnTopic, freePort, kafkaAt, onsetStream, producePredictions, Receiver, startRun, waitFor, writeRunConfig, type RunProcess } from './helpers/alert-run.js';
+import { alertsOnTopic, kafkaAt, producePredictions, Receiver, startRun, writeRunConfig, type RunProcess } from './helpers/alert-run.js';
+import { onsetStream } from './helpers/messages.js';
+import { freePort } from './helpers/ports.js';
+import { waitFor } from './helpers/wait.js';
 
 const temps: string[] = [];
 const running: RunProcess[] = [];
@@ -43,13 +46,14 @@ describe('alert delivery through an outage', () => {
     const { run, hook, kafka } = await start(() => ({ silentAfterSeconds: 0, delivery: { baseDelayMs: 100, maxDelayMs: 2000 } }), ['monitor', 'web']);
     const web = await run.waitForLog((l) => l.msg === 'web server listening', 'the web server', 10_000);
     await producePredictions(kafka, onsetStream('cam-1', 'run-1', 20, 3));
-    const [fired] = await waitFor('the firing alert on the alerts topic', async () => {
+    const [fired] = await waitFor(async () => {
       const all = await alertsOnTopic(kafka);
       return all.length > 0 ? all : undefined;
-    }, 30_000);
+    }, { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' });
     const firedAt = Date.now();
 
-    // The outage: 45 s from the alert, during which every attempt fails.
+    // The outage is what is under test, not a synchronisation: the webhook stays down 45 s from
+    // the alert (past the six attempts the stage once gave up after), and every attempt fails.
     await new Promise((r) => setTimeout(r, Math.max(0, firedAt + 45_000 - Date.now())));
     const metrics = await (await fetch(`${String(web.url)}/metrics`)).text();
     const retried = Number(/crystalwatch_alert_deliveries_total\{sink="webhook",outcome="retried"\} (\d+)/.exec(metrics)?.[1]);
@@ -57,7 +61,7 @@ describe('alert delivery through an outage', () => {
     expect(hook.got).toEqual([]);
     await hook.up();
 
-    await waitFor('the alert at the webhook', () => (hook.got.length > 0 ? true : undefined), 15_000, () => run.stderr().slice(-2000));
+    await waitFor(() => hook.got.length > 0, { timeout: 15_000, message: 'the alert at the webhook', detail: () => run.stderr().slice(-2000) });
     expect(bodies(hook)).toMatchObject([{ id: fired.alert.id, state: 'firing', event: 'firing' }]);
     expect(webhookSignatureProblem(hook.got[0].body, hook.got[0].headers, secret)).toBeUndefined();
     expect(await run.kill('SIGTERM')).toEqual({ code: 0, signal: null });
@@ -67,11 +71,11 @@ describe('alert delivery through an outage', () => {
     const { run, hook, kafka } = await start(() => ({ silentAfterSeconds: 1.5, delivery: { baseDelayMs: 100, maxDelayMs: 500 } }));
     await hook.up();
     await producePredictions(kafka, onsetStream('cam-2', 'run-9', 5, 0));
-    const silent = await waitFor('camera-silent at the webhook', () => bodies(hook).find((a) => a.reason === 'camera-silent'), 20_000, () => run.stderr().slice(-2000));
+    const silent = await waitFor(() => bodies(hook).find((a) => a.reason === 'camera-silent'), { timeout: 20_000, message: 'camera-silent at the webhook', detail: () => run.stderr().slice(-2000) });
     expect(silent).toMatchObject({ camera: 'cam-2', runId: 'run-9', state: 'firing', action: 'check-camera', event: 'firing', evidence: { lastFrameId: 'cam-2-run-9-4', silentSeconds: 1.5 } });
 
     await producePredictions(kafka, onsetStream('cam-2', 'run-9', 1, 0).map((p) => ({ ...p, frameId: 'cam-2-run-9-back' })));
-    await waitFor('camera-silent resolved at the webhook', () => bodies(hook).find((a) => a.id === silent.id && a.state === 'resolved'), 20_000, () => run.stderr().slice(-2000));
+    await waitFor(() => bodies(hook).find((a) => a.id === silent.id && a.state === 'resolved'), { timeout: 20_000, message: 'camera-silent resolved at the webhook', detail: () => run.stderr().slice(-2000) });
     const topic = await alertsOnTopic(kafka);
     expect(await run.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(topic.map((r) => `${r.event} ${r.alert.reason}`)).toEqual(['firing camera-silent', 'resolved camera-silent']);

@@ -10,7 +10,10 @@ import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { webhookSignatureProblem } from '../src/alert/index.js';
 import type { Alert } from '../src/bus/messages.js';
-import { alertsOnTopic, freePort, kafkaAt, onsetStream, producePredictions, Receiver, startRun, waitFor, writeRunConfig, type RunProcess } from './helpers/alert-run.js';
+import { alertsOnTopic, kafkaAt, producePredictions, Receiver, startRun, writeRunConfig, type RunProcess } from './helpers/alert-run.js';
+import { onsetStream } from './helpers/messages.js';
+import { freePort } from './helpers/ports.js';
+import { waitFor } from './helpers/wait.js';
 
 const temps: string[] = [];
 const running: RunProcess[] = [];
@@ -43,10 +46,10 @@ async function setup(alert: (receiver: Receiver) => Record<string, unknown>) {
 async function fireAndStopCamera(brokerPort: number): Promise<{ alert: Alert; event: string }> {
   const kafka = kafkaAt(brokerPort);
   await producePredictions(kafka, onsetStream('cam-1', 'run-1', 20, 3));
-  const records = await waitFor('the firing alert on the alerts topic', async () => {
+  const records = await waitFor(async () => {
     const all = await alertsOnTopic(kafka);
     return all.some((r) => r.event === 'firing') ? all : undefined;
-  }, 30_000);
+  }, { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' });
   expect(records).toHaveLength(1);
   return records[0];
 }
@@ -64,7 +67,7 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
 
       const second = await start();
       await receiver.up();
-      const got = await waitFor(`the firing alert at the ${sink}`, () => (receiver.got.length > 0 ? receiver.got : undefined), 30_000, () => second.stderr().slice(-2000));
+      const got = await waitFor(() => (receiver.got.length > 0 ? receiver.got : undefined), { timeout: 30_000, message: `the firing alert at the ${sink}`, detail: () => second.stderr().slice(-2000) });
       const records = await alertsOnTopic(kafkaAt(brokerPort));
       expect(await second.kill('SIGTERM')).toEqual({ code: 0, signal: null });
 
@@ -101,10 +104,10 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
     await producePredictions(later, onsetStream('cam-1', 'run-1', 0, 30, Date.now()).map((p, i) => ({ ...p, frameId: `cam-1-run-1-after-${i}` })));
     const admin = later.admin();
     await admin.connect();
-    await waitFor('the restarted stage to commit every prediction', async () => {
+    await waitFor(async () => {
       const [topic] = await admin.fetchOffsets({ groupId: 'crystalwatch-alert', topics: ['crystalwatch.predictions'] });
-      return topic?.partitions.every((p) => Number(p.offset) === onset.length + 30) ? true : undefined;
-    }, 30_000, () => restarted.stderr().slice(-2000));
+      return topic?.partitions.every((p) => Number(p.offset) === onset.length + 30);
+    }, { timeout: 30_000, message: 'the restarted stage to commit every prediction', detail: () => restarted.stderr().slice(-2000) });
     await admin.disconnect();
     const records = await alertsOnTopic(later);
     expect(await restarted.kill('SIGTERM')).toEqual({ code: 0, signal: null });

@@ -200,9 +200,9 @@ describe('AlertStage', () => {
     text = await registry.metrics();
     expect(metricValue(text, 'crystalwatch_alarm{camera="cam-1"}')).toBe(0);
 
-    const acked = s.acknowledge(alert!.id, 'operator-7');
+    const acked = await s.acknowledge(alert!.id, 'operator-7');
     expect(acked).toMatchObject({ id: alert!.id, acknowledgedBy: 'operator-7', acknowledgedAt: new Date(T0 + 10_000).toISOString() });
-    expect(s.acknowledge('no-such-alert')).toBeUndefined();
+    expect(await s.acknowledge('no-such-alert')).toBeUndefined();
     expect(published.map((a) => a.state + (a.acknowledgedAt ? '+ack' : ''))).toEqual(['firing', 'resolved', 'resolved+ack']);
     expect(s.list()).toHaveLength(1);
   });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerProcess } from './helpers/broker.js';
+import { waitFor, waitForQuiet } from './helpers/wait.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -38,7 +39,7 @@ async function committed(admin: Admin, groupId: string, topic: string): Promise<
   return Object.fromEntries(offsets.partitions.map((p) => [p.partition, p.offset]));
 }
 
-/** Reads the whole topic with a fresh group and returns every key seen. */
+/** Reads the whole topic with a fresh group: every key seen and how often (a duplicate shows as 2). */
 async function readAllKeys(kafka: Kafka, topic: string, expected: number): Promise<Map<string, number>> {
   const consumer = kafka.consumer({ groupId: `reader-${Date.now()}-${Math.random()}`, sessionTimeout: 6000, heartbeatInterval: 500 });
   await consumer.connect();
@@ -46,9 +47,12 @@ async function readAllKeys(kafka: Kafka, topic: string, expected: number): Promi
   const keys = new Map<string, number>();
   let total = 0;
   await consumer.run({ autoCommit: false, eachMessage: async ({ message }) => { total++; const key = message.key!.toString(); keys.set(key, (keys.get(key) ?? 0) + 1); } });
-  const started = Date.now();
-  while (total < expected && Date.now() - started < 60_000) await new Promise((r) => setTimeout(r, 50));
-  await consumer.disconnect();
+  try {
+    // `expected` records, then 500 ms with no more: a duplicate would show up in that time.
+    await waitForQuiet(() => total, { atLeast: expected, quietMs: 500, timeout: 60_000, message: `${expected} records of ${topic}` });
+  } finally {
+    await consumer.disconnect();
+  }
   return keys;
 }
 
@@ -72,7 +76,7 @@ describe('broker durability across restarts', () => {
     await consumer.subscribe({ topic, fromBeginning: true });
     let consumed = 0;
     await consumer.run({ eachMessage: async () => { consumed++; } });
-    while (consumed < 2000) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(() => consumed >= 2000, { timeout: 60_000, message: 'durable-group to consume the 2000 records' });
     await consumer.disconnect();
     const groupOffsets = await committed(admin, 'durable-group', topic);
     expect(Object.values(groupOffsets).reduce((sum, o) => sum + Number(o), 0)).toBe(2000);
@@ -106,7 +110,7 @@ describe('broker durability across restarts', () => {
         }
       }
     })();
-    while (acknowledged.length < 1500) await new Promise((r) => setTimeout(r, 5));
+    await waitFor(() => acknowledged.length >= 1500, { timeout: 60_000, interval: 5, message: '1500 records acknowledged before the crash' });
     await broker.kill();
     crashed = true;
     await loop;

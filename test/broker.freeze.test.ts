@@ -18,7 +18,8 @@ import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerProcess } from './helpers/broker.js';
-import { body, RawClient, rssMiB, terminateWithin, waitFor } from './helpers/broker-wire.js';
+import { body, RawClient, rssMiB, terminateWithin } from './helpers/broker-wire.js';
+import { waitFor } from './helpers/wait.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -119,7 +120,7 @@ describe('crystalwatch broker against empty fetches and held partial requests', 
     await consumer.run({ eachMessage: async ({ message }) => { seen.push(message.value!.toString()); } });
     for (let i = 0; i < 20; i++) await producer.send({ topic: 'beside-empty-fetches', messages: [{ value: `m${i}` }] });
     expect(await attack).toBe('answered');
-    await waitFor(() => seen.length >= 20, 'kafkajs to consume the 20 records produced during the empty fetches', 30_000);
+    await waitFor(() => seen.length >= 20, { timeout: 30_000, message: 'kafkajs to consume the 20 records produced during the empty fetches' });
     await consumer.disconnect();
     await producer.disconnect();
     expect(seen.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `m${i}`).sort());
@@ -134,10 +135,10 @@ describe('crystalwatch broker against empty fetches and held partial requests', 
     const client = await RawClient.open(broker.address);
     expect(await client.request(18, 0, Buffer.alloc(0)), 'ApiVersions while the partial requests are held').not.toBeNull();
     client.close();
-    await waitFor(() => attack.closed() === 20, 'the broker to close all 20 connections (buffer bound or 3 s deadline)', 30_000);
+    await waitFor(() => attack.closed() === 20, { timeout: 30_000, message: 'the broker to close all 20 connections (buffer bound or 3 s deadline)' });
     // Freed buffers are kept 1 s for reuse before they go back to the OS: wait for RSS to settle, then hold it to the bound.
     let after = rssMiB(pid);
-    await waitFor(() => (after = rssMiB(pid)) < baseline + 50, 'RSS to settle', 15_000).catch(() => {});
+    await waitFor(() => (after = rssMiB(pid)) < baseline + 50, { timeout: 15_000, message: 'RSS to settle' }).catch(() => {});
     console.log(JSON.stringify({ rssMiB: { baseline: Math.round(baseline), heldPeak: Math.round(peak), afterRelease: Math.round(after) } }));
     expect(after).toBeLessThan(baseline + 100);
     expect(broker.stderr).toContain('maxBufferedBytes');
@@ -212,7 +213,7 @@ describe('an HTTP server in the broker\'s process', () => {
     await partial.sentAll;
     expect(probes.filter((p) => p !== 'ok')).toEqual([]);
     expect(probes.length).toBe(30);
-    await waitFor(() => partial.closed() === 10, 'the 2 s read deadline to close the held partial requests', 20_000);
+    await waitFor(() => partial.closed() === 10, { timeout: 20_000, message: 'the 2 s read deadline to close the held partial requests' });
     const exit = await terminateWithin(child, 3000);
     expect(exit?.code).toBe(0);
   });

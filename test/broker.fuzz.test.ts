@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_HANDLERS } from '../src/broker/api/index.js';
 import { BrokerProcess, startTestBroker, type TestBroker } from './helpers/broker.js';
 import { encodeRequest, FUZZ_TOPIC, lengthMutations, prng, randomMutation, REQUEST_GRAMMAR, type EncodedRequest } from './helpers/broker-grammar.js';
-import { body, buildBatch, kcat, produceBody, RawClient, terminateWithin, waitFor } from './helpers/broker-wire.js';
+import { body, buildBatch, kcat, produceBody, RawClient, terminateWithin } from './helpers/broker-wire.js';
+import { waitFor } from './helpers/wait.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -194,7 +195,7 @@ describe('crystalwatch broker fuzzed with every API it answers', () => {
     await consumer.subscribe({ topics: ['survivor', 'after-fuzz'], fromBeginning: true });
     const keys: string[] = [];
     await consumer.run({ eachMessage: async ({ message }) => { keys.push(message.key!.toString()); } });
-    await waitFor(() => keys.length >= 202, 'kafkajs to read the 2 survivor records and the 200 kcat records', 30_000);
+    await waitFor(() => keys.length >= 202, { timeout: 30_000, message: 'kafkajs to read the 2 survivor records and the 200 kcat records' });
     await consumer.disconnect();
     await producer.disconnect();
     expect(keys.filter((k) => k === 'before' || k === 'after').sort()).toEqual(['after', 'before']);

@@ -9,6 +9,7 @@ import { Kafka, logLevel, type Consumer, type EachMessagePayload } from 'kafkajs
 import { Reader } from '../src/broker/protocol/reader.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { waitFor, waitForQuiet } from './helpers/wait.js';
 import { body, RawClient } from './helpers/broker-wire.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -24,15 +25,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-function waitFor(condition: () => boolean, what: string, timeoutMs = 60_000): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const started = Date.now();
-    const timer = setInterval(() => {
-      if (condition()) { clearInterval(timer); resolve(); } else if (Date.now() - started > timeoutMs) { clearInterval(timer); reject(new Error(`timed out waiting for ${what}`)); }
-    }, 20);
-  });
-}
 
 describe('kafkajs against the embedded broker', () => {
   it('produces and consumes 10,000 messages in order per partition, every key once', async () => {
@@ -63,7 +55,7 @@ describe('kafkajs against the embedded broker', () => {
         lastOffset.set(partition, offset);
       },
     });
-    await waitFor(() => seen.size === 10_000, '10,000 messages');
+    await waitFor(() => seen.size === 10_000, { timeout: 60_000, message: '10,000 messages' });
     await consumer.disconnect();
     expect([...seen.values()].every((n) => n === 1)).toBe(true);
     expect(outOfOrder).toBe(0);
@@ -99,7 +91,7 @@ describe('kafkajs against the embedded broker', () => {
         received.set(message.key!.toString(), createHash('sha256').update(message.value!).digest('hex'));
       },
     });
-    await waitFor(() => received.size === 24, '24 messages of 1 MiB');
+    await waitFor(() => received.size === 24, { timeout: 60_000, message: '24 messages of 1 MiB' });
     await consumer.disconnect();
     await producer.disconnect();
     expect(received).toEqual(digests);
@@ -137,20 +129,20 @@ describe('kafkajs against the embedded broker', () => {
 
     await sendRange(0, 3000);
     const a = await start('a');
-    await waitFor(() => counts.size === 3000, 'consumer a to read the first 3000');
+    await waitFor(() => counts.size === 3000, { timeout: 60_000, message: 'consumer a to read the first 3000' });
     expect(assigned.a).toEqual([0, 1, 2, 3, 4, 5]);
 
     const b = await start('b');
-    await waitFor(() => assigned.b.length > 0 && assigned.a.length > 0 && assigned.a.length + assigned.b.length === 6, 'the join rebalance');
+    await waitFor(() => assigned.b.length > 0 && assigned.a.length > 0 && assigned.a.length + assigned.b.length === 6, { timeout: 60_000, message: 'the join rebalance' });
     expect([...assigned.a, ...assigned.b].sort()).toEqual([0, 1, 2, 3, 4, 5]);
     await sendRange(3000, 7000);
-    await waitFor(() => counts.size === 7000, 'both consumers to read messages 3000-6999');
+    await waitFor(() => counts.size === 7000, { timeout: 60_000, message: 'both consumers to read messages 3000-6999' });
     expect(byConsumer.b).toBeGreaterThan(0);
 
     await b.disconnect(); // LeaveGroup: a takes every partition back
-    await waitFor(() => assigned.a.length === 6, 'the leave rebalance');
+    await waitFor(() => assigned.a.length === 6, { timeout: 60_000, message: 'the leave rebalance' });
     await sendRange(7000, 10_000);
-    await waitFor(() => counts.size === 10_000, 'consumer a to read the rest');
+    await waitFor(() => counts.size === 10_000, { timeout: 60_000, message: 'consumer a to read the rest' });
     await a.disconnect();
 
     expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
@@ -174,7 +166,7 @@ describe('kafkajs against the embedded broker', () => {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     await consumer.run({ eachMessage: async ({ message }) => { keys.add(message.key!.toString()); } });
-    await waitFor(() => assigned.length === 1, 'the first join');
+    await waitFor(() => assigned.length === 1, { timeout: 60_000, message: 'the first join' });
 
     // A second member, by hand: joins with a 1 s session, takes its assignment, then goes silent.
     const ghost = await RawClient.open(server.address);
@@ -190,15 +182,15 @@ describe('kafkajs against the embedded broker', () => {
     const ghostId = joined.string();
     const synced = await ghost.request(14, 3, body((w) => { w.string('abandon').int32(generation).string(ghostId).string(null).array([], () => {}); }), false, 30_000);
     expect(synced!.readInt16BE(8)).toBe(0);
-    await waitFor(() => assigned.length >= 2 && assigned[assigned.length - 1].length === 2, 'the split with the ghost member');
+    await waitFor(() => assigned.length >= 2 && assigned[assigned.length - 1].length === 2, { timeout: 60_000, message: 'the split with the ghost member' });
 
-    await waitFor(() => assigned[assigned.length - 1].length === 4, 'the session timeout to hand every partition back');
+    await waitFor(() => assigned[assigned.length - 1].length === 4, { timeout: 60_000, message: 'the session timeout to hand every partition back' });
     const { groups } = await admin.describeGroups(['abandon']);
     expect(groups[0].members.length).toBe(1);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic, messages: Array.from({ length: 400 }, (_, i) => ({ key: `g${i}`, value: 'x', partition: i % 4 })) });
-    await waitFor(() => keys.size === 400, 'the survivor to read all four partitions');
+    await waitFor(() => keys.size === 400, { timeout: 60_000, message: 'the survivor to read all four partitions' });
     ghost.close();
     await producer.disconnect();
     await consumer.disconnect();
@@ -219,13 +211,15 @@ describe('kafkajs against the embedded broker', () => {
       await consumer.connect();
       await consumer.subscribe({ topic: 'across-restart', fromBeginning: true });
       await consumer.run({ eachMessage: async ({ message }) => { const key = message.key!.toString(); seen.set(key, (seen.get(key) ?? 0) + 1); } });
-      await waitFor(() => seen.size === 300, 'the first 300 records');
+      await waitFor(() => seen.size === 300, { timeout: 60_000, message: 'the first 300 records' });
 
       await restartable.close();
       restartable = await startTestBroker({ dataDir, port });
       await producer.send({ topic: 'across-restart', messages: Array.from({ length: 300 }, (_, i) => ({ key: `b${i}`, value: 'x' })) });
-      await waitFor(() => seen.size === 600, 'the 300 records produced after the restart');
-      await new Promise((r) => setTimeout(r, 500)); // a re-delivery would show up here
+      // All 600 in, then 500 ms without another delivery: a re-delivery would show up in that time.
+      const deliveries = (): number => [...seen.values()].reduce((a, b) => a + b, 0);
+      await waitForQuiet(deliveries, { atLeast: 600, quietMs: 500, timeout: 60_000, message: 'the 300 records produced after the restart' });
+      expect(seen.size).toBe(600);
       expect([...seen].filter(([, n]) => n !== 1)).toEqual([]);
     } finally {
       await consumer.disconnect();

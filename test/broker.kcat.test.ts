@@ -7,6 +7,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Kafka, logLevel, PartitionAssigners, type PartitionAssigner } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { kcat as kcatAt } from './helpers/broker-wire.js';
+import { waitFor, waitForExit, waitForQuiet } from './helpers/wait.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -24,28 +26,7 @@ afterAll(async () => {
   await server?.close();
 });
 
-function kcat(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('kcat', ['-b', server.address, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-    children.add(child);
-    let stdout = '';
-    let stderr = '';
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
-    child.on('error', reject);
-    child.on('exit', (code) => { clearTimeout(timer); children.delete(child); resolve({ code, stdout, stderr }); });
-    child.stdin.end(input ?? '');
-  });
-}
-
-async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+const kcat = (args: string[], input?: string): ReturnType<typeof kcatAt> => kcatAt(server.address, args, input);
 
 describe('kcat (librdkafka) against the embedded broker', () => {
   it('kcat -L lists the broker and the topics with their partitions', async () => {
@@ -71,7 +52,7 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     await consumer.subscribe({ topic: 'from-kcat', fromBeginning: true });
     const seen = new Map<string, string>();
     await consumer.run({ eachMessage: async ({ message }) => { seen.set(message.key!.toString(), message.value!.toString()); } });
-    await waitFor(() => seen.size === 2000, 'kafkajs to read 2000 records from kcat');
+    await waitFor(() => seen.size === 2000, { timeout: 60_000, message: 'kafkajs to read 2000 records from kcat' });
     await consumer.disconnect();
     expect(seen.get('key0')).toBe('value-0');
     expect(seen.get('key1999')).toBe('value-1999');
@@ -127,15 +108,15 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     await waitFor(async () => {
       const { groups } = await admin.describeGroups(['mixed']);
       return groups[0].state === 'Stable' && groups[0].members.length === 2;
-    }, 'the mixed group to be stable with 2 members');
+    }, { timeout: 60_000, message: 'the mixed group to be stable with 2 members' });
 
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic, messages: Array.from({ length: 2000 }, (_, i) => ({ key: `m${i}`, value: 'x', partition: i % 4 })) });
     await producer.disconnect();
     const seenByKcat = (): string[] => kcatOut.split('\n').filter(Boolean);
-    await waitFor(() => seenByKcat().length + seenByKafkajs.length >= 2000, 'both members to read 2000 records');
-    await new Promise((r) => setTimeout(r, 500)); // a duplicate would show up here
+    // All 2000 in, then 500 ms without another record: a duplicate would show up in that time.
+    await waitForQuiet(() => seenByKcat().length + seenByKafkajs.length, { atLeast: 2000, quietMs: 500, timeout: 60_000, message: 'both members to read 2000 records' });
 
     const all = [...seenByKcat(), ...seenByKafkajs];
     expect(all.length).toBe(2000);
@@ -143,9 +124,8 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     expect(seenByKcat().length).toBe(1000);
     expect(seenByKafkajs.length).toBe(1000);
 
-    const exited = new Promise((r) => member.once('exit', r));
     member.kill('SIGTERM');
-    await exited;
+    await waitForExit(member, { timeout: 10_000, message: 'the kcat -G member to exit on SIGTERM' });
     children.delete(member);
     await consumer.disconnect();
     await admin.disconnect();

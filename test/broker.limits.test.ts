@@ -14,7 +14,8 @@ import type { BrokerOptions } from '../src/broker/index.js';
 import { resolveLimits } from '../src/broker/limits.js';
 import { MAPPING_BYTES, RequestBuffers } from '../src/broker/request-buffers.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { body, buildBatch, produceBody, produceResult, RawClient, waitFor } from './helpers/broker-wire.js';
+import { body, buildBatch, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
+import { waitFor, waitForQuiet } from './helpers/wait.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -114,7 +115,7 @@ describe('broker limits', () => {
       const client = await open(address);
       client.writeRaw(Buffer.concat([prefix(200 * KiB), Buffer.alloc(150 * KiB - 12)]));
       held.push(client);
-      await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) >= (i + 1) * 150 * KiB, `the broker to hold ${i + 1} partial requests`, 10_000);
+      await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) >= (i + 1) * 150 * KiB, { timeout: 10_000, message: `the broker to hold ${i + 1} partial requests` });
     }
     const last = await open(address);
     last.writeRaw(Buffer.concat([prefix(200 * KiB), Buffer.alloc(150 * KiB - 12)]));
@@ -124,7 +125,7 @@ describe('broker limits', () => {
     expect(await answersApiVersions(address)).toBe(true);
     // Closing the holders gives their bytes back.
     for (const client of held) client.close();
-    await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) === 0, 'the held bytes to be released', 10_000);
+    await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) === 0, { timeout: 10_000, message: 'the held bytes to be released' });
   });
 
   it('completes a big request sent in pieces (read into a buffer of its own) and answers it', async () => {
@@ -157,7 +158,7 @@ describe('broker limits', () => {
     expect(await metric('crystalwatch_broker_connections_refused_total')).toBe(3);
     expect(warnings.filter((w) => w.includes('refusing connection: maxConnections 4 are open')).length).toBe(1); // one line per 10 s under a flood
     accepted[0].close();
-    await waitFor(async () => (await metric('crystalwatch_broker_connections')) === 3, 'the broker to see the connection close', 5000);
+    await waitFor(async () => (await metric('crystalwatch_broker_connections')) === 3, { timeout: 5000, message: 'the broker to see the connection close' });
     expect(await answersApiVersions(address)).toBe(true);
   });
 
@@ -203,20 +204,13 @@ describe('broker limits', () => {
     for (let i = 0; i < 200; i++) socket.write(frame);
     const fetches = (): Promise<number> => metric('crystalwatch_broker_requests_total', { api: 'Fetch' });
     // Wait until the broker has stopped answering (the count holds still for 500 ms), then look at the count.
-    let last = -1;
-    await waitFor(async () => {
-      const now = await fetches();
-      const still = now === last;
-      last = now;
-      if (!still) await new Promise((r) => setTimeout(r, 500));
-      return still;
-    }, 'the broker to stop answering the client that reads nothing', 30_000);
+    const last = await waitForQuiet(fetches, { quietMs: 500, interval: 100, timeout: 30_000, message: 'the broker to stop answering the client that reads nothing' });
     expect(last).toBeLessThan(100);
     let received = 0;
     socket.on('data', (chunk: Buffer) => { received += chunk.length; });
     socket.resume();
-    await waitFor(async () => (await fetches()) === 200, 'all 200 fetches answered once the client reads', 30_000);
-    await waitFor(() => received >= 200 * MiB, 'the 200 answers to arrive', 30_000);
+    await waitFor(async () => (await fetches()) === 200, { timeout: 30_000, message: 'all 200 fetches answered once the client reads' });
+    await waitFor(() => received >= 200 * MiB, { timeout: 30_000, message: 'the 200 answers to arrive' });
     socket.destroy();
   });
 });

@@ -18,6 +18,7 @@ import { splitProducedBatches } from '../src/broker/protocol/record-batch.js';
 import { Writer } from '../src/broker/protocol/writer.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { body, buildBatch, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
+import { waitFor } from './helpers/wait.js';
 
 let server: TestBroker;
 let client: RawClient;
@@ -281,11 +282,13 @@ describe('retention', () => {
       await raw.request(3, 6, body((w) => { w.array(['sized'], (x, t) => { x.string(t); }).boolean(true); }));
       for (let i = 0; i < 100; i++) await raw.request(0, 7, produceBody('sized', 0, buildBatch([{ value: Buffer.alloc(1000, i) }])));
       const readStart = async (topic: string): Promise<ReturnType<typeof parseFetch>> => parseFetch((await raw.request(1, 11, fetchBody(topic, 99)))!);
-      let state = await readStart('sized');
       // Batches are 1070 bytes, 3 per 4 KiB segment, so 34 segments (the last holds offset 99 alone).
       // Kafka's rule keeps the shortest suffix whose size minus its oldest segment is < 16 KiB:
       // segments 28..33 = 5 × 3210 + 1070 = 17120 bytes, so the log starts at offset 84.
-      for (let tries = 0; state.logStartOffset < 84 && tries < 200; tries++) { await new Promise((r) => setTimeout(r, 50)); state = await readStart('sized'); }
+      const state = await waitFor(async () => {
+        const now = await readStart('sized');
+        return now.logStartOffset >= 84 ? now : undefined;
+      }, { timeout: 10_000, message: 'size retention to delete the oldest segments (log start offset 84)' });
       expect(state.highWatermark).toBe(100);
       expect(state.logStartOffset).toBe(84);
       expect(state.baseOffsets).toEqual([99]);
@@ -299,8 +302,10 @@ describe('retention', () => {
       }));
       expect(created).not.toBeNull();
       for (let i = 0; i < 3; i++) await raw.request(0, 7, produceBody('aged', 0, buildBatch([{ value: Buffer.from('old') }], { baseTimestamp: Date.now() - 3_600_000 })));
-      let aged = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!);
-      for (let tries = 0; aged.logStartOffset < 3 && tries < 200; tries++) { await new Promise((r) => setTimeout(r, 50)); aged = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!); }
+      const aged = await waitFor(async () => {
+        const now = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!);
+        return now.logStartOffset >= 3 ? now : undefined;
+      }, { timeout: 10_000, message: 'age retention to delete the hour-old records (log start offset 3)' });
       expect(aged.logStartOffset).toBe(3);
       expect(aged.highWatermark).toBe(3);
     } finally {

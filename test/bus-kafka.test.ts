@@ -1,7 +1,9 @@
 /** Bus helpers against the real embedded broker: topics, batched sends, commit-after-processing consumers. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Kafka } from 'kafkajs';
-import { startTestBus, sleep, type TestBus } from './helpers/bus.js';
+import { startTestBus, type TestBus } from './helpers/bus.js';
+import { readTopic } from './helpers/topic.js';
+import { waitFor, waitForQuiet } from './helpers/wait.js';
 import { createConsumer, createProducer, ensureTopics, runBatchConsumer, sendBatched } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 
@@ -40,13 +42,9 @@ describe('bus helpers (real broker)', () => {
     expect(results.map((r) => r.messages.length)).toEqual([2, 2, 2, 2, 2, 2]);
     expect(results.map((r) => r.metadata[0].baseOffset)).toEqual(['0', '2', '4', '6', '8', '10']);
 
-    const consumer = createConsumer(kafka, 'g-split');
-    const got: Buffer[] = [];
-    await consumer.connect();
-    await consumer.subscribe({ topics: [topics.frames], fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => { got.push(message.value!); } });
-    while (got.length < 12) await sleep(20);
-    await consumer.disconnect();
+    const reader = await readTopic(kafka, topics.frames, (r) => r.value!);
+    const got = await reader.quiet({ atLeast: 12, quietMs: 300, timeout: 30_000, message: '12 records of 400 KiB' }).finally(() => reader.close());
+    expect(got).toHaveLength(12);
     expect(got.map((b) => b[0])).toEqual(values.map((v) => v[0]));
     expect(got.every((b, i) => b.equals(values[i]))).toBe(true);
   });
@@ -69,7 +67,7 @@ describe('bus helpers (real broker)', () => {
         for (const m of batch.messages) seen.push(m.value!.toString());
       },
     });
-    while (seen.length < 20) await sleep(20);
+    await waitFor(() => seen.length >= 20, { timeout: 30_000, message: 'the 20 records, after the failed batch came back' });
     await first.disconnect();
     expect(failures).toBe(1);
     expect(seen.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => String(i))); // the failed batch was re-delivered whole
@@ -80,8 +78,8 @@ describe('bus helpers (real broker)', () => {
     const later: string[] = [];
     const second = createConsumer(kafka, 'g-commit');
     await runBatchConsumer(second, { topics: [topics.predictions], handle: async (batch) => { for (const m of batch.messages) later.push(m.value!.toString()); } });
-    while (later.length < 1) await sleep(20);
-    await sleep(500);
+    // The new record, then 500 ms with no more: an old record delivered again would show up in that time.
+    await waitForQuiet(() => later.length, { atLeast: 1, quietMs: 500, timeout: 30_000, message: 'the record produced after the restart' });
     await second.disconnect();
     expect(later).toEqual(['new']);
   });

@@ -10,8 +10,10 @@ import { join, resolve } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
 import type { Broker } from '../src/broker/index.js';
-import { noisePng, startTestBus, sleep, type TestBus } from './helpers/bus.js';
-import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
+import { noisePng, startTestBus, type TestBus } from './helpers/bus.js';
+import { readTopic } from './helpers/topic.js';
+import { waitFor, waitForExit } from './helpers/wait.js';
+import { ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames, type Topics } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
@@ -34,20 +36,15 @@ afterEach(async () => {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-async function readTopic(topic: string, atLeast: number, settleMs = 1500): Promise<Array<{ frameId: string; value: Buffer }>> {
-  const consumer = createConsumer(kafka, `check-${Math.random().toString(36).slice(2)}`);
-  const out: Array<{ frameId: string; value: Buffer }> = [];
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await consumer.run({ eachMessage: async ({ message }) => {
-    const h = decodeFrameHeaders(message.headers);
-    if (!h.ok) throw new Error(h.reason);
-    out.push({ frameId: h.value['frame-id'], value: message.value! });
-  } });
-  while (out.length < atLeast) await sleep(50);
-  await sleep(settleMs); // room for a duplicate to show up
-  await consumer.disconnect();
-  return out;
+/** Every frame on `topic` (duplicates too): `atLeast` of them, then `quietMs` with no more. */
+async function framesOn(topic: string, atLeast: number, quietMs = 1500): Promise<Array<{ frameId: string; value: Buffer }>> {
+  const reader = await readTopic(kafka, topic, (r) => {
+    const h = decodeFrameHeaders(r.headers);
+    if (!h.ok) throw new Error(`frame at offset ${r.offset}: ${h.reason}`);
+    return { frameId: h.value['frame-id'], value: r.value! };
+  });
+  // The quiet period is room for a duplicate to show up.
+  return reader.quiet({ atLeast, quietMs, timeout: 60_000, message: `${atLeast} frames on ${topic}` }).finally(() => reader.close());
 }
 
 /** Frames acknowledged so far: `--after move` archives each one after its ack. */
@@ -66,9 +63,8 @@ function startIngest(watch: string, ledger: string, topics: Topics): ChildProces
 }
 
 async function kill9(child: ChildProcess): Promise<void> {
-  const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGKILL');
-  await exited;
+  await waitForExit(child, { timeout: 10_000, message: 'crystalwatch ingest to die on SIGKILL' });
 }
 
 describe('ingest crash safety', () => {
@@ -87,28 +83,29 @@ describe('ingest crash safety', () => {
         const name = `f${String(i).padStart(5, '0')}.png`;
         await writeFile(join(watch, `${name}.tmp`), images[i]);
         await rename(join(watch, `${name}.tmp`), join(watch, name));
-        if (i % 10 === 0) await sleep(20);
+        if (i % 10 === 0) await new Promise((r) => setTimeout(r, 20)); // pacing the camera, not synchronisation
       }
     })();
     // Kill at different moments after an ack, so some kills land mid-request.
     for (const [killAt, delayMs] of [[120, 0], [260, 7], [400, 19]]) {
-      while ((await archived(watch)) < killAt) await sleep(5);
-      await sleep(delayMs);
+      await waitFor(async () => (await archived(watch)) >= killAt, { timeout: 60_000, interval: 5, message: `${killAt} frames archived before kill -9` });
+      // The scenario, not a synchronisation: kill 0, 7 or 19 ms after that ack.
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       await kill9(child);
       child = startIngest(watch, ledger, topics);
     }
     await writer;
 
-    const got = await readTopic(topics.frames, total);
+    const got = await framesOn(topics.frames, total);
     expect(got).toHaveLength(total);
     expect(new Set(got.map((m) => m.frameId)).size).toBe(total);
     expect(got.map((m) => sha(m.value)).sort()).toEqual(images.map(sha).sort());
     // Every file ends in the archive once Kafka has it; the drop folder empties.
-    for (let i = 0; i < 200 && (await readdir(join(watch, '.archive')).catch(() => [])).length < total; i += 1) await sleep(50);
+    await waitFor(async () => (await archived(watch)) >= total, { timeout: 10_000, message: `all ${total} files archived` });
     expect((await readdir(join(watch, '.archive'))).length).toBe(total);
     expect((await readdir(watch)).filter((n) => n.endsWith('.png'))).toEqual([]);
     child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
+    await waitForExit(child, { timeout: 15_000, message: 'crystalwatch ingest to exit on SIGTERM' });
   });
 
   it('a crash between the Kafka ack and the ledger ack: the frame is found in Kafka, not sent again', async () => {
@@ -122,7 +119,7 @@ describe('ingest crash safety', () => {
 
     const first = new IngestStage({ kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam', watch }], ledgerPath });
     await first.start();
-    while (first.stats.ingested < 2) await sleep(20);
+    await waitFor(() => first.stats.ingested >= 2, { timeout: 30_000, message: 'a.png and b.png ingested' });
     await first.close();
 
     // Forget the ack of b.png, as if the process died right after Kafka acknowledged it.
@@ -133,8 +130,8 @@ describe('ingest crash safety', () => {
     await writeFile(join(watch, 'c.png'), await noisePng(64, 64, 3));
     const second = new IngestStage({ kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam', watch }], ledgerPath });
     await second.start();
-    while (second.stats.ingested < 1) await sleep(20);
-    const got = await readTopic(topics.frames, 3);
+    await waitFor(() => second.stats.ingested >= 1, { timeout: 30_000, message: 'c.png ingested' });
+    const got = await framesOn(topics.frames, 3);
     await second.close();
     expect(got.map((m) => m.frameId).length).toBe(3);
     expect(new Set(got.map((m) => m.frameId)).size).toBe(3);

@@ -7,7 +7,9 @@ import { Registry } from 'prom-client';
 import { pino } from 'pino';
 import type { Kafka } from 'kafkajs';
 import { noisePng, startTestBus, type TestBus } from './helpers/bus.js';
-import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
+import { readTopic } from './helpers/topic.js';
+import { waitForQuiet } from './helpers/wait.js';
+import { ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
@@ -73,7 +75,8 @@ describe('ingest quarantine', () => {
 
       const quarantine = join(watch, '.quarantine');
       const want = Object.keys(expected).length;
-      for (let i = 0; i < 400 && stage.stats.rejected < want; i += 1) await new Promise((r) => setTimeout(r, 50));
+      // All rejected, then quiet: a file rejected twice would show up in that time.
+      await waitForQuiet(() => stage.stats.rejected, { atLeast: want, quietMs: 500, timeout: 20_000, message: `${want} files quarantined` });
       expect(stage.stats.rejected).toBe(want);
 
       for (const [name, reason] of Object.entries(expected)) {
@@ -97,19 +100,13 @@ describe('ingest quarantine', () => {
       const warnings = logLines.map((l) => JSON.parse(l) as { file?: string; reason?: string }).filter((l) => l.reason);
       expect(warnings.map((w) => w.file).sort()).toEqual(Object.keys(expected).sort());
 
-      // The good frame went through.
-      const consumer = createConsumer(kafka, 'q-check');
-      const frames: string[] = [];
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topics.frames], fromBeginning: true });
-      await new Promise<void>((resolve) => {
-        void consumer.run({ eachMessage: async ({ message }) => {
-          const h = decodeFrameHeaders(message.headers);
-          if (h.ok) frames.push(h.value['frame-id']);
-          resolve();
-        } });
+      // The good frame went through, and nothing else did.
+      const reader = await readTopic(kafka, topics.frames, (r) => {
+        const h = decodeFrameHeaders(r.headers);
+        if (!h.ok) throw new Error(`frame at offset ${r.offset}: ${h.reason}`);
+        return h.value['frame-id'];
       });
-      await consumer.disconnect();
+      const frames = await reader.quiet({ atLeast: 1, quietMs: 500, timeout: 20_000, message: 'the good frame on the topic' }).finally(() => reader.close());
       expect(frames).toHaveLength(1);
       expect(stage.stats.ingested).toBe(1);
     } finally {

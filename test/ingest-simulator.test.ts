@@ -8,8 +8,10 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
-import { startTestBus, sleep, type TestBus } from './helpers/bus.js';
-import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
+import { startTestBus, type TestBus } from './helpers/bus.js';
+import { readTopic } from './helpers/topic.js';
+import { waitFor } from './helpers/wait.js';
+import { ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders, type FrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
@@ -45,17 +47,16 @@ describe('simulator camera → ingest', () => {
       const damaged = truths.filter((t) => t.fault);
       expect(truths.length).toBe(40);
       expect(damaged.length).toBeGreaterThan(0);
-      while (stage.stats.ingested + stage.stats.rejected < truths.length) await sleep(50);
+      await waitFor(() => stage.stats.ingested + stage.stats.rejected >= truths.length, { timeout: 30_000, message: `all ${truths.length} frames ingested or rejected`, detail: () => JSON.stringify(stage.stats) });
       expect(stage.stats).toEqual({ ingested: good.length, rejected: damaged.length });
 
-      const consumer = createConsumer(kafka, 'sim-check');
-      const got: FrameHeaders[] = [];
-      await consumer.connect();
-      await consumer.subscribe({ topics: [topics.frames], fromBeginning: true });
-      await consumer.run({ eachMessage: async ({ message }) => { const h = decodeFrameHeaders(message.headers); if (h.ok) got.push(h.value); } });
-      while (got.length < good.length) await sleep(50);
-      await sleep(1000);
-      await consumer.disconnect();
+      const frames = await readTopic(kafka, topics.frames, (r): FrameHeaders => {
+        const h = decodeFrameHeaders(r.headers);
+        if (!h.ok) throw new Error(`frame at offset ${r.offset}: ${h.reason}`);
+        return h.value;
+      });
+      // Every good frame, then 1 s with no more: a duplicate would show up in that time.
+      const got = await frames.quiet({ atLeast: good.length, quietMs: 1000, timeout: 30_000, message: `${good.length} good frames on the topic` }).finally(() => frames.close());
 
       expect(got.map((h) => h['captured-at'])).toEqual(good.map((t) => new Date(t.capturedAt).toISOString()));
       expect(got.map((h) => h.label)).toEqual(good.map((t) => t.label));

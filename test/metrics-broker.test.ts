@@ -15,6 +15,8 @@ import { topicNames } from '../src/bus/topics.js';
 import { DeadLetterSchema, type Alert, type Prediction } from '../src/bus/messages.js';
 import { MetricsStage, type QualityEvent } from '../src/metrics/index.js';
 import { AlertStage } from '../src/alert/index.js';
+import { prediction as buildPrediction } from './helpers/messages.js';
+import { waitFor, waitForQuiet } from './helpers/wait.js';
 
 let dir: string;
 let broker: Broker;
@@ -26,16 +28,6 @@ const registry = new Registry();
 const topics = topicNames(`mb${process.pid}.`);
 const deadLetters: Record<string, unknown>[] = [];
 const quality: QualityEvent[] = [];
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'cw-metrics-'));
@@ -69,12 +61,8 @@ afterAll(async () => {
 });
 
 const T0 = Date.parse('2026-03-01T08:00:00Z');
-function prediction(camera: string, i: number, pPG: number): Prediction {
-  return {
-    frameId: `${camera}/${i}`, camera, runId: 'r1', capturedAt: new Date(T0 + i * 100).toISOString(),
-    pPG, predicted: pPG >= 0.5 ? 'pg' : 'cex', model: 'm', backend: 'none', device: 'cpu', latencyMs: 2,
-  };
-}
+const prediction = (camera: string, i: number, pPG: number): Prediction =>
+  buildPrediction({ frameId: `${camera}/${i}`, camera, runId: 'r1', capturedAt: new Date(T0 + i * 100).toISOString(), pPG });
 
 describe('metrics and alert stages on the broker', () => {
   it('counts redelivered predictions once, dead-letters malformed ones, and joins a late lab result', async () => {
@@ -98,19 +86,19 @@ describe('metrics and alert stages on the broker', () => {
       ],
     });
 
-    const snap = await until('40 labelled frames', () => {
+    const snap = await waitFor(() => {
       const s = metrics.snapshot().find((x) => x.camera === 'cam-a' && x.window === '100f');
       return s && s.support === 40 ? s : undefined;
-    });
+    }, { timeout: 30_000, message: '40 labelled frames' });
     // frame 5 (pPG 0.04, labelled PG by id before the span) is the one miss: the first label wins.
     expect(snap).toMatchObject({ tp: 10, fp: 0, fn: 1, tn: 29, precision: 1 });
     expect(snap.recall).toBeCloseTo(10 / 11, 12);
     expect(quality.at(-1)).toMatchObject({ camera: 'cam-a', support: 40 });
 
-    const text = await until('every redelivery counted by both stages', async () => {
+    const text = await waitFor(async () => {
       const t = await registry.metrics();
       return t.includes('crystalwatch_duplicate_predictions_total{stage="metrics"} 40') && t.includes('crystalwatch_duplicate_predictions_total{stage="alert"} 40') ? t : undefined;
-    });
+    }, { timeout: 30_000, message: 'every redelivery counted by both stages' });
     expect(text).toContain('crystalwatch_labels_joined_total{source="span"} 39');
     expect(text).toContain('crystalwatch_labels_joined_total{source="frame"} 1');
     expect(text).toContain('crystalwatch_confusion_total{camera="cam-a",actual="pg",predicted="pg"} 10');
@@ -122,7 +110,8 @@ describe('metrics and alert stages on the broker', () => {
     expect(fired[0].evidence.firstPgFrameId).toBe('cam-a/30');
 
     // 2 malformed predictions seen by both stages + 1 malformed label → 5 dead letters, each with its reason.
-    await until('dead letters', () => (deadLetters.length >= 5 ? true : undefined));
+    // Five letters, then quiet: a sixth (a letter written twice) would show up in that time.
+    await waitForQuiet(() => deadLetters.length, { atLeast: 5, quietMs: 500, timeout: 30_000, message: '5 dead letters' });
     const reasons = deadLetters.map((d) => `${d.stage}: ${d.reason}`).sort();
     // Every letter follows the one contract, whichever stage wrote it.
     for (const letter of deadLetters) expect(DeadLetterSchema.safeParse(letter).success, JSON.stringify(letter)).toBe(true);

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from 'kafkajs';
 import { renderFrame } from '../simulator/index.js';
 import { startTestBus, noisePng, type TestBus } from './helpers/bus.js';
+import { waitForExit } from './helpers/wait.js';
 import { createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { deadLetterRecord } from '../src/bus/dead-letter.js';
@@ -203,7 +204,7 @@ describe('crystalwatch report (the real command)', () => {
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const code = await waitForExit(child, { timeout: 60_000, message: 'crystalwatch report to finish', detail: () => stderr.slice(-3000) });
     expect(code, stderr).toBe(0);
     expect(stderr).toContain('report: reading predictions');
     const summary = JSON.parse(stdout.trim()) as Record<string, unknown>;

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FrameCamera, frameFileName, renderFrame, type FrameTruth } from '../simulator/index.js';
+import { waitFor } from './helpers/wait.js';
 
 const temps: string[] = [];
 async function tempDir(): Promise<string> {
@@ -131,7 +132,9 @@ describe('FrameCamera', () => {
     await camera.done();
     await camera.close();
     await camera.close();
-    await new Promise((r) => setTimeout(r, 50));
+    // fs.watch reports asynchronously: wait until it has seen every file the camera left.
+    const left = (await readdir(out)).filter((f) => !f.startsWith('.'));
+    await waitFor(() => left.every((f) => appeared.includes(f)), { timeout: 5_000, message: 'fs.watch to report every file written', detail: () => `seen ${appeared.join(', ')}` });
     watcher.close();
     expect(camera.framesWritten).toBe(8);
     const pngsSeen = appeared.filter((n) => n.endsWith('.png'));
@@ -183,7 +186,7 @@ describe('FrameCamera', () => {
     for (let k = 0; k < 400 && camera.framesWritten === 0; k++) {
       const png = (await readdir(out)).find((f) => f.startsWith(name) && f.endsWith('.png'));
       if (png) sizes.push((await stat(join(out, png))).size);
-      await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 5)); // the sampling period, not synchronisation
     }
     await camera.done();
     await camera.close();
@@ -197,9 +200,10 @@ describe('FrameCamera', () => {
     const out = await tempDir();
     const camera = new FrameCamera({ out, fps: 20, width: 160, height: 120, seed: 1 });
     await camera.start();
-    while (camera.framesWritten < 3) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(() => camera.framesWritten >= 3, { timeout: 10_000, message: '3 frames in real time' });
     await camera.close();
     const after = camera.framesWritten;
+    // What is under test: nothing is written during 150 ms (3 frame periods at 20 fps) after close().
     await new Promise((r) => setTimeout(r, 150));
     expect(camera.framesWritten).toBe(after);
     await camera.done();

@@ -13,6 +13,8 @@ import { encodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { WebServer } from '../src/web/index.js';
 import { renderCrop } from '../simulator/index.js';
+import { frameHeaders } from './helpers/messages.js';
+import { waitFor } from './helpers/wait.js';
 
 const topics = topicNames('webtest.');
 let broker: TestBroker;
@@ -37,7 +39,7 @@ afterAll(async () => {
 });
 
 async function produceFrame(camera: string, frameId: string, value: Buffer, capturedAt = new Date().toISOString()): Promise<void> {
-  const headers = encodeFrameHeaders({ 'frame-id': frameId, camera, 'captured-at': capturedAt, 'content-type': 'image/png', 'run-id': 'run-1' });
+  const headers = encodeFrameHeaders(frameHeaders({ 'frame-id': frameId, camera, 'captured-at': capturedAt }));
   await producer.send({ topic: topics.frames, messages: [{ key: camera, value, headers }] });
 }
 
@@ -49,31 +51,27 @@ describe('thumbnails from the frames topic', () => {
   it('consumes frames from latest with its own group and serves ≤320 px JPEGs', async () => {
     const crop = await renderCrop({ label: 'pg', seed: 42, width: 640, height: 480 });
     // The consumer starts from the latest offset: keep producing until it has joined and seen one.
-    const deadline = Date.now() + 60_000;
     let n = 0;
-    for (;;) {
+    await waitFor(async () => {
       await produceFrame('cam-a', `cam-a-warmup-${n++}`, crop.png);
-      if ((await get('/api/cameras/cam-a/latest.jpg')).status === 200) break;
-      if (Date.now() > deadline) throw new Error('no thumbnail within 60 s of producing frames');
-      await new Promise((r) => setTimeout(r, 500));
-    }
+      return (await get('/api/cameras/cam-a/latest.jpg')).status === 200;
+    }, { timeout: 60_000, interval: 500, message: 'a thumbnail of cam-a while producing a frame every 0.5 s' });
 
     await produceFrame('cam-b', 'cam-b-2026-11-22T10:00:00Z-0001', crop.png, '2026-11-22T10:00:00.000Z');
     await produceFrame('cam-b', 'cam-b-bad-bytes', Buffer.from('this is not an image'));
     await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: { camera: 'cam-b' } }] }); // no frame-id
     // A frame produced a minute ago: the page is behind the line, so it is skipped, not shown late.
-    const old = encodeFrameHeaders({ 'frame-id': 'cam-b-old', camera: 'cam-b', 'captured-at': '2026-11-22T09:59:00.000Z', 'content-type': 'image/png', 'run-id': 'run-1' });
+    const old = encodeFrameHeaders(frameHeaders({ 'frame-id': 'cam-b-old', camera: 'cam-b', 'captured-at': '2026-11-22T09:59:00.000Z' }));
     await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: old, timestamp: String(Date.now() - 60_000) }] });
-    let response: Response | undefined;
-    for (let i = 0; i < 60; i++) {
-      response = await get('/api/frames/cam-b-2026-11-22T10%3A00%3A00Z-0001/thumbnail');
+    // The good frame's thumbnail, and each of the three bad records counted.
+    const response = await waitFor(async () => {
+      const thumbnail = await get('/api/frames/cam-b-2026-11-22T10%3A00%3A00Z-0001/thumbnail');
       const metrics = await (await get('/metrics')).text();
-      if (response.status === 200 && /result="bad_headers"\} 1/.test(metrics) && /result="decode_error"\} 1/.test(metrics) && /result="skipped_lag"\} 1/.test(metrics)) break;
-      await new Promise((r) => setTimeout(r, 250));
-    }
-    expect(response?.status).toBe(200);
-    expect(response?.headers.get('content-type')).toBe('image/jpeg');
-    const meta = await sharp(Buffer.from(await response!.arrayBuffer())).metadata();
+      return thumbnail.status === 200 && ['bad_headers', 'decode_error', 'skipped_lag'].every((r) => metrics.includes(`result="${r}"}`)) ? thumbnail : undefined;
+    }, { timeout: 15_000, interval: 250, message: "cam-b's thumbnail and its three bad records counted" });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('image/jpeg');
+    const meta = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 320, 240]);
 
     const metrics = await (await get('/metrics')).text();

@@ -6,32 +6,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import net from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import type { Alert, Prediction } from '../../src/bus/messages.js';
 import { readToEnd } from '../../src/alert/restore.js';
 import { cli, root } from './demo.js';
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
-}
-
-/** Polls `probe` until it returns a value; fails with `what` and `detail()` after `timeoutMs`. */
-export async function waitFor<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number, detail: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? `\n${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+import { waitFor } from './wait.js';
 
 export interface RunConfig {
   dataDir: string;
@@ -88,10 +69,10 @@ export async function startRun(configFile: string, env: Record<string, string> =
     logs,
     exited,
     stderr: () => stderr,
-    waitForLog: (test, what, timeoutMs) => waitFor(what, () => {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`crystalwatch run exited (${child.exitCode ?? child.signalCode}) before ${what}:\n${stderr.slice(-3000)}`);
-      return logs.find(test);
-    }, timeoutMs, () => stderr.slice(-3000)),
+    waitForLog: (test, what, timeoutMs) => waitFor(() => logs.find(test), {
+      timeout: timeoutMs, message: what, detail: () => stderr.slice(-3000),
+      stopIf: () => (child.exitCode !== null || child.signalCode !== null ? `crystalwatch run exited (${child.exitCode ?? child.signalCode})` : undefined),
+    }),
     kill: async (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return exited;
@@ -123,14 +104,6 @@ export async function alertsOnTopic(kafka: Kafka): Promise<{ alert: Alert; event
     out.push({ alert: JSON.parse(message.value!.toString()) as Alert, event: message.headers?.event?.toString() ?? '' });
   }, { groupPrefix: 'alert-durability-test-reader' });
   return out;
-}
-
-/** Predictions of one camera-run: `clean` CEX frames, then `pg` PG frames. */
-export function onsetStream(camera: string, runId: string, clean: number, pg: number, startMs = Date.now() - 60_000): Prediction[] {
-  return Array.from({ length: clean + pg }, (_, i) => ({
-    frameId: `${camera}-${runId}-${i}`, camera, runId, capturedAt: new Date(startMs + i * 100).toISOString(),
-    pPG: i < clean ? 0.02 : 0.98, predicted: i < clean ? 'cex' : 'pg', model: 'test', backend: 'none', device: 'cpu', latencyMs: 1,
-  }));
 }
 
 export interface Received {

@@ -168,15 +168,6 @@ export function produceResult(frame: Buffer): { errorCode: number; baseOffset: n
   return { errorCode: frame.readInt16BE(position), baseOffset: Number(frame.readBigInt64BE(position + 2)) };
 }
 
-/** Waits for `condition` with a deadline; the message says what never happened. */
-export async function waitFor(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const started = Date.now();
-  while (!(await condition())) {
-    if (Date.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** Runs kcat (librdkafka) against `address`; killed after `timeoutMs`. */
 export function kcat(address: string, args: string[], input = '', timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startBroker, type Broker, type BrokerOptions } from '../../src/broker/index.js';
+import { waitFor, waitForExit } from './wait.js';
 
 export interface TestBroker {
   broker: Broker;
@@ -57,16 +58,16 @@ export class BrokerProcess {
     const child = spawn(process.execPath, [CLI, 'broker', '--port', String(port), '--data-dir', this.dataDir, '--log-level', 'warn', ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
     child.stderr!.on('data', (chunk: Buffer) => { this.stderr = (this.stderr + chunk.toString()).slice(-20_000); });
-    const lines = createInterface({ input: child.stdout! });
-    this.port = await new Promise<number>((resolvePort, reject) => {
-      const onExit = (code: number | null): void => reject(new Error(`broker exited with ${code} before listening: ${this.stderr}`));
-      child.once('exit', onExit);
-      lines.on('line', (line) => {
-        try {
-          const event = JSON.parse(line) as { event: string; port: number };
-          if (event.event === 'listening') { child.off('exit', onExit); resolvePort(event.port); }
-        } catch { /* not our line */ }
-      });
+    let listening: number | undefined;
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      try {
+        const event = JSON.parse(line) as { event: string; port: number };
+        if (event.event === 'listening') listening = event.port;
+      } catch { /* not our line */ }
+    });
+    this.port = await waitFor(() => listening, {
+      timeout: 30_000, message: 'the broker process to print its listening line', detail: () => this.stderr,
+      stopIf: () => (child.exitCode !== null || child.signalCode !== null ? `broker exited with ${child.exitCode ?? child.signalCode} before listening (npm run build first?)` : undefined),
     });
   }
 
@@ -83,9 +84,8 @@ export class BrokerProcess {
   private async signal(signal: NodeJS.Signals): Promise<number | null> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
-    const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
     child.kill(signal);
-    const code = await exited;
+    const code = await waitForExit(child, { timeout: 30_000, message: `the broker process to exit on ${signal}`, detail: () => this.stderr });
     this.child = undefined;
     return code;
   }

@@ -44,5 +44,3 @@ export function noise(width: number, height: number, seed: number): Buffer {
 
 export const noisePng = (width: number, height: number, seed: number): Promise<Buffer> =>
   sharp(noise(width, height, seed), { raw: { width, height, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -2,6 +2,8 @@
 import type { Consumer, Kafka } from 'kafkajs';
 import type { Topics } from '../../src/bus/topics.js';
 import { decodePrediction, DeadLetterSchema, type DeadLetter, type Prediction } from '../../src/bus/messages.js';
+import { frameHeaders as buildFrameHeaders } from './messages.js';
+import { waitFor } from './wait.js';
 
 export interface Collected {
   predictions: Prediction[];
@@ -30,23 +32,19 @@ export async function collectPredictions(kafka: Kafka, topics: Topics, group: st
   return { predictions, deadLetters, close: () => consumer.disconnect() };
 }
 
-/** Polls `condition` until it holds; fails with `what` and `detail()` after `timeoutMs`. */
+/** Waits until `condition` holds; fails with `what` and `detail()` after `timeoutMs` (the shared `waitFor`, positional). */
 export async function waitUntil(what: string, condition: () => boolean, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail() ? `: ${detail()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(condition, { timeout: timeoutMs, message: what, interval: 100, detail });
 }
 
-/** Frame headers as ingest writes them (the content type from the file's magic bytes). */
+/** Frame headers as ingest writes them for frame `index` of run `run-trust` (JPEG or PNG by the file's magic bytes). */
 export function frameHeaders(frameId: string, camera: string, index: number, bytes?: Buffer): Record<string, string> {
   const jpeg = bytes !== undefined && bytes[0] === 0xff && bytes[1] === 0xd8;
-  return {
+  return buildFrameHeaders({
     'frame-id': frameId,
     camera,
     'captured-at': new Date(Date.UTC(2026, 11, 1, 12, 0, 0) + index * 500).toISOString(),
     'content-type': jpeg ? 'image/jpeg' : 'image/png',
     'run-id': 'run-trust',
-  };
+  });
 }
