@@ -5,9 +5,8 @@
  * contract and realistic values, moving every tick like a running line would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
@@ -15,6 +14,7 @@ import { WebServer } from '../src/web/index.js';
 import { panelQueries, substituteVariables } from '../dashboards/queries.js';
 import { allDashboards, IMPURITY_DASHBOARD_UID } from '../dashboards/impurity.js';
 import { renderDashboard, writeDashboards } from '../dashboards/command.js';
+import { startPrometheus, waitForEveryQuery, type Prometheus, type PromVector } from './helpers/prometheus.js';
 
 const CAMERAS = ['reactor-1', 'reactor-2'];
 
@@ -84,24 +84,10 @@ function simulatedPipeline(registry: Registry): { tick: () => void } {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 let web: WebServer;
-let prometheus: ChildProcess | undefined;
-let prometheusUrl = '';
+let prometheus: Prometheus | undefined;
 let tempDir = '';
 let ticker: NodeJS.Timeout | undefined;
-let prometheusLog = '';
 
 beforeAll(async () => {
   const registry = new Registry();
@@ -110,56 +96,18 @@ beforeAll(async () => {
   ticker = setInterval(() => pipeline.tick(), 250);
   web = new WebServer({ registry, port: 0 });
   await web.start();
-
   tempDir = mkdtempSync(join(tmpdir(), 'crystalwatch-prom-'));
-  const port = await freePort();
-  prometheusUrl = `http://127.0.0.1:${port}`;
-  writeFileSync(join(tempDir, 'prometheus.yml'), [
-    'global:',
-    '  scrape_interval: 1s',
-    '  evaluation_interval: 1s',
-    'scrape_configs:',
-    '  - job_name: crystalwatch',
-    '    static_configs:',
-    `      - targets: ['127.0.0.1:${web.port}']`,
-    '',
-  ].join('\n'));
-  prometheus = spawn('prometheus', [
-    `--config.file=${join(tempDir, 'prometheus.yml')}`,
-    `--storage.tsdb.path=${join(tempDir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`,
-    '--storage.tsdb.retention.time=1h',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  prometheus.stderr?.on('data', (d: Buffer) => { prometheusLog = (prometheusLog + d.toString()).slice(-4000); });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (prometheus.exitCode !== null) throw new Error(`prometheus exited with ${prometheus.exitCode}: ${prometheusLog}`);
-    const ok = await fetch(`${prometheusUrl}/-/ready`).then((r) => r.ok).catch(() => false);
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`prometheus not ready after 60 s: ${prometheusLog}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  prometheus = await startPrometheus({ dir: tempDir, targets: [`127.0.0.1:${web.port}`] });
 });
 
 afterAll(async () => {
   if (ticker) clearInterval(ticker);
-  if (prometheus && prometheus.exitCode === null) {
-    const exited = new Promise((r) => prometheus!.once('exit', r));
-    prometheus.kill('SIGTERM');
-    await exited;
-  }
+  await prometheus?.close();
   await web?.close();
   if (tempDir) rmSync(tempDir, { recursive: true, force: true });
 });
 
-interface PromVector { metric: Record<string, string>; value: [number, string] }
-
-async function instant(expr: string): Promise<PromVector[]> {
-  const response = await fetch(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await response.json()) as { status: string; error?: string; data?: { resultType: string; result: PromVector[] } };
-  if (body.status !== 'success') throw new Error(`prometheus rejected ${expr}: ${body.error}`);
-  return body.data?.result ?? [];
-}
+const instant = (expr: string): Promise<PromVector[]> => prometheus!.query(expr);
 
 describe('impurity dashboard', () => {
   it('is committed up to date with dashboards/impurity.ts', async () => {
@@ -186,19 +134,9 @@ describe('impurity dashboard', () => {
     expect([...used].filter((n) => !contract.has(n)), 'names outside the metric contract').toEqual([]);
     expect([...contract].filter((n) => !used.has(n)), 'contract metrics no panel shows').toEqual([]);
 
-    // Let a few scrapes land so rate() and increase() have two samples.
-    const empty = new Map<string, string>();
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      empty.clear();
-      for (const q of queries) {
-        const result = await instant(substituteVariables(q.expr, { __rate_interval: '30s', __range: '5m' }));
-        if (result.length === 0) empty.set(`${q.panel} [${q.refId ?? ''}]`, q.expr);
-      }
-      if (empty.size === 0 || Date.now() > deadline) break;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-    expect([...empty.entries()], 'panels without data').toEqual([]);
+    // Every panel has data once a few scrapes have landed (rate() and increase() need two samples).
+    const resolved = queries.map((q) => ({ name: `${q.panel} [${q.refId ?? ''}]`, expr: substituteVariables(q.expr, { __rate_interval: '30s', __range: '5m' }) }));
+    await waitForEveryQuery(prometheus!, resolved, { timeout: 60_000, interval: 1000 });
 
     // The quality maths: TP 9, FP 1, FN 3 per tick → precision 0.9, recall 0.75, F1 18/22.
     const quality = queries.filter((q) => q.panel.startsWith('PG precision / recall / F1 (5m'));

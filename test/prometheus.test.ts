@@ -4,12 +4,10 @@
  * a simulated PG onset makes PGOnset appear in a real Alertmanager and reach a webhook receiver.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Consumer, Producer } from 'kafkajs';
@@ -19,42 +17,13 @@ import { topicNames } from '../src/bus/topics.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { MetricsStage } from '../src/metrics/index.js';
 import { AlertStage } from '../src/alert/index.js';
+import { predictionSequence } from './helpers/messages.js';
+import { startAlertmanager, startPrometheus, type Alertmanager, type Prometheus, type PromVector } from './helpers/prometheus.js';
+import { waitFor } from './helpers/wait.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}\n${logs()}`);
-}
-
-const children: { name: string; child: ChildProcess; output: string[] }[] = [];
-function launch(name: string, cmd: string, args: string[]) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const entry = { name, child, output: [] as string[] };
-  child.stdout?.on('data', (c: Buffer) => entry.output.push(c.toString()));
-  child.stderr?.on('data', (c: Buffer) => entry.output.push(c.toString()));
-  children.push(entry);
-  return entry;
-}
-const logs = () => children.map((c) => `--- ${c.name} (exit ${c.child.exitCode}) ---\n${c.output.join('').slice(-3000)}`).join('\n');
+/** Waits with the logs of both daemons in the error at the deadline. */
+const until = <T>(message: string, probe: () => Promise<T | undefined>, timeout = 60_000): Promise<T> =>
+  waitFor(probe, { timeout, interval: 250, message, detail: () => `${prometheus?.log() ?? ''}\n${alertmanager?.log() ?? ''}` });
 
 let dir: string;
 let broker: Broker;
@@ -66,8 +35,8 @@ let exporter: Server;
 let receiver: Server;
 const notifications: { alerts: { labels: Record<string, string>; status: string }[] }[] = [];
 const onTopic: Alert[] = [];
-let promUrl: string;
-let amUrl: string;
+let prometheus: Prometheus | undefined;
+let alertmanager: Alertmanager | undefined;
 const topics = topicNames(`it${process.pid}.`);
 
 beforeAll(async () => {
@@ -94,46 +63,14 @@ beforeAll(async () => {
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const receiverPort = (receiver.address() as AddressInfo).port;
 
-  const amPort = await freePort();
-  amUrl = `http://127.0.0.1:${amPort}`;
-  await writeFile(join(dir, 'alertmanager.yml'), [
-    'route:',
-    '  receiver: early-stop',
-    '  group_by: [alertname, camera]',
-    '  group_wait: 0s',
-    '  group_interval: 1s',
-    '  repeat_interval: 1h',
-    'receivers:',
-    '  - name: early-stop',
-    '    webhook_configs:',
-    `      - url: http://127.0.0.1:${receiverPort}/early-stop`,
-    '',
-  ].join('\n'));
-  launch('alertmanager', 'prometheus-alertmanager', [
-    `--config.file=${join(dir, 'alertmanager.yml')}`, `--storage.path=${join(dir, 'am')}`,
-    `--web.listen-address=127.0.0.1:${amPort}`, '--cluster.listen-address=', '--log.level=warn',
-  ]);
-
-  const promPort = await freePort();
-  promUrl = `http://127.0.0.1:${promPort}`;
-  await writeFile(join(dir, 'prometheus.yml'), [
-    'global: { scrape_interval: 1s, evaluation_interval: 1s }',
-    'rule_files:',
-    `  - ${join(root, 'deploy/prometheus/rules/quality.yml')}`,
-    `  - ${join(root, 'deploy/prometheus/rules/alerts.yml')}`,
-    'alerting:',
-    `  alertmanagers: [{ static_configs: [{ targets: ['127.0.0.1:${amPort}'] }] }]`,
-    'scrape_configs:',
-    `  - { job_name: crystalwatch, static_configs: [{ targets: ['127.0.0.1:${exporterPort}'] }] }`,
-    '',
-  ].join('\n'));
-  launch('prometheus', 'prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'tsdb')}`,
-    `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn',
-  ]);
+  alertmanager = await startAlertmanager({ dir, webhookUrl: `http://127.0.0.1:${receiverPort}/early-stop` });
+  prometheus = await startPrometheus({
+    dir, targets: [`127.0.0.1:${exporterPort}`], alertmanager: alertmanager.address,
+    ruleFiles: ['deploy/prometheus/rules/quality.yml', 'deploy/prometheus/rules/alerts.yml'],
+  });
 
   metrics = new MetricsStage({ kafka, topics, registry, groupId: 'it-metrics' });
-  alerts = new AlertStage({ kafka, topics, registry, groupId: 'it-alert', sinks: { topic: true, alertmanagerUrl: amUrl } });
+  alerts = new AlertStage({ kafka, topics, registry, groupId: 'it-alert', sinks: { topic: true, alertmanagerUrl: alertmanager.url } });
   producer = kafka.producer();
   alertConsumer = kafka.consumer({ groupId: 'it-alert-reader' });
   await producer.connect();
@@ -152,10 +89,6 @@ beforeAll(async () => {
       }
     },
   });
-  await until('Prometheus and Alertmanager ready', async () => {
-    const [p, a] = await Promise.all([fetch(`${promUrl}/-/ready`), fetch(`${amUrl}/-/ready`)]);
-    return p.ok && a.ok ? true : undefined;
-  });
 });
 
 afterAll(async () => {
@@ -164,34 +97,20 @@ afterAll(async () => {
   await alerts?.close();
   await metrics?.close();
   await broker?.close();
-  for (const { child } of children) {
-    if (child.exitCode === null) {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
-    }
-  }
+  await prometheus?.close();
+  await alertmanager?.close();
   for (const s of [exporter, receiver]) if (s) await new Promise((r) => s.close(r));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-let seq = 0;
-function prediction(pPG: number, label: 'cex' | 'pg', predicted: 'cex' | 'pg'): Prediction {
-  seq += 1;
-  return {
-    frameId: `cam-1/run-7/${seq}`, camera: 'cam-1', runId: 'run-7', capturedAt: new Date(Date.now() - 1000 + seq).toISOString(),
-    pPG, predicted, label, model: 'it', backend: 'none', device: 'cpu', latencyMs: 3, ingestedAt: Date.now() - 50,
-  };
-}
 const send = (ps: Prediction[]) => producer.send({ topic: topics.predictions, messages: ps.map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
 
-async function query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
-  const r = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const body = (await r.json()) as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
-  return body.data.result;
-}
+const query = (expr: string): Promise<PromVector[]> => prometheus!.query(expr);
 
 describe('Prometheus + Alertmanager on the stages, through the broker', () => {
   it('computes precision/recall from the confusion counters and delivers PGOnset to the webhook', async () => {
+    const nextFrame = predictionSequence({ camera: 'cam-1', runId: 'run-7', startMs: Date.now() - 1000, stepMs: 1, frameId: (n) => `cam-1/run-7/${n}`, defaults: { model: 'it', latencyMs: 3 } });
+    const prediction = (pPG: number, label: 'cex' | 'pg', predicted: 'cex' | 'pg'): Prediction => nextFrame(pPG, { label, predicted, ingestedAt: Date.now() - 50 });
     // Phase 1: the camera appears (every confusion cell starts at 0) and Prometheus sees it.
     await send([prediction(0.02, 'cex', 'cex')]);
     await until('the first scrape of cam-1', async () => ((await query('crystalwatch_confusion_total{camera="cam-1",actual="pg",predicted="pg"}')).length === 1 ? true : undefined));
@@ -233,7 +152,7 @@ describe('Prometheus + Alertmanager on the stages, through the broker', () => {
 
     // Prometheus: the alarm gauge → PGOnset → Alertmanager → the webhook receiver.
     const amAlerts = await until('PGOnset from Prometheus in Alertmanager', async () => {
-      const r = await fetch(`${amUrl}/api/v2/alerts?filter=alertname%3D%22PGOnset%22`);
+      const r = await fetch(`${alertmanager!.url}/api/v2/alerts?filter=alertname%3D%22PGOnset%22`);
       const list = (await r.json()) as { labels: Record<string, string>; status: { state: string } }[];
       return list.some((a) => a.labels.run_id === undefined) ? list : undefined;
     });
@@ -251,8 +170,7 @@ describe('Prometheus + Alertmanager on the stages, through the broker', () => {
     });
     expect(delivered.filter((a) => a.labels.alertname === 'PGOnset').every((a) => a.labels.camera === 'cam-1' && a.status === 'firing')).toBe(true);
 
-    const text = await (await fetch(`${promUrl}/api/v1/query?query=crystalwatch_alert_deliveries_total`)).json() as { data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
-    const outcomes = Object.fromEntries(text.data.result.map((r) => [`${r.metric.sink}/${r.metric.outcome}`, Number(r.value[1])]));
+    const outcomes = Object.fromEntries((await query('crystalwatch_alert_deliveries_total')).map((r) => [`${r.metric.sink}/${r.metric.outcome}`, Number(r.value[1])]));
     expect(outcomes['alertmanager/delivered']).toBeGreaterThanOrEqual(1);
   });
 });
