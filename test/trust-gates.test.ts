@@ -140,7 +140,7 @@ describe('trust gates on models/default', () => {
         expect(reasons.length).toBeGreaterThan(0);
         for (const r of reasons) expect(UNUSABLE_REASONS).toContain(r);
         // The shipped model says, wherever it is shown, that it is not calibrated to this camera.
-        expect(new Set(out.predictions.map((p) => p.calibration))).toEqual(new Set(['uncalibrated']));
+        expect(new Set(out.predictions.map((p) => p.calibration?.status))).toEqual(new Set(['uncalibrated']));
         expect(metrics).toMatch(/crystalwatch_model_info\{model="crystalwatch-default",version="[^"]+",calibration="uncalibrated"\} 1/);
       } finally {
         await stage.close();

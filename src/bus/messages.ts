@@ -54,7 +54,9 @@ export const PredictionSchema = z.object({
   label: Label.optional(),
   model: ShortText,
   /** Whether the model was calibrated on this camera (`crystalwatch calibrate`) or ships uncalibrated. */
-  calibration: z.enum(['uncalibrated', 'calibrated']).optional(),
+  calibration: z
+    .object({ status: z.enum(['uncalibrated', 'calibrated']), camera: ShortText.optional(), calibratedAt: ShortText.optional(), note: ShortText.optional() })
+    .optional(),
   backend: ShortText,
   device: ShortText,
   latencyMs: z.number(),

@@ -74,7 +74,7 @@ const STAGE = 'classify';
 
 export class ClassifyStage {
   private readonly known: KnownCameras;
-  private calibration: 'calibrated' | 'uncalibrated' = 'uncalibrated';
+  private calibration: NonNullable<Prediction['calibration']> = { status: 'uncalibrated' };
   private readonly unknownCameras: Counter<'stage'>;
   private classifier?: Classifier;
   private batcher?: MicroBatcher;
@@ -135,10 +135,12 @@ export class ClassifyStage {
     Object.assign(backendLabels, { backend: info.backend, device: info.device });
     this.metrics.backendInfo.set(backendLabels, 1);
     const { card } = this.classifier;
-    this.calibration = card.calibration?.status ?? 'uncalibrated';
-    this.metrics.modelInfo.set({ model: card.name, version: card.version, calibration: this.calibration }, 1);
-    this.logger.info({ ...info, modelDir: this.classifier.modelDir, calibration: this.calibration }, `classify: model ${info.model} (${this.calibration}) on ${info.backend}/${info.device}`);
-    if (this.calibration === 'uncalibrated') {
+    const status = card.calibration?.status ?? 'uncalibrated';
+    // What each prediction says of the model's calibration (the note stays in the card: predictions stay small).
+    this.calibration = { status, ...(card.calibration?.camera ? { camera: card.calibration.camera } : {}), ...(card.calibration?.calibratedAt ? { calibratedAt: card.calibration.calibratedAt } : {}) };
+    this.metrics.modelInfo.set({ model: card.name, version: card.version, calibration: status }, 1);
+    this.logger.info({ ...info, modelDir: this.classifier.modelDir, calibration: status }, `classify: model ${info.model} (${status}) on ${info.backend}/${info.device}`);
+    if (status === 'uncalibrated') {
       this.logger.warn(
         { model: info.model, note: card.calibration?.note },
         `classify: model ${info.model} is uncalibrated: its out-of-distribution statistics and threshold were fitted on simulator camera profiles, not on these cameras; expect false alarms on a real probe until it is calibrated on this camera's clean frames`,

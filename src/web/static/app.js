@@ -142,8 +142,8 @@ function renderCamera(state) {
     : unusable ? `Cannot see: last frame unusable (${p.reason ?? 'unknown reason'}); it does not count for or against PG` : '';
   $('.ppg', card).textContent = p ? fmt(p.pPG) : '–';
   const model = $('.model', card);
-  const uncalibrated = p?.calibration === 'uncalibrated';
-  model.textContent = p ? `${p.model}${uncalibrated ? ' — uncalibrated' : p.calibration === 'calibrated' ? ' — calibrated' : ''}` : '–';
+  const uncalibrated = p?.calibration?.status === 'uncalibrated';
+  model.textContent = p ? `${p.model}${uncalibrated ? ' — uncalibrated' : p.calibration?.status === 'calibrated' ? ' — calibrated' : ''}` : '–';
   model.classList.toggle('uncalibrated', uncalibrated);
   model.title = uncalibrated ? 'Fitted on simulator camera profiles, not on this camera: calibrate it on this camera\'s clean frames before trusting its alarms.' : '';
   const predicted = $('.predicted', card);
