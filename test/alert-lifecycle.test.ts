@@ -4,25 +4,17 @@
  * replayed records, camera-silent alerts; and the delivery helpers (backoff, offsets, signatures).
  */
 import { describe, expect, it } from 'vitest';
-import type { Alert, Prediction } from '../src/bus/messages.js';
+import type { Alert } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import {
   AlertLifecycle, OffsetTracker, OnsetDetector, backoffDelay, checkBackoff, signWebhook, webhookSignatureProblem,
   type RunSnapshot, type StateRecord,
 } from '../src/alert/index.js';
+import { predictionSequence, T0 } from './helpers/messages.js';
 
-const T0 = Date.parse('2026-01-01T00:00:00Z');
 
-function camera(id: string, runId = 'run-1') {
-  let seq = 0;
-  return (pPG: number | null): Prediction => {
-    seq += 1;
-    return {
-      frameId: `${id}-${runId}-${seq}`, camera: id, runId, capturedAt: new Date(T0 + seq * 100).toISOString(), pPG,
-      predicted: pPG === null ? 'unusable' : pPG >= 0.5 ? 'pg' : 'cex', model: 'test', backend: 'none', device: 'cpu', latencyMs: 1,
-    };
-  };
-}
+/** Each call: camera `id`'s next frame, 100 ms after the last (frame ids `<id>-<runId>-<n>`). */
+const camera = (id: string, runId = 'run-1') => predictionSequence({ camera: id, runId });
 
 /** What restore() gets back from Kafka: the latest alert versions and the latest snapshot per run. */
 function saved(alerts: Alert[], records: StateRecord[]): [Alert[], RunSnapshot[]] {

@@ -6,29 +6,14 @@ import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
-import type { Alert, Prediction } from '../src/bus/messages.js';
+import type { Alert } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { AlertStage, OnsetDetector, cusumAverageRunLength, cusumThresholdForArl, logLikelihoodRatio, webhookSignatureProblem } from '../src/alert/index.js';
+import { predictionSequence, T0 } from './helpers/messages.js';
 
-const T0 = Date.parse('2026-01-01T00:00:00Z');
-let seq = 0;
-function frame(pPG: number | null, over: Partial<Prediction> = {}): Prediction {
-  seq += 1;
-  return {
-    frameId: `cam-1/${seq}`,
-    camera: 'cam-1',
-    runId: 'run-1',
-    capturedAt: new Date(T0 + seq * 100).toISOString(),
-    pPG,
-    predicted: pPG === null ? 'unusable' : pPG >= 0.5 ? 'pg' : 'cex',
-    model: 'test',
-    backend: 'none',
-    device: 'cpu',
-    latencyMs: 1,
-    ...over,
-  };
-}
+/** Each call: the next frame of cam-1 (run-1 unless `over` says otherwise), 100 ms after the last. */
+const frame = predictionSequence({ frameId: (n) => `cam-1/${n}` });
 
 describe('OnsetDetector: CUSUM', () => {
   const model = { spikeRate: 0.01, missRate: 0.05, sharpness: 20 };

@@ -15,6 +15,7 @@ import { decodeDeadLetter, type DeadLetter, type Prediction } from '../src/bus/m
 import { MetricsStage } from '../src/metrics/index.js';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { waitFor } from './helpers/wait.js';
+import { prediction as buildPrediction } from './helpers/messages.js';
 
 setFlagsFromString('--expose_gc');
 const gc = runInNewContext('gc') as () => void;
@@ -28,10 +29,8 @@ const topics = topicNames(`idm${process.pid}.`);
 const letters: DeadLetter[] = [];
 
 const T0 = Date.parse('2026-03-01T08:00:00Z');
-const prediction = (camera: string, i: number): Prediction => ({
-  frameId: `${camera}-${i}`, camera, runId: 'run-1', capturedAt: new Date(T0 + i * 100).toISOString(),
-  pPG: 0.1, predicted: 'cex', model: 'm', backend: 'none', device: 'cpu', latencyMs: 1,
-});
+const prediction = (camera: string, i: number): Prediction =>
+  buildPrediction({ frameId: `${camera}-${i}`, camera, capturedAt: new Date(T0 + i * 100).toISOString(), pPG: 0.1 });
 
 /** Samples in the exposition: every line that is not a comment. */
 async function seriesCount(): Promise<number> {

@@ -4,24 +4,10 @@ import type { Kafka } from 'kafkajs';
 import type { Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { LabelJoin, MetricsStage, RecentKeys, RollingConfusion, RollingRatio, type QualityEvent } from '../src/metrics/index.js';
+import { prediction as buildPrediction, T0 } from './helpers/messages.js';
 
-const T0 = Date.parse('2026-01-01T00:00:00Z');
 
-function prediction(frameId: string, over: Partial<Prediction> = {}): Prediction {
-  return {
-    frameId,
-    camera: 'cam-1',
-    runId: 'run-1',
-    capturedAt: new Date(T0).toISOString(),
-    pPG: 0.02,
-    predicted: 'cex',
-    model: 'test',
-    backend: 'none',
-    device: 'cpu',
-    latencyMs: 1,
-    ...over,
-  };
-}
+const prediction = (frameId: string, over: Partial<Prediction> = {}): Prediction => buildPrediction({ frameId, ...over });
 
 describe('RollingConfusion', () => {
   it('computes precision, recall, F1 and accuracy for PG as the positive class', () => {

@@ -31,6 +31,7 @@ import { pino } from 'pino';
 import { NAMESPACE_URI, OpcUaAlertSink, OpcUaServer, showCurrentAlerts, type OpcUaAcknowledgement } from '../src/opcua/index.js';
 import type { Alert } from '../src/bus/messages.js';
 import { waitFor } from './helpers/wait.js';
+import { alert as buildAlert } from './helpers/messages.js';
 
 let dataDir: string;
 let server: OpcUaServer;
@@ -297,9 +298,8 @@ describe('OPC UA alert sink', () => {
     });
     return (await read(target.targets![0].targetId.toString())).value.value;
   }
-  const alert = (overrides: Partial<Alert>): Alert => ({
-    id: 'pg-x', camera: 'cam-1', runId: 'R-7', state: 'firing', startsAt: '2026-11-22T11:00:00.000Z', evidence: { frames: [] }, action: 'stop-batch', ...overrides,
-  });
+  const alert = (overrides: Partial<Alert>): Alert =>
+    buildAlert({ id: 'pg-x', runId: 'R-7', startsAt: '2026-11-22T11:00:00.000Z', evidence: { frames: [] }, ...overrides });
 
   it('shows the newest PG onset per camera after a restart, and follows deliveries', async () => {
     showCurrentAlerts(server, [

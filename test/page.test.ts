@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { WebServer, makeThumbnail, type AlertActions } from '../src/web/index.js';
 import type { Alert, Prediction, Tile } from '../src/bus/messages.js';
 import { renderCrop } from '../simulator/index.js';
+import { alert as buildAlert, prediction as buildPrediction } from './helpers/messages.js';
 
 const TOKEN = 'page-test-token-42';
 const ARTIFACTS = join(process.cwd(), 'test-artifacts');
@@ -39,12 +40,10 @@ function at(seconds: number): string {
   return new Date(Date.UTC(2026, 10, 22, 10, 0, 0) + seconds * 1000).toISOString();
 }
 
-function prediction(camera: string, i: number, pPG: number, tiles: Tile[]): Prediction {
-  return {
-    frameId: `${camera}-${i}`, camera, runId: 'batch-2026-11-22-A', capturedAt: at(i), pPG, predicted: pPG >= 0.5 ? 'pg' : 'cex', tiles,
-    model: 'resnet18-cex-pg@1', backend: 'onnxruntime', device: 'cpu', latencyMs: 18,
-  };
-}
+const prediction = (camera: string, i: number, pPG: number, tiles: Tile[]): Prediction => buildPrediction({
+  frameId: `${camera}-${i}`, camera, runId: 'batch-2026-11-22-A', capturedAt: at(i), pPG, tiles,
+  model: 'resnet18-cex-pg@1', backend: 'onnxruntime', latencyMs: 18,
+});
 
 /** Frames from the simulator (fixed seeds): CEX needles before the onset, a PG plate after. */
 async function publishFrame(camera: string, i: number, label: 'cex' | 'pg', pPG: number): Promise<void> {
@@ -93,11 +92,10 @@ describe('live page', () => {
     expect(await page.locator('.camera[data-camera="reactor-1"] .camera-banner').getAttribute('data-state')).toBe('ok');
     expect(await page.locator('.camera[data-camera="reactor-1"] .tiles rect.pg').count()).toBe(1);
 
-    const alert: Alert = {
-      id: 'reactor-1-batch-A-1', camera: 'reactor-1', runId: 'batch-2026-11-22-A', state: 'firing', startsAt: at(11),
+    const alert: Alert = buildAlert({
+      id: 'reactor-1-batch-A-1', camera: 'reactor-1', runId: 'batch-2026-11-22-A', startsAt: at(11),
       evidence: { firstPgFrameId: 'reactor-1-9', frames: [9, 10, 11].map((i) => ({ frameId: `reactor-1-${i}`, capturedAt: at(i), pPG: ppg[i - 1] })), detector: 'cusum', statistic: 5.2 },
-      action: 'stop-batch',
-    };
+    });
     store.set(alert.id, alert);
     server.publish({ type: 'alert', alert });
     const banner = page.locator('.camera[data-camera="reactor-1"] .camera-banner');

@@ -12,6 +12,7 @@ import { acknowledgements, classification, detection } from '../src/report/figur
 import { duration, esc, time } from '../src/report/format.js';
 import { LabelBook } from '../src/report/labels.js';
 import { TrendDownsampler } from '../src/report/trend.js';
+import { alert as buildAlert, prediction as buildPrediction } from './helpers/messages.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const at = (s: number) => new Date(T0 + s * 1000).toISOString();
@@ -41,9 +42,7 @@ describe('TrendDownsampler', () => {
   });
 });
 
-const prediction = (i: number, over: Partial<Prediction> = {}): Prediction => ({
-  frameId: `cam-1-${i}`, camera: 'cam-1', runId: 'r1', capturedAt: at(i), pPG: 0.1, predicted: 'cex', model: 'm', backend: 'b', device: 'cpu', latencyMs: 1, ...over,
-});
+const prediction = (i: number, over: Partial<Prediction> = {}): Prediction => buildPrediction({ frameId: `cam-1-${i}`, runId: 'r1', capturedAt: at(i), pPG: 0.1, predicted: 'cex', ...over });
 
 describe('RunAggregator and LabelBook', () => {
   it('counts confusion cells from the frame label, a frame lab result or a camera span, in that order', () => {
@@ -77,8 +76,8 @@ describe('RunAggregator and LabelBook', () => {
   });
 });
 
-const alert = (over: Partial<Alert> = {}): Alert => ({
-  id: 'pg-1', camera: 'cam-1', runId: 'r1', state: 'firing', startsAt: at(42), action: 'stop-batch', reason: 'pg-onset',
+const alert = (over: Partial<Alert> = {}): Alert => buildAlert({
+  id: 'pg-1', runId: 'r1', startsAt: at(42),
   evidence: { firstPgFrameId: 'cam-1-40', frames: [40, 41, 42].map((i) => ({ frameId: `cam-1-${i}`, capturedAt: at(i), pPG: 0.9 })) }, ...over,
 });
 

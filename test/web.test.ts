@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import type { IncomingMessage } from 'node:http';
 import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, webExposureProblem, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent, type LiveEventType } from '../src/web/index.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
+import { alert as buildAlert, prediction as buildPrediction } from './helpers/messages.js';
 
 const servers: WebServer[] = [];
 const sockets: WebSocket[] = [];
@@ -34,21 +35,16 @@ function raw(server: WebServer, method: string, path: string, headers: Record<st
   });
 }
 
-function alert(overrides: Partial<Alert> = {}): Alert {
-  return {
-    id: 'alert-cam1-1', camera: 'cam1', runId: 'run-7', state: 'firing', startsAt: '2026-11-22T10:00:05.000Z',
-    evidence: { firstPgFrameId: 'cam1-f3', frames: [{ frameId: 'cam1-f3', capturedAt: '2026-11-22T10:00:03.000Z', pPG: 0.91 }] },
-    action: 'stop-batch', ...overrides,
-  };
-}
+const alert = (overrides: Partial<Alert> = {}): Alert => buildAlert({
+  id: 'alert-cam1-1', camera: 'cam1', runId: 'run-7', startsAt: '2026-11-22T10:00:05.000Z',
+  evidence: { firstPgFrameId: 'cam1-f3', frames: [{ frameId: 'cam1-f3', capturedAt: '2026-11-22T10:00:03.000Z', pPG: 0.91 }] },
+  ...overrides,
+});
 
-function prediction(i: number, pPG: number): Prediction {
-  return {
-    frameId: `cam1-f${i}`, camera: 'cam1', runId: 'run-7', capturedAt: `2026-11-22T10:00:0${i}.000Z`, pPG,
-    predicted: pPG >= 0.5 ? 'pg' : 'cex', tiles: [{ x: 10, y: 20, width: 64, height: 64, pPG }],
-    model: 'resnet18-cex-pg', backend: 'onnxruntime', device: 'cpu', latencyMs: 12,
-  };
-}
+const prediction = (i: number, pPG: number): Prediction => buildPrediction({
+  frameId: `cam1-f${i}`, camera: 'cam1', runId: 'run-7', capturedAt: `2026-11-22T10:00:0${i}.000Z`, pPG,
+  tiles: [{ x: 10, y: 20, width: 64, height: 64, pPG }], model: 'resnet18-cex-pg', backend: 'onnxruntime', latencyMs: 12,
+});
 
 type EventOf<T extends LiveEventType> = Extract<LiveEvent, { type: T }>;
 
