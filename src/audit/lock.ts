@@ -4,6 +4,7 @@
  * taken over. (Same rule as the ingest ledger's lock.)
  */
 import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { processIsAlive } from '../config/process-alive.js';
 
 export async function takeLock(lockPath: string, what: string): Promise<() => Promise<void>> {
   for (let attempt = 0; attempt < 2; attempt += 1) {
@@ -14,20 +15,11 @@ export async function takeLock(lockPath: string, what: string): Promise<() => Pr
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-    if (Number.isInteger(owner) && owner > 0 && isAlive(owner)) {
+    if (Number.isInteger(owner) && owner > 0 && processIsAlive(owner)) {
       const who = owner === process.pid ? 'this process (an AuditTrail already open on it)' : `process ${owner}`;
       throw new Error(`${what} is in use by ${who}; open one AuditTrail per data dir, or stop that process`);
     }
     await unlink(lockPath).catch(() => undefined); // stale: its owner is gone
   }
   throw new Error(`${what}: could not take ${lockPath}; remove it if no crystalwatch process is running`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

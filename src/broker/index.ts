@@ -11,6 +11,7 @@ import { BrokerCore } from './core.js';
 import { BufferBudget, resolveLimits, type ConnectionLimitOptions, type ConnectionLimits } from './limits.js';
 import { RequestBuffers } from './request-buffers.js';
 import { Connection } from './server.js';
+import { processIsAlive } from '../config/process-alive.js';
 
 /** startBroker's options; the limits on what one client may cost (maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes) are in limits.ts. */
 export interface BrokerOptions extends ConnectionLimitOptions {
@@ -199,7 +200,7 @@ export class Broker {
     }
     try {
       const holder = Number(readFileSync(this.lockPath, 'utf8'));
-      if (holder && holder !== process.pid && isAlive(holder)) {
+      if (holder && holder !== process.pid && processIsAlive(holder)) {
         throw new Error(`broker: data dir ${this.core.options.dataDir} is in use by process ${holder}; stop it or use another --data-dir`);
       }
     } catch (err) {
@@ -237,15 +238,6 @@ export class Broker {
 
 /** Lock files held by brokers of this process (the pid in the file cannot tell them apart). */
 const openDataDirs = new Set<string>();
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 export async function startBroker(options: BrokerOptions): Promise<Broker> {
   const broker = new Broker(options);

@@ -15,6 +15,7 @@
  */
 import { open, mkdir, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { processIsAlive } from '../config/process-alive.js';
 
 export interface SendRecord {
   t: 'send';
@@ -242,20 +243,11 @@ export class Ledger {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isAlive(owner)) {
+      if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processIsAlive(owner)) {
         throw new Error(`ingest ledger ${this.path} is in use by process ${owner}; run one ingest per ledger (give each process its own --ledger), or stop that process`);
       }
       await unlink(lockPath).catch(() => undefined); // stale: its owner is gone
     }
     throw new Error(`ingest ledger ${this.path}: could not take ${lockPath}; remove it if no ingest process is running`);
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

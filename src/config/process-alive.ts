@@ -1,0 +1,9 @@
+/** Whether a process with this pid exists (a lock file's owner): signal 0 probes without sending; EPERM means it exists but is not ours. */
+export function processIsAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
