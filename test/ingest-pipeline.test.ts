@@ -8,9 +8,11 @@ import { mkdir, open, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { Registry } from 'prom-client';
-import type { Kafka, KafkaMessage } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import { noise, noisePng, startTestBus, type TestBus } from './helpers/bus.js';
-import { createConsumer, ensureTopics } from '../src/bus/kafka.js';
+import { readTopic } from './helpers/topic.js';
+import { waitFor } from './helpers/wait.js';
+import { ensureTopics } from '../src/bus/kafka.js';
 import { decodeFrameHeaders, type FrameHeaders } from '../src/bus/messages.js';
 import { topicNames, type Topics } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
@@ -33,29 +35,31 @@ afterEach(async () => {
   await bus.close();
 });
 
-
 interface Received { headers: FrameHeaders; value: Buffer; partition: number; offset: string }
 
-/** Reads `topic` from the beginning until `until` says enough. */
-async function collect(topic: string, until: (all: Received[]) => boolean): Promise<Received[]> {
-  const consumer = createConsumer(kafka, `test-${Math.random().toString(36).slice(2)}`);
-  closers.push(() => consumer.disconnect());
-  const all: Received[] = [];
-  let done!: () => void;
-  const finished = new Promise<void>((r) => { done = r; });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ message, partition }: { message: KafkaMessage; partition: number }) => {
-      const h = decodeFrameHeaders(message.headers);
-      if (!h.ok) throw new Error(h.reason);
-      all.push({ headers: h.value, value: message.value!, partition, offset: message.offset });
-      if (until(all)) done();
-    },
+/**
+ * Every record of `topic` from the beginning, duplicates included: at least `expected`, then
+ * `quietMs` with no new one (time for a late duplicate to arrive), within the deadline.
+ */
+async function readAll(topic: string, expected: number, quietMs: number, timeout: number): Promise<Received[]> {
+  const reader = await readTopic(kafka, topic, (r): Received => {
+    const h = decodeFrameHeaders(r.headers);
+    if (!h.ok) throw new Error(`frame at ${r.partition}/${r.offset}: ${h.reason}`);
+    return { headers: h.value, value: r.value!, partition: r.partition, offset: r.offset };
   });
-  await finished;
-  await consumer.disconnect();
-  return all;
+  closers.push(() => reader.close());
+  return reader.quiet({ atLeast: expected, quietMs, timeout, message: `${expected} frames on ${topic}` });
+}
+
+/** How many records the topic holds, from the broker's high watermarks (a second count, independent of any consumer). */
+async function recordsOnTopic(topic: string): Promise<number> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((sum, p) => sum + Number(p.high) - Number(p.low), 0);
+  } finally {
+    await admin.disconnect();
+  }
 }
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -92,14 +96,14 @@ describe('ingest → frames (real broker, real files)', () => {
       }
     }
 
-    const got = await collect(topics.frames, (all) => all.length >= perCamera * cams.length);
-    // Give a duplicate, if any were to come, a chance to show up.
-    await new Promise((r) => setTimeout(r, 1500));
-    const extra = await collect(topics.frames, (all) => all.length >= perCamera * cams.length);
-    expect(extra.length).toBe(perCamera * cams.length);
-
-    const ids = new Set(got.map((m) => m.headers['frame-id']));
-    expect(ids.size).toBe(1000);
+    // Everything on the topic, duplicates too: 1,000 records, then 2 s with no more.
+    const got = await readAll(topics.frames, perCamera * cams.length, 2000, 120_000);
+    const ids = got.map((m) => m.headers['frame-id']);
+    const duplicates = ids.filter((id, i) => ids.indexOf(id) !== i);
+    expect(duplicates, 'frame ids on the topic more than once').toEqual([]);
+    expect(new Set(ids).size).toBe(1000);
+    expect(got).toHaveLength(1000);
+    expect(await recordsOnTopic(topics.frames)).toBe(1000);
     for (const camera of cams) {
       const mine = got.filter((m) => m.headers.camera === camera);
       expect(mine).toHaveLength(perCamera);
@@ -137,15 +141,15 @@ describe('ingest → frames (real broker, real files)', () => {
       for (let offset = 0; offset < bytes.length; offset += 64 * 1024) {
         await handle.write(bytes.subarray(offset, Math.min(bytes.length, offset + 64 * 1024)));
         await handle.sync();
-        await new Promise((r) => setTimeout(r, 15));
+        await new Promise((r) => setTimeout(r, 15)); // the slow writer is the scenario, not a synchronisation
       }
       await handle.close();
     }
-    const got = await collect(topics.frames, (all) => all.length >= files.length);
+    const got = await readAll(topics.frames, files.length, 1000, 60_000);
     expect(got.map((m) => sha(m.value))).toEqual(files.map(([, b]) => sha(b)));
     expect(got.map((m) => m.headers['content-type'])).toEqual(['image/png', 'image/jpeg', 'image/png', 'image/tiff']);
     // After the ack the files went to .archive/; nothing left in the drop folder.
-    for (let i = 0; i < 100 && (await readdir(join(watch, '.archive')).catch(() => [])).length < files.length; i += 1) await new Promise((r) => setTimeout(r, 50));
+    await waitFor(async () => (await readdir(join(watch, '.archive')).catch(() => [])).length >= files.length, { timeout: 10_000, message: `all ${files.length} files archived after their ack` });
     expect((await readdir(join(watch, '.archive'))).sort()).toEqual(files.map(([n]) => n).sort());
     expect((await readdir(watch)).filter((n) => !n.startsWith('.'))).toEqual([]);
     expect(stage.stats).toEqual({ ingested: files.length, rejected: 0 });
