@@ -71,6 +71,26 @@ describe('RunControl over Kafka', () => {
     expect(restarted.runFor('cam-2')).toBeUndefined();
   });
 
+  it('applies its own quick changes in topic order, like every other process', async () => {
+    const control = await open();
+    const seen: string[] = [];
+    control.on('started', (run: OpenRun) => seen.push(`started ${run.runId}`));
+    control.on('ended', (run: OpenRun) => seen.push(`ended ${run.runId}`));
+    await Promise.all([
+      control.startRun({ runId: 'B-1', camera: 'cam-1', by: 'op', source: 'api' }),
+      control.startRun({ runId: 'B-2', camera: 'cam-1', by: 'op', source: 'api' }),
+    ]);
+    await control.startRun({ runId: 'C-1', camera: 'cam-2', by: 'op', source: 'api' });
+    await control.endRun({ camera: 'cam-2', by: 'op', source: 'api' });
+    // Whichever send Kafka took first, the second start ended the first, and C-1 stays ended.
+    const [first, second] = seen[0] === 'started B-1' ? ['B-1', 'B-2'] : ['B-2', 'B-1'];
+    expect(seen).toEqual([`started ${first}`, `ended ${first}`, `started ${second}`, 'started C-1', 'ended C-1']);
+    expect(control.runFor('cam-1')).toBe(second);
+    expect(control.runFor('cam-2')).toBeUndefined();
+    const other = await open();
+    expect(other.list()).toEqual(control.list());
+  });
+
   it('answers the HTTP API: start, list, end, and errors that name the field', async () => {
     const control = await open();
     expect(await changeRun(control, { action: 'start', runId: 'B-7' }, 'api')).toMatchObject({ status: 201, body: { run: { runId: 'B-7' } } });

@@ -128,6 +128,12 @@ function waitForStop(lifecycle: Lifecycle, logger: ReturnType<typeof createLogge
     const done = () => {
       removeHandlers();
       if (timer) clearTimeout(timer);
+      // Everything is closed; should a straggler (a socket, a library's timer) still hold the
+      // event loop, say what it is and exit anyway: docker stop and Kubernetes SIGKILL at 10 s.
+      setTimeout(() => {
+        logger.warn({ resources: process.getActiveResourcesInfo() }, 'still running 1 s after closing; exiting');
+        process.exit(process.exitCode ?? 0);
+      }, 1000).unref();
       resolve();
     };
     const removeHandlers = closeOnSignals(lifecycle, logger, done);

@@ -44,7 +44,11 @@ export class RunControl extends EventEmitter {
   private readonly now: () => number;
   private producer: Producer | undefined;
   private consumer: Consumer | undefined;
-  private live = false;
+  /** Per partition, the offset the topic ended at when this process started: records from it on are live. */
+  private readonly liveFrom = new Map<number, bigint>();
+  /** Per partition, the next offset to fold; sends wait until their record has been folded. */
+  private readonly folded = new Map<number, bigint>();
+  private readonly waiters: { partition: number; offset: bigint; resolve: () => void }[] = [];
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
@@ -64,6 +68,7 @@ export class RunControl extends EventEmitter {
     const admin = kafka.admin();
     await admin.connect();
     const ends = await admin.fetchTopicOffsets(topics.runs).finally(() => admin.disconnect());
+    for (const p of ends) this.liveFrom.set(p.partition, BigInt(p.high));
     const pending = new Map(ends.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => [p.partition, BigInt(p.high)]));
 
     this.producer = createProducer(kafka);
@@ -79,11 +84,16 @@ export class RunControl extends EventEmitter {
     await this.consumer.run({
       autoCommit: false,
       eachMessage: async ({ partition, message }) => {
+        const offset = BigInt(message.offset);
         const decoded = decodeRunEvent(message.value);
-        if (decoded.ok) this.fold(decoded.value);
+        // Events are applied in topic order only (a process's own too, when they come back), so
+        // every process folds the same sequence; only records written after this start are news.
+        if (decoded.ok) this.fold(decoded.value, offset >= (this.liveFrom.get(partition) ?? 0n));
         else this.logger.warn({ partition, offset: message.offset, reason: decoded.reason }, 'runs: malformed run event skipped');
+        this.folded.set(partition, offset + 1n);
+        this.wake();
         const end = pending.get(partition);
-        if (end !== undefined && BigInt(message.offset) + 1n >= end) {
+        if (end !== undefined && offset + 1n >= end) {
           pending.delete(partition);
           check();
         }
@@ -95,7 +105,6 @@ export class RunControl extends EventEmitter {
     const timedOut = await Promise.race([ready.then(() => false), late]);
     clearTimeout(timer);
     if (timedOut) this.logger.warn({ topic: topics.runs, timeoutMs: limit }, 'runs: could not read the runs topic to its end in time; run state may be stale until it catches up');
-    this.live = true;
     this.logger.info({ open: this.book.list() }, 'runs: state restored');
   }
 
@@ -108,29 +117,28 @@ export class RunControl extends EventEmitter {
     return this.book.list();
   }
 
-  /** Starts a run (ending the camera's previous one); resolves once the event is on the `runs` topic. */
+  /** Starts a run (ending the camera's previous one); resolves once every process can see it (folded from the topic). */
   async startRun(request: RunRequest): Promise<OpenRun> {
     const event = this.event({ ...request, state: 'started' });
     await this.send([event]);
-    this.fold(event);
     return { runId: event.runId, ...(event.camera ? { camera: event.camera } : {}), startedAt: event.at, by: event.by };
   }
 
   /**
    * Ends the run `camera` is in (its own, or the all-camera run), or every open run without a
-   * camera, or the run named by `runId`; resolves with the runs ended.
+   * camera, or the run named by `runId`; resolves with the runs ended, once folded.
    */
   async endRun(request: Omit<RunRequest, 'runId'> & { runId?: string }): Promise<OpenRun[]> {
     const runs = this.book.matching(request.camera).filter((r) => request.runId === undefined || r.runId === request.runId);
     const events = runs.map((r) => this.event({ runId: r.runId, ...(r.camera ? { camera: r.camera } : {}), by: request.by, source: request.source, state: 'ended' }));
     if (events.length === 0) return [];
     await this.send(events);
-    for (const e of events) this.fold(e);
     return runs;
   }
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      for (const w of this.waiters.splice(0)) w.resolve();
       await this.starting?.catch(() => undefined);
       await Promise.all([
         this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: consumer disconnect failed')),
@@ -146,14 +154,46 @@ export class RunControl extends EventEmitter {
     return checked.value;
   }
 
+  /**
+   * Sends each event, in order, and waits (bounded) until the consumer has folded it: the caller
+   * then sees its own change, in the order every other process sees it. Runs change rarely, so
+   * one record per send keeps the offset to wait for exact.
+   */
   private async send(events: RunEvent[]): Promise<void> {
-    if (!this.producer || this.closing) throw new Error('runs: RunControl is not started (or is closed); call start() first');
-    await this.producer.send({ topic: this.options.topics.runs, messages: events.map((e) => ({ key: e.camera ?? ALL_CAMERAS, value: encodeJson(e) })) });
+    for (const event of events) {
+      if (!this.producer || this.closing) throw new Error('runs: RunControl is not started (or is closed); call start() first');
+      const [written] = await this.producer.send({ topic: this.options.topics.runs, messages: [{ key: event.camera ?? ALL_CAMERAS, value: encodeJson(event) }] });
+      if (!written?.baseOffset) continue;
+      const folded = this.untilFolded(written.partition, BigInt(written.baseOffset));
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 10_000)));
+      const outcome = await Promise.race([folded.then(() => 'done' as const), late]);
+      clearTimeout(timer);
+      if (outcome === 'late') this.logger.warn({ runId: event.runId }, 'runs: the run event is on the topic but not read back after 10 s; this process will apply it when it arrives');
+    }
   }
 
-  private fold(event: RunEvent): void {
+  /** Resolves once the record at `offset` of `partition` has been folded. */
+  private untilFolded(partition: number, offset: bigint): Promise<void> {
+    return new Promise((resolve) => {
+      this.waiters.push({ partition, offset, resolve });
+      this.wake();
+    });
+  }
+
+  private wake(): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if ((this.folded.get(w.partition) ?? 0n) > w.offset) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  private fold(event: RunEvent, live: boolean): void {
     const { started, ended } = this.book.apply(event);
-    if (!this.live) return;
+    if (!live) return;
     for (const run of ended) {
       this.logger.info({ runId: run.runId, camera: run.camera, by: event.by }, 'run ended');
       this.emit('ended', run, event);
