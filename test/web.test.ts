@@ -249,9 +249,14 @@ describe('acknowledging without a token', () => {
     expect(open.notice).toMatch(/needs a token \(web\.token\)/);
     expect(open.refusal(request('127.0.0.1'))).toEqual({ status: 403, message: expect.stringMatching(/listens on 0\.0\.0\.0; set web\.token \(CRYSTALWATCH_WEB_TOKEN/) });
     const local = new AckGuard({ host: '127.0.0.1' });
-    expect(local.refusal(request('127.0.0.1'))).toBeUndefined();
-    expect(local.refusal(request('::ffff:127.0.0.1'))).toBeUndefined();
-    expect(local.refusal(request('10.1.2.3'))).toEqual({ status: 403, message: expect.stringMatching(/from this machine only, not from 10\.1\.2\.3/) });
+    const here = { host: '127.0.0.1:8080' };
+    expect(local.refusal(request('127.0.0.1', here))).toBeUndefined();
+    expect(local.refusal(request('::ffff:127.0.0.1', { host: 'localhost:8080' }))).toBeUndefined();
+    expect(local.refusal(request('::1', { host: '[::1]:8080' }))).toBeUndefined();
+    expect(local.refusal(request('10.1.2.3', here))).toEqual({ status: 403, message: expect.stringMatching(/from this machine only, not from 10\.1\.2\.3/) });
+    // DNS rebinding: a page of evil.example resolved to 127.0.0.1, same-origin by its own Host.
+    expect(local.refusal(request('127.0.0.1', { origin: 'http://evil.example:8080', host: 'evil.example:8080' }))).toEqual({ status: 403, message: expect.stringMatching(/needs a loopback Host header/) });
+    expect(local.refusal(request('127.0.0.1', { host: 'evil.example:8080' }))).toMatchObject({ status: 403 });
     expect(local.refusal(request('127.0.0.1', { origin: 'https://evil.example', host: '127.0.0.1:8080' }))).toMatchObject({ status: 403 });
     const guarded = new AckGuard({ host: '0.0.0.0', token: 'operator-secret-1' });
     expect(guarded.refusal(request('10.1.2.3', { authorization: 'Bearer operator-secret-1' }))).toBeUndefined();

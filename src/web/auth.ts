@@ -54,6 +54,12 @@ export class AckGuard {
     }
     if (this.mode === 'loopback-only') {
       const from = req.socket.remoteAddress ?? '';
+      // DNS rebinding: a page from evil.example resolved to 127.0.0.1 sends its own Host (and a
+      // matching Origin); only a loopback Host proves the browser meant this machine.
+      const host = hostOf(req.headers.host);
+      if (!isLoopbackHost(host)) {
+        return { status: 403, message: `acknowledging without a token needs a loopback Host header (127.0.0.1, [::1] or localhost), got ${JSON.stringify(req.headers.host ?? '')}; set web.token to acknowledge through another name` };
+      }
       if (isLoopbackHost(from)) return undefined;
       return { status: 403, message: `acknowledging without a token is allowed from this machine only, not from ${from}; set web.token (CRYSTALWATCH_WEB_TOKEN) to acknowledge from elsewhere` };
     }
@@ -87,4 +93,12 @@ export function webExposureProblem(config: { stages: readonly string[]; web: { h
   if (!config.stages.includes('web') || !config.stages.includes('monitor')) return undefined;
   if (config.web.token || isLoopbackHost(config.web.host)) return undefined;
   return `web.host is "${config.web.host}", which is not a loopback address, and web.token is not set: anyone who can reach the port could acknowledge alerts. Set web.token (CRYSTALWATCH_WEB_TOKEN, at least 8 characters; e.g. \`openssl rand -hex 16\`) or bind web.host to 127.0.0.1`;
+}
+
+/** The host part of a Host header (`127.0.0.1:8080` → `127.0.0.1`, `[::1]:8080` → `::1`). */
+function hostOf(header: string | undefined): string {
+  if (!header) return '';
+  const bracketed = /^\[([^\]]+)\](?::\d+)?$/.exec(header);
+  if (bracketed) return bracketed[1]!;
+  return header.replace(/:\d+$/, '');
 }

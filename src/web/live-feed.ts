@@ -62,6 +62,9 @@ export class LiveFeed {
       if (ws.readyState !== WebSocket.OPEN) continue;
       if (ws.bufferedAmount > MAX_WS_BUFFERED_BYTES) {
         this.options.metrics.wsDropped.inc();
+        // An alert must never be skipped silently: a browser too slow to take it is cut off, so
+        // it reconnects and re-reads the alerts (the page does on every connect).
+        if (event.type === 'alert') ws.terminate();
         continue;
       }
       ws.send(payload);
