@@ -127,6 +127,9 @@ describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch repo
 
     run.kill('SIGTERM');
     expect(await waitForExit(run, { timeout: 10_000, message: 'crystalwatch run to exit after SIGTERM' })).toBe(0);
+    // B-18's report: written (at its end or at the shutdown), or owed to the next start — never lost.
+    const pending = JSON.parse(await readFile(path.join(dataDir, 'reports', 'pending.json'), 'utf8')) as { runs: string[] };
+    expect(existsSync(path.join(dataDir, 'reports', 'B-18', 'report.pdf')) || pending.runs.includes('B-18')).toBe(true);
     const verify = spawnSync(process.execPath, [cli, 'audit', 'verify', '--data-dir', dataDir], { encoding: 'utf8', timeout: 30_000 });
     expect(verify.status, verify.stdout + verify.stderr).toBe(0);
   }, 400_000);

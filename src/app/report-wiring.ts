@@ -29,10 +29,17 @@ export interface ReportWiringOptions {
 const safeFolder = (runId: string) => (runId === '.' || runId === '..' ? `_${runId}` : runId);
 
 export class RunReports {
-  /** Runs with predictions since their last full report (with PDF, when PDFs are on). */
-  private readonly dirty = new Set<string>();
+  /** Per run, a count bumped by every prediction and by its end: a report covers the generation it started at. */
+  private readonly generation = new Map<string, number>();
+  /** Per run, the generation its last full report (with PDF, when PDFs are on) covered. */
+  private readonly reported = new Map<string, number>();
   private readonly pending = new Set<string>();
-  private readonly writing = new Map<string, Promise<void>>();
+  /** Runs that ended while this process ran: their report is rewritten until it covers every prediction. */
+  private readonly ended = new Set<string>();
+  private readonly writing = new Map<string, Promise<boolean>>();
+  /** Background reports are written one at a time, so owed ones do not all hit Kafka at a start. */
+  private queue: Promise<void> = Promise.resolve();
+  private saving: Promise<void> = Promise.resolve();
   private readonly logger: Logger;
   private closing: Promise<void> | undefined;
 
@@ -48,31 +55,36 @@ export class RunReports {
   async start(): Promise<void> {
     const owed = await readFile(path.join(this.folder, 'pending.json'), 'utf8').then(
       (text) => (JSON.parse(text) as { runs?: unknown }).runs,
-      () => [],
+      (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') this.logger.warn({ err: err.message }, 'reports: pending.json unreadable; owed reports can be written with crystalwatch report --run ID');
+        return [];
+      },
     );
     for (const runId of Array.isArray(owed) ? owed : []) if (typeof runId === 'string') this.pending.add(runId);
-    for (const runId of this.pending) this.write(runId, this.options.pdf);
+    for (const runId of this.pending) this.enqueue(runId);
   }
 
   /** A prediction of this run passed through this process (its report is written at the run's end or at shutdown). */
   watch(runId: string): void {
-    if (this.dirty.size < 10_000) this.dirty.add(runId);
+    if (this.generation.size >= 10_000 && !this.generation.has(runId)) return;
+    this.generation.set(runId, (this.generation.get(runId) ?? 0) + 1);
   }
 
-  /** A run ended: its full report, in the background. */
+  /** A run ended: its full report, in the background (after any report of it being written now). */
   runEnded(runId: string): void {
-    this.dirty.add(runId);
-    this.write(runId, this.options.pdf);
+    this.watch(runId);
+    this.ended.add(runId);
+    this.enqueue(runId);
   }
 
-  /** Writes the report (HTML, JSON) of every run watched since its last one, within the budget; what is not done stays owed. */
+  /** Writes the report (HTML, JSON) of every run changed since its last one, within the budget; what is not done stays owed. */
   close(): Promise<void> {
     this.closing ??= (async () => {
       const budget = this.options.shutdownBudgetMs ?? 1500;
-      const owed = [...new Set([...this.dirty, ...this.pending])];
+      const owed = [...new Set([...[...this.generation.keys()].filter((runId) => this.isStale(runId)), ...this.pending])];
       for (const runId of owed) this.pending.add(runId);
       await this.savePending();
-      const all = owed.map((runId) => this.write(runId, false, true));
+      const all = owed.map((runId) => this.write(runId, false));
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), budget)));
       const outcome = await Promise.race([Promise.all(all).then(() => 'done' as const), late]);
@@ -85,37 +97,64 @@ export class RunReports {
     return this.closing;
   }
 
-  private write(runId: string, pdf: boolean, atShutdown = false): Promise<void> {
-    const running = this.writing.get(runId);
-    if (running) return running;
+  private isStale(runId: string): boolean {
+    return (this.generation.get(runId) ?? 0) !== (this.reported.get(runId) ?? -1);
+  }
+
+  private enqueue(runId: string): void {
+    this.queue = this.queue.then(async () => {
+      if (this.closing) return;
+      const written = await this.write(runId, this.options.pdf);
+      // An ended run's last predictions (or its end) came while it was written: write it again.
+      if (written && !this.closing && this.ended.has(runId) && this.isStale(runId)) this.enqueue(runId);
+    });
+  }
+
+  /** One report of the run at a time; a second request waits for the first and writes anew. */
+  private write(runId: string, pdf: boolean): Promise<boolean> {
+    const previous = this.writing.get(runId) ?? Promise.resolve(true);
     const out = path.join(this.folder, safeFolder(runId));
-    const started = Date.now();
-    const job = writeRunReport({ kafka: this.options.kafka, topics: this.options.topics, runId, out, logger: this.logger, pdf, ...(this.options.audit ? { audit: this.options.audit } : {}) })
-      .then(async () => {
+    const job = previous.then(async () => {
+      const covers = this.generation.get(runId) ?? 0;
+      const started = Date.now();
+      let written = false;
+      try {
+        await writeRunReport({ kafka: this.options.kafka, topics: this.options.topics, runId, out, logger: this.logger, pdf, ...(this.options.audit ? { audit: this.options.audit } : {}) });
         this.logger.info({ runId, out, pdf, ms: Date.now() - started }, 'batch report written');
+        written = true;
         if (pdf || !this.options.pdf) {
-          this.pending.delete(runId);
-          this.dirty.delete(runId);
+          this.reported.set(runId, covers);
+          if (!this.isStale(runId)) this.pending.delete(runId);
         }
-        if (!atShutdown) await this.savePending();
-      })
-      .catch((err: Error) => {
+      } catch (err) {
         if (err instanceof ChromiumMissingError) {
           this.logger.warn({ runId, out }, err.message);
+          this.reported.set(runId, covers);
           this.pending.delete(runId);
-          return;
+        } else {
+          this.logger.error({ runId, err: (err as Error).message }, 'batch report failed; it is tried again at the next start (or: crystalwatch report --run ID)');
+          this.pending.add(runId);
         }
-        this.logger.error({ runId, err: err.message }, 'batch report failed; it is tried again at the next start (or: crystalwatch report --run ID)');
-      })
-      .finally(() => this.writing.delete(runId));
+      }
+      if (!this.closing) await this.savePending();
+      return written;
+    });
     this.writing.set(runId, job);
+    void job.finally(() => {
+      if (this.writing.get(runId) === job) this.writing.delete(runId);
+    });
     return job;
   }
 
-  private async savePending(): Promise<void> {
-    await mkdir(this.folder, { recursive: true });
-    const file = path.join(this.folder, 'pending.json');
-    await writeFile(`${file}.tmp`, `${JSON.stringify({ runs: [...this.pending] }, null, 2)}\n`);
-    await rename(`${file}.tmp`, file);
+  /** Serialised: two saves never share the temporary file. */
+  private savePending(): Promise<void> {
+    this.saving = this.saving.then(async () => {
+      await mkdir(this.folder, { recursive: true });
+      const file = path.join(this.folder, 'pending.json');
+      const tmp = `${file}.${process.pid}.tmp`;
+      await writeFile(tmp, `${JSON.stringify({ runs: [...this.pending] }, null, 2)}\n`);
+      await rename(tmp, file);
+    }).catch((err: Error) => this.logger.error({ err: err.message }, 'reports: could not save pending.json'));
+    return this.saving;
   }
 }
