@@ -20,7 +20,7 @@ export function createAlertMetrics(registry: Registry) {
     })),
     deliveries: once(registry, 'crystalwatch_alert_deliveries_total', () => new Counter({
       name: 'crystalwatch_alert_deliveries_total',
-      help: 'Alert delivery attempts by sink (webhook, alertmanager, action, websocket) and outcome: delivered, retried (an attempt failed, another follows), dead-lettered (not taken within the delivery deadline), failed (websocket callback threw).',
+      help: 'Alert delivery attempts by sink (webhook, alertmanager, action, websocket, listener) and outcome: delivered, retried (an attempt failed, another follows), dead-lettered (not taken within the delivery deadline), failed (the websocket callback or an in-process alert listener threw).',
       labelNames: ['sink', 'outcome'] as const,
       registers,
     })),

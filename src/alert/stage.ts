@@ -4,7 +4,10 @@
  * raised it, and delivers the changes from that topic to the sinks (src/alert/delivery.ts).
  * At start it rebuilds its alerts and detectors from Kafka (src/alert/state-topic.ts).
  *
- * Events: 'alert' (Alert) on every change (fired, resolved, acknowledged), at once.
+ * Events: 'alert' (Alert) on every change (fired, resolved, acknowledged), once the change is in
+ * the outbox (after the write when it comes from `predictions`). A listener that throws is logged
+ * and counted (`crystalwatch_alert_deliveries_total{sink="listener",outcome="failed"}`); it never
+ * costs the change its place in the outbox, nor the other listeners their call.
  */
 import { EventEmitter } from 'node:events';
 import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
@@ -213,9 +216,14 @@ export class AlertStage extends EventEmitter {
         outbox.add(changes, this.lifecycle.snapshots(this.now()), letters);
         // The changes are durable before the predictions that raised them are committed; a failed
         // write throws, kafkajs fetches the batch again (its frames are known: nothing is counted
-        // twice) and the next flush retries what this one held.
-        await outbox.flush();
-        this.metrics.outboxPending.set(outbox.pending);
+        // twice) and the next flush retries what this one held. They are announced after the
+        // write either way: they are in the outbox, and the frames that raised them are not seen again.
+        try {
+          await outbox.flush();
+        } finally {
+          this.metrics.outboxPending.set(outbox.pending);
+          this.announce(changes);
+        }
         if (KILL_AFTER_OUTBOX && changes.length > 0) process.kill(process.pid, 'SIGKILL');
         if (isStale()) return;
         resolveOffset(last);
@@ -233,6 +241,7 @@ export class AlertStage extends EventEmitter {
   observePrediction(prediction: Prediction, producedAtMs?: number): Alert | undefined {
     const changes = this.observe(prediction, producedAtMs);
     this.persist(changes);
+    this.announce(changes);
     const own = changes.find((c) => c.alert.camera === prediction.camera && c.alert.runId === prediction.runId && reasonOf(c.alert) === 'pg-onset');
     return own ? structuredClone(own.alert) : undefined;
   }
@@ -251,8 +260,8 @@ export class AlertStage extends EventEmitter {
     if (!result) return undefined;
     if (result.change) {
       this.logger.info({ alertId: id, by }, 'alert acknowledged');
-      this.announce([result.change]);
       this.persist([result.change]);
+      this.announce([result.change]);
       if (this.outbox && this.outbox.pending > 0) await this.outbox.flush();
     }
     return structuredClone(result.alert);
@@ -284,12 +293,12 @@ export class AlertStage extends EventEmitter {
     return this.closing;
   }
 
+  /** The lifecycle's decision on one prediction; the caller puts the changes in the outbox, then announces them. */
   private observe(prediction: Prediction, producedAtMs: number | undefined, position?: RecordPosition): AlertChange[] {
     const receivedAt = this.now();
     const seen = this.lifecycle.observe(prediction, receivedAt, position);
     if (seen.skipped === 'duplicate') this.metrics.duplicates.inc({ stage: STAGE });
     if (seen.newCamera) this.setGauges(prediction.camera, true);
-    if (seen.changes.length > 0) this.announce(seen.changes);
     if (seen.fired) this.metrics.predictionToAlert.observe(Math.max(0, this.now() - (producedAtMs ?? receivedAt)) / 1000);
     return seen.changes;
   }
@@ -297,8 +306,8 @@ export class AlertStage extends EventEmitter {
   /** The one timer: camera-silent checks, aged state snapshots, and a retry of an outbox write that failed. */
   private tick(): void {
     const changes = this.lifecycle.checkSilence(this.now());
-    if (changes.length > 0) this.announce(changes);
     this.persist(changes);
+    this.announce(changes);
   }
 
   /** To the outbox once started (flushed in the background), straight to the sinks before. */
@@ -341,7 +350,7 @@ export class AlertStage extends EventEmitter {
       }
       this.setGauges(alert.camera, false);
       const copy = structuredClone(alert);
-      this.emit('alert', copy);
+      this.emitAlert(copy);
       if (!this.options.publish) continue;
       try {
         this.options.publish(copy);
@@ -349,6 +358,18 @@ export class AlertStage extends EventEmitter {
       } catch (err) {
         this.metrics.deliveries.inc({ sink: 'websocket', outcome: 'failed' });
         this.logger.warn({ err: (err as Error).message }, 'alert publish callback threw');
+      }
+    }
+  }
+
+  /** Calls every 'alert' listener, each guarded: one that throws is logged and counted, the others are still called. */
+  private emitAlert(alert: Alert): void {
+    for (const listener of this.rawListeners('alert') as ((a: Alert) => void)[]) {
+      try {
+        listener.call(this, alert);
+      } catch (err) {
+        this.metrics.deliveries.inc({ sink: 'listener', outcome: 'failed' });
+        this.logger.error({ err: (err as Error).message, alertId: alert.id }, "an 'alert' event listener threw; the change is in the outbox regardless");
       }
     }
   }

@@ -1,0 +1,129 @@
+/**
+ * The AlertStage's wiring against an in-memory stand-in for kafkajs (no broker, fast): what the
+ * stage sends, when it announces, and what it leaves connected. The stand-in records every
+ * producer send and hands the test each consumer's `eachBatch`, so a test plays kafkajs' part:
+ * deliver a batch, fail it, deliver it again.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { EachBatchPayload, Kafka, Message } from 'kafkajs';
+import type { Alert, Prediction } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
+import { AlertStage, type AlertOptions } from '../src/alert/index.js';
+import { onsetStream } from './helpers/messages.js';
+
+interface FakeConsumer {
+  groupId: string;
+  connected: boolean;
+  eachBatch?: (payload: EachBatchPayload) => Promise<void>;
+  listeners: Map<string, ((event: unknown) => void)[]>;
+  members: number;
+}
+
+/** Enough of kafkajs for the stage: topics exist, restore finds nothing, sends are recorded. */
+function fakeKafka(options: { gate?: Promise<void> } = {}) {
+  const sent: { topic: string; messages: Message[] }[] = [];
+  const consumers: FakeConsumer[] = [];
+  let producersConnected = 0;
+  const kafka = {
+    producer: () => ({
+      connect: async () => void (producersConnected += 1),
+      disconnect: async () => void (producersConnected -= 1),
+      send: async (r: { topic: string; messages: Message[] }) => void sent.push({ topic: r.topic, messages: r.messages }),
+      sendBatch: async (r: { topicMessages: { topic: string; messages: Message[] }[] }) => void sent.push(...r.topicMessages.map((t) => ({ topic: t.topic, messages: t.messages }))),
+    }),
+    admin: () => ({
+      connect: async () => {},
+      disconnect: async () => {},
+      listTopics: async () => [],
+      createTopics: async () => true,
+      fetchTopicOffsets: async () => {
+        await options.gate; // restore waits here until the test opens the gate
+        return [{ partition: 0, low: '0', high: '0', offset: '0' }];
+      },
+    }),
+    consumer: ({ groupId }: { groupId: string }) => {
+      const state: FakeConsumer = { groupId, connected: false, listeners: new Map(), members: 1 };
+      consumers.push(state);
+      return {
+        events: { GROUP_JOIN: 'consumer.group_join' },
+        on: (event: string, listener: (e: unknown) => void) => void state.listeners.set(event, [...(state.listeners.get(event) ?? []), listener]),
+        connect: async () => void (state.connected = true),
+        disconnect: async () => void (state.connected = false),
+        subscribe: async () => {},
+        run: async (config: { eachBatch: FakeConsumer['eachBatch'] }) => void (state.eachBatch = config.eachBatch),
+        commitOffsets: async () => {},
+        describeGroup: async () => ({ groupId, state: 'Stable', members: Array.from({ length: state.members }, (_, i) => ({ memberId: `m-${i}`, clientId: 'crystalwatch', clientHost: `/10.0.0.${i + 1}` })) }),
+      };
+    },
+  };
+  const on = (topic: string) => sent.filter((s) => s.topic === topic).flatMap((s) => s.messages);
+  return { kafka: kafka as unknown as Kafka, sent, on, consumers, producers: () => producersConnected };
+}
+
+/** One batch of `predictions` records as kafkajs hands it to eachBatch. */
+function batchOf(predictions: Prediction[], topic = topicNames().predictions): EachBatchPayload {
+  const messages = predictions.map((p, i) => ({ offset: String(i), key: Buffer.from(p.camera), value: Buffer.from(JSON.stringify(p)), timestamp: String(Date.now()), headers: {}, attributes: 0, size: 0 }));
+  return {
+    batch: { topic, partition: 0, messages, highWatermark: String(messages.length) },
+    resolveOffset: () => {},
+    heartbeat: async () => {},
+    commitOffsetsIfNecessary: async () => {},
+    uncommittedOffsets: () => ({ topics: [] }),
+    isRunning: () => true,
+    isStale: () => false,
+    pause: () => () => {},
+  } as unknown as EachBatchPayload;
+}
+
+/** A pino logger whose lines the test reads. */
+function capturedLogger() {
+  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const stream = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString())); done(); } });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+const stages: AlertStage[] = [];
+afterEach(async () => {
+  for (const s of stages.splice(0)) await s.close();
+});
+
+function stageOn(kafka: Kafka, extra: Partial<AlertOptions> = {}) {
+  const registry = new Registry();
+  const { logger, lines } = capturedLogger();
+  const stage = new AlertStage({ kafka, topics: topicNames(), registry, logger, resolveAfterCleanFrames: 5, ...extra });
+  stages.push(stage);
+  return { stage, registry, lines };
+}
+
+const predictionsConsumer = (consumers: FakeConsumer[]) => consumers.find((c) => c.groupId === 'crystalwatch-alert');
+
+describe('AlertStage: the outbox before the announcement', () => {
+  it('a throwing alert listener neither loses the change nor keeps it off the outbox; the change is announced after it was written', async () => {
+    const fake = fakeKafka();
+    const { stage, registry, lines } = stageOn(fake.kafka);
+    const onTopicWhenAnnounced: number[] = [];
+    stage.on('alert', () => {
+      onTopicWhenAnnounced.push(fake.on(topicNames().alerts).length);
+      throw new Error('listener bug');
+    });
+    const calm: Alert[] = [];
+    stage.on('alert', (a: Alert) => calm.push(a));
+    await stage.start();
+    const consumer = predictionsConsumer(fake.consumers)!;
+    const batch = batchOf(onsetStream('cam-1', 'run-1', 5, 3));
+    // As kafkajs does: a batch whose eachBatch threw is fetched and handed over again.
+    const first = await consumer.eachBatch!(batch).then(() => undefined, (err: Error) => err);
+    if (first) await consumer.eachBatch!(batch).catch(() => {});
+
+    const written = fake.on(topicNames().alerts);
+    expect(written.map((m) => m.headers?.event)).toEqual(['firing']);
+    expect(first).toBeUndefined();
+    expect(onTopicWhenAnnounced).toEqual([1]); // already on the alerts topic when announced
+    expect(calm.map((a) => a.state)).toEqual(['firing']); // the other listener was still called
+    expect(await registry.metrics()).toContain('crystalwatch_alert_deliveries_total{sink="listener",outcome="failed"} 1');
+    expect(lines.find((l) => l.level === 50 && /listener threw/.test(l.msg))).toMatchObject({ err: 'listener bug' });
+  });
+});
