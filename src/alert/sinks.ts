@@ -115,10 +115,18 @@ export class AlertmanagerSink implements AlertSink {
   }
 }
 
+/** How long a failed command's stderr may still trickle in after it exited (a background child may hold the pipe forever). */
+const STDERR_GRACE_MS = 100;
+
 /**
  * The early-stop action, on a firing PG alert only: a shell command that gets the alert JSON on
  * stdin and CRYSTALWATCH_* variables in its environment (exit 0 = done), or a URL that gets
  * `{"action":"stop-batch","alert":{...}}` POSTed with the `Idempotency-Key` header.
+ *
+ * One attempt settles within `timeoutMs` whatever the command does: it runs in a process group
+ * of its own, which is killed as a whole (SIGKILL) at the timeout or when the stage closes; the
+ * attempt ends when the shell exits, not when every process that inherited its stderr has let go
+ * of it (a `curl … &` left behind), and a timer around the whole attempt settles it regardless.
  */
 export class ActionSink implements AlertSink {
   readonly name = 'action';
@@ -132,12 +140,32 @@ export class ActionSink implements AlertSink {
     return kind === 'firing' && reasonOf(alert) === 'pg-onset';
   }
   async deliver(alert: Alert, kind: AlertEventKind, signal?: AbortSignal): Promise<void> {
-    if (this.action.url) await postJson(this.action.url, JSON.stringify({ action: alert.action, alert }), { 'idempotency-key': changeKey(alert, kind) }, this.timeoutMs, 'alert action', signal);
-    if (this.action.command) await this.runCommand(this.action.command, alert, signal);
+    const attempt = new AbortController();
+    const onClose = () => attempt.abort(new Error(`alert action ${this.target}: aborted (the stage is closing)`));
+    if (signal?.aborted) onClose();
+    signal?.addEventListener('abort', onClose, { once: true });
+    const timer = setTimeout(() => attempt.abort(new Error(`alert action ${this.target} did not finish within ${this.timeoutMs} ms; its command's processes were killed`)), this.timeoutMs);
+    const aborted = new Promise<never>((_resolve, reject) => {
+      const fail = () => reject(attempt.signal.reason as Error);
+      if (attempt.signal.aborted) fail();
+      else attempt.signal.addEventListener('abort', fail, { once: true });
+    });
+    try {
+      await Promise.race([this.attempt(alert, kind, attempt.signal), aborted]);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onClose);
+      aborted.catch(() => {});
+    }
   }
-  private runCommand(command: string, alert: Alert, signal?: AbortSignal): Promise<void> {
+  private async attempt(alert: Alert, kind: AlertEventKind, signal: AbortSignal): Promise<void> {
+    if (this.action.url) await postJson(this.action.url, JSON.stringify({ action: alert.action, alert }), { 'idempotency-key': changeKey(alert, kind) }, this.timeoutMs, 'alert action', signal);
+    if (this.action.command && !signal.aborted) await this.runCommand(this.action.command, alert, signal);
+  }
+  private runCommand(command: string, alert: Alert, signal: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       const child = spawn('/bin/sh', ['-c', command], {
+        detached: true, // its own process group, so a kill reaches what the command started too
         stdio: ['pipe', 'ignore', 'pipe'],
         env: {
           ...process.env,
@@ -149,25 +177,44 @@ export class ActionSink implements AlertSink {
           CRYSTALWATCH_STARTS_AT: alert.startsAt,
         },
       });
+      const killGroup = () => {
+        if (child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // the group is gone already
+        }
+      };
       let stderr = '';
       child.stderr.on('data', (chunk: Buffer) => {
         stderr = (stderr + chunk.toString()).slice(-500);
       });
-      const timer = setTimeout(() => child.kill('SIGKILL'), this.timeoutMs);
-      const onAbort = () => child.kill('SIGKILL');
-      signal?.addEventListener('abort', onAbort, { once: true });
+      child.stderr.on('error', () => {});
+      signal.addEventListener('abort', killGroup, { once: true });
       child.stdin.on('error', () => {}); // a command that does not read stdin closes it early: not a failure
       child.stdin.end(JSON.stringify(alert));
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        reject(new Error(`alert action command "${command}" could not start: ${err.message}`));
-      });
-      child.on('close', (code, killedBy) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        if (code === 0) resolve();
-        else reject(new Error(`alert action command "${command}" ${killedBy ? `was killed (${killedBy}; timeout ${this.timeoutMs} ms, or the stage closed)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`));
+      let settled = false;
+      const settle = (err?: Error) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', killGroup);
+        // Let go of the pipes: a background process still holding them must not keep this process alive.
+        child.stdin.destroy();
+        child.stderr.destroy();
+        if (err) reject(err);
+        else resolve();
+      };
+      child.on('error', (err) => settle(new Error(`alert action command "${command}" could not start: ${err.message}`)));
+      child.on('exit', (code, killedBy) => {
+        if (code === 0) return settle();
+        const fail = () => settle(new Error(`alert action command "${command}" ${killedBy ? `was killed (${killedBy}; timeout ${this.timeoutMs} ms, or the stage closed)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`));
+        // What it wrote last explains the failure: wait a moment for it, not for whoever else holds the pipe.
+        if (child.stderr.readableEnded) return fail();
+        const grace = setTimeout(fail, STDERR_GRACE_MS);
+        child.stderr.once('close', () => {
+          clearTimeout(grace);
+          fail();
+        });
       });
     });
   }
