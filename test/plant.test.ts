@@ -68,7 +68,8 @@ describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch repo
 
     const run = start(['run', '--config', config]);
     await waitFor(() => fetch(`${url}/readyz`).then((r) => r.ok), { timeout: 120_000, message: 'crystalwatch run to be ready' });
-    expect(await api('POST', '/api/runs', { action: 'start', runId: 'B-17', camera: 'cam-1', by: 'shift-lead' })).toMatchObject({ status: 201 });
+    const started = await api('POST', '/api/runs', { action: 'start', runId: 'B-17', camera: 'cam-1', by: 'shift-lead' });
+    expect(started, JSON.stringify(started.body)).toMatchObject({ status: 201 });
     expect((await fetch(`${url}/api/audit`)).status).toBe(401);
 
     start(['simulate', 'frames', '--out', watch, '--fps', '4', '--pg-onset', '4', '--seed', '11']);
@@ -93,6 +94,7 @@ describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch repo
     expect(await read('RunId')).toBe('B-17');
     expect(await read('PPG')).toBeGreaterThan(0);
     expect(await read('CameraState')).toBe('ok');
+    expect(await (await fetch(`${url}/metrics`)).text()).toContain('crystalwatch_run_info{camera="cam-1",run="B-17"} 1');
 
     const acked = await api('POST', `/api/alerts/${alert.id}/ack`, { by: 'operator-3', comment: 'batch stopped at the valve' });
     expect(acked).toMatchObject({ status: 200, body: { acknowledgedBy: 'operator-3', acknowledgedComment: 'batch stopped at the valve' } });

@@ -12,7 +12,8 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import { AlertStage } from '../alert/index.js';
 import { MetricsStage, type QualityEvent } from '../metrics/index.js';
-import type { RunControl, OpenRun } from '../runs/index.js';
+import { runInfo, type RunControl, type OpenRun } from '../runs/index.js';
+import { KnownCameras } from '../bus/known-cameras.js';
 import type { RunEvent } from '../bus/messages.js';
 import type { LiveEvent } from '../web/index.js';
 import { openAudit, type AuditWiring } from './audit-wiring.js';
@@ -68,7 +69,9 @@ export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
     logger: logger.child({ stage: 'metrics' }),
   });
   let opcua: OpcUaWiring | undefined;
+  const runOf = runInfo(registry, new KnownCameras({ cameras: config.cameras.map((c) => c.id), maxCameras: config.metrics.maxCameras }));
   metrics.on('prediction', (prediction: Prediction) => {
+    runOf(prediction.camera, prediction.runId);
     ctx.publish({ type: 'prediction', prediction });
     reports?.watch(prediction.runId);
     opcua?.prediction(prediction);

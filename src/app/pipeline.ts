@@ -64,7 +64,15 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
   const base = options.baseDir ?? process.cwd();
   const dataDir = path.resolve(base, config.dataDir);
   const stages = new Set(config.stages);
-  const ready: Record<string, boolean | string> = {};
+  // Every part this process will start is listed from the outset, so /readyz never says ready
+  // before the last of them is (the web stage answers while the others are still starting).
+  const ready: Record<string, boolean | string> = {
+    kafka: 'connecting',
+    runs: 'waiting',
+    ...(stages.has('monitor') ? { metrics: 'waiting', alert: 'waiting' } : {}),
+    ...(stages.has('classify') ? { model: 'waiting' } : {}),
+    ...(stages.has('ingest') ? { ingest: 'waiting' } : {}),
+  };
   try {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'crystalwatch_process_' });

@@ -40,7 +40,7 @@ export function plantRoutes(pipeline: () => Pipeline | undefined): Route[] {
       mutating: true,
       handle: async ({ readJson }) => {
         const runs = pipeline()?.runs;
-        if (!runs) throw new HttpError(503, 'runs are not available yet; try again when /readyz says ready');
+        if (!runs?.ready) throw new HttpError(503, 'runs are not available yet; try again when /readyz says ready');
         const body = await readJson();
         return changeRun(runs, body, byOf(body.by));
       },

@@ -49,6 +49,7 @@ export class RunControl extends EventEmitter {
   /** Per partition, the next offset to fold; sends wait until their record has been folded. */
   private readonly folded = new Map<number, bigint>();
   private readonly waiters: { partition: number; offset: bigint; resolve: () => void }[] = [];
+  private catchUpDone = false;
   private starting: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
 
@@ -105,7 +106,13 @@ export class RunControl extends EventEmitter {
     const timedOut = await Promise.race([ready.then(() => false), late]);
     clearTimeout(timer);
     if (timedOut) this.logger.warn({ topic: topics.runs, timeoutMs: limit }, 'runs: could not read the runs topic to its end in time; run state may be stale until it catches up');
+    this.catchUpDone = true;
     this.logger.info({ open: this.book.list() }, 'runs: state restored');
+  }
+
+  /** Started (the topic read to its end) and not closed: runs can be started and ended. */
+  get ready(): boolean {
+    return this.producer !== undefined && this.catchUpDone && !this.closing;
   }
 
   /** The run a frame of `camera` belongs to now, if a run was started for it. */

@@ -141,6 +141,7 @@ function renderCamera(state) {
     ? `No frames since ${state.silent.evidence?.lastSeenAt ?? state.silent.startsAt} — check the camera`
     : unusable ? `Cannot see: last frame unusable (${p.reason ?? 'unknown reason'}); it does not count for or against PG` : '';
   $('.ppg', card).textContent = p ? fmt(p.pPG) : '–';
+  $('.run', card).textContent = p ? p.runId : '–';
   const model = $('.model', card);
   const uncalibrated = p?.calibration?.status === 'uncalibrated';
   model.textContent = p ? `${p.model}${uncalibrated ? ' — uncalibrated' : p.calibration?.status === 'calibrated' ? ' — calibrated' : ''}` : '–';
