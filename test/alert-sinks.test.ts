@@ -7,8 +7,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ActionSink } from '../src/alert/index.js';
-import { alert } from './helpers/messages.js';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import type { Kafka } from 'kafkajs';
+import type { Alert } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
+import { ActionSink, AlertStage, SinkWorker, checkBackoff, type AlertSink, type DeliveryOutcome, type SinkWorkerOptions } from '../src/alert/index.js';
+import { alert, predictionSequence } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
 const temps: string[] = [];
@@ -82,5 +88,98 @@ describe('ActionSink command', () => {
   it('a failing command still says what it wrote to stderr', async () => {
     const sink = new ActionSink({ command: 'echo "DCS refused: batch 7 not running" >&2; exit 3' });
     await expect(sink.deliver(alert(), 'firing')).rejects.toThrow(/exited with 3: DCS refused: batch 7 not running/);
+  });
+});
+
+/** A sink that fails its first `failures` attempts, then takes every change. */
+function countingSink(failures = 0): AlertSink & { calls: number } {
+  let left = failures;
+  const sink = {
+    name: 'test-sink',
+    target: 'memory',
+    calls: 0,
+    wants: () => true,
+    async deliver() {
+      sink.calls += 1;
+      if (left > 0) {
+        left -= 1;
+        throw new Error('receiver down');
+      }
+    },
+  };
+  return sink;
+}
+
+function capturedLogger() {
+  const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
+  const stream = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString())); done(); } });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+function worker(sink: AlertSink, over: Partial<SinkWorkerOptions>) {
+  const close = new AbortController();
+  const { logger, lines } = capturedLogger();
+  const w = new SinkWorker(sink, {
+    backoff: checkBackoff({ baseDelayMs: 1, maxDelayMs: 2 }), deadlineMs: 60_000, signal: close.signal, now: Date.now, logger,
+    deadLetter: async () => {}, onOutcome: () => {}, onQueued: () => {}, ...over,
+  });
+  return { w, lines, close };
+}
+
+const record = (over: { writtenAtMs?: number } = {}) => ({ alert: alert(), kind: 'firing' as const, writtenAtMs: over.writtenAtMs ?? Date.now() });
+
+describe('SinkWorker hooks', () => {
+  // Before the fix a throwing hook re-sent the change at every backoff, or hung the queue.
+  it('a throwing onOutcome on delivered does not send the change again', { timeout: 5000 }, async () => {
+    const sink = countingSink();
+    const { w, lines, close } = worker(sink, { onOutcome: (_s, outcome) => { if (outcome === 'delivered') throw new Error('audit trail full'); } });
+    await w.deliver(record());
+    expect(sink.calls).toBe(1);
+    expect(lines.find((l) => /hook .* threw/.test(l.msg))).toMatchObject({ outcome: 'delivered', err: 'audit trail full' });
+    close.abort();
+  });
+
+  it('a throwing onOutcome on retried neither escapes as an unhandled rejection nor stalls the queue', { timeout: 5000 }, async () => {
+    const sink = countingSink(2);
+    const outcomes: DeliveryOutcome[] = [];
+    const { w, close } = worker(sink, {
+      onOutcome: (_s, outcome) => {
+        outcomes.push(outcome);
+        if (outcome === 'retried') throw new Error('metrics registry gone');
+      },
+      onQueued: () => { throw new Error('gauge gone'); },
+    });
+    await Promise.all([w.deliver(record()), w.deliver({ ...record(), kind: 'resolved' })]);
+    expect(outcomes).toEqual(['retried', 'retried', 'delivered', 'delivered']);
+    expect(sink.calls).toBe(4);
+    close.abort();
+  });
+
+  it('a throwing onOutcome on dead-lettered writes the dead letter once', { timeout: 5000 }, async () => {
+    let letters = 0;
+    const { w, close } = worker(countingSink(1), {
+      deadlineMs: 1,
+      deadLetter: async () => void (letters += 1),
+      onOutcome: (_s, outcome) => { if (outcome === 'dead-lettered') throw new Error('hook bug'); },
+    });
+    await w.deliver(record({ writtenAtMs: Date.now() - 1000 }));
+    expect(letters).toBe(1);
+    close.abort();
+  });
+
+  it('AlertStage: an onDelivery option that throws does not re-deliver the change', { timeout: 5000 }, async () => {
+    const sink = countingSink();
+    const stage = new AlertStage({
+      kafka: {} as Kafka, topics: topicNames(), registry: new Registry(),
+      delivery: { baseDelayMs: 5, maxDelayMs: 10, deadlineMs: 1000 },
+      onDelivery: () => { throw new Error('audit trail refused the record'); },
+    });
+    stage.addSink(sink);
+    const next = predictionSequence();
+    const fired: (Alert | undefined)[] = [next(0.99), next(0.99)].map((p) => stage.observePrediction(p));
+    expect(fired[1]?.state).toBe('firing');
+    await stage.idle();
+    expect(sink.calls).toBe(1);
+    await stage.close();
   });
 });

@@ -35,7 +35,7 @@ export interface SinkWorkerOptions {
   now: () => number;
   logger: Logger;
   deadLetter: DeadLetterWriter;
-  /** Every outcome; a change that reached its end (delivered, dead-lettered) comes with its record. */
+  /** Every outcome; a change that reached its end (delivered, dead-lettered) comes with its record. A throw is logged, never a delivery failure. */
   onOutcome: (sink: string, outcome: DeliveryOutcome, record?: DeliveryRecord) => void;
   onQueued: (sink: string, queued: number) => void;
   random?: () => number;
@@ -73,8 +73,8 @@ export class SinkWorker {
     if (this.options.signal.aborted) return Promise.reject(new DeliveryClosedError());
     return new Promise((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
-      this.options.onQueued(this.sink.name, this.queue.length);
-      void this.pump();
+      this.queuedChanged();
+      this.pump().catch((err: Error) => this.options.logger.error({ sink: this.sink.name, err: err.message }, 'alert sink queue stopped unexpectedly; its changes stay uncommitted until a restart'));
     });
   }
 
@@ -87,7 +87,7 @@ export class SinkWorker {
         await this.handle(job.record);
         if (this.options.signal.aborted) return; // rejectAll() settled it
         this.queue.shift();
-        this.options.onQueued(this.sink.name, this.queue.length);
+        this.queuedChanged();
         job.resolve();
       }
     } finally {
@@ -102,15 +102,18 @@ export class SinkWorker {
     const deadline = record.writtenAtMs + this.options.deadlineMs;
     const context = { sink: this.sink.name, target: this.sink.target, alertId: record.alert.id, event: record.kind };
     for (let attempt = 1; !signal.aborted; attempt += 1) {
-      let failure: Error;
+      let failure: Error | undefined;
       try {
         await this.sink.deliver(record.alert, record.kind, signal);
-        this.delivered.add(key);
-        this.options.onOutcome(this.sink.name, 'delivered', record);
-        if (attempt > 1) logger.info({ ...context, attempts: attempt }, 'alert delivered after retries');
-        return;
       } catch (err) {
         failure = err as Error;
+      }
+      // Only the sink's own answer decides; what the hooks do after it is theirs (notify() guards them).
+      if (failure === undefined) {
+        this.delivered.add(key);
+        this.notify('delivered', record);
+        if (attempt > 1) logger.info({ ...context, attempts: attempt }, 'alert delivered after retries');
+        return;
       }
       if (signal.aborted) return;
       const left = deadline - now();
@@ -121,7 +124,7 @@ export class SinkWorker {
         return;
       }
       const wait = Math.min(left, backoffDelay(attempt, this.options.backoff, this.options.random));
-      this.options.onOutcome(this.sink.name, 'retried');
+      this.notify('retried');
       // Every attempt is counted; the log says so at attempts 1, 2, 4, 8, … (a day-long outage is not 3,000 lines).
       if ((attempt & (attempt - 1)) === 0) logger.warn({ ...context, attempt, retryInMs: wait, err: failure.message }, 'alert delivery failed; will retry');
       await sleep(wait, signal);
@@ -130,19 +133,40 @@ export class SinkWorker {
 
   private async writeDeadLetter(record: DeliveryRecord, reason: string): Promise<void> {
     for (let attempt = 1; !this.options.signal.aborted; attempt += 1) {
+      let failure: Error | undefined;
       try {
         await this.options.deadLetter(record, this.sink, reason);
-        this.options.onOutcome(this.sink.name, 'dead-lettered', record);
-        return;
       } catch (err) {
-        this.options.logger.error({ sink: this.sink.name, alertId: record.alert.id, err: (err as Error).message }, 'could not write the alert dead letter; will retry (the change stays uncommitted)');
-        await sleep(backoffDelay(attempt, this.options.backoff, this.options.random), this.options.signal);
+        failure = err as Error;
       }
+      if (failure === undefined) {
+        this.notify('dead-lettered', record);
+        return;
+      }
+      this.options.logger.error({ sink: this.sink.name, alertId: record.alert.id, err: failure.message }, 'could not write the alert dead letter; will retry (the change stays uncommitted)');
+      await sleep(backoffDelay(attempt, this.options.backoff, this.options.random), this.options.signal);
+    }
+  }
+
+  /** The outcome hook (metrics, the public onDelivery option), guarded: a throw there is a bug to log, not a failed delivery. */
+  private notify(outcome: DeliveryOutcome, record?: DeliveryRecord): void {
+    try {
+      this.options.onOutcome(this.sink.name, outcome, record);
+    } catch (err) {
+      this.options.logger.error({ sink: this.sink.name, outcome, alertId: record?.alert.id, err: (err as Error).message }, 'alert delivery hook (onOutcome / onDelivery) threw; the outcome stands');
+    }
+  }
+
+  private queuedChanged(): void {
+    try {
+      this.options.onQueued(this.sink.name, this.queue.length);
+    } catch (err) {
+      this.options.logger.error({ sink: this.sink.name, err: (err as Error).message }, 'alert delivery hook onQueued threw');
     }
   }
 
   private rejectAll(): void {
     for (const job of this.queue.splice(0)) job.reject(new DeliveryClosedError());
-    this.options.onQueued(this.sink.name, 0);
+    this.queuedChanged();
   }
 }
