@@ -138,6 +138,27 @@ describe('camera-silent alerts', () => {
   });
 });
 
+describe('camera-silent after a restart', () => {
+  it('counts silence from the restart, not from the last frame before a downtime longer than silentAfterMs', () => {
+    const before = new AlertLifecycle({ silentAfterMs: 60_000 });
+    const a = camera('cam-1');
+    before.observe(a(0.02), T0);
+    const records = before.snapshots(T0);
+    const restartedAt = T0 + 3_600_000; // the stage was down an hour; the camera went on filming
+    const after = new AlertLifecycle({ silentAfterMs: 60_000 });
+    after.restore(...saved([], records), restartedAt);
+    expect(after.checkSilence(restartedAt + 1000)).toEqual([]);
+    expect(after.checkSilence(restartedAt + 59_999)).toEqual([]);
+    expect(after.observe(a(0.02), restartedAt + 30_000).changes).toEqual([]); // its frames arrive: nothing to report
+
+    const quiet = new AlertLifecycle({ silentAfterMs: 60_000 });
+    quiet.restore(...saved([], records), restartedAt);
+    const [silent, ...more] = quiet.checkSilence(restartedAt + 60_000); // still nothing a minute after the start: silent
+    expect(more).toEqual([]);
+    expect(silent.alert.evidence.lastSeenAt).toBe(new Date(T0).toISOString()); // the evidence names the real last frame
+  });
+});
+
 describe('delivery helpers', () => {
   it('backs off 250 ms doubling to the 30 s cap, spread by the jitter', () => {
     const fixed = checkBackoff({ jitter: 0 });

@@ -79,6 +79,8 @@ export class AlertLifecycle {
   private readonly maxRuns: number;
   private readonly silentAfterMs: number;
   private readonly snapshotIntervalMs: number;
+  /** Silence is counted from here at the earliest: a stage that was down heard nothing, which is not the camera's fault. */
+  private silenceCountsFromMs = -Infinity;
 
   constructor(private readonly options: LifecycleOptions = {}) {
     this.resolveAfter = options.resolveAfterCleanFrames ?? 50;
@@ -154,7 +156,8 @@ export class AlertLifecycle {
 
   /**
    * Camera-silent alerts for every camera whose latest run has sent nothing for `silentAfterMs`.
-   * A camera whose PG alert fires is not silent: its batch was stopped.
+   * A camera whose PG alert fires is not silent: its batch was stopped. After a restart silence
+   * counts from the restore at the earliest (a grace of `silentAfterMs` from start).
    */
   checkSilence(nowMs: number): AlertChange[] {
     if (this.silentAfterMs <= 0) return [];
@@ -162,7 +165,7 @@ export class AlertLifecycle {
     for (const [camera, runId] of this.latestRun) {
       const state = this.runs.get(runKey(camera, runId));
       if (!state || state.silent || state.lastSeenMs === undefined || state.lastFrameId === undefined) continue;
-      if (nowMs - state.lastSeenMs < this.silentAfterMs || this.book.firingOn(camera, 'pg-onset') > 0) continue;
+      if (nowMs - Math.max(state.lastSeenMs, this.silenceCountsFromMs) < this.silentAfterMs || this.book.firingOn(camera, 'pg-onset') > 0) continue;
       const id = silentAlertId(camera, runId, state.lastFrameId);
       const known = this.book.get(id);
       if (known) {
@@ -228,8 +231,11 @@ export class AlertLifecycle {
    * Rebuilds the state after a restart from the `alerts` topic (latest version of every alert,
    * in topic order) and the state topic (latest snapshot of every run). Where the two disagree
    * the alerts topic wins: an alert firing there is firing, whatever the snapshot says.
+   * `restoredAtMs` (the stage's start) is where camera-silent counts from for the restored runs:
+   * the time the stage was down is not silence. Their `lastSeen` stays what the snapshot says.
    */
-  restore(alerts: Alert[], snapshots: RunSnapshot[]): { runs: number; resumed: number; firing: number } {
+  restore(alerts: Alert[], snapshots: RunSnapshot[], restoredAtMs?: number): { runs: number; resumed: number; firing: number } {
+    if (restoredAtMs !== undefined) this.silenceCountsFromMs = restoredAtMs;
     for (const alert of alerts) this.book.put(alert);
     let resumed = 0;
     for (const snapshot of snapshots) {

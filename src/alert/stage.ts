@@ -184,7 +184,7 @@ export class AlertStage extends EventEmitter {
   private async restoreThenConsume(groupId: string): Promise<void> {
     const { kafka, topics } = this.options;
     const saved = await loadAlertState(kafka, { alerts: topics.alerts, state: this.stateTopic }, `${groupId}-restore`);
-    const restored = this.lifecycle.restore(saved.alerts, saved.snapshots);
+    const restored = this.lifecycle.restore(saved.alerts, saved.snapshots, this.now());
     for (const camera of this.lifecycle.cameras) this.setGauges(camera, true);
     this.logger.info({ ...restored, alerts: saved.alerts.length, records: saved.records, skipped: saved.skipped }, 'alert state restored from Kafka');
 
