@@ -7,10 +7,10 @@ import { describe, expect, it } from 'vitest';
 import type { Alert } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import {
-  AlertLifecycle, OffsetTracker, OnsetDetector, backoffDelay, checkBackoff, signWebhook, webhookSignatureProblem,
+  AlertBook, AlertLifecycle, OffsetTracker, OnsetDetector, backoffDelay, checkBackoff, signWebhook, webhookSignatureProblem,
   type RunSnapshot, type StateRecord,
 } from '../src/alert/index.js';
-import { predictionSequence, T0 } from './helpers/messages.js';
+import { alert as buildAlert, predictionSequence, T0 } from './helpers/messages.js';
 
 
 /** Each call: camera `id`'s next frame, 100 ms after the last (frame ids `<id>-<runId>-<n>`). */
@@ -156,6 +156,22 @@ describe('camera-silent after a restart', () => {
     const [silent, ...more] = quiet.checkSilence(restartedAt + 60_000); // still nothing a minute after the start: silent
     expect(more).toEqual([]);
     expect(silent.alert.evidence.lastSeenAt).toBe(new Date(T0).toISOString()); // the evidence names the real last frame
+  });
+});
+
+describe('AlertBook', () => {
+  it('evicts the alert changed longest ago, not one just acknowledged; lists newest first', () => {
+    const book = new AlertBook(3);
+    const at = (minutes: number) => new Date(T0 + minutes * 60_000).toISOString();
+    const old = buildAlert({ id: 'pg-old', state: 'resolved', startsAt: at(0) });
+    book.put(old);
+    book.put(buildAlert({ id: 'pg-b', state: 'resolved', startsAt: at(1) }));
+    book.put(buildAlert({ id: 'pg-c', state: 'resolved', startsAt: at(2) }));
+    book.put({ ...old, acknowledgedAt: at(3), acknowledgedBy: 'operator-7' }); // an operator acknowledges the oldest one now
+    book.put(buildAlert({ id: 'pg-d', state: 'firing', startsAt: at(4) }));
+    expect(book.get('pg-old')).toMatchObject({ acknowledgedBy: 'operator-7' });
+    expect(book.get('pg-b')).toBeUndefined(); // the one untouched longest went
+    expect(book.list().map((a) => a.id)).toEqual(['pg-d', 'pg-c', 'pg-old']);
   });
 });
 

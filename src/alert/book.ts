@@ -1,5 +1,6 @@
 /**
- * Every alert the stage knows, by id: each firing one, and the latest `keep` others. The book is
+ * Every alert the stage knows, by id: each firing one, and the `keep` most recently changed others
+ * (an alert acknowledged or resolved just now is kept over one untouched for days). The book is
  * what `GET /api/alerts` lists and what an acknowledgement finds; after a restart it is rebuilt
  * from the `alerts` topic (src/alert/restore.ts).
  */
@@ -7,6 +8,7 @@ import type { Alert } from '../bus/messages.js';
 import { reasonOf, type AlertReason } from './change.js';
 
 export class AlertBook {
+  /** In order of last change, least recent first: eviction takes from the front. */
   private readonly alerts = new Map<string, Alert>();
 
   constructor(private readonly keep = 1000) {}
@@ -21,6 +23,7 @@ export class AlertBook {
 
   /** Records the alert (a new one, or the latest version of a known one). */
   put(alert: Alert): void {
+    this.alerts.delete(alert.id); // re-inserted: a Map keeps the position of the first insertion otherwise
     this.alerts.set(alert.id, alert);
     if (this.alerts.size <= this.keep) return;
     for (const [id, kept] of this.alerts) {
@@ -31,9 +34,10 @@ export class AlertBook {
     }
   }
 
-  /** Copies, newest first. */
+  /** Copies, newest first (by `startsAt`; among equals, the most recently changed first). */
   list(): Alert[] {
-    return [...this.alerts.values()].reverse().map((a) => structuredClone(a));
+    const recentFirst = [...this.alerts.values()].reverse();
+    return recentFirst.map((a, i) => ({ a, i, at: Date.parse(a.startsAt) || 0 })).sort((x, y) => y.at - x.at || x.i - y.i).map(({ a }) => structuredClone(a));
   }
 
   firing(reason?: AlertReason): Alert[] {

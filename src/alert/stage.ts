@@ -246,7 +246,7 @@ export class AlertStage extends EventEmitter {
     return own ? structuredClone(own.alert) : undefined;
   }
 
-  /** Every alert kept (firing ones always, the last 1000 others), newest first. */
+  /** Every alert kept (firing ones always, the 1000 others changed most recently), newest first. */
   list(): Alert[] {
     return this.lifecycle.book.list();
   }
