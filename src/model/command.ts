@@ -1,6 +1,6 @@
 /**
- * `crystalwatch train | evaluate | export`: the model's life cycle from a labelled crop folder
- * to the files the classify stage loads.
+ * `crystalwatch train | evaluate | export | calibrate`: the model's life cycle from a labelled
+ * crop folder to the files the classify stage loads, and its commissioning on a camera.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { join, resolve } from 'node:path';
@@ -19,6 +19,14 @@ function positiveNumber(name: string) {
   return (value: string): number => {
     const n = Number(value);
     if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive number, got "${value}"`);
+    return n;
+  };
+}
+
+function rate(name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n <= 0 || n >= 1) throw new InvalidArgumentError(`${name} must be a rate between 0 and 1 such as 0.01, got "${value}"`);
     return n;
   };
 }
@@ -160,5 +168,30 @@ export function registerModelCommands(program: Command): void {
       }
       if (o.json) process.stdout.write(`${JSON.stringify({ file: outFile, ...info, ...(oodThreshold !== undefined ? { oodThreshold } : {}) })}\n`);
       else process.stdout.write(`wrote ${outFile} (${info.bytes} bytes, opset ${info.opset}, IR ${info.irVersion}; input ${info.input.name} ${JSON.stringify(info.input.shape)} ${info.input.layout}; outputs ${info.outputs.map((x) => `${x.name} ${JSON.stringify(x.shape)}`).join(', ')})\n`);
+    });
+
+  program
+    .command('calibrate')
+    .description("Commission a model on one camera: fit the out-of-distribution gate, the operating threshold and the onset detector's clean-score model on the camera's own clean images; writes a new model folder and a report")
+    .requiredOption('--model <dir>', 'model folder to start from (card.json and weights), e.g. models/default')
+    .requiredOption('--clean <dirs...>', 'folders of frames or crops known to hold no PG (a lab-confirmed clean batch, or the first minutes of a batch)')
+    .option('--pg <dirs...>', 'folders of PG-bearing frames or crops (lab-labelled): only measured on, for recall and detection delay')
+    .requiredOption('--out <dir>', 'new model folder to write (must not exist or be empty)')
+    .option('--max-false-positive-rate <rate>', 'per-frame false-positive target (default 0.005: the spike rate the onset detector absorbs within its false-alarm budget)', rate('--max-false-positive-rate'))
+    .option('--fps <n>', "the camera's frame rate (default: from capture times in sidecars or file names, else 2)", positiveNumber('--fps'))
+    .option('--camera <id>', 'camera id for the card (default: from the sidecars)')
+    .option('--skip-unreadable', 'calibrate without files that are not readable images (listed in the report) instead of stopping')
+    .option('--fine-tune [dir]', 'retrain on labelled images first (not available yet: refused)')
+    .option('--json', 'print the result (targets, figures before and after, what could not be established) as JSON on stdout')
+    .addHelpText('after', `
+Examples:
+  crystalwatch calibrate --model models/default --clean drop/cam-1/clean-batch --out models/cam-1
+  crystalwatch calibrate --model models/default --clean clean-a clean-b --pg lab-pg --out models/cam-1 --max-false-positive-rate 0.01
+
+The latest quarter of each clean folder (in name order) is held out and never fitted on; the
+figures reported as held-out are measured on it with the new card, loaded as production loads it.`)
+    .action(async (o) => {
+      const { runCalibrateCommand } = await import('./calibrate-cli.js');
+      await runCalibrateCommand(o);
     });
 }

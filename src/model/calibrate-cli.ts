@@ -1,0 +1,82 @@
+/**
+ * The `crystalwatch calibrate` command's face: a progress bar on stderr, the summary (or
+ * `--json`) on stdout. The work is calibrate.ts.
+ */
+import { calibrate, type CalibrateResult } from './calibrate.js';
+import { claimOf } from './calibrate-report.js';
+
+export interface CalibrateCommandOptions {
+  model: string;
+  clean: string[];
+  pg?: string[];
+  out: string;
+  maxFalsePositiveRate?: number;
+  fps?: number;
+  camera?: string;
+  skipUnreadable?: boolean;
+  fineTune?: string | boolean;
+  json?: boolean;
+}
+
+/** `[#####·····] 120/200 scoring images`: redrawn on a terminal, a line every 10 s otherwise (CI logs). */
+export function progressBar(stream: NodeJS.WriteStream = process.stderr): (phase: string, done: number, total: number) => void {
+  let last = 0;
+  let lastPhase = '';
+  return (phase, done, total) => {
+    const width = 24;
+    const filled = total > 0 ? Math.round((Math.min(done, total) / total) * width) : 0;
+    const line = `calibrate: [${'#'.repeat(filled)}${'·'.repeat(width - filled)}] ${Math.min(done, Math.round(total))}/${Math.round(total)} ${phase}`;
+    const final = done >= total;
+    if (stream.isTTY) {
+      stream.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
+    } else if (final || phase !== lastPhase || Date.now() - last > 10_000) {
+      last = Date.now();
+      stream.write(`${line}\n`);
+    }
+    lastPhase = phase;
+  };
+}
+
+const pct = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : `${(v * 100).toFixed(v > 0 && v < 0.01 ? 2 : 1)} %`);
+
+function summary(r: CalibrateResult): string {
+  const { before: b, after: a } = r.report;
+  const lines = [
+    `calibrated ${r.report.model.calibrated.name}@${r.version} → ${r.outDir}`,
+    `  threshold ${b.threshold} → ${a.threshold}; held-out clean false-positive rate ${pct(b.heldOut.rate)} → ${pct(a.heldOut.rate)} (${a.heldOut.images} images not used for fitting; ≤ ${pct(a.heldOut.upperBound95)} at 95 %)`,
+    a.pgImages && b.pgImages ? `  PG recall ${pct(b.pgImages.rate)} → ${pct(a.pgImages.rate)} (${a.pgImages.images} PG images)` : '  PG recall: unknown (no --pg images)',
+    `  detector: ${b.detector.falseAlarmsPer100kFrames} → ${a.detector.falseAlarmsPer100kFrames} false alarms per 100,000 held-out-like clean frames; ${claimOf(a.detector)}`,
+    `  out-of-distribution threshold ${b.oodThreshold?.toFixed(4) ?? 'none'} → ${a.oodThreshold?.toFixed(4) ?? 'none'}; held-out clean refused as out-of-distribution ${b.heldOut.outOfDistribution} → ${a.heldOut.outOfDistribution}`,
+    `  could not: ${r.report.couldNot.length} item(s), see ${r.outDir}/report.md`,
+    ...r.report.couldNot.slice(0, 3).map((c) => `    - ${c}`),
+    `use it: crystalwatch predict --model ${r.outDir} <files>   (or classify.model in the config)`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export async function runCalibrateCommand(o: CalibrateCommandOptions): Promise<void> {
+  if (o.fineTune !== undefined) {
+    throw new Error(
+      '--fine-tune is not available yet: crystalwatch calibrate fits the out-of-distribution gate, the threshold and the detector on a fixed model. To retrain on labelled images of this camera, run crystalwatch train --data <cex/ + pg/ folder> --init <model>, then calibrate the result',
+    );
+  }
+  const result = await calibrate({
+    model: o.model,
+    clean: o.clean,
+    pg: o.pg,
+    out: o.out,
+    maxFalsePositiveRate: o.maxFalsePositiveRate,
+    fps: o.fps,
+    camera: o.camera,
+    skipUnreadable: o.skipUnreadable,
+    command: `crystalwatch ${process.argv.slice(2).join(' ')}`,
+    progress: progressBar(),
+  });
+  if (o.json) {
+    const { report } = result;
+    const doc = { outDir: result.outDir, card: result.cardPath, version: result.version, reportFiles: result.reportFiles, targets: report.targets, before: report.before, after: report.after, detector: { claim: report.detector.claim }, couldNot: report.couldNot };
+    process.stdout.write(`${JSON.stringify(doc, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))}\n`);
+  } else {
+    process.stdout.write(summary(result));
+  }
+}
