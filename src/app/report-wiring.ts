@@ -21,7 +21,7 @@ export interface ReportWiringOptions {
   pdf: boolean;
   logger: Logger;
   audit?: AuditTrail;
-  /** Longest the shutdown spends on reports. Default 1,500 ms. */
+  /** Longest the shutdown spends on reports. Default 1,000 ms (a SIGTERM must end in under 3 s). */
   shutdownBudgetMs?: number;
 }
 
@@ -80,7 +80,7 @@ export class RunReports {
   /** Writes the report (HTML, JSON) of every run changed since its last one, within the budget; what is not done stays owed. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      const budget = this.options.shutdownBudgetMs ?? 1500;
+      const budget = this.options.shutdownBudgetMs ?? 1000;
       const owed = [...new Set([...[...this.generation.keys()].filter((runId) => this.isStale(runId)), ...this.pending])];
       for (const runId of owed) this.pending.add(runId);
       await this.savePending();
