@@ -14,7 +14,7 @@ import type { BrokerOptions } from '../src/broker/index.js';
 import { resolveLimits } from '../src/broker/limits.js';
 import { MAPPING_BYTES, RequestBuffers } from '../src/broker/request-buffers.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { body, buildBatch, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
+import { body, buildBatch, paddedApiVersionsFrame, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
 import { waitFor, waitForQuiet } from './helpers/wait.js';
 
 const KiB = 1024;
@@ -79,12 +79,7 @@ describe('broker limits', () => {
     expect(await over.waitClosed(5000)).toBe(true);
     // ApiVersions v0 has an empty body; the broker reads the whole frame and ignores what follows the header.
     const atLimit = await open(address);
-    const frame = Buffer.alloc(4 + 64 * KiB);
-    frame.writeInt32BE(64 * KiB, 0);
-    frame.writeInt16BE(18, 4);
-    frame.writeInt16BE(0, 6);
-    frame.writeInt32BE(7, 8);
-    frame.writeInt16BE(-1, 12); // null client id
+    const frame = paddedApiVersionsFrame(64 * KiB, 7);
     atLimit.writeRaw(frame);
     const answer = await atLimit.next();
     expect(answer?.readInt32BE(0)).toBe(7);
@@ -131,12 +126,7 @@ describe('broker limits', () => {
   it('completes a big request sent in pieces (read into a buffer of its own) and answers it', async () => {
     const { address } = await brokerWith({});
     const client = await open(address);
-    const frame = Buffer.alloc(4 + 3 * MiB);
-    frame.writeInt32BE(3 * MiB, 0);
-    frame.writeInt16BE(18, 4);
-    frame.writeInt16BE(0, 6);
-    frame.writeInt32BE(42, 8);
-    frame.writeInt16BE(-1, 12);
+    const frame = paddedApiVersionsFrame(3 * MiB, 42);
     for (let at = 0; at < frame.length; at += 100 * KiB) client.writeRaw(frame.subarray(at, at + 100 * KiB));
     client.send(18, 0, Buffer.alloc(0)); // pipelined behind it
     expect((await client.next())?.readInt32BE(0)).toBe(42);

@@ -5,31 +5,23 @@
  * its prediction — what was not finished was handed back, not lost. (How long the exit
  * takes is measured by `npm run bench`, area `shutdown`.)
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createKafka } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
-import { cli, portIsClosed } from './helpers/demo.js';
+import { cliProcesses, portIsClosed } from './helpers/demo.js';
 import { freePort } from './helpers/ports.js';
 import { waitFor, waitForExit } from './helpers/wait.js';
 
-const children: ChildProcess[] = [];
+const { start, killAll } = cliProcesses();
 let dir = '';
 
 afterAll(async () => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killAll();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-function start(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr!.resume();
-  children.push(child);
-  return child;
-}
 
 async function classifiedFrames(webPort: number): Promise<number> {
   const text = await fetch(`http://127.0.0.1:${webPort}/metrics`).then((r) => r.text());
@@ -79,7 +71,7 @@ describe('crystalwatch run on SIGTERM', () => {
           frameIds.add(prediction.frameId);
         },
       });
-      await waitFor(() => frameIds.size >= written, { timeout: 120_000, message: `a prediction for each of the ${written} frames (have ${frameIds.size})` });
+      await waitFor(() => frameIds.size >= written, { timeout: 120_000, message: `a prediction for each of the ${written} frames`, detail: () => `have ${frameIds.size}` });
     } finally {
       await consumer.disconnect();
     }

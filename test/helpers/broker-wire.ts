@@ -95,6 +95,21 @@ export class RawClient {
   }
 }
 
+/**
+ * A whole ApiVersions v0 request frame (size prefix included) of `bodySize` bytes after the size:
+ * header (api key 18, version 0, `correlationId`, null client id) and zero padding, which the
+ * broker reads and ignores (ApiVersions v0 has an empty body).
+ */
+export function paddedApiVersionsFrame(bodySize: number, correlationId: number): Buffer {
+  const frame = Buffer.alloc(4 + bodySize);
+  frame.writeInt32BE(bodySize, 0);
+  frame.writeInt16BE(18, 4);
+  frame.writeInt16BE(0, 6);
+  frame.writeInt32BE(correlationId, 8);
+  frame.writeInt16BE(-1, 12); // null client id
+  return frame;
+}
+
 export function body(build: (w: Writer) => void): Buffer {
   const writer = new Writer();
   build(writer);

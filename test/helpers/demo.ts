@@ -66,6 +66,22 @@ export async function startDemoProcess(args: string[]): Promise<DemoProcess> {
   };
 }
 
+/** `crystalwatch <args>` child processes of one test file; `killAll()` (in afterAll) SIGKILLs those still running. */
+export function cliProcesses(): { start(args: string[]): ChildProcess; killAll(): void } {
+  const children: ChildProcess[] = [];
+  return {
+    start(args) {
+      const child = spawn(process.execPath, [cli, ...args], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr!.resume();
+      children.push(child);
+      return child;
+    },
+    killAll() {
+      for (const child of children.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+  };
+}
+
 export function portIsClosed(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = net.connect({ host: '127.0.0.1', port });
