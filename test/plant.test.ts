@@ -7,7 +7,7 @@
  * the whole story through `GET /api/audit`, `crystalwatch audit verify` says it is intact, and
  * SIGTERM exits with 0.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,12 +16,12 @@ import { AttributeIds, DataType, OPCUACertificateManager, OPCUAClient, type Clie
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Alert } from '../src/bus/messages.js';
 import { NAMESPACE_URI } from '../src/opcua/index.js';
-import { cli } from './helpers/demo.js';
+import { cli, cliProcesses } from './helpers/demo.js';
 import { freePort } from './helpers/ports.js';
 import { waitFor, waitForExit } from './helpers/wait.js';
 
 const TOKEN = 'plant-test-token';
-const children: ChildProcess[] = [];
+const { start, killAll } = cliProcesses();
 let dir = '';
 let client: OPCUAClient | undefined;
 let session: ClientSession | undefined;
@@ -29,16 +29,9 @@ let session: ClientSession | undefined;
 afterAll(async () => {
   await session?.close().catch(() => undefined);
   await client?.disconnect().catch(() => undefined);
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  killAll();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-function start(args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child.stderr!.resume();
-  children.push(child);
-  return child;
-}
 
 describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch report, audit trail', () => {
   it('tells the whole story of one batch', async () => {
