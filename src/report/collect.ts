@@ -110,9 +110,12 @@ export async function collectRun(o: CollectOptions): Promise<Collected> {
   // 2. predictions
   const aggregator = new RunAggregator(o.runId, labels, wanted, o.trendPoints);
   let malformed = 0;
+  // A run started through the runs topic has a known start: read predictions from a little before
+  // it, not the whole topic (a run from a camera's config has none: the whole topic is read).
+  const startedMs = Math.min(...runEvents.filter((e) => e.state === 'started').map((e) => Date.parse(e.at)).filter(Number.isFinite));
   const second = await readTopics(o.kafka, {
     ...read,
-    topics: [{ topic: o.topics.predictions }],
+    topics: [{ topic: o.topics.predictions, ...(Number.isFinite(startedMs) ? { fromTimestamp: startedMs - LOOKBACK_MS } : {}) }],
     onProgress: (n, total) => o.onProgress?.('predictions', n, total),
     onRecord: (r) => {
       const value = r.message.value;
