@@ -72,9 +72,15 @@ export async function openAudit(options: { config: Config; dataDir: string; mode
   });
   const { card, dir } = await loadModelCard(modelDir);
   const cardBytes = await readFile(path.join(dir, 'card.json'));
+  const modelCardSha256 = sha256Hex(cardBytes);
+  // A calibrated card not seen at an earlier start was written by `crystalwatch calibrate` since:
+  // the trail records that calibration came into force (the command itself may run elsewhere).
+  if (card.calibration?.status === 'calibrated' && !(await cardSeenBefore(trail, modelCardSha256))) {
+    await trail.append('calibration.written', { ...(card.calibration.camera ? { camera: card.calibration.camera } : {}), modelName: card.name, modelVersion: card.version, modelCardSha256 });
+  }
   await trail.append('config.loaded', {
     configSha256: sha256Hex(canonicalJson(maskSecrets(config))),
-    modelCardSha256: sha256Hex(cardBytes),
+    modelCardSha256,
     modelName: card.name,
     modelVersion: card.version,
     calibrated: card.calibration?.status === 'calibrated',
@@ -97,4 +103,14 @@ export async function openAudit(options: { config: Config; dataDir: string; mode
       await producer?.disconnect().catch(() => undefined);
     },
   };
+}
+
+/** Whether an earlier `config.loaded` record named this model card (the trail read in pages, newest last). */
+async function cardSeenBefore(trail: AuditTrail, modelCardSha256: string): Promise<boolean> {
+  for (let after = 0; ; ) {
+    const page = await trail.read({ after, limit: 1000 });
+    if (page.records.some((r) => r.kind === 'config.loaded' && r.data.modelCardSha256 === modelCardSha256)) return true;
+    if (page.next === undefined) return false;
+    after = page.next;
+  }
 }
