@@ -2,8 +2,12 @@
  * The AlertStage on a real embedded broker, in process: a change no sink takes by its deadline
  * goes to dead-letter (and its offset is then committed), close() leaves an undelivered change
  * uncommitted for the next start, a malformed `alerts` record is dead-lettered without holding
- * up the ones behind it, and acknowledgements survive a restart.
+ * up the ones behind it, acknowledgements survive a restart, and a record the broker refuses as
+ * too large does not hold back the alert written with it.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +16,8 @@ import type { Kafka } from 'kafkajs';
 import { AlertStage, readToEnd, type AlertOptions } from '../src/alert/index.js';
 import { decodeDeadLetter, type DeadLetter } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
+import { createKafka } from '../src/bus/kafka.js';
+import { startBroker } from '../src/broker/index.js';
 import { Receiver } from './helpers/alert-run.js';
 import { onsetStream } from './helpers/messages.js';
 import { freePort } from './helpers/ports.js';
@@ -66,8 +72,8 @@ async function records(topic: string): Promise<{ value: string; headers: Record<
   return out;
 }
 
-async function committed(groupId: string, topic: string): Promise<number> {
-  const admin = bus.kafka.admin();
+async function committed(groupId: string, topic: string, kafka: Kafka = bus.kafka): Promise<number> {
+  const admin = kafka.admin();
   await admin.connect();
   try {
     const [t] = await admin.fetchOffsets({ groupId, topics: [topic] });
@@ -155,5 +161,34 @@ describe('AlertStage on the broker', () => {
     await waitFor(async () => (await committed(`t${prefixSeq}-alert`, topics.predictions)) === 14, { timeout: 15_000, message: 'the predictions consumed' });
     expect((await records(topics.alerts)).map((r) => r.headers.event)).toEqual([undefined, 'firing', 'acknowledged']);
     expect(hook.got.map((r) => r.headers['x-crystalwatch-event'])).toEqual(['firing', 'acknowledged']);
+  });
+
+  it('a dead letter the broker refuses as too large is dropped and counted: the batch is committed, its alert written once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cw-alert-small-broker-'));
+    const small = await startBroker({ port: 0, dataDir: join(dir, 'broker'), messageMaxBytes: 24 * 1024 });
+    try {
+      const kafka = createKafka({ brokers: [small.address] });
+      const topics = topicNames('small.');
+      const registry = new Registry();
+      const stage = new AlertStage({ logger, kafka, topics, registry, groupId: 'small-alert', partitions: 1, resolveAfterCleanFrames: 5 });
+      stages.push(stage);
+      const producer = kafka.producer();
+      await producer.connect();
+      // 20 kB of garbage fits the broker; its dead letter (the bytes as base64, and the reason) does not.
+      await producer.send({ topic: topics.predictions, acks: -1, messages: [{ key: 'cam-1', value: 'x'.repeat(20_000) }] });
+      await producer.send({ topic: topics.predictions, acks: -1, messages: onsetStream('cam-1', 'run-1', 5, 3).map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
+      await producer.disconnect();
+      await stage.start();
+      // Before, the refused letter failed every flush: the batch was never committed and its alert written again and again.
+      await waitFor(async () => (await committed('small-alert', topics.predictions, kafka)) === 9, { timeout: 20_000, message: 'the 9 predictions committed' });
+      const fired: string[] = [];
+      await readToEnd(kafka, [topics.alerts], (_t, _p, m) => fired.push(m.value?.toString() ?? ''), { groupPrefix: 'alert-kafka-test' });
+      expect(fired.map((v) => JSON.parse(v))).toMatchObject([{ camera: 'cam-1', state: 'firing' }]);
+      expect(await registry.metrics()).toContain('crystalwatch_alert_outbox_dropped_total{kind="dead-letter",reason="MESSAGE_TOO_LARGE"} 1');
+      await stage.close();
+    } finally {
+      await small.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -10,12 +10,12 @@ export { OnsetDetector, logLikelihoodRatio, cusumThresholdForArl, cusumAverageRu
 export { AlertDispatcher, DeliveryClosedError, type DeliveryOptions, type DispatcherOptions } from './dispatch.js';
 export { SinkWorker, type DeliveryOutcome, type DeliveryRecord, type DeadLetterWriter, type SinkWorkerOptions } from './sink-worker.js';
 export { AlertDelivery, DELIVERY_STAGE, type AlertDeliveryOptions } from './delivery.js';
-export { AlertOutbox } from './outbox.js';
+export { AlertOutbox, refusedForGood, MAX_REQUEST_BYTES, type OutboxOptions, type OutboxTopics, type DroppableRecord } from './outbox.js';
 export { OffsetTracker } from './offset-tracker.js';
 export { backoffDelay, checkBackoff, type BackoffOptions } from './backoff.js';
 export { WebhookSink, AlertmanagerSink, ActionSink, toAlertmanagerAlert, type AlertSink } from './sinks.js';
 export { signWebhook, webhookSignatureProblem, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
 export { alertStateTopic, ensureAlertTopics, loadAlertState, type SavedAlertState } from './state-topic.js';
 export { readToEnd } from './restore.js';
-export { runKey, type RunSnapshot, type StateRecord } from './run-snapshot.js';
+export { runKey, encodeRunSnapshot, MAX_SNAPSHOT_BYTES, type RunSnapshot, type StateRecord } from './run-snapshot.js';
 export { createAlertMetrics, type AlertMetrics } from './metrics.js';

@@ -343,7 +343,8 @@ export class AlertLifecycle {
       runId: state.runId,
       detector: state.detector.description,
       state: state.detector.snapshot(),
-      recent: evidence > 0 ? state.recent.slice(-Math.min(evidence, RECENT_FRAMES)) : [],
+      // Without tiles: the firing alert carries them; the state needs ids and P(PG), and stays small.
+      recent: evidence > 0 ? state.recent.slice(-Math.min(evidence, RECENT_FRAMES)).map(({ frameId, capturedAt, pPG }) => ({ frameId, capturedAt, pPG })) : [],
       ...(state.firing ? { firingId: state.firing.id } : {}),
       ...(state.silent ? { silentId: state.silent.id } : {}),
       clean: state.firing ? state.clean : 0,

@@ -47,6 +47,12 @@ export function createAlertMetrics(registry: Registry) {
       help: 'Alert changes and state records not yet written to Kafka (above 0 for long: Kafka refuses the writes).',
       registers,
     })),
+    outboxDropped: once(registry, 'crystalwatch_alert_outbox_dropped_total', () => new Counter({
+      name: 'crystalwatch_alert_outbox_dropped_total',
+      help: 'State records and dead letters Kafka refused for good (reason: the Kafka error, e.g. MESSAGE_TOO_LARGE, TOPIC_AUTHORIZATION_FAILED) and the outbox dropped so that later alerts are not held back. Alert changes are never dropped.',
+      labelNames: ['kind', 'reason'] as const,
+      registers,
+    })),
     predictionToAlert: once(registry, 'crystalwatch_prediction_to_alert_seconds', () => new Histogram({
       name: 'crystalwatch_prediction_to_alert_seconds',
       help: 'From the tripping prediction being produced (its Kafka record timestamp) to the alert being emitted.',

@@ -5,6 +5,9 @@
  * of its current excursion (so a replayed onset gets the same alert id), the clean-frame count
  * of a firing alert, when the camera was last heard from, and the last `predictions` record
  * applied (a redelivered record at or below it is not counted twice).
+ *
+ * Records stay small whatever the run holds: the excursion frames carry no tiles (the firing
+ * alert has them; resuming needs ids and P(PG)), and `encodeRunSnapshot` bounds the rest.
  */
 import { z } from 'zod';
 import { TileSchema } from '../bus/messages.js';
@@ -25,7 +28,7 @@ export const RunSnapshotSchema = z.object({
   /** The detector's `description`: a snapshot taken under another configuration is not resumed. */
   detector: z.string(),
   state: DetectorStateSchema,
-  /** The frames of the current excursion, oldest first (empty when the detector is at rest). */
+  /** The frames of the current excursion, oldest first (empty when the detector is at rest), without their tiles. */
   recent: z.array(EvidenceFrameSchema),
   firingId: z.string().optional(),
   silentId: z.string().optional(),
@@ -62,4 +65,22 @@ export function decodeRunSnapshot(bytes: Buffer): { ok: true; value: RunSnapshot
     return { ok: false, reason: `alert state: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}` };
   }
   return { ok: true, value: result.data as RunSnapshot };
+}
+
+/** Largest state record written, far under any cluster's limit (a stock Kafka takes 1 MB). */
+export const MAX_SNAPSHOT_BYTES = 64 * 1024;
+
+/**
+ * The record value of a snapshot. One over `maxBytes` (a k-of-n ring of a huge n, frame ids at
+ * their longest) loses its oldest excursion frames until it fits: a resumed onset may then name
+ * a later first PG frame, which beats a record Kafka refuses.
+ */
+export function encodeRunSnapshot(snapshot: RunSnapshot, maxBytes = MAX_SNAPSHOT_BYTES): string {
+  let json = JSON.stringify(snapshot);
+  let recent = snapshot.recent;
+  while (Buffer.byteLength(json) > maxBytes && recent.length > 0) {
+    recent = recent.slice(Math.ceil(recent.length / 2));
+    json = JSON.stringify({ ...snapshot, recent });
+  }
+  return json;
 }

@@ -167,7 +167,10 @@ export class AlertStage extends EventEmitter {
     const started = this.now();
     this.producer = createProducer(kafka);
     await this.producer.connect();
-    this.outbox = new AlertOutbox(this.producer, { alerts: topics.alerts, state: this.stateTopic, deadLetter: topics.deadLetter });
+    this.outbox = new AlertOutbox(this.producer, { alerts: topics.alerts, state: this.stateTopic, deadLetter: topics.deadLetter }, {
+      logger: this.logger,
+      onDropped: (kind, reason, records) => this.metrics.outboxDropped.inc({ kind, reason }, records),
+    });
     await ensureAlertTopics(kafka, { alerts: topics.alerts, state: this.stateTopic }, this.options.partitions ?? 3, this.logger);
     const groupId = this.options.groupId ?? 'crystalwatch-alert';
     this.delivery = new AlertDelivery({
