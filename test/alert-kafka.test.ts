@@ -5,7 +5,7 @@
  * up the ones behind it, acknowledgements survive a restart, and a record the broker refuses as
  * too large does not hold back the alert written with it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
-import { AlertStage, readToEnd, type AlertOptions } from '../src/alert/index.js';
+import { AlertStage, alertStateTopic, ensureAlertTopics, readToEnd, STATE_RETENTION_MS, type AlertOptions } from '../src/alert/index.js';
+import { silentLogger } from '../src/config/logger.js';
 import { decodeDeadLetter, type DeadLetter } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { createKafka } from '../src/bus/kafka.js';
@@ -190,5 +191,23 @@ describe('AlertStage on the broker', () => {
       await small.close();
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('creates the state topic with a 7-day retention: compacted and aged on Kafka, aged on the embedded broker', async () => {
+    const topics = topicNames('retention.');
+    const state = alertStateTopic(topics);
+    await ensureAlertTopics(bus.kafka, { alerts: topics.alerts, state }, 1, silentLogger);
+    const saved = JSON.parse(await readFile(join(bus.dir, 'broker', 'topics', state, 'topic.json'), 'utf8'));
+    expect(saved.retention).toMatchObject({ ms: 7 * 24 * 3600_000 });
+    expect(STATE_RETENTION_MS).toBe(604_800_000);
+
+    // What a Kafka cluster is asked for (it takes compaction): the first request already carries the retention.
+    const asked: { topic: string; configEntries: { name: string; value: string }[] }[] = [];
+    const cluster = { admin: () => ({
+      connect: async () => {}, disconnect: async () => {}, listTopics: async () => [],
+      createTopics: async ({ topics: wanted }: { topics: typeof asked }) => void asked.push(...wanted),
+    }) } as unknown as Kafka;
+    await ensureAlertTopics(cluster, { alerts: topics.alerts, state }, 1, silentLogger);
+    expect(asked.find((t) => t.topic === state)?.configEntries).toEqual([{ name: 'cleanup.policy', value: 'compact,delete' }, { name: 'retention.ms', value: '604800000' }]);
   });
 });

@@ -15,7 +15,7 @@ export { OffsetTracker } from './offset-tracker.js';
 export { backoffDelay, checkBackoff, type BackoffOptions } from './backoff.js';
 export { WebhookSink, AlertmanagerSink, ActionSink, toAlertmanagerAlert, type AlertSink } from './sinks.js';
 export { signWebhook, webhookSignatureProblem, SIGNATURE_HEADER, TIMESTAMP_HEADER } from './signature.js';
-export { alertStateTopic, ensureAlertTopics, loadAlertState, type SavedAlertState } from './state-topic.js';
+export { alertStateTopic, ensureAlertTopics, loadAlertState, STATE_RETENTION_MS, type SavedAlertState } from './state-topic.js';
 export { readToEnd } from './restore.js';
 export { runKey, encodeRunSnapshot, MAX_SNAPSHOT_BYTES, type RunSnapshot, type StateRecord } from './run-snapshot.js';
 export { createAlertMetrics, type AlertMetrics } from './metrics.js';

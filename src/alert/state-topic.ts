@@ -1,7 +1,7 @@
 /**
  * The alert stage's own topics: the `alerts` topic (the outbox) and the state topic next to it
- * (`<prefix>alert-state`, compacted where the cluster allows it: only the latest record per
- * camera-run matters), and reading both back at start.
+ * (`<prefix>alert-state`: only the latest record per camera-run matters, so it is compacted
+ * where the cluster allows it, and kept for STATE_RETENTION_MS), and reading both back at start.
  */
 import type { Kafka } from 'kafkajs';
 import type { Alert } from '../bus/messages.js';
@@ -17,11 +17,21 @@ export function alertStateTopic(topics: Topics): string {
 }
 
 /**
- * Creates the topics that are missing. The state topic asks for compaction; a broker that
- * refuses it (the embedded one deletes by retention only) gets it without, and restore then
- * reads every snapshot still retained, keeping the latest per run.
+ * How long the state topic keeps a record: 7 days. A snapshot is written every 10 s per running
+ * camera, and restore reads the topic from its start within its timeout, so it must not grow
+ * forever (the embedded broker does not compact). A camera-run whose last snapshot is older
+ * than this starts its detector afresh after a restart; its firing alerts come back from the
+ * `alerts` topic regardless.
  */
-export async function ensureAlertTopics(kafka: Kafka, topics: { alerts: string; state: string }, partitions: number, logger: Logger): Promise<void> {
+export const STATE_RETENTION_MS = 7 * 24 * 3600_000;
+
+/**
+ * Creates the topics that are missing. The state topic asks for compaction and deletion after
+ * `stateRetentionMs`; a broker that refuses compaction (the embedded one deletes by retention
+ * only: age and size) gets the retention alone, and restore then reads every snapshot still
+ * retained, keeping the latest per run. A topic that exists keeps its settings.
+ */
+export async function ensureAlertTopics(kafka: Kafka, topics: { alerts: string; state: string }, partitions: number, logger: Logger, stateRetentionMs = STATE_RETENTION_MS): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -31,11 +41,12 @@ export async function ensureAlertTopics(kafka: Kafka, topics: { alerts: string; 
     };
     if (!existing.has(topics.alerts)) await create(topics.alerts, []);
     if (!existing.has(topics.state)) {
+      const retention = { name: 'retention.ms', value: String(stateRetentionMs) };
       try {
-        await create(topics.state, [{ name: 'cleanup.policy', value: 'compact' }]);
+        await create(topics.state, [{ name: 'cleanup.policy', value: 'compact,delete' }, retention]);
       } catch (err) {
-        logger.info({ topic: topics.state, err: (err as Error).message }, 'broker refused a compacted alert state topic; creating it without compaction');
-        await create(topics.state, []);
+        logger.info({ topic: topics.state, retentionMs: stateRetentionMs, err: (err as Error).message }, 'broker refused a compacted alert state topic; creating it with age retention only');
+        await create(topics.state, [retention]);
       }
     }
   } finally {
