@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
-import type { Counter, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
 import { createConsumer, createProducer } from '../bus/kafka.js';
 import { deadLetterRecord } from '../bus/dead-letter.js';
@@ -19,6 +19,7 @@ import { decodePrediction, type Alert, type Prediction } from '../bus/messages.j
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { AlertmanagerRefresh } from './alertmanager-refresh.js';
+import { AlertAnnouncer } from './announce.js';
 import { reasonOf, type AlertChange } from './change.js';
 import type { DetectorConfig } from './detector.js';
 import { AlertDelivery } from './delivery.js';
@@ -93,8 +94,7 @@ const KILL_AFTER_OUTBOX = process.env.CRYSTALWATCH_ALERT_FAULT === 'kill-after-o
 
 export class AlertStage extends EventEmitter {
   readonly metrics: AlertMetrics;
-  private readonly known: KnownCameras;
-  private readonly unknownCameras: Counter<'stage'>;
+  private readonly announcer: AlertAnnouncer;
   private readonly lifecycle: AlertLifecycle;
   private readonly dispatcher: AlertDispatcher;
   private readonly logger: Logger;
@@ -116,8 +116,6 @@ export class AlertStage extends EventEmitter {
     this.logger = (options.logger ?? silentLogger).child({ stage: STAGE });
     this.now = options.now ?? Date.now;
     this.metrics = createAlertMetrics(options.registry);
-    this.known = new KnownCameras({ cameras: options.cameras, maxCameras: options.maxCameras });
-    this.unknownCameras = unknownCameraCounter(options.registry);
     this.stateTopic = alertStateTopic(options.topics);
     this.lifecycle = new AlertLifecycle({
       detector: options.detector,
@@ -127,6 +125,10 @@ export class AlertStage extends EventEmitter {
       maxRuns: options.maxRuns,
       silentAfterMs: options.silentAfterMs,
       snapshotIntervalMs: options.snapshotIntervalMs,
+    });
+    this.announcer = new AlertAnnouncer({
+      emitter: this, book: this.lifecycle.book, metrics: this.metrics, stage: STAGE, logger: this.logger, publish: options.publish,
+      known: new KnownCameras({ cameras: options.cameras, maxCameras: options.maxCameras }), unknownCameras: unknownCameraCounter(options.registry),
     });
     this.dispatcher = new AlertDispatcher({
       delivery: options.delivery,
@@ -188,7 +190,7 @@ export class AlertStage extends EventEmitter {
     const { kafka, topics } = this.options;
     const saved = await loadAlertState(kafka, { alerts: topics.alerts, state: this.stateTopic }, `${groupId}-restore`);
     const restored = this.lifecycle.restore(saved.alerts, saved.snapshots, this.now());
-    for (const camera of this.lifecycle.cameras) this.setGauges(camera, true);
+    for (const camera of this.lifecycle.cameras) this.announcer.setGauges(camera, true);
     this.logger.info({ ...restored, alerts: saved.alerts.length, records: saved.records, skipped: saved.skipped }, 'alert state restored from Kafka');
 
     const consumer = createConsumer(kafka, groupId, { maxMessageBytes: 1024 * 1024 });
@@ -225,7 +227,7 @@ export class AlertStage extends EventEmitter {
           await outbox.flush();
         } finally {
           this.metrics.outboxPending.set(outbox.pending);
-          this.announce(changes);
+          this.announcer.announce(changes);
         }
         if (KILL_AFTER_OUTBOX && changes.length > 0) process.kill(process.pid, 'SIGKILL');
         if (isStale()) return;
@@ -244,7 +246,7 @@ export class AlertStage extends EventEmitter {
   observePrediction(prediction: Prediction, producedAtMs?: number): Alert | undefined {
     const changes = this.observe(prediction, producedAtMs);
     this.persist(changes);
-    this.announce(changes);
+    this.announcer.announce(changes);
     const own = changes.find((c) => c.alert.camera === prediction.camera && c.alert.runId === prediction.runId && reasonOf(c.alert) === 'pg-onset');
     return own ? structuredClone(own.alert) : undefined;
   }
@@ -264,7 +266,7 @@ export class AlertStage extends EventEmitter {
     if (result.change) {
       this.logger.info({ alertId: id, by }, 'alert acknowledged');
       this.persist([result.change]);
-      this.announce([result.change]);
+      this.announcer.announce([result.change]);
       if (this.outbox && this.outbox.pending > 0) await this.outbox.flush();
     }
     return structuredClone(result.alert);
@@ -301,7 +303,7 @@ export class AlertStage extends EventEmitter {
     const receivedAt = this.now();
     const seen = this.lifecycle.observe(prediction, receivedAt, position);
     if (seen.skipped === 'duplicate') this.metrics.duplicates.inc({ stage: STAGE });
-    if (seen.newCamera) this.setGauges(prediction.camera, true);
+    if (seen.newCamera) this.announcer.setGauges(prediction.camera, true);
     if (seen.fired) this.metrics.predictionToAlert.observe(Math.max(0, this.now() - (producedAtMs ?? receivedAt)) / 1000);
     return seen.changes;
   }
@@ -310,7 +312,7 @@ export class AlertStage extends EventEmitter {
   private tick(): void {
     const changes = this.lifecycle.checkSilence(this.now());
     this.persist(changes);
-    this.announce(changes);
+    this.announcer.announce(changes);
   }
 
   /** To the outbox once started (flushed in the background), straight to the sinks before. */
@@ -335,62 +337,5 @@ export class AlertStage extends EventEmitter {
         this.outboxFailing = true;
       },
     );
-  }
-
-  private announce(changes: AlertChange[]): void {
-    for (const { alert, kind } of changes) {
-      const reason = reasonOf(alert);
-      if (kind === 'firing') {
-        if (reason === 'pg-onset') {
-          this.metrics.alerts.inc({ camera: alert.camera });
-          this.logger.warn({ alertId: alert.id, camera: alert.camera, runId: alert.runId, firstPgFrameId: alert.evidence.firstPgFrameId, statistic: alert.evidence.statistic }, 'PG onset: alert firing');
-        } else {
-          this.metrics.silentAlerts.inc({ camera: alert.camera });
-          this.logger.warn({ alertId: alert.id, camera: alert.camera, runId: alert.runId, lastSeenAt: alert.evidence.lastSeenAt }, 'camera silent: alert firing');
-        }
-      } else if (kind === 'resolved') {
-        this.logger.info({ alertId: alert.id, camera: alert.camera, runId: alert.runId, reason }, 'alert resolved');
-      }
-      this.setGauges(alert.camera, false);
-      const copy = structuredClone(alert);
-      this.emitAlert(copy);
-      if (!this.options.publish) continue;
-      try {
-        this.options.publish(copy);
-        this.metrics.deliveries.inc({ sink: 'websocket', outcome: 'delivered' });
-      } catch (err) {
-        this.metrics.deliveries.inc({ sink: 'websocket', outcome: 'failed' });
-        this.logger.warn({ err: (err as Error).message }, 'alert publish callback threw');
-      }
-    }
-  }
-
-  /** Calls every 'alert' listener, each guarded: one that throws is logged and counted, the others are still called. */
-  private emitAlert(alert: Alert): void {
-    for (const listener of this.rawListeners('alert') as ((a: Alert) => void)[]) {
-      try {
-        listener.call(this, alert);
-      } catch (err) {
-        this.metrics.deliveries.inc({ sink: 'listener', outcome: 'failed' });
-        this.logger.error({ err: (err as Error).message, alertId: alert.id }, "an 'alert' event listener threw; the change is in the outbox regardless");
-      }
-    }
-  }
-
-  /**
-   * The alarm gauges follow the book. They exist (at 0) from a camera's first frame, so "absent"
-   * never means "fine"; the alert counters too, so increase()/changes() see a first alert.
-   */
-  private setGauges(camera: string, first: boolean): void {
-    if (!this.known.admit(camera)) {
-      if (first) this.unknownCameras.inc({ stage: STAGE });
-      return;
-    }
-    this.metrics.alarm.set({ camera }, this.lifecycle.book.firingOn(camera, 'pg-onset') > 0 ? 1 : 0);
-    this.metrics.silent.set({ camera }, this.lifecycle.book.firingOn(camera, 'camera-silent') > 0 ? 1 : 0);
-    if (first) {
-      this.metrics.alerts.inc({ camera }, 0);
-      this.metrics.silentAlerts.inc({ camera }, 0);
-    }
   }
 }
