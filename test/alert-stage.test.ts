@@ -11,8 +11,9 @@ import { Registry } from 'prom-client';
 import type { EachBatchPayload, Kafka, Message } from 'kafkajs';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
-import { AlertStage, type AlertOptions } from '../src/alert/index.js';
+import { AlertStage, AlertStageClosedError, type AlertOptions } from '../src/alert/index.js';
 import { onsetStream } from './helpers/messages.js';
+import { waitFor } from './helpers/wait.js';
 
 interface FakeConsumer {
   groupId: string;
@@ -24,6 +25,7 @@ interface FakeConsumer {
 
 /** Enough of kafkajs for the stage: topics exist, restore finds nothing, sends are recorded. */
 function fakeKafka(options: { gate?: Promise<void> } = {}) {
+  let restoring = false;
   const sent: { topic: string; messages: Message[] }[] = [];
   const consumers: FakeConsumer[] = [];
   let producersConnected = 0;
@@ -40,6 +42,7 @@ function fakeKafka(options: { gate?: Promise<void> } = {}) {
       listTopics: async () => [],
       createTopics: async () => true,
       fetchTopicOffsets: async () => {
+        restoring = true;
         await options.gate; // restore waits here until the test opens the gate
         return [{ partition: 0, low: '0', high: '0', offset: '0' }];
       },
@@ -60,7 +63,7 @@ function fakeKafka(options: { gate?: Promise<void> } = {}) {
     },
   };
   const on = (topic: string) => sent.filter((s) => s.topic === topic).flatMap((s) => s.messages);
-  return { kafka: kafka as unknown as Kafka, sent, on, consumers, producers: () => producersConnected };
+  return { kafka: kafka as unknown as Kafka, sent, on, consumers, producers: () => producersConnected, restoring: () => restoring };
 }
 
 /** One batch of `predictions` records as kafkajs hands it to eachBatch. */
@@ -125,5 +128,41 @@ describe('AlertStage: the outbox before the announcement', () => {
     expect(calm.map((a) => a.state)).toEqual(['firing']); // the other listener was still called
     expect(await registry.metrics()).toContain('crystalwatch_alert_deliveries_total{sink="listener",outcome="failed"} 1');
     expect(lines.find((l) => l.level === 50 && /listener threw/.test(l.msg))).toMatchObject({ err: 'listener bug' });
+  });
+});
+
+describe('AlertStage: close() while start() is under way', () => {
+  function gated() {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    return { fake: fakeKafka({ gate }), open };
+  }
+
+  it('waits for start to stop at its next step: the predictions consumer never connects, start rejects, nothing stays connected', async () => {
+    const { fake, open } = gated();
+    const { stage } = stageOn(fake.kafka);
+    const starting = stage.start();
+    await waitFor(() => fake.restoring(), { timeout: 5000, message: 'start() reading the saved state' });
+    const closing = stage.close();
+    open(); // restore finishes while close() waits
+    await closing;
+    await expect(starting).rejects.toBeInstanceOf(AlertStageClosedError);
+    expect(predictionsConsumer(fake.consumers)?.eachBatch).toBeUndefined();
+    expect(fake.consumers.filter((c) => c.connected).map((c) => c.groupId)).toEqual([]);
+    expect(fake.producers()).toBe(0);
+    await expect(stage.start()).rejects.toBeInstanceOf(AlertStageClosedError);
+  });
+
+  it('a start that resumes only after close() gave up waiting lets go of what it connects itself', async () => {
+    const { fake, open } = gated();
+    const { stage } = stageOn(fake.kafka);
+    const starting = stage.start();
+    await waitFor(() => fake.restoring(), { timeout: 5000, message: 'start() reading the saved state' });
+    await stage.close(); // the restore is still stuck: close() stops waiting after about a second
+    open();
+    await expect(starting).rejects.toBeInstanceOf(AlertStageClosedError);
+    expect(predictionsConsumer(fake.consumers)?.eachBatch).toBeUndefined();
+    expect(fake.consumers.filter((c) => c.connected).map((c) => c.groupId)).toEqual([]);
+    expect(fake.producers()).toBe(0);
   });
 });

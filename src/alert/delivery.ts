@@ -71,15 +71,18 @@ export class AlertDelivery {
     };
   }
 
+  /** Joins the group and consumes; a close() meanwhile stops it at its next step, disconnected. */
   async start(): Promise<void> {
-    if (this.consumer) return;
+    if (this.consumer || this.closing.signal.aborted) return;
     const { kafka, topics, groupId } = this.options;
     const consumer = createConsumer(kafka, groupId, { maxMessageBytes: 1024 * 1024 });
     this.consumer = consumer;
     // A rebalance hands partitions out afresh; what this member tracked comes again from the committed offsets.
     consumer.on(consumer.events.GROUP_JOIN, () => this.tracker.reset());
     await consumer.connect();
+    if (await this.closedMeanwhile(consumer)) return;
     await consumer.subscribe({ topics: [topics.alerts], fromBeginning: true });
+    if (await this.closedMeanwhile(consumer)) return;
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -110,6 +113,13 @@ export class AlertDelivery {
       if (!left) this.options.logger.warn({ groupId: this.options.groupId }, 'alert delivery consumer still disconnecting; not waiting for it');
     })();
     return this.closed;
+  }
+
+  /** close() came while start() was connecting: let go of the consumer (close() may have found it mid-connect). */
+  private async closedMeanwhile(consumer: Consumer): Promise<boolean> {
+    if (!this.closing.signal.aborted) return false;
+    await settleWithin(consumer.disconnect(), this.options.closeTimeoutMs ?? 800);
+    return true;
   }
 
   private async handle(topic: string, partition: number, message: KafkaMessage, generation: number): Promise<void> {

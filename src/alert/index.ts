@@ -2,7 +2,7 @@
  * src/alert: PG onset detection, the alert lifecycle, the outbox on the `alerts` topic, the
  * delivery consumer and its sinks, and camera-silent alerts. See README.md.
  */
-export { AlertStage, type AlertOptions, type AlertSinksOptions } from './stage.js';
+export { AlertStage, AlertStageClosedError, type AlertOptions, type AlertSinksOptions } from './stage.js';
 export { AlertLifecycle, type LifecycleOptions, type Observation, type RecordPosition } from './lifecycle.js';
 export { AlertBook } from './book.js';
 export { pgAlertId, silentAlertId, changeKey, reasonOf, type AlertChange, type AlertEventKind, type AlertReason } from './change.js';

@@ -89,6 +89,17 @@ export interface AlertOptions {
 }
 
 const STAGE = 'alert';
+/** How long close() waits for a start() in flight to reach its next step and stop there. */
+const START_WAIT_MS = 1000;
+
+/** start() after close(), or close() while start() was under way: nothing is consumed. */
+export class AlertStageClosedError extends Error {
+  override readonly name = 'AlertStageClosedError';
+  constructor() {
+    super('alert stage: closed before start() finished; it consumes nothing (a new process start brings it back)');
+  }
+}
+
 /** Test-only crash point: SIGKILL right after a flush that wrote an alert change, before its offsets are committed. */
 const KILL_AFTER_OUTBOX = process.env.CRYSTALWATCH_ALERT_FAULT === 'kill-after-outbox';
 
@@ -110,6 +121,8 @@ export class AlertStage extends EventEmitter {
   private starting: Promise<void> | undefined;
   private outboxFailing = false;
   private closing: Promise<void> | undefined;
+  /** Set the moment close() is called; start() checks it after every step. */
+  private closeRequested = false;
 
   constructor(private readonly options: AlertOptions) {
     super();
@@ -160,6 +173,7 @@ export class AlertStage extends EventEmitter {
 
   /** Restores the saved state, then consumes `predictions` and delivers from `alerts`. */
   start(): Promise<void> {
+    if (this.closeRequested && !this.starting) return Promise.reject(new AlertStageClosedError());
     this.starting ??= this.startOnce();
     return this.starting;
   }
@@ -169,16 +183,19 @@ export class AlertStage extends EventEmitter {
     const started = this.now();
     this.producer = createProducer(kafka);
     await this.producer.connect();
+    await this.stopIfClosed(this.producer);
     this.outbox = new AlertOutbox(this.producer, { alerts: topics.alerts, state: this.stateTopic, deadLetter: topics.deadLetter }, {
       logger: this.logger,
       onDropped: (kind, reason, records) => this.metrics.outboxDropped.inc({ kind, reason }, records),
     });
     await ensureAlertTopics(kafka, { alerts: topics.alerts, state: this.stateTopic }, this.options.partitions ?? 3, this.logger);
+    await this.stopIfClosed();
     const groupId = this.options.groupId ?? 'crystalwatch-alert';
     this.delivery = new AlertDelivery({
       kafka, topics, groupId: this.options.deliveryGroupId ?? `${groupId}-delivery`, dispatcher: this.dispatcher, producer: () => this.producer, metrics: this.metrics, logger: this.logger,
     });
     await Promise.all([this.delivery.start(), this.restoreThenConsume(groupId)]);
+    await this.stopIfClosed();
     this.refresh?.start();
     const silentAfter = this.options.silentAfterMs ?? 0;
     this.timer = setInterval(() => this.tick(), silentAfter > 0 ? Math.min(1000, Math.max(100, silentAfter / 10)) : 1000);
@@ -189,6 +206,7 @@ export class AlertStage extends EventEmitter {
   private async restoreThenConsume(groupId: string): Promise<void> {
     const { kafka, topics } = this.options;
     const saved = await loadAlertState(kafka, { alerts: topics.alerts, state: this.stateTopic }, `${groupId}-restore`);
+    await this.stopIfClosed();
     const restored = this.lifecycle.restore(saved.alerts, saved.snapshots, this.now());
     for (const camera of this.lifecycle.cameras) this.announcer.setGauges(camera, true);
     this.logger.info({ ...restored, alerts: saved.alerts.length, records: saved.records, skipped: saved.skipped }, 'alert state restored from Kafka');
@@ -196,7 +214,9 @@ export class AlertStage extends EventEmitter {
     const consumer = createConsumer(kafka, groupId, { maxMessageBytes: 1024 * 1024 });
     this.consumer = consumer;
     await consumer.connect();
+    await this.stopIfClosed(consumer);
     await consumer.subscribe({ topics: [topics.predictions], fromBeginning: this.options.fromBeginning ?? true });
+    await this.stopIfClosed(consumer);
     await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
@@ -284,10 +304,14 @@ export class AlertStage extends EventEmitter {
    * writes what the outbox still holds if Kafka takes it at once. Idempotent.
    */
   close(): Promise<void> {
+    this.closeRequested = true;
     this.closing ??= (async () => {
       clearInterval(this.timer);
       this.refresh?.close();
       this.dispatcher.close();
+      // A start() under way stops at its next step; what it connected by then is let go below
+      // (and what it connects after this wait, it lets go itself).
+      if (this.starting) await settleWithin(this.starting, START_WAIT_MS);
       await Promise.all([
         this.delivery?.close(),
         this.consumer ? settleWithin(this.consumer.disconnect(), 700).then((ok) => ok || this.logger.warn('alert consumer still disconnecting; not waiting for it')) : undefined,
@@ -296,6 +320,13 @@ export class AlertStage extends EventEmitter {
       if (this.producer) await settleWithin(this.producer.disconnect(), 150);
     })();
     return this.closing;
+  }
+
+  /** Between the steps of start(): after close() it stops there, letting go of what the last step connected. */
+  private async stopIfClosed(connected?: { disconnect(): Promise<void> }): Promise<void> {
+    if (!this.closeRequested) return;
+    if (connected) await settleWithin(connected.disconnect(), 700);
+    throw new AlertStageClosedError();
   }
 
   /** The lifecycle's decision on one prediction; the caller puts the changes in the outbox, then announces them. */
