@@ -1,6 +1,7 @@
 /**
  * Sinks and their worker, unit-level: the action command settles whatever processes it leaves
- * behind; what the worker's hooks do is never mistaken for a delivery failure.
+ * behind; what the worker's hooks do is never mistaken for a delivery failure; the OPC UA sink
+ * does not retry a camera the server has no room for.
  */
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import type { Kafka } from 'kafkajs';
 import type { Alert } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { ActionSink, AlertStage, SinkWorker, checkBackoff, type AlertSink, type DeliveryOutcome, type SinkWorkerOptions } from '../src/alert/index.js';
+import { OpcUaAlertSink, showCurrentAlerts, type OpcUaServer } from '../src/opcua/index.js';
 import { alert, predictionSequence } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -181,5 +183,46 @@ describe('SinkWorker hooks', () => {
     await stage.idle();
     expect(sink.calls).toBe(1);
     await stage.close();
+  });
+});
+
+/** Enough of OpcUaServer for its alert sink: room for `maxCameras` cameras, refused beyond, in the server's words. */
+function fakeOpcUa(maxCameras: number) {
+  const shown = new Map<string, string>();
+  const server = {
+    endpointUrl: 'opc.tcp://127.0.0.1:4840',
+    raiseAlarm(alarm: { id: string; camera: string }) {
+      if (!shown.has(alarm.camera) && shown.size >= maxCameras) {
+        throw new Error(`opcua: alert ${alarm.id} of camera ${alarm.camera} cannot be shown, the server already shows ${maxCameras} cameras; raise opcua maxCameras`);
+      }
+      shown.set(alarm.camera, alarm.id);
+    },
+    resolveAlarm: () => {},
+    markAcknowledged: () => {},
+  };
+  return { server: server as unknown as OpcUaServer, shown };
+}
+
+describe('OpcUaAlertSink at the server\'s camera limit', () => {
+  it('takes the change of a camera it cannot show (logged once per camera), so the other cameras are not held back', async () => {
+    const { server, shown } = fakeOpcUa(1);
+    const { logger, lines } = capturedLogger();
+    const sink = new OpcUaAlertSink(server, logger);
+    await sink.deliver(alert({ id: 'pg-a1', camera: 'cam-a' }), 'firing');
+    await expect(sink.deliver(alert({ id: 'pg-b1', camera: 'cam-b' }), 'firing')).resolves.toBeUndefined();
+    await expect(sink.deliver(alert({ id: 'pg-b2', camera: 'cam-b' }), 'firing')).resolves.toBeUndefined();
+    await expect(sink.deliver(alert({ id: 'pg-c1', camera: 'cam-c' }), 'firing')).resolves.toBeUndefined();
+    await sink.deliver(alert({ id: 'pg-b1', camera: 'cam-b', state: 'resolved' }), 'resolved');
+    expect([...shown]).toEqual([['cam-a', 'pg-a1']]);
+    expect(lines.filter((l) => /not shown/.test(l.msg)).map((l) => l.camera)).toEqual(['cam-b', 'cam-c']);
+
+    const broken = { ...server, raiseAlarm: () => { throw new Error('opcua: raiseAlarm before start() finished; await start() first'); } } as unknown as OpcUaServer;
+    await expect(new OpcUaAlertSink(broken).deliver(alert(), 'firing')).rejects.toThrow(/before start\(\) finished/); // other errors are still retried
+  });
+
+  it('showCurrentAlerts skips a camera beyond the limit instead of failing the start', () => {
+    const { server, shown } = fakeOpcUa(1);
+    expect(() => showCurrentAlerts(server, [alert({ id: 'pg-a1', camera: 'cam-a' }), alert({ id: 'pg-b1', camera: 'cam-b' })])).not.toThrow();
+    expect([...shown.keys()]).toEqual(['cam-a']);
   });
 });
