@@ -73,7 +73,7 @@ function decodeChild(uvThreads: number, sharpConcurrency: number | undefined, co
   const args = [self, '--decode-child', String(count), ...(sharpConcurrency !== undefined ? ['--sharp-concurrency', String(sharpConcurrency)] : [])];
   return new Promise((resolve, reject) => {
     execFile(process.execPath, args, { env: { ...process.env, UV_THREADPOOL_SIZE: String(uvThreads) } }, (err, stdout) => {
-      if (err) reject(err);
+      if (err) reject(new Error(`bench classify: decode child (UV_THREADPOOL_SIZE=${uvThreads}) failed: ${err.message}`, { cause: err }));
       else resolve(Number(JSON.parse(stdout).fps));
     });
   });

@@ -106,7 +106,13 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const quick = process.argv.includes('--quick');
-  bench({ quick }).then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`));
+  // Not a top-level await: the classes below must be initialised before bench() uses them.
+  bench({ quick })
+    .then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`))
+    .catch((err) => {
+      console.error(`bench e2e: ${(err as Error).message}`);
+      process.exitCode = 1;
+    });
 }
 
 interface Camera {

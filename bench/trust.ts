@@ -142,5 +142,6 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  bench({ quick: process.argv.includes('--quick') }).then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`));
+  const result = await bench({ quick: process.argv.includes('--quick') });
+  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
 }

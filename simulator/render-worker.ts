@@ -10,7 +10,10 @@ export type RenderJob = { id: number; kind: 'crop'; options: CropOptions } | { i
 
 export type RenderReply = { id: number; ok: true; png: Uint8Array; result: unknown } | { id: number; ok: false; error: string };
 
-parentPort?.on('message', async (job: RenderJob) => {
+// render() answers every job itself, a failed one with ok: false, so nothing is left to catch.
+parentPort?.on('message', (job: RenderJob) => void render(job));
+
+async function render(job: RenderJob): Promise<void> {
   try {
     if (job.kind === 'crop') {
       const crop = await renderCrop(job.options);
@@ -25,4 +28,4 @@ parentPort?.on('message', async (job: RenderJob) => {
   } catch (err) {
     parentPort!.postMessage({ id: job.id, ok: false, error: (err as Error).message } satisfies RenderReply);
   }
-});
+}

@@ -60,22 +60,26 @@ async function expectEmptyFetchAnswered(client: RawClient, version: 4 | 8, topic
   expect(frame!.readInt32BE(responsesAt + 4 + 2 + 'beside-empty-fetches'.length)).toBe(0); // its partitions
 }
 
+/** A Produce v7 head whose size prefix claims `claimed` bytes, then `sent` bytes of body, minding back-pressure. */
+async function writePartialRequest(socket: Socket, claimed: number, sent: number, piece: Buffer): Promise<void> {
+  const head = Buffer.alloc(12);
+  head.writeInt32BE(claimed, 0);
+  head.writeInt16BE(0, 4); // Produce v7
+  head.writeInt16BE(7, 6);
+  head.writeInt32BE(1, 8);
+  socket.write(head);
+  for (let written = 0; written < sent && !socket.destroyed; written += piece.length) {
+    if (!socket.write(piece)) await new Promise((r) => { socket.once('drain', r); socket.once('close', r); });
+  }
+}
+
 /** Connections that each send a `claimed`-byte size prefix and `sent` bytes of it, then hold. */
 function holdPartialRequests(port: number, count: number, claimed: number, sent: number): { closed: () => number; sentAll: Promise<void> } {
   let closed = 0;
   const piece = Buffer.alloc(64 * 1024, 0x41);
-  const sends = Array.from({ length: count }, () => new Promise<void>((resolveSent) => {
-    const socket = connect(port, '127.0.0.1', async () => {
-      const head = Buffer.alloc(12);
-      head.writeInt32BE(claimed, 0);
-      head.writeInt16BE(0, 4); // Produce v7
-      head.writeInt16BE(7, 6);
-      head.writeInt32BE(1, 8);
-      socket.write(head);
-      for (let written = 0; written < sent && !socket.destroyed; written += piece.length) {
-        if (!socket.write(piece)) await new Promise((r) => { socket.once('drain', r); socket.once('close', r); });
-      }
-      resolveSent();
+  const sends = Array.from({ length: count }, () => new Promise<void>((resolveSent, failSent) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      writePartialRequest(socket, claimed, sent, piece).then(resolveSent, failSent);
     });
     sockets.add(socket);
     socket.on('error', () => {});
@@ -198,7 +202,7 @@ describe('an HTTP server in the broker\'s process', () => {
       client.close();
     }).map((attack) => attack.then(() => 'answered', (err: Error) => err.message));
     const partial = holdPartialRequests(Number(address.split(':')[1]), 10, 16 * MiB, 4 * MiB);
-    const probes: Array<'ok' | string> = [];
+    const probes: string[] = []; // 'ok' or what went wrong
     for (let i = 0; i < 30; i++) {
       try {
         const response = await fetch(`http://127.0.0.1:${httpPort}/healthz`, { signal: AbortSignal.timeout(1000) });

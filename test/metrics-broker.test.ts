@@ -112,7 +112,7 @@ describe('metrics and alert stages on the broker', () => {
     // 2 malformed predictions seen by both stages + 1 malformed label → 5 dead letters, each with its reason.
     // Five letters, then quiet: a sixth (a letter written twice) would show up in that time.
     await waitForQuiet(() => deadLetters.length, { atLeast: 5, quietMs: 500, timeout: 30_000, message: '5 dead letters' });
-    const reasons = deadLetters.map((d) => `${d.stage}: ${d.reason}`).sort();
+    const reasons = deadLetters.map((d) => `${String(d.stage)}: ${String(d.reason)}`).sort();
     // Every letter follows the one contract, whichever stage wrote it.
     for (const letter of deadLetters) expect(DeadLetterSchema.safeParse(letter).success, JSON.stringify(letter)).toBe(true);
     expect(reasons).toEqual([

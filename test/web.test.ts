@@ -52,7 +52,8 @@ type EventOf<T extends LiveEventType> = Extract<LiveEvent, { type: T }>;
 function nextMessage<T extends LiveEventType>(ws: WebSocket, type: T, match: (e: EventOf<T>) => boolean = () => true): Promise<EventOf<T>> {
   return new Promise((resolve) => {
     const onMessage = (data: WebSocket.RawData) => {
-      const event = JSON.parse(data.toString()) as LiveEvent;
+      // The server sends text frames, which ws hands over as one Buffer.
+      const event = JSON.parse((data as Buffer).toString('utf8')) as LiveEvent;
       if (event.type !== type) return;
       const typed = event as EventOf<T>;
       if (match(typed)) {
@@ -151,6 +152,9 @@ describe('WebServer HTTP', () => {
     const auth = { ...json, authorization: 'Bearer operator-secret-1' };
     expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, Buffer.alloc(17 * 1024, 0x20))).status).toBe(413);
     expect((await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, '[1,2]')).status).toBe(400);
+    const objectBy = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, '{"by":{"name":"shift lead"}}');
+    expect(objectBy.status).toBe(400);
+    expect(objectBy.body.toString()).toContain('by must be a string');
     expect((await raw(server, 'POST', '/api/alerts/no-such/ack', auth, body)).status).toBe(404);
 
     const ok = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', auth, body);

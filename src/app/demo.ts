@@ -180,7 +180,7 @@ class DemoStatus {
   }
 
   private print(): void {
-    const parts: Record<string, unknown>[] = [];
+    const parts: Array<Omit<CameraState, 'lastPPG'> & { camera: string; fps: number; pPG: number | null }> = [];
     for (const [camera, s] of this.state) {
       const before = this.lastCounts.get(camera) ?? 0;
       this.lastCounts.set(camera, s.frames);
@@ -192,7 +192,7 @@ class DemoStatus {
       return;
     }
     const line = parts
-      .map((p) => `${p.camera} ${String(p.fps).padStart(2)} fps P(PG) ${p.pPG === null || p.pPG === undefined ? '  -  ' : (p.pPG as number).toFixed(3)} ${p.alarm ? '\x1b[31mALARM\x1b[0m' : 'ok   '}`)
+      .map((p) => `${p.camera} ${String(p.fps).padStart(2)} fps P(PG) ${p.pPG === null ? '  -  ' : p.pPG.toFixed(3)} ${p.alarm ? '\x1b[31mALARM\x1b[0m' : 'ok   '}`)
       .join(' │ ');
     process.stderr.write(`\r\x1b[2Kt=${String(t).padStart(4)}s │ ${line}`);
   }

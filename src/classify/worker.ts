@@ -19,7 +19,8 @@ try {
   post({ type: 'failed', message: (err as Error).message });
 }
 
-port.on('message', async (request: WorkerRequest) => {
+/** Answers one request: a failed run answers `error` with its id, `close` answers `closed`. */
+const answer = async (request: WorkerRequest): Promise<void> => {
   if (request.type === 'close') {
     await backend?.close().catch(() => {});
     post({ type: 'closed' });
@@ -38,4 +39,8 @@ port.on('message', async (request: WorkerRequest) => {
   } catch (err) {
     post({ type: 'error', id: request.id, message: (err as Error).message });
   }
+};
+
+port.on('message', (request: WorkerRequest) => {
+  answer(request).catch((err: unknown) => post({ type: 'log', message: `classify worker: answering a ${request.type} request failed: ${(err as Error).message}` }));
 });

@@ -64,7 +64,7 @@ export async function writeReport(dir: string, input: ReportInput): Promise<Repo
   await draw('threshold.png', thresholdSpec(sweep));
   if (input.history && input.history.length > 0) await draw('training.png', trainingSpec(input.history));
 
-  let embeddingSection: Record<string, unknown> | null = null;
+  let embeddingSection: { dimensions: number; pcaExplainedVariance: [number, number]; kmeansK: number; kmeansPurity: number; clusterClassCounts: number[][] } | null = null;
   if (input.embedding && labels.length >= 2) {
     const { values, dimensions } = input.embedding;
     const n = labels.length;
@@ -131,7 +131,7 @@ export async function writeReport(dir: string, input: ReportInput): Promise<Repo
     '',
   ];
   if (embeddingSection) {
-    md.push('## Embeddings', '', `k-means (k=2) on the ${embeddingSection.dimensions}-d embeddings agrees with the labels on ${(100 * (embeddingSection.kmeansPurity as number)).toFixed(1)} % of crops.`, '');
+    md.push('## Embeddings', '', `k-means (k=2) on the ${embeddingSection.dimensions}-d embeddings agrees with the labels on ${(100 * embeddingSection.kmeansPurity).toFixed(1)} % of crops.`, '');
   }
   if (input.history?.length) {
     md.push('## Training', '', '| epoch | loss | acc | val loss | val acc | val F1 (PG) | lr | s |', '| --- | --- | --- | --- | --- | --- | --- | --- |');

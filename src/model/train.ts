@@ -152,7 +152,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const mismatch = from.length !== to.length || from.some((w, i) => w.shape.join('x') !== to[i].shape.join('x'));
       if (mismatch) {
         throw new Error(
-          `train: --init ${options.init} has a different architecture (${from.length} weight tensors, first ${from[0]?.shape}) from --width ${width} --input-size ${inputSize}${norm === 'none' ? ' --no-batch-norm' : ''} (${to.length}, first ${to[0]?.shape}); pass the same options it was trained with`,
+          `train: --init ${options.init} has a different architecture (${from.length} weight tensors, first ${from[0]?.shape.join('x')}) from --width ${width} --input-size ${inputSize}${norm === 'none' ? ' --no-batch-norm' : ''} (${to.length}, first ${to[0]?.shape.join('x')}); pass the same options it was trained with`,
         );
       }
       model.setWeights(from);

@@ -63,7 +63,7 @@ export function registerWasmTrainingKernels(tf: Tf): void {
         const dW = tf.conv2d(xT, dyF, 1, 'valid', 'NHWC', [info.strideHeight, info.strideWidth]); // [ci, kh, kw, co]
         const out = tf.transpose(dW, [1, 2, 0, 3]);
         if (out.shape[0] !== kh || out.shape[1] !== kw || out.shape[3] !== co || out.shape[2] !== ci) {
-          throw new Error(`Conv2DBackpropFilter (wasm): got shape ${out.shape}, expected ${filterShape}`);
+          throw new Error(`Conv2DBackpropFilter (wasm): got shape ${out.shape.join('x')}, expected ${filterShape!.join('x')}`);
         }
         return out;
       });
@@ -110,7 +110,7 @@ export function registerWasmTrainingKernels(tf: Tf): void {
           dx = dx.slice([0, 0, 0, 0], [-1, Math.min(H, dx.shape[1]), Math.min(W, dx.shape[2]), -1]);
           if (dx.shape[1] < H || dx.shape[2] < W) dx = tf.pad(dx, [[0, 0], [0, H - dx.shape[1]], [0, W - dx.shape[2]], [0, 0]]);
         }
-        if (dx.shape[3] !== ci) throw new Error(`Conv2DBackpropInput (wasm): got shape ${dx.shape}, expected ${inputShape}`);
+        if (dx.shape[3] !== ci) throw new Error(`Conv2DBackpropInput (wasm): got shape ${dx.shape.join('x')}, expected ${inputShape!.join('x')}`);
         return dx;
       });
     },

@@ -35,6 +35,14 @@ export interface CoreRouteDeps {
 const MAX_BY_LENGTH = 100;
 const MAX_COMMENT_LENGTH = 500;
 
+/** An acknowledgement's optional text field, cut to `max` characters; an object or a number there is a 400, not "[object Object]". */
+function optionalText(body: Record<string, unknown>, field: 'by' | 'comment', max: number): string | undefined {
+  const value = body[field];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'string') throw new HttpError(400, `acknowledgement: ${field} must be a string, got ${JSON.stringify(value)}`);
+  return value.slice(0, max);
+}
+
 const newestFirst = (a: Alert, b: Alert) => (a.startsAt < b.startsAt ? 1 : a.startsAt > b.startsAt ? -1 : 0);
 
 export function coreRoutes(deps: CoreRouteDeps): Route[] {
@@ -54,8 +62,8 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
       method: 'POST', path: '/api/alerts/:id/ack', mutating: true,
       handle: async ({ params, readJson }) => {
         const body = await readJson();
-        const by = body.by === undefined ? undefined : String(body.by).slice(0, MAX_BY_LENGTH);
-        const comment = body.comment === undefined ? undefined : String(body.comment).slice(0, MAX_COMMENT_LENGTH);
+        const by = optionalText(body, 'by', MAX_BY_LENGTH);
+        const comment = optionalText(body, 'comment', MAX_COMMENT_LENGTH);
         const acked = await alerts?.acknowledge(params.id, by, comment);
         if (!acked) throw new HttpError(404, `no alert with id ${JSON.stringify(params.id)}; GET /api/alerts lists the known ones`);
         return { status: 200, body: acked };

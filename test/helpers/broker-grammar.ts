@@ -9,7 +9,8 @@ import { buildBatch } from './broker-wire.js';
 
 type Primitive = 'int8' | 'int16' | 'int32' | 'int64' | 'boolean' | 'string' | 'nullable_string' | 'bytes' | 'compact_string' | 'tag_buffer';
 type Versions = [from: number, to: number];
-type Value = unknown | ((version: number) => unknown);
+/** A literal, or a function of the request's version that gives one. */
+type Value = unknown;
 export interface Field { name: string; type: Primitive | Field[]; array?: boolean; value?: Value; count?: number; versions?: Versions }
 
 const field = (name: string, type: Primitive, value?: Value, versions?: Versions): Field => ({ name, type, value, versions });
