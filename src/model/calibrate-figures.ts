@@ -32,7 +32,7 @@ export interface DetectorFigures {
   h: number;
   /** Mean clean frames between false alarms, from the held-out clean frames' own scores. */
   heldOutArl0Frames: number;
-  /** The same under the fitted (or assumed) clean-score model. */
+  /** The same under the clean-score model: assumed (before), or the 10th percentile over bootstrap refits of the fitted one (after). */
   modelArl0Frames: number;
   /** The figure claimed: the smaller of the two. */
   arl0Frames: number;

@@ -68,7 +68,7 @@ function markdown(r: CalibrationReport, charts: string[]): string {
     '',
     `**Target:** per-frame false-positive rate ≤ ${pct(r.targets.maxFalsePositiveRate)} (${r.targets.source === 'stated' ? 'stated with --max-false-positive-rate' : "default: the spike rate the onset detector's clean model absorbs above P(PG) 0.5"}), ${r.targets.established ? `established on ${r.threshold.fitFrames} fitting frames at ${r.targets.confidence * 100} % confidence` : `not established (needs ${r.targets.framesForTarget} fitting frames)`}. The threshold leaves ${r.threshold.fitFalsePositives} of ${r.threshold.fitFrames} fitting frames at or above it.`,
     '',
-    `**Detector:** ${r.detector.claim}; computed from this camera's clean scores (the fitted clean-score model, ${r.detector.cleanScoreModel.frames} frames, and the held-out frames' own scores; the smaller figure is claimed). h = ${r.detector.threshold.toFixed(2)} nats (target ${r.detector.targetArlFrames.toLocaleString('en-US')} frames between false alarms).`,
+    `**Detector:** ${r.detector.claim}; computed from this camera's clean scores: the clean-score model fitted on ${r.detector.cleanScoreModel.frames} frames (${r.detector.modelArl0Frames.toPrecision(3)} frames between false alarms at the point fit, ${r.detector.modelArl0Lower90Frames.toPrecision(3)} at the 10th percentile of 100 bootstrap refits) and the held-out frames' own scores; the smaller is claimed. h = ${r.detector.threshold.toFixed(2)} nats (target ${r.detector.targetArlFrames.toLocaleString('en-US')} frames between false alarms).`,
     '',
     `**Out-of-distribution gate:** ${oodLine(r)} The model-free probe gate runs first, unchanged.`,
     '',

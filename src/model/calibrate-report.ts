@@ -87,7 +87,8 @@ export function claimOf(f: CardFigures['detector']): string {
   const days = f.batchDaysPerFalseAlarm;
   if (!Number.isFinite(days)) return `no false alarm expected from these clean scores at ${f.fps} frames/s`;
   const n = days >= 10 ? Math.floor(days).toLocaleString('en-US') : days.toPrecision(2);
-  return `≤ 1 false alarm per ${n} batch-days at ${f.fps} frames/s (mean ${f.arl0Frames.toLocaleString('en-US')} clean frames between false alarms)`;
+  const hours = days < 2 ? ` (${Math.round(days * 24 * 10) / 10} h of this camera)` : '';
+  return `≤ 1 false alarm per ${n} batch-days${hours} at ${f.fps} frames/s (mean ${f.arl0Frames.toLocaleString('en-US')} clean frames between false alarms)`;
 }
 
 function couldNot(i: BuildReportInput): string[] {
@@ -120,7 +121,10 @@ function couldNot(i: BuildReportInput): string[] {
   }
   if (inputs.fps.source === 'default') out.push(`No capture times in sidecars or file names: the false-alarm figures assume ${inputs.fps.value} frames/s; pass --fps with the camera's rate.`);
   if (!Number.isFinite(after.detector.heldOutArl0Frames)) {
-    out.push(`No held-out clean frame gave the detector evidence for PG, so its false-alarm figure is the fitted clean-score model's (${after.detector.modelArl0Frames.toLocaleString('en-US')} frames between false alarms), not one observed.`);
+    out.push(`No held-out clean frame gave the detector evidence for PG, so its false-alarm figure is the fitted clean-score model's (${after.detector.modelArl0Frames.toLocaleString('en-US')} frames between false alarms, the 10th percentile over bootstrap refits), not one observed.`);
+  }
+  if (new Set(inputs.clean.map((f) => f.folder)).size === 1) {
+    out.push('All clean images come from one folder (one batch, most likely): another batch of this camera may put more clean frames at high P(PG) than this one did, which raises both the false-positive rate and the false alarms; calibrate on clean frames of several batches (several --clean folders) where you can.');
   }
   out.push('The detector figures take frames as independent draws; consecutive frames of a slowly stirred slurry are not, so runs of high clean scores are likelier than assumed.');
   out.push('The onset detector uses this clean-score model only where the alert stage reads the card\'s detector field; otherwise it runs its default model, whose figures on this camera are the "before" column.');

@@ -183,7 +183,7 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrateResult> {
     heldOut: afterOutcomes.slice(0, heldOut.length),
     fit: scoredOf(fit).map((s) => verdict(s, choice.threshold, oodFit?.stats)),
     pg: pg ? afterOutcomes.slice(heldOut.length) : null,
-    detector: { h: detector.threshold, llrOf: (p) => llrAt(detector.llr, p), modelArl0Frames: detector.modelArl0Frames, modelArl1Frames: detector.modelArl1Frames, fps: inputs.fps.value, seed: 0xca1b },
+    detector: { h: detector.threshold, llrOf: (p) => llrAt(detector.llr, p), modelArl0Frames: detector.modelArl0Lower90Frames, modelArl1Frames: detector.modelArl1Frames, fps: inputs.fps.value, seed: 0xca1b },
   });
 
   const report = buildReport({
