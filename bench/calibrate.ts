@@ -144,5 +144,11 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  bench({ quick: process.argv.includes('--quick') }).then((r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`));
+  bench({ quick: process.argv.includes('--quick') }).then(
+    (r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`),
+    (err: Error) => {
+      process.stderr.write(`bench calibrate: ${err.stack ?? err.message}\n`);
+      process.exitCode = 1;
+    },
+  );
 }
