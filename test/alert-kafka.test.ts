@@ -6,6 +6,8 @@
  * too large does not hold back the alert written with it.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
@@ -209,5 +211,16 @@ describe('AlertStage on the broker', () => {
     }) } as unknown as Kafka;
     await ensureAlertTopics(cluster, { alerts: topics.alerts, state }, 1, silentLogger);
     expect(asked.find((t) => t.topic === state)?.configEntries).toEqual([{ name: 'cleanup.policy', value: 'compact,delete' }, { name: 'retention.ms', value: '604800000' }]);
+  });
+
+  it('a second alert stage in the same group is reported as an error (one alert stage per group)', async () => {
+    const { make } = world();
+    const errors: string[] = [];
+    const watching = pino({ level: 'error' }, new Writable({ write(chunk: Buffer, _enc, done) { errors.push(JSON.parse(chunk.toString()).msg); done(); } }));
+    const first = make({ logger: watching, partitions: 2 }).stage;
+    const second = make({ logger: watching, partitions: 2 }).stage;
+    await first.start();
+    await second.start();
+    await waitFor(() => errors.find((m) => /^alert stage: consumer group t\d+-alert on t\d+\.predictions has (2 members|more than one member); run one alert stage per group/.test(m)), { timeout: 20_000, message: 'the shared-group error', detail: () => errors.join('\n') });
   });
 });

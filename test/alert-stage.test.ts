@@ -166,3 +166,26 @@ describe('AlertStage: close() while start() is under way', () => {
     expect(fake.producers()).toBe(0);
   });
 });
+
+describe('AlertStage: one alert stage per consumer group', () => {
+  const join = (consumer: FakeConsumer, isLeader: boolean) => {
+    const payload = { duration: 5, groupId: consumer.groupId, isLeader, leaderId: isLeader ? 'm-0' : 'm-1', groupProtocol: 'RoundRobinAssigner', memberId: 'm-0', memberAssignment: { 'crystalwatch.predictions': [0] } };
+    for (const listener of consumer.listeners.get('consumer.group_join') ?? []) listener({ id: 1, type: 'consumer.group_join', timestamp: Date.now(), payload });
+  };
+  const sharedGroupErrors = (lines: { level: number; msg: string }[]) => lines.filter((l) => l.level === 50 && /run one alert stage per group/.test(l.msg));
+
+  it('logs a clear error when the predictions group has more than one member, and none when it is alone', async () => {
+    const fake = fakeKafka();
+    const { stage, lines } = stageOn(fake.kafka);
+    await stage.start();
+    const consumer = predictionsConsumer(fake.consumers)!;
+    join(consumer, true); // alone: no error
+    consumer.members = 2; // a second alert stage joined the group
+    join(consumer, true);
+    const [error] = await waitFor(() => sharedGroupErrors(lines).length > 0 && sharedGroupErrors(lines), { timeout: 5000, message: 'the shared-group error' });
+    expect(error).toMatchObject({ groupId: 'crystalwatch-alert', members: 2, hosts: ['/10.0.0.1', '/10.0.0.2'] });
+    expect(error.msg).toMatch(/^alert stage: consumer group crystalwatch-alert on crystalwatch.predictions has 2 members; run one alert stage per group/);
+    join(consumer, false); // this member follows another leader: shared for certain
+    expect(sharedGroupErrors(lines)).toHaveLength(2);
+  });
+});

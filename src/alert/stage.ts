@@ -24,6 +24,7 @@ import { reasonOf, type AlertChange } from './change.js';
 import type { DetectorConfig } from './detector.js';
 import { AlertDelivery } from './delivery.js';
 import { AlertDispatcher, type DeliveryOptions } from './dispatch.js';
+import { watchGroupMembers } from './group-members.js';
 import { AlertLifecycle, type RecordPosition } from './lifecycle.js';
 import { createAlertMetrics, type AlertMetrics } from './metrics.js';
 import { AlertOutbox } from './outbox.js';
@@ -213,6 +214,7 @@ export class AlertStage extends EventEmitter {
 
     const consumer = createConsumer(kafka, groupId, { maxMessageBytes: 1024 * 1024 });
     this.consumer = consumer;
+    watchGroupMembers(consumer, groupId, topics.predictions, this.logger);
     await consumer.connect();
     await this.stopIfClosed(consumer);
     await consumer.subscribe({ topics: [topics.predictions], fromBeginning: this.options.fromBeginning ?? true });
