@@ -76,6 +76,9 @@ describe('calibrate refuses inputs it cannot use, naming the folder and the fix'
     const garbage = await copyOf('garbage');
     await writeFile(join(garbage, 'broken.png'), Buffer.from('not a png at all'));
     expect(await refusal(calibrate({ model: MODEL, clean: [garbage], out: out('b') }))).toMatch(/1 file\(s\) are not readable images: .*broken\.png .*remove or replace them, or pass --skip-unreadable/);
+    const skipped = await calibrate({ model: MODEL, clean: [garbage], out: out('b2'), skipUnreadable: true });
+    expect(skipped.report.inputs.skippedUnreadable.map((u) => u.path)).toEqual([join(garbage, 'broken.png')]);
+    expect(skipped.report.inputs.clean.images).toBe(45);
 
     // A truncated PNG: its header reads, its pixels do not.
     const truncated = await copyOf('truncated');
