@@ -110,9 +110,9 @@ describe('state snapshots are small by construction', () => {
     life.observe(next(0.02), T0);
     life.observe(next(0.97, { tiles }), T0 + 1); // an excursion starts: its frame is kept for a resumed onset
     const [record] = life.snapshots(T0 + 1);
-    expect(record.snapshot?.recent).toEqual([{ frameId: 'cam-1-run-1-2', capturedAt: expect.any(String), pPG: 0.97 }]);
+    expect(record?.snapshot?.recent).toEqual([{ frameId: 'cam-1-run-1-2', capturedAt: expect.any(String), pPG: 0.97 }]);
     const fired = life.observe(next(0.97, { tiles }), T0 + 2).fired;
-    expect(fired?.evidence.frames[0].tiles).toHaveLength(400); // the evidence keeps them
+    expect(fired?.evidence.frames[0!]?.tiles).toHaveLength(400); // the evidence keeps them
 
     const fat: RunSnapshot = { ...stateOf('run-1').snapshot, recent: Array.from({ length: 64 }, (_, i) => ({ frameId: `${'f'.repeat(250)}-${i}`, capturedAt: new Date(T0).toISOString(), pPG: 0.9 })) };
     const encoded = encodeRunSnapshot(fat, 8 * 1024);

@@ -142,8 +142,8 @@ export class AlertOutbox {
 function frontRequest(messages: Message[]): Message[] {
   let bytes = 0;
   let n = 0;
-  while (n < messages.length) {
-    bytes += approximateRecordBytes(messages[n]);
+  for (const message of messages) {
+    bytes += approximateRecordBytes(message);
     if (n > 0 && bytes > MAX_REQUEST_BYTES) break;
     n += 1;
   }

@@ -82,8 +82,7 @@ export class SinkWorker {
     if (this.running) return;
     this.running = true;
     try {
-      while (this.queue.length > 0 && !this.options.signal.aborted) {
-        const job = this.queue[0];
+      for (let job = this.queue[0]; job !== undefined && !this.options.signal.aborted; job = this.queue[0]) {
         await this.handle(job.record);
         if (this.options.signal.aborted) return; // rejectAll() settled it
         this.queue.shift();
