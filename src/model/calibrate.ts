@@ -10,19 +10,20 @@
  *
  * No figure called held-out is measured on an image used for fitting.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { Classifier, DEFAULT_TILE, type ClassifyResult } from '../classify/classifier.js';
 import type { BackendChoice } from '../classify/backends/index.js';
 import { cusumAverageRunLength, cusumThresholdForArl, DEFAULT_CUSUM_MODEL } from '../alert/detector.js';
-import { CalibrationInputError, MIN_CLEAN_IMAGES, readInputs, splitHeldOut, unreadableError, type ImageFile, type TileSpec } from './calibrate-inputs.js';
+import { CalibrationInputError, MIN_CLEAN_IMAGES, readInputs, splitHeldOut, unreadableError, type CalibrationInputs, type ImageFile, type TileSpec } from './calibrate-inputs.js';
 import { imageRows, scoreImages, verdict, type ScoredImage } from './calibrate-score.js';
-import { chooseThreshold, fitCameraOod, framesForTarget, THRESHOLD_CONFIDENCE } from './calibrate-fit.js';
-import { defaultLlr, fitDetector, llrAt } from './calibrate-detector.js';
+import { chooseThreshold, fitCameraOod, framesForTarget, THRESHOLD_CONFIDENCE, type CameraOodFit, type ThresholdChoice } from './calibrate-fit.js';
+import { defaultLlr, fitDetector, llrAt, type CalibratedDetector } from './calibrate-detector.js';
 import { cardFigures, type Outcome } from './calibrate-figures.js';
-import { checkOutDir, copyWeights, readParent, writeCalibratedCard } from './calibrate-card.js';
+import { checkOutDir, copyWeights, readParent, writeCalibratedCard, type ParentModel } from './calibrate-card.js';
 import { buildReport, type CalibrationReport } from './calibrate-report.js';
 import { writeCalibrationReport } from './calibrate-report-write.js';
 import { readOodStats } from './ood-card.js';
+import type { OodStats } from './ood.js';
 import type { ModelCard } from './card.js';
 
 /**
@@ -117,8 +118,30 @@ function checkFitSet(usable: number, fit: ScoredImage[], o: CalibrateOptions, ta
   }
 }
 
-export async function calibrate(o: CalibrateOptions): Promise<CalibrateResult> {
-  const progress = o.progress ?? (() => {});
+type Progress = NonNullable<CalibrateOptions['progress']>;
+
+/** Everything fitted on the camera's images, before anything is written. */
+interface Fitted {
+  o: CalibrateOptions;
+  parent: ParentModel;
+  outDir: string;
+  inputs: CalibrationInputs;
+  scored: ScoredImage[];
+  scoredOf: (files: ImageFile[]) => ScoredImage[];
+  fit: ImageFile[];
+  heldOut: ImageFile[];
+  fitImages: number;
+  undecodable: { path: string; reason: string }[];
+  inputsPerImage: number;
+  parentOod?: OodStats;
+  oodFit?: CameraOodFit;
+  choice: ThresholdChoice;
+  detector: CalibratedDetector;
+  target: number;
+}
+
+/** Read, check and score the images; fit OOD statistics, threshold and detector on the fitting share. */
+async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fitted> {
   const share = o.heldOutShare ?? DEFAULT_HELD_OUT_SHARE;
   if (!(share > 0 && share < 1)) throw new CalibrationInputError(`held-out share must be in (0, 1), got ${share}`);
   const target = o.maxFalsePositiveRate ?? DEFAULT_TARGET_RATE;
@@ -151,12 +174,18 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrateResult> {
   const fitPPG = fitScored.map((s) => s.pPG!);
   const choice = chooseThreshold(fitPPG, target);
   const detector = fitDetector(fitPPG, { targetArlFrames });
+  return { o, parent, outDir, inputs, scored, scoredOf, fit, heldOut, fitImages: fitScored.length, undecodable, inputsPerImage, parentOod, oodFit, choice, detector, target };
+}
+
+/** Write the new folder, load it as production does, measure it on the held-out and PG images, and report. */
+async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateResult> {
+  const { o, parent, outDir, inputs, scored, scoredOf, fit, heldOut, undecodable, inputsPerImage, parentOod, oodFit, choice, detector, target } = f;
   const calibratedAt = new Date().toISOString();
   const section = {
     status: 'calibrated' as const,
     ...(inputs.camera ? { camera: inputs.camera } : {}),
     calibratedAt,
-    note: `fitted by crystalwatch calibrate on ${fitScored.length} clean ${inputs.kind} of ${inputs.camera ? `camera ${inputs.camera}` : 'this camera'}: ${oodFit ? 'out-of-distribution statistics, ' : ''}operating threshold ${choice.threshold} (was ${parent.card.threshold}) and the onset detector's clean-score model (card field detector); figures on ${heldOut.length} held-out clean images in report.md`,
+    note: `fitted by crystalwatch calibrate on ${f.fitImages} clean ${inputs.kind} of ${inputs.camera ? `camera ${inputs.camera}` : 'this camera'}: ${oodFit ? 'out-of-distribution statistics, ' : ''}operating threshold ${choice.threshold} (was ${parent.card.threshold}) and the onset detector's clean-score model (card field detector); figures on ${heldOut.length} held-out clean images in report.md`,
     provenance: {} as Record<string, unknown>,
   };
   await copyWeights(parent, outDir);
@@ -220,4 +249,16 @@ export async function calibrate(o: CalibrateOptions): Promise<CalibrateResult> {
   await writeCalibratedCard(card);
   progress('writing the report', 1, 1);
   return { outDir, cardPath: written.cardPath, version: written.version, report, reportFiles };
+}
+
+export async function calibrate(o: CalibrateOptions): Promise<CalibrateResult> {
+  const progress = o.progress ?? (() => {});
+  const fitted = await fitOnCamera(o, progress);
+  try {
+    return await writeAndCheck(fitted, progress);
+  } catch (err) {
+    // A folder that holds weights and a card but failed its own check must not be mistaken for a model.
+    await rm(fitted.outDir, { recursive: true, force: true });
+    throw err;
+  }
 }
