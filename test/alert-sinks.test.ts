@@ -62,9 +62,10 @@ describe('ActionSink command', () => {
   // Each case would take the background sleep's 60 s before the fix; the test timeout says so.
   it('at its timeout kills the whole process group (the shell and the sleep it waits for) and settles', { timeout: 15_000 }, async () => {
     const file = await pidFile();
-    const sink = new ActionSink({ command: `sleep 60 & echo $! > ${file}; wait` }, 300);
+    // 2 s: time enough for the shell to start its sleep and say so, even on a loaded machine.
+    const sink = new ActionSink({ command: `sleep 60 & echo $! > ${file}; wait` }, 2000);
     const attempt = sink.deliver(alert(), 'firing');
-    await expect(attempt).rejects.toThrow(/did not finish within 300 ms; its command's processes were killed/);
+    await expect(attempt).rejects.toThrow(/did not finish within 2000 ms; its command's processes were killed/);
     const pid = await grandchild(file);
     await waitFor(() => !alive(pid), { timeout: 5000, message: `the background sleep ${pid} killed with its group` });
   });
