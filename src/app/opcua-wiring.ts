@@ -34,8 +34,10 @@ export class OpcUaWiring {
   readonly server: OpcUaServer;
   readonly sink: OpcUaAlertSink;
   private readonly cameras = new Map<string, CameraFigures>();
+  private readonly logger: Logger;
 
   constructor(config: Config['opcua'], dataDir: string, hooks: OpcUaHooks, logger: Logger) {
+    this.logger = logger.child({ stage: 'opcua' });
     const runs = () => {
       const control = hooks.runs();
       if (!control) throw new Error('runs are not available in this process');
@@ -47,7 +49,7 @@ export class OpcUaWiring {
       security: config.security,
       users: config.users,
       dataDir,
-      logger: logger.child({ stage: 'opcua' }),
+      logger: this.logger,
       onAcknowledge: async (alertId, { by, comment }) => {
         const acked = await hooks.acknowledge(alertId, by.startsWith('opcua') ? by : `opcua:${by}`, comment);
         if (!acked) throw new Error(`no alert with id ${alertId}`);
@@ -59,12 +61,12 @@ export class OpcUaWiring {
         await runs().endRun({ ...(camera ? { camera } : {}), by: 'opcua', source: 'opcua' });
       },
     });
-    this.sink = new OpcUaAlertSink(this.server);
+    this.sink = new OpcUaAlertSink(this.server, this.logger);
   }
 
   async start(currentAlerts: Alert[]): Promise<void> {
     await this.server.start();
-    showCurrentAlerts(this.server, currentAlerts);
+    showCurrentAlerts(this.server, currentAlerts, this.logger);
   }
 
   /** Per prediction (the monitor stage's event). */
