@@ -74,7 +74,7 @@ async function measure(side: Side, clean: PlantBFrame[], pgBatches: PlantBFrame[
   for (const batch of pgBatches) {
     const results = await classifyAll(side.model, batch.map((f) => f.bytes));
     results.forEach((r, i) => {
-      if (batch[i].label !== 'pg') return;
+      if (batch[i]?.label !== 'pg') return;
       pgFrames++;
       if (r.predicted === 'pg') detected++;
     });
@@ -87,14 +87,14 @@ async function measure(side: Side, clean: PlantBFrame[], pgBatches: PlantBFrame[
   const np = await classifyAll(side.model, nonProbe.map((p) => p.bytes));
   const refused = (rs: ClassifyResult[]) => rs.filter((r) => !judged(r)).length / Math.max(1, rs.length);
   out[`calibrate.nonprobe_refused_ratio.${suffix}`] = r4(refused(np));
-  for (const kind of NON_PROBE_KINDS) out[`calibrate.nonprobe_refused_ratio.${kind}.${suffix}`] = r4(refused(np.filter((_, i) => nonProbe[i].kind === kind)));
+  for (const kind of NON_PROBE_KINDS) out[`calibrate.nonprobe_refused_ratio.${kind}.${suffix}`] = r4(refused(np.filter((_, i) => nonProbe[i]?.kind === kind)));
   const oodRefused = np.filter((r) => r.predicted === 'unusable' && r.reason === 'out-of-distribution').length;
   out[`calibrate.nonprobe_refused_by_ood.${suffix}`] = oodRefused;
 }
 
 export async function bench(options: { quick: boolean }): Promise<Figures> {
   const q = options.quick;
-  const out: Figures = { 'calibrate.machine.cpus': availableParallelism(), 'calibrate.machine.load_avg_1m_at_start': r4(loadavg()[0]) };
+  const out: Figures = { 'calibrate.machine.cpus': availableParallelism(), 'calibrate.machine.load_avg_1m_at_start': r4(loadavg()[0] ?? NaN) };
   const model = process.env.CRYSTALWATCH_BENCH_MODEL ?? defaultModelDir();
   const dir = await mkdtemp(join(tmpdir(), 'cw-bench-calibrate-'));
   try {
@@ -110,7 +110,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
       'calibrate.plant_b.calibration_clean_frames': calibration.length,
       'calibrate.plant_b.eval_clean_frames': clean.length,
       'calibrate.plant_b.eval_pg_batches': pgBatches.length,
-      'calibrate.plant_b.eval_pg_frames_per_batch': pgBatches[0].length,
+      'calibrate.plant_b.eval_pg_frames_per_batch': pgBatches[0]?.length ?? 0,
       'calibrate.nonprobe_images': nonProbe.length,
     });
     await writePlantBFrames(join(dir, 'clean'), calibration);
@@ -139,7 +139,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  out['calibrate.machine.load_avg_1m_at_end'] = r4(loadavg()[0]);
+  out['calibrate.machine.load_avg_1m_at_end'] = r4(loadavg()[0] ?? NaN);
   return out;
 }
 

@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import { frameFileName } from './camera.js';
 import { FRAME_EPOCH_MS } from './frame.js';
 import { renderProfiledFrame } from './profile-render.js';
-import { SEEN_PROFILES, type CameraProfile } from './profiles.js';
+import { profileByName, type CameraProfile } from './profiles.js';
 import { mixSeed } from './random.js';
 
 export const PLANT_B_PROFILE: CameraProfile = {
-  ...SEEN_PROFILES[0],
+  ...profileByName('default'),
   name: 'plant-b',
   magnification: [1.8, 2.0],
   rodHabit: [3.8, 4.2],

@@ -31,8 +31,8 @@ describe('confidence bound and threshold', () => {
     expect(c.fitFalsePositives).toBe(13);
     expect(c.upperBound).toBeLessThanOrEqual(0.02);
     const sorted = [...clean].sort((a, b) => b - a);
-    expect(c.threshold).toBeGreaterThan(sorted[13]);
-    expect(c.threshold).toBeLessThanOrEqual(sorted[12]);
+    expect(c.threshold).toBeGreaterThan(sorted[13]!);
+    expect(c.threshold).toBeLessThanOrEqual(sorted[12]!);
 
     const few = chooseThreshold(clean.slice(0, 40), 0.005);
     expect(few).toMatchObject({ established: false, fitFalsePositives: 0, framesForTarget: 460 });

@@ -63,11 +63,12 @@ const sigmoid = (u: number): number => 1 / (1 + Math.exp(-u));
 
 export function llrAt(t: LlrTable, p: number): number {
   const pos = (logit(p) - t.logitMin) / t.logitStep;
-  if (pos <= 0) return t.values[0];
-  if (pos >= t.values.length - 1) return t.values[t.values.length - 1];
+  const last = t.values.length - 1;
+  if (pos <= 0) return t.values[0]!;
+  if (pos >= last) return t.values[last]!;
   const i = Math.floor(pos);
   const f = pos - i;
-  return t.values[i] * (1 - f) + t.values[i + 1] * f;
+  return t.values[i]! * (1 - f) + t.values[i + 1]! * f;
 }
 
 function silverman(u: number[]): number {
@@ -75,7 +76,7 @@ function silverman(u: number[]): number {
   const mean = u.reduce((a, b) => a + b, 0) / n;
   const sd = Math.sqrt(u.reduce((a, b) => a + (b - mean) ** 2, 0) / Math.max(1, n - 1));
   const s = [...u].sort((a, b) => a - b);
-  const iqr = s[Math.floor(0.75 * (n - 1))] - s[Math.floor(0.25 * (n - 1))];
+  const iqr = s[Math.floor(0.75 * (n - 1))]! - s[Math.floor(0.25 * (n - 1))]!;
   const spread = Math.min(sd, iqr > 0 ? iqr / 1.34 : sd);
   return Math.max(0.05, 0.9 * (spread || 0.25) * n ** -0.2);
 }
@@ -95,7 +96,7 @@ function densities(cleanLogits: number[], spikeRate: number, sharpness: number, 
   const bandwidth = silverman(cleanLogits);
   const sorted = [...cleanLogits].sort((a, b) => a - b);
   const m = Math.min(n - 1, Math.max(TAIL_MIN_FRAMES, Math.ceil(TAIL_SHARE * n)));
-  const from = sorted[n - m - 1];
+  const from = sorted[n - m - 1]!;
   const scale = Math.max(bandwidth, sorted.slice(n - m).reduce((sum, u) => sum + (u - from), 0) / m);
   const share = m / n;
   const norm = 1 / (n * bandwidth * Math.sqrt(2 * Math.PI));
@@ -150,7 +151,7 @@ export function fitDetector(cleanPPG: readonly number[], o: FitDetectorOptions =
   const rng = new Rng(o.seed ?? 0xb007);
   const boot: number[] = [];
   for (let b = 0; b < BOOTSTRAPS; b++) {
-    const resample = logits.map(() => logits[rng.int(0, logits.length - 1)]);
+    const resample = logits.map(() => logits[rng.int(0, logits.length - 1)]!);
     boot.push(averageRunLength(h, modelAtoms(llr, densities(resample, spikeRate, sharpness, missRate).logF0, 0.05)));
   }
   boot.sort((a, b) => a - b);
@@ -171,7 +172,7 @@ export function fitDetector(cleanPPG: readonly number[], o: FitDetectorOptions =
     },
     pgScoreModel: { kind: 'beta', sharpness, missRate },
     modelArl0Frames: averageRunLength(h, modelAtoms(llr, d.logF0)),
-    modelArl0Lower90Frames: boot[Math.floor(0.1 * boot.length)],
+    modelArl0Lower90Frames: boot[Math.floor(0.1 * boot.length)]!,
     modelArl1Frames: averageRunLength(h, modelAtoms(llr, d.logF1)),
   };
 }
@@ -209,37 +210,45 @@ export function averageRunLength(h: number, atoms: readonly { llr: number; mass:
   if (!atoms.some((a) => a.llr > 0 && a.mass > 0)) return Infinity;
   const n = bins + 1;
   const w = h / bins;
-  const a = Array.from({ length: n }, () => new Float64Array(n + 1));
+  // [I − Q | 1], row-major, n rows of n + 1.
+  const cols = n + 1;
+  const a = new Float64Array(n * cols);
+  const at = (r: number, c: number): number => a[r * cols + c]!;
   for (let i = 0; i < n; i++) {
     const s = i === 0 ? 0 : (i - 0.5) * w;
-    const row = a[i];
-    row[i] += 1;
-    row[n] = 1;
+    a[i * cols + i] = at(i, i) + 1;
+    a[i * cols + n] = 1;
     for (const atom of atoms) {
       const next = s + atom.llr;
       if (next >= h) continue;
       const to = next <= 0 ? 0 : Math.min(bins, Math.ceil(next / w));
-      row[to] -= atom.mass;
+      a[i * cols + to] = at(i, to) - atom.mass;
     }
   }
+  // Gaussian elimination with partial pivoting.
   for (let c = 0; c < n; c++) {
     let pivot = c;
-    for (let r = c + 1; r < n; r++) if (Math.abs(a[r][c]) > Math.abs(a[pivot][c])) pivot = r;
-    [a[c], a[pivot]] = [a[pivot], a[c]];
-    if (Math.abs(a[c][c]) < 1e-300) return Infinity;
+    for (let r = c + 1; r < n; r++) if (Math.abs(at(r, c)) > Math.abs(at(pivot, c))) pivot = r;
+    if (pivot !== c) {
+      const row = a.slice(c * cols, (c + 1) * cols);
+      a.copyWithin(c * cols, pivot * cols, (pivot + 1) * cols);
+      a.set(row, pivot * cols);
+    }
+    if (Math.abs(at(c, c)) < 1e-300) return Infinity;
     for (let r = c + 1; r < n; r++) {
-      const f = a[r][c] / a[c][c];
+      const f = at(r, c) / at(c, c);
       if (f === 0) continue;
-      for (let q = c; q <= n; q++) a[r][q] -= f * a[c][q];
+      for (let q = c; q <= n; q++) a[r * cols + q] = at(r, q) - f * at(c, q);
     }
   }
   const x = new Float64Array(n);
   for (let r = n - 1; r >= 0; r--) {
-    let sum = a[r][n];
-    for (let q = r + 1; q < n; q++) sum -= a[r][q] * x[q];
-    x[r] = sum / a[r][r];
+    let sum = at(r, n);
+    for (let q = r + 1; q < n; q++) sum -= at(r, q) * x[q]!;
+    x[r] = sum / at(r, r);
   }
-  return x[0] > 0 && Number.isFinite(x[0]) ? x[0] : Infinity;
+  const arl = x[0]!;
+  return arl > 0 && Number.isFinite(arl) ? arl : Infinity;
 }
 
 /**
@@ -253,7 +262,7 @@ export function countAlarms(h: number, llrs: readonly number[], frames: number, 
   let s = 0;
   let alarms = 0;
   for (let i = 0; i < frames; i++) {
-    s = Math.max(0, s + llrs[rng.int(0, llrs.length - 1)]);
+    s = Math.max(0, s + llrs[rng.int(0, llrs.length - 1)]!);
     if (s >= h) {
       alarms++;
       s = 0;

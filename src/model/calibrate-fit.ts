@@ -47,7 +47,7 @@ function fitCameraClass(images: readonly (readonly InputScore[])[], d: number): 
   for (const inputs of images) for (const i of inputs) flat.set(i.embedding, d * r++);
   const shrinkage = shrinkageFor(d, rows);
   const stats = fitOodStats(flat, new Uint8Array(rows), d, [CAMERA_CLASS], 99.9, shrinkage);
-  return { cls: stats.classes[0], shrinkage, inputs: rows };
+  return { cls: stats.classes[0]!, shrinkage, inputs: rows };
 }
 
 export interface CameraOodFit {
@@ -63,7 +63,8 @@ export interface CameraOodFit {
 
 /** Replace the card's CEX class by this camera's clean inputs; keep its other classes; set the threshold out of fold. */
 export function fitCameraOod(fitImages: readonly (readonly InputScore[])[], parent: OodStats | undefined, cexClass: string, percentile = 99.9): CameraOodFit {
-  const d = fitImages[0][0].embedding.length;
+  const d = fitImages[0]?.[0]?.embedding.length;
+  if (d === undefined) throw new CalibrationFitError('no fitting images with an embedding to fit out-of-distribution statistics on');
   if (parent && parent.dimensions !== d) throw new CalibrationFitError(`the card's ood.dimensions is ${parent.dimensions} but the model's embedding has ${d} values; use the card that came with this model`);
   const kept = (parent?.classes ?? []).filter((c) => c.name !== cexClass);
   const folds = Math.min(OOD_FOLDS, fitImages.length);
@@ -73,12 +74,12 @@ export function fitCameraOod(fitImages: readonly (readonly InputScore[])[], pare
     const hi = Math.floor(((f + 1) * fitImages.length) / folds);
     const { cls } = fitCameraClass([...fitImages.slice(0, lo), ...fitImages.slice(hi)], d);
     const stats = { classes: [cls, ...kept], dimensions: d };
-    for (let i = lo; i < hi; i++) outOfFoldScores.push(imageOodScore(fitImages[i], stats));
+    for (const image of fitImages.slice(lo, hi)) outOfFoldScores.push(imageOodScore(image, stats));
   }
   const sorted = [...outOfFoldScores].sort((a, b) => a - b);
   const at = Math.min(sorted.length - 1, Math.max(0, Math.ceil((percentile / 100) * sorted.length) - 1));
   const { cls, shrinkage, inputs } = fitCameraClass(fitImages, d);
-  const cameraBound = sorted[at] * OOD_MARGIN;
+  const cameraBound = sorted[at]! * OOD_MARGIN;
   const fromParent = parent !== undefined && parent.threshold > cameraBound;
   const threshold = fromParent ? parent.threshold : cameraBound;
   return {
@@ -136,32 +137,35 @@ export interface ThresholdChoice {
 const MAX_THRESHOLD = 0.999999;
 
 export function chooseThreshold(cleanPPG: readonly number[], target: number, confidence = THRESHOLD_CONFIDENCE): ThresholdChoice {
-  const desc = [...cleanPPG].sort((a, b) => b - a);
-  const n = desc.length;
+  const sorted = [...cleanPPG].sort((a, b) => b - a);
+  const n = sorted.length;
+  if (n === 0) throw new CalibrationFitError('no clean fitting images to choose a threshold on');
+  const desc = (i: number): number => sorted[i]!;
   let k = 0;
   while (k + 1 < n && upperBound(k + 1, n, confidence) <= target) k++;
   const established = upperBound(k, n, confidence) <= target;
   // Ties cannot be split: step down to a k where the k-th and (k+1)-th highest scores differ.
-  while (k > 0 && desc[k] >= desc[k - 1]) k--;
+  while (k > 0 && desc(k) >= desc(k - 1)) k--;
   let threshold: number;
   if (k > 0) {
-    threshold = 1 / (1 + Math.exp(-(logit(desc[k]) + logit(desc[k - 1])) / 2));
+    threshold = 1 / (1 + Math.exp(-(logit(desc(k)) + logit(desc(k - 1))) / 2));
   } else {
     // Above the highest clean score by half the typical spacing of the top scores (in logit), at most 0.5.
-    const top = desc.slice(0, Math.min(10, n)).map(logit);
-    const gaps = top.slice(1).map((u, i) => top[i] - u).sort((a, b) => a - b);
-    const gap = gaps.length ? Math.min(0.5, Math.max(1e-3, gaps[Math.floor(gaps.length / 2)] / 2)) : 0.5;
-    threshold = 1 / (1 + Math.exp(-(logit(desc[0]) + gap)));
+    const top = sorted.slice(0, Math.min(10, n)).map(logit);
+    const gaps = top.slice(1).map((u, i) => top[i]! - u).sort((a, b) => a - b);
+    const median = gaps[Math.floor(gaps.length / 2)];
+    const gap = median !== undefined ? Math.min(0.5, Math.max(1e-3, median / 2)) : 0.5;
+    threshold = 1 / (1 + Math.exp(-(logit(desc(0)) + gap)));
   }
   threshold = Math.round(threshold * 1e6) / 1e6;
-  if (threshold <= desc[k]) threshold = Math.round(desc[k] * 1e6 + 1) / 1e6;
+  if (threshold <= desc(k)) threshold = Math.round(desc(k) * 1e6 + 1) / 1e6;
   if (threshold > MAX_THRESHOLD) {
-    const saturated = desc.filter((p) => p >= MAX_THRESHOLD).length;
+    const saturated = sorted.filter((p) => p >= MAX_THRESHOLD).length;
     throw new CalibrationFitError(
       `${saturated} of ${n} clean fitting images score P(PG) ≥ ${MAX_THRESHOLD}: no threshold keeps them below it, so this model cannot tell this camera's clean frames from PG by a threshold; check that the clean folders hold no PG, or train a model on labelled images from this camera`,
     );
   }
-  const fitFalsePositives = desc.filter((p) => p >= threshold).length;
+  const fitFalsePositives = sorted.filter((p) => p >= threshold).length;
   return { threshold, fitFalsePositives, fitFrames: n, upperBound: upperBound(fitFalsePositives, n, confidence), established, framesForTarget: framesForTarget(target, confidence) };
 }
 

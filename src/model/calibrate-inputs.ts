@@ -76,7 +76,7 @@ const STAMP = /(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(\d{3})/;
 function stampMs(name: string): number | undefined {
   const m = STAMP.exec(name);
   if (!m) return undefined;
-  const [y, mo, d, h, mi, s, ms] = m.slice(1).map(Number);
+  const [y = NaN, mo = NaN, d = NaN, h = NaN, mi = NaN, s = NaN, ms = NaN] = m.slice(1).map(Number);
   const t = Date.UTC(y, mo - 1, d, h, mi, s, ms);
   return Number.isFinite(t) ? t : undefined;
 }
@@ -131,8 +131,8 @@ function tally(values: string[]): string {
 
 function checkKinds(all: ImageFile[], tile: TileSpec): { kind: 'crops' | 'frames'; frameSize?: { width: number; height: number } } {
   const untileable = all.filter((f) => imageKind(f.width, f.height, tile) === 'untileable');
-  if (untileable.length > 0) {
-    const f = untileable[0];
+  const f = untileable[0];
+  if (f) {
     throw new CalibrationInputError(
       `${f.folder}: ${untileable.length} image(s) cannot be tiled, e.g. ${basename(f.path)} (${f.width}×${f.height}): over 2× the ${tile.tile} px tile in one side only, so the classify stage would squash it whole; crop them to frames over ${2 * tile.tile} px in both sides, or to crops of at most ${2 * tile.tile} px`,
     );
@@ -152,7 +152,7 @@ function checkKinds(all: ImageFile[], tile: TileSpec): { kind: 'crops' | 'frames
       `frames of ${sizes.size} sizes (${byFolder.join('; ')}): frames with other tile counts have different false-positive rates and cannot share one threshold; calibrate each camera (one frame size) on its own`,
     );
   }
-  return { kind: 'frames', frameSize: { width: frames[0].width, height: frames[0].height } };
+  return { kind: 'frames', frameSize: { width: frames[0]!.width, height: frames[0]!.height } };
 }
 
 /** Median spacing of capture times within each folder → frames per second. */
@@ -160,11 +160,14 @@ function fpsFromCaptureTimes(files: ImageFile[]): number | undefined {
   const gaps: number[] = [];
   for (const folder of new Set(files.map((f) => f.folder))) {
     const times = files.filter((f) => f.folder === folder && f.capturedAtMs !== undefined).map((f) => f.capturedAtMs!).sort((a, b) => a - b);
-    for (let i = 1; i < times.length; i++) if (times[i] > times[i - 1]) gaps.push(times[i] - times[i - 1]);
+    times.forEach((t, i) => {
+      const previous = times[i - 1];
+      if (previous !== undefined && t > previous) gaps.push(t - previous);
+    });
   }
   if (gaps.length < 3) return undefined;
   gaps.sort((a, b) => a - b);
-  const median = gaps[Math.floor(gaps.length / 2)];
+  const median = gaps[Math.floor(gaps.length / 2)]!;
   return median > 0 ? 1000 / median : undefined;
 }
 

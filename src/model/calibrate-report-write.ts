@@ -48,7 +48,7 @@ function markdown(r: CalibrationReport, charts: string[]): string {
     `- ${r.inputs.kind === 'frames' ? `Frames ${r.inputs.frameSize?.width}×${r.inputs.frameSize?.height}, ${r.inputs.modelInputsPerImage} tiles each (as the classify stage tiles them)` : 'Crops, each classified whole'}; ${r.inputs.fps.value} frames/s (${r.inputs.fps.source}).`,
     `- Clean: ${r.inputs.clean.images} images in ${r.inputs.clean.folders.join(', ')}; ${r.inputs.clean.fit} for fitting, the latest ${r.inputs.clean.heldOut} of each folder held out (never fitted on).${Object.keys(r.inputs.clean.refusedByGates).length ? ` Refused by the model-free gates: ${JSON.stringify(r.inputs.clean.refusedByGates)}.` : ''}`,
     r.inputs.pg ? `- PG: ${r.inputs.pg.images} images in ${r.inputs.pg.folders.join(', ')} (only measured on, never fitted).` : '- PG: none given.',
-    ...(r.inputs.skippedUnreadable.length ? [`- Skipped as unreadable (--skip-unreadable): ${r.inputs.skippedUnreadable.length}, e.g. ${r.inputs.skippedUnreadable[0].path} (${r.inputs.skippedUnreadable[0].reason}).`] : []),
+    ...r.inputs.skippedUnreadable.slice(0, 1).map((u) => `- Skipped as unreadable (--skip-unreadable): ${r.inputs.skippedUnreadable.length}, e.g. ${u.path} (${u.reason}).`),
     `- File list sha256: ${r.inputs.fileListSha256}.`,
     '',
     '## Before and after',

@@ -170,7 +170,7 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
             classes: oodFit.stats.classes.map((c) => c.name),
             shrinkage: r4(oodFit.shrinkage),
             modelInputs: oodFit.inputs,
-            outOfFold: { images: oof.length, median: r4(oof[Math.floor(oof.length / 2)]), max: r4(oof[oof.length - 1]) },
+            outOfFold: { images: oof.length, median: r4(oof[Math.floor(oof.length / 2)] ?? NaN), max: r4(oof[oof.length - 1] ?? NaN) },
           }
         : null,
     },

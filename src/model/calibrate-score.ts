@@ -43,11 +43,11 @@ export async function scoreImages(
     const embedded = withEmbedding ? await classifier.embed(bytes) : bytes.map(() => undefined);
     // embed() drops refused and undecodable images without saying why; classify says (the gates run before any inference).
     const missing = embedded.flatMap((e, k) => (e ? [] : [k]));
-    const why = missing.length ? await classifier.classify(missing.map((k) => bytes[k])) : [];
+    const why = missing.length ? await classifier.classify(missing.map((k) => bytes[k]!)) : [];
     group.forEach((file, k) => {
       const inputs = embedded[k];
       if (inputs) return void out.push({ file, inputs, pPG: imagePPG(inputs) });
-      const r = why[missing.indexOf(k)];
+      const r = why[missing.indexOf(k)]!;
       if (r.predicted === 'cex' || r.predicted === 'pg') out.push({ file, pPG: r.pPG });
       else if (r.predicted === 'error') out.push({ file, error: r.reason });
       else out.push({ file, refused: { reason: String(r.reason ?? r.predicted), detail: r.detail } });

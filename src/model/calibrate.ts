@@ -170,7 +170,7 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
 
   // Fit on the fitting images only.
   const parentOod = parent.card.ood ? readOodStats(parent.card.ood).stats : undefined;
-  const oodFit = fitScored.every((s) => s.inputs) ? fitCameraOod(fitScored.map((s) => s.inputs!), parentOod, parent.card.classNames[0]) : undefined;
+  const oodFit = fitScored.every((s) => s.inputs) ? fitCameraOod(fitScored.map((s) => s.inputs!), parentOod, parent.card.classNames[0] ?? 'cex') : undefined;
   const fitPPG = fitScored.map((s) => s.pPG!);
   const choice = chooseThreshold(fitPPG, target);
   const detector = fitDetector(fitPPG, { targetArlFrames });
