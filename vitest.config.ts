@@ -7,6 +7,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  * it is listed here. `npm test` runs both: unit first, then integration.
  */
 export const UNIT_TESTS = [
+  'calibrate-maths',
   'alert-lifecycle',
   'alert-stage',
   'alert',

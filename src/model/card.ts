@@ -128,6 +128,8 @@ export const ModelCardSchema = z
     tiling: TilingSchema.optional(),
     ood: OodSchema.optional(),
     calibration: CalibrationSchema.optional(),
+    /** The onset detector's clean-score model fitted by `crystalwatch calibrate` (kind, threshold, LLR table); read by the alert stage's configuration. */
+    detector: z.looseObject({ kind: z.string() }).optional(),
     architecture: ArchitectureSchema.optional(),
     provenance: ProvenanceSchema.optional(),
     metrics: z.record(z.string(), z.number()).optional(),
