@@ -49,7 +49,7 @@ export function pgFrame(random: () => number): number {
 
 function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 const round = (x: number, digits = 3) => Number(x.toFixed(digits));
@@ -96,7 +96,7 @@ function detectorFigures(name: string, config: DetectorConfig, quick: boolean): 
     [`${p}.delay_frames.p50`]: quantile(delays, 0.5),
     [`${p}.delay_frames.p95`]: quantile(delays, 0.95),
     [`${p}.delay_frames.p99`]: quantile(delays, 0.99),
-    [`${p}.delay_frames.max`]: delays[delays.length - 1],
+    [`${p}.delay_frames.max`]: delays[delays.length - 1] ?? NaN,
     [`${p}.delay_seconds_at_10fps.mean`]: round(mean / 10),
     [`${p}.delay_seconds_at_10fps.p95`]: round(quantile(delays, 0.95) / 10),
     [`${p}.within_3_frames.ratio`]: round(delays.filter((d) => d <= 3).length / trials, 4),
@@ -162,7 +162,7 @@ async function stageFigures(quick: boolean): Promise<Record<string, number | str
   return {
     'alert.stage.prediction_to_alert_ms.p50': round(quantile(toAlert, 0.5), 4),
     'alert.stage.prediction_to_alert_ms.p99': round(quantile(toAlert, 0.99), 4),
-    'alert.stage.prediction_to_alert_ms.max': round(toAlert[toAlert.length - 1], 4),
+    'alert.stage.prediction_to_alert_ms.max': round(toAlert[toAlert.length - 1]!, 4),
     'alert.stage.prediction_to_alert_cpu_ms.p99': round(quantile(toAlertCpu, 0.99), 4),
     'alert.stage.observe_ms.p99': round(quantile(perFrame, 0.99), 4),
     'alert.stage.predictions_per_s': Math.round(perFrame.length / (perFrame.reduce((s, d) => s + d, 0) / 1000)),

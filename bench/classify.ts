@@ -26,7 +26,8 @@ import { renderCrop, renderFrame } from '../simulator/index.js';
 type Figures = Record<string, number | string>;
 
 function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
 
@@ -45,7 +46,7 @@ async function measure(classifier: Classifier, images: Buffer[], batch: number, 
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   for (let done = 0, k = 0; done < total; done += batch, k++) {
-    const call = Array.from({ length: batch }, (_, i) => images[(k * batch + i) % images.length]);
+    const call = Array.from({ length: batch }, (_, i) => images[(k * batch + i) % images.length]!);
     const s = performance.now();
     await classifier.classify(call);
     latencies.push(performance.now() - s);
@@ -81,7 +82,7 @@ function decodeChild(uvThreads: number, sharpConcurrency: number | undefined, co
 
 export async function bench(options: { quick: boolean }): Promise<Figures> {
   const quick = options.quick;
-  const out: Figures = { 'classify.machine': `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'cpu'}`, 'classify.load_average_1m': r3(loadavg()[0]) };
+  const out: Figures = { 'classify.machine': `${availableParallelism()} cores, ${cpus()[0]?.model ?? 'cpu'}`, 'classify.load_average_1m': r3(loadavg()[0]!) };
   const tmp = await mkdtemp(join(tmpdir(), 'cw-bench-classify-'));
   try {
     // CRYSTALWATCH_BENCH_MODEL measures another model folder (a candidate, a plant's own).

@@ -20,7 +20,7 @@ import type { Alert, Prediction } from '../src/bus/messages.js';
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
@@ -162,7 +162,7 @@ class ReplayCamera implements Camera {
       }
       const i = index++;
       const t = (Date.now() - startedAt) / 1000;
-      const source = this.onsetS !== null && t >= this.onsetS ? this.pg[i % this.pg.length] : this.cex[i % this.cex.length];
+      const source = this.onsetS !== null && t >= this.onsetS ? this.pg[i % this.pg.length]! : this.cex[i % this.cex.length]!;
       this.writing = this.writing.then(() => this.write(i, source));
     }, 1000 / this.fps);
   }

@@ -41,7 +41,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
 export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
@@ -65,7 +65,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
         const name = `f${String(i).padStart(6, '0')}.png`;
         const due = started + i * intervalMs;
         if (intervalMs > 0 && Date.now() < due) await sleep(due - Date.now());
-        await writeFile(join(watch, `${name}.tmp`), images[i % images.length]);
+        await writeFile(join(watch, `${name}.tmp`), images[i % images.length]!);
         await rename(join(watch, `${name}.tmp`), join(watch, name));
         completedAt.set(name, Date.now());
       }
@@ -124,7 +124,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     const ceilingCount = options.quick ? 20 : 100;
     const t0 = Date.now();
     for (let i = 0; i < ceilingCount; i += 1) {
-      await producer.send({ topic: topics.frames, acks: -1, compression: CompressionTypes.None, messages: [{ key: 'ceiling', value: frames[i % frames.length] }] });
+      await producer.send({ topic: topics.frames, acks: -1, compression: CompressionTypes.None, messages: [{ key: 'ceiling', value: frames[i % frames.length]! }] });
     }
     out['ingest.kafkajs_only.frame1280x960.frames_per_s'] = Math.round((ceilingCount / ((Date.now() - t0) / 1000)) * 10) / 10;
     await producer.disconnect();

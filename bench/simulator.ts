@@ -35,7 +35,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   const out: Record<string, number | string> = {
     'simulator.machine.cpus': availableParallelism(),
     // Other processes on the machine slow every figure down; the load says how busy it was.
-    'simulator.machine.load_avg_1m_at_start': round(loadavg()[0], 2),
+    'simulator.machine.load_avg_1m_at_start': round(loadavg()[0]!, 2),
   };
 
   process.stderr.write('bench simulator: texture tiles…\n');
@@ -102,7 +102,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  out['simulator.machine.load_avg_1m_at_end'] = round(loadavg()[0], 2);
+  out['simulator.machine.load_avg_1m_at_end'] = round(loadavg()[0]!, 2);
   return out;
 }
 

@@ -63,7 +63,7 @@ async function cameraFigures(classifier: Classifier, profiles: readonly CameraPr
     results.forEach((r, k) => {
       if (r.predicted === 'cex' || r.predicted === 'pg') {
         ok++;
-        if (r.predicted === images[k].label) right++;
+        if (r.predicted === images[k]!.label) right++;
       } else refused.push(r);
     });
     out[`${prefix}.${profile.name}`] = r4(ok / results.length);
@@ -88,12 +88,12 @@ async function gateMs(bytes: Buffer, reps: number): Promise<number> {
     times.push((t.user + t.system) / 1000);
   }
   times.sort((a, b) => a - b);
-  return Math.round(times[Math.floor(times.length / 2)] * 1000) / 1000;
+  return Math.round(times[Math.floor(times.length / 2)]! * 1000) / 1000;
 }
 
 export async function bench(options: { quick: boolean }): Promise<Figures> {
   const q = options.quick;
-  const out: Figures = { 'trust.machine.cpus': availableParallelism(), 'trust.machine.load_avg_1m_at_start': Math.round(loadavg()[0] * 100) / 100 };
+  const out: Figures = { 'trust.machine.cpus': availableParallelism(), 'trust.machine.load_avg_1m_at_start': Math.round(loadavg()[0]! * 100) / 100 };
   const model = process.env.CRYSTALWATCH_BENCH_MODEL ?? defaultModelDir();
   const classifier = await Classifier.load(model, { maxBatchSize: 32 });
   try {
@@ -106,11 +106,11 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
     out.trust_nonprobe_refused_ratio = r4(refused / results.length);
     out['trust_nonprobe_refused_ratio.images'] = results.length;
     for (const kind of NON_PROBE_KINDS) {
-      const mine = results.filter((_, i) => pictures[i].kind === kind);
+      const mine = results.filter((_, i) => pictures[i]!.kind === kind);
       out[`trust_nonprobe_refused_ratio.${kind}`] = r4(mine.filter((r) => r.predicted === 'unusable').length / mine.length);
     }
     out['trust_nonprobe.reasons'] = tally(results);
-    const passed = results.flatMap((r, i) => (r.predicted === 'cex' || r.predicted === 'pg' ? [`${pictures[i].kind} ${pictures[i].width}x${pictures[i].height}`] : []));
+    const passed = results.flatMap((r, i) => (r.predicted === 'cex' || r.predicted === 'pg' ? [`${pictures[i]!.kind} ${pictures[i]!.width}x${pictures[i]!.height}`] : []));
     out['trust_nonprobe.passed'] = passed.join('; ') || 'none';
 
     process.stderr.write('bench trust: unseen cameras…\n');
@@ -123,9 +123,9 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
 
   process.stderr.write('bench trust: gate cost…\n');
   const reps = q ? 100 : 500;
-  const greyFrame = (await renderProfiledFrame({ seed: 1, frameIndex: 0, tSeconds: 300, pgOnsetS: null, profile: SEEN_PROFILES[0] })).bytes;
-  const rgbFrame = (await renderProfiledFrame({ seed: 1, frameIndex: 0, tSeconds: 300, pgOnsetS: null, profile: UNSEEN_PROFILES[0] })).bytes;
-  const crop = (await renderProfiledCrop({ label: 'pg', seed: 3, profile: SEEN_PROFILES[0] })).bytes;
+  const greyFrame = (await renderProfiledFrame({ seed: 1, frameIndex: 0, tSeconds: 300, pgOnsetS: null, profile: SEEN_PROFILES[0]! })).bytes;
+  const rgbFrame = (await renderProfiledFrame({ seed: 1, frameIndex: 0, tSeconds: 300, pgOnsetS: null, profile: UNSEEN_PROFILES[0]! })).bytes;
+  const crop = (await renderProfiledCrop({ label: 'pg', seed: 3, profile: SEEN_PROFILES[0]! })).bytes;
   out['trust_gate_ms.frame_1280x960_grey'] = await gateMs(greyFrame, reps);
   out['trust_gate_ms.frame_1280x960_rgb'] = await gateMs(rgbFrame, reps);
   out['trust_gate_ms.crop'] = await gateMs(crop, reps);
@@ -137,7 +137,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
   };
   out['trust_decode_ms.frame_grey_file.colour_aware'] = await decodeMs(false);
   out['trust_decode_ms.frame_grey_file.grey_only'] = await decodeMs(true);
-  out['trust.machine.load_avg_1m_at_end'] = Math.round(loadavg()[0] * 100) / 100;
+  out['trust.machine.load_avg_1m_at_end'] = Math.round(loadavg()[0]! * 100) / 100;
   return out;
 }
 

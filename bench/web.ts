@@ -50,7 +50,7 @@ async function broadcastFigures(quick: boolean): Promise<Record<string, number>>
       clients.push(ws);
       await new Promise<void>((resolve) => ws.once('message', () => resolve())); // the status greeting
       ws.on('message', () => {
-        received[c]++;
+        received[c]!++;
         if (received.every((r) => r >= nEvents)) resolveAll();
       });
     }

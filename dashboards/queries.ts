@@ -60,7 +60,7 @@ export function substituteVariables(expr: string, values: Record<string, string>
   const names = Object.keys(defaults).sort((a, b) => b.length - a.length);
   let result = expr;
   for (const name of names) {
-    const value = defaults[name];
+    const value = defaults[name]!;
     result = result.split(`\${${name}}`).join(value).split(`[[${name}]]`).join(value);
     result = result.replace(new RegExp(`\\$${name.replace(/[$()*+.?[\\\]^{|}]/g, '\\$&')}(?![A-Za-z0-9_])`, 'g'), value);
   }

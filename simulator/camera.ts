@@ -82,7 +82,7 @@ function damage(png: Buffer, rng: Rng): { bytes: Buffer; fault: 'truncated' | 'c
   const bytes = Buffer.from(png);
   const start = 64;
   const end = Math.max(start + 1, bytes.length - 32);
-  for (let i = 0; i < 64; i++) bytes[start + Math.floor(rng.next() * (end - start))] ^= 0xff;
+  for (let i = 0; i < 64; i++) bytes[start + Math.floor(rng.next() * (end - start))]! ^= 0xff;
   return { bytes, fault: 'corrupt' };
 }
 

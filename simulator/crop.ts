@@ -66,7 +66,7 @@ export function cropScene(o: CropOptions): SceneSpec {
       const y = height / 2 + rng.normal(0, height * 0.08);
       const angle = rng.uniform(0, Math.PI);
       if (rng.chance(0.5)) addBundle(rng, scene, layer, x, y, angle, rng.int(2, 6));
-      else scene.layers[layer].needles.push(sampleNeedle(rng, scene, layer, { x, y, angle, length: short * rng.uniform(0.6, 1.6) }));
+      else scene.layers[layer]!.needles.push(sampleNeedle(rng, scene, layer, { x, y, angle, length: short * rng.uniform(0.6, 1.6) }));
     }
   } else {
     // PG grows in a CEX slurry: the needle field is there too, often thinner.

@@ -40,10 +40,10 @@ export function classFolder(label: CrystalClass, layout: DatasetLayout): string 
 /** Parse "70/25/5" (or "0.7,0.25,0.05") into three non-negative numbers with a positive sum. */
 export function parseSplit(text: string): [number, number, number] {
   const parts = text.split(/[/,:]/).map((p) => Number(p.trim()));
-  if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || parts[0] + parts[1] + parts[2] <= 0) {
+  if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || parts[0]! + parts[1]! + parts[2]! <= 0) {
     throw new Error(`--split must be three non-negative numbers train/valid/test like 70/25/5, got "${text}"`);
   }
-  return [parts[0], parts[1], parts[2]];
+  return [parts[0]!, parts[1]!, parts[2]!];
 }
 
 /**
@@ -55,11 +55,11 @@ function assignSplits(indices: number[], split: [number, number, number], rng: R
   const exact = split.map((s) => (s / total) * indices.length);
   const counts = exact.map(Math.floor);
   const order = exact.map((e, i) => ({ i, rem: e - Math.floor(e) })).sort((a, b) => b.rem - a.rem || a.i - b.i);
-  for (let k = 0; counts[0] + counts[1] + counts[2] < indices.length; k++) counts[order[k % 3].i]++;
+  for (let k = 0; counts[0]! + counts[1]! + counts[2]! < indices.length; k++) counts[order[k % 3]!.i]!++;
   const shuffled = rng.shuffle([...indices]);
   const result = new Map<number, SplitName>();
   let at = 0;
-  for (let s = 0; s < 3; s++) for (let j = 0; j < counts[s]; j++) result.set(shuffled[at++], SPLITS[s]);
+  for (let s = 0; s < 3; s++) for (let j = 0; j < counts[s]!; j++) result.set(shuffled[at++]!, SPLITS[s]!);
   return result;
 }
 
@@ -109,8 +109,8 @@ export async function generateDataset(o: DatasetOptions): Promise<{ files: Datas
   const lane = async (): Promise<void> => {
     while (next < files.length) {
       const i = next++;
-      const crop = await pool.crop({ label: files[i].label, seed: mixSeed(seed, i) });
-      await writeFile(join(o.out, files[i].path), crop.png);
+      const crop = await pool.crop({ label: files[i]!.label, seed: mixSeed(seed, i) });
+      await writeFile(join(o.out, files[i]!.path), crop.png);
       done++;
       o.onProgress?.(done, files.length);
     }

@@ -71,7 +71,7 @@ function boxOf(agg: AgglomerateSpec, width: number, height: number): PgBox | nul
   let x1 = -Infinity;
   let y1 = -Infinity;
   for (let i = 0; i < points; i++) {
-    const [x, y] = toImage((2 * Math.PI * i) / points, radii[i]);
+    const [x, y] = toImage((2 * Math.PI * i) / points, radii[i]!);
     x0 = Math.min(x0, x);
     y0 = Math.min(y0, y);
     x1 = Math.max(x1, x);

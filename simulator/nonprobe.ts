@@ -199,9 +199,9 @@ function drawKind(kind: NonProbeKind, rng: Rng, w: number, h: number, colour: bo
   const rgba = canvas.data();
   const rgb = Buffer.alloc(w * h * 3);
   for (let i = 0, j = 0; j < rgb.length; i += 4, j += 3) {
-    rgb[j] = rgba[i];
-    rgb[j + 1] = rgba[i + 1];
-    rgb[j + 2] = rgba[i + 2];
+    rgb[j] = rgba[i]!;
+    rgb[j + 1] = rgba[i + 1]!;
+    rgb[j + 2] = rgba[i + 2]!;
   }
   return rgb;
 }
@@ -214,7 +214,7 @@ function fillSynthetic(kind: NonProbeKind, rng: Rng, rgb: Buffer, colour: boolea
   for (let p = 0; p < rgb.length; p += 3) {
     for (let c = 0; c < 3; c++) {
       if (c > 0 && !colour) {
-        rgb[p + c] = rgb[p];
+        rgb[p + c] = rgb[p]!;
         continue;
       }
       let v: number;
@@ -231,7 +231,7 @@ function fillSynthetic(kind: NonProbeKind, rng: Rng, rgb: Buffer, colour: boolea
 /** Camera-ish noise on drawn pictures (a phone or scanner is not noise-free). */
 function addNoise(rgb: Buffer, rng: Rng, sd: number): void {
   if (sd <= 0) return;
-  for (let i = 0; i < rgb.length; i++) rgb[i] = Math.max(0, Math.min(255, Math.round(rgb[i] + rng.normal(0, sd))));
+  for (let i = 0; i < rgb.length; i++) rgb[i] = Math.max(0, Math.min(255, Math.round(rgb[i]! + rng.normal(0, sd))));
 }
 
 const DRAWN: ReadonlySet<NonProbeKind> = new Set(['object-on-bright', 'document', 'screenshot', 'gradient', 'photo-texture']);

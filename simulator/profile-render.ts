@@ -31,7 +31,7 @@ function exposeAndSmear(rgba: Uint8Array | Buffer, width: number, height: number
   const taps = Math.max(1, Math.round(s.motionPx));
   const dx = Math.cos(s.motionAngle);
   const dy = Math.sin(s.motionAngle);
-  const offsets: number[][] = [];
+  const offsets: [number, number][] = [];
   for (let t = 0; t < taps; t++) {
     const along = taps === 1 ? 0 : (t / (taps - 1) - 0.5) * s.motionPx;
     offsets.push([Math.round(dx * along), Math.round(dy * along)]);
@@ -43,7 +43,7 @@ function exposeAndSmear(rgba: Uint8Array | Buffer, width: number, height: number
       for (const [ox, oy] of offsets) {
         const sx = Math.min(width - 1, Math.max(0, x + ox));
         const sy = Math.min(height - 1, Math.max(0, y + oy));
-        sum += rgba[4 * (sy * width + sx)];
+        sum += rgba[4 * (sy * width + sx)]!;
       }
       const v = sum * gain;
       out[4 * (y * width + x)] = v >= 255 ? 255 : v;
@@ -60,7 +60,7 @@ export function renderProfiledPixels(scene: SceneSpec, s: CameraSettings): Buffe
   if (s.contrast !== 1) {
     const lut = new Uint8Array(256);
     for (let v = 0; v < 256; v++) lut[v] = Math.max(0, Math.min(255, Math.round(128 + s.contrast * (v - 128))));
-    for (let i = 0; i < grey.length; i++) grey[i] = lut[grey[i]];
+    for (let i = 0; i < grey.length; i++) grey[i] = lut[grey[i]!]!;
   }
   return grey;
 }
@@ -71,7 +71,7 @@ export async function encodeCameraFile(grey: Buffer, width: number, height: numb
   let channels: 1 | 3 = 1;
   if (s.rgb) {
     pixels = Buffer.alloc(width * height * 3);
-    for (let i = 0, j = 0; i < grey.length; i++, j += 3) pixels[j] = pixels[j + 1] = pixels[j + 2] = grey[i];
+    for (let i = 0, j = 0; i < grey.length; i++, j += 3) pixels[j] = pixels[j + 1] = pixels[j + 2] = grey[i]!;
     channels = 3;
   }
   const img = sharp(pixels, { raw: { width, height, channels } });

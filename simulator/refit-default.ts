@@ -65,7 +65,7 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
         const out = await classifier.embed(group.map((g) => g.bytes));
         out.forEach((inputs, k) => {
           if (!inputs) return void refused++;
-          if (group[k].frame) tileCount += inputs.length;
+          if (group[k]!.frame) tileCount += inputs.length;
           else cropCount++;
           for (const { embedding, pPG } of inputs) {
             rows.push(embedding);
@@ -78,7 +78,7 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
   } finally {
     await classifier.close();
   }
-  const d = rows[0].length;
+  const d = rows[0]!.length;
   const flat = new Float32Array(rows.length * d);
   rows.forEach((r, i) => flat.set(r, i * d));
   const stats = fitOodStats(flat, Uint8Array.from(labels), d, ['cex', 'pg'], o.percentile ?? 99.9);
@@ -118,7 +118,9 @@ function arg(name: string, fallback: number): number {
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const i = process.argv.indexOf('--model');
-  const model = resolve(i >= 0 ? process.argv[i + 1] : 'models/default');
+  const modelArg = i >= 0 ? process.argv[i + 1] : 'models/default';
+  if (modelArg === undefined) throw new Error('--model needs a model folder, e.g. --model models/default');
+  const model = resolve(modelArg);
   const options = { model, crops: arg('--crops', 240), frames: arg('--frames', 4), percentile: arg('--percentile', 99.9), seed: arg('--seed', 20261201) };
   const command = `node dist/simulator/refit-default.js ${process.argv.slice(2).join(' ')}`.trim();
   const fit = await refitOnProfiles({ ...options, progress: (line) => process.stderr.write(`refit: ${line}\n`) });

@@ -12,7 +12,7 @@ import { grainTexture, TEXTURE_TILE_PX } from './texture.js';
 import type { AgglomerateSpec, NeedleSpec, SceneSpec } from './scene.js';
 
 const GRAY: string[] = Array.from({ length: 256 }, (_, v) => `rgb(${v},${v},${v})`);
-const gray = (v: number): string => GRAY[v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v)];
+const gray = (v: number): string => GRAY[v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v)]!;
 
 /** Draw one needle: a translucent body, bright edges; thin ones are just a bright line. */
 function drawNeedle(ctx: SKRSContext2D, n: NeedleSpec): void {
@@ -37,7 +37,7 @@ function drawNeedle(ctx: SKRSContext2D, n: NeedleSpec): void {
     : [[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw]];
   ctx.beginPath();
   for (let i = 0; i < pts.length; i++) {
-    const [pu, pv] = pts[i];
+    const [pu, pv] = pts[i]!;
     const x = n.x + c * pu - s * pv;
     const y = n.y + s * pu + c * pv;
     if (i === 0) ctx.moveTo(x, y);
@@ -62,7 +62,7 @@ function outlineRadii(agg: AgglomerateSpec, rng: Rng, points: number): number[] 
     const t = (2 * Math.PI * i) / points;
     let r = 1;
     for (const lobe of agg.lobes) r += lobe.amplitude * Math.cos(lobe.k * t + lobe.phase);
-    const rough = (raw[(i + points - 1) % points] + 2 * raw[i] + raw[(i + 1) % points]) / 4;
+    const rough = (raw[(i + points - 1) % points]! + 2 * raw[i]! + raw[(i + 1) % points]!) / 4;
     radii.push(Math.max(0.5, r + agg.roughness * rough));
   }
   return radii;
@@ -111,7 +111,7 @@ function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, o
   };
   const radiusAt = (t: number): number => {
     const f = (t / (2 * Math.PI)) * points;
-    return radii[((Math.floor(f) % points) + points) % points];
+    return radii[((Math.floor(f) % points) + points) % points]!;
   };
 
   const b = agg.brightness;
@@ -124,7 +124,7 @@ function drawAgglomerate(ctx: SKRSContext2D, agg: AgglomerateSpec, ox: number, o
   ctx.save();
   ctx.beginPath();
   for (let i = 0; i < points; i++) {
-    const [x, y] = toImage((2 * Math.PI * i) / points, radii[i]);
+    const [x, y] = toImage((2 * Math.PI * i) / points, radii[i]!);
     if (i === 0) ctx.moveTo(x, y);
     else ctx.lineTo(x, y);
   }
@@ -270,7 +270,7 @@ export function drawScene(scene: SceneSpec): Canvas {
 
   scene.layers.forEach((layer, i) => {
     if (layer.needles.length > 0) {
-      const ctx = backdropAt(scales[i]);
+      const ctx = backdropAt(scales[i]!);
       const scale = backdropScale;
       // Drawing at 1/s size and upsampling bilinearly already blurs by about 0.4·s px (σ);
       // the filter adds only the rest, in quadrature (small blurs are the slowest to filter).
@@ -300,7 +300,7 @@ export function drawScene(scene: SceneSpec): Canvas {
     }
     if (layer.agglomerates.length > 0) {
       // Agglomerates sit between this layer and the next: drawn at the next layer's size.
-      const ctx = backdropAt(i + 1 < scales.length ? scales[i + 1] : 1);
+      const ctx = backdropAt(scales[i + 1] ?? 1);
       const scale = backdropScale;
       for (const agg of layer.agglomerates) {
         // Each agglomerate is drawn on its own full-size canvas so its own defocus can be applied.
@@ -347,7 +347,7 @@ function axisWeights(size: number, points: number): { index: Int32Array; weights
     const w = catmullRom(u - i);
     for (let k = 0; k < 4; k++) {
       index[4 * x + k] = Math.min(points - 1, Math.max(0, i - 1 + k));
-      weights[4 * x + k] = w[k];
+      weights[4 * x + k] = w[k]!;
     }
   }
   return { index, weights };
@@ -372,20 +372,20 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
     if (y % 4 === 0) {
       for (let c = 0; c < cols; c++) {
         let g = 0;
-        for (let k = 0; k < 4; k++) g += cy.weights[4 * y + k] * gains[cy.index[4 * y + k] * cols + c];
+        for (let k = 0; k < 4; k++) g += cy.weights[4 * y + k]! * gains[cy.index[4 * y + k]! * cols + c]!;
         rowGain[c] = g;
       }
       for (let x = 0; x < width; x++) {
         const j = 4 * x;
         lineGain[x] =
-          cx.weights[j] * rowGain[cx.index[j]] +
-          cx.weights[j + 1] * rowGain[cx.index[j + 1]] +
-          cx.weights[j + 2] * rowGain[cx.index[j + 2]] +
-          cx.weights[j + 3] * rowGain[cx.index[j + 3]];
+          cx.weights[j]! * rowGain[cx.index[j]!]! +
+          cx.weights[j + 1]! * rowGain[cx.index[j + 1]!]! +
+          cx.weights[j + 2]! * rowGain[cx.index[j + 2]!]! +
+          cx.weights[j + 3]! * rowGain[cx.index[j + 3]!]!;
       }
     }
     const base = y * width;
-    for (let x = 0; x < width; x++) lit[base + x] = rgba[4 * (base + x)] * lineGain[x];
+    for (let x = 0; x < width; x++) lit[base + x] = rgba[4 * (base + x)]! * lineGain[x]!;
   }
 
   // Optical blur, horizontal pass into `across`, vertical pass fused with the noise below.
@@ -395,9 +395,9 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
   const across = new Float32Array(n);
   for (let y = 0; y < height; y++) {
     const base = y * width;
-    across[base] = (b + a) * lit[base] + a * lit[base + 1];
-    for (let x = 1; x < width - 1; x++) across[base + x] = b * lit[base + x] + a * (lit[base + x - 1] + lit[base + x + 1]);
-    across[base + width - 1] = (b + a) * lit[base + width - 1] + a * lit[base + width - 2];
+    across[base] = (b + a) * lit[base]! + a * lit[base + 1]!;
+    for (let x = 1; x < width - 1; x++) across[base + x] = b * lit[base + x]! + a * (lit[base + x - 1]! + lit[base + x + 1]!);
+    across[base + width - 1] = (b + a) * lit[base + width - 1]! + a * lit[base + width - 2]!;
   }
 
   const out = Buffer.allocUnsafe(n);
@@ -413,12 +413,12 @@ export function toNoisyGray(rgba: Uint8Array | Buffer, scene: SceneSpec): Buffer
     const up = y > 0 ? base - width : base;
     const down = y < height - 1 ? base + width : base;
     for (let x = 0; x < width; x++) {
-      const signal = b * across[base + x] + a * (across[up + x] + across[down + x]);
+      const signal = b * across[base + x]! + a * (across[up + x]! + across[down + x]!);
       // xorshift32: cheap, good enough to index a table of normals.
       state = xorshift32(state);
       const v = signal >= 255 ? 255 : signal | 0;
-      const noisy = signal + sd[v] * NORMALS[state & 0xffff] + 0.5;
-      out[base + x] = tone[noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0];
+      const noisy = signal + sd[v]! * NORMALS[state & 0xffff]! + 0.5;
+      out[base + x] = tone[noisy <= 0 ? 0 : noisy >= 255 ? 255 : noisy | 0]!;
     }
   }
   return out;

@@ -39,7 +39,7 @@ export async function sampleGrid(o: { label: CrystalClass; cols: number; rows: n
 async function main(argv: string[]): Promise<void> {
   const arg = (name: string, fallback: string): string => {
     const i = argv.indexOf(`--${name}`);
-    return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
+    return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
   };
   const out = arg('out', 'simulator');
   const cols = Number(arg('cols', '6'));

@@ -156,7 +156,7 @@ export function sampleNeedle(
   let width = at.width ?? clamp(rng.logNormal(W.median * (at.widthScale ?? 1), W.gsd), W.min, W.max);
   const length = at.length ?? clamp(rng.logNormal(L.median * (at.lengthScale ?? 1), L.gsd), Math.max(L.min, width * CEX.minAspect), L.max);
   width = Math.min(width, length / CEX.minAspect);
-  const contrast = u(rng, DEPTH_LAYERS[layerIndex].contrast);
+  const contrast = u(rng, DEPTH_LAYERS[layerIndex]!.contrast);
   const bg = scene.backgroundGray;
   return {
     x: at.x,
@@ -188,7 +188,7 @@ export function addNeedleField(rng: Rng, scene: SceneSpec, densityPer10kPx2: num
     if (!mat && rng.chance(CEX.bundleProbability)) {
       remaining -= addBundle(rng, scene, layerIndex, x, y, angle, Math.min(remaining, rng.int(CEX.bundleSize[0], CEX.bundleSize[1])));
     } else {
-      scene.layers[layerIndex].needles.push(sampleNeedle(rng, scene, layerIndex, { x, y, angle, widthScale: mat?.widthScale, lengthScale: mat?.lengthScale }));
+      scene.layers[layerIndex]!.needles.push(sampleNeedle(rng, scene, layerIndex, { x, y, angle, widthScale: mat?.widthScale, lengthScale: mat?.lengthScale }));
       remaining--;
     }
   }
@@ -200,7 +200,7 @@ export function addFines(rng: Rng, scene: SceneSpec): void {
   for (let i = 0; i < n; i++) {
     const layerIndex = sampleLayerIndex(rng);
     const length = u(rng, CEX.finesLengthPx);
-    scene.layers[layerIndex].needles.push(
+    scene.layers[layerIndex]!.needles.push(
       sampleNeedle(rng, scene, layerIndex, {
         x: rng.uniform(0, scene.width),
         y: rng.uniform(0, scene.height),
@@ -224,7 +224,7 @@ export function addBundle(rng: Rng, scene: SceneSpec, layerIndex: number, x: num
     const along = rng.normal() * baseLength * 0.15;
     const nx = -Math.sin(angle);
     const ny = Math.cos(angle);
-    scene.layers[layerIndex].needles.push(
+    scene.layers[layerIndex]!.needles.push(
       sampleNeedle(rng, scene, layerIndex, {
         x: x + nx * offset + Math.cos(angle) * along,
         y: y + ny * offset + Math.sin(angle) * along,
@@ -275,8 +275,8 @@ export function sampleAgglomerate(rng: Rng, x: number, y: number, diameter: numb
 export function placeAgglomerate(scene: SceneSpec, agg: AgglomerateSpec): void {
   // Draw it after the last layer that is more blurred than it is.
   let index = 0;
-  for (let i = 0; i < scene.layers.length; i++) if (scene.layers[i].blurPx >= agg.blurPx) index = i;
-  scene.layers[index].agglomerates.push({ ...agg, blurPx: Math.max(agg.blurPx, 0) });
+  for (let i = 0; i < scene.layers.length; i++) if (scene.layers[i]!.blurPx >= agg.blurPx) index = i;
+  scene.layers[index]!.agglomerates.push({ ...agg, blurPx: Math.max(agg.blurPx, 0) });
 }
 
 /** Needles in front of an agglomerate, crossing it (the probe sees PG among CEX). */
@@ -285,7 +285,7 @@ export function addFrontNeedles(rng: Rng, scene: SceneSpec, agg: AgglomerateSpec
     const layerIndex = rng.chance(0.5) ? scene.layers.length - 1 : scene.layers.length - 2;
     const r = agg.radius * Math.sqrt(rng.next()) * 0.8;
     const t = rng.uniform(0, 2 * Math.PI);
-    scene.layers[layerIndex].needles.push(
+    scene.layers[layerIndex]!.needles.push(
       sampleNeedle(rng, scene, layerIndex, {
         x: agg.x + r * Math.cos(t),
         y: agg.y + r * Math.sin(t),

@@ -21,18 +21,18 @@ function boxRows(src: Float32Array, dst: Float32Array, size: number, radius: num
   for (let y = 0; y < size; y++) {
     const row = y * size;
     // The row with `radius` wrapped samples on each side, so the inner loop has no modulo.
-    for (let k = 0; k < size + 2 * radius + 1; k++) line[k] = src[row + ((k - radius + size) % size)];
+    for (let k = 0; k < size + 2 * radius + 1; k++) line[k] = src[row + ((k - radius + size) % size)]!;
     let sum = 0;
-    for (let k = 0; k < 2 * radius + 1; k++) sum += line[k];
+    for (let k = 0; k < 2 * radius + 1; k++) sum += line[k]!;
     for (let x = 0; x < size; x++) {
       dst[row + x] = sum * norm;
-      sum += line[x + 2 * radius + 1] - line[x];
+      sum += line[x + 2 * radius + 1]! - line[x]!;
     }
   }
 }
 
 function transpose(src: Float32Array, dst: Float32Array, size: number): void {
-  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) dst[x * size + y] = src[y * size + x];
+  for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) dst[x * size + y] = src[y * size + x]!;
 }
 
 /** Three passes of box blur ≈ Gaussian of the given sigma, in both directions, wrapping. */
@@ -60,7 +60,7 @@ function standardise(v: Float32Array): void {
   let sq = 0;
   for (const x of v) sq += (x - mean) * (x - mean);
   const sd = Math.sqrt(sq / v.length) || 1;
-  for (let i = 0; i < v.length; i++) v[i] = (v[i] - mean) / sd;
+  for (let i = 0; i < v.length; i++) v[i] = (v[i]! - mean) / sd;
 }
 
 function makeTile(grainRadius: number): Canvas {
@@ -78,15 +78,15 @@ function makeTile(grainRadius: number): Canvas {
   const grains = new Float32Array(size * size);
   const florets = new Float32Array(size * size);
   for (let i = 0; i < height.length; i++) {
-    grains[i] = fine[i] - fineLow[i];
-    florets[i] = coarse[i] - coarseLow[i];
+    grains[i] = fine[i]! - fineLow[i]!;
+    florets[i] = coarse[i]! - coarseLow[i]!;
   }
   standardise(grains);
   standardise(florets);
   // Grains are round convex bumps: keep the crests, squash the troughs into narrow dark gaps.
   for (let i = 0; i < height.length; i++) {
-    const g = grains[i] > 0 ? Math.pow(grains[i], 0.6) : -0.8 * Math.pow(-grains[i], 1.3);
-    height[i] = g + 0.35 * florets[i];
+    const g = grains[i]! > 0 ? Math.pow(grains[i]!, 0.6) : -0.8 * Math.pow(-grains[i]!, 1.3);
+    height[i] = g + 0.35 * florets[i]!;
   }
   standardise(height);
 
@@ -97,8 +97,8 @@ function makeTile(grainRadius: number): Canvas {
     for (let x = 0; x < size; x++) {
       const i = y * size + x;
       // Lit from −x: the slope facing the light is brighter (a simple emboss).
-      const slope = height[y * size + ((x + 1) % size)] - height[y * size + ((x + size - 1) % size)];
-      const t = 0.8 * height[i] - 0.6 * slope;
+      const slope = height[y * size + ((x + 1) % size)]! - height[y * size + ((x + size - 1) % size)]!;
+      const t = 0.8 * height[i]! - 0.6 * slope;
       const v = Math.max(0, Math.min(255, Math.round(128 + 42 * t)));
       img.data[4 * i] = v;
       img.data[4 * i + 1] = v;

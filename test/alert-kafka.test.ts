@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, assert, beforeAll, describe, expect, it } from 'vitest';
 import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
 import { AlertStage, alertStateTopic, ensureAlertTopics, readToEnd, STATE_RETENTION_MS, type AlertOptions } from '../src/alert/index.js';
@@ -100,7 +100,7 @@ describe('AlertStage on the broker', () => {
       const found = (await records(topics.deadLetter)).filter((r) => r.headers.stage === 'alert-delivery');
       return found.length > 0 ? found : undefined;
     }, { timeout: 20_000, message: 'the dead letter' });
-    const letter = decodeDeadLetter(Buffer.from(letters[0].value));
+    const letter = decodeDeadLetter(Buffer.from(letters[0]!.value));
     expect(letter.ok).toBe(true);
     const value = (letter as { value: DeadLetter }).value;
     expect(value).toMatchObject({ sourceTopic: topics.alerts, stage: 'alert-delivery', offset: '0' });
@@ -129,7 +129,7 @@ describe('AlertStage on the broker', () => {
     const second = make({ sinks: { webhooks: [{ url: hook.url }] } }).stage;
     await second.start();
     await waitFor(() => hook.got.length > 0, { timeout: 15_000, message: 'the change delivered after the restart' });
-    expect(JSON.parse(hook.got[0].body)).toMatchObject({ camera: 'cam-1', state: 'firing' });
+    expect(JSON.parse(hook.got[0]!.body)).toMatchObject({ camera: 'cam-1', state: 'firing' });
     await waitFor(async () => (await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1, { timeout: 10_000, message: 'its offset committed' });
   });
 
@@ -147,6 +147,7 @@ describe('AlertStage on the broker', () => {
     await send(bus.kafka);
     await waitFor(() => hook.got.length === 1, { timeout: 15_000, message: 'the firing alert at the webhook' });
     const [alert] = first.list();
+    assert(alert, 'the alert in the first stage');
     expect(await first.acknowledge(alert.id, 'operator-7')).toMatchObject({ acknowledgedBy: 'operator-7' });
     await waitFor(() => hook.got.some((r) => r.headers['x-crystalwatch-event'] === 'acknowledged'), { timeout: 15_000, message: 'the acknowledgement at the webhook' });
     await first.close();

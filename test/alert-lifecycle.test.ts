@@ -3,7 +3,7 @@
  * the same alert id for the same onset, a firing alert is neither forgotten nor fired again),
  * replayed records, camera-silent alerts; and the delivery helpers (backoff, offsets, signatures).
  */
-import { describe, expect, it } from 'vitest';
+import { assert, describe, expect, it } from 'vitest';
 import type { Alert } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import {
@@ -39,9 +39,9 @@ describe('AlertLifecycle across a restart', () => {
     });
     const after = new AlertLifecycle();
     expect(after.restore(...saved([], records))).toEqual({ runs: 1, resumed: 1, firing: 0 });
-    const onset = after.observe(stream[32], T0 + 32, { partition: 0, offset: '32' });
+    const onset = after.observe(stream[32]!, T0 + 32, { partition: 0, offset: '32' });
     expect(onset.fired?.id).toBe(fired[0]!.id);
-    expect(onset.fired?.evidence.firstPgFrameId).toBe(stream[30].frameId); // the evidence frames came back too
+    expect(onset.fired?.evidence.firstPgFrameId).toBe(stream[30]!.frameId); // the evidence frames came back too
     expect(onset.fired?.evidence.frames.map((f) => f.pPG)).toEqual([0.9, 0.9, 0.9]);
   });
 
@@ -61,13 +61,13 @@ describe('AlertLifecycle across a restart', () => {
 
     const after = new AlertLifecycle({ resolveAfterCleanFrames: 3 });
     expect(after.restore(...saved(alerts, records))).toMatchObject({ firing: 1 });
-    expect(after.book.firing().map((x) => x.id)).toEqual([alerts[0].id]);
+    expect(after.book.firing().map((x) => x.id)).toEqual([alerts[0]!.id]);
     // The uncommitted records come again after the restart: already applied, so skipped.
-    expect(after.observe(stream[2], T0 + 5, { partition: 2, offset: '12' })).toMatchObject({ skipped: 'replayed', changes: [] });
+    expect(after.observe(stream[2]!, T0 + 5, { partition: 2, offset: '12' })).toMatchObject({ skipped: 'replayed', changes: [] });
     // The camera goes on filming PG: still the one alert.
     for (let i = 0; i < 5; i++) expect(after.observe(a(0.99), T0 + 10 + i, { partition: 2, offset: String(13 + i) }).changes).toEqual([]);
     const resolved = [a(0.01), a(0.01), a(0.01)].flatMap((p, i) => after.observe(p, T0 + 20 + i, { partition: 2, offset: String(18 + i) }).changes);
-    expect(resolved).toMatchObject([{ kind: 'resolved', alert: { id: alerts[0].id, state: 'resolved' } }]);
+    expect(resolved).toMatchObject([{ kind: 'resolved', alert: { id: alerts[0]!.id, state: 'resolved' } }]);
   });
 
   it('the alerts topic wins over an older snapshot, and an acknowledgement survives', () => {
@@ -108,6 +108,7 @@ describe('camera-silent alerts', () => {
     expect(life.checkSilence(T0 + 59_999)).toEqual([]);
     const [silent, ...more] = life.checkSilence(T0 + 60_000);
     expect(more).toEqual([]);
+    assert(silent, 'a camera-silent alert');
     expect(AlertSchema.parse(silent.alert)).toMatchObject({ camera: 'cam-1', state: 'firing', reason: 'camera-silent', action: 'check-camera', evidence: { lastFrameId: 'cam-1-run-1-1', silentSeconds: 60 } });
     expect(silent.alert.id).toMatch(/^silent-[0-9a-f]{16}$/);
     expect(life.checkSilence(T0 + 120_000).map((c) => c.alert.camera)).toEqual(['cam-2']); // cam-1 is not raised twice
@@ -127,6 +128,7 @@ describe('camera-silent alerts', () => {
     quiet.observe(c(0.01), T0);
     const records = quiet.snapshots(T0);
     const [silent] = quiet.checkSilence(T0 + 1000);
+    assert(silent, 'a camera-silent alert');
     records.push(...quiet.snapshots(T0 + 1000));
     const restarted = new AlertLifecycle({ silentAfterMs: 1000 });
     restarted.restore(...saved([silent.alert], records));
@@ -155,6 +157,7 @@ describe('camera-silent after a restart', () => {
     quiet.restore(...saved([], records), restartedAt);
     const [silent, ...more] = quiet.checkSilence(restartedAt + 60_000); // still nothing a minute after the start: silent
     expect(more).toEqual([]);
+    assert(silent, 'a camera-silent alert');
     expect(silent.alert.evidence.lastSeenAt).toBe(new Date(T0).toISOString()); // the evidence names the real last frame
   });
 });

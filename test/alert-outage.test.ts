@@ -6,7 +6,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, assert, describe, expect, it } from 'vitest';
 import { webhookSignatureProblem } from '../src/alert/index.js';
 import type { Alert } from '../src/bus/messages.js';
 import { alertsOnTopic, kafkaAt, producePredictions, Receiver, startRun, writeRunConfig, type RunProcess } from './helpers/alert-run.js';
@@ -50,6 +50,7 @@ describe('alert delivery through an outage', () => {
       const all = await alertsOnTopic(kafka);
       return all.length > 0 ? all : undefined;
     }, { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' });
+    assert(fired, 'the firing alert');
     const firedAt = Date.now();
 
     // The outage is what is under test, not a synchronisation: the webhook stays down 45 s from
@@ -63,7 +64,7 @@ describe('alert delivery through an outage', () => {
 
     await waitFor(() => hook.got.length > 0, { timeout: 15_000, message: 'the alert at the webhook', detail: () => run.stderr().slice(-2000) });
     expect(bodies(hook)).toMatchObject([{ id: fired.alert.id, state: 'firing', event: 'firing' }]);
-    expect(webhookSignatureProblem(hook.got[0].body, hook.got[0].headers, secret)).toBeUndefined();
+    expect(webhookSignatureProblem(hook.got[0]!.body, hook.got[0]!.headers, secret)).toBeUndefined();
     expect(await run.kill('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 

@@ -7,7 +7,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, assert, describe, expect, it } from 'vitest';
 import { webhookSignatureProblem } from '../src/alert/index.js';
 import type { Alert } from '../src/bus/messages.js';
 import { alertsOnTopic, kafkaAt, producePredictions, Receiver, startRun, writeRunConfig, type RunProcess } from './helpers/alert-run.js';
@@ -51,7 +51,7 @@ async function fireAndStopCamera(brokerPort: number): Promise<{ alert: Alert; ev
     return all.some((r) => r.event === 'firing') ? all : undefined;
   }, { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' });
   expect(records).toHaveLength(1);
-  return records[0];
+  return records[0]!;
 }
 
 describe('alerts survive a SIGKILL of crystalwatch run', () => {
@@ -82,6 +82,7 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
         } else {
           expect(copy.path).toBe('/api/v2/alerts');
           const [am] = JSON.parse(copy.body) as { labels: Record<string, string>; annotations: Record<string, string> }[];
+          assert(am, 'one alert in the Alertmanager request');
           expect(am.labels).toMatchObject({ alertname: 'PGOnset', camera: 'cam-1', run_id: 'run-1' });
           expect(am.annotations.alert_id).toBe(fired.alert.id);
         }
@@ -113,6 +114,6 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
     expect(await restarted.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(records.filter((r) => r.event === 'firing')).toHaveLength(1);
     expect(new Set(records.map((r) => r.alert.id)).size).toBe(1);
-    expect(records[0].alert.evidence.firstPgFrameId).toBe(onset[20].frameId);
+    expect(records[0]!.alert.evidence.firstPgFrameId).toBe(onset[20]!.frameId);
   });
 });

@@ -166,7 +166,7 @@ describe('AlertStage', () => {
     expect(alert).toMatchObject({ camera: 'cam-1', runId: 'run-1', state: 'firing', action: 'stop-batch' });
     expect(alert!.evidence.firstPgFrameId).toBe(first.frameId);
     expect(alert!.evidence.frames.map((f) => f.pPG)).toEqual([0.98, 0.96]);
-    expect(alert!.evidence.frames[0].tiles).toEqual(tiles);
+    expect(alert!.evidence.frames[0]!.tiles).toEqual(tiles);
     expect(alert!.evidence.detector).toMatch(/^cusum h=11.51/);
 
     // still firing: more PG frames do not fire a second alert
@@ -223,7 +223,7 @@ describe('AlertStage', () => {
     await s.idle();
 
     expect(flaky.got).toHaveLength(1);
-    const hook = flaky.got[0];
+    const hook = flaky.got[0]!;
     expect(hook.headers['x-crystalwatch-event']).toBe('firing');
     expect(hook.headers['idempotency-key']).toBe(`${alert.id}:firing`);
     expect(webhookSignatureProblem(hook.body, hook.headers, 's3cret')).toBeUndefined();
@@ -232,8 +232,8 @@ describe('AlertStage', () => {
     expect(JSON.parse(hook.body)).toMatchObject({ id: alert.id, state: 'firing', reason: 'pg-onset' });
 
     expect(am.got).toHaveLength(1);
-    expect(am.got[0].path).toBe('/api/v2/alerts');
-    const [amAlert] = JSON.parse(am.got[0].body);
+    expect(am.got[0]!.path).toBe('/api/v2/alerts');
+    const [amAlert] = JSON.parse(am.got[0]!.body);
     expect(amAlert.labels).toEqual({ alertname: 'PGOnset', camera: 'cam-1', run_id: 'run-1', severity: 'critical', action: 'stop-batch' });
     expect(amAlert.annotations.first_pg_frame).toBe(alert.evidence.firstPgFrameId);
 

@@ -33,7 +33,7 @@ describe('crystalwatch audit', () => {
 
     const log = join(dir, 'audit', 'audit.jsonl');
     const lines = (await readFile(log, 'utf8')).split('\n');
-    [lines[1], lines[2]] = [lines[2], lines[1].replace('"alert-2"', '"alert-X"')];
+    [lines[1], lines[2]] = [lines[2]!, lines[1]!.replace('"alert-2"', '"alert-X"')];
     await writeFile(log, lines.join('\n'));
     const tampered = cli('verify', '--data-dir', dir);
     expect(tampered.status).toBe(1);

@@ -39,10 +39,10 @@ describe('audit mirror to Kafka', () => {
     expect(new Set(got.map((m) => `${m.key}@${m.partition}`)).size).toBe(1); // one trail, one partition, in order
     // A consumer can check the chain from the topic alone.
     const records = got.map((m) => JSON.parse(m.value) as AuditRecord);
-    expect(records[0].prev).toBe(GENESIS_HASH);
+    expect(records[0]!.prev).toBe(GENESIS_HASH);
     for (let i = 0; i < records.length; i += 1) {
-      expect(recordHash(records[i])).toBe(records[i].hash);
-      if (i > 0) expect(records[i].prev).toBe(records[i - 1].hash);
+      expect(recordHash(records[i]!)).toBe(records[i]!.hash);
+      if (i > 0) expect(records[i]!.prev).toBe(records[i - 1]!.hash);
     }
     expect(records[2]).toMatchObject({ kind: 'alert.acknowledged', actor: 'operator-7', data: { who: 'operator-7' } });
   });

@@ -21,9 +21,11 @@ async function trailOf(count: number): Promise<{ dir: string; log: string; recor
   return { dir, log: join(dir, 'audit', 'audit.jsonl'), records };
 }
 
-async function editLines(log: string, edit: (lines: string[]) => string[]): Promise<void> {
+async function editLines(log: string, edit: (lines: string[]) => (string | undefined)[]): Promise<void> {
   const lines = (await readFile(log, 'utf8')).split('\n').slice(0, -1);
-  await writeFile(log, edit(lines).map((l) => `${l}\n`).join(''));
+  const edited = edit(lines);
+  if (edited.includes(undefined)) throw new Error(`editLines: the edit read past the ${lines.length} lines of ${log}`);
+  await writeFile(log, edited.map((l) => `${l}\n`).join(''));
 }
 
 const kinds = (problems: readonly { kind: string; seq?: number }[]) => problems.map((p) => [p.kind, p.seq]);
@@ -35,7 +37,7 @@ describe('verifyAuditTrail finds what was done to the file', () => {
     const result = await verifyAuditTrail(dir);
     expect(result.ok).toBe(false);
     expect(result.problems).toEqual([expect.objectContaining({ kind: 'altered', seq: 3, line: 3 })]);
-    expect(result.problems[0].message).toMatch(/record 3 \(line 3\) was edited/);
+    expect(result.problems[0]!.message).toMatch(/record 3 \(line 3\) was edited/);
   });
 
   it('an edited record whose own hash was recomputed: the next record names it', async () => {
@@ -49,7 +51,7 @@ describe('verifyAuditTrail finds what was done to the file', () => {
     }));
     const result = await verifyAuditTrail(dir);
     expect(kinds(result.problems)).toEqual([['altered', 3]]);
-    expect(result.problems[0].message).toMatch(/record 3 \(line 3\) was replaced: record 4 \(line 4\) was chained to/);
+    expect(result.problems[0]!.message).toMatch(/record 3 \(line 3\) was replaced: record 4 \(line 4\) was chained to/);
   });
 
   it('a one-byte edit that keeps the content (a space): altered', async () => {
@@ -57,7 +59,7 @@ describe('verifyAuditTrail finds what was done to the file', () => {
     await editLines(log, (lines) => lines.map((l, i) => (i === 1 ? l.replace('"seq":2', '"seq": 2') : l)));
     const result = await verifyAuditTrail(dir);
     expect(kinds(result.problems)).toEqual([['altered', 2]]);
-    expect(result.problems[0].message).toMatch(/not the canonical form/);
+    expect(result.problems[0]!.message).toMatch(/not the canonical form/);
   });
 
   it('a deleted line in the middle: removed', async () => {
@@ -65,7 +67,7 @@ describe('verifyAuditTrail finds what was done to the file', () => {
     await editLines(log, (lines) => lines.filter((_, i) => i !== 2));
     const result = await verifyAuditTrail(dir);
     expect(result.problems).toEqual([expect.objectContaining({ kind: 'removed', seq: 3, toSeq: 3, line: 3 })]);
-    expect(result.problems[0].message).toBe('record 3 is missing (before line 3, record 4)');
+    expect(result.problems[0]!.message).toBe('record 3 is missing (before line 3, record 4)');
   });
 
   it('a swapped pair: reordered, both named', async () => {
@@ -88,7 +90,7 @@ describe('verifyAuditTrail finds what was done to the file', () => {
     await editLines(log, (lines) => lines.slice(0, -1));
     const result = await verifyAuditTrail(dir);
     expect(result.problems).toEqual([expect.objectContaining({ kind: 'truncated', seq: 5, toSeq: 5 })]);
-    expect(result.problems[0].message).toMatch(/record 5 was removed from the end: audit.head says the trail reaches record 5/);
+    expect(result.problems[0]!.message).toMatch(/record 5 was removed from the end: audit.head says the trail reaches record 5/);
   });
 
   it('a line that is not a record: malformed, by line', async () => {
@@ -122,11 +124,11 @@ describe('reopening a trail that does not end where it should', () => {
 
     const trail = await AuditTrail.open({ dir });
     expect(trail.recoveredAtOpen).toHaveLength(1);
-    const recovered = trail.recoveredAtOpen[0];
-    expect(recovered).toMatchObject({ seq: 4, kind: 'audit.recovered', prev: records[2].hash, data: { reason: 'torn-tail', fileLastSeq: 3, tornBytes: 70 } });
+    const recovered = trail.recoveredAtOpen[0]!;
+    expect(recovered).toMatchObject({ seq: 4, kind: 'audit.recovered', prev: records[2]!.hash, data: { reason: 'torn-tail', fileLastSeq: 3, tornBytes: 70 } });
     const kept = await readdir(join(dir, 'audit', 'recovered'));
     expect(kept).toHaveLength(1);
-    expect(await readFile(join(dir, 'audit', 'recovered', kept[0]), 'utf8')).toBe(torn);
+    expect(await readFile(join(dir, 'audit', 'recovered', kept[0]!), 'utf8')).toBe(torn);
     const next = await trail.append('run.ended', { runId: 'run-7' });
     expect(next).toMatchObject({ seq: 5, prev: recovered.hash });
     await trail.close();
@@ -140,15 +142,15 @@ describe('reopening a trail that does not end where it should', () => {
     const { dir, log, records } = await trailOf(5);
     await editLines(log, (lines) => lines.slice(0, 3));
     const trail = await AuditTrail.open({ dir });
-    expect(trail.recoveredAtOpen.map((r) => r.data)).toEqual([expect.objectContaining({ reason: 'head-mismatch', fileLastSeq: 3, headSeq: 5, headHash: records[4].hash })]);
-    expect(trail.recoveredAtOpen[0]).toMatchObject({ seq: 6, prev: records[2].hash });
+    expect(trail.recoveredAtOpen.map((r) => r.data)).toEqual([expect.objectContaining({ reason: 'head-mismatch', fileLastSeq: 3, headSeq: 5, headHash: records[4]!.hash })]);
+    expect(trail.recoveredAtOpen[0]).toMatchObject({ seq: 6, prev: records[2]!.hash });
     expect((await trail.append('run.ended', { runId: 'run-7' })).seq).toBe(7);
     await trail.close();
 
     const result = await verifyAuditTrail(dir);
     expect(result.ok).toBe(false);
     expect(result.problems).toEqual([expect.objectContaining({ kind: 'truncated', seq: 4, toSeq: 5, line: 4 })]);
-    expect(result.problems[0].message).toMatch(/records 4–5 were cut from the end before a reopen \(recorded by record 6/);
+    expect(result.problems[0]!.message).toMatch(/records 4–5 were cut from the end before a reopen \(recorded by record 6/);
   });
 
   it('damage inside the file is reported at open and left for verify; appends go on after it', async () => {
@@ -157,7 +159,7 @@ describe('reopening a trail that does not end where it should', () => {
     const trail = await AuditTrail.open({ dir });
     expect(kinds(trail.problemsAtOpen)).toEqual([['altered', 3]]);
     expect(trail.recoveredAtOpen).toEqual([]);
-    expect(await trail.append('run.ended', { runId: 'run-7' })).toMatchObject({ seq: 6, prev: records[4].hash });
+    expect(await trail.append('run.ended', { runId: 'run-7' })).toMatchObject({ seq: 6, prev: records[4]!.hash });
     await trail.close();
     expect(kinds((await verifyAuditTrail(dir)).problems)).toEqual([['altered', 3]]);
   });
@@ -167,7 +169,7 @@ describe('reopening a trail that does not end where it should', () => {
     const head = join(dir, 'audit', 'audit.head');
     const slots = await readFile(head, 'utf8');
     await writeFile(head, slots.split('\n').map((slot) => (slot.includes('"seq":3') ? ' '.repeat(slot.length) : slot)).join('\n'));
-    expect(await readHead(head)).toEqual({ state: 'ok', head: { seq: 2, hash: records[1].hash } });
+    expect(await readHead(head)).toEqual({ state: 'ok', head: { seq: 2, hash: records[1]!.hash } });
     expect((await verifyAuditTrail(dir)).ok).toBe(true);
     const trail = await AuditTrail.open({ dir });
     expect(trail.recoveredAtOpen).toEqual([]);

@@ -60,7 +60,7 @@ describe('AuditTrail', () => {
     expect(lines).toHaveLength(3);
     expect(lines[2]).toBe(canonicalJson(ack));
     // The digest is sha256 over the canonical bytes of the record without its hash.
-    const { hash, ...unsealed } = JSON.parse(lines[2]) as AuditRecord;
+    const { hash, ...unsealed } = JSON.parse(lines[2]!) as AuditRecord;
     expect(sha256Hex(canonicalJson(unsealed))).toBe(hash);
 
     await trail.close();
@@ -112,7 +112,7 @@ describe('AuditTrail', () => {
     const records = await Promise.all(Array.from({ length: 300 }, (_, i) => trail.append('alert.delivered', { alertId: `alert-${i}`, sink: i % 2 === 0 ? 'webhook' : 'alertmanager' })));
     expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(records.map((r) => r.data.alertId)).toEqual(Array.from({ length: 300 }, (_, i) => `alert-${i}`));
-    for (let i = 1; i < records.length; i += 1) expect(records[i].prev).toBe(records[i - 1].hash);
+    for (let i = 1; i < records.length; i += 1) expect(records[i]!.prev).toBe(records[i - 1]!.hash);
     await trail.close();
     expect(await verifyAuditTrail(dir)).toMatchObject({ ok: true, records: 300, problems: [] });
   });

@@ -8,7 +8,7 @@ import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel, type Admin } from 'kafkajs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerProcess } from './helpers/broker.js';
 import { waitFor, waitForQuiet } from './helpers/wait.js';
 
@@ -36,6 +36,7 @@ async function highWatermarks(admin: Admin, topic: string): Promise<number[]> {
 
 async function committed(admin: Admin, groupId: string, topic: string): Promise<Record<number, string>> {
   const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
+  assert(offsets, `committed offsets of ${groupId} on ${topic}`);
   return Object.fromEntries(offsets.partitions.map((p) => [p.partition, p.offset]));
 }
 
@@ -143,6 +144,7 @@ describe('broker durability across restarts', () => {
     const after = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await after.connect();
     const [result] = await after.send({ topic, acks: -1, messages: [{ key: 'after', value: 'x', partition: 0 }] });
+    assert(result, 'the record metadata of the send');
     expect(Number(result.baseOffset)).toBe(high[0]);
     await after.disconnect();
     await admin.disconnect();

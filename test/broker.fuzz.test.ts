@@ -73,7 +73,7 @@ describe('broker under malformed input', () => {
     const client = await RawClient.open(server.address);
     await client.request(3, 6, body((w) => { w.array(['crc-check'], (x, t) => { x.string(t); }).boolean(true); }));
     const batch = buildBatch([{ key: Buffer.from('k'), value: Buffer.from('the payload') }]);
-    batch[batch.length - 3] ^= 0x55;
+    batch[batch.length - 3]! ^= 0x55;
     const response = await client.request(0, 7, produceBody('crc-check', 0, batch));
     expect(response!.readInt16BE(4 + 4 + 2 + 'crc-check'.length + 4 + 4)).toBe(2);
     const good = await client.request(0, 7, produceBody('crc-check', 0, buildBatch([{ value: Buffer.from('ok') }])));
@@ -118,7 +118,7 @@ async function tryMutation(address: string, request: EncodedRequest, mutated: Bu
 async function inParallel<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(Array.from({ length: workers }, async () => {
-    while (next < items.length) await work(items[next++]);
+    while (next < items.length) await work(items[next++]!);
   }));
 }
 
@@ -174,7 +174,7 @@ describe('crystalwatch broker fuzzed with every API it answers', () => {
     await inParallel(jobs, 8, async (job) => {
       const outcome = await tryMutation(broker.address, job.request, job.body);
       outcomes[outcome]++;
-      if (outcome === 'closed') closedByKind.set(job.kind.split(' ')[0], (closedByKind.get(job.kind.split(' ')[0]) ?? 0) + 1);
+      if (outcome === 'closed') closedByKind.set(job.kind.split(' ')[0]!, (closedByKind.get(job.kind.split(' ')[0]!) ?? 0) + 1);
     });
     console.log(JSON.stringify({ fuzzedRequests: jobs.length, ...outcomes, closedByKind: Object.fromEntries(closedByKind) }));
     expect(outcomes.answered + outcomes.closed + outcomes.stalled).toBe(jobs.length);

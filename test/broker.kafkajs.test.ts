@@ -60,7 +60,7 @@ describe('kafkajs against the embedded broker', () => {
     expect([...seen.values()].every((n) => n === 1)).toBe(true);
     expect(outOfOrder).toBe(0);
     const committed = await admin.fetchOffsets({ groupId: 'ten-thousand-reader', topics: ['ten-thousand'] });
-    expect(committed[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(10_000);
+    expect(committed[0]!.partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(10_000);
     await admin.disconnect();
     await producer.disconnect();
   });
@@ -147,9 +147,9 @@ describe('kafkajs against the embedded broker', () => {
 
     expect([...counts.values()].filter((n) => n !== 1)).toEqual([]);
     const committed = await admin.fetchOffsets({ groupId: 'pair', topics: [topic] });
-    expect(committed[0].partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(10_000);
+    expect(committed[0]!.partitions.reduce((sum, p) => sum + Number(p.offset), 0)).toBe(10_000);
     const description = await admin.describeGroups(['pair']);
-    expect(description.groups[0].state).toBe('Empty');
+    expect(description.groups[0]!.state).toBe('Empty');
     await producer.disconnect();
     await admin.disconnect();
   });
@@ -182,11 +182,11 @@ describe('kafkajs against the embedded broker', () => {
     const ghostId = joined.string();
     const synced = await ghost.request(14, 3, body((w) => { w.string('abandon').int32(generation).string(ghostId).string(null).array([], () => {}); }), false, 30_000);
     expect(synced!.readInt16BE(8)).toBe(0);
-    await waitFor(() => assigned.length >= 2 && assigned[assigned.length - 1].length === 2, { timeout: 60_000, message: 'the split with the ghost member' });
+    await waitFor(() => assigned.length >= 2 && assigned[assigned.length - 1]!.length === 2, { timeout: 60_000, message: 'the split with the ghost member' });
 
-    await waitFor(() => assigned[assigned.length - 1].length === 4, { timeout: 60_000, message: 'the session timeout to hand every partition back' });
+    await waitFor(() => assigned[assigned.length - 1]!.length === 4, { timeout: 60_000, message: 'the session timeout to hand every partition back' });
     const { groups } = await admin.describeGroups(['abandon']);
-    expect(groups[0].members.length).toBe(1);
+    expect(groups[0]!.members.length).toBe(1);
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({ topic, messages: Array.from({ length: 400 }, (_, i) => ({ key: `g${i}`, value: 'x', partition: i % 4 })) });

@@ -68,7 +68,7 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     const rows = stdout.trim().split('\n').map((line) => line.split('|'));
     expect(rows.length).toBe(1500);
     expect(new Set(rows.map((r) => r[2])).size).toBe(1500);
-    expect(rows.every(([partition, , key, value, headers]) => value === `v${key.slice(1)}` && Number(key.slice(1)) % 3 === Number(partition) && headers === 'camera=cam-1')).toBe(true);
+    expect(rows.every(([partition, , key = '', value, headers]) => value === `v${key.slice(1)}` && Number(key.slice(1)) % 3 === Number(partition) && headers === 'camera=cam-1')).toBe(true);
     const partition0 = rows.filter((r) => r[0] === '0').map((r) => Number(r[1]));
     expect(partition0).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
@@ -115,7 +115,7 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     member.stdout.on('data', (chunk: Buffer) => { kcatOut += chunk.toString(); });
     await waitFor(async () => {
       const { groups } = await admin.describeGroups(['mixed']);
-      return groups[0].state === 'Stable' && groups[0].members.length === 2;
+      return groups[0]!.state === 'Stable' && groups[0]!.members.length === 2;
     }, { timeout: 60_000, message: 'the mixed group to be stable with 2 members' });
 
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });

@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger } from '../src/config/logger.js';
 import { ErrorCode } from '../src/broker/errors.js';
 import { Broker } from '../src/broker/index.js';
@@ -200,9 +200,11 @@ describe('broker wire behaviour', () => {
       const r = new Reader(frame, 4);
       r.int32(); r.int16(); r.int32();
       const [topic] = r.array((t) => ({ name: t.string(), sizes: t.array((p) => { p.int32(); p.int16(); p.int64(); p.int64(); p.int64(); p.int32(); p.int32(); return p.bytes().length; }) }));
+      assert(topic, 'one topic in the Fetch response');
       return topic.sizes;
     };
     const [one] = await fetchBoth(1 << 20);
+    assert(one !== undefined, 'the first fetch answered');
     expect(await fetchBoth(1 << 20)).toEqual([one, one]);
     expect(await fetchBoth(one + 10)).toEqual([one, 0]);
     expect(await fetchBoth(100)).toEqual([one, 0]);
@@ -257,6 +259,7 @@ describe('broker wire behaviour', () => {
       r.array((b) => { b.int32(); b.string(); b.int32(); b.nullableString(); });
       r.nullableString(); r.int32();
       const [topic] = r.array((t) => { const errorCode = t.int16(); t.string(); t.boolean(); return [errorCode, t.array((p) => { p.int16(); p.int32(); p.int32(); p.array((x) => x.int32()); p.array((x) => x.int32()); p.array((x) => x.int32()); }).length] as [number, number]; });
+      assert(topic, 'one topic in the Metadata response');
       return topic;
     };
     expect(await metadataError(false)).toEqual([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, 0]);
@@ -297,7 +300,7 @@ describe('retention', () => {
 
       // Age: records an hour old in a topic that keeps one minute.
       const created = await raw.request(19, 3, body((w) => {
-        w.array(['aged'], (t, n) => { t.string(n).int32(1).int16(1).array([], () => {}).array([['retention.ms', '60000']], (c, [k, v]) => { c.string(k).string(v); }); });
+        w.array(['aged'], (t, n) => { t.string(n).int32(1).int16(1).array([], () => {}).array([['retention.ms', '60000'] as const], (c, [k, v]) => { c.string(k).string(v); }); });
         w.int32(1000).boolean(false);
       }));
       expect(created).not.toBeNull();

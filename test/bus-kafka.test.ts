@@ -40,13 +40,13 @@ describe('bus helpers (real broker)', () => {
     const results = await sendBatched(producer, topics.frames, values.map((value, i) => ({ key: 'cam', value, headers: { n: String(i) } })), 1024 * 1024);
     await producer.disconnect();
     expect(results.map((r) => r.messages.length)).toEqual([2, 2, 2, 2, 2, 2]);
-    expect(results.map((r) => r.metadata[0].baseOffset)).toEqual(['0', '2', '4', '6', '8', '10']);
+    expect(results.map((r) => r.metadata[0]!.baseOffset)).toEqual(['0', '2', '4', '6', '8', '10']);
 
     const reader = await readTopic(kafka, topics.frames, (r) => r.value!);
     const got = await reader.quiet({ atLeast: 12, quietMs: 300, timeout: 30_000, message: '12 records of 400 KiB' }).finally(() => reader.close());
     expect(got).toHaveLength(12);
     expect(got.map((b) => b[0])).toEqual(values.map((v) => v[0]));
-    expect(got.every((b, i) => b.equals(values[i]))).toBe(true);
+    expect(got.every((b, i) => b.equals(values[i]!))).toBe(true);
   });
 
   it('runBatchConsumer commits only after a batch is processed: a failed batch comes back, a processed one does not', async () => {

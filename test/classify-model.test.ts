@@ -3,7 +3,7 @@
  * signature (224×224×3 NHWC, Keras caffe preprocessing, one sigmoid), a PyTorch-style NCHW
  * softmax, tiling, the quality gate, OOD, ONNX vs TF.js parity, and per-file errors.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,7 +40,7 @@ async function tintedCrop(seed: number, label: 'cex' | 'pg', size = 224): Promis
   // Expand the grey crop to three bands first: sharp applies toColourspace only at output.
   const grey = await sharp(crop.png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   const rgb3 = Buffer.alloc(grey.info.width * grey.info.height * 3);
-  for (let i = 0; i < grey.data.length; i++) rgb3[i * 3] = rgb3[i * 3 + 1] = rgb3[i * 3 + 2] = grey.data[i];
+  for (let i = 0; i < grey.data.length; i++) rgb3[i * 3] = rgb3[i * 3 + 1] = rgb3[i * 3 + 2] = grey.data[i]!;
   const png = await sharp(rgb3, { raw: { width: grey.info.width, height: grey.info.height, channels: 3 } }).linear([1.0, 0.8, 0.5], [0, 10, 30]).png().toBuffer();
   const rgb = await sharp(png).removeAlpha().raw().toBuffer();
   return { png, rgb };
@@ -48,9 +48,9 @@ async function tintedCrop(seed: number, label: 'cex' | 'pg', size = 224): Promis
 
 function channelMeans(rgb: Buffer): [number, number, number] {
   const sum = [0, 0, 0];
-  for (let i = 0; i < rgb.length; i += 3) for (let c = 0; c < 3; c++) sum[c] += rgb[i + c];
+  for (let i = 0; i < rgb.length; i += 3) for (let c = 0; c < 3; c++) sum[c]! += rgb[i + c]!;
   const n = rgb.length / 3;
-  return [sum[0] / n, sum[1] / n, sum[2] / n];
+  return [sum[0]! / n, sum[1]! / n, sum[2]! / n];
 }
 
 describe('Georgia Project path: Keras ResNet-101 signature (224×224×3 NHWC, caffe, sigmoid)', () => {
@@ -75,15 +75,15 @@ describe('Georgia Project path: Keras ResNet-101 signature (224×224×3 NHWC, ca
     crops.forEach((crop, i) => {
       const [r, g, bl] = channelMeans(crop.rgb);
       const bgr = [bl - 103.939, g - 116.779, r - 123.68];
-      const expected = sigmoid(W[0] * bgr[0] + W[1] * bgr[1] + W[2] * bgr[2] + b[0]);
+      const expected = sigmoid(W[0]! * bgr[0]! + W[1]! * bgr[1]! + W[2]! * bgr[2]! + b[0]!);
       // onnxruntime's float32 ReduceMean over 50k pixels drifts by ~1e-3 of the mean; the
       // preprocessing itself is checked exactly in classify-preprocess.test.ts.
-      expect(results[i].pPG).toBeCloseTo(expected, 3);
+      expect(results[i]!.pPG).toBeCloseTo(expected, 3);
       // Had the channels been left in RGB order, the answer would be far off.
-      const rgbOrder = sigmoid(W[0] * (r - 103.939) + W[1] * bgr[1] + W[2] * (bl - 123.68) + b[0]);
+      const rgbOrder = sigmoid(W[0]! * (r - 103.939) + W[1]! * bgr[1]! + W[2]! * (bl - 123.68) + b[0]!);
       expect(Math.abs(rgbOrder - expected)).toBeGreaterThan(0.01);
-      expect(results[i].predicted).toBe(expected >= 0.5 ? 'pg' : 'cex');
-      expect(results[i].tiles).toBeUndefined(); // crops are whole-image
+      expect(results[i]!.predicted).toBe(expected >= 0.5 ? 'pg' : 'cex');
+      expect(results[i]!.tiles).toBeUndefined(); // crops are whole-image
     });
   });
 
@@ -108,6 +108,7 @@ describe('worker thread', () => {
     const [before] = await classifier.classify([crop]);
     await (classifier as unknown as { backend: { kill(): Promise<void> } }).backend.kill();
     const [after] = await classifier.classify([crop]);
+    assert(before && after, 'a result before and after the restart');
     expect(after.pPG).toBe(before.pPG);
   });
 });
@@ -123,10 +124,11 @@ describe('PyTorch-style export: NCHW, torch normalisation, two-class softmax', (
     const classifier = await load(dir);
     const crop = await tintedCrop(6, 'pg', 64);
     const [result] = await classifier.classify([crop.png]);
+    assert(result, 'a result for the crop');
     const [r, g, bl] = channelMeans(crop.rgb);
     const m = [(r / 255 - 0.485) / 0.229, (g / 255 - 0.456) / 0.224, (bl / 255 - 0.406) / 0.225];
-    const logit0 = m[0] * W[0] + m[1] * W[2] + m[2] * W[4] + bias[0];
-    const logit1 = m[0] * W[1] + m[1] * W[3] + m[2] * W[5] + bias[1];
+    const logit0 = m[0]! * W[0]! + m[1]! * W[2]! + m[2]! * W[4]! + bias[0]!;
+    const logit1 = m[0]! * W[1]! + m[1]! * W[3]! + m[2]! * W[5]! + bias[1]!;
     expect(result.pPG).toBeCloseTo(Math.exp(logit1) / (Math.exp(logit0) + Math.exp(logit1)), 5);
   });
 });
@@ -156,6 +158,7 @@ describe('tiling, quality gate, OOD and errors', () => {
     const patch = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toBuffer();
     const frame = await sharp(noise, { raw: { width: 320, height: 256, channels: 3 } }).composite([{ input: patch, left: 128, top: 64 }]).png().toBuffer();
     const [result] = await classifier.classify([frame]);
+    assert(result, 'a result for the frame');
     expect(result.predicted).toBe('pg');
     expect(result.pPG).toBeCloseTo(sigmoid(40 * (200 / 255) - 20), 4);
     expect(result.tiles).toEqual([{ x: 128, y: 64, width: 64, height: 64, pPG: result.pPG }]);
@@ -189,6 +192,7 @@ describe('tiling, quality gate, OOD and errors', () => {
       return sharp(raw, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
     };
     const [typical, odd] = await classifier.classify([await crop(50), await crop(230)]);
+    assert(typical && odd, 'a result for each crop');
     // mean 50/255 ≈ 0.196: (0.196-0.2)/0.1 ≈ 0.04 → in distribution.
     expect(typical.predicted).toBe('cex');
     expect(typical.ood).toBeLessThan(1);
@@ -219,7 +223,7 @@ describe('ONNX vs TF.js parity', () => {
     const crops = await Promise.all([1, 2, 3, 4].map((seed) => renderCrop({ label: seed % 2 ? 'cex' : 'pg', seed })));
     const a = await onnx.classify(crops.map((c) => c.png));
     const b = await tfjs.classify(crops.map((c) => c.png));
-    a.forEach((r, i) => expect(Math.abs(r.pPG! - b[i].pPG!)).toBeLessThan(1e-4));
+    a.forEach((r, i) => expect(Math.abs(r.pPG! - b[i]!.pPG!)).toBeLessThan(1e-4));
   });
 });
 
@@ -261,8 +265,8 @@ describe('the shipped model (models/default)', () => {
     const b = await tfjs.classify(crops.map((c) => c.png));
     let worst = 0;
     a.forEach((r, i) => {
-      expect(r.predicted).toBe(b[i].predicted);
-      if (r.pPG !== null && b[i].pPG !== null) worst = Math.max(worst, Math.abs(r.pPG - b[i].pPG!));
+      expect(r.predicted).toBe(b[i]!.predicted);
+      if (r.pPG !== null && b[i]!.pPG !== null) worst = Math.max(worst, Math.abs(r.pPG - b[i]!.pPG!));
     });
     expect(worst).toBeLessThan(1e-4);
   });

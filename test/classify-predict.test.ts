@@ -45,20 +45,20 @@ describe('crystalwatch predict', () => {
     await writeFile(black, await sharp({ create: { width: 150, height: 150, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer());
     const missing = join(root, 'missing.png');
 
-    const { code, stdout, stderr } = await predict(['--model', modelDir, '--json', files[0], garbage, files[1], missing, black, files[2]]);
+    const { code, stdout, stderr } = await predict(['--model', modelDir, '--json', files[0]!, garbage, files[1]!, missing, black, files[2]!]);
     expect(code).toBe(1);
     expect(stderr).toContain('2 of 6 file(s) could not be classified');
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; predicted: string; pPG: number | null; reason?: string });
     expect(lines.map((l) => l.file)).toEqual([files[0], garbage, files[1], missing, black, files[2]]);
     expect(lines.map((l) => l.predicted)).toEqual([expect.stringMatching(/^(cex|pg)$/), 'error', expect.stringMatching(/^(cex|pg)$/), 'error', 'unusable', expect.stringMatching(/^(cex|pg)$/)]);
-    expect(lines[1].reason).toMatch(/cannot decode image/);
-    expect(lines[3].reason).toMatch(/cannot read file \(ENOENT\)/);
+    expect(lines[1]!.reason).toMatch(/cannot decode image/);
+    expect(lines[3]!.reason).toMatch(/cannot read file \(ENOENT\)/);
     expect(lines[4]).toMatchObject({ pPG: null, reason: 'black' });
     for (const i of [0, 2, 5]) {
-      expect(lines[i].pPG).toBeGreaterThan(0);
-      expect(lines[i].pPG).toBeLessThan(1);
-      expect(lines[i].predicted).toBe(lines[i].pPG! >= 0.5 ? 'pg' : 'cex');
-      expect(Object.keys(lines[i]).sort()).toEqual(['file', 'pPG', 'predicted']);
+      expect(lines[i]!.pPG).toBeGreaterThan(0);
+      expect(lines[i]!.pPG).toBeLessThan(1);
+      expect(lines[i]!.predicted).toBe(lines[i]!.pPG! >= 0.5 ? 'pg' : 'cex');
+      expect(Object.keys(lines[i]!).sort()).toEqual(['file', 'pPG', 'predicted']);
     }
   });
 

@@ -24,7 +24,7 @@ const base = { width: 2, height: 1, channels: 3 as const, resize: 'squash' as co
 
 function expectClose(actual: number[], expected: number[]) {
   expect(actual.length).toBe(expected.length);
-  actual.forEach((v, i) => expect(v).toBeCloseTo(expected[i], 4));
+  actual.forEach((v, i) => expect(v).toBeCloseTo(expected[i]!, 4));
 }
 
 describe('normalisation and layout against hand-computed tensors', () => {
@@ -74,10 +74,10 @@ describe('normalisation and layout against hand-computed tensors', () => {
   it('an RGB file into a grey model goes through luma', async () => {
     const t = await tensorOf(await twoPixels(), { ...base, channels: 1, layout: 'NHWC', colorOrder: 'gray', normalization: 'unit' });
     // BT.601-ish luma of (10,20,30) ≈ 18 and of (200,100,50) ≈ 124 (libvips b-w, ±2 levels).
-    expect(t[0] * 255).toBeGreaterThan(15);
-    expect(t[0] * 255).toBeLessThan(22);
-    expect(t[1] * 255).toBeGreaterThan(118);
-    expect(t[1] * 255).toBeLessThan(132);
+    expect(t[0]! * 255).toBeGreaterThan(15);
+    expect(t[0]! * 255).toBeLessThan(22);
+    expect(t[1]! * 255).toBeGreaterThan(118);
+    expect(t[1]! * 255).toBeLessThan(132);
   });
 
   it('explicit per-channel statistics in BGR order', async () => {
@@ -119,8 +119,8 @@ describe('resize modes', () => {
 
   it('squash stretches: both columns kept, red left and blue right', async () => {
     const t = await tensorOf(await halves(), input('squash'));
-    expect(t[0]).toBeGreaterThan(t[2]);
-    expect(t[5]).toBeGreaterThan(t[3]);
+    expect(t[0]).toBeGreaterThan(t[2]!);
+    expect(t[5]).toBeGreaterThan(t[3]!);
   });
 });
 
@@ -229,7 +229,7 @@ describe('tiles of a full frame by one resize', () => {
     for (const [k, region] of regions.entries()) {
       const slow = await cropAndResize(image, region, input);
       let sum = 0;
-      for (let i = 0; i < slow.length; i++) sum += Math.abs(slow[i] - fast[k][i]);
+      for (let i = 0; i < slow.length; i++) sum += Math.abs(slow[i]! - fast[k]![i]!);
       worst = Math.max(worst, sum / slow.length);
     }
     // Mean |Δ| per pixel in grey levels of 255: tile origins move by up to 1/3 of a scaled

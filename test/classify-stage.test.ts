@@ -108,7 +108,7 @@ describe('ClassifyStage (in process)', () => {
           ...crops.map((c, i) => ({ key: 'cam-1', value: c.png, headers: frameHeaders(`cam-1-${i}`, 'cam-1', c.label) })),
           { key: 'cam-1', value: black, headers: frameHeaders('cam-1-6', 'cam-1') },
           { key: 'cam-1', value: Buffer.from('this is not a PNG'), headers: frameHeaders('cam-1-7', 'cam-1') },
-          { key: 'cam-1', value: crops[0].png, headers: { camera: 'cam-1' } }, // no frame-id etc.
+          { key: 'cam-1', value: crops[0]!.png, headers: { camera: 'cam-1' } }, // no frame-id etc.
           { key: 'cam-2', value: big, headers: frameHeaders('cam-2-8', 'cam-2') },
         ],
       });
@@ -117,7 +117,7 @@ describe('ClassifyStage (in process)', () => {
       expect([...byId.keys()].sort()).toEqual(['cam-1-0', 'cam-1-1', 'cam-1-2', 'cam-1-3', 'cam-1-4', 'cam-1-5', 'cam-1-6', 'cam-2-8']);
       for (let i = 0; i < 6; i++) {
         const p = byId.get(`cam-1-${i}`)!;
-        expect(p).toMatchObject({ camera: 'cam-1', runId: 'run-1', model: 'stage-tiny@0.0.1', backend: 'onnx', device: 'cpu', label: crops[i].label, ingestedAt: 1790000000000 });
+        expect(p).toMatchObject({ camera: 'cam-1', runId: 'run-1', model: 'stage-tiny@0.0.1', backend: 'onnx', device: 'cpu', label: crops[i]!.label, ingestedAt: 1790000000000 });
         expect(p.pPG).toBeGreaterThanOrEqual(0);
         expect(p.predicted).toBe(p.pPG! >= 0.5 ? 'pg' : 'cex');
       }
@@ -142,7 +142,7 @@ describe('ClassifyStage (in process)', () => {
       await admin.connect();
       const offsets = await admin.fetchOffsets({ groupId: 'crystalwatch-classify', topics: [topics.frames] });
       await admin.disconnect();
-      const committed = offsets[0].partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0); // -1 = nothing committed
+      const committed = offsets[0]!.partitions.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0); // -1 = nothing committed
       expect(committed).toBe(10);
     } finally {
       await stage.close();
@@ -205,7 +205,7 @@ describe('two classify processes in one group, one killed with SIGKILL', () => {
         await producer.send({
           topic: topics.frames,
           // Partition by frame so all four partitions (both processes) get work.
-          messages: ids.slice(from, to).map((id, k) => ({ partition: (from + k) % 4, key: id.split('-').slice(0, 2).join('-'), value: crops[(from + k) % 8].png, headers: frameHeaders(id, id.split('-').slice(0, 2).join('-')) })),
+          messages: ids.slice(from, to).map((id, k) => ({ partition: (from + k) % 4, key: id.split('-').slice(0, 2).join('-'), value: crops[(from + k) % 8]!.png, headers: frameHeaders(id, id.split('-').slice(0, 2).join('-')) })),
         });
       };
       await send(0, 60);

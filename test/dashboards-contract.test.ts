@@ -40,7 +40,7 @@ describe('impurity dashboard vs the stages\' metric declarations', () => {
     const problems: string[] = [];
     for (const q of queries) {
       for (const match of q.expr.matchAll(/(crystalwatch_[a-z0-9_]+)/g)) {
-        const used = match[1];
+        const used = match[1]!;
         const base = used.replace(/_(bucket|sum|count)$/, '');
         const metric = declared.get(used) ?? declared.get(base);
         if (!metric) {
@@ -59,10 +59,10 @@ describe('impurity dashboard vs the stages\' metric declarations', () => {
   it('selects and groups only by labels the metrics have', () => {
     const problems: string[] = [];
     for (const q of queries) {
-      const names = [...q.expr.matchAll(/(crystalwatch_[a-z0-9_]+)/g)].map((m) => m[1].replace(/_(bucket|sum|count)$/, ''));
+      const names = [...q.expr.matchAll(/(crystalwatch_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''));
       const labels = new Set(names.flatMap((n) => declared.get(n)?.labelNames ?? []));
-      const selectors = [...q.expr.matchAll(/crystalwatch_[a-z0-9_]+\{([^}]*)\}/g)].flatMap((m) => [...m[1].matchAll(/([a-z_]+)\s*(=~|!=|!~|=)/g)].map((l) => l[1]));
-      const grouped = [...q.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1].split(',').map((s) => s.trim()));
+      const selectors = [...q.expr.matchAll(/crystalwatch_[a-z0-9_]+\{([^}]*)\}/g)].flatMap((m) => [...m[1]!.matchAll(/([a-z_]+)\s*(=~|!=|!~|=)/g)].map((l) => l[1]!));
+      const grouped = [...q.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()));
       for (const label of [...selectors, ...grouped]) {
         if (label === 'le' || label === '') continue;
         if (!labels.has(label)) problems.push(`${q.panel}: label "${label}" is not a label of ${[...new Set(names)].join(', ')}`);

@@ -4,7 +4,7 @@
  * Until the stages land, the registry is filled by this test with the metric names of the
  * contract and realistic values, moving every tick like a running line would.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,7 @@ function simulatedPipeline(registry: Registry): { tick: () => void } {
   const backendInfo = new Gauge({ name: 'crystalwatch_backend_info', help: 'h', labelNames: ['backend', 'device'], registers: r });
   const lag = new Gauge({ name: 'crystalwatch_consumer_lag_messages', help: 'h', labelNames: ['group', 'topic'], registers: r });
   const confusion = new Counter({ name: 'crystalwatch_confusion_total', help: 'h', labelNames: ['camera', 'actual', 'predicted'], registers: r });
-  const rolling = Object.fromEntries(['precision', 'recall', 'f1', 'accuracy'].map((m) => [m, new Gauge({ name: `crystalwatch_rolling_${m}`, help: 'h', labelNames: ['camera', 'window'], registers: r })]));
+  const rolling = Object.fromEntries(['precision', 'recall', 'f1', 'accuracy'].map((m) => [m, new Gauge({ name: `crystalwatch_rolling_${m}`, help: 'h', labelNames: ['camera', 'window'], registers: r })])) as Record<'precision' | 'recall' | 'f1' | 'accuracy', Gauge>;
   const ppg = new Gauge({ name: 'crystalwatch_ppg', help: 'h', labelNames: ['camera'], registers: r });
   const ppgSmoothed = new Gauge({ name: 'crystalwatch_ppg_smoothed', help: 'h', labelNames: ['camera'], registers: r });
   const pgFrames = new Counter({ name: 'crystalwatch_pg_frames_total', help: 'h', labelNames: ['camera'], registers: r });
@@ -141,18 +141,19 @@ describe('impurity dashboard', () => {
     // The quality maths: TP 9, FP 1, FN 3 per tick → precision 0.9, recall 0.75, F1 18/22.
     const quality = queries.filter((q) => q.panel.startsWith('PG precision / recall / F1 (5m'));
     const [precision, recall, f1] = await Promise.all(quality.map((q) => instant(substituteVariables(q.expr, { camera: 'reactor-1' }))));
+    assert(precision && recall && f1, `three quality queries, got ${quality.length}`);
     expect(precision.map((v) => v.metric.camera)).toEqual(['reactor-1']);
-    expect(Number(precision[0].value[1])).toBeCloseTo(0.9, 2);
-    expect(Number(recall[0].value[1])).toBeCloseTo(0.75, 2);
-    expect(Number(f1[0].value[1])).toBeCloseTo(18 / 22, 2);
+    expect(Number(precision[0]!.value[1])).toBeCloseTo(0.9, 2);
+    expect(Number(recall[0]!.value[1])).toBeCloseTo(0.75, 2);
+    expect(Number(f1[0]!.value[1])).toBeCloseTo(18 / 22, 2);
 
     // The confusion-matrix panel's cells keep the 9:1:3:20 ratio.
     const matrixQuery = queries.find((q) => q.panel.startsWith('Confusion matrix'))!;
     const cells = await instant(substituteVariables(matrixQuery.expr, { __range: '5m' }));
     const byCell = Object.fromEntries(cells.map((c) => [`${c.metric.actual}/${c.metric.predicted}`, Number(c.value[1])]));
     expect(Object.keys(byCell).sort()).toEqual(['cex/cex', 'cex/pg', 'pg/cex', 'pg/pg']);
-    expect(byCell['pg/pg'] / byCell['cex/pg']).toBeCloseTo(9, 0);
-    expect(byCell['cex/cex'] / byCell['pg/cex']).toBeCloseTo(20 / 3, 0);
+    expect(byCell['pg/pg']! / byCell['cex/pg']!).toBeCloseTo(9, 0);
+    expect(byCell['cex/cex']! / byCell['pg/cex']!).toBeCloseTo(20 / 3, 0);
 
     // The alarm panel separates the PG camera from the clean one.
     const alarmQuery = queries.find((q) => q.panel === 'Alarm')!;

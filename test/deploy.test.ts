@@ -11,7 +11,7 @@
  * The compose and Kubernetes parts need docker-compose and kubectl (npm test's pretest installs
  * them); without them those parts are skipped and say so.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,10 +32,10 @@ function parseDockerfile(text: string): Stage[] {
   const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
   const stages: Stage[] = [];
   for (const line of lines) {
-    const [, keyword, args] = /^(\S+)\s*(.*)$/.exec(line)!;
+    const [, keyword = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line)!;
     const instruction = { keyword: keyword.toUpperCase(), args: args.replace(/\s+/g, ' ') };
     if (instruction.keyword === 'FROM') {
-      const [from, as, name] = instruction.args.split(' ');
+      const [from = '', as, name] = instruction.args.split(' ');
       stages.push({ from, name: as?.toUpperCase() === 'AS' ? name : undefined, instructions: [] });
     } else if (stages.length > 0) {
       stages.at(-1)!.instructions.push(instruction);
@@ -99,7 +99,7 @@ describe('the image (Dockerfile)', () => {
     const [command, ...rest] = argv;
     const link = image.instructions.map((i) => new RegExp(`ln -s (\\S+) /usr/(?:local/)?bin/${command}\\b`).exec(i.args)).find(Boolean);
     expect(link, `the image puts ${command} on PATH`).toBeTruthy();
-    const file = local(link![1]);
+    const file = local(link![1]!);
     expect(statSync(file).mode & 0o111, `${link![1]} is executable`).not.toBe(0);
     expect(readFileSync(file, 'utf8').split('\n')[0]).toBe('#!/usr/bin/env node');
     return spawnSync(process.execPath, [file, ...rest, ...extra], { cwd: dir, encoding: 'utf8', env: { ...process.env, ...envOf(image) }, timeout: 120_000 });
@@ -125,9 +125,10 @@ describe('the image (Dockerfile)', () => {
     expect(simulate.status, simulate.stderr).toBe(0);
     const png = readdirSync(frames).filter((f) => f.endsWith('.png'));
     expect(png).toHaveLength(1);
-    const predict = inImage(['crystalwatch', 'predict', '--json', join(frames, png[0])]);
+    const predict = inImage(['crystalwatch', 'predict', '--json', join(frames, png[0]!)]);
     expect(predict.status, predict.stderr).toBe(0);
     const [line] = predict.stdout.trim().split('\n').map((l) => JSON.parse(l) as { predicted: string; pPG: number | null });
+    assert(line, 'one line of predict --json');
     expect(['cex', 'pg', 'unusable']).toContain(line.predicted);
   });
 
@@ -223,35 +224,39 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
 
   it('runs Kafka in KRaft mode and sizes it for image records', () => {
     const kafka = config.services.kafka;
+    assert(kafka, 'a kafka service in the compose file');
     expect(kafka.image).toMatch(/^apache\/kafka:/);
     expect(kafka.environment?.KAFKA_PROCESS_ROLES).toBe('broker,controller');
     expect(Number(kafka.environment?.KAFKA_MESSAGE_MAX_BYTES)).toBeGreaterThan(16 * 1024 * 1024);
-    for (const name of ['ingest', 'classify', 'monitor']) expect(config.services[name].environment?.KAFKA_BROKERS, name).toBe('kafka:9092');
+    for (const name of ['ingest', 'classify', 'monitor']) expect(config.services[name]!.environment?.KAFKA_BROKERS, name).toBe('kafka:9092');
   });
 
   it('mounts the camera folder into ingest and reserves a GPU for classify-gpu', () => {
     const ingest = config.services.ingest;
+    assert(ingest, 'a ingest service in the compose file');
     expect(JSON.stringify(ingest.volumes)).toContain('/srv/camera1');
     expect(ingest.environment?.CRYSTALWATCH_CAMERAS).toBe('camera1=/frames/camera1');
-    const devices = config.services['classify-gpu'].deploy?.resources?.reservations?.devices ?? [];
+    const devices = config.services['classify-gpu']!.deploy?.resources?.reservations?.devices ?? [];
     expect(devices).toEqual([{ driver: 'nvidia', count: 1, capabilities: ['gpu'] }]);
-    expect(config.services['classify-gpu'].profiles).toEqual(['gpu']);
+    expect(config.services['classify-gpu']!.profiles).toEqual(['gpu']);
   });
 
   it('builds every stage from the repository Dockerfile and runs its entry point with the stages it names', () => {
     const stageNames = ['ingest', 'classify', 'classify-gpu', 'monitor'];
-    for (const name of [...stageNames, 'simulator']) expect(config.services[name].build, name).toEqual({ context: root, dockerfile: 'Dockerfile' });
+    for (const name of [...stageNames, 'simulator']) expect(config.services[name]!.build, name).toEqual({ context: root, dockerfile: 'Dockerfile' });
     for (const name of stageNames) {
-      const service = config.services[name];
+      const service = config.services[name]!;
       // No override: the container runs the image's ENTRYPOINT + CMD, i.e. `crystalwatch run`.
       expect([service.entrypoint, service.command], name).toEqual([undefined, undefined]);
       expect(service.environment?.CRYSTALWATCH_STAGES, name).toMatch(/^[a-z]+(,[a-z]+)*$/);
     }
-    expect(config.services.monitor.environment?.CRYSTALWATCH_STAGES.split(',')).toContain('web');
+    expect(config.services.monitor?.environment?.CRYSTALWATCH_STAGES?.split(',')).toContain('web');
   });
 
   it('runs the simulator with options the `simulate frames` command accepts', () => {
-    const { entrypoint, command } = config.services.simulator;
+    const simulator = config.services.simulator;
+    assert(simulator, 'a simulator service in the compose file');
+    const { entrypoint, command } = simulator;
     expect(entrypoint).toEqual(['crystalwatch', 'simulate', 'frames']);
     expect(command).toEqual(['--out', '/frames/camera1', '--camera', 'camera1', '--fps', '2', '--pg-onset', '600']);
     // The same arguments, into a temp folder and for one second of batch, with the real command.
@@ -267,9 +272,9 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
   });
 
   it.skipIf(!onPath('promtool'))(`gives Prometheus a config promtool accepts, with the compose targets and our rules${onPath('promtool') ? '' : skipped('promtool')}`, () => {
-    const command = config.services.prometheus.command;
+    const command = config.services.prometheus?.command;
     const script = Array.isArray(command) ? command.join(' ') : String(command);
-    const [rewrite] = script.split(' && exec ');
+    const [rewrite = ''] = script.split(' && exec ');
     const dir = mkdtempSync(join(tmpdir(), 'crystalwatch-compose-prom-'));
     try {
       // Run the same rewrite the container runs, on the same file, then point the rules at this checkout.
@@ -290,13 +295,14 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
 
   it('provisions Grafana with the Prometheus datasource and the generated dashboards', () => {
     const grafana = config.services.grafana;
+    assert(grafana, 'a grafana service in the compose file');
     const mounts = JSON.stringify(grafana.volumes);
     expect(mounts).toContain(`${root}/dashboards`);
     expect(mounts).toContain(`${root}/deploy/grafana/provisioning`);
     const datasources = parse(readFileSync('deploy/grafana/provisioning/datasources/prometheus.yml', 'utf8')) as { datasources: { uid: string; type: string; url: string }[] };
     expect(datasources.datasources[0]).toMatchObject({ uid: 'prometheus', type: 'prometheus', url: 'http://prometheus:9090' });
     const providers = parse(readFileSync('deploy/grafana/provisioning/dashboards/crystalwatch.yml', 'utf8')) as { providers: { options: { path: string } }[] };
-    expect(providers.providers[0].options.path).toBe('/var/lib/grafana/dashboards/crystalwatch');
+    expect(providers.providers[0]!.options.path).toBe('/var/lib/grafana/dashboards/crystalwatch');
     expect(mounts).toContain('/var/lib/grafana/dashboards/crystalwatch');
     expect(existsSync('dashboards/impurity.json')).toBe(true);
   });
@@ -341,21 +347,21 @@ describe.skipIf(!onPath('kubectl'))(`kubernetes (kustomize)${onPath('kubectl') ?
   });
 
   it('probes /healthz and /readyz, takes config from the ConfigMap and is scraped by Prometheus', () => {
-    const configMap = byKind('ConfigMap')[0].metadata.name;
+    const configMap = byKind('ConfigMap')[0]!.metadata.name;
     for (const d of byKind('Deployment')) {
-      const container = d.spec!.template!.spec.containers[0];
+      const container = d.spec!.template!.spec.containers[0]!;
       expect(container.livenessProbe?.httpGet?.path, d.metadata.name).toBe('/healthz');
       expect(container.readinessProbe?.httpGet?.path, d.metadata.name).toBe('/readyz');
       expect(container.envFrom?.map((e) => e.configMapRef?.name).filter(Boolean)).toEqual([configMap]);
       expect(container.image).toBe('registry.example.com/crystalwatch:0.1.0');
       expect(d.spec!.template!.metadata?.annotations?.['prometheus.io/scrape']).toBe('true');
     }
-    expect(deployment('monitor').spec!.template!.spec.containers[0].envFrom?.some((e) => e.secretRef)).toBe(true);
+    expect(deployment('monitor').spec!.template!.spec.containers[0]!.envFrom?.some((e) => e.secretRef)).toBe(true);
   });
 
   it('requests an NVIDIA GPU for classify, with replicas no more than the frames partitions', () => {
     const classify = deployment('classify');
-    const resources = classify.spec!.template!.spec.containers[0].resources!;
+    const resources = classify.spec!.template!.spec.containers[0]!.resources!;
     expect(String(resources.limits?.['nvidia.com/gpu'])).toBe('1');
     const data = (byKind('ConfigMap')[0] as unknown as { data: Record<string, string> }).data;
     const partitions = Number(data.CRYSTALWATCH_KAFKA_PARTITIONS);

@@ -58,7 +58,7 @@ describe('camera and run ids: one rule', () => {
     expect(() => validateConfig({ cameras: [{ id: 'cam 1', watch: '/srv/cam1' }] })).toThrow(/cameras\.0\.id: camera id must be 1–64 letters/);
     expect(() => validateConfig({ cameras: [{ id: 'cam-1', watch: '/srv/cam1', runId: 'batch 7' }] })).toThrow(/cameras\.0\.runId: run id must be/);
     expect(() => validateConfig({ cameras: [{ id: longId, watch: '/x' }] })).toThrow(/\(20000 characters\)/);
-    expect(validateConfig({ cameras: [{ id: 'cam-1', watch: '/srv/cam1', runId: 'batch-7' }] }).cameras[0].id).toBe('cam-1');
+    expect(validateConfig({ cameras: [{ id: 'cam-1', watch: '/srv/cam1', runId: 'batch-7' }] }).cameras[0]!.id).toBe('cam-1');
   });
 });
 

@@ -61,7 +61,7 @@ describe('ingest while the broker is down', () => {
         // Pacing the camera (30 frames/s), not synchronisation.
         if (Date.now() < due) await new Promise((r) => setTimeout(r, due - Date.now()));
         const name = `f${String(i).padStart(5, '0')}.png`;
-        await writeFile(join(watch, `${name}.tmp`), images[i % images.length]);
+        await writeFile(join(watch, `${name}.tmp`), images[i % images.length]!);
         await rename(join(watch, `${name}.tmp`), join(watch, name));
       }
     })();

@@ -81,13 +81,13 @@ describe('ingest crash safety', () => {
     const writer = (async () => {
       for (let i = 0; i < total; i += 1) {
         const name = `f${String(i).padStart(5, '0')}.png`;
-        await writeFile(join(watch, `${name}.tmp`), images[i]);
+        await writeFile(join(watch, `${name}.tmp`), images[i]!);
         await rename(join(watch, `${name}.tmp`), join(watch, name));
         if (i % 10 === 0) await new Promise((r) => setTimeout(r, 20)); // pacing the camera, not synchronisation
       }
     })();
     // Kill at different moments after an ack, so some kills land mid-request.
-    for (const [killAt, delayMs] of [[120, 0], [260, 7], [400, 19]]) {
+    for (const [killAt, delayMs] of [[120, 0], [260, 7], [400, 19]] as const) {
       await waitFor(async () => (await archived(watch)) >= killAt, { timeout: 60_000, interval: 5, message: `${killAt} frames archived before kill -9` });
       // The scenario, not a synchronisation: kill 0, 7 or 19 ms after that ack.
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));

@@ -51,7 +51,7 @@ describe('image completeness', () => {
   it('flags corrupt PNG chunks, absurd dimensions and non-images', async () => {
     const png = await sharp(await noise(150, 150), { raw: { width: 150, height: 150, channels: 1 } }).png().toBuffer();
     const flipped = Buffer.from(png);
-    flipped[60] ^= 0xff; // inside IDAT: its CRC no longer matches
+    flipped[60]! ^= 0xff; // inside IDAT: its CRC no longer matches
     expect(inspectImage(flipped, limits)).toMatchObject({ state: 'invalid', reason: 'corrupt' });
 
     const huge = pngClaiming(png, 100_000, 100_000);

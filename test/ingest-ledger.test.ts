@@ -33,7 +33,7 @@ describe('ingest ledger', () => {
     // Compacted on open: the offsets, one send + one ack per acked file, one send for the unacked one.
     const lines = (await readFile(path, 'utf8')).trim().split('\n');
     expect(lines).toHaveLength(6);
-    expect(JSON.parse(lines[0])).toEqual({ t: 'offsets', partitions: { 0: '42' } });
+    expect(JSON.parse(lines[0]!)).toEqual({ t: 'offsets', partitions: { 0: '42' } });
   });
 
   it('a file replaced by new content gets the new frame id', async () => {

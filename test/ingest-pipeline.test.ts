@@ -84,7 +84,7 @@ describe('ingest → frames (real broker, real files)', () => {
     for (let i = 0; i < perCamera; i += 1) {
       for (const [ci, camera] of cams.entries()) {
         // Same image bytes recur: frame ids must still differ (capture time is part of them).
-        const bytes = images[(i * 7 + ci) % images.length];
+        const bytes = images[(i * 7 + ci) % images.length]!;
         const name = `frame-${String(i).padStart(5, '0')}`;
         const folder = join(dir, camera, i % 2 === 0 ? 'cex' : 'pg');
         await mkdir(folder, { recursive: true });

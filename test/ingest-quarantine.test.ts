@@ -52,7 +52,7 @@ describe('ingest quarantine', () => {
 
       await drop('empty.png', '', 'empty');
       const corrupt = Buffer.from(good);
-      corrupt[80] ^= 0xff;
+      corrupt[80]! ^= 0xff;
       await drop('corrupt.png', corrupt, 'corrupt');
       await drop('notes.png', 'these are notes, not a picture\n', 'not-an-image');
       await drop('readme.txt', 'camera folder readme\n', 'not-an-image');

@@ -107,7 +107,7 @@ describe('metrics and alert stages on the broker', () => {
 
     const fired: Alert[] = alerts.list();
     expect(fired).toHaveLength(1);
-    expect(fired[0].evidence.firstPgFrameId).toBe('cam-a/30');
+    expect(fired[0]!.evidence.firstPgFrameId).toBe('cam-a/30');
 
     // 2 malformed predictions seen by both stages + 1 malformed label → 5 dead letters, each with its reason.
     // Five letters, then quiet: a sixth (a letter written twice) would show up in that time.

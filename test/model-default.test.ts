@@ -23,11 +23,11 @@ async function score(session: ort.InferenceSession, images: Buffer[]): Promise<{
   const side = card.input.width;
   const batch = new Float32Array(images.length * side * side);
   for (let k = 0; k < images.length; k++) {
-    const { input } = await decodeCrop(images[k], side);
-    for (let i = 0; i < input.length; i++) batch[k * input.length + i] = input[i] / 255;
+    const { input } = await decodeCrop(images[k]!, side);
+    for (let i = 0; i < input.length; i++) batch[k * input.length + i] = input[i]! / 255;
   }
   const r = await session.run({ [card.input.name!]: new ort.Tensor('float32', batch, [images.length, side, side, 1]) });
-  return { pPG: r[card.output.name!].data as Float32Array, embedding: r[card.output.embeddingName!].data as Float32Array };
+  return { pPG: r[card.output.name!]!.data as Float32Array, embedding: r[card.output.embeddingName!]!.data as Float32Array };
 }
 
 describe('shipped default model (models/default)', () => {

@@ -86,8 +86,8 @@ describe('ROC and AUC', () => {
     const sweep = thresholdSweep([0.9, 0.6, 0.3, 0.2], [1, 1, 0, 1], 10);
     expect(sweep).toHaveLength(11);
     expect(sweep[0]).toMatchObject({ threshold: 0, recall: 1, precision: 0.75 });
-    expect(sweep[10].recall).toBe(0);
-    expect(sweep[10].precision).toBeNull();
+    expect(sweep[10]!.recall).toBe(0);
+    expect(sweep[10]!.precision).toBeNull();
   });
 });
 
@@ -96,12 +96,12 @@ describe('leakage guard', () => {
   const image = (w: number, h: number) => Uint8Array.from({ length: w * h * 3 }, () => random.int(256));
   const rotate90 = (rgb: Uint8Array, w: number, h: number) => {
     const out = new Uint8Array(rgb.length);
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) out[(x * h + (h - 1 - y)) * 3 + c] = rgb[(y * w + x) * 3 + c];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) out[(x * h + (h - 1 - y)) * 3 + c] = rgb[(y * w + x) * 3 + c]!;
     return out;
   };
   const flip = (rgb: Uint8Array, w: number, h: number) => {
     const out = new Uint8Array(rgb.length);
-    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) out[(y * w + (w - 1 - x)) * 3 + c] = rgb[(y * w + x) * 3 + c];
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) out[(y * w + (w - 1 - x)) * 3 + c] = rgb[(y * w + x) * 3 + c]!;
     return out;
   };
 
@@ -123,7 +123,7 @@ describe('leakage guard', () => {
     };
     const a = smooth(1);
     const rotated = new Uint8Array(a.length);
-    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) rotated[x * side + (side - 1 - y)] = a[y * side + x];
+    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) rotated[x * side + (side - 1 - y)] = a[y * side + x]!;
     expect(perceptualDistance(dihedralPerceptualHashes(a, side), dihedralPerceptualHashes(rotated, side))).toBe(0);
     expect(perceptualDistance(dihedralPerceptualHashes(a, side), dihedralPerceptualHashes(smooth(2), side))).toBeGreaterThan(4);
   });
@@ -131,7 +131,7 @@ describe('leakage guard', () => {
   it('keeps every duplicate group on one side of a stratified 70/25/5 split', () => {
     // 200 crops, 100 per class; PG crops 0..29 form 10 groups of 3 (rotated copies).
     const labels = Uint8Array.from({ length: 200 }, (_, i) => (i < 100 ? 1 : 0));
-    const items = Array.from({ length: 200 }, (_, i) => ({ exactHash: i < 30 ? `g${Math.floor(i / 3)}` : `u${i}`, perceptual: new Uint32Array(16).fill(i), label: labels[i] }));
+    const items = Array.from({ length: 200 }, (_, i) => ({ exactHash: i < 30 ? `g${Math.floor(i / 3)}` : `u${i}`, perceptual: new Uint32Array(16).fill(i), label: labels[i]! }));
     const dup = findDuplicateGroups(items, -1);
     expect(dup.groups).toBe(10);
     expect(dup.itemsInGroups).toBe(30);
@@ -161,7 +161,7 @@ describe('OOD score', () => {
       for (let k = 0; k < d; k++) values[i * d + k] = (labels[i] ? 5 : -5) + r.normal();
     }
     const stats = fitOodStats(values, labels, d, ['cex', 'pg']);
-    expect(oodScore(new Float32Array(stats.classes[1].mean), stats)).toBeCloseTo(0, 6);
+    expect(oodScore(new Float32Array(stats.classes[1]!.mean), stats)).toBeCloseTo(0, 6);
     expect(stats.threshold).toBeGreaterThan(1.5);
     expect(stats.threshold).toBeLessThan(3);
     let above = 0;

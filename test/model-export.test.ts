@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +31,7 @@ function perturbedModel(norm: 'batch' | 'none', seed: number) {
   const names = model.weights.map((w) => w.originalName);
   model.setWeights(
     model.getWeights().map((w, i) =>
-      names[i].includes('moving_variance') ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + i) : tf.randomNormal(w.shape, 0, norm === 'batch' ? 0.15 : 0.05, 'float32', seed + i),
+      names[i]!.includes('moving_variance') ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + i) : tf.randomNormal(w.shape, 0, norm === 'batch' ? 0.15 : 0.05, 'float32', seed + i),
     ),
   );
   return model;
@@ -54,14 +54,15 @@ describe('ONNX export', () => {
 
       const decoded = onnxProto.onnx.ModelProto.decode(await readFile(path));
       expect(Number(decoded.irVersion)).toBe(8);
-      expect(Number(decoded.opsetImport[0].version)).toBe(17);
+      expect(Number(decoded.opsetImport[0]!.version)).toBe(17);
 
       const x = tf.randomUniform([6, 64, 64, 1], 0, 1, 'float32', 7);
-      const [p, e] = withEmbedding(tf, model).predict(x) as import('@tensorflow/tfjs').Tensor[];
+      const [p, e] = withEmbedding(tf, model).predict(x) as [import('@tensorflow/tfjs').Tensor, import('@tensorflow/tfjs').Tensor]; // [P(PG), embedding]
       const session = await ort.InferenceSession.create(path);
       try {
         const r = await session.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, [6, 64, 64, 1]) });
-        const diff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+        assert(r.p_pg && r.embedding, 'outputs p_pg and embedding');
+        const diff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!)));
         const pTf = p.dataSync();
         // P(PG) away from 0 and 1, so the comparison is not between two saturated sigmoids.
         expect(Math.min(...pTf)).toBeGreaterThan(0.01);
@@ -91,8 +92,9 @@ describe('ONNX export', () => {
     const session = await ort.InferenceSession.create(summary.file);
     try {
       const r = await session.run({ input: new ort.Tensor('float32', x.dataSync() as Float32Array, [2, 64, 64, 1]) });
+      assert(r.p_pg, 'output p_pg');
       const expected = (model.predict(x) as import('@tensorflow/tfjs').Tensor).dataSync();
-      Array.from(r.p_pg.data as Float32Array).forEach((v, i) => expect(Math.abs(v - expected[i])).toBeLessThan(1e-4));
+      Array.from(r.p_pg.data as Float32Array).forEach((v, i) => expect(Math.abs(v - expected[i]!)).toBeLessThan(1e-4));
     } finally {
       await session.release();
     }

@@ -41,7 +41,7 @@ describe('chooseSplits', () => {
     const s = chooseSplits(dataset(given, groups), undefined, 5, true);
     const where = new Map<number, SplitName>();
     s.splitOf.forEach((split, i) => {
-      const g = groups[i];
+      const g = groups[i]!;
       if (where.has(g)) expect(split).toBe(where.get(g));
       where.set(g, split);
     });

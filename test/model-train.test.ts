@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -38,8 +38,9 @@ describe('wasm training kernels', () => {
       const [wasmDx, wasmDw] = grads();
       await tf.setBackend('cpu');
       const [cpuDx, cpuDw] = grads();
+      assert(wasmDx && wasmDw && cpuDx && cpuDw, 'dx and dW on both backends');
       await tf.setBackend('wasm');
-      const rel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]))) / Math.max(...b.map(Math.abs));
+      const rel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!))) / Math.max(...b.map(Math.abs));
       expect(rel(wasmDx, cpuDx), `dx ${size} ${stride} ${pad} ${k}`).toBeLessThan(1e-5);
       expect(rel(wasmDw, cpuDw), `dW ${size} ${stride} ${pad} ${k}`).toBeLessThan(1e-5);
     }
@@ -62,9 +63,9 @@ describe('BatchNorm gradient override', () => {
     const reference = tf.grads(written as never)([x, mean, variance, scale, offset]);
     ours.forEach((g, i) => {
       const a = g.dataSync();
-      const b = reference[i].dataSync();
+      const b = reference[i]!.dataSync();
       const scaleOf = Math.max(...Array.from(b, Math.abs));
-      expect(Math.max(...Array.from(a, (v, k) => Math.abs(v - b[k]))) / scaleOf, `input ${i}`).toBeLessThan(1e-5);
+      expect(Math.max(...Array.from(a, (v, k) => Math.abs(v - b[k]!))) / scaleOf, `input ${i}`).toBeLessThan(1e-5);
     });
   });
 });
@@ -78,12 +79,13 @@ describe('training', () => {
     // Interleave the classes (the folders list all CEX, then all PG) so every step sees both.
     const cex = [...data.labels.keys()].filter((i) => data.labels[i] === 0);
     const pg = [...data.labels.keys()].filter((i) => data.labels[i] === 1);
-    const order = cex.flatMap((c, k) => [c, pg[k]]);
+    expect(pg).toHaveLength(cex.length);
+    const order = cex.flatMap((c, k) => [c, pg[k]!]);
     const plane = 64 * 64;
     const pixels = new Float32Array(n * plane);
     order.forEach((i, k) => pixels.set(Float32Array.from(data.pixels.subarray(i * plane, (i + 1) * plane), (p) => p / 255), k * plane));
     const x = tf.tensor4d(pixels, [n, 64, 64, 1]);
-    const y = tf.tensor2d(Float32Array.from(order, (i) => data.labels[i]), [n, 1]);
+    const y = tf.tensor2d(Float32Array.from(order, (i) => data.labels[i]!), [n, 1]);
     // The default architecture (BatchNorm), dropout off so the loss is not noisy. The loss is
     // measured in training mode (batch statistics): BN's moving averages need many more steps
     // than one short epoch to settle.
@@ -92,7 +94,7 @@ describe('training', () => {
     const lossOf = () =>
       tf.tidy(() => {
         const p = model.apply(x, { training: true }) as import('@tensorflow/tfjs').Tensor;
-        return tf.metrics.binaryCrossentropy(y, p).mean().dataSync()[0];
+        return tf.metrics.binaryCrossentropy(y, p).mean().dataSync()[0]!;
       });
     const before = lossOf();
     // One epoch = 6 steps of 8 crops; three passes keep the test robust to one noisy step.
@@ -136,11 +138,12 @@ describe('training', () => {
     const model = withEmbedding(tf, await loadLayersModel(tf, out));
     const data = await loadDataset(join(dir, 'data'), { inputSize: 64, seed: 1, nearBits: -1 });
     const batch = Float32Array.from(data.pixels.subarray(0, 8 * 64 * 64), (p) => p / 255);
-    const [p, e] = model.predict(tf.tensor4d(batch, [8, 64, 64, 1])) as import('@tensorflow/tfjs').Tensor[];
+    const [p, e] = model.predict(tf.tensor4d(batch, [8, 64, 64, 1])) as [import('@tensorflow/tfjs').Tensor, import('@tensorflow/tfjs').Tensor]; // [P(PG), embedding]
     const session = await ort.InferenceSession.create(join(out, 'model.onnx'));
     try {
       const r = await session.run({ input: new ort.Tensor('float32', batch, [8, 64, 64, 1]) });
-      const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
+      assert(r.p_pg && r.embedding, 'outputs p_pg and embedding');
+      const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!)));
       expect(maxDiff(p.dataSync(), r.p_pg.data as Float32Array)).toBeLessThan(1e-4);
       expect(maxDiff(e.dataSync(), r.embedding.data as Float32Array)).toBeLessThan(1e-4);
       expect(r.p_pg.dims).toEqual([8, 1]);

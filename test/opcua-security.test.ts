@@ -88,7 +88,7 @@ describe('OPC UA users', () => {
       startingNode: condition,
       relativePath: { elements: [{ referenceTypeId: 'i=46', isInverse: false, includeSubtypes: true, targetName: { namespaceIndex: 0, name: 'EventId' } }] },
     });
-    const eventId = (await session.read({ nodeId: eventIdNode.targets![0].targetId, attributeId: AttributeIds.Value })).value.value as Buffer;
+    const eventId = (await session.read({ nodeId: eventIdNode.targets![0]!.targetId, attributeId: AttributeIds.Value })).value.value as Buffer;
     const result = await session.call({
       objectId: condition,
       methodId: `ns=0;i=${MethodIds.AcknowledgeableConditionType_Acknowledge}`,
@@ -133,7 +133,7 @@ describe('OPC UA SignAndEncrypt', () => {
     expect(refused).toHaveLength(1);
 
     // The operator trusts it; the next connection is accepted, encrypted.
-    await rename(join(rejected, refused[0]), join(pkiFolder(dataDir), 'trusted', 'certs', refused[0]));
+    await rename(join(rejected, refused[0]!), join(pkiFolder(dataDir), 'trusted', 'certs', refused[0]!));
     const session = await waitFor(() => connect(server, pki, login(operator.username, operator.password), encrypted), {
       timeout: 10_000,
       interval: 250,

@@ -118,7 +118,7 @@ describe('OPC UA address space', () => {
       relativePath: { elements: ['crystalwatch', 'Cameras', 'cam-1', 'PPG'].map((name) => ({ referenceTypeId: 'i=33', includeSubtypes: true, isInverse: false, targetName: { namespaceIndex: ns, name } })) },
     });
     expect(path.statusCode).toBe(StatusCodes.Good);
-    expect(path.targets?.[0].targetId.toString()).toBe(cam('cam-1', 'PPG'));
+    expect(path.targets?.[0]!.targetId.toString()).toBe(cam('cam-1', 'PPG'));
   });
 
   it('reads the values given to updateCamera, typed; fields never given say BadWaitingForInitialData', async () => {
@@ -296,7 +296,7 @@ describe('OPC UA alert sink', () => {
       startingNode: cam(camera, 'PgOnset'),
       relativePath: { elements: path.map((name) => ({ referenceTypeId: 'i=33', isInverse: false, includeSubtypes: true, targetName: { namespaceIndex: 0, name } })) },
     });
-    return (await read(target.targets![0].targetId.toString())).value.value;
+    return (await read(target.targets![0]!.targetId.toString())).value.value;
   }
   const alert = (overrides: Partial<Alert>): Alert =>
     buildAlert({ id: 'pg-x', runId: 'R-7', startsAt: '2026-11-22T11:00:00.000Z', evidence: { frames: [] }, ...overrides });
@@ -338,7 +338,7 @@ describe('OPC UA ConditionRefresh', () => {
         TimestampsToReturn.Both,
       );
       const sources: string[] = [];
-      item.on('changed', (values: Variant[]) => void (values[2]?.value === true && sources.push(values[0].value)));
+      item.on('changed', (values: Variant[]) => void (values[2]?.value === true && sources.push(values[0]!.value)));
       await new Promise<void>((resolve) => item.once('initialized', () => resolve()));
       const refresh = await session.call({
         objectId: `ns=0;i=${ObjectTypeIds.ConditionType}`,

@@ -84,7 +84,7 @@ describe('live page', () => {
 
     // Live: CEX frames, then the PG onset on reactor-1.
     const ppg = [0.04, 0.06, 0.05, 0.08, 0.07, 0.12, 0.1, 0.35, 0.62, 0.81, 0.9, 0.94];
-    for (let i = 0; i < ppg.length; i++) await publishFrame('reactor-1', i + 1, ppg[i] >= 0.5 ? 'pg' : 'cex', ppg[i]);
+    for (let i = 0; i < ppg.length; i++) await publishFrame('reactor-1', i + 1, ppg[i]! >= 0.5 ? 'pg' : 'cex', ppg[i]!);
     server.publish({ type: 'quality', camera: 'reactor-1', window: '5m', precision: 0.984, recall: 0.962, f1: 0.973, accuracy: 0.981, support: 412 });
     server.publish({ type: 'quality', camera: 'reactor-1', window: '1h', precision: 0.991, recall: 0.978, f1: 0.984, accuracy: 0.988, support: 4810 });
     server.publish({ type: 'quality', camera: 'reactor-2', window: '5m', precision: null, recall: null, f1: null, accuracy: 1, support: 96 });
@@ -94,7 +94,7 @@ describe('live page', () => {
 
     const alert: Alert = buildAlert({
       id: 'reactor-1-batch-A-1', camera: 'reactor-1', runId: 'batch-2026-11-22-A', startsAt: at(11),
-      evidence: { firstPgFrameId: 'reactor-1-9', frames: [9, 10, 11].map((i) => ({ frameId: `reactor-1-${i}`, capturedAt: at(i), pPG: ppg[i - 1] })), detector: 'cusum', statistic: 5.2 },
+      evidence: { firstPgFrameId: 'reactor-1-9', frames: [9, 10, 11].map((i) => ({ frameId: `reactor-1-${i}`, capturedAt: at(i), pPG: ppg[i - 1]! })), detector: 'cusum', statistic: 5.2 },
     });
     store.set(alert.id, alert);
     server.publish({ type: 'alert', alert });

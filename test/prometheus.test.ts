@@ -3,7 +3,7 @@
  * MetricsStage and AlertStage; a real Prometheus scrapes their registry with the shipped rules;
  * a simulated PG onset makes PGOnset appear in a real Alertmanager and reach a webhook receiver.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -114,7 +114,7 @@ describe('Prometheus + Alertmanager on the stages, through the broker', () => {
     // Phase 1: the camera appears (every confusion cell starts at 0) and Prometheus sees it.
     await send([prediction(0.02, 'cex', 'cex')]);
     await until('the first scrape of cam-1', async () => ((await query('crystalwatch_confusion_total{camera="cam-1",actual="pg",predicted="pg"}')).length === 1 ? true : undefined));
-    expect((await query('crystalwatch_alarm{camera="cam-1"}'))[0].value[1]).toBe('0');
+    expect((await query('crystalwatch_alarm{camera="cam-1"}'))[0]!.value[1]).toBe('0');
 
     // Phase 2: 29 clean CEX frames, one CEX frame wrongly called PG, two PG frames missed, then PG onset.
     const batch = [
@@ -132,8 +132,8 @@ describe('Prometheus + Alertmanager on the stages, through the broker', () => {
       const recall = await query('crystalwatch:recall:rate5m{camera="cam-1"}');
       const support = await query('crystalwatch:pg_support:increase5m{camera="cam-1"}');
       // wait until the scrape after the whole batch is in the window (the ratios settle)
-      if (r.length !== 1 || recall.length !== 1 || Math.abs(Number(recall[0].value[1]) - 10 / 12) > 1e-9) return undefined;
-      return { precision: Number(r[0].value[1]), recall: Number(recall[0].value[1]), support: Number(support[0].value[1]) };
+      if (r.length !== 1 || recall.length !== 1 || Math.abs(Number(recall[0]!.value[1]) - 10 / 12) > 1e-9) return undefined;
+      return { precision: Number(r[0]!.value[1]), recall: Number(recall[0]!.value[1]), support: Number(support[0]!.value[1]) };
     });
     expect(precision.precision).toBeCloseTo(10 / 11, 9);
     expect(precision.recall).toBeCloseTo(10 / 12, 9);
@@ -146,8 +146,9 @@ describe('Prometheus + Alertmanager on the stages, through the broker', () => {
 
     // The stage fired one alert; it is on the alerts topic.
     const [alert] = alerts.list();
+    assert(alert, 'the alert in the stage');
     expect(alert).toMatchObject({ camera: 'cam-1', runId: 'run-7', state: 'firing' });
-    expect(alert.evidence.firstPgFrameId).toBe(batch[29].frameId); // the false positive at 0.62 started the excursion
+    expect(alert.evidence.firstPgFrameId).toBe(batch[29]!.frameId); // the false positive at 0.62 started the excursion
     await until('the alert on the alerts topic', async () => (onTopic.some((a) => a.id === alert.id) ? true : undefined));
 
     // Prometheus: the alarm gauge → PGOnset → Alertmanager → the webhook receiver.

@@ -1,5 +1,5 @@
 /** The report's pure parts: trend downsampling, folding alerts and predictions, attribution, figures. */
-import { describe, expect, it } from 'vitest';
+import { assert, describe, expect, it } from 'vitest';
 import { deadLetterRecord } from '../src/bus/dead-letter.js';
 import { decodeDeadLetter, type Alert, type Prediction } from '../src/bus/messages.js';
 import { RunAggregator } from '../src/report/aggregate.js';
@@ -28,7 +28,7 @@ describe('TrendDownsampler', () => {
     const top = points.reduce((a, b) => (b.max > a.max ? b : a));
     expect(top).toMatchObject({ max: 0.97, at: T0 + 73_456 * 100 });
     expect(trend.framesPerPoint).toBe(64);
-    expect(points[0].mean).toBeCloseTo(0.02, 10);
+    expect(points[0]!.mean).toBeCloseTo(0.02, 10);
   });
 
   it('stays within an odd bound, and keeps every frame while the run is short', () => {
@@ -92,6 +92,7 @@ describe('AlertHistory', () => {
     history.add({ ...ack, state: 'resolved', endsAt: at(60) }, {}, T0 + 4);
     const [one, ...rest] = history.list();
     expect(rest).toEqual([]);
+    assert(one, 'the alert in the history');
     expect(one.changes.map((c) => c.kind)).toEqual(['firing', 'acknowledged', 'resolved']);
     expect(one).toMatchObject({ state: 'resolved', acknowledgedBy: 'op', acknowledgedComment: 'stopped', endsAt: at(60), firstRecordedMs: T0 + 1 });
     expect([...history.evidenceFrameIds()]).toEqual(['cam-1-40', 'cam-1-41', 'cam-1-42']);
@@ -176,7 +177,7 @@ describe('audit trail reading', () => {
     ];
     const source = { read: async ({ after = 0, limit }: { after?: number; limit: number }) => {
       const records = entries.filter((e) => e.seq > after).slice(0, Math.min(limit, 2));
-      return records.length && records[records.length - 1].seq < 7 ? { records, next: records[records.length - 1].seq } : { records };
+      return records.length && records[records.length - 1]!.seq < 7 ? { records, next: records[records.length - 1]!.seq } : { records };
     } };
     const figures = await readAudit(source, 'r1', new Set(['pg-1']), { fromMs: 0, toMs: 0 });
     expect(figures.run).toEqual({ startedAt: at(10), source: 'opcua', endedAt: at(30), endReason: 'stopped by PG alert' });

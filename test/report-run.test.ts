@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
 import type { Message } from 'kafkajs';
 import { renderFrame } from '../simulator/index.js';
 import { startTestBus, noisePng, type TestBus } from './helpers/bus.js';
@@ -70,8 +70,8 @@ async function produceRun(bus: TestBus): Promise<void> {
     }
   }
   // A redelivered prediction, and another run's prediction that must not count.
-  predictions.push({ key: 'cam-a', value: predictions[5].value });
-  predictions.push({ key: 'cam-a', value: JSON.stringify({ ...JSON.parse(predictions[6].value!.toString()), frameId: 'other-1', runId: 'batch-0041', pPG: 0.99, predicted: 'pg' }) });
+  predictions.push({ key: 'cam-a', value: predictions[5]!.value });
+  predictions.push({ key: 'cam-a', value: JSON.stringify({ ...JSON.parse(predictions[6]!.value!.toString()), frameId: 'other-1', runId: 'batch-0041', pPG: 0.99, predicted: 'pg' }) });
   await producer.send({ topic: topics.frames, messages: frames });
   await producer.send({ topic: topics.predictions, messages: predictions });
 
@@ -106,7 +106,7 @@ const auditRecords: AuditEntry[] = [
 const audit: AuditSource = {
   read: async ({ after = 0, limit }) => {
     const records = auditRecords.filter((r) => r.seq > after).slice(0, limit);
-    return records.length === limit ? { records, next: records[records.length - 1].seq } : { records };
+    return records.length === limit ? { records, next: records[records.length - 1]!.seq } : { records };
   },
 };
 
@@ -133,6 +133,7 @@ describe('writeRunReport', () => {
 
     expect(figures.cameras.map((c) => c.camera)).toEqual(['cam-a', 'cam-b']);
     const [a, b] = figures.cameras;
+    assert(a && b, 'figures for both cameras');
     expect(a).toMatchObject({ frames: 60, usable: 57, unusable: 3, unusableByReason: { 'out-of-focus': 2, black: 1 }, predicted: { pg: 20, cex: 37 }, labelled: { pg: 20, cex: 40 } });
     expect(a.classification).toMatchObject({ confusion: { tp: 19, fp: 1, tn: 36, fn: 1 }, precision: 0.95, recall: 0.95, support: 57 });
     expect(a.classification!.f1).toBeCloseTo(0.95, 10);
@@ -144,7 +145,7 @@ describe('writeRunReport', () => {
     expect(figures.run).toMatchObject({ startedAt: at(-5), endedAt: at(60) });
     expect(figures.run.events).toHaveLength(2);
     expect(figures.alerts).toHaveLength(1);
-    expect(figures.alerts[0].changes.map((c) => c.kind)).toEqual(['firing', 'acknowledged', 'resolved']);
+    expect(figures.alerts[0]!.changes.map((c) => c.kind)).toEqual(['firing', 'acknowledged', 'resolved']);
     expect(figures.acknowledgements).toEqual([{ alertId: 'pg-0123456789abcdef', camera: 'cam-a', by: 'operator-7', at: at(50), comment: 'batch stopped, sample sent to the lab', via: 'web', source: 'alerts+audit' }]);
     expect(figures.models).toEqual([
       { model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', frames: 60, from: at(0), to: at(59) },
@@ -171,7 +172,7 @@ describe('writeRunReport', () => {
     expect(html.match(/<div class="chart"><svg /g)).toHaveLength(2);
     const images = [...html.matchAll(/<img src="data:image\/jpeg;base64,([^"]+)" width="(\d+)"/g)];
     expect(images).toHaveLength(EVIDENCE.length);
-    expect(images.every((m) => Number(m[2]) === 320 && Buffer.from(m[1], 'base64')[0] === 0xff)).toBe(true);
+    expect(images.every((m) => Number(m[2]) === 320 && Buffer.from(m[1]!, 'base64')[0] === 0xff)).toBe(true);
     expect(html).not.toContain('batch-0041');
     expect(html).not.toMatch(/<(script|link)\b/); // self-contained
   });
@@ -179,6 +180,7 @@ describe('writeRunReport', () => {
   it('downsamples a long trend to the bound it is given and keeps its highest P(PG)', async () => {
     const result = await writeRunReport({ kafka: bus.kafka, topics, runId: RUN, out: path.join(bus.dir, 'small'), logger: silentLogger, pdf: false, trendPoints: 8 });
     const [a] = result.figures.cameras;
+    assert(a, 'figures for the camera');
     expect(a.trend.points.length).toBeLessThanOrEqual(8);
     expect(a.trend.points.reduce((n, p) => n + p.frames, 0)).toBe(57);
     expect(Math.max(...a.trend.points.map((p) => p.max))).toBe(0.95);

@@ -89,7 +89,7 @@ describe('renderFrame', () => {
     for (let y = 0; y < small.height; y++) {
       for (let x = 0; x < small.width; x++) {
         const i = y * small.width + x;
-        const changed = Math.abs(a[i] - b[i]) > 12;
+        const changed = Math.abs(a[i]! - b[i]!) > 12;
         const inBox = pg.truth.pgBoxes.some((box) => x >= box.x && x < box.x + box.width && y >= box.y && y < box.y + box.height);
         if (inBox) {
           inside++;
@@ -149,7 +149,7 @@ describe('FrameCamera', () => {
     for (const [i, name] of pngs.entries()) {
       expect(name).toMatch(NAME);
       const truth = JSON.parse(await readFile(join(out, name.replace(/\.png$/, '.json')), 'utf8')) as FrameTruth;
-      expect(truth).toEqual(seen[i].truth);
+      expect(truth).toEqual(seen[i]!.truth);
       expect(truth.frameIndex).toBe(i);
       expect(truth.camera).toBe('cam-7');
       // fps 4, onset at 1 s: frames 0–3 are before it.

@@ -21,13 +21,13 @@ function rocAuc(positives: number[], negatives: number[]): number {
   const ranks = new Array<number>(all.length);
   for (let i = 0; i < all.length; ) {
     let j = i;
-    while (j + 1 < all.length && all[j + 1].v === all[i].v) j++;
+    while (j + 1 < all.length && all[j + 1]!.v === all[i]!.v) j++;
     for (let k = i; k <= j; k++) ranks[k] = (i + j) / 2 + 1;
     i = j + 1;
   }
   let rankSum = 0;
   all.forEach((item, i) => {
-    if (item.pos) rankSum += ranks[i];
+    if (item.pos) rankSum += ranks[i]!;
   });
   const n1 = positives.length;
   const n0 = negatives.length;
@@ -53,8 +53,8 @@ function orientationCoherence(px: Buffer, width: number, height: number): number
       let jxy = 0;
       for (let y = by; y < by + block; y++) {
         for (let x = bx; x < bx + block; x++) {
-          const gx = px[y * width + x + 1] - px[y * width + x - 1];
-          const gy = px[(y + 1) * width + x] - px[(y - 1) * width + x];
+          const gx = px[y * width + x + 1]! - px[y * width + x - 1]!;
+          const gy = px[(y + 1) * width + x]! - px[(y - 1) * width + x]!;
           jxx += gx * gx;
           jyy += gy * gy;
           jxy += gx * gy;
@@ -84,7 +84,7 @@ function centreSurround(px: Buffer, width: number, height: number): number {
   let sumSq = 0;
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
-      const v = px[y * width + x];
+      const v = px[y * width + x]!;
       sum += v;
       sumSq += v * v;
       const r = Math.hypot(x - width / 2, y - height / 2) / side;
@@ -104,10 +104,10 @@ function centreSurround(px: Buffer, width: number, height: number): number {
 
 /** Logistic regression by gradient descent on standardised features; returns a scoring function. */
 function fitLogistic(rows: { x: number[]; y: number }[]): (x: number[]) => number {
-  const k = rows[0].x.length;
-  const mean = Array.from({ length: k }, (_, j) => rows.reduce((s, r) => s + r.x[j], 0) / rows.length);
-  const sd = Array.from({ length: k }, (_, j) => Math.sqrt(rows.reduce((s, r) => s + (r.x[j] - mean[j]) ** 2, 0) / rows.length) || 1);
-  const z = (x: number[]): number[] => x.map((v, j) => (v - mean[j]) / sd[j]);
+  const k = rows[0]!.x.length;
+  const mean = Array.from({ length: k }, (_, j) => rows.reduce((s, r) => s + r.x[j]!, 0) / rows.length);
+  const sd = Array.from({ length: k }, (_, j) => Math.sqrt(rows.reduce((s, r) => s + (r.x[j]! - mean[j]!) ** 2, 0) / rows.length) || 1);
+  const z = (x: number[]): number[] => x.map((v, j) => (v - mean[j]!) / sd[j]!);
   const w = new Array<number>(k).fill(0);
   let b = 0;
   for (let iteration = 0; iteration < 2000; iteration++) {
@@ -115,14 +115,14 @@ function fitLogistic(rows: { x: number[]; y: number }[]): (x: number[]) => numbe
     let gradB = 0;
     for (const r of rows) {
       const x = z(r.x);
-      const p = 1 / (1 + Math.exp(-(b + x.reduce((s, v, j) => s + v * w[j], 0))));
-      for (let j = 0; j < k; j++) grad[j] += (p - r.y) * x[j];
+      const p = 1 / (1 + Math.exp(-(b + x.reduce((s, v, j) => s + v * w[j]!, 0))));
+      for (let j = 0; j < k; j++) grad[j]! += (p - r.y) * x[j]!;
       gradB += p - r.y;
     }
-    for (let j = 0; j < k; j++) w[j] -= (0.1 * grad[j]) / rows.length;
+    for (let j = 0; j < k; j++) w[j]! -= (0.1 * grad[j]!) / rows.length;
     b -= (0.1 * gradB) / rows.length;
   }
-  return (x) => b + z(x).reduce((s, v, j) => s + v * w[j], 0);
+  return (x) => b + z(x).reduce((s, v, j) => s + v * w[j]!, 0);
 }
 
 interface CropStats {

@@ -97,7 +97,7 @@ describe('trust gates on models/default', () => {
     expect(code, stderr).toBe(0);
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; predicted: string; reason?: string });
     expect(lines.map((l) => l.file)).toEqual(files);
-    expectTargets(lines.map((l, i) => ({ ...l, name: [...nonProbe, ...unseen][i].name })));
+    expectTargets(lines.map((l, i) => ({ ...l, name: [...nonProbe, ...unseen][i]!.name })));
   }, 240_000);
 
   describe('through the classify stage', () => {

@@ -355,7 +355,7 @@ describe('WebServer live feed', () => {
     const crossSite = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { origin: 'https://evil.example', 'content-type': 'text/plain' }, '{"by":"x"}');
     expect(crossSite.status).toBe(403);
     const listed = JSON.parse((await raw(server, 'GET', '/api/alerts')).body.toString()) as Alert[];
-    expect(listed[0].acknowledgedAt).toBeUndefined();
+    expect(listed[0]!.acknowledgedAt).toBeUndefined();
     const sameSite = await raw(server, 'POST', '/api/alerts/alert-cam1-1/ack', { origin: `http://127.0.0.1:${server.port}` }, '');
     expect(sameSite.status).toBe(200);
   });

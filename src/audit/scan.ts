@@ -68,5 +68,5 @@ export async function readAuditPage(path: string, options: { after?: number; lim
     }
     records.push(parsed.record);
   }
-  return more ? { records, next: records[records.length - 1].seq } : { records };
+  return more ? { records, next: records[records.length - 1]!.seq } : { records };
 }

@@ -118,7 +118,7 @@ export class AuditTrail {
         await syncFolder(paths.recovered);
         await handle.truncate(scanned.completeBytes);
         await handle.sync();
-        plan.recoveries[0].recoveredTo = keptAt;
+        plan.recoveries[0]!.recoveredTo = keptAt;
         logger.warn({ trail: paths.log, bytes: scanned.tornTail.length, keptAt }, 'audit trail ended in a torn write (crash mid-append); cut it off and recorded audit.recovered');
       }
       trail = new AuditTrail(paths, handle, release, options, { tail: plan.tail, nextSeq: plan.nextSeq, bytes: scanned.completeBytes, problems });
@@ -204,7 +204,7 @@ export class AuditTrail {
     while (this.pending.length > 0) {
       let bytes = 0;
       let count = 0;
-      while (count < this.pending.length && (count === 0 || bytes + this.pending[count].line.length <= MAX_BATCH_BYTES)) bytes += this.pending[count++].line.length;
+      while (count < this.pending.length && (count === 0 || bytes + this.pending[count]!.line.length <= MAX_BATCH_BYTES)) bytes += this.pending[count++]!.line.length;
       const batch = this.pending.splice(0, count);
       try {
         await this.write(batch);
@@ -237,7 +237,7 @@ export class AuditTrail {
       offset += Buffer.byteLength(p.line);
     }
     this.durableBytes = offset;
-    const last = batch[batch.length - 1].record;
+    const last = batch[batch.length - 1]!.record;
     this.durable = { seq: last.seq, hash: last.hash };
   }
 
@@ -258,13 +258,13 @@ export class AuditTrail {
     let lo = 0;
     for (let hi = count; lo < hi;) {
       const mid = (lo + hi) >>> 1;
-      if (this.seqs[mid] <= after) lo = mid + 1;
+      if (this.seqs[mid]! <= after) lo = mid + 1;
       else hi = mid;
     }
     if (lo >= count) return { records: [] };
     const end = Math.min(lo + limit, count);
-    const from = this.offsets[lo];
-    const to = end < count ? this.offsets[end] : this.durableBytes;
+    const from = this.offsets[lo]!;
+    const to = end < count ? this.offsets[end]! : this.durableBytes;
     const buffer = Buffer.alloc(to - from);
     for (let done = 0; done < buffer.length;) {
       const { bytesRead } = await this.handle.read(buffer, done, buffer.length - done, from + done);

@@ -78,13 +78,13 @@ export function checkTrail(scanned: ScannedFile, head: HeadState | null): AuditV
   }
 
   for (let i = 0; i < unique.length; i += 1) {
-    const { record, line } = unique[i];
+    const { record, line } = unique[i]!;
     const before = unique[i - 1]?.record.seq;
     const after = unique[i + 1]?.record.seq;
     if (before !== undefined && record.seq < before) {
-      problems.push({ kind: 'reordered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) comes after record ${before} (line ${unique[i - 1].line})` });
+      problems.push({ kind: 'reordered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) comes after record ${before} (line ${unique[i - 1]!.line})` });
     } else if (after !== undefined && record.seq > after) {
-      problems.push({ kind: 'reordered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) comes before record ${after} (line ${unique[i + 1].line})` });
+      problems.push({ kind: 'reordered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) comes before record ${after} (line ${unique[i + 1]!.line})` });
     }
   }
 

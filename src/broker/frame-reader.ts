@@ -150,7 +150,7 @@ export class FrameReader {
 
   /** The INT32 at the front, read across chunk boundaries without joining the chunks. */
   private peekSize(): number {
-    const first = this.chunks[0];
+    const first = this.chunks[0]!;
     if (first.length >= 4) return first.readInt32BE(0);
     const prefix = Buffer.allocUnsafe(4);
     let copied = 0;
@@ -162,7 +162,7 @@ export class FrameReader {
   }
 
   private take(bytes: number): Buffer {
-    const first = this.chunks[0];
+    const first = this.chunks[0]!;
     let out: Buffer;
     if (first.length >= bytes) {
       out = first.subarray(0, bytes);
@@ -172,7 +172,7 @@ export class FrameReader {
       out = Buffer.allocUnsafeSlow(bytes);
       let copied = 0;
       while (copied < bytes) {
-        const head = this.chunks[0];
+        const head = this.chunks[0]!;
         const n = Math.min(head.length, bytes - copied);
         head.copy(out, copied, 0, n);
         copied += n;

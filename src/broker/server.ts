@@ -229,7 +229,7 @@ export class Connection {
 
   private flush(): void {
     let wrote = false;
-    while (this.queue.length > 0 && this.queue[0].ready) {
+    while (this.queue.length > 0 && this.queue[0]!.ready) {
       const slot = this.queue.shift()!;
       if (!slot.chunks) continue;
       if (!wrote) { this.socket.cork(); wrote = true; }

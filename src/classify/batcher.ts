@@ -56,7 +56,7 @@ export class MicroBatcher {
     this.classifier
       .classify(batch.map((p) => p.bytes))
       .then(
-        (results) => batch.forEach((p, i) => p.resolve(results[i])),
+        (results) => batch.forEach((p, i) => p.resolve(results[i]!)),
         (err: Error) => batch.forEach((p) => p.reject(err)),
       )
       .finally(() => {

@@ -236,7 +236,7 @@ export class Classifier {
     await Promise.all(
       (this.options.tileResize === 'tile' ? [] : framesToTile).map(async ({ image, regions, firstJob }) => {
         const tiles = await tilesByFrameResize(decoded[image]!, regions, this.tileSize.tile, this.card.input);
-        tiles?.forEach((pixels, k) => (jobs[firstJob + k].pixels = pixels));
+        tiles?.forEach((pixels, k) => (jobs[firstJob + k]!.pixels = pixels));
       }),
     );
     return { results, decoded, jobs, tiled };
@@ -266,7 +266,7 @@ export class Classifier {
       this.options.onInference?.((performance.now() - t0) / 1000, chunk.length);
       const d = out.embeddingDim ?? 0;
       for (let k = 0; k < chunk.length; k++) {
-        pPG[start + k] = out.pPG[k];
+        pPG[start + k] = out.pPG[k]!;
         if (!out.embedding || !d) continue;
         const embedding = out.embedding.subarray(k * d, (k + 1) * d);
         onEmbedding?.(start + k, embedding);
@@ -291,9 +291,9 @@ export class Classifier {
       let oodSum = 0;
       const tiles: Tile[] = [];
       for (const j of indices) {
-        best = Math.max(best, pPG[j]);
-        oodSum += ood[j];
-        if (tiled.get(i) && pPG[j] >= threshold) tiles.push({ ...jobs[j].region, pPG: round(pPG[j]) });
+        best = Math.max(best, pPG[j]!);
+        oodSum += ood[j]!;
+        if (tiled.get(i) && pPG[j]! >= threshold) tiles.push({ ...jobs[j]!.region, pPG: round(pPG[j]!) });
       }
       const size = { width: image.width, height: image.height };
       // Tiled frames: the mean tile score, so one odd tile (a vessel edge) does not void a frame.
@@ -321,7 +321,7 @@ export class Classifier {
     const embeddings: Float32Array[] = [];
     const { pPG } = await this.infer(prepared, (j, embedding) => (embeddings[j] = Float32Array.from(embedding)));
     const out: ({ embedding: Float32Array; pPG: number }[] | undefined)[] = images.map(() => undefined);
-    prepared.jobs.forEach((job, j) => (out[job.image] ??= []).push({ embedding: embeddings[j], pPG: pPG[j] }));
+    prepared.jobs.forEach((job, j) => (out[job.image] ??= []).push({ embedding: embeddings[j]!, pPG: pPG[j]! }));
     return out;
   }
 

@@ -129,8 +129,8 @@ file could not be read or decoded, with a reason). The exit code is 1 when any f
           const results = await classifier.classify(readable);
           let k = 0;
           group.forEach((file, i) => {
-            const read = bytes[i];
-            const r = read.ok ? results[k++] : { predicted: 'error' as const, pPG: null, reason: read.reason };
+            const read = bytes[i]!;
+            const r = read.ok ? results[k++]! : { predicted: 'error' as const, pPG: null, reason: read.reason };
             if (r.predicted === 'error') failed++;
             if (opts.json) {
               process.stdout.write(`${JSON.stringify({ file, predicted: r.predicted, pPG: r.pPG, ...(r.reason ? { reason: r.reason } : {}) })}\n`);

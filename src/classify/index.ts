@@ -179,7 +179,7 @@ export class ClassifyStage {
             clearInterval(beat);
           }
           if (isStale()) return; // reassigned meanwhile: the new owner re-processes from the committed offset
-          const last = chunk[chunk.length - 1].offset;
+          const last = chunk[chunk.length - 1]!.offset;
           resolveOffset(last);
           await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
           const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
@@ -221,7 +221,7 @@ export class ClassifyStage {
     const latencyMs = Math.round((performance.now() - received) * 1000) / 1000;
     const info = this.classifier!.info;
     usable.forEach(({ message, headers }, k) => {
-      let r = results[k];
+      let r = results[k]!;
       if (r.predicted === 'error') {
         deadLetter(message, r.errorKind ?? 'undecodable', `frame ${headers['frame-id']}: ${r.reason}`);
         return;

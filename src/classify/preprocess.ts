@@ -66,7 +66,7 @@ export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX
     // Some codecs keep extra bands; keep the first `channels` of each pixel.
     const pixels = Buffer.alloc(info.width * info.height * channels);
     for (let i = 0, j = 0; j < pixels.length; i += info.channels, j += channels) {
-      for (let c = 0; c < channels; c++) pixels[j + c] = data[i + Math.min(c, info.channels - 1)];
+      for (let c = 0; c < channels; c++) pixels[j + c] = data[i + Math.min(c, info.channels - 1)]!;
     }
     return { pixels, channels, width: info.width, height: info.height };
   } catch (err) {
@@ -104,7 +104,7 @@ export async function cropAndResize(image: DecodedImage, region: Region, input: 
   // Grey image into an RGB model: R = G = B. (RGB into grey went through b-w above.)
   const out = Buffer.alloc(input.width * input.height * input.channels);
   for (let i = 0, j = 0; j < out.length; i += info.channels, j += input.channels) {
-    for (let c = 0; c < input.channels; c++) out[j + c] = data[i + Math.min(c, info.channels - 1)];
+    for (let c = 0; c < input.channels; c++) out[j + c] = data[i + Math.min(c, info.channels - 1)]!;
   }
   return out;
 }
@@ -153,7 +153,12 @@ export function channelTransform(input: Pick<ModelInput, 'channels' | 'colorOrde
   const colours: ('r' | 'g' | 'b')[] = input.channels === 1 ? ['r'] : input.colorOrder === 'bgr' ? ['b', 'g', 'r'] : ['r', 'g', 'b'];
   const source = input.channels === 1 ? [0] : colours.map((c) => ({ r: 0, g: 1, b: 2 })[c]);
   const n: Normalization = input.normalization;
-  const per = (v: number[] | number) => colours.map((_, i) => (typeof v === 'number' ? v : v.length === 1 ? v[0] : v[i]));
+  const per = (v: number[] | number) =>
+    colours.map((_, i) => {
+      const value = typeof v === 'number' ? v : v.length === 1 ? v[0] : v[i];
+      if (value === undefined) throw new Error(`model input: normalization needs 1 or ${colours.length} values, got ${JSON.stringify(v)}`);
+      return value;
+    });
   switch (n) {
     case 'unit':
       return { scale: 1 / 255, mean: per(0), std: per(1), source };
@@ -172,7 +177,7 @@ export function channelTransform(input: Pick<ModelInput, 'channels' | 'colorOrde
 /** Per model channel, the normalised value of each 8-bit level: one table read per sample. */
 export function channelTables(transform: ChannelTransform): Float32Array[] {
   return transform.mean.map((m, c) => {
-    const inv = 1 / transform.std[c];
+    const inv = 1 / transform.std[c]!;
     return Float32Array.from({ length: 256 }, (_, v) => (v * transform.scale - m) * inv);
   });
 }
@@ -195,23 +200,24 @@ export function writeTensor(pixels: Buffer, input: ModelInput, transform: Channe
   }
   if (layout === 'NHWC' && channels === 3 && inChannels === 3) {
     // The common case (Keras RGB/BGR models), in one pass.
-    const [t0, t1, t2] = tables;
-    const [s0, s1, s2] = transform.source;
+    // Three channels in and out: three tables and three sources.
+    const [t0, t1, t2] = tables as [Float32Array, Float32Array, Float32Array];
+    const [s0, s1, s2] = transform.source as [number, number, number];
     for (let p = 0, i = 0, o = base; p < plane; p++, i += 3, o += 3) {
-      out[o] = t0[pixels[i + s0]];
-      out[o + 1] = t1[pixels[i + s1]];
-      out[o + 2] = t2[pixels[i + s2]];
+      out[o] = t0[pixels[i + s0]!]!;
+      out[o + 1] = t1[pixels[i + s1]!]!;
+      out[o + 2] = t2[pixels[i + s2]!]!;
     }
     return;
   }
   for (let c = 0; c < channels; c++) {
-    const src = inChannels === 1 ? 0 : transform.source[c];
-    const table = tables[c];
+    const src = inChannels === 1 ? 0 : transform.source[c]!;
+    const table = tables[c]!;
     if (layout === 'NCHW') {
       const o = base + c * plane;
-      for (let p = 0; p < plane; p++) out[o + p] = table[pixels[p * inChannels + src]];
+      for (let p = 0; p < plane; p++) out[o + p] = table[pixels[p * inChannels + src]!]!;
     } else {
-      for (let p = 0; p < plane; p++) out[base + p * channels + c] = table[pixels[p * inChannels + src]];
+      for (let p = 0; p < plane; p++) out[base + p * channels + c] = table[pixels[p * inChannels + src]!]!;
     }
   }
 }
@@ -230,7 +236,7 @@ export function tileRegions(width: number, height: number, tile: number, stride:
     if (size <= tile) return [0];
     const out: number[] = [];
     for (let s = 0; s + tile <= size; s += stride) out.push(s);
-    if (out[out.length - 1] + tile < size) out.push(size - tile);
+    if (out[out.length - 1]! + tile < size) out.push(size - tile);
     return out;
   };
   const regions: Region[] = [];

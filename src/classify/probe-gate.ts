@@ -106,14 +106,14 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
       let sum = 0;
       let sq = 0;
       let n = 0;
-      const x1 = Math.min(colStart[c + 1], w - 1);
-      for (let x = Math.max(1, colStart[c]) | 1, i = base + x; x < x1; x += 2, i += 2) {
-        const v = grey[i];
+      const x1 = Math.min(colStart[c + 1]!, w - 1);
+      for (let x = Math.max(1, colStart[c]!) | 1, i = base + x; x < x1; x += 2, i += 2) {
+        const v = grey[i]!;
         sum += v;
         sq += v * v;
         n++;
-        const gx = grey[i + 1] - grey[i - 1];
-        const gy = grey[i + w] - grey[i - w];
+        const gx = grey[i + 1]! - grey[i - 1]!;
+        const gy = grey[i + w]! - grey[i - w]!;
         const ax = gx < 0 ? -gx : gx;
         const ay = gy < 0 ? -gy : gy;
         if (ax + ay >= EDGE) {
@@ -122,9 +122,9 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
           else if (ay > AXIS_RATIO * ax) alongY++;
         }
       }
-      cellSum[rowCell + c] += sum;
-      cellSq[rowCell + c] += sq;
-      cellN[rowCell + c] += n;
+      cellSum[rowCell + c]! += sum;
+      cellSq[rowCell + c]! += sq;
+      cellN[rowCell + c]! += n;
     }
   }
   let brightFlat = 0;
@@ -136,8 +136,8 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
     for (let c = 0; c < cols; c++) {
       const k = r * cols + c;
       const n = cellN[k] || 1;
-      const mean = cellSum[k] / n;
-      const sd = Math.sqrt(Math.max(0, cellSq[k] / n - mean * mean));
+      const mean = cellSum[k]! / n;
+      const sd = Math.sqrt(Math.max(0, cellSq[k]! / n - mean * mean));
       const isBorder = r === 0 || c === 0 || r === rows - 1 || c === cols - 1;
       const bright = mean >= 170 && sd < 10;
       if (bright) brightFlat++;
@@ -178,14 +178,14 @@ function midLaplacianVariance(p: GreyPlane): number {
   const blocks = new Float32Array(bw * bh);
   for (let y = 0; y < bh * BLOCK; y++) {
     const row = Math.floor(y / BLOCK) * bw;
-    for (let bx = 0, i = y * w; bx < bw; bx++, i += BLOCK) blocks[row + bx] += grey[i] + grey[i + 1] + grey[i + 2] + grey[i + 3];
+    for (let bx = 0, i = y * w; bx < bw; bx++, i += BLOCK) blocks[row + bx]! += grey[i]! + grey[i + 1]! + grey[i + 2]! + grey[i + 3]!;
   }
   let sum = 0;
   let sq = 0;
   let n = 0;
   for (let y = 1; y < bh - 1; y++) {
     for (let x = 1, i = y * bw + 1; x < bw - 1; x++, i++) {
-      const l = (blocks[i - 1] + blocks[i + 1] + blocks[i - bw] + blocks[i + bw] - 4 * blocks[i]) / (BLOCK * BLOCK);
+      const l = (blocks[i - 1]! + blocks[i + 1]! + blocks[i - bw]! + blocks[i + bw]! - 4 * blocks[i]!) / (BLOCK * BLOCK);
       sum += l;
       sq += l * l;
       n++;

@@ -77,7 +77,7 @@ export function greyPlane(image: DecodedImage, maxSide = MAX_SIDE): GreyPlane {
     const o = y * w;
     if (channels === 1) {
       for (let x = 0; x < w; x++, i += rowStep) {
-        const v = pixels[i];
+        const v = pixels[i]!;
         plane[o + x] = v;
         sum += v;
         sumSq += v * v;
@@ -86,9 +86,9 @@ export function greyPlane(image: DecodedImage, maxSide = MAX_SIDE): GreyPlane {
       continue;
     }
     for (let x = 0; x < w; x++, i += rowStep) {
-      const r = pixels[i];
-      const g = pixels[i + 1];
-      const b = pixels[i + 2];
+      const r = pixels[i]!;
+      const g = pixels[i + 1]!;
+      const b = pixels[i + 2]!;
       const v = 0.299 * r + 0.587 * g + 0.114 * b;
       plane[o + x] = v;
       sum += v;
@@ -113,7 +113,7 @@ export function planeQualityStats(p: GreyPlane): QualityStats {
   let ln = 0;
   for (let y = 1; y < h - 1; y++) {
     for (let x = 1, i = y * w + 1; x < w - 1; x++, i++) {
-      const l = grey[i - 1] + grey[i + 1] + grey[i - w] + grey[i + w] - 4 * grey[i];
+      const l = grey[i - 1]! + grey[i + 1]! + grey[i - w]! + grey[i + w]! - 4 * grey[i]!;
       lSum += l;
       lSumSq += l * l;
       ln++;

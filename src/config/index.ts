@@ -272,7 +272,7 @@ function setPath(target: Record<string, unknown>, at: string[], value: unknown):
     if (typeof node[key] !== 'object' || node[key] === null) node[key] = {};
     node = node[key] as Record<string, unknown>;
   }
-  node[at[at.length - 1]] = value;
+  node[at[at.length - 1]!] = value;
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -344,6 +344,7 @@ export function maskSecrets(config: Config): unknown {
 function maskPath(node: unknown, at: string[]): void {
   if (node === null || typeof node !== 'object') return;
   const [head, ...rest] = at;
+  if (head === undefined) return;
   const obj = node as Record<string, unknown>;
   if (head === '*') {
     for (const child of Object.values(obj)) maskPath(child, rest);

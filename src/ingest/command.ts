@@ -53,7 +53,7 @@ KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD, KAFKA_MAX_MESSAGE_BYTES. Stops cleanly
       }
       const logger = createLogger();
       const { kafka, topics, bus } = await connectStageBus('ingest', opts, logger);
-      const cameras: CameraFolder[] = opts.watch.map((watch, i) => ({ camera: opts.camera[i], watch, ...(opts.runId ? { runId: opts.runId } : {}) }));
+      const cameras: CameraFolder[] = opts.watch.map((watch, i) => ({ camera: opts.camera[i]!, watch, ...(opts.runId ? { runId: opts.runId } : {}) }));
       const stage = new IngestStage({
         kafka, topics, cameras, after: opts.after, archiveDir: opts.archive, quarantineDir: opts.quarantine,
         maxFileBytes: opts.maxBytes, maxPixels: opts.maxPixels, maxMessageBytes: bus.maxMessageBytes, ledgerPath: opts.ledger,

@@ -104,7 +104,7 @@ export function headerDimensions(head: Buffer): { kind: ImageKind; width: number
   }
   if (kind === 'jpeg') {
     for (let offset = 2; offset + 4 <= head.length;) {
-      const marker = head[offset + 1];
+      const marker = head[offset + 1]!;
       if (head[offset] !== 0xff) return undefined;
       if (marker === 0xff) { offset += 1; continue; }
       if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { offset += 2; continue; }
@@ -173,8 +173,8 @@ function inspectJpeg(bytes: Buffer): Inspection {
   let height: number | undefined;
   while (true) {
     if (offset + 4 > bytes.length) return { state: 'incomplete', kind: 'jpeg', detail: `segment at byte ${offset} not written yet` };
-    if (bytes[offset] !== 0xff) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: expected a marker (FF) at byte ${offset}, found ${bytes[offset].toString(16)}` };
-    const marker = bytes[offset + 1];
+    if (bytes[offset] !== 0xff) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: expected a marker (FF) at byte ${offset}, found ${bytes[offset]!.toString(16)}` };
+    const marker = bytes[offset + 1]!;
     if (marker === 0xff) { offset += 1; continue; } // fill byte
     if (marker === 0xd9) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: end of image at byte ${offset} before any scan` };
     if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { offset += 2; continue; } // markers without length

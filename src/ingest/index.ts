@@ -98,7 +98,7 @@ export class IngestStage {
     const o = this.options;
     const metrics = ingestMetrics(o.registry);
     const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const ledger = new Ledger(o.ledgerPath ?? join(o.cameras[0].watch, '.ingest-ledger.jsonl'));
+    const ledger = new Ledger(o.ledgerPath ?? join(o.cameras[0]!.watch, '.ingest-ledger.jsonl'));
     await ledger.open();
     this.ledger = ledger;
     this.recovery = this.recover(ledger, maxMessageBytes);

@@ -87,7 +87,7 @@ export class Ledger {
     }
     const lines = text.split('\n');
     for (let i = 0; i < lines.length; i += 1) {
-      const line = lines[i];
+      const line = lines[i]!;
       if (line.trim() === '') continue;
       let record: LedgerRecord;
       try {

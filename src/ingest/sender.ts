@@ -120,7 +120,7 @@ export class FrameSender {
     // is as fast per byte as it gets, a 16 MiB request is slower per byte (measured in bench/ingest.ts).
     const limit = Math.min(this.ctx.maxMessageBytes, MAX_BATCH_BYTES);
     while (this.ready.length > 0 && batch.length < MAX_BATCH_FRAMES) {
-      const next = this.ready[0];
+      const next = this.ready[0]!;
       if (now - next.completedAt < this.ctx.reorderWindowMs) break;
       const size = next.size + 1024;
       if (batch.length > 0 && bytes + size > limit) break;
@@ -177,6 +177,7 @@ export class FrameSender {
           messages: pending.map((f) => ({ key: this.camera, value: f.bytes, headers: encodeFrameHeaders(f.headers) })),
         });
         const meta = metadata.find((m) => m.topicName === this.ctx.framesTopic) ?? metadata[0];
+        if (!meta) throw new Error(`Kafka acknowledged ${pending.length} records to ${this.ctx.framesTopic} without saying where they went`);
         const base = BigInt(meta.baseOffset ?? '0');
         const ackAt = new Date().toISOString();
         await this.ctx.ledger.append(pending.map((f, i) => ({ t: 'ack', frameId: f.frameId, partition: meta.partition, offset: (base + BigInt(i)).toString(), at: ackAt })));
@@ -187,7 +188,7 @@ export class FrameSender {
         this.ctx.metrics.sendErrors.inc({ camera: this.camera });
         const tooLarge = /too large|MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE/i.test(`${(err as Error).message} ${(err as { type?: string }).type ?? ''}`);
         if (tooLarge && pending.length === 1) {
-          await this.hooks.refused(pending[0], `Kafka refused the record of ${pending[0].size} bytes (${(err as Error).message}); raise the topic's max.message.bytes or lower --max-bytes`);
+          await this.hooks.refused(pending[0]!, `Kafka refused the record of ${pending[0]!.size} bytes (${(err as Error).message}); raise the topic's max.message.bytes or lower --max-bytes`);
           return;
         }
         const backoffMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));

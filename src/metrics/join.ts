@@ -53,7 +53,7 @@ class ArrivalQueue<T extends { deadline: number }> {
   /** The oldest live entry of `room`, removed from the queue (not from the room). */
   popLive(room: Map<string, T>, due?: number): { key: string; entry: T } | undefined {
     while (this.head < this.items.length) {
-      const first = this.items[this.head];
+      const first = this.items[this.head]!;
       if (room.get(first.key) !== first.entry) {
         this.head += 1;
         continue;
@@ -166,7 +166,7 @@ export class LabelJoin {
     this.pendingOrder.compact(this.pending);
     this.earlyOrder.compact(this.early);
     for (const [camera, list] of this.spans) {
-      if (list[0].deadline > nowMs) continue; // appended in arrival order: nothing expired yet
+      if (list[0]!.deadline > nowMs) continue; // appended in arrival order: nothing expired yet
       const kept = list.filter((s) => s.deadline > nowMs);
       if (kept.length === 0) this.spans.delete(camera);
       else if (kept.length !== list.length) this.spans.set(camera, kept);
@@ -185,7 +185,7 @@ export class LabelJoin {
       const at = Date.parse(prediction.capturedAt);
       // The newest span wins when lab results overlap (a corrected result replaces the first).
       for (let i = list.length - 1; i >= 0; i -= 1) {
-        const s = list[i];
+        const s = list[i]!;
         if (at >= s.fromMs && at <= s.toMs) return { label: s.label, source: 'span' };
       }
     }

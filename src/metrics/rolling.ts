@@ -92,7 +92,7 @@ export class RollingConfusion {
   expire(nowMs: number): void {
     if (this.maxAgeMs === undefined) return;
     const oldest = nowMs - this.maxAgeMs;
-    while (this.size > 0 && this.items[this.head].atMs <= oldest) this.evictOne();
+    while (this.size > 0 && this.items[this.head]!.atMs <= oldest) this.evictOne();
   }
 
   figures(nowMs?: number): QualityFigures {
@@ -101,7 +101,7 @@ export class RollingConfusion {
   }
 
   private evictOne(): void {
-    const gone = this.items[this.head];
+    const gone = this.items[this.head]!;
     this.head += 1;
     this.counts[cell(gone)] -= 1;
     if (this.head > 1024 && this.head * 2 > this.items.length) {
@@ -124,10 +124,10 @@ export class RollingRatio {
   }
 
   add(value: boolean): void {
-    if (this.filled === this.size) this.ones -= this.bits[this.next];
+    if (this.filled === this.size) this.ones -= this.bits[this.next]!;
     else this.filled += 1;
     this.bits[this.next] = value ? 1 : 0;
-    this.ones += this.bits[this.next];
+    this.ones += this.bits[this.next]!;
     this.next = (this.next + 1) % this.size;
   }
 

@@ -97,7 +97,7 @@ export function buildModel(tf: Tf, options: ArchitectureOptions): tfTypes.Layers
 
 /** The same layers with the embedding as a second output, for OOD statistics and reports. */
 export function withEmbedding(tf: Tf, model: tfTypes.LayersModel): tfTypes.LayersModel {
-  return tf.model({ inputs: model.inputs, outputs: [model.outputs[0], model.getLayer(EMBEDDING_LAYER).output as tfTypes.SymbolicTensor] });
+  return tf.model({ inputs: model.inputs, outputs: [model.outputs[0]!, model.getLayer(EMBEDDING_LAYER).output as tfTypes.SymbolicTensor] });
 }
 
 export interface ModelCost {
@@ -116,10 +116,10 @@ export function modelCost(model: tfTypes.LayersModel): ModelCost {
     if (cls === 'Conv2D') {
       const out = layer.outputShape as number[];
       const kernel = layer.getWeights()[0]!.shape as number[]; // [kh, kw, ci, co]
-      macs += out[1] * out[2] * kernel[0] * kernel[1] * kernel[2] * kernel[3];
+      macs += out[1]! * out[2]! * kernel[0]! * kernel[1]! * kernel[2]! * kernel[3]!;
     } else if (cls === 'Dense') {
       const kernel = layer.getWeights()[0]!.shape as number[];
-      macs += kernel[0] * kernel[1];
+      macs += kernel[0]! * kernel[1]!;
     }
   }
   return { parameters: model.countParams(), macsPerImage: macs, flopsPerImage: 2 * macs };

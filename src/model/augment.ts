@@ -51,7 +51,7 @@ export function augmentInto(src: Uint8Array, side: number, out: Float32Array, in
       if (flipY) v = side - 1 - v;
       let value: number;
       if (zoom === 1) {
-        value = src[v * side + u];
+        value = src[v * side + u]!;
       } else {
         const sx = offX + (u + 0.5) * step - 0.5;
         const sy = offY + (v + 0.5) * step - 0.5;
@@ -61,8 +61,8 @@ export function augmentInto(src: Uint8Array, side: number, out: Float32Array, in
         const y1 = Math.min(side - 1, y0 + 1);
         const fx = Math.max(0, Math.min(1, sx - x0));
         const fy = Math.max(0, Math.min(1, sy - y0));
-        const top = src[y0 * side + x0] * (1 - fx) + src[y0 * side + x1] * fx;
-        const bottom = src[y1 * side + x0] * (1 - fx) + src[y1 * side + x1] * fx;
+        const top = src[y0 * side + x0]! * (1 - fx) + src[y0 * side + x1]! * fx;
+        const bottom = src[y1 * side + x0]! * (1 - fx) + src[y1 * side + x1]! * fx;
         value = top * (1 - fy) + bottom * fy;
       }
       scratch[y * side + x] = value / 255;
@@ -72,24 +72,24 @@ export function augmentInto(src: Uint8Array, side: number, out: Float32Array, in
     // Separable [1 2 1]/4 kernel, edges clamped.
     const tmp = out.subarray(base, base + n);
     for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
-      const l = scratch[y * side + Math.max(0, x - 1)];
-      const r = scratch[y * side + Math.min(side - 1, x + 1)];
-      tmp[y * side + x] = (l + 2 * scratch[y * side + x] + r) / 4;
+      const l = scratch[y * side + Math.max(0, x - 1)]!;
+      const r = scratch[y * side + Math.min(side - 1, x + 1)]!;
+      tmp[y * side + x] = (l + 2 * scratch[y * side + x]! + r) / 4;
     }
     for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
-      const t = tmp[Math.max(0, y - 1) * side + x];
-      const b = tmp[Math.min(side - 1, y + 1) * side + x];
-      scratch[y * side + x] = (t + 2 * tmp[y * side + x] + b) / 4;
+      const t = tmp[Math.max(0, y - 1) * side + x]!;
+      const b = tmp[Math.min(side - 1, y + 1) * side + x]!;
+      scratch[y * side + x] = (t + 2 * tmp[y * side + x]! + b) / 4;
     }
   }
   let mean = 0;
-  for (let i = 0; i < n; i++) mean += scratch[i];
+  for (let i = 0; i < n; i++) mean += scratch[i]!;
   mean /= n;
   const contrast = 1 + rng.uniform(-o.contrast, o.contrast);
   const brightness = rng.uniform(-o.brightness, o.brightness);
   const sigma = o.noise > 0 ? rng.uniform(0, o.noise) : 0;
   for (let i = 0; i < n; i++) {
-    let v = (scratch[i] - mean) * contrast + mean + brightness;
+    let v = (scratch[i]! - mean) * contrast + mean + brightness;
     if (sigma > 0) v += sigma * rng.normal();
     out[base + i] = v < 0 ? 0 : v > 1 ? 1 : v;
   }

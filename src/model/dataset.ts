@@ -60,7 +60,7 @@ async function classEntries(root: string, dir: string, split?: SplitName): Promi
   }
   const entries: DatasetEntry[] = [];
   for (const name of found) {
-    for (const file of await imagesIn(folders.get(name)!)) entries.push({ path: relative(root, file), label: CLASS_FOLDERS[name], ...(split ? { split } : {}) });
+    for (const file of await imagesIn(folders.get(name)!)) entries.push({ path: relative(root, file), label: CLASS_FOLDERS[name]!, ...(split ? { split } : {}) });
   }
   return entries;
 }
@@ -126,10 +126,10 @@ export async function loadDataset(root: string, options: LoadOptions): Promise<L
     while (next < listed.length) {
       const k = next++;
       try {
-        const crop = await decodeCrop(await readFile(join(root, listed[k].path)), size);
+        const crop = await decodeCrop(await readFile(join(root, listed[k]!.path)), size);
         decoded[k] = { input: crop.input, exactHash: dihedralExactHash(crop.rgb, crop.width, crop.height), perceptual: dihedralPerceptualHashes(crop.input, size) };
       } catch (err) {
-        unreadable.push({ path: listed[k].path, reason: (err as Error).message });
+        unreadable.push({ path: listed[k]!.path, reason: (err as Error).message });
       }
       options.onProgress?.(++done, listed.length);
     }
@@ -137,15 +137,15 @@ export async function loadDataset(root: string, options: LoadOptions): Promise<L
   await Promise.all(Array.from({ length: 4 }, worker));
 
   const keep = listed.map((_, k) => k).filter((k) => decoded[k] !== undefined);
-  const entries = keep.map((k) => listed[k]);
+  const entries = keep.map((k) => listed[k]!);
   const pixels = new Uint8Array(entries.length * plane);
   const labels = new Uint8Array(entries.length);
   keep.forEach((k, i) => {
     pixels.set(decoded[k]!.input, i * plane);
-    labels[i] = listed[k].label;
+    labels[i] = listed[k]!.label;
   });
   const duplicates = findDuplicateGroups(
-    keep.map((k) => ({ exactHash: decoded[k]!.exactHash, perceptual: decoded[k]!.perceptual, label: listed[k].label })),
+    keep.map((k) => ({ exactHash: decoded[k]!.exactHash, perceptual: decoded[k]!.perceptual, label: listed[k]!.label })),
     options.nearBits ?? 4,
   );
 
@@ -156,9 +156,9 @@ export async function loadDataset(root: string, options: LoadOptions): Promise<L
     const seen = new Map<number, SplitName>();
     const crossing = new Set<number>();
     entries.forEach((_, i) => {
-      const g = duplicates.groupOf[i];
+      const g = duplicates.groupOf[i]!;
       const s = seen.get(g);
-      if (s === undefined) seen.set(g, splitOf[i]);
+      if (s === undefined) seen.set(g, splitOf[i]!);
       else if (s !== splitOf[i]) crossing.add(g);
     });
     groupsAcrossGivenSplits = crossing.size;
@@ -182,7 +182,7 @@ export function groupedStratifiedSplit(labels: Uint8Array, groupOf: Int32Array, 
     const members = new Map<number, number[]>();
     for (let i = 0; i < labels.length; i++) {
       if (labels[i] !== label) continue;
-      const g = groupOf[i];
+      const g = groupOf[i]!;
       if (!members.has(g)) members.set(g, []);
       members.get(g)!.push(i);
     }
@@ -195,14 +195,14 @@ export function groupedStratifiedSplit(labels: Uint8Array, groupOf: Int32Array, 
       let bestDeficit = -Infinity;
       for (let s = 0; s < 3; s++) {
         if (fractions[s] === 0) continue;
-        const deficit = (fractions[s] / total) * count - filled[s];
+        const deficit = (fractions[s]! / total) * count - filled[s]!;
         if (deficit > bestDeficit + 1e-9) {
           bestDeficit = deficit;
           best = s;
         }
       }
-      filled[best] += group.length;
-      for (const i of group) splitOf[i] = names[best];
+      filled[best]! += group.length;
+      for (const i of group) splitOf[i] = names[best]!;
     }
   }
   return splitOf;

@@ -31,7 +31,7 @@ function orientedHash(rgb: Uint8Array, width: number, height: number, t: readonl
       if (flipX) sx = width - 1 - sx;
       if (flipY) sy = height - 1 - sy;
       const i = (sy * width + sx) * 3;
-      const v = rgb[i] | (rgb[i + 1] << 8) | (rgb[i + 2] << 16);
+      const v = rgb[i]! | (rgb[i + 1]! << 8) | (rgb[i + 2]! << 16);
       h1 = Math.imul(h1 ^ v, 0x01000193);
       h2 = Math.imul(h2 ^ v, 0x5bd1e995) ^ (h2 >>> 13);
     }
@@ -62,18 +62,18 @@ export function dihedralPerceptualHashes(pixels: Uint8Array, side: number): Uint
   if (side % DCT_N !== 0) throw new Error(`perceptual hash: image side must be a multiple of ${DCT_N}, got ${side}`);
   const f = side / DCT_N;
   const thumb = new Float64Array(DCT_N * DCT_N);
-  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) thumb[Math.floor(y / f) * DCT_N + Math.floor(x / f)] += pixels[y * side + x];
+  for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) thumb[Math.floor(y / f) * DCT_N + Math.floor(x / f)]! += pixels[y * side + x]!;
   // Separable DCT-II, only the 8×8 lowest frequencies. coef[v][u]: v vertical, u horizontal.
   const rows = new Float64Array(DCT_N * DCT_K);
   for (let y = 0; y < DCT_N; y++) for (let u = 0; u < DCT_K; u++) {
     let s = 0;
-    for (let x = 0; x < DCT_N; x++) s += thumb[y * DCT_N + x] * COS[u * DCT_N + x];
+    for (let x = 0; x < DCT_N; x++) s += thumb[y * DCT_N + x]! * COS[u * DCT_N + x]!;
     rows[y * DCT_K + u] = s;
   }
   const coef = new Float64Array(DCT_K * DCT_K);
   for (let v = 0; v < DCT_K; v++) for (let u = 0; u < DCT_K; u++) {
     let s = 0;
-    for (let y = 0; y < DCT_N; y++) s += rows[y * DCT_K + u] * COS[v * DCT_N + y];
+    for (let y = 0; y < DCT_N; y++) s += rows[y * DCT_K + u]! * COS[v * DCT_N + y]!;
     coef[v * DCT_K + u] = s;
   }
   const out = new Uint32Array(DIHEDRAL.length * 2);
@@ -84,17 +84,17 @@ export function dihedralPerceptualHashes(pixels: Uint8Array, side: number): Uint
       // frequencies along that axis (of the source).
       const sv = transpose ? u : v;
       const su = transpose ? v : u;
-      let c = coef[sv * DCT_K + su];
+      let c = coef[sv * DCT_K + su]!;
       if (flipX && su % 2 === 1) c = -c;
       if (flipY && sv % 2 === 1) c = -c;
       variant[v * DCT_K + u] = c;
     }
     const ac = Array.from(variant).slice(1).sort((a, b) => a - b);
-    const median = (ac[31] + ac[32]) / 2;
+    const median = (ac[31]! + ac[32]!) / 2;
     let lo = 0;
     let hi = 0;
     for (let i = 0; i < 64; i++) {
-      if (variant[i] > median) {
+      if (variant[i]! > median) {
         if (i < 32) lo |= 1 << i;
         else hi |= 1 << (i - 32);
       }
@@ -115,7 +115,7 @@ function popcount32(v: number): number {
 export function perceptualDistance(a: Uint32Array, b: Uint32Array): number {
   let best = 64;
   for (let k = 0; k < 8; k++) {
-    const d = popcount32(a[0] ^ b[k * 2]) + popcount32(a[1] ^ b[k * 2 + 1]);
+    const d = popcount32(a[0]! ^ b[k * 2]!) + popcount32(a[1]! ^ b[k * 2 + 1]!);
     if (d < best) best = d;
   }
   return best;
@@ -128,8 +128,8 @@ class UnionFind {
   }
   find(i: number): number {
     while (this.parent[i] !== i) {
-      this.parent[i] = this.parent[this.parent[i]];
-      i = this.parent[i];
+      this.parent[i] = this.parent[this.parent[i]!]!;
+      i = this.parent[i]!;
     }
     return i;
   }
@@ -175,9 +175,9 @@ export function findDuplicateGroups(items: readonly DuplicateItem[], nearBits = 
   });
   if (nearBits >= 0) {
     for (let i = 0; i < items.length; i++) {
-      const a = items[i];
+      const a = items[i]!;
       for (let j = i + 1; j < items.length; j++) {
-        const b = items[j];
+        const b = items[j]!;
         if (a.label !== b.label) continue;
         if (perceptualDistance(a.perceptual, b.perceptual) <= nearBits && uf.union(i, j)) nearLinks++;
       }
@@ -187,7 +187,7 @@ export function findDuplicateGroups(items: readonly DuplicateItem[], nearBits = 
   const sizes = new Map<number, number>();
   for (let i = 0; i < items.length; i++) {
     groupOf[i] = uf.find(i);
-    sizes.set(groupOf[i], (sizes.get(groupOf[i]) ?? 0) + 1);
+    sizes.set(groupOf[i]!, (sizes.get(groupOf[i]!) ?? 0) + 1);
   }
   let groups = 0;
   let itemsInGroups = 0;

@@ -8,17 +8,17 @@ import { SeededRandom } from './rng.js';
 
 export function pca2(data: Float32Array, n: number, d: number): { coords: Float32Array; explained: [number, number] } {
   const mean = new Float64Array(d);
-  for (let r = 0; r < n; r++) for (let i = 0; i < d; i++) mean[i] += data[r * d + i] / n;
+  for (let r = 0; r < n; r++) for (let i = 0; i < d; i++) mean[i]! += data[r * d + i]! / n;
   const cov = new Float64Array(d * d);
   for (let r = 0; r < n; r++) {
     for (let i = 0; i < d; i++) {
-      const a = data[r * d + i] - mean[i];
-      for (let j = i; j < d; j++) cov[i * d + j] += (a * (data[r * d + j] - mean[j])) / Math.max(1, n - 1);
+      const a = data[r * d + i]! - mean[i]!;
+      for (let j = i; j < d; j++) cov[i * d + j]! += (a * (data[r * d + j]! - mean[j]!)) / Math.max(1, n - 1);
     }
   }
-  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) cov[i * d + j] = cov[j * d + i];
+  for (let i = 0; i < d; i++) for (let j = 0; j < i; j++) cov[i * d + j] = cov[j * d + i]!;
   let trace = 0;
-  for (let i = 0; i < d; i++) trace += cov[i * d + i];
+  for (let i = 0; i < d; i++) trace += cov[i * d + i]!;
   const components: Float64Array[] = [];
   const eigen: number[] = [];
   const rng = new SeededRandom(17);
@@ -27,24 +27,24 @@ export function pca2(data: Float32Array, n: number, d: number): { coords: Float3
     let lambda = 0;
     for (let it = 0; it < 200; it++) {
       const w = new Float64Array(d);
-      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) w[i] += cov[i * d + j] * v[j];
+      for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) w[i]! += cov[i * d + j]! * v[j]!;
       const norm = Math.hypot(...w) || 1;
       lambda = norm;
       v = w.map((x) => x / norm);
     }
     components.push(v);
     eigen.push(lambda);
-    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) cov[i * d + j] -= lambda * v[i] * v[j];
+    for (let i = 0; i < d; i++) for (let j = 0; j < d; j++) cov[i * d + j]! -= lambda * v[i]! * v[j]!;
   }
   const coords = new Float32Array(n * 2);
   for (let r = 0; r < n; r++) {
     for (let c = 0; c < 2; c++) {
       let s = 0;
-      for (let i = 0; i < d; i++) s += (data[r * d + i] - mean[i]) * components[c][i];
+      for (let i = 0; i < d; i++) s += (data[r * d + i]! - mean[i]!) * components[c]![i]!;
       coords[r * 2 + c] = s;
     }
   }
-  return { coords, explained: [trace ? eigen[0] / trace : 0, trace ? eigen[1] / trace : 0] };
+  return { coords, explained: [trace ? eigen[0]! / trace : 0, trace ? eigen[1]! / trace : 0] };
 }
 
 export function kmeans(data: Float32Array, n: number, d: number, k: number, seed = 1, iterations = 50): Int32Array {
@@ -52,7 +52,7 @@ export function kmeans(data: Float32Array, n: number, d: number, k: number, seed
   const centres: Float64Array[] = [];
   const dist2 = (r: number, c: Float64Array) => {
     let s = 0;
-    for (let i = 0; i < d; i++) s += (data[r * d + i] - c[i]) ** 2;
+    for (let i = 0; i < d; i++) s += (data[r * d + i]! - c[i]!) ** 2;
     return s;
   };
   centres.push(Float64Array.from(data.subarray(rng.int(n) * d, rng.int(n) * d + d)));
@@ -62,7 +62,7 @@ export function kmeans(data: Float32Array, n: number, d: number, k: number, seed
     let pick = rng.next() * total;
     let chosen = n - 1;
     for (let r = 0; r < n; r++) {
-      pick -= weights[r];
+      pick -= weights[r]!;
       if (pick <= 0) {
         chosen = r;
         break;
@@ -92,7 +92,7 @@ export function kmeans(data: Float32Array, n: number, d: number, k: number, seed
       for (let r = 0; r < n; r++) {
         if (assign[r] !== j) continue;
         count++;
-        for (let i = 0; i < d; i++) sum[i] += data[r * d + i];
+        for (let i = 0; i < d; i++) sum[i]! += data[r * d + i]!;
       }
       if (count > 0) centres[j] = sum.map((s) => s / count);
     }

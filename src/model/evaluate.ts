@@ -74,7 +74,7 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
     if (indices.length === 0) throw new Error(`evaluate: no crops in split "${options.split}" of ${options.data}`);
     progress(`scoring ${indices.length} crops with ${engine}`, true);
     const pred = await predictAll(predictor, data.pixels, indices, side);
-    const labels = Uint8Array.from(indices, (i) => data.labels[i]);
+    const labels = Uint8Array.from(indices, (i) => data.labels[i]!);
     let history: EpochRecord[] | null = null;
     try {
       history = JSON.parse(await readFile(join(dir, 'history.json'), 'utf8')) as EpochRecord[];

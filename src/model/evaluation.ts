@@ -41,7 +41,7 @@ export function confusionAt(pPG: ArrayLike<number>, labels: ArrayLike<number>, t
   if (pPG.length !== labels.length) throw new Error(`confusionAt: ${pPG.length} scores but ${labels.length} labels`);
   const c: Confusion = { tp: 0, fp: 0, tn: 0, fn: 0 };
   for (let i = 0; i < labels.length; i++) {
-    const predicted = pPG[i] >= threshold;
+    const predicted = pPG[i]! >= threshold;
     if (labels[i] === 1) {
       if (predicted) c.tp++;
       else c.fn++;
@@ -67,8 +67,8 @@ function average(rows: ClassRow[], weights: number[]): ClassRow {
     rows.forEach((r, i) => {
       const v = r[key];
       if (v !== null) {
-        sum += v * weights[i];
-        total += weights[i];
+        sum += v * weights[i]!;
+        total += weights[i]!;
       }
     });
     return total === 0 ? null : sum / total;
@@ -109,7 +109,7 @@ export interface RocPoint {
 
 /** ROC curve (one point per distinct score, from the strictest threshold) and its AUC. */
 export function rocCurve(pPG: ArrayLike<number>, labels: ArrayLike<number>): { points: RocPoint[]; auc: number | null } {
-  const order = Array.from({ length: labels.length }, (_, i) => i).sort((a, b) => pPG[b] - pPG[a]);
+  const order = Array.from({ length: labels.length }, (_, i) => i).sort((a, b) => pPG[b]! - pPG[a]!);
   let positives = 0;
   for (let i = 0; i < labels.length; i++) if (labels[i] === 1) positives++;
   const negatives = labels.length - positives;
@@ -118,13 +118,13 @@ export function rocCurve(pPG: ArrayLike<number>, labels: ArrayLike<number>): { p
   let fp = 0;
   let auc = 0;
   for (let k = 0; k < order.length; ) {
-    const score = pPG[order[k]];
+    const score = pPG[order[k]!]!;
     let dtp = 0;
     let dfp = 0;
     // Tied scores move together: the curve goes diagonally through them (the trapezoid rule
     // then gives the Mann–Whitney AUC with ties counted as half).
-    while (k < order.length && pPG[order[k]] === score) {
-      if (labels[order[k]] === 1) dtp++;
+    while (k < order.length && pPG[order[k]!] === score) {
+      if (labels[order[k]!] === 1) dtp++;
       else dfp++;
       k++;
     }

@@ -47,11 +47,17 @@ function samePads(inSize: number, k: number, s: number): [number, number] {
   return [Math.floor(total / 2), total - Math.floor(total / 2)];
 }
 
+/** The [C, H, W] of the value a convolution reads; anything else is a graph this export does not handle. */
+function imageShape(shape: number[] | undefined, layer: string): [number, number, number] {
+  if (shape?.length !== 3) throw new Error(`ONNX export: ${layer} needs an image input [C, H, W], got ${JSON.stringify(shape)}`);
+  return shape as [number, number, number];
+}
+
 /** Transpose a [kh, kw, ci, co] kernel to ONNX's [co, ci, kh, kw]. */
-function hwioToOihw(values: Float32Array, [kh, kw, ci, co]: number[]): Float32Array {
+function hwioToOihw(values: Float32Array, [kh, kw, ci, co]: [number, number, number, number]): Float32Array {
   const out = new Float32Array(values.length);
   for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-    out[((o * ci + i) * kh + y) * kw + x] = values[((y * kw + x) * ci + i) * co + o];
+    out[((o * ci + i) * kh + y) * kw + x] = values[((y * kw + x) * ci + i) * co + o]!;
   }
   return out;
 }
@@ -71,7 +77,7 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
   const initializers: onnxProto.onnx.ITensorProto[] = [];
   const outputOf = new Map<string, string>();
   const shapeOf = new Map<string, number[]>(); // NCHW spatial sizes by value name: [C, H, W]
-  const inputShape = model.inputs[0].shape as (number | null)[];
+  const inputShape = model.inputs[0]!.shape as (number | null)[];
   const [, H, W, C] = inputShape;
   if (H == null || W == null || C == null) throw new Error(`ONNX export: the model's input must have a fixed size, got ${JSON.stringify(inputShape)}`);
 
@@ -93,18 +99,20 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
       return v;
     });
     const x = inbound[0];
+    if (x === undefined) throw new Error(`ONNX export: layer ${name} (${cls}) has no input`);
     const weights = layer.getWeights();
     const config = layer.getConfig() as Record<string, unknown>;
     const out = `${name}_out`;
     switch (cls) {
       case 'Conv2D': {
         const kernel = weights[0];
-        const kshape = kernel.shape as number[];
+        if (!kernel) throw new Error(`ONNX export: ${name} has no kernel weights`);
+        const kshape = kernel.shape as [number, number, number, number]; // Conv2D kernels are [kh, kw, ci, co]
         const [kh, kw, , co] = kshape;
-        const strides = config.strides as number[];
+        const strides = config.strides as [number, number];
         const dilation = config.dilationRate as number[] | number;
         if ((Array.isArray(dilation) ? dilation : [dilation, dilation]).some((d) => d !== 1)) throw new Error(`ONNX export: ${name} uses dilation, not supported`);
-        const [c, h, w] = shapeOf.get(x)!;
+        const [c, h, w] = imageShape(shapeOf.get(x), name);
         let pads = [0, 0, 0, 0];
         let outH = Math.floor((h - kh) / strides[0]) + 1;
         let outW = Math.floor((w - kw) / strides[1]) + 1;
@@ -119,7 +127,7 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
         initializers.push(floatTensor(wName, [co, c, kh, kw], hwioToOihw(kernel.dataSync() as Float32Array, kshape)));
         const inputs = [x, wName];
         if (config.useBias) {
-          initializers.push(floatTensor(`${name}_B`, [co], weights[1].dataSync() as Float32Array));
+          initializers.push(floatTensor(`${name}_B`, [co], weights[1]!.dataSync() as Float32Array));
           inputs.push(`${name}_B`);
         }
         const activation = config.activation as string;
@@ -132,9 +140,10 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
       }
       case 'BatchNormalization': {
         const [gamma, beta, mean, variance] = weights;
-        const channels = gamma.shape[0];
+        if (!gamma || !beta || !mean || !variance) throw new Error(`ONNX export: ${name} needs scale, offset, mean and variance weights (center and scale on), got ${weights.length} tensors`);
+        const channels = gamma.shape[0]!;
         const names = ['scale', 'bias', 'mean', 'var'].map((s) => `${name}_${s}`);
-        [gamma, beta, mean, variance].forEach((t, i) => initializers.push(floatTensor(names[i], [channels], t.dataSync() as Float32Array)));
+        [gamma, beta, mean, variance].forEach((t, i) => initializers.push(floatTensor(names[i]!, [channels], t.dataSync() as Float32Array)));
         nodes.push({ opType: 'BatchNormalization', input: [x, ...names], output: [out], name, attribute: [float('epsilon', config.epsilon as number)] });
         shapeOf.set(out, shapeOf.get(x)!);
         break;
@@ -156,7 +165,7 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
         nodes.push({ opType: 'GlobalAveragePool', input: [x], output: [pooled], name });
         const flatName = name === EMBEDDING_LAYER ? ONNX_OUTPUT_EMBEDDING : out;
         nodes.push({ opType: 'Flatten', input: [pooled], output: [flatName], name: `${name}_flatten`, attribute: [int('axis', 1)] });
-        shapeOf.set(flatName, [shapeOf.get(x)![0]]);
+        shapeOf.set(flatName, [shapeOf.get(x)![0]!]);
         if (name === EMBEDDING_LAYER) embeddingValue = flatName;
         outputOf.set(name, flatName);
         continue;
@@ -167,7 +176,8 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
         continue;
       case 'Dense': {
         const [kernel, bias] = weights;
-        const [inDim, units] = kernel.shape as number[];
+        if (!kernel) throw new Error(`ONNX export: ${name} has no kernel weights`);
+        const [inDim, units] = kernel.shape as [number, number]; // Dense kernels are [in, units]
         initializers.push(floatTensor(`${name}_W`, [inDim, units], kernel.dataSync() as Float32Array));
         const inputs = [x, `${name}_W`];
         if (bias) {
@@ -175,7 +185,7 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
           inputs.push(`${name}_B`);
         }
         const activation = config.activation as string;
-        const isOutput = model.outputs[0].sourceLayer.name === name;
+        const isOutput = model.outputs[0]!.sourceLayer.name === name;
         const finalName = isOutput ? ONNX_OUTPUT_PG : out;
         const gemmOut = activation === 'linear' ? finalName : `${name}_logit`;
         nodes.push({ opType: 'Gemm', input: inputs, output: [gemmOut], name });
@@ -194,7 +204,7 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
   }
   if (pgValue === undefined) throw new Error('ONNX export: the model has no Dense output layer');
   const outputs = [{ name: ONNX_OUTPUT_PG, shape: ['batch', shapeOf.get(pgValue)![0]] as (number | string)[] }];
-  if (embeddingValue) outputs.push({ name: ONNX_OUTPUT_EMBEDDING, shape: ['batch', shapeOf.get(embeddingValue)![0]] });
+  if (embeddingValue) outputs.push({ name: ONNX_OUTPUT_EMBEDDING, shape: ['batch', shapeOf.get(embeddingValue)![0]!] });
 
   const modelProto = onnx.ModelProto.create({
     irVersion: ONNX_IR_VERSION,

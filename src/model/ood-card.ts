@@ -43,7 +43,7 @@ function checkClass(problems: string[], raw: unknown, i: number, d: number, meth
     const L = numbers(problems, `${field}.cholesky`, c.cholesky, choleskyLength(d), `lower triangle of a ${d}×${d} factor, ${d}·${d + 1}/2`);
     if (!L || !mean) return undefined;
     for (let k = 0; k < d; k++) {
-      const diag = L[((k + 1) * (k + 2)) / 2 - 1];
+      const diag = L[((k + 1) * (k + 2)) / 2 - 1]!;
       if (!(diag > 0)) {
         problems.push(`${field}.cholesky diagonal entry ${k} must be > 0 (a factor of a positive-definite covariance), got ${diag}`);
         return undefined;

@@ -46,16 +46,16 @@ function classDistance(embedding: ArrayLike<number>, c: OodClassStats, d: number
     // Solve L·y = (e − μ) by forward substitution; the squared distance is |y|².
     const L = c.cholesky;
     for (let i = 0; i < d; i++) {
-      let s = embedding[i] - c.mean[i];
+      let s = embedding[i]! - c.mean[i]!;
       const r = rowStart(i);
-      for (let k = 0; k < i; k++) s -= L[r + k] * scratch[k];
-      scratch[i] = s / L[r + i];
-      sum += scratch[i] * scratch[i];
+      for (let k = 0; k < i; k++) s -= L[r + k]! * scratch[k]!;
+      scratch[i] = s / L[r + i]!;
+      sum += scratch[i]! * scratch[i]!;
     }
   } else {
     for (let i = 0; i < d; i++) {
-      const v = embedding[i] - c.mean[i];
-      sum += (v * v) / c.var![i];
+      const v = embedding[i]! - c.mean[i]!;
+      sum += (v * v) / c.var![i]!;
     }
   }
   return Math.sqrt(sum / d);
@@ -81,24 +81,24 @@ export function fitOodStats(embeddings: Float32Array, labels: ArrayLike<number>,
     for (let r = 0; r < n; r++) if (labels[r] === label) rows.push(r);
     if (rows.length === 0) throw new Error(`fitOodStats: no training embeddings of class ${name}`);
     const mean = new Float64Array(d);
-    for (const r of rows) for (let i = 0; i < d; i++) mean[i] += embeddings[r * d + i] / rows.length;
+    for (const r of rows) for (let i = 0; i < d; i++) mean[i]! += embeddings[r * d + i]! / rows.length;
     const cov = new Float64Array(d * d);
     for (const r of rows) {
       for (let i = 0; i < d; i++) {
-        const a = embeddings[r * d + i] - mean[i];
-        for (let j = 0; j <= i; j++) cov[i * d + j] += (a * (embeddings[r * d + j] - mean[j])) / rows.length;
+        const a = embeddings[r * d + i]! - mean[i]!;
+        for (let j = 0; j <= i; j++) cov[i * d + j]! += (a * (embeddings[r * d + j]! - mean[j]!)) / rows.length;
       }
     }
     let trace = 0;
-    for (let i = 0; i < d; i++) trace += cov[i * d + i];
+    for (let i = 0; i < d; i++) trace += cov[i * d + i]!;
     const floor = (trace / d) || 1e-6;
-    for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) cov[i * d + j] = (1 - shrinkage) * cov[i * d + j] + (i === j ? shrinkage * floor : 0);
+    for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) cov[i * d + j] = (1 - shrinkage) * cov[i * d + j]! + (i === j ? shrinkage * floor : 0);
     const L = new Array<number>(rowStart(d)).fill(0);
     for (let i = 0; i < d; i++) {
       for (let j = 0; j <= i; j++) {
-        let s = cov[i * d + j];
-        for (let k = 0; k < j; k++) s -= L[rowStart(i) + k] * L[rowStart(j) + k];
-        L[rowStart(i) + j] = i === j ? Math.sqrt(Math.max(s, 1e-9 * floor)) : s / L[rowStart(j) + j];
+        let s = cov[i * d + j]!;
+        for (let k = 0; k < j; k++) s -= L[rowStart(i) + k]! * L[rowStart(j) + k]!;
+        L[rowStart(i) + j] = i === j ? Math.sqrt(Math.max(s, 1e-9 * floor)) : s / L[rowStart(j) + j]!;
       }
     }
     return { name, mean: Array.from(mean), cholesky: L };
@@ -106,5 +106,5 @@ export function fitOodStats(embeddings: Float32Array, labels: ArrayLike<number>,
   const partial = { classes, dimensions: d };
   const scores = Array.from({ length: n }, (_, r) => oodScore(embeddings.subarray(r * d, (r + 1) * d), partial)).sort((a, b) => a - b);
   const at = Math.min(n - 1, Math.max(0, Math.ceil((percentile / 100) * n) - 1));
-  return { method: 'mahalanobis-full-nearest-class', threshold: scores[at], percentile, dimensions: d, classes };
+  return { method: 'mahalanobis-full-nearest-class', threshold: scores[at]!, percentile, dimensions: d, classes };
 }

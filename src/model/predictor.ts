@@ -34,7 +34,7 @@ export function tfjsPredictor(tf: Tf, model: tfTypes.LayersModel): Predictor {
       const x = tf.tensor4d(batch.subarray(0, n * side * side), [n, side, side, 1]);
       try {
         if (both) {
-          const [p, e] = both.predict(x) as tfTypes.Tensor[];
+          const [p, e] = both.predict(x) as [tfTypes.Tensor, tfTypes.Tensor]; // [P(PG), embedding]
           const out = { pPG: (await p.data()) as Float32Array, embedding: (await e.data()) as Float32Array, dimensions: e.shape[1] as number };
           p.dispose();
           e.dispose();
@@ -58,13 +58,14 @@ export async function onnxPredictor(path: string): Promise<Predictor> {
   const hasEmbedding = session.outputNames.includes(ONNX_OUTPUT_EMBEDDING);
   const inputName = session.inputNames.includes(ONNX_INPUT) ? ONNX_INPUT : session.inputNames[0];
   const pgName = session.outputNames.includes(ONNX_OUTPUT_PG) ? ONNX_OUTPUT_PG : session.outputNames[0];
+  if (inputName === undefined || pgName === undefined) throw new Error(`model ${path}: has no ${inputName === undefined ? 'input' : 'output'}; expected ${ONNX_INPUT} -> ${ONNX_OUTPUT_PG}`);
   let closed = false;
   return {
     kind: 'onnx',
     async predict(batch, n, side) {
       const input = new ort.Tensor('float32', batch.subarray(0, n * side * side), [n, side, side, 1]);
       const result = await session.run({ [inputName]: input });
-      const pPG = Float32Array.from(result[pgName].data as Float32Array);
+      const pPG = Float32Array.from(result[pgName]!.data as Float32Array);
       const e = hasEmbedding ? result[ONNX_OUTPUT_EMBEDDING] : undefined;
       return { pPG, embedding: e ? Float32Array.from(e.data as Float32Array) : null, dimensions: e ? Number(e.dims[1]) : 0 };
     },
@@ -87,8 +88,8 @@ export async function predictAll(predictor: Predictor, pixels: Uint8Array, indic
   for (let start = 0; start < n; start += batchSize) {
     const count = Math.min(batchSize, n - start);
     for (let b = 0; b < count; b++) {
-      const src = indices[start + b] * plane;
-      for (let i = 0; i < plane; i++) batch[b * plane + i] = pixels[src + i] / 255;
+      const src = indices[start + b]! * plane;
+      for (let i = 0; i < plane; i++) batch[b * plane + i] = pixels[src + i]! / 255;
     }
     const out = await predictor.predict(batch, count, side);
     pPG.set(out.pPG, start);

@@ -72,13 +72,13 @@ export async function writeReport(dir: string, input: ReportInput): Promise<Repo
     const clusters = kmeans(values, n, dimensions, 2, 1);
     // Cluster purity: the share of crops whose cluster's majority class is their own class.
     const counts = [[0, 0], [0, 0]];
-    for (let r = 0; r < n; r++) counts[clusters[r]][labels[r]]++;
-    const purity = (Math.max(...counts[0]) + Math.max(...counts[1])) / n;
+    for (let r = 0; r < n; r++) counts[clusters[r]!]![labels[r]!]!++;
+    const purity = (Math.max(...counts[0]!) + Math.max(...counts[1]!)) / n;
     const limit = Math.min(n, 2000);
     const step = n / limit;
     const points = Array.from({ length: limit }, (_, k) => {
       const r = Math.floor(k * step);
-      return { x: coords[r * 2], y: coords[r * 2 + 1], label: labels[r] === 1 ? 'pg' : 'cex', cluster: `k${clusters[r]}` };
+      return { x: coords[r * 2]!, y: coords[r * 2 + 1]!, label: labels[r] === 1 ? 'pg' : 'cex', cluster: `k${clusters[r]}` };
     });
     await draw('embedding.png', embeddingSpec(points, `Embeddings (PCA, ${(100 * (explained[0] + explained[1])).toFixed(0)} % of variance), k-means k=2 purity ${(100 * purity).toFixed(1)} %`));
     embeddingSection = { dimensions, pcaExplainedVariance: explained, kmeansK: 2, kmeansPurity: purity, clusterClassCounts: counts };

@@ -130,7 +130,8 @@ export class Rng {
   }
 
   pick<T>(items: readonly T[]): T {
-    return items[Math.floor(this.next() * items.length)];
+    if (items.length === 0) throw new RangeError('rng.pick: no items to pick from');
+    return items[Math.floor(this.next() * items.length)]!;
   }
 
   /** Pick by weight; weights need not sum to 1. */
@@ -141,14 +142,14 @@ export class Rng {
       r -= item.weight;
       if (r < 0) return item.value;
     }
-    return items[items.length - 1].value;
+    return items[items.length - 1]!.value;
   }
 
   /** Fisher–Yates, in place. */
   shuffle<T>(items: T[]): T[] {
     for (let i = items.length - 1; i > 0; i--) {
       const j = Math.floor(this.next() * (i + 1));
-      [items[i], items[j]] = [items[j], items[i]];
+      [items[i], items[j]] = [items[j]!, items[i]!];
     }
     return items;
   }

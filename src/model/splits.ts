@@ -40,10 +40,10 @@ export function chooseSplits(data: Pick<LoadedDataset, 'root' | 'splitOf' | 'lab
     const [t, v, h] = shares ?? DEFAULT_SHARES;
     const fractions: [number, number, number] = [t, missing.valid ? v : 0, missing.test ? h : 0];
     // Re-split only the training folder, keeping duplicate groups whole.
-    const labels = Uint8Array.from(trainIdx, (i) => data.labels[i]);
-    const groups = Int32Array.from(trainIdx, (i) => data.duplicates.groupOf[i]);
+    const labels = Uint8Array.from(trainIdx, (i) => data.labels[i]!);
+    const groups = Int32Array.from(trainIdx, (i) => data.duplicates.groupOf[i]!);
     const within = groupedStratifiedSplit(labels, groups, fractions, seed);
-    trainIdx.forEach((i, k) => (splitOf[i] = within[k]));
+    trainIdx.forEach((i, k) => (splitOf[i] = within[k]!));
     for (const name of ['valid', 'test'] as const) {
       if (!missing[name]) continue;
       const n = within.filter((s) => s === name).length;

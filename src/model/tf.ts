@@ -68,7 +68,7 @@ async function initBackend(order: TfBackendName[]): Promise<TfRuntime> {
       if (!(await tf.setBackend('cpu'))) throw new Error('backend did not initialise');
       return { tf, backend: 'cpu', device: 'cpu', skipped };
     } catch (err) {
-      const message = (err as Error).message.split('\n')[0];
+      const message = (err as Error).message.split('\n')[0]!;
       skipped.push(`${name}: ${/Cannot find (package|module)/.test(message) ? 'not installed' : /tfjs_binding\.node/.test(message) ? 'installed without its native addon' : message}`);
     }
   }

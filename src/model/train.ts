@@ -149,7 +149,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const start = await loadLayersModel(tf, options.init);
       const from = start.getWeights();
       const to = model.getWeights();
-      const mismatch = from.length !== to.length || from.some((w, i) => w.shape.join('x') !== to[i].shape.join('x'));
+      const mismatch = from.length !== to.length || from.some((w, i) => w.shape.join('x') !== to[i]!.shape.join('x'));
       if (mismatch) {
         throw new Error(
           `train: --init ${options.init} has a different architecture (${from.length} weight tensors, first ${from[0]?.shape.join('x')}) from --width ${width} --input-size ${inputSize}${norm === 'none' ? ' --no-batch-norm' : ''} (${to.length}, first ${to[0]?.shape.join('x')}); pass the same options it was trained with`,
@@ -192,11 +192,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         const n = members.length;
         members.forEach((idx, b) => {
           augmentInto(data.pixels.subarray(idx * plane, (idx + 1) * plane), inputSize, batch, b, rng, augment, scratch);
-          targets[b] = data.labels[idx];
+          targets[b] = data.labels[idx]!;
         });
         const x = tf.tensor4d(batch.subarray(0, n * plane), [n, inputSize, inputSize, 1]);
         const y = tf.tensor2d(targets.subarray(0, n), [n, 1]);
-        const [loss, acc] = (await model.trainOnBatch(x, y)) as number[];
+        const [loss, acc] = (await model.trainOnBatch(x, y)) as [number, number]; // compiled with one metric: [loss, accuracy]
         x.dispose();
         y.dispose();
         lossSum += loss * n;
@@ -212,7 +212,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       imagesSeen += seen;
 
       const val = await predictAll(predictor, data.pixels, validIdx, inputSize);
-      const valLabels = validIdx.map((i) => data.labels[i]);
+      const valLabels = validIdx.map((i) => data.labels[i]!);
       const c = confusionAt(val.pPG, valLabels, 0.5);
       const valF1 = c.tp + c.fp + c.fn === 0 ? null : (2 * c.tp) / (2 * c.tp + c.fp + c.fn);
       let valLoss = 0;
@@ -248,11 +248,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
 
     // 4. OOD statistics from the (un-augmented) training crops' embeddings.
     const trainPred = await predictAll(predictor, data.pixels, trainIdx, inputSize);
-    const ood = fitOodStats(trainPred.embedding!, trainIdx.map((i) => data.labels[i]), trainPred.dimensions, CLASS_NAMES, 99.5);
+    const ood = fitOodStats(trainPred.embedding!, trainIdx.map((i) => data.labels[i]!), trainPred.dimensions, CLASS_NAMES, 99.5);
 
     // 5. Held-out evaluation.
     const testPred = await predictAll(predictor, data.pixels, testIdx, inputSize);
-    const testLabels = Uint8Array.from(testIdx, (i) => data.labels[i]);
+    const testLabels = Uint8Array.from(testIdx, (i) => data.labels[i]!);
 
     // 6. Files.
     await saveLayersModel(tf, model, out);

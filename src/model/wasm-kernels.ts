@@ -129,7 +129,7 @@ function registerBatchNormGradient(tf: Tf): void {
     inputsToSave: ['x', 'mean', 'variance', 'scale'],
     gradFunc: (dy, saved, attrs) => {
       const { varianceEpsilon } = attrs as unknown as { varianceEpsilon: number };
-      const [x, mean, variance, scale] = saved as tfTypes.Tensor[];
+      const [x, mean, variance, scale] = saved as [tfTypes.Tensor, tfTypes.Tensor, tfTypes.Tensor, tfTypes.Tensor]; // inputsToSave above
       const axes = mean.rank === 1 ? Array.from({ length: x.rank - 1 }, (_, i) => i) : [];
       const reduce = (t: tfTypes.Tensor) => (axes.length ? tf.sum(t, axes) : t);
       const invStd = tf.rsqrt(tf.add(variance, tf.scalar(varianceEpsilon)));

@@ -45,7 +45,7 @@ export class LabelBook {
     const spans = this.spans.get(prediction.camera);
     if (!spans) return undefined;
     for (let i = spans.length - 1; i >= 0; i -= 1) {
-      const s = spans[i];
+      const s = spans[i]!;
       if (capturedAtMs >= s.from && capturedAtMs <= s.to) return s.label;
     }
     return undefined;

@@ -45,7 +45,7 @@ ${table(['camera', 'frames', 'unusable', 'predicted PG', 'PG alarm at', 'onset',
 }
 
 function detectionBlock(d: DetectionFigures): string {
-  const rows: string[][] = [];
+  const rows: [string, string][] = [];
   if (d.onset) rows.push(['onset', `${time(d.onset.at)} — frame <code>${esc(d.onset.frameId)}</code>; taken from ${esc(ONSET_SOURCE[d.onset.source])}`]);
   else rows.push(['onset', 'no PG onset seen (no PG-labelled frame, no PG alert)']);
   rows.push(['alarm', d.alarmAt ? `${time(d.alarmAt)} (alert <code>${esc(d.alertId)}</code> starts: capture time of the frame that tripped the detector)` : 'no PG alert in this run']);
@@ -171,7 +171,7 @@ export function notesSection(f: ReportFigures): string {
 export function auditSection(f: ReportFigures): string {
   const a = f.audit;
   if (!a) return `<section id="audit"><h2>Run record (audit trail)</h2><p>No audit trail was given to this report; acknowledgements are as the alerts topic carries them.</p></section>`;
-  const run = [
+  const run: [string, string][] = [
     ['run started', a.run.startedAt ? `${time(a.run.startedAt)}${a.run.source ? ` (by ${esc(a.run.source)})` : ''}` : 'not recorded'],
     ['run ended', a.run.endedAt ? `${time(a.run.endedAt)}${a.run.endReason ? ` (${esc(a.run.endReason)})` : ''}` : 'not recorded'],
     ['records consulted', a.consulted.records ? `${int(a.consulted.records)} (seq ${a.consulted.firstSeq}–${a.consulted.lastSeq})` : 'the trail is empty'],

@@ -62,7 +62,7 @@ export class TrendDownsampler {
   private halve(): void {
     const merged: Bucket[] = [];
     for (let i = 0; i < this.buckets.length; i += 2) {
-      const a = this.buckets[i];
+      const a = this.buckets[i]!;
       const b = this.buckets[i + 1];
       if (!b) {
         merged.push(a);

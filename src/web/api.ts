@@ -64,7 +64,7 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
         const body = await readJson();
         const by = optionalText(body, 'by', MAX_BY_LENGTH);
         const comment = optionalText(body, 'comment', MAX_COMMENT_LENGTH);
-        const acked = await alerts?.acknowledge(params.id, by, comment);
+        const acked = await alerts?.acknowledge(params.id!, by, comment);
         if (!acked) throw new HttpError(404, `no alert with id ${JSON.stringify(params.id)}; GET /api/alerts lists the known ones`);
         return { status: 200, body: acked };
       },
@@ -73,7 +73,7 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
     {
       method: 'GET', path: '/api/frames/:frameId/thumbnail',
       handle: ({ params }) => {
-        const thumb = thumbnails.get(params.frameId);
+        const thumb = thumbnails.get(params.frameId!);
         if (!thumb) throw new HttpError(404, `no thumbnail for frame ${JSON.stringify(params.frameId)} (only recent frames and alert evidence are kept)`);
         // A frame id names fixed content.
         return { status: 200, body: thumb.jpeg, contentType: 'image/jpeg', headers: { 'cache-control': 'private, max-age=3600, immutable' } };
@@ -82,7 +82,7 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
     {
       method: 'GET', path: '/api/cameras/:camera/latest.jpg',
       handle: ({ params }) => {
-        const thumb = thumbnails.latestFor(params.camera);
+        const thumb = thumbnails.latestFor(params.camera!);
         if (!thumb) throw new HttpError(404, `no frame seen yet from camera ${JSON.stringify(params.camera)}`);
         return { status: 200, body: thumb.jpeg, contentType: 'image/jpeg', headers: { 'cache-control': 'no-store', 'x-frame-id': encodeURIComponent(thumb.frameId) } };
       },

@@ -65,7 +65,7 @@ export class AckGuard {
     }
     const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
     if (!match) return { status: 401, message: 'this endpoint needs Authorization: Bearer <token> (the token configured for the web server)' };
-    const given = createHash('sha256').update(match[1].trim()).digest();
+    const given = createHash('sha256').update(match[1]!.trim()).digest();
     if (!timingSafeEqual(given, this.tokenDigest!)) return { status: 401, message: 'the bearer token is not the one configured for the web server' };
     return undefined;
   }

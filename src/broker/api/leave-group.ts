@@ -23,7 +23,7 @@ export const leaveGroup: ApiHandler = {
     const results = broker.groups.leave(groupId, members.map((m) => m.memberId));
     if (version >= 1) response.int32(0);
     if (version < 3) {
-      response.int16(results[0].errorCode);
+      response.int16(results[0]!.errorCode);
       return;
     }
     response.int16(ErrorCode.NONE).array(results, (w, r) => { w.string(r.memberId).string(null).int16(r.errorCode); });

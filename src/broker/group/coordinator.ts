@@ -289,7 +289,7 @@ export class GroupCoordinator {
     if (!group.members.has(group.leaderId)) group.leaderId = group.members.keys().next().value as string;
     const leader = group.members.get(group.leaderId)!;
     const members = [...group.members.values()];
-    group.protocolName = leader.protocols.find((p) => members.every((m) => m.protocols.some((q) => q.name === p.name)))?.name ?? leader.protocols[0].name;
+    group.protocolName = leader.protocols.find((p) => members.every((m) => m.protocols.some((q) => q.name === p.name)))?.name ?? leader.protocols[0]!.name;
     group.state = 'CompletingRebalance';
     const now = Date.now();
     this.logger.info({ group: group.groupId, generation: group.generationId, members: members.length, protocol: group.protocolName }, 'rebalance joined');

@@ -92,13 +92,13 @@ export class PartitionLog {
     const files = readdirSync(this.dir).filter((name) => /^\d{20}\.log$/.test(name)).sort();
     let truncatedRest = false;
     for (let i = 0; i < files.length; i++) {
-      const path = join(this.dir, files[i]);
+      const path = join(this.dir, files[i]!);
       if (truncatedRest) {
         this.options.logger.warn({ path }, 'removing segment after a torn write');
         unlinkSync(path);
         continue;
       }
-      const baseOffset = Number(files[i].slice(0, 20));
+      const baseOffset = Number(files[i]!.slice(0, 20));
       const fd = openSync(path, 'r+');
       const segment: Segment = { baseOffset, path, fd, size: 0, maxTimestamp: -1, dirty: false };
       if (this.segments.length === 0) {
@@ -153,7 +153,7 @@ export class PartitionLog {
   }
 
   private get active(): Segment {
-    return this.segments[this.segments.length - 1];
+    return this.segments[this.segments.length - 1]!; // open() leaves at least one
   }
 
   /**
@@ -234,7 +234,7 @@ export class PartitionLog {
     let found = this.entries.length;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      if (this.entries[mid].lastOffset >= offset) { found = mid; high = mid - 1; } else low = mid + 1;
+      if (this.entries[mid]!.lastOffset >= offset) { found = mid; high = mid - 1; } else low = mid + 1;
     }
     return found;
   }
@@ -249,7 +249,7 @@ export class PartitionLog {
     let total = 0;
     let i = this.findEntry(offset);
     while (i < this.entries.length) {
-      const first = this.entries[i];
+      const first = this.entries[i]!;
       if ((out.length > 0 || !atLeastOne) && total + first.size > maxBytes) break;
       if (first.data) {
         out.push(first.data);
@@ -260,8 +260,8 @@ export class PartitionLog {
       // Not cached: read a contiguous run of batches of one segment in one call.
       let j = i;
       let runBytes = 0;
-      while (j < this.entries.length && this.entries[j].segment === first.segment && !this.entries[j].data && ((j === i && out.length === 0 && atLeastOne) || total + runBytes + this.entries[j].size <= maxBytes)) {
-        runBytes += this.entries[j].size;
+      while (j < this.entries.length && this.entries[j]!.segment === first.segment && !this.entries[j]!.data && ((j === i && out.length === 0 && atLeastOne) || total + runBytes + this.entries[j]!.size <= maxBytes)) {
+        runBytes += this.entries[j]!.size;
         j++;
       }
       if (j === i) break;
@@ -284,6 +284,7 @@ export class PartitionLog {
     for (const entry of this.entries) {
       if (entry.maxTimestamp >= timestamp) {
         const bytes = entry.data ?? this.read(entry.baseOffset, entry.size)[0];
+        if (!bytes) throw new Error(`partition log ${this.dir}: the batch at offset ${entry.baseOffset} could not be read back`);
         return { offset: Math.max(this.logStartOffset, firstOffsetAtOrAfter(bytes, entry.baseOffset, timestamp)), timestamp: entry.maxTimestamp };
       }
     }
@@ -308,7 +309,7 @@ export class PartitionLog {
     if (tooOld(this.active)) this.roll(this.nextOffset);
     let size = this.sizeBytes;
     while (this.segments.length > 1) {
-      const oldest = this.segments[0];
+      const oldest = this.segments[0]!;
       // As Kafka: drop the oldest segment only while the rest still holds at least `bytes`.
       const overSize = retention.bytes !== undefined && size - oldest.size >= retention.bytes;
       if (!overSize && !tooOld(oldest)) break;
@@ -317,12 +318,12 @@ export class PartitionLog {
       unlinkSync(oldest.path);
       size -= oldest.size;
       let drop = 0;
-      while (drop < this.entries.length && this.entries[drop].segment === oldest) {
-        this.options.cache.drop(this.entries[drop]);
+      while (drop < this.entries.length && this.entries[drop]!.segment === oldest) {
+        this.options.cache.drop(this.entries[drop]!);
         drop++;
       }
       this.entries.splice(0, drop);
-      this.logStartOffset = this.segments[0].baseOffset;
+      this.logStartOffset = this.segments[0]!.baseOffset;
       deleted++;
     }
     if (deleted > 0) this.options.logger.info({ topic: this.topic, partition: this.partition, segments: deleted, logStartOffset: this.logStartOffset }, 'retention deleted segments');

@@ -22,7 +22,7 @@ export class TailCache {
     this.queue.push(batch);
     this.bytes += batch.size;
     while (this.bytes > this.budget && this.head < this.queue.length) {
-      const oldest = this.queue[this.head++];
+      const oldest = this.queue[this.head++]!;
       if (oldest.data) { oldest.data = undefined; this.bytes -= oldest.size; }
     }
     // Compact the consumed front now and then instead of shifting on every eviction.

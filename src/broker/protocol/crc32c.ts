@@ -20,13 +20,13 @@ const TABLES: Uint32Array[] = [];
   TABLES.push(base);
   for (let t = 1; t < 8; t++) {
     const table = new Uint32Array(256);
-    const previous = TABLES[t - 1];
-    for (let n = 0; n < 256; n++) table[n] = (previous[n] >>> 8) ^ base[previous[n] & 0xff];
+    const previous = TABLES[t - 1]!;
+    for (let n = 0; n < 256; n++) table[n] = (previous[n]! >>> 8) ^ base[previous[n]! & 0xff]!;
     TABLES.push(table);
   }
 })();
 
-const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES;
+const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array]; // built above, eight of them
 
 /** Below this many bytes the copy into WebAssembly memory costs more than it saves. */
 const WASM_MIN_BYTES = 512;
@@ -102,7 +102,7 @@ const wasm: WasmCrc | undefined = (() => {
     const instance = new WebAssembly.Instance(new WebAssembly.Module(assembleCrcModule()));
     const memory = instance.exports.mem as WebAssembly.Memory;
     const view = new Uint8Array(memory.buffer);
-    for (let t = 0; t < 8; t++) new Uint32Array(memory.buffer, t * 1024, 256).set(TABLES[t]);
+    for (let t = 0; t < 8; t++) new Uint32Array(memory.buffer, t * 1024, 256).set(TABLES[t]!);
     const result: WasmCrc = { crc: instance.exports.crc as WasmCrc['crc'], memory, view };
     // Self-check against the JS loop before trusting it.
     const probe = Buffer.from('123456789abcdefghijklmnopqrstuvwxyz'.repeat(40));
@@ -132,13 +132,13 @@ export function crc32cJs(data: Uint8Array, start = 0, end = data.length): number
   let i = start;
   const stop8 = end - ((end - start) & 7);
   while (i < stop8) {
-    const a = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) ^ crc;
-    const b = data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24);
+    const a = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) ^ crc;
+    const b = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
     crc =
-      T7[a & 0xff] ^ T6[(a >>> 8) & 0xff] ^ T5[(a >>> 16) & 0xff] ^ T4[a >>> 24] ^
-      T3[b & 0xff] ^ T2[(b >>> 8) & 0xff] ^ T1[(b >>> 16) & 0xff] ^ T0[b >>> 24];
+      T7[a & 0xff]! ^ T6[(a >>> 8) & 0xff]! ^ T5[(a >>> 16) & 0xff]! ^ T4[a >>> 24]! ^
+      T3[b & 0xff]! ^ T2[(b >>> 8) & 0xff]! ^ T1[(b >>> 16) & 0xff]! ^ T0[b >>> 24]!;
     i += 8;
   }
-  while (i < end) crc = T0[(crc ^ data[i++]) & 0xff] ^ (crc >>> 8);
+  while (i < end) crc = T0[(crc ^ data[i++]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }

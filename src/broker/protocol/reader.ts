@@ -70,7 +70,7 @@ export class Reader {
     let shift = 0;
     for (;;) {
       this.need(1, 'UNSIGNED_VARINT');
-      const byte = this.buffer[this.offset++];
+      const byte = this.buffer[this.offset++]!;
       value += (byte & 0x7f) * 2 ** shift;
       if ((byte & 0x80) === 0) return value;
       shift += 7;
@@ -84,7 +84,7 @@ export class Reader {
     let shift = 0;
     for (;;) {
       this.need(1, 'VARINT');
-      const byte = this.buffer[this.offset++];
+      const byte = this.buffer[this.offset++]!;
       value += (byte & 0x7f) * 2 ** shift;
       if ((byte & 0x80) === 0) break;
       shift += 7;

@@ -78,8 +78,8 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
   if (!session) session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
   const inputName = card.input.name ?? session.inputNames[0];
   const outputName = card.output.name ?? session.outputNames[0];
-  if (!session.inputNames.includes(inputName)) throw new Error(`model ${card.name}: input.name "${inputName}" is not an input of ${path}; it has ${JSON.stringify(session.inputNames)}`);
-  if (!session.outputNames.includes(outputName)) throw new Error(`model ${card.name}: output.name "${outputName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
+  if (inputName === undefined || !session.inputNames.includes(inputName)) throw new Error(`model ${card.name}: input.name "${inputName}" is not an input of ${path}; it has ${JSON.stringify(session.inputNames)}`);
+  if (outputName === undefined || !session.outputNames.includes(outputName)) throw new Error(`model ${card.name}: output.name "${outputName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
   const embeddingName = card.output.embeddingName;
   if (embeddingName && !session.outputNames.includes(embeddingName)) {
     throw new Error(`model ${card.name}: output.embeddingName "${embeddingName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
@@ -95,9 +95,9 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
     async run(tensor: Float32Array, n: number): Promise<BackendOutput> {
       const feeds = { [inputName]: new ort.Tensor('float32', tensor, tensorShape(card.input, n)) };
       const result = await s.run(feeds, fetches);
-      const pPG = pPGFromOutput(card, result[outputName].data as Float32Array, n);
+      const pPG = pPGFromOutput(card, result[outputName]!.data as Float32Array, n);
       if (!embeddingName) return { pPG };
-      const embedding = Float32Array.from(result[embeddingName].data as Float32Array);
+      const embedding = Float32Array.from(result[embeddingName]!.data as Float32Array);
       return { pPG, embedding, embeddingDim: embedding.length / n };
     },
     async close() {

@@ -141,8 +141,9 @@ export async function createTfjsBackend(init: BackendInit, log: (msg: string) =>
   if (graph) {
     const model = await t.loadGraphModel(t.io.fromMemory(artifacts));
     const outputName = card.output.name ?? model.outputNodes[0];
-    const outputs = embeddingName ? [outputName, embeddingName] : [outputName];
     const inputName = card.input.name ?? model.inputNodes[0];
+    if (outputName === undefined || inputName === undefined) throw new Error(`model ${card.name}: ${path} has no ${inputName === undefined ? 'input' : 'output'} node to use; name one in the card (input.name, output.name)`);
+    const outputs = embeddingName ? [outputName, embeddingName] : [outputName];
     predict = (x) => {
       const r = model.execute({ [inputName]: x }, outputs);
       return Array.isArray(r) ? r : [r];
@@ -150,7 +151,7 @@ export async function createTfjsBackend(init: BackendInit, log: (msg: string) =>
     dispose = () => model.dispose();
   } else {
     const layers = await t.loadLayersModel(t.io.fromMemory(artifacts));
-    const model = embeddingName ? t.model({ inputs: layers.inputs, outputs: [layers.outputs[0], layers.getLayer(embeddingName).output as import('@tensorflow/tfjs').SymbolicTensor] }) : layers;
+    const model = embeddingName ? t.model({ inputs: layers.inputs, outputs: [layers.outputs[0]!, layers.getLayer(embeddingName).output as import('@tensorflow/tfjs').SymbolicTensor] }) : layers;
     predict = (x) => {
       const r = model.predict(x);
       return Array.isArray(r) ? r : [r];
@@ -168,9 +169,9 @@ export async function createTfjsBackend(init: BackendInit, log: (msg: string) =>
       try {
         const outs = predict(x);
         try {
-          const pPG = pPGFromOutput(card, await outs[0].data(), n);
+          const pPG = pPGFromOutput(card, await outs[0]!.data(), n);
           if (!embeddingName) return { pPG };
-          const embedding = Float32Array.from(await outs[1].data());
+          const embedding = Float32Array.from(await outs[1]!.data());
           return { pPG, embedding, embeddingDim: embedding.length / n };
         } finally {
           for (const o of outs) o.dispose();

@@ -45,7 +45,7 @@ export function pPGFromOutput(card: ModelCard, data: ArrayLike<number>, n: numbe
     if (width !== 1) throw new Error(`model ${card.name}: output.kind "sigmoid" expects 1 value per image, the model gives ${width}; use "softmax" with pgIndex`);
     // Exports that drop the final activation give logits; a value outside [0,1] can only be one.
     for (let i = 0; i < n; i++) {
-      const v = data[i];
+      const v = data[i]!;
       out[i] = v >= 0 && v <= 1 ? v : 1 / (1 + Math.exp(-v));
     }
   } else {
@@ -56,18 +56,18 @@ export function pPGFromOutput(card: ModelCard, data: ArrayLike<number>, n: numbe
       let inRange = true;
       let max = -Infinity;
       for (let j = 0; j < width; j++) {
-        const v = data[i * width + j];
+        const v = data[i * width + j]!;
         sum += v;
         if (v < 0 || v > 1) inRange = false;
         if (v > max) max = v;
       }
       if (inRange && Math.abs(sum - 1) < 1e-3) {
-        out[i] = data[i * width + k];
+        out[i] = data[i * width + k]!;
       } else {
         // Logits (no softmax layer in the export): apply it here, stably.
         let z = 0;
-        for (let j = 0; j < width; j++) z += Math.exp(data[i * width + j] - max);
-        out[i] = Math.exp(data[i * width + k] - max) / z;
+        for (let j = 0; j < width; j++) z += Math.exp(data[i * width + j]! - max);
+        out[i] = Math.exp(data[i * width + k]! - max) / z;
       }
     }
   }
