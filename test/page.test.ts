@@ -103,7 +103,11 @@ describe('live page', () => {
     await page.locator('#global-banner[data-state="firing"]').waitFor({ timeout: 2000 });
     expect(await page.locator('#global-banner').textContent()).toContain('reactor-1');
     // The evidence frames were cached and pinned: the alert list shows them as images.
-    await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>('.evidence img')).filter((img) => img.naturalWidth > 0).length === 3);
+    await page.waitForFunction(() => {
+      // Runs in the page: its document, typed as far as this check reads it (the Node code has no DOM lib).
+      const { document } = globalThis as unknown as { document: { querySelectorAll(selector: string): ArrayLike<{ naturalWidth: number }> } };
+      return Array.from(document.querySelectorAll('.evidence img')).filter((img) => img.naturalWidth > 0).length === 3;
+    });
     await page.screenshot({ path: join(ARTIFACTS, 'live-page.png') });
 
     // Acknowledge: the first POST answers 401, the page asks for the token, the second succeeds.

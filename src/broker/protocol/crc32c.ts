@@ -95,12 +95,20 @@ function assembleCrcModule(): Uint8Array<ArrayBuffer> {
   ]);
 }
 
-interface WasmCrc { crc: (ptr: number, len: number, crc: number) => number; memory: WebAssembly.Memory; view: Uint8Array }
+/** Node's WebAssembly global, as far as this file uses it: TypeScript types it only in its DOM lib, which the Node code does not load. */
+interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { readonly exports: Record<string, unknown> };
+}
+
+interface WasmCrc { crc: (ptr: number, len: number, crc: number) => number; memory: WasmMemory; view: Uint8Array }
 
 const wasm: WasmCrc | undefined = (() => {
   try {
-    const instance = new WebAssembly.Instance(new WebAssembly.Module(assembleCrcModule()));
-    const memory = instance.exports.mem as WebAssembly.Memory;
+    const { Module, Instance } = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+    const instance = new Instance(new Module(assembleCrcModule()));
+    const memory = instance.exports.mem as WasmMemory;
     const view = new Uint8Array(memory.buffer);
     for (let t = 0; t < 8; t++) new Uint32Array(memory.buffer, t * 1024, 256).set(TABLES[t]!);
     const result: WasmCrc = { crc: instance.exports.crc as WasmCrc['crc'], memory, view };
