@@ -147,7 +147,7 @@ export class OnsetDetector {
       return { used: true, alarm: this.s >= this.threshold, statistic: this.s, evidenceFrames: this.excursion };
     }
     const hit = pPG >= this.pgAt ? 1 : 0;
-    if (this.filled === this.n) this.hits -= this.ring[this.next];
+    if (this.filled === this.n) this.hits -= this.ring[this.next]!;
     else this.filled += 1;
     this.ring[this.next] = hit;
     this.hits += hit;
@@ -234,40 +234,40 @@ export function cusumAverageRunLength(h: number, hypothesis: 'cex' | 'pg', model
     const p = (j + 0.5) / points;
     llr[j] = logLikelihoodRatio(p, model);
     mass[j] = density(p) / points;
-    total += mass[j];
+    total += mass[j]!;
   }
-  for (let j = 0; j < points; j += 1) mass[j] /= total;
+  for (let j = 0; j < points; j += 1) mass[j] = mass[j]! / total;
   const n = bins + 1; // state 0: S = 0; state i ≥ 1: S in ((i−1)w, iw], represented by its midpoint
   const w = h / bins;
   const a = Array.from({ length: n }, () => new Float64Array(n + 1)); // [I − Q | 1]
   for (let i = 0; i < n; i += 1) {
     const s = i === 0 ? 0 : (i - 0.5) * w;
-    const row = a[i];
-    row[i] += 1;
+    const row = a[i]!;
+    row[i] = row[i]! + 1;
     row[n] = 1;
     for (let j = 0; j < points; j += 1) {
-      const next = s + llr[j];
+      const next = s + llr[j]!;
       if (next >= h) continue; // alarm: absorbed
       const to = next <= 0 ? 0 : Math.min(bins, Math.ceil(next / w));
-      row[to] -= mass[j];
+      row[to] = row[to]! - mass[j]!;
     }
   }
   // Gaussian elimination with partial pivoting.
   for (let c = 0; c < n; c += 1) {
     let pivot = c;
-    for (let r = c + 1; r < n; r += 1) if (Math.abs(a[r][c]) > Math.abs(a[pivot][c])) pivot = r;
-    [a[c], a[pivot]] = [a[pivot], a[c]];
+    for (let r = c + 1; r < n; r += 1) if (Math.abs(a[r]![c]!) > Math.abs(a[pivot]![c]!)) pivot = r;
+    [a[c], a[pivot]] = [a[pivot]!, a[c]!];
     for (let r = c + 1; r < n; r += 1) {
-      const f = a[r][c] / a[c][c];
+      const f = a[r]![c]! / a[c]![c]!;
       if (f === 0) continue;
-      for (let q = c; q <= n; q += 1) a[r][q] -= f * a[c][q];
+      for (let q = c; q <= n; q += 1) a[r]![q]! -= f * a[c]![q]!;
     }
   }
   const x = new Float64Array(n);
   for (let r = n - 1; r >= 0; r -= 1) {
-    let sum = a[r][n];
-    for (let q = r + 1; q < n; q += 1) sum -= a[r][q] * x[q];
-    x[r] = sum / a[r][r];
+    let sum = a[r]![n]!;
+    for (let q = r + 1; q < n; q += 1) sum -= a[r]![q]! * x[q]!;
+    x[r] = sum / a[r]![r]!;
   }
-  return x[0];
+  return x[0]!;
 }

@@ -129,6 +129,7 @@ export class AlertLifecycle {
 
     const excursion = state.recent.slice(-Math.max(1, Math.min(step.evidenceFrames, RECENT_FRAMES)));
     const firstPg = excursion.find((f) => f.pPG >= this.cleanBelow) ?? excursion[0];
+    if (!firstPg) return { changes, newCamera }; // cannot happen: the frame that raised the alarm is in `recent`
     const id = pgAlertId(state.camera, state.runId, firstPg.frameId);
     state.detector.reset();
     if (this.book.get(id)) return { changes, newCamera }; // the same onset replayed

@@ -32,11 +32,12 @@ function rate(name: string) {
 }
 
 function parseSplit(value: string): [number, number, number] {
-  const parts = value.split(/[/,:]/).map((p) => Number(p.trim()));
-  if (parts.length !== 3 || parts.some((p) => !Number.isFinite(p) || p < 0) || parts[0] + parts[1] + parts[2] <= 0) {
+  const [train, valid, test, ...rest] = value.split(/[/,:]/).map((p) => Number(p.trim()));
+  const parts = [train, valid, test];
+  if (rest.length > 0 || train === undefined || valid === undefined || test === undefined || parts.some((p) => !Number.isFinite(p) || p! < 0) || train + valid + test <= 0) {
     throw new InvalidArgumentError(`--split must be three non-negative numbers train/valid/test like 70/25/5, got "${value}"`);
   }
-  return [parts[0], parts[1], parts[2]];
+  return [train, valid, test];
 }
 
 function augmentFor(level: string): AugmentOptions | false {
