@@ -5,7 +5,8 @@
  * __consumer_offsets), every group that becomes Stable is snapshotted to
  * `statePath`, so after a broker restart its members keep heartbeating and
  * committing in their generation instead of rejoining and redoing work; a
- * member that does not come back times out as usual.
+ * member that does not come back times out as usual (`snapshot.ts`; the group and
+ * member types are in `model.ts`).
  *
  * States as in Kafka's GroupMetadata:
  *   Empty ──join──► PreparingRebalance ──all joined / rebalance timeout──► CompletingRebalance
@@ -13,72 +14,11 @@
  *   Stable / CompletingRebalance ──join, leave, session timeout──► PreparingRebalance
  */
 import { randomUUID } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import type { Logger } from '../../config/logger.js';
 import { ErrorCode } from '../errors.js';
+import { EMPTY, type Group, type GroupState, type JoinRequest, type JoinResult, type Member, type SyncResult } from './model.js';
+import { loadGroups, saveGroups } from './snapshot.js';
 
-export type GroupState = 'Empty' | 'PreparingRebalance' | 'CompletingRebalance' | 'Stable' | 'Dead';
-
-export interface JoinRequest {
-  groupId: string;
-  sessionTimeoutMs: number;
-  rebalanceTimeoutMs: number;
-  memberId: string;
-  groupInstanceId: string | null;
-  protocolType: string;
-  protocols: Array<{ name: string; metadata: Buffer }>;
-  clientId: string;
-  clientHost: string;
-}
-
-export interface JoinResult {
-  errorCode: number;
-  generationId: number;
-  protocolName: string;
-  leader: string;
-  memberId: string;
-  members: Array<{ memberId: string; groupInstanceId: string | null; metadata: Buffer }>;
-}
-
-export interface SyncResult { errorCode: number; assignment: Buffer }
-
-interface SavedGroup {
-  groupId: string;
-  generationId: number;
-  protocolType: string;
-  protocolName: string;
-  leaderId: string;
-  members: Array<Omit<Member, 'protocols' | 'assignment' | 'lastHeartbeat' | 'restored' | 'pendingJoin' | 'pendingSync'> & { protocols: Array<{ name: string; metadata: string }>; assignment: string }>;
-}
-
-interface Member {
-  memberId: string;
-  groupInstanceId: string | null;
-  clientId: string;
-  clientHost: string;
-  sessionTimeoutMs: number;
-  rebalanceTimeoutMs: number;
-  protocols: Array<{ name: string; metadata: Buffer }>;
-  assignment: Buffer;
-  lastHeartbeat: number;
-  /** Restored from the snapshot and not heard from since the restart. */
-  restored?: boolean;
-  pendingJoin: ((result: JoinResult) => void) | undefined;
-  pendingSync: ((result: SyncResult) => void) | undefined;
-}
-
-export interface Group {
-  groupId: string;
-  state: GroupState;
-  generationId: number;
-  protocolType: string;
-  protocolName: string;
-  leaderId: string;
-  members: Map<string, Member>;
-  rebalanceDeadline: number;
-}
-
-const EMPTY = Buffer.alloc(0);
 /** Session timeouts accepted (Kafka's broker defaults are 6 s..30 min; tests want shorter). */
 const MIN_SESSION_TIMEOUT_MS = 100;
 const MAX_SESSION_TIMEOUT_MS = 30 * 60_000;
@@ -92,62 +32,11 @@ export class GroupCoordinator {
   /** Restores the Stable groups of the last snapshot; their members get a fresh session timeout. */
   load(): void {
     if (!this.statePath) return;
-    let saved: SavedGroup[];
-    try {
-      saved = JSON.parse(readFileSync(this.statePath, 'utf8')) as SavedGroup[];
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.logger.warn({ err, path: this.statePath }, 'ignoring unreadable group snapshot; members will rejoin');
-      return;
-    }
-    const now = Date.now();
-    for (const g of saved) {
-      const members = new Map<string, Member>();
-      for (const m of g.members) {
-        members.set(m.memberId, {
-          ...m,
-          protocols: m.protocols.map((p) => ({ name: p.name, metadata: Buffer.from(p.metadata, 'base64') })),
-          assignment: Buffer.from(m.assignment, 'base64'),
-          lastHeartbeat: now,
-          restored: true,
-          pendingJoin: undefined,
-          pendingSync: undefined,
-        });
-      }
-      this.groups.set(g.groupId, { groupId: g.groupId, state: 'Stable', generationId: g.generationId, protocolType: g.protocolType, protocolName: g.protocolName, leaderId: g.leaderId, members, rebalanceDeadline: 0 });
-    }
-    if (saved.length > 0) this.logger.info({ groups: saved.length }, 'restored stable consumer groups');
+    for (const group of loadGroups(this.statePath, this.logger)) this.groups.set(group.groupId, group);
   }
 
-  /** Writes every Stable group (temp file + rename, so a crash leaves the old or the new snapshot). */
   private save(): void {
-    if (!this.statePath) return;
-    const stable: SavedGroup[] = [];
-    for (const g of this.groups.values()) {
-      if (g.state !== 'Stable') continue;
-      stable.push({
-        groupId: g.groupId,
-        generationId: g.generationId,
-        protocolType: g.protocolType,
-        protocolName: g.protocolName,
-        leaderId: g.leaderId,
-        members: [...g.members.values()].map((m) => ({
-          memberId: m.memberId,
-          groupInstanceId: m.groupInstanceId,
-          clientId: m.clientId,
-          clientHost: m.clientHost,
-          sessionTimeoutMs: m.sessionTimeoutMs,
-          rebalanceTimeoutMs: m.rebalanceTimeoutMs,
-          protocols: m.protocols.map((p) => ({ name: p.name, metadata: p.metadata.toString('base64') })),
-          assignment: m.assignment.toString('base64'),
-        })),
-      });
-    }
-    try {
-      writeFileSync(`${this.statePath}.tmp`, JSON.stringify(stable));
-      renameSync(`${this.statePath}.tmp`, this.statePath);
-    } catch (err) {
-      this.logger.error({ err, path: this.statePath }, 'could not save the group snapshot; members will rejoin after a restart');
-    }
+    if (this.statePath) saveGroups(this.statePath, this.groups.values(), this.logger);
   }
 
   start(): void {
