@@ -17,6 +17,7 @@ import { identityProblem } from '../bus/messages.js';
 import { DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_RECONCILE_INTERVAL_MS } from '../config/defaults.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { StageLifecycle } from '../config/stage-lifecycle.js';
 import { ByteBudget, CameraIngest } from './camera.js';
 import { Ledger, type AckRecord } from './ledger.js';
 import { ingestMetrics } from './metrics.js';
@@ -67,18 +68,17 @@ export interface IngestOptions {
   logger?: Logger;
 }
 
-export class IngestStage {
+export class IngestStage extends StageLifecycle {
   readonly stats = { ingested: 0, rejected: 0 };
   private readonly cameras: CameraIngest[] = [];
   private ledger: Ledger | undefined;
-  private started = false;
-  private closed = false;
   private recovery: Promise<void> | undefined;
   private abortRecovery = false;
   private wakeRecovery: (() => void) | undefined;
   private readonly logger: Logger;
 
   constructor(private readonly options: IngestOptions) {
+    super({ stage: 'ingest' });
     if (options.cameras.length === 0) throw new Error('ingest: no cameras given; pass at least one { camera, watch }');
     const seen = new Set<string>();
     for (const c of options.cameras) {
@@ -92,15 +92,15 @@ export class IngestStage {
     this.logger = (options.logger ?? silentLogger).child({ stage: 'ingest' });
   }
 
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+  /** Opens the ledger, starts recovery and every camera's watcher (StageLifecycle: a failure here closes the stage). */
+  protected async open(): Promise<void> {
     const o = this.options;
     const metrics = ingestMetrics(o.registry);
     const maxMessageBytes = o.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     const ledger = new Ledger(o.ledgerPath ?? join(o.cameras[0]!.watch, '.ingest-ledger.jsonl'));
     await ledger.open();
     this.ledger = ledger;
+    this.throwIfClosed('start()');
     this.recovery = this.recover(ledger, maxMessageBytes);
     const budget = new ByteBudget(o.maxInFlightBytes ?? 256 * 1024 * 1024, (used) => metrics.inFlightBytes.set(used));
     const day = new Date().toISOString().slice(0, 10);
@@ -128,11 +128,9 @@ export class IngestStage {
         quarantineDir: o.quarantineDir,
       }));
     }
-    try {
-      for (const camera of this.cameras) await camera.start();
-    } catch (err) {
-      await this.close();
-      throw err;
+    for (const camera of this.cameras) {
+      this.throwIfClosed('start()');
+      await camera.start();
     }
   }
 
@@ -167,11 +165,14 @@ export class IngestStage {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
+  /** Stops recovery's retries at once, before close() waits for a start() under way. */
+  protected override interrupt(): void {
     this.abortRecovery = true;
     this.wakeRecovery?.();
+  }
+
+  /** Cameras in reverse order, then recovery, then the ledger; unsent frames are picked up by the next start. */
+  protected async shut(): Promise<void> {
     for (const camera of [...this.cameras].reverse()) {
       await camera.close().catch((err) => this.logger.error({ err, camera: camera.camera }, 'closing camera failed'));
     }
