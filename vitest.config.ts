@@ -8,6 +8,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
  */
 export const UNIT_TESTS = [
   'calibrate-maths',
+  'alert-llr-table',
   'alert-lifecycle',
   'alert-stage',
   'alert',

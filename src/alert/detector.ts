@@ -5,6 +5,7 @@
  * Unusable frames (P(PG) = null) are skipped: they neither count for nor against PG, and
  * do not age the k-of-n window.
  */
+import { llrAt, llrTableProblem, type LlrTable } from './llr-table.js';
 
 export interface CusumConfig {
   kind: 'cusum';
@@ -18,6 +19,11 @@ export interface CusumConfig {
   missRate?: number;
   /** κ: how sharply confident the classifier is; P(PG) ~ Beta(1,κ) on CEX, Beta(κ,1) on PG. Default 20. */
   sharpness?: number;
+  /**
+   * ℓ fitted on this camera's own clean scores (`crystalwatch calibrate`, the card's
+   * `detector.llr`): used in place of the ε0/ε1/κ model; give its `threshold` with it.
+   */
+  llr?: LlrTable;
 }
 
 export interface KOfNConfig {
@@ -91,6 +97,7 @@ export class OnsetDetector {
   /** A short human description, carried in alert evidence ("cusum h=11.51 ..."). */
   readonly description: string;
   private readonly model: Model | undefined;
+  private readonly table: LlrTable | undefined;
   private readonly n: number;
   private readonly pgAt: number;
   // CUSUM state
@@ -114,7 +121,15 @@ export class OnsetDetector {
       this.n = 0;
       this.pgAt = 0.5;
       this.ring = new Uint8Array(0);
-      this.description = `cusum h=${this.threshold.toFixed(2)} eps0=${this.model.spikeRate} eps1=${this.model.missRate} kappa=${this.model.sharpness}`;
+      if (config.llr) {
+        const problem = llrTableProblem(config.llr);
+        if (problem) throw new RangeError(`detector: llr ${problem}`);
+        if (config.threshold === undefined) throw new RangeError('detector: a calibrated llr table needs its threshold (the card\'s detector.threshold)');
+        this.table = config.llr;
+      }
+      this.description = this.table
+        ? `cusum h=${this.threshold.toFixed(2)} llr=calibrated (${this.table.values.length} points)`
+        : `cusum h=${this.threshold.toFixed(2)} eps0=${this.model.spikeRate} eps1=${this.model.missRate} kappa=${this.model.sharpness}`;
     } else {
       const k = config.k ?? 3;
       const n = config.n ?? 5;
@@ -136,7 +151,7 @@ export class OnsetDetector {
     if (pPG === null || !Number.isFinite(pPG)) return { used: false, alarm: false, statistic: this.statistic, evidenceFrames: 0 };
     if (this.model) {
       // S_n = max(0, S_{n-1} + llr_n): the excursion restarts whenever S touches 0.
-      const next = this.s + logLikelihoodRatio(pPG, this.model);
+      const next = this.s + (this.table ? llrAt(this.table, pPG) : logLikelihoodRatio(pPG, this.model!));
       if (next > 0) {
         this.s = next;
         this.excursion += 1;

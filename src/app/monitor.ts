@@ -10,7 +10,9 @@ import type { Alert, Prediction } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
-import { AlertStage } from '../alert/index.js';
+import { AlertStage, type DetectorConfig } from '../alert/index.js';
+import type { LlrTable } from '../alert/llr-table.js';
+import { loadModelCard } from '../model/card.js';
 import { MetricsStage, type QualityEvent } from '../metrics/index.js';
 import { runInfo, type RunControl, type OpenRun } from '../runs/index.js';
 import { KnownCameras } from '../bus/known-cameras.js';
@@ -45,6 +47,24 @@ export interface Monitor {
   audit?: AuditWiring;
   opcua?: OpcUaWiring;
   reports?: RunReports;
+}
+
+/**
+ * The onset detector: k-of-n or CUSUM as configured; a CUSUM uses the clean-score model that
+ * `crystalwatch calibrate` fitted for this camera when the model card carries one.
+ */
+async function detectorFor(config: Config, modelDir: string, logger: Logger): Promise<DetectorConfig> {
+  if (config.alert.detector !== 'cusum') return { kind: config.alert.detector };
+  const loaded = await loadModelCard(modelDir).catch((err: Error) => {
+    logger.warn({ modelDir, err: err.message }, 'onset detector: cannot read the model card; the default CUSUM model is used');
+    return undefined;
+  });
+  if (!loaded) return { kind: 'cusum' };
+  const { card } = loaded;
+  const fitted = card.detector as { kind?: string; threshold?: unknown; llr?: LlrTable } | undefined;
+  if (fitted?.kind !== 'cusum' || typeof fitted.threshold !== 'number' || !fitted.llr) return { kind: 'cusum' };
+  logger.info({ model: `${card.name}@${card.version}`, threshold: fitted.threshold, camera: card.calibration?.camera }, 'onset detector: the clean-score model calibrated for this camera');
+  return { kind: 'cusum', threshold: fitted.threshold, llr: fitted.llr };
 }
 
 export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
@@ -87,7 +107,7 @@ export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
     kafka,
     topics,
     registry,
-    detector: { kind: config.alert.detector },
+    detector: await detectorFor(config, ctx.modelDir, logger),
     resolveAfterCleanFrames: config.alert.resolveAfterCleanFrames,
     sinks: {
       webhooks: config.alert.webhooks,

@@ -25,14 +25,11 @@
  * fit; the point fit's ℓ gave 6.4·10⁴ and 8.1·10⁵ on 400 frames each of two other clean batches).
  */
 import { cusumThresholdForArl, DEFAULT_CUSUM_MODEL, logLikelihoodRatio } from '../alert/detector.js';
+import { llrAt, logit, type LlrTable } from '../alert/llr-table.js';
 import { Rng } from './rng.js';
 
-/** ℓ at logit P(PG) = logitMin + i·logitStep; clamped outside, linear between. */
-export interface LlrTable {
-  logitMin: number;
-  logitStep: number;
-  values: number[];
-}
+export { llrAt, logit, type LlrTable };
+
 
 export interface CalibratedDetector {
   kind: 'cusum';
@@ -51,25 +48,11 @@ export interface CalibratedDetector {
 }
 
 /** P(PG) as the classifier rounds it, 6 decimals: logits stay within ±13.9. */
-const P_MIN = 1e-6;
 const LOGIT_RANGE = 14;
 const LOGIT_STEP = 0.125;
 
-export const logit = (p: number): number => {
-  const q = Math.min(1 - P_MIN, Math.max(P_MIN, p));
-  return Math.log(q / (1 - q));
-};
 const sigmoid = (u: number): number => 1 / (1 + Math.exp(-u));
 
-export function llrAt(t: LlrTable, p: number): number {
-  const pos = (logit(p) - t.logitMin) / t.logitStep;
-  const last = t.values.length - 1;
-  if (pos <= 0) return t.values[0]!;
-  if (pos >= last) return t.values[last]!;
-  const i = Math.floor(pos);
-  const f = pos - i;
-  return t.values[i]! * (1 - f) + t.values[i + 1]! * f;
-}
 
 function silverman(u: number[]): number {
   const n = u.length;

@@ -127,7 +127,7 @@ function couldNot(i: BuildReportInput): string[] {
     out.push('All clean images come from one folder (one batch, most likely): another batch of this camera may put more clean frames at high P(PG) than this one did, which raises both the false-positive rate and the false alarms; calibrate on clean frames of several batches (several --clean folders) where you can.');
   }
   out.push('The detector figures take frames as independent draws; consecutive frames of a slowly stirred slurry are not, so runs of high clean scores are likelier than assumed.');
-  out.push('The onset detector uses this clean-score model only where the alert stage reads the card\'s detector field; otherwise it runs its default model, whose figures on this camera are the "before" column.');
+  out.push('The monitor process (`crystalwatch run`, `demo`) reads this clean-score model from the card\'s detector field when the model is in force and `alert.detector` is `cusum`; without it, the detector runs its default model, whose figures on this camera are the "before" column.');
   out.push('Recalibrate after changing the probe, lamp, window, magnification or exposure: the fits describe this camera as it was when these images were taken.');
   return out;
 }
