@@ -63,3 +63,29 @@ describe('CUSUM with a calibrated ℓ table', () => {
     expect(() => new OnsetDetector({ kind: 'cusum', llr: model })).toThrow(/needs its threshold/);
   });
 });
+
+describe('the monitor process picks the detector from the model card in force', () => {
+  it('uses a calibrated card\'s ℓ table and threshold, and the default model otherwise', async () => {
+    const { cp, mkdtemp, readFile, rm, writeFile } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const { detectorFor } = await import('../src/app/monitor.js');
+    const { validateConfig } = await import('../src/config/index.js');
+    const { silentLogger } = await import('../src/config/logger.js');
+    const { root } = await import('./helpers/demo.js');
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'cw-detector-card-'));
+    try {
+      const model = path.join(dir, 'model');
+      await cp(path.join(root, 'models', 'default'), model, { recursive: true });
+      const config = validateConfig({ dataDir: dir });
+      expect(await detectorFor(config, model, silentLogger)).toEqual({ kind: 'cusum' });
+      const card = JSON.parse(await readFile(path.join(model, 'card.json'), 'utf8')) as Record<string, unknown>;
+      const llr = tableOf((p) => logLikelihoodRatio(p, DEFAULT_CUSUM_MODEL));
+      await writeFile(path.join(model, 'card.json'), JSON.stringify({ ...card, detector: { kind: 'cusum', threshold: 9.5, llr } }));
+      expect(await detectorFor(config, model, silentLogger)).toEqual({ kind: 'cusum', threshold: 9.5, llr });
+      expect(await detectorFor(validateConfig({ dataDir: dir, alert: { detector: 'k-of-n' } }), model, silentLogger)).toEqual({ kind: 'k-of-n' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

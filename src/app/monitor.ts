@@ -53,7 +53,7 @@ export interface Monitor {
  * The onset detector: k-of-n or CUSUM as configured; a CUSUM uses the clean-score model that
  * `crystalwatch calibrate` fitted for this camera when the model card carries one.
  */
-async function detectorFor(config: Config, modelDir: string, logger: Logger): Promise<DetectorConfig> {
+export async function detectorFor(config: Config, modelDir: string, logger: Logger): Promise<DetectorConfig> {
   if (config.alert.detector !== 'cusum') return { kind: config.alert.detector };
   const loaded = await loadModelCard(modelDir).catch((err: Error) => {
     logger.warn({ modelDir, err: err.message }, 'onset detector: cannot read the model card; the default CUSUM model is used');
