@@ -18,6 +18,7 @@ import { decodeFrameHeaders, encodeJson, type FrameHeaders, type Prediction } fr
 import { DEFAULT_DEAD_LETTER_MAX_BYTES, deadLetterRecord } from '../bus/dead-letter.js';
 import { DEFAULT_BACKEND, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS } from '../config/defaults.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { StageLifecycle } from '../config/stage-lifecycle.js';
 import { Classifier, type ClassifyResult, type TilingOption } from './classifier.js';
 import type { BackendChoice } from './backends/index.js';
 import type { ModelCard } from '../model/card.js';
@@ -72,7 +73,7 @@ export interface ClassifyOptions {
 
 const STAGE = 'classify';
 
-export class ClassifyStage {
+export class ClassifyStage extends StageLifecycle {
   private readonly known: KnownCameras;
   private calibration: NonNullable<Prediction['calibration']> = { status: 'uncalibrated' };
   private readonly unknownCameras: Counter<'stage'>;
@@ -85,12 +86,12 @@ export class ClassifyStage {
   private readonly groupId: string;
   private readonly lagByPartition = new Map<number, number>();
   private readonly frozen?: FrozenDetector;
-  private closing?: Promise<void>;
-  private started = false;
   /** Frames predicted (or dead-lettered) by this process. */
   readonly stats = { predicted: 0, unusable: 0, deadLettered: 0 };
 
   constructor(private readonly o: ClassifyOptions) {
+    // A model load (an ONNX or GPU session) may take a while: close() waits up to 30 s for it.
+    super({ stage: STAGE, startWaitMs: 30_000 });
     this.metrics = classifyMetrics(o.registry);
     this.known = new KnownCameras({ cameras: o.cameras, maxCameras: o.maxCameras });
     this.unknownCameras = unknownCameraCounter(o.registry);
@@ -112,9 +113,8 @@ export class ClassifyStage {
     return this.classifier?.card;
   }
 
-  async start(): Promise<void> {
-    if (this.started) return;
-    this.started = true;
+  /** Loads the model, then connects and consumes (StageLifecycle: a failure here closes the stage). */
+  protected async open(): Promise<void> {
     const maxBatchSize = this.o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE;
     // Filled once the engine is known; inference cannot run before that.
     const backendLabels = { backend: '', device: '' };
@@ -143,13 +143,15 @@ export class ClassifyStage {
     if (status === 'uncalibrated') {
       this.logger.warn(
         { model: info.model, note: card.calibration?.note },
-        `classify: model ${info.model} is uncalibrated: its out-of-distribution statistics and threshold were fitted on simulator camera profiles, not on these cameras; expect false alarms on a real probe until it is calibrated on this camera's clean frames`,
+        `classify: model ${info.model} is uncalibrated: its out-of-distribution statistics and threshold were fitted on simulator camera profiles, not on these cameras; expect false alarms on a real probe until it is calibrated: crystalwatch calibrate --model ${this.classifier.modelDir} --clean <folder of this camera's clean frames> --out <new model folder>, then set classify.model to it`,
       );
     }
     this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS);
 
+    this.throwIfClosed('start()');
     this.producer = createProducer(this.o.kafka);
     await this.producer.connect();
+    this.throwIfClosed('start()');
     this.consumer = createConsumer(this.o.kafka, this.groupId, { maxMessageBytes: this.o.maxMessageBytes });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.o.topics.frames], fromBeginning: this.o.fromBeginning ?? true });
@@ -266,15 +268,12 @@ export class ClassifyStage {
     if (deadLetters.length) await sendBatched(this.producer!, this.o.topics.deadLetter, deadLetters, DEFAULT_DEAD_LETTER_MAX_BYTES);
   }
 
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      // The consumer first: it lets the batch in hand finish and commit, then stops fetching.
-      await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: consumer disconnect failed'));
-      this.batcher?.close();
-      await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: producer disconnect failed'));
-      await this.classifier?.close();
-      if (this.classifier) this.metrics.backendInfo.remove({ backend: this.classifier.info.backend, device: this.classifier.info.device });
-    })();
-    return this.closing;
+  /** The consumer first: it lets the batch in hand finish and commit, then stops fetching. Then the batcher, producer and model. */
+  protected async shut(): Promise<void> {
+    await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: consumer disconnect failed'));
+    this.batcher?.close();
+    await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: producer disconnect failed'));
+    await this.classifier?.close();
+    if (this.classifier) this.metrics.backendInfo.remove({ backend: this.classifier.info.backend, device: this.classifier.info.device });
   }
 }
