@@ -1,10 +1,9 @@
-/** Bus helpers against the real embedded broker: topics, batched sends, commit-after-processing consumers. */
+/** Bus helpers against the real embedded broker: topics and batched sends. */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Kafka } from 'kafkajs';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { readTopic } from './helpers/topic.js';
-import { waitFor, waitForQuiet } from './helpers/wait.js';
-import { createConsumer, createProducer, ensureTopics, runBatchConsumer, sendBatched } from '../src/bus/kafka.js';
+import { createProducer, ensureTopics, sendBatched } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 
 let kafka: Kafka;
@@ -47,40 +46,5 @@ describe('bus helpers (real broker)', () => {
     expect(got).toHaveLength(12);
     expect(got.map((b) => b[0])).toEqual(values.map((v) => v[0]));
     expect(got.every((b, i) => b.equals(values[i]!))).toBe(true);
-  });
-
-  it('runBatchConsumer commits only after a batch is processed: a failed batch comes back, a processed one does not', async () => {
-    const topics = topicNames('t3.');
-    await ensureTopics(kafka, topics, 1);
-    const producer = createProducer(kafka);
-    await producer.connect();
-    await producer.send({ topic: topics.predictions, messages: Array.from({ length: 20 }, (_, i) => ({ key: 'k', value: String(i) })) });
-
-    const seen: string[] = [];
-    let failures = 0;
-    const first = createConsumer(kafka, 'g-commit');
-    await runBatchConsumer(first, {
-      topics: [topics.predictions],
-      fromBeginning: true,
-      handle: async (batch) => {
-        if (failures === 0) { failures += 1; throw new Error('simulated processing failure'); }
-        for (const m of batch.messages) seen.push(m.value!.toString());
-      },
-    });
-    await waitFor(() => seen.length >= 20, { timeout: 30_000, message: 'the 20 records, after the failed batch came back' });
-    await first.disconnect();
-    expect(failures).toBe(1);
-    expect(seen.slice(0, 20)).toEqual(Array.from({ length: 20 }, (_, i) => String(i))); // the failed batch was re-delivered whole
-
-    // Same group after a restart: only new records arrive.
-    await producer.send({ topic: topics.predictions, messages: [{ key: 'k', value: 'new' }] });
-    await producer.disconnect();
-    const later: string[] = [];
-    const second = createConsumer(kafka, 'g-commit');
-    await runBatchConsumer(second, { topics: [topics.predictions], handle: async (batch) => { for (const m of batch.messages) later.push(m.value!.toString()); } });
-    // The new record, then 500 ms with no more: an old record delivered again would show up in that time.
-    await waitForQuiet(() => later.length, { atLeast: 1, quietMs: 500, timeout: 30_000, message: 'the record produced after the restart' });
-    await second.disconnect();
-    expect(later).toEqual(['new']);
   });
 });

@@ -3,7 +3,7 @@
  * and build their producers/consumers here, so the defaults that matter for
  * image payloads (fetch sizes, idempotence, no compression) live in one place.
  */
-import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type Producer, type Consumer, type SASLOptions, type Admin, type Message, type RecordMetadata, type Batch } from 'kafkajs';
+import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type Producer, type Consumer, type SASLOptions, type Admin, type Message, type RecordMetadata } from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { topicNames, type Topics } from './topics.js';
@@ -209,45 +209,6 @@ export async function sendBatched(
     results.push({ messages: chunk, metadata });
   }
   return results;
-}
-
-export interface BatchHandlerContext {
-  heartbeat(): Promise<void>;
-  isRunning(): boolean;
-  isStale(): boolean;
-}
-
-/**
- * Runs `consumer` with `eachBatch` and commits a partition's offset only after
- * `handle` has processed the whole batch: a crash mid-batch re-delivers it rather
- * than losing it (consumers de-duplicate by key/frame-id where it matters).
- * If `handle` throws, nothing is committed and kafkajs retries the batch.
- */
-export async function runBatchConsumer(
-  consumer: Consumer,
-  options: {
-    topics: string[];
-    fromBeginning?: boolean;
-    partitionsConsumedConcurrently?: number;
-    handle: (batch: Batch, context: BatchHandlerContext) => Promise<void>;
-  },
-): Promise<void> {
-  await consumer.connect();
-  await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? false });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: options.partitionsConsumedConcurrently ?? 1,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      if (batch.isEmpty()) return;
-      await options.handle(batch, { heartbeat, isRunning, isStale });
-      if (isStale()) return; // partition reassigned meanwhile: the new owner re-processes from the committed offset
-      const last = batch.lastOffset();
-      resolveOffset(last);
-      await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-      await heartbeat();
-    },
-  });
 }
 
 /**
