@@ -24,7 +24,7 @@ import { startBroker } from '../src/broker/index.js';
 import { Receiver } from './helpers/alert-run.js';
 import { onsetStream } from './helpers/messages.js';
 import { freePort } from './helpers/ports.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, withDeadline } from './helpers/wait.js';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { createLogger } from '../src/config/logger.js';
 
@@ -119,7 +119,7 @@ describe('AlertStage on the broker', () => {
     const first = make({ sinks: { webhooks: [{ url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/` }] } }).stage;
     await first.start();
     await send(bus.kafka);
-    await requested;
+    await withDeadline(requested, { timeout: 30_000, message: 'the webhook request to reach the receiver that never answers' });
     await first.close();
     expect(await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)).toBe(-1); // nothing committed
 

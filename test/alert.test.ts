@@ -11,6 +11,7 @@ import { AlertSchema } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { AlertStage, OnsetDetector, cusumAverageRunLength, cusumThresholdForArl, logLikelihoodRatio, webhookSignatureProblem } from '../src/alert/index.js';
 import { predictionSequence, T0 } from './helpers/messages.js';
+import { withDeadline } from './helpers/wait.js';
 
 /** Each call: the next frame of cam-1 (run-1 unless `over` says otherwise), 100 ms after the last. */
 const frame = predictionSequence({ frameId: (n) => `cam-1/${n}` });
@@ -264,9 +265,9 @@ describe('AlertStage', () => {
     const { s, registry } = stage({ sinks: { webhooks: [{ url: `http://127.0.0.1:${(hanging.address() as AddressInfo).port}/` }] } });
     s.observePrediction(frame(0.99));
     expect(s.observePrediction(frame(0.99))?.state).toBe('firing');
-    await arrived;
+    await withDeadline(arrived, { timeout: 10_000, message: 'the webhook request to reach the receiver' });
     await s.close();
-    await closed; // the client side hung up: nothing is left waiting on the receiver
+    await withDeadline(closed, { timeout: 5_000, message: 'the webhook connection to close after close()' }); // the client side hung up: nothing is left waiting on the receiver
     const text = await registry.metrics();
     expect(metricValue(text, 'crystalwatch_alert_deliveries_total{sink="webhook",outcome="delivered"}')).toBeUndefined();
     expect(metricValue(text, 'crystalwatch_alert_deliveries_queued{sink="webhook"}')).toBe(0);

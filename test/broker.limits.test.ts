@@ -15,7 +15,7 @@ import { resolveLimits } from '../src/broker/limits.js';
 import { MAPPING_BYTES, RequestBuffers } from '../src/broker/request-buffers.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
 import { body, buildBatch, paddedApiVersionsFrame, produceBody, produceResult, RawClient } from './helpers/broker-wire.js';
-import { waitFor, waitForQuiet } from './helpers/wait.js';
+import { waitFor, waitForEvent, waitForQuiet } from './helpers/wait.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -189,7 +189,7 @@ describe('broker limits', () => {
     fetchBody.copy(frame, 4 + header.length);
     const [host, port] = address.split(':');
     const socket = connect(Number(port), host);
-    await new Promise<void>((resolveConnect) => socket.once('connect', () => resolveConnect()));
+    await waitForEvent(socket, 'connect', { timeout: 5_000, message: `a connection to the broker at ${address}` });
     socket.pause();
     for (let i = 0; i < 200; i++) socket.write(frame);
     const fetches = (): Promise<number> => metric('crystalwatch_broker_requests_total', { api: 'Fetch' });

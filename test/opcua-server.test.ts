@@ -30,7 +30,7 @@ import {
 import { pino } from 'pino';
 import { NAMESPACE_URI, OpcUaAlertSink, OpcUaServer, showCurrentAlerts, type OpcUaAcknowledgement } from '../src/opcua/index.js';
 import type { Alert } from '../src/bus/messages.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, waitForEvent } from './helpers/wait.js';
 import { alert as buildAlert } from './helpers/messages.js';
 
 let dataDir: string;
@@ -208,7 +208,7 @@ describe('OPC UA PgOnset alarm', () => {
       const v = values.map((variant) => variant.value);
       events.push({ eventId: v[0], conditionId: v[1], sourceName: v[2], message: v[3]?.text, severity: v[4], active: v[5], acked: v[6], retain: v[7], clientUserId: v[8] });
     });
-    await new Promise<void>((resolve) => item.once('initialized', () => resolve()));
+    await waitForEvent(item, 'initialized', { timeout: 10_000, message: 'the alarm event monitored item to initialize' });
     return { events, subscription };
   }
 
@@ -339,7 +339,7 @@ describe('OPC UA ConditionRefresh', () => {
       );
       const sources: string[] = [];
       item.on('changed', (values: Variant[]) => void (values[2]?.value === true && sources.push(values[0]!.value)));
-      await new Promise<void>((resolve) => item.once('initialized', () => resolve()));
+      await waitForEvent(item, 'initialized', { timeout: 10_000, message: 'the ConditionRefresh monitored item to initialize' });
       const refresh = await session.call({
         objectId: `ns=0;i=${ObjectTypeIds.ConditionType}`,
         methodId: `ns=0;i=${MethodIds.ConditionType_ConditionRefresh}`,

@@ -7,6 +7,7 @@ import type { IncomingMessage } from 'node:http';
 import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, webExposureProblem, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent, type LiveEventType } from '../src/web/index.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { alert as buildAlert, prediction as buildPrediction } from './helpers/messages.js';
+import { waitForEvent } from './helpers/wait.js';
 
 const servers: WebServer[] = [];
 const sockets: WebSocket[] = [];
@@ -364,12 +365,12 @@ describe('WebServer live feed', () => {
     const server = await startServer();
     const wrong = new WebSocket(`ws://127.0.0.1:${server.port}/other`);
     sockets.push(wrong);
-    await expect(new Promise((resolve, reject) => { wrong.on('open', resolve); wrong.on('error', reject); })).rejects.toThrow(/404/);
+    await expect(waitForEvent(wrong, 'open', { timeout: 5_000, message: 'the refused upgrade on /other to fail' })).rejects.toThrow(/404/);
 
     const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
     sockets.push(ws);
     await nextMessage(ws, 'status');
-    const closed = new Promise<void>((resolve) => ws.on('close', () => resolve()));
+    const closed = waitForEvent(ws, 'close', { timeout: 5_000, message: 'the server to close the live-feed socket on close()' });
     await server.close();
     await closed;
     await server.close(); // idempotent

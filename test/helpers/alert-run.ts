@@ -12,7 +12,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import type { Alert, Prediction } from '../../src/bus/messages.js';
 import { readToEnd } from '../../src/alert/restore.js';
 import { cli, root } from './demo.js';
-import { waitFor } from './wait.js';
+import { waitFor, withDeadline } from './wait.js';
 
 export interface RunConfig {
   dataDir: string;
@@ -75,7 +75,7 @@ export async function startRun(configFile: string, env: Record<string, string> =
     }),
     kill: async (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
+      return withDeadline(exited, { timeout: 30_000, message: `crystalwatch run to exit after ${signal}`, detail: () => stderr.slice(-3000) });
     },
   };
   await run.waitForLog((l) => l.msg === 'crystalwatch running', 'crystalwatch running', 60_000);

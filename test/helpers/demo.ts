@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { withDeadline } from './wait.js';
 
 export const root = path.resolve(import.meta.dirname, '..', '..');
 export const cli = path.join(root, 'bin', 'crystalwatch.js');
@@ -61,7 +62,7 @@ export async function startDemoProcess(args: string[]): Promise<DemoProcess> {
     stderr: () => stderr,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-      return exited;
+      return withDeadline(exited, { timeout: 30_000, message: 'the demo to exit after SIGTERM', detail: () => stderr.slice(-3000) });
     },
   };
 }

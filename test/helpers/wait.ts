@@ -4,7 +4,10 @@
  *
  *   await waitFor(() => stage.stats.ingested >= 3, { timeout: 30_000, message: '3 frames ingested' });
  *   const all = await waitForQuiet(() => got.length, { atLeast: 1000, quietMs: 1500, timeout: 60_000, message: '1,000 frames' });
+ *   await waitForEvent(item, 'initialized', { timeout: 10_000, message: 'the monitored item initialized' });
  */
+import { once, type EventEmitter } from 'node:events';
+
 export interface WaitOptions {
   /** Deadline in milliseconds. */
   timeout: number;
@@ -90,4 +93,32 @@ export function waitForExit(child: import('node:child_process').ChildProcess, op
       resolve(code);
     });
   });
+}
+
+/**
+ * Resolves with the arguments of the first `event` the emitter sends; rejects if it sends
+ * 'error' first (with that error) or at the deadline. The listeners and the timer go either way.
+ */
+export async function waitForEvent(emitter: EventEmitter, event: string, options: WaitOptions): Promise<unknown[]> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), options.timeout);
+  try {
+    return await once(emitter, event, { signal: abort.signal });
+  } catch (err) {
+    if (abort.signal.aborted) throw timedOut(options);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves or rejects as `promise` does, or rejects at the deadline: for a promise a test made itself. */
+export async function withDeadline<T>(promise: Promise<T>, options: WaitOptions): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(timedOut(options)), options.timeout); });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
