@@ -6,7 +6,6 @@
  * Events: 'prediction' (Prediction, each new frame once), 'quality' (QualityEvent, after
  * every change of a camera's window).
  */
-import { EventEmitter } from 'node:events';
 import type { Consumer, Kafka, KafkaMessage, Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { createConsumer, createProducer } from '../bus/kafka.js';
@@ -16,6 +15,7 @@ import { decodeLabel, decodePrediction, type Label, type LabelMessage, type Pred
 import type { Topics } from '../bus/topics.js';
 import { DEFAULT_LABEL_HORIZON_MS, DEFAULT_WINDOW_FRAMES, DEFAULT_WINDOW_SECONDS } from '../config/defaults.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { StageLifecycle } from '../config/stage-lifecycle.js';
 import { LabelJoin, type DropReason, type JoinedPrediction } from './join.js';
 import { createQualityMetrics, type QualityMetrics } from './metrics.js';
 import { RollingConfusion, RollingRatio, type QualityFigures } from './rolling.js';
@@ -87,7 +87,7 @@ interface CameraState {
 
 const STAGE = 'metrics';
 
-export class MetricsStage extends EventEmitter {
+export class MetricsStage extends StageLifecycle {
   readonly metrics: QualityMetrics;
   private readonly windows: { frames: number; seconds: number };
   private readonly join: LabelJoin;
@@ -102,10 +102,9 @@ export class MetricsStage extends EventEmitter {
   private consumer: Consumer | undefined;
   private producer: Producer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private closing: Promise<void> | undefined;
 
   constructor(private readonly options: MetricsOptions) {
-    super();
+    super({ stage: STAGE });
     this.windows = options.windows ?? { frames: DEFAULT_WINDOW_FRAMES, seconds: DEFAULT_WINDOW_SECONDS };
     if (!Number.isInteger(this.windows.frames) || this.windows.frames < 1) throw new RangeError(`metrics: windows.frames must be a positive integer, got ${this.windows.frames}`);
     if (!(this.windows.seconds > 0)) throw new RangeError(`metrics: windows.seconds must be a positive number, got ${this.windows.seconds}`);
@@ -133,15 +132,16 @@ export class MetricsStage extends EventEmitter {
     return `${this.windows.seconds}s`;
   }
 
-  /** Connects to Kafka and starts consuming; resolves once the consumer runs. */
-  async start(): Promise<void> {
-    if (this.consumer) return;
+  /** Connects to Kafka and starts consuming; start() resolves once the consumer runs (StageLifecycle: a failure here closes the stage). */
+  protected async open(): Promise<void> {
     const { kafka, topics } = this.options;
     this.producer = createProducer(kafka);
     await this.producer.connect();
+    this.throwIfClosed('start()');
     this.consumer = createConsumer(kafka, this.options.groupId ?? 'crystalwatch-metrics', { maxMessageBytes: this.options.maxMessageBytes ?? 1024 * 1024 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topics.predictions, topics.labels], fromBeginning: this.options.fromBeginning ?? true });
+    this.throwIfClosed('start()');
     await this.consumer.run({
       eachMessage: async ({ topic, partition, message }) => {
         if (topic === topics.predictions) {
@@ -161,14 +161,12 @@ export class MetricsStage extends EventEmitter {
     this.logger.info({ windows: this.windows, topics: [topics.predictions, topics.labels] }, 'metrics stage consuming');
   }
 
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      if (this.sweepTimer) clearInterval(this.sweepTimer);
-      this.sweepTimer = undefined;
-      await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'metrics consumer disconnect failed'));
-      await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'metrics producer disconnect failed'));
-    })();
-    return this.closing;
+  /** The sweep timer, then the consumer, then the producer. */
+  protected async shut(): Promise<void> {
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+    await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'metrics consumer disconnect failed'));
+    await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err }, 'metrics producer disconnect failed'));
   }
 
   /** Handles one prediction (what the consumer does per record); public for in-process use and tests. */
