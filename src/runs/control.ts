@@ -7,7 +7,6 @@
  * Events (after the catch-up only, so a restart does not replay history): 'started' (OpenRun),
  * 'ended' (OpenRun).
  */
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Consumer, Kafka, Producer } from 'kafkajs';
@@ -15,6 +14,7 @@ import { createConsumer, createProducer } from '../bus/kafka.js';
 import { checkRunEvent, decodeRunEvent, encodeJson, type RunEvent } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { StageLifecycle } from '../config/stage-lifecycle.js';
 import { ALL_CAMERAS, RunBook, type OpenRun } from './book.js';
 
 export interface RunControlOptions {
@@ -38,7 +38,7 @@ export class RunRequestError extends Error {
   override name = 'RunRequestError';
 }
 
-export class RunControl extends EventEmitter {
+export class RunControl extends StageLifecycle {
   private readonly book = new RunBook();
   private readonly logger: Logger;
   private readonly now: () => number;
@@ -50,21 +50,18 @@ export class RunControl extends EventEmitter {
   private readonly folded = new Map<number, bigint>();
   private readonly waiters: { partition: number; offset: bigint; resolve: () => void }[] = [];
   private catchUpDone = false;
-  private starting: Promise<void> | undefined;
-  private closing: Promise<void> | undefined;
+  /** Ends the catch-up wait of a start() under way (close() calls it). */
+  private stopCatchUp: (() => void) | undefined;
 
   constructor(private readonly options: RunControlOptions) {
-    super();
+    // close() during start waits for the catch-up (which it cuts short) and the connections before it.
+    super({ stage: 'runs', startWaitMs: 15_000 });
     this.logger = (options.logger ?? silentLogger).child({ stage: 'runs' });
     this.now = options.now ?? Date.now;
   }
 
-  start(): Promise<void> {
-    this.starting ??= this.open();
-    return this.starting;
-  }
-
-  private async open(): Promise<void> {
+  /** Reads the `runs` topic to its end, then follows it (StageLifecycle: a failure here closes the stage). */
+  protected async open(): Promise<void> {
     const { kafka, topics } = this.options;
     const admin = kafka.admin();
     await admin.connect();
@@ -72,14 +69,17 @@ export class RunControl extends EventEmitter {
     for (const p of ends) this.liveFrom.set(p.partition, BigInt(p.high));
     const pending = new Map(ends.filter((p) => BigInt(p.high) > BigInt(p.low)).map((p) => [p.partition, BigInt(p.high)]));
 
+    this.throwIfClosed('start()');
     this.producer = createProducer(kafka);
     await this.producer.connect();
+    this.throwIfClosed('start()');
     // A group of its own that commits nothing: every process reads the whole topic at each start.
     this.consumer = createConsumer(kafka, `crystalwatch-runs-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`, { maxMessageBytes: 64 * 1024 });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [topics.runs], fromBeginning: true });
     let caughtUp!: () => void;
     const ready = new Promise<void>((resolve) => (caughtUp = resolve));
+    this.stopCatchUp = () => caughtUp();
     const check = () => pending.size === 0 && caughtUp();
     check();
     await this.consumer.run({
@@ -105,6 +105,8 @@ export class RunControl extends EventEmitter {
     const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), limit)));
     const timedOut = await Promise.race([ready.then(() => false), late]);
     clearTimeout(timer);
+    this.stopCatchUp = undefined;
+    this.throwIfClosed('start()');
     if (timedOut) this.logger.warn({ topic: topics.runs, timeoutMs: limit }, 'runs: could not read the runs topic to its end in time; run state may be stale until it catches up');
     this.catchUpDone = true;
     this.logger.info({ open: this.book.list() }, 'runs: state restored');
@@ -112,7 +114,7 @@ export class RunControl extends EventEmitter {
 
   /** Started (the topic read to its end) and not closed: runs can be started and ended. */
   get ready(): boolean {
-    return this.producer !== undefined && this.catchUpDone && !this.closing;
+    return this.producer !== undefined && this.catchUpDone && !this.closeRequested;
   }
 
   /** The run a frame of `camera` belongs to now, if a run was started for it. */
@@ -143,16 +145,17 @@ export class RunControl extends EventEmitter {
     return runs;
   }
 
-  close(): Promise<void> {
-    this.closing ??= (async () => {
-      for (const w of this.waiters.splice(0)) w.resolve();
-      await this.starting?.catch(() => undefined);
-      await Promise.all([
-        this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: consumer disconnect failed')),
-        this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: producer disconnect failed')),
-      ]);
-    })();
-    return this.closing;
+  /** Sends waiting for their fold, and a catch-up under way, stop waiting at once. */
+  protected override interrupt(): void {
+    for (const w of this.waiters.splice(0)) w.resolve();
+    this.stopCatchUp?.();
+  }
+
+  protected async shut(): Promise<void> {
+    await Promise.all([
+      this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: consumer disconnect failed')),
+      this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'runs: producer disconnect failed')),
+    ]);
   }
 
   private event(fields: Omit<RunEvent, 'at'>): RunEvent {
@@ -168,7 +171,8 @@ export class RunControl extends EventEmitter {
    */
   private async send(events: RunEvent[]): Promise<void> {
     for (const event of events) {
-      if (!this.producer || this.closing) throw new Error('runs: RunControl is not started (or is closed); call start() first');
+      this.throwIfClosed('sending a run event');
+      if (!this.producer) throw new Error('runs: RunControl is not started; call start() first');
       const [written] = await this.producer.send({ topic: this.options.topics.runs, messages: [{ key: event.camera ?? ALL_CAMERAS, value: encodeJson(event) }] });
       if (!written?.baseOffset) continue;
       const folded = this.untilFolded(written.partition, BigInt(written.baseOffset));
