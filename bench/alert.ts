@@ -31,6 +31,7 @@ import { createKafka } from '../src/bus/kafka.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { mulberry32 } from '../src/model/rng.js';
+import { freePort, sleep } from './support.js';
 
 function gaussian(random: () => number): number {
   const u = 1 - random();
@@ -222,15 +223,6 @@ async function webhookFigures(quick: boolean): Promise<Record<string, number | s
   };
 }
 
-/** A loopback port nobody listens on (yet). */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((r) => probe.close(r));
-  return port;
-}
-
 function listen(port: number, onRequest: Parameters<typeof createServer>[1]): Promise<Server> {
   const server = createServer(onRequest);
   return new Promise((resolve, reject) => {
@@ -262,7 +254,7 @@ async function outageFigures(quick: boolean): Promise<Record<string, number | st
       await producer.send({ topic: topics.predictions, messages: onset('cam-1').map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
       await fired;
       const firedAt = performance.now();
-      await new Promise((r) => setTimeout(r, outageS * 1000));
+      await sleep(outageS * 1000);
       let delivered!: () => void;
       const arrived = new Promise<void>((r) => (delivered = r));
       const server = await listen(port, (req, res) => {

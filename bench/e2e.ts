@@ -17,6 +17,7 @@ import { validateConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/config/logger.js';
 import { startPipeline } from '../src/app/pipeline.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
+import { sleep } from './support.js';
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -66,7 +67,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     : await replayCameras(ids, dir, fps, totalS, onsetS + warmupS);
   try {
     for (const camera of simulated) await camera.start();
-    await new Promise((r) => setTimeout(r, warmupS * 1000));
+    await sleep(warmupS * 1000);
     measuring = true;
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
@@ -76,8 +77,8 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     const seconds = (performance.now() - started) / 1000;
     // Let the tail drain, and give the alert for the onset a chance to arrive.
     const drainUntil = Date.now() + 10_000;
-    await new Promise((r) => setTimeout(r, 1500));
-    while (alertLatencyMs === undefined && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 250));
+    await sleep(1500);
+    while (alertLatencyMs === undefined && Date.now() < drainUntil) await sleep(250);
     clearInterval(sampler);
     const cpu = process.cpuUsage(cpuBefore);
     latencies.sort((a, b) => a - b);

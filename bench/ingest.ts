@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startBrokerProcess } from './broker-process.js';
+import { sleep } from './support.js';
 import sharp from 'sharp';
 import { Registry } from 'prom-client';
 import { CompressionTypes } from 'kafkajs';
@@ -36,8 +37,6 @@ async function frame(width: number, height: number, seed: number): Promise<Buffe
   }
   return sharp(raw, { raw: { width, height, channels: 1 } }).png().toBuffer();
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;

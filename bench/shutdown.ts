@@ -13,6 +13,7 @@ import path from 'node:path';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
+import { sleep } from './support.js';
 
 const cli = path.resolve(import.meta.dirname, '..', '..', 'bin', 'crystalwatch.js');
 
@@ -69,7 +70,7 @@ async function runOnce(dir: string, loadS: number): Promise<{ ms: number; code: 
     const child = spawn(process.execPath, [cli, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     await waitForLine(child, (line) => line.includes('crystalwatch running'), 120_000, 'run');
     // Load: the camera keeps writing while the pipeline runs for loadS seconds.
-    await new Promise((r) => setTimeout(r, loadS * 1000));
+    await sleep(loadS * 1000);
     return await terminate(child);
   } finally {
     camera.kill('SIGTERM');

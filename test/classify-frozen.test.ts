@@ -12,7 +12,8 @@ import { topicNames } from '../src/bus/topics.js';
 import { ClassifyStage, FrozenDetector } from '../src/classify/index.js';
 import { renderCrop } from '../simulator/index.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { collectPredictions, frameHeaders, waitUntil } from './helpers/predictions.js';
+import { collectPredictions, frameHeaders } from './helpers/predictions.js';
+import { waitFor } from './helpers/wait.js';
 
 const SHIPPED = resolve(import.meta.dirname, '../models/default');
 
@@ -81,7 +82,7 @@ describe('ClassifyStage with the shipped model: frozen cameras', () => {
           ...cam2.map((f, i) => ({ key: 'cam-2', value: f.png, headers: frameHeaders(f.id, 'cam-2', i) })),
         ],
       });
-      await waitUntil('11 predictions', () => out.predictions.length >= 11, 90_000, () => `${out.predictions.length} so far`);
+      await waitFor(() => out.predictions.length >= 11, { timeout: 90_000, message: '11 predictions', detail: () => `${out.predictions.length} so far` });
       const cam1Out = out.predictions.filter((p) => p.camera === 'cam-1').map((p) => [p.frameId, p.predicted === 'unusable' ? p.reason : 'counted']);
       expect(cam1Out).toEqual([
         ['cam-1-0', 'counted'],

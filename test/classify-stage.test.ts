@@ -12,14 +12,15 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import sharp from 'sharp';
 import { Registry } from 'prom-client';
-import type { Consumer, Kafka, Producer } from 'kafkajs';
+import type { Producer } from 'kafkajs';
 import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
-import { topicNames, type Topics } from '../src/bus/topics.js';
-import { decodePrediction, DeadLetterSchema, type Prediction, type DeadLetter } from '../src/bus/messages.js';
+import { topicNames } from '../src/bus/topics.js';
 import { ClassifyStage } from '../src/classify/index.js';
 import { writeTinyModelDir } from '../src/classify/fixtures.js';
 import { renderCrop } from '../simulator/index.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
+import { collectPredictions } from './helpers/predictions.js';
+import { waitFor, waitForExit } from './helpers/wait.js';
 
 const CLI = resolve(import.meta.dirname, '../bin/crystalwatch.js');
 
@@ -56,35 +57,6 @@ function frameHeaders(frameId: string, camera: string, label?: 'cex' | 'pg'): Re
   };
 }
 
-/** Reads `predictions` and `dead-letter` into arrays until stopped. */
-async function collect(kafka: Kafka, topics: Topics, group: string) {
-  const predictions: Prediction[] = [];
-  const deadLetters: DeadLetter[] = [];
-  const consumer: Consumer = kafka.consumer({ groupId: group, sessionTimeout: 10_000, heartbeatInterval: 1_000 });
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topics.predictions, topics.deadLetter], fromBeginning: true });
-  await consumer.run({
-    eachMessage: async ({ topic, message }) => {
-      if (topic === topics.predictions) {
-        const decoded = decodePrediction(message.value);
-        if (!decoded.ok) throw new Error(decoded.reason);
-        predictions.push(decoded.value);
-      } else {
-        deadLetters.push(DeadLetterSchema.parse(JSON.parse(message.value!.toString())));
-      }
-    },
-  });
-  return { predictions, deadLetters, close: () => consumer.disconnect() };
-}
-
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 describe('ClassifyStage (in process)', () => {
   it('predicts good frames, gates bad ones, dead-letters broken ones, and commits', async () => {
     const kafka = createKafka({ brokers: [broker.address], clientId: 'stage-test' });
@@ -92,7 +64,7 @@ describe('ClassifyStage (in process)', () => {
     await ensureTopics(kafka, topics, 2);
     const registry = new Registry();
     const stage = new ClassifyStage({ kafka, topics, modelDir, registry, maxBatchSize: 8, maxBatchWaitMs: 5 });
-    const out = await collect(kafka, topics, 't1-reader');
+    const out = await collectPredictions(kafka, topics, 't1-reader');
     const producer: Producer = createProducer(kafka);
     await producer.connect();
     try {
@@ -112,7 +84,7 @@ describe('ClassifyStage (in process)', () => {
           { key: 'cam-2', value: big, headers: frameHeaders('cam-2-8', 'cam-2') },
         ],
       });
-      await waitFor('8 predictions and 2 dead letters', () => out.predictions.length >= 8 && out.deadLetters.length >= 2);
+      await waitFor(() => out.predictions.length >= 8 && out.deadLetters.length >= 2, { timeout: 90_000, message: '8 predictions and 2 dead letters' });
       const byId = new Map(out.predictions.map((p) => [p.frameId, p]));
       expect([...byId.keys()].sort()).toEqual(['cam-1-0', 'cam-1-1', 'cam-1-2', 'cam-1-3', 'cam-1-4', 'cam-1-5', 'cam-1-6', 'cam-2-8']);
       for (let i = 0; i < 6; i++) {
@@ -156,7 +128,6 @@ describe('ClassifyStage (in process)', () => {
 class ClassifyProcess {
   child: ChildProcess;
   assigned: number[] = [];
-  exited: Promise<void>;
   stderr = '';
 
   constructor(brokers: string, model: string, prefix: string) {
@@ -172,12 +143,11 @@ class ClassifyProcess {
         if (entry.msg === 'classify: partitions assigned' && entry.assignment) this.assigned = Object.values(entry.assignment).flat();
       } catch { /* not a log line */ }
     });
-    this.exited = new Promise((r) => this.child.once('exit', () => r()));
   }
 
   async kill(signal: NodeJS.Signals): Promise<void> {
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    await this.exited;
+    await waitForExit(this.child, { timeout: 30_000, message: `classify to exit after ${signal}`, detail: () => this.stderr.slice(-3000) });
   }
 }
 
@@ -187,14 +157,16 @@ describe('two classify processes in one group, one killed with SIGKILL', () => {
     const prefix = 't2.';
     const topics = topicNames(prefix);
     await ensureTopics(kafka, topics, 4);
-    const out = await collect(kafka, topics, 't2-reader');
+    const out = await collectPredictions(kafka, topics, 't2-reader');
     const a = new ClassifyProcess(broker.address, modelDir, prefix);
     const b = new ClassifyProcess(broker.address, modelDir, prefix);
     const producer = createProducer(kafka);
     await producer.connect();
     try {
-      await waitFor('both processes to hold partitions', () => a.assigned.length > 0 && b.assigned.length > 0 && a.assigned.length + b.assigned.length === 4).catch((err: Error) => {
-        throw new Error(`${err.message}; A assigned ${JSON.stringify(a.assigned)}, stderr: ${a.stderr}; B assigned ${JSON.stringify(b.assigned)}, stderr: ${b.stderr}`);
+      await waitFor(() => a.assigned.length > 0 && b.assigned.length > 0 && a.assigned.length + b.assigned.length === 4, {
+        timeout: 90_000,
+        message: 'both processes to hold partitions',
+        detail: () => `A assigned ${JSON.stringify(a.assigned)}, stderr: ${a.stderr}; B assigned ${JSON.stringify(b.assigned)}, stderr: ${b.stderr}`,
       });
       expect([...a.assigned, ...b.assigned].sort()).toEqual([0, 1, 2, 3]);
 
@@ -209,10 +181,10 @@ describe('two classify processes in one group, one killed with SIGKILL', () => {
         });
       };
       await send(0, 60);
-      await waitFor('some predictions', () => out.predictions.length >= 20);
+      await waitFor(() => out.predictions.length >= 20, { timeout: 90_000, message: 'some predictions' });
       await a.kill('SIGKILL');
       await send(60, total);
-      await waitFor('a prediction for every frame', () => new Set(out.predictions.map((p) => p.frameId)).size >= total, 110_000);
+      await waitFor(() => new Set(out.predictions.map((p) => p.frameId)).size >= total, { timeout: 110_000, message: 'a prediction for every frame' });
 
       const seen = new Set(out.predictions.map((p) => p.frameId));
       expect([...seen].sort()).toEqual([...ids].sort());
@@ -220,7 +192,7 @@ describe('two classify processes in one group, one killed with SIGKILL', () => {
       expect(out.predictions.length).toBeGreaterThanOrEqual(total);
       expect(out.deadLetters).toEqual([]);
       // B took over A's partitions.
-      await waitFor('B to hold all four partitions', () => b.assigned.length === 4);
+      await waitFor(() => b.assigned.length === 4, { timeout: 90_000, message: 'B to hold all four partitions' });
     } finally {
       await a.kill('SIGKILL');
       await b.kill('SIGTERM');

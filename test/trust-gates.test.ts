@@ -22,7 +22,8 @@ import { UNSEEN_PROFILES } from '../simulator/profiles.js';
 import { renderProfiledCrop, renderProfiledFrame } from '../simulator/profile-render.js';
 import { mixSeed } from '../simulator/random.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { collectPredictions, frameHeaders, waitUntil } from './helpers/predictions.js';
+import { collectPredictions, frameHeaders } from './helpers/predictions.js';
+import { waitFor } from './helpers/wait.js';
 
 const CLI = resolve(import.meta.dirname, '../bin/crystalwatch.js');
 const SHIPPED = resolve(import.meta.dirname, '../models/default');
@@ -131,7 +132,7 @@ describe('trust gates on models/default', () => {
             messages: all.slice(i, i + 4).map((p, k) => ({ key: `cam-${(i + k) % 4}`, value: p.bytes, headers: frameHeaders(p.name, `cam-${(i + k) % 4}`, i + k, p.bytes) })),
           });
         }
-        await waitUntil('80 predictions', () => out.predictions.length >= 80, 180_000, () => `${out.predictions.length} so far, ${out.deadLetters.length} dead letters`);
+        await waitFor(() => out.predictions.length >= 80, { timeout: 180_000, message: '80 predictions', detail: () => `${out.predictions.length} so far, ${out.deadLetters.length} dead letters` });
         expect(out.deadLetters).toEqual([]);
         const byName = new Map(out.predictions.map((p) => [p.frameId, p]));
         expectTargets(all.map((p) => ({ name: p.name, predicted: byName.get(p.name)!.predicted, reason: byName.get(p.name)!.reason })));

@@ -3,7 +3,6 @@ import type { Consumer, Kafka } from 'kafkajs';
 import type { Topics } from '../../src/bus/topics.js';
 import { decodePrediction, DeadLetterSchema, type DeadLetter, type Prediction } from '../../src/bus/messages.js';
 import { frameHeaders as buildFrameHeaders } from './messages.js';
-import { waitFor } from './wait.js';
 
 export interface Collected {
   predictions: Prediction[];
@@ -30,11 +29,6 @@ export async function collectPredictions(kafka: Kafka, topics: Topics, group: st
     },
   });
   return { predictions, deadLetters, close: () => consumer.disconnect() };
-}
-
-/** Waits until `condition` holds; fails with `what` and `detail()` after `timeoutMs` (the shared `waitFor`, positional). */
-export async function waitUntil(what: string, condition: () => boolean, timeoutMs: number, detail: () => string = () => ''): Promise<void> {
-  await waitFor(condition, { timeout: timeoutMs, message: what, interval: 100, detail });
 }
 
 /** Frame headers as ingest writes them for frame `index` of run `run-trust` (JPEG or PNG by the file's magic bytes). */
