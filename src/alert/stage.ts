@@ -9,7 +9,6 @@
  * and counted (`crystalwatch_alert_deliveries_total{sink="listener",outcome="failed"}`); it never
  * costs the change its place in the outbox, nor the other listeners their call.
  */
-import { EventEmitter } from 'node:events';
 import type { Consumer, Kafka, Message, Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
@@ -18,6 +17,7 @@ import { deadLetterRecord } from '../bus/dead-letter.js';
 import { decodePrediction, type Alert, type Prediction } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { silentLogger, type Logger } from '../config/logger.js';
+import { StageClosedError, StageLifecycle } from '../config/stage-lifecycle.js';
 import { AlertmanagerRefresh } from './alertmanager-refresh.js';
 import { AlertAnnouncer } from './announce.js';
 import { reasonOf, type AlertChange } from './change.js';
@@ -94,17 +94,18 @@ const STAGE = 'alert';
 const START_WAIT_MS = 1000;
 
 /** start() after close(), or close() while start() was under way: nothing is consumed. */
-export class AlertStageClosedError extends Error {
-  override readonly name = 'AlertStageClosedError';
+export class AlertStageClosedError extends StageClosedError {
+  override readonly name: string = 'AlertStageClosedError';
   constructor() {
-    super('alert stage: closed before start() finished; it consumes nothing (a new process start brings it back)');
+    super(STAGE, 'start()');
+    this.message = 'alert stage: closed before start() finished; it consumes nothing (a new process start brings it back)';
   }
 }
 
 /** Test-only crash point: SIGKILL right after a flush that wrote an alert change, before its offsets are committed. */
 const KILL_AFTER_OUTBOX = process.env.CRYSTALWATCH_ALERT_FAULT === 'kill-after-outbox';
 
-export class AlertStage extends EventEmitter {
+export class AlertStage extends StageLifecycle {
   readonly metrics: AlertMetrics;
   private readonly announcer: AlertAnnouncer;
   private readonly lifecycle: AlertLifecycle;
@@ -119,14 +120,10 @@ export class AlertStage extends EventEmitter {
   private consumer: Consumer | undefined;
   private delivery: AlertDelivery | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private starting: Promise<void> | undefined;
   private outboxFailing = false;
-  private closing: Promise<void> | undefined;
-  /** Set the moment close() is called; start() checks it after every step. */
-  private closeRequested = false;
 
   constructor(private readonly options: AlertOptions) {
-    super();
+    super({ stage: STAGE, startWaitMs: START_WAIT_MS });
     this.logger = (options.logger ?? silentLogger).child({ stage: STAGE });
     this.now = options.now ?? Date.now;
     this.metrics = createAlertMetrics(options.registry);
@@ -173,13 +170,7 @@ export class AlertStage extends EventEmitter {
   }
 
   /** Restores the saved state, then consumes `predictions` and delivers from `alerts`. */
-  start(): Promise<void> {
-    if (this.closeRequested && !this.starting) return Promise.reject(new AlertStageClosedError());
-    this.starting ??= this.startOnce();
-    return this.starting;
-  }
-
-  private async startOnce(): Promise<void> {
+  protected async open(): Promise<void> {
     const { kafka, topics } = this.options;
     const started = this.now();
     this.producer = createProducer(kafka);
@@ -303,25 +294,29 @@ export class AlertStage extends EventEmitter {
   /**
    * Stops within about a second: aborts deliveries in flight, stops both consumers at once
    * without committing what was not delivered (it is delivered after the next start), and
-   * writes what the outbox still holds if Kafka takes it at once. Idempotent.
+   * writes what the outbox still holds if Kafka takes it at once. Idempotent (StageLifecycle's close()):
+   * this part runs the moment close() is called, shut() below after a start() under way settled.
    */
-  close(): Promise<void> {
-    this.closeRequested = true;
-    this.closing ??= (async () => {
-      clearInterval(this.timer);
-      this.refresh?.close();
-      this.dispatcher.close();
-      // A start() under way stops at its next step; what it connected by then is let go below
-      // (and what it connects after this wait, it lets go itself).
-      if (this.starting) await settleWithin(this.starting, START_WAIT_MS);
-      await Promise.all([
-        this.delivery?.close(),
-        this.consumer ? settleWithin(this.consumer.disconnect(), 700).then((ok) => ok || this.logger.warn('alert consumer still disconnecting; not waiting for it')) : undefined,
-      ]);
-      if (this.outbox && this.outbox.pending > 0) await settleWithin(this.outbox.flush(), 150);
-      if (this.producer) await settleWithin(this.producer.disconnect(), 150);
-    })();
-    return this.closing;
+  protected override interrupt(): void {
+    clearInterval(this.timer);
+    this.refresh?.close();
+    this.dispatcher.close();
+  }
+
+  // StageLifecycle runs this once close() has waited (START_WAIT_MS at most) for a start() under way:
+  // that start stops at its next step; what it connected by then is let go here (and what it
+  // connects after the wait, it lets go itself).
+  protected async shut(): Promise<void> {
+    await Promise.all([
+      this.delivery?.close(),
+      this.consumer ? settleWithin(this.consumer.disconnect(), 700).then((ok) => ok || this.logger.warn('alert consumer still disconnecting; not waiting for it')) : undefined,
+    ]);
+    if (this.outbox && this.outbox.pending > 0) await settleWithin(this.outbox.flush(), 150);
+    if (this.producer) await settleWithin(this.producer.disconnect(), 150);
+  }
+
+  protected override closedError(): Error {
+    return new AlertStageClosedError();
   }
 
   /** Between the steps of start(): after close() it stops there, letting go of what the last step connected. */
