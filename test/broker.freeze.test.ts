@@ -19,7 +19,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BrokerProcess } from './helpers/broker.js';
 import { body, RawClient, rssMiB, terminateWithin } from './helpers/broker-wire.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, withDeadline } from './helpers/wait.js';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 
@@ -134,7 +134,7 @@ describe('crystalwatch broker against empty fetches and held partial requests', 
     const pid = broker.child!.pid!;
     const baseline = rssMiB(pid);
     const attack = holdPartialRequests(broker.port, 20, 16 * MiB, 12 * MiB);
-    await attack.sentAll;
+    await withDeadline(attack.sentAll, { timeout: 60_000, message: 'the 20 partial requests to be sent or closed' });
     const peak = rssMiB(pid);
     const client = await RawClient.open(broker.address);
     expect(await client.request(18, 0, Buffer.alloc(0)), 'ApiVersions while the partial requests are held').not.toBeNull();
@@ -182,10 +182,10 @@ describe('an HTTP server in the broker\'s process', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.add(child);
-    const ready = await new Promise<{ broker: string; http: number }>((resolveReady, reject) => {
+    const ready = await withDeadline(new Promise<{ broker: string; http: number }>((resolveReady, reject) => {
       child.once('exit', (code) => reject(new Error(`broker+http process exited with ${code} before listening (npm run build first)`)));
       createInterface({ input: child.stdout! }).once('line', (line) => resolveReady(JSON.parse(line)));
-    });
+    }), { timeout: 30_000, message: 'the broker+http process to print its listening line' });
     address = ready.broker;
     httpPort = ready.http;
   });
@@ -214,7 +214,7 @@ describe('an HTTP server in the broker\'s process', () => {
     }
     attacking = false;
     expect(await Promise.all(emptyFetches)).toEqual(['answered', 'answered', 'answered', 'answered']);
-    await partial.sentAll;
+    await withDeadline(partial.sentAll, { timeout: 30_000, message: 'the held partial requests to be sent or closed' });
     expect(probes.filter((p) => p !== 'ok')).toEqual([]);
     expect(probes.length).toBe(30);
     await waitFor(() => partial.closed() === 10, { timeout: 20_000, message: 'the 2 s read deadline to close the held partial requests' });
