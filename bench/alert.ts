@@ -128,7 +128,18 @@ async function stageFigures(quick: boolean): Promise<Record<string, number | str
   let seq = 0;
   const frame = (runId: string, pPG: number): Prediction => {
     seq += 1;
-    return { frameId: `cam-1/${seq}`, camera: 'cam-1', runId, capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(), pPG, predicted: pPG >= 0.5 ? 'pg' : 'cex', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1 };
+    return {
+      frameId: `cam-1/${seq}`,
+      camera: 'cam-1',
+      runId,
+      capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(),
+      pPG,
+      predicted: pPG >= 0.5 ? 'pg' : 'cex',
+      model: 'bench',
+      backend: 'none',
+      device: 'cpu',
+      latencyMs: 1,
+    };
   };
   for (let o = 0; o < onsets; o++) {
     const runId = `run-${o}`;
@@ -185,7 +196,13 @@ async function webhookFigures(quick: boolean): Promise<Record<string, number | s
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
-  const stage = new AlertStage({ kafka: {} as Kafka, topics: topicNames(), registry: new Registry(), resolveAfterCleanFrames: 5, sinks: { webhooks: [{ url, secret: 'bench' }] } });
+  const stage = new AlertStage({
+    kafka: {} as Kafka,
+    topics: topicNames(),
+    registry: new Registry(),
+    resolveAfterCleanFrames: 5,
+    sinks: { webhooks: [{ url, secret: 'bench' }] },
+  });
   const latencies: number[] = [];
   let seq = 0;
   const onsets = quick ? 200 : 2000;
@@ -194,7 +211,18 @@ async function webhookFigures(quick: boolean): Promise<Record<string, number | s
       const runId = `run-${o}`;
       for (let i = 0; i < 20; i++) {
         seq += 1;
-        stage.observePrediction({ frameId: `w/${seq}`, camera: 'cam-w', runId, capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(), pPG: cexFrame(random), predicted: 'cex', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1 });
+        stage.observePrediction({
+          frameId: `w/${seq}`,
+          camera: 'cam-w',
+          runId,
+          capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(),
+          pPG: cexFrame(random),
+          predicted: 'cex',
+          model: 'bench',
+          backend: 'none',
+          device: 'cpu',
+          latencyMs: 1,
+        });
       }
       await stage.idle(); // resolved/earlier deliveries out of the way
       for (let i = 0; i < 1000; i++) {
@@ -202,7 +230,18 @@ async function webhookFigures(quick: boolean): Promise<Record<string, number | s
         const pPG = pgFrame(random);
         const arrived = new Promise<void>((r) => (received = r));
         const t0 = performance.now();
-        const alert = stage.observePrediction({ frameId: `w/${seq}`, camera: 'cam-w', runId, capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(), pPG, predicted: pPG >= 0.5 ? 'pg' : 'cex', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1 });
+        const alert = stage.observePrediction({
+          frameId: `w/${seq}`,
+          camera: 'cam-w',
+          runId,
+          capturedAt: new Date(1_767_225_600_000 + seq * 100).toISOString(),
+          pPG,
+          predicted: pPG >= 0.5 ? 'pg' : 'cex',
+          model: 'bench',
+          backend: 'none',
+          device: 'cpu',
+          latencyMs: 1,
+        });
         if (alert?.state === 'firing') {
           await arrived;
           latencies.push(performance.now() - t0);
@@ -240,15 +279,31 @@ async function outageFigures(quick: boolean): Promise<Record<string, number | st
   const producer = kafka.producer();
   await producer.connect();
   const out: Record<string, number | string> = {};
-  const onset = (camera: string): Prediction[] => Array.from({ length: 23 }, (_, i) => ({
-    frameId: `${camera}-${i}`, camera, runId: 'run-1', capturedAt: new Date(Date.now() + i).toISOString(), pPG: i < 20 ? 0.02 : 0.98,
-    predicted: i < 20 ? 'cex' : 'pg', model: 'bench', backend: 'none', device: 'cpu', latencyMs: 1,
-  }));
+  const onset = (camera: string): Prediction[] =>
+    Array.from({ length: 23 }, (_, i) => ({
+      frameId: `${camera}-${i}`,
+      camera,
+      runId: 'run-1',
+      capturedAt: new Date(Date.now() + i).toISOString(),
+      pPG: i < 20 ? 0.02 : 0.98,
+      predicted: i < 20 ? 'cex' : 'pg',
+      model: 'bench',
+      backend: 'none',
+      device: 'cpu',
+      latencyMs: 1,
+    }));
   try {
     for (const outageS of outages) {
       const topics = topicNames(`bench-outage-${outageS}.`);
       const port = await freePort();
-      const stage = new AlertStage({ kafka, topics, registry: new Registry(), groupId: `bench-outage-${outageS}`, partitions: 1, sinks: { webhooks: [{ url: `http://127.0.0.1:${port}/hook` }] } });
+      const stage = new AlertStage({
+        kafka,
+        topics,
+        registry: new Registry(),
+        groupId: `bench-outage-${outageS}`,
+        partitions: 1,
+        sinks: { webhooks: [{ url: `http://127.0.0.1:${port}/hook` }] },
+      });
       await stage.start();
       const fired = new Promise<Alert>((r) => stage.once('alert', r));
       await producer.send({ topic: topics.predictions, messages: onset('cam-1').map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
@@ -279,7 +334,14 @@ async function outageFigures(quick: boolean): Promise<Record<string, number | st
     const hanging = new Promise<void>((r) => (requested = r));
     const port = await freePort();
     const server = await listen(port, () => requested());
-    const stage = new AlertStage({ kafka, topics, registry: new Registry(), groupId: 'bench-close', partitions: 1, sinks: { webhooks: [{ url: `http://127.0.0.1:${port}/hook` }] } });
+    const stage = new AlertStage({
+      kafka,
+      topics,
+      registry: new Registry(),
+      groupId: 'bench-close',
+      partitions: 1,
+      sinks: { webhooks: [{ url: `http://127.0.0.1:${port}/hook` }] },
+    });
     await stage.start();
     await producer.send({ topic: topics.predictions, messages: onset('cam-2').map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
     await hanging;

@@ -21,11 +21,17 @@ export async function startBrokerProcess(dataDir: string): Promise<BrokerProcess
       try {
         const event = JSON.parse(line) as { event: string; port: number };
         if (event.event === 'listening') resolvePort(event.port);
-      } catch { /* not the listening line */ }
+      } catch {
+        /* not the listening line */
+      }
     });
   });
   return {
     address: `127.0.0.1:${port}`,
-    stop: () => new Promise<void>((done) => { child.once('exit', () => done()); child.kill('SIGTERM'); }),
+    stop: () =>
+      new Promise<void>((done) => {
+        child.once('exit', () => done());
+        child.kill('SIGTERM');
+      }),
   };
 }

@@ -24,7 +24,12 @@ import { Writer } from '../src/broker/protocol/writer.js';
 const KiB = 1024;
 const round = (x: number, digits = 1): number => Number(x.toFixed(digits));
 
-interface Case { label: string; size: number; count: number; perSend: number }
+interface Case {
+  label: string;
+  size: number;
+  count: number;
+  perSend: number;
+}
 
 function cases(quick: boolean): Case[] {
   return [
@@ -57,7 +62,9 @@ async function kafkajsFigures(address: string, c: Case): Promise<Record<string, 
   let received = 0;
   // Timed from the end of the group join (GROUP_JOIN) to the last record: fetch throughput, not rebalance latency.
   let joinedAt = 0n;
-  consumer.on(consumer.events.GROUP_JOIN, () => { joinedAt = process.hrtime.bigint(); });
+  consumer.on(consumer.events.GROUP_JOIN, () => {
+    joinedAt = process.hrtime.bigint();
+  });
   const consumeStarted = process.hrtime.bigint();
   await new Promise<void>((done) => {
     void consumer.run({
@@ -117,7 +124,10 @@ function encodedBatch(size: number): Buffer {
   const zigzag = (v: number): Buffer => {
     let z = v >= 0 ? v * 2 : -v * 2 - 1;
     const out: number[] = [];
-    while (z >= 0x80) { out.push((z % 0x80) | 0x80); z = Math.floor(z / 0x80); }
+    while (z >= 0x80) {
+      out.push((z % 0x80) | 0x80);
+      z = Math.floor(z / 0x80);
+    }
     out.push(z);
     return Buffer.from(out);
   };
@@ -153,7 +163,10 @@ async function rawFigures(address: string, c: Case): Promise<Record<string, numb
   const topic = `bench-raw-${c.label}`;
   const [host, port] = address.split(':');
   const socket = connect(Number(port), host);
-  await new Promise<void>((resolveConnect, reject) => { socket.once('connect', resolveConnect); socket.once('error', reject); });
+  await new Promise<void>((resolveConnect, reject) => {
+    socket.once('connect', resolveConnect);
+    socket.once('error', reject);
+  });
   let pending = Buffer.alloc(0);
   const waiters: Array<() => void> = [];
   socket.on('data', (chunk: Buffer) => {
@@ -163,12 +176,28 @@ async function rawFigures(address: string, c: Case): Promise<Record<string, numb
       waiters.shift()?.();
     }
   });
-  const metadata = Buffer.concat(new Writer().array([topic], (w, t) => { w.string(t); }).boolean(true).finish());
+  const metadata = Buffer.concat(
+    new Writer()
+      .array([topic], (w, t) => {
+        w.string(t);
+      })
+      .boolean(true)
+      .finish(),
+  );
   socket.write(frame(0, 3, 6, metadata));
   await new Promise<void>((r) => waiters.push(r));
-  const produce = Buffer.concat(new Writer().string(null).int16(-1).int32(10_000).array([topic], (w, t) => {
-    w.string(t).array([0], (p, i) => { p.int32(i).bytes(encodedBatch(c.size)); });
-  }).finish());
+  const produce = Buffer.concat(
+    new Writer()
+      .string(null)
+      .int16(-1)
+      .int32(10_000)
+      .array([topic], (w, t) => {
+        w.string(t).array([0], (p, i) => {
+          p.int32(i).bytes(encodedBatch(c.size));
+        });
+      })
+      .finish(),
+  );
   let sent = 0;
   let done = 0;
   const started = process.hrtime.bigint();
@@ -176,7 +205,11 @@ async function rawFigures(address: string, c: Case): Promise<Record<string, numb
     const pump = (): void => {
       while (sent < c.count && sent - done < 8) {
         socket.write(frame(++sent, 0, 7, produce));
-        waiters.push(() => { done++; if (done === c.count) finished(); else pump(); });
+        waiters.push(() => {
+          done++;
+          if (done === c.count) finished();
+          else pump();
+        });
       }
     };
     pump();
@@ -184,7 +217,7 @@ async function rawFigures(address: string, c: Case): Promise<Record<string, numb
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   socket.destroy();
   return {
-    [`broker.raw.produce_${c.label}.mb_per_s`]: round(c.size * c.count / 1e6 / seconds),
+    [`broker.raw.produce_${c.label}.mb_per_s`]: round((c.size * c.count) / 1e6 / seconds),
     [`broker.raw.produce_${c.label}.msgs_per_s`]: round(c.count / seconds, 0),
   };
 }

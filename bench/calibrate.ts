@@ -62,17 +62,35 @@ interface Side {
   llr: (p: number) => number;
 }
 
-async function measure(side: Side, clean: PlantBFrame[], pgBatches: PlantBFrame[][], nonProbe: { kind: string; bytes: Buffer }[], out: Figures, suffix: string): Promise<void> {
-  const cleanResults = await classifyAll(side.model, clean.map((f) => f.bytes));
+async function measure(
+  side: Side,
+  clean: PlantBFrame[],
+  pgBatches: PlantBFrame[][],
+  nonProbe: { kind: string; bytes: Buffer }[],
+  out: Figures,
+  suffix: string,
+): Promise<void> {
+  const cleanResults = await classifyAll(
+    side.model,
+    clean.map((f) => f.bytes),
+  );
   const usable = cleanResults.filter(judged);
   out[`calibrate.plant_b.false_positive_rate.${suffix}`] = r4(usable.filter((r) => r.predicted === 'pg').length / Math.max(1, usable.length));
   out[`calibrate.plant_b.clean_refused_ratio.${suffix}`] = r4(1 - usable.length / cleanResults.length);
-  out[`calibrate.plant_b.detector_false_alarms_per_100k_frames.${suffix}`] = countAlarms(side.h, usable.map((r) => side.llr(r.pPG)), 100_000, 0xbe7c);
+  out[`calibrate.plant_b.detector_false_alarms_per_100k_frames.${suffix}`] = countAlarms(
+    side.h,
+    usable.map((r) => side.llr(r.pPG)),
+    100_000,
+    0xbe7c,
+  );
   let detected = 0;
   let pgFrames = 0;
   const delays: number[] = [];
   for (const batch of pgBatches) {
-    const results = await classifyAll(side.model, batch.map((f) => f.bytes));
+    const results = await classifyAll(
+      side.model,
+      batch.map((f) => f.bytes),
+    );
     results.forEach((r, i) => {
       if (batch[i]?.label !== 'pg') return;
       pgFrames++;
@@ -84,7 +102,10 @@ async function measure(side: Side, clean: PlantBFrame[], pgBatches: PlantBFrame[
   const finite = delays.filter(Number.isFinite);
   out[`calibrate.plant_b.detector_delay_pg_frames.${suffix}`] = finite.length ? r4(finite.reduce((a, b) => a + b, 0) / finite.length) : 'never';
   out[`calibrate.plant_b.detector_delay_pg_frames.${suffix}.per_batch`] = delays.map((d) => (Number.isFinite(d) ? d : 'never')).join(' ');
-  const np = await classifyAll(side.model, nonProbe.map((p) => p.bytes));
+  const np = await classifyAll(
+    side.model,
+    nonProbe.map((p) => p.bytes),
+  );
   const refused = (rs: ClassifyResult[]) => rs.filter((r) => !judged(r)).length / Math.max(1, rs.length);
   out[`calibrate.nonprobe_refused_ratio.${suffix}`] = r4(refused(np));
   for (const kind of NON_PROBE_KINDS) out[`calibrate.nonprobe_refused_ratio.${kind}.${suffix}`] = r4(refused(np.filter((_, i) => nonProbe[i]?.kind === kind)));
@@ -101,7 +122,9 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
     process.stderr.write('bench calibrate: rendering plant-B frames…\n');
     const calibration = await renderPlantBBatch({ count: 200, batch: 1, ...SIZE, fps: 2, startS: 600 });
     const clean = await renderPlantBBatch({ count: q ? 100 : 400, batch: 11, ...SIZE, fps: 2, startS: 900 });
-    const pgBatches = await Promise.all(Array.from({ length: q ? 2 : 4 }, (_, b) => renderPlantBBatch({ count: q ? 30 : 40, batch: 21 + b, ...SIZE, fps: 2, startS: 360, pgOnsetS: 360 })));
+    const pgBatches = await Promise.all(
+      Array.from({ length: q ? 2 : 4 }, (_, b) => renderPlantBBatch({ count: q ? 30 : 40, batch: 21 + b, ...SIZE, fps: 2, startS: 360, pgOnsetS: 360 })),
+    );
     const nonProbe = await nonProbeSet({ seed: 0xca1b, perKind: q ? 6 : 20 });
     Object.assign(out, {
       'calibrate.plant_b.profile': PLANT_B_PROFILE.name,

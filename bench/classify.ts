@@ -38,7 +38,12 @@ async function crops(n: number): Promise<Buffer[]> {
 }
 
 /** Throughput over `total` images in calls of `batch`, and per-call latency percentiles. */
-async function measure(classifier: Classifier, images: Buffer[], batch: number, total: number): Promise<{ fps: number; p50: number; p99: number; cpuMs: number }> {
+async function measure(
+  classifier: Classifier,
+  images: Buffer[],
+  batch: number,
+  total: number,
+): Promise<{ fps: number; p50: number; p99: number; cpuMs: number }> {
   await classifier.classify(images.slice(0, batch)); // warm-up: first run allocates
   const latencies: number[] = [];
   // CPU time of the whole process (main thread, inference worker, libuv/sharp threads): on a
@@ -66,7 +71,7 @@ async function decodeRun(count: number, sharpConcurrency: number | undefined): P
   const t0 = performance.now();
   // 64 in flight at a time: what the classify stage does with a batch of small frames.
   for (let done = 0; done < count; done += images.length) await Promise.all(images.map((b) => decodeImage(b)));
-  return Math.ceil(count / images.length) * images.length / ((performance.now() - t0) / 1000);
+  return (Math.ceil(count / images.length) * images.length) / ((performance.now() - t0) / 1000);
 }
 
 function decodeChild(uvThreads: number, sharpConcurrency: number | undefined, count: number): Promise<number> {
@@ -89,18 +94,23 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
     let modelDir = process.env.CRYSTALWATCH_BENCH_MODEL ?? defaultModelDir();
     if (!existsSync(join(modelDir, 'card.json'))) {
       // The default model's signature (crystalwatch train): 64×64 grey, unit, 192/160 tiles.
-      modelDir = await writeTinyModelDir(join(tmp, 'model'), { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [1], bias: [0] }, {
-        name: 'tiny-proxy',
-        input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
-        output: { kind: 'sigmoid' },
-        tiling: { tile: 192, stride: 160 },
-      });
+      modelDir = await writeTinyModelDir(
+        join(tmp, 'model'),
+        { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [1], bias: [0] },
+        {
+          name: 'tiny-proxy',
+          input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
+          output: { kind: 'sigmoid' },
+          tiling: { tile: 192, stride: 160 },
+        },
+      );
     }
     const { card } = await loadModelCard(modelDir);
     out['classify.model'] = `${card.name}@${card.version} (${card.input.width}×${card.input.height}×${card.input.channels} ${card.input.layout})`;
     const cropImages = await crops(quick ? 32 : 128);
     const frames: Buffer[] = [];
-    for (let i = 0; i < (quick ? 2 : 6); i++) frames.push((await renderFrame({ seed: 7, frameIndex: i, tSeconds: 600 + i * 10, pgOnsetS: 300, width: 1280, height: 960 })).png);
+    for (let i = 0; i < (quick ? 2 : 6); i++)
+      frames.push((await renderFrame({ seed: 7, frameIndex: i, tSeconds: 600 + i * 10, pgOnsetS: 300, width: 1280, height: 960 })).png);
 
     const backends: ('onnx' | 'tfjs')[] = [];
     if (card.format === 'onnx' || card.files?.onnx) backends.push('onnx');

@@ -62,7 +62,14 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   const simulated: Camera[] = live
     ? ids.map(
         (id, i) =>
-          new FrameCamera({ out: path.join(dir, 'cameras', id), camera: id, fps, durationS: totalS, pgOnsetS: i === 0 ? onsetS + warmupS : null, seed: 100 + i }),
+          new FrameCamera({
+            out: path.join(dir, 'cameras', id),
+            camera: id,
+            fps,
+            durationS: totalS,
+            pgOnsetS: i === 0 ? onsetS + warmupS : null,
+            seed: 100 + i,
+          }),
       )
     : await replayCameras(ids, dir, fps, totalS, onsetS + warmupS);
   try {

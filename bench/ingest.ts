@@ -35,7 +35,9 @@ async function frame(width: number, height: number, seed: number): Promise<Buffe
       raw[y * width + x] = Math.min(255, 30 + needle + (s & 0x1f));
     }
   }
-  return sharp(raw, { raw: { width, height, channels: 1 } }).png().toBuffer();
+  return sharp(raw, { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -46,7 +48,9 @@ function percentile(sorted: number[], p: number): number {
 export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
   const root = mkdtempSync(join(tmpdir(), 'cw-bench-ingest-'));
   const broker = await startBrokerProcess(join(root, 'broker'));
-  const out: Record<string, number | string> = { 'ingest.setup': 'broker child process, 1 partition, one camera, atomic rename writes, after=delete, ledger fsync per batch' };
+  const out: Record<string, number | string> = {
+    'ingest.setup': 'broker child process, 1 partition, one camera, atomic rename writes, after=delete, ledger fsync per batch',
+  };
   try {
     const kafka = createKafka({ brokers: [broker.address], clientId: 'bench-ingest' });
     const topics = topicNames('bench-ingest.');
@@ -56,7 +60,15 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
       const watch = join(root, label);
       await mkdir(watch, { recursive: true });
       const ledgerPath = join(root, `${label}.ledger.jsonl`);
-      const stage = new IngestStage({ kafka, topics, registry: new Registry(), cameras: [{ camera: label, watch }], after: 'delete', ledgerPath, reconcileIntervalMs: 2_000 });
+      const stage = new IngestStage({
+        kafka,
+        topics,
+        registry: new Registry(),
+        cameras: [{ camera: label, watch }],
+        after: 'delete',
+        ledgerPath,
+        reconcileIntervalMs: 2_000,
+      });
       await stage.start();
       const completedAt = new Map<string, number>();
       const started = Date.now();
@@ -123,7 +135,12 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     const ceilingCount = options.quick ? 20 : 100;
     const t0 = Date.now();
     for (let i = 0; i < ceilingCount; i += 1) {
-      await producer.send({ topic: topics.frames, acks: -1, compression: CompressionTypes.None, messages: [{ key: 'ceiling', value: frames[i % frames.length]! }] });
+      await producer.send({
+        topic: topics.frames,
+        acks: -1,
+        compression: CompressionTypes.None,
+        messages: [{ key: 'ceiling', value: frames[i % frames.length]! }],
+      });
     }
     out['ingest.kafkajs_only.frame1280x960.frames_per_s'] = Math.round((ceilingCount / ((Date.now() - t0) / 1000)) * 10) / 10;
     await producer.disconnect();

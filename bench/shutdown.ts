@@ -53,7 +53,9 @@ function terminate(child: ChildProcess): Promise<{ ms: number; code: number | nu
 }
 
 async function demoOnce(dir: string, loadS: number): Promise<{ ms: number; code: number | null }> {
-  const child = spawn(process.execPath, [cli, 'demo', '--json', '--port', '0', '--data-dir', dir, '--fps', '4', '--onset', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [cli, 'demo', '--json', '--port', '0', '--data-dir', dir, '--fps', '4', '--onset', '2'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // A status line with frames counted on both cameras means the whole pipeline is busy.
   let seen = 0;
   await waitForLine(child, (line) => line.includes('"event":"status"') && (seen += 1) > loadS && /"frames":[1-9]/.test(line), 120_000, 'demo');
@@ -64,7 +66,10 @@ async function runOnce(dir: string, loadS: number): Promise<{ ms: number; code: 
   const watch = path.join(dir, 'cam-1');
   await mkdir(watch, { recursive: true });
   const config = path.join(dir, 'plant.json');
-  await writeFile(config, JSON.stringify({ dataDir: path.join(dir, 'data'), cameras: [{ id: 'cam-1', watch, runId: 'bench' }], web: { port: 0 }, log: { level: 'info' } }));
+  await writeFile(
+    config,
+    JSON.stringify({ dataDir: path.join(dir, 'data'), cameras: [{ id: 'cam-1', watch, runId: 'bench' }], web: { port: 0 }, log: { level: 'info' } }),
+  );
   const camera = spawn(process.execPath, [cli, 'simulate', 'frames', '--out', watch, '--fps', '4', '--seed', '3'], { stdio: 'ignore' });
   try {
     const child = spawn(process.execPath, [cli, 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -81,7 +86,10 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   const runs = options.quick ? 2 : 5;
   const loadS = options.quick ? 3 : 6;
   const figures: Record<string, number | string> = {};
-  for (const [name, once] of [['demo', demoOnce], ['run', runOnce]] as const) {
+  for (const [name, once] of [
+    ['demo', demoOnce],
+    ['run', runOnce],
+  ] as const) {
     const times: number[] = [];
     const codes: (number | null)[] = [];
     for (let i = 0; i < runs; i++) {

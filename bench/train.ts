@@ -62,7 +62,8 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
   out['train.wasm.w8_fixup.images_per_s'] = round(await trainRate('wasm', 8, 'none', steps));
   // The plain JS backend is ~100–200× slower: a few small steps are enough to see it.
   out['train.cpu.w8_bn.images_per_s'] = round(await trainRate('cpu', 8, 'batch', options.quick ? 1 : 3, 8));
-  if (runtime.backend !== 'wasm' && runtime.backend !== 'cpu') out[`train.${runtime.backend}.w8_bn.images_per_s`] = round(await trainRate(runtime.backend, 8, 'batch', steps));
+  if (runtime.backend !== 'wasm' && runtime.backend !== 'cpu')
+    out[`train.${runtime.backend}.w8_bn.images_per_s`] = round(await trainRate(runtime.backend, 8, 'batch', steps));
   out['infer.onnxruntime.w8.batch64.images_per_s'] = round(await onnxRate(8, 64, options.quick ? 10 : 50));
   out['infer.onnxruntime.w16.batch64.images_per_s'] = round(await onnxRate(16, 64, options.quick ? 10 : 50));
   return out;

@@ -34,11 +34,19 @@ async function classifyAll(classifier: Classifier, images: Buffer[]): Promise<Cl
 function tally(results: ClassifyResult[]): string {
   const counts = new Map<string, number>();
   for (const r of results) counts.set(String(r.reason ?? r.predicted), (counts.get(String(r.reason ?? r.predicted)) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 /** Probe crops and frames of one profile, from seeds no fit used. */
-async function probeImages(profile: CameraProfile, seed: number, crops: number, frames: number): Promise<{ bytes: Buffer; label: 'cex' | 'pg'; frame: boolean }[]> {
+async function probeImages(
+  profile: CameraProfile,
+  seed: number,
+  crops: number,
+  frames: number,
+): Promise<{ bytes: Buffer; label: 'cex' | 'pg'; frame: boolean }[]> {
   const out: { bytes: Buffer; label: 'cex' | 'pg'; frame: boolean }[] = [];
   for (let i = 0; i < crops; i++) {
     const c = await renderProfiledCrop({ label: i % 2 ? 'pg' : 'cex', seed: mixSeed(seed, i), profile });
@@ -51,14 +59,25 @@ async function probeImages(profile: CameraProfile, seed: number, crops: number, 
   return out;
 }
 
-async function cameraFigures(classifier: Classifier, profiles: readonly CameraProfile[], prefix: string, seed: number, crops: number, frames: number, out: Figures): Promise<void> {
+async function cameraFigures(
+  classifier: Classifier,
+  profiles: readonly CameraProfile[],
+  prefix: string,
+  seed: number,
+  crops: number,
+  frames: number,
+  out: Figures,
+): Promise<void> {
   let accepted = 0;
   let total = 0;
   let right = 0;
   const refused: ClassifyResult[] = [];
   for (const [p, profile] of profiles.entries()) {
     const images = await probeImages(profile, mixSeed(seed, p), crops, frames);
-    const results = await classifyAll(classifier, images.map((i) => i.bytes));
+    const results = await classifyAll(
+      classifier,
+      images.map((i) => i.bytes),
+    );
     let ok = 0;
     results.forEach((r, k) => {
       if (r.predicted === 'cex' || r.predicted === 'pg') {
@@ -101,7 +120,10 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
     process.stderr.write('bench trust: non-probe pictures…\n');
     const perKind = q ? 8 : 40;
     const pictures = await nonProbeSet({ seed: 0x7e57, perKind });
-    const results = await classifyAll(classifier, pictures.map((p) => p.bytes));
+    const results = await classifyAll(
+      classifier,
+      pictures.map((p) => p.bytes),
+    );
     const refused = results.filter((r) => r.predicted === 'unusable' || r.predicted === 'error').length;
     out.trust_nonprobe_refused_ratio = r4(refused / results.length);
     out['trust_nonprobe_refused_ratio.images'] = results.length;
@@ -110,7 +132,9 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
       out[`trust_nonprobe_refused_ratio.${kind}`] = r4(mine.filter((r) => r.predicted === 'unusable').length / mine.length);
     }
     out['trust_nonprobe.reasons'] = tally(results);
-    const passed = results.flatMap((r, i) => (r.predicted === 'cex' || r.predicted === 'pg' ? [`${pictures[i]!.kind} ${pictures[i]!.width}x${pictures[i]!.height}`] : []));
+    const passed = results.flatMap((r, i) =>
+      r.predicted === 'cex' || r.predicted === 'pg' ? [`${pictures[i]!.kind} ${pictures[i]!.width}x${pictures[i]!.height}`] : [],
+    );
     out['trust_nonprobe.passed'] = passed.join('; ') || 'none';
 
     process.stderr.write('bench trust: unseen cameras…\n');

@@ -14,7 +14,10 @@ import type { Prediction } from '../src/bus/messages.js';
 
 async function thumbnailFigures(quick: boolean): Promise<Record<string, number>> {
   const figures: Record<string, number> = {};
-  const sizes: [string, number, number][] = [['640x480', 640, 480], ['1920x1080', 1920, 1080]];
+  const sizes: [string, number, number][] = [
+    ['640x480', 640, 480],
+    ['1920x1080', 1920, 1080],
+  ];
   for (const [name, width, height] of sizes) {
     // Noise compresses like a real sensor frame; a flat image would flatter the decoder.
     const raw = Buffer.alloc(width * height);
@@ -23,7 +26,9 @@ async function thumbnailFigures(quick: boolean): Promise<Record<string, number>>
       seed = (seed * 1103515245 + 12345) & 0x7fffffff;
       raw[i] = 40 + (seed >> 24);
     }
-    const png = await sharp(raw, { raw: { width, height, channels: 1 } }).png({ compressionLevel: 3 }).toBuffer();
+    const png = await sharp(raw, { raw: { width, height, channels: 1 } })
+      .png({ compressionLevel: 3 })
+      .toBuffer();
     const n = quick ? 10 : 50;
     await makeThumbnail(png); // warm-up
     const started = performance.now();
@@ -44,7 +49,9 @@ async function broadcastFigures(quick: boolean): Promise<Record<string, number>>
     const nEvents = quick ? 2_000 : 10_000;
     const received = new Array<number>(nClients).fill(0);
     let resolveAll: () => void = () => undefined;
-    const allDone = new Promise<void>((r) => { resolveAll = r; });
+    const allDone = new Promise<void>((r) => {
+      resolveAll = r;
+    });
     for (let c = 0; c < nClients; c++) {
       const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`);
       clients.push(ws);
@@ -55,8 +62,17 @@ async function broadcastFigures(quick: boolean): Promise<Record<string, number>>
       });
     }
     const prediction: Prediction = {
-      frameId: 'cam1-2026-11-22T10:00:00.000Z-abcdef', camera: 'cam1', runId: 'run-1', capturedAt: '2026-11-22T10:00:00.000Z',
-      pPG: 0.12, predicted: 'cex', tiles: [{ x: 0, y: 0, width: 224, height: 224, pPG: 0.12 }], model: 'm', backend: 'onnxruntime', device: 'cpu', latencyMs: 10,
+      frameId: 'cam1-2026-11-22T10:00:00.000Z-abcdef',
+      camera: 'cam1',
+      runId: 'run-1',
+      capturedAt: '2026-11-22T10:00:00.000Z',
+      pPG: 0.12,
+      predicted: 'cex',
+      tiles: [{ x: 0, y: 0, width: 224, height: 224, pPG: 0.12 }],
+      model: 'm',
+      backend: 'onnxruntime',
+      device: 'cpu',
+      latencyMs: 10,
     };
     const started = performance.now();
     for (let i = 0; i < nEvents; i++) {

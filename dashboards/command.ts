@@ -49,7 +49,9 @@ export function registerDashboardCommands(program: Command): void {
       if (opts.json) console.log(JSON.stringify({ outDir, check: opts.check, files: statuses }, null, 2));
       else for (const s of statuses) console.error(`dashboards: ${s.file}: ${s.status}`);
       if (stale.length > 0) {
-        console.error(`dashboards: ${stale.map((s) => s.file).join(', ')} ${stale.length === 1 ? 'is' : 'are'} out of date with dashboards/*.ts; run \`npm run dashboards\` and commit the result`);
+        console.error(
+          `dashboards: ${stale.map((s) => s.file).join(', ')} ${stale.length === 1 ? 'is' : 'are'} out of date with dashboards/*.ts; run \`npm run dashboards\` and commit the result`,
+        );
         process.exitCode = 1;
       }
     });

@@ -30,7 +30,11 @@ const command = `apt-get update && apt-get install -y ${packages.join(' ')}`;
 
 if (!isRoot || !isDebian) {
   console.error(`crystalwatch tests need: ${missing.map((t) => t.name).join(', ')}.`);
-  console.error(isDebian ? `Install them with: sudo sh -c '${command}'` : `Install the Debian/Ubuntu packages ${packages.join(', ')} (or their equivalents) and run npm test again.`);
+  console.error(
+    isDebian
+      ? `Install them with: sudo sh -c '${command}'`
+      : `Install the Debian/Ubuntu packages ${packages.join(', ')} (or their equivalents) and run npm test again.`,
+  );
   process.exit(1);
 }
 

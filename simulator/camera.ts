@@ -100,7 +100,8 @@ export class FrameCamera {
   constructor(o: FrameCameraOptions) {
     const fps = o.fps ?? FRAME.fps;
     if (!(fps > 0 && fps <= 1000)) throw new Error(`FrameCamera: fps must be in (0, 1000], got ${o.fps}`);
-    if (o.durationS !== undefined && !(o.durationS >= 0)) throw new Error(`FrameCamera: durationS must be ≥ 0 seconds or undefined (run until close), got ${o.durationS}`);
+    if (o.durationS !== undefined && !(o.durationS >= 0))
+      throw new Error(`FrameCamera: durationS must be ≥ 0 seconds or undefined (run until close), got ${o.durationS}`);
     const faults = o.faults ?? 0;
     if (!(faults >= 0 && faults <= 1)) throw new Error(`FrameCamera: faults is a fraction of frames in 0..1, got ${o.faults}`);
     const write = o.write ?? 'atomic';

@@ -6,7 +6,18 @@
 import { CEX, ENCODING, PG } from './physics.js';
 import { Rng, mixSeed } from './random.js';
 import { renderScenePng } from './render.js';
-import { addBundle, addFines, addFrontNeedles, addNeedleField, placeAgglomerate, sampleAgglomerate, sampleBase, sampleCropSize, sampleNeedle, type SceneSpec } from './scene.js';
+import {
+  addBundle,
+  addFines,
+  addFrontNeedles,
+  addNeedleField,
+  placeAgglomerate,
+  sampleAgglomerate,
+  sampleBase,
+  sampleCropSize,
+  sampleNeedle,
+  type SceneSpec,
+} from './scene.js';
 
 export type CrystalClass = 'cex' | 'pg';
 

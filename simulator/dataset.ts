@@ -75,7 +75,8 @@ export function datasetLabel(index: number): CrystalClass {
 export async function generateDataset(o: DatasetOptions): Promise<{ files: DatasetFile[] }> {
   if (!Number.isInteger(o.count) || o.count < 1) throw new Error(`generateDataset: count must be a positive integer, got ${o.count}`);
   const layout = o.layout ?? 'opencrystaldata';
-  if (layout !== 'opencrystaldata' && layout !== 'binary') throw new Error(`generateDataset: layout must be "opencrystaldata" or "binary", got "${String(layout)}"`);
+  if (layout !== 'opencrystaldata' && layout !== 'binary')
+    throw new Error(`generateDataset: layout must be "opencrystaldata" or "binary", got "${String(layout)}"`);
   const seed = o.seed ?? 0;
   const split = o.split ?? null;
 
@@ -90,7 +91,8 @@ export async function generateDataset(o: DatasetOptions): Promise<{ files: Datas
 
   // Every class folder (of every split) exists, even when a small split gets no crop of a class.
   const dirs = new Set<string>();
-  for (const s of split ? SPLITS : [null]) for (const label of ['cex', 'pg'] as const) dirs.add(s ? join(s, classFolder(label, layout)) : classFolder(label, layout));
+  for (const s of split ? SPLITS : [null])
+    for (const label of ['cex', 'pg'] as const) dirs.add(s ? join(s, classFolder(label, layout)) : classFolder(label, layout));
   const files: DatasetFile[] = [];
   for (let i = 0; i < o.count; i++) {
     const label = datasetLabel(i);

@@ -46,7 +46,8 @@ const hue = (rng: Rng, lightness: [number, number], saturation: number): Rgb => 
   return [0, 1, 2].map(() => Math.max(0, Math.min(255, l + rng.normal(0, saturation)))) as Rgb;
 };
 
-const WORDS = 'the batch reactor sample crystal purity report lot temperature seed filtration yield cephalexin phenylglycine assay result page total method'.split(' ');
+const WORDS =
+  'the batch reactor sample crystal purity report lot temperature seed filtration yield cephalexin phenylglycine assay result page total method'.split(' ');
 const FONTS = ['DejaVu Sans', 'DejaVu Serif', 'DejaVu Sans Mono'];
 
 function sentence(rng: Rng, words: number): string {
@@ -261,13 +262,19 @@ export async function renderNonProbe(o: NonProbeOptions): Promise<NonProbeImage>
 }
 
 /** A test set: `perKind` pictures of every kind, alternating crop-sized and frame-sized. */
-export async function nonProbeSet(o: { seed: number; perKind: number; kinds?: readonly NonProbeKind[]; frameSize?: { width: number; height: number } }): Promise<NonProbeImage[]> {
+export async function nonProbeSet(o: {
+  seed: number;
+  perKind: number;
+  kinds?: readonly NonProbeKind[];
+  frameSize?: { width: number; height: number };
+}): Promise<NonProbeImage[]> {
   const out: NonProbeImage[] = [];
   const frame = o.frameSize ?? { width: 1280, height: 960 };
   for (const kind of o.kinds ?? NON_PROBE_KINDS) {
     for (let i = 0; i < o.perKind; i++) {
       const rng = new Rng(mixSeed(o.seed, 0x5e7, i, NON_PROBE_KINDS.indexOf(kind)));
-      const size = i % 2 === 0 ? { width: rng.int(130, 230), height: rng.int(130, 230) } : i % 4 === 1 ? frame : { width: rng.int(400, 900), height: rng.int(300, 700) };
+      const size =
+        i % 2 === 0 ? { width: rng.int(130, 230), height: rng.int(130, 230) } : i % 4 === 1 ? frame : { width: rng.int(400, 900), height: rng.int(300, 700) };
       out.push(await renderNonProbe({ kind, seed: mixSeed(o.seed, i), ...size }));
     }
   }

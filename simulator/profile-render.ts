@@ -108,8 +108,17 @@ export interface ProfiledFrameOptions {
 }
 
 /** One full frame of a batch as a camera of this profile films it. */
-export async function renderProfiledFrame(o: ProfiledFrameOptions): Promise<ProfiledImage & { truth: Pick<FrameTruth, 'label' | 'pgBoxes' | 'frameIndex' | 'capturedAt'> }> {
-  const { scene, pgBoxes } = frameScene({ seed: o.seed, frameIndex: o.frameIndex, tSeconds: o.tSeconds, pgOnsetS: o.pgOnsetS, width: o.width, height: o.height });
+export async function renderProfiledFrame(
+  o: ProfiledFrameOptions,
+): Promise<ProfiledImage & { truth: Pick<FrameTruth, 'label' | 'pgBoxes' | 'frameIndex' | 'capturedAt'> }> {
+  const { scene, pgBoxes } = frameScene({
+    seed: o.seed,
+    frameIndex: o.frameIndex,
+    tSeconds: o.tSeconds,
+    pgOnsetS: o.pgOnsetS,
+    width: o.width,
+    height: o.height,
+  });
   const settings = cameraSettings(o.profile, o.seed);
   applySettingsToScene(scene, settings, mixSeed(o.seed, o.frameIndex), false);
   const grey = renderProfiledPixels(scene, settings);

@@ -104,7 +104,13 @@ export const UNSEEN_PROFILES: readonly CameraProfile[] = [
     file: { format: 'jpeg', quality: [70, 90], rgb: true },
   }),
   profile('unseen-soft-noisy', { defocusPx: [0.7, 1.8], noise: [1.4, 2.4], motionPx: [1.5, 5], gamma: [0.7, 0.95], backgroundLevel: [60, 120] }),
-  profile('unseen-lowmag-contrast', { magnification: [0.6, 0.85], contrast: [1.15, 1.4], exposure: [0.8, 1.0], backgroundLevel: [70, 125], file: { format: 'png', rgb: true } }),
+  profile('unseen-lowmag-contrast', {
+    magnification: [0.6, 0.85],
+    contrast: [1.15, 1.4],
+    exposure: [0.8, 1.0],
+    backgroundLevel: [70, 125],
+    file: { format: 'png', rgb: true },
+  }),
 ];
 
 export const ALL_PROFILES: readonly CameraProfile[] = [...SEEN_PROFILES, ...UNSEEN_PROFILES];

@@ -34,7 +34,7 @@ export interface RefitOptions {
 }
 
 export const UNCALIBRATED_NOTE =
-  'out-of-distribution statistics fitted on simulator camera profiles (magnification, rod habit, defocus, motion blur, exposure, tone curve, contrast, noise, PNG/JPEG), not on this camera; permissive by design. Run crystalwatch calibrate on this camera\'s clean frames to fit its own.';
+  "out-of-distribution statistics fitted on simulator camera profiles (magnification, rod habit, defocus, motion blur, exposure, tone curve, contrast, noise, PNG/JPEG), not on this camera; permissive by design. Run crystalwatch calibrate on this camera's clean frames to fit its own.";
 
 export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStats; crops: number; tiles: number; refused: number }> {
   const crops = o.crops ?? 240;
@@ -57,7 +57,13 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
         images.push({ bytes: crop.bytes, frame: false });
       }
       for (let i = 0; i < frames; i++) {
-        const frame = await renderProfiledFrame({ seed: mixSeed(seed, p, 0xf, i), frameIndex: i, tSeconds: 120 + 60 * i, pgOnsetS: i % 2 ? 60 : null, profile });
+        const frame = await renderProfiledFrame({
+          seed: mixSeed(seed, p, 0xf, i),
+          frameIndex: i,
+          tSeconds: 120 + 60 * i,
+          pgOnsetS: i % 2 ? 60 : null,
+          profile,
+        });
         images.push({ bytes: frame.bytes, frame: true });
       }
       for (let start = 0; start < images.length; start += 32) {
@@ -86,7 +92,11 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
 }
 
 /** Write the refitted statistics into `<model>/card.json`, marked uncalibrated. */
-export async function writeUncalibratedCard(model: string, fit: Awaited<ReturnType<typeof refitOnProfiles>>, o: RefitOptions & { command: string }): Promise<void> {
+export async function writeUncalibratedCard(
+  model: string,
+  fit: Awaited<ReturnType<typeof refitOnProfiles>>,
+  o: RefitOptions & { command: string },
+): Promise<void> {
   const path = join(model, 'card.json');
   const raw = JSON.parse(await readFile(path, 'utf8'));
   raw.ood = fit.stats;
@@ -125,5 +135,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const command = `node dist/simulator/refit-default.js ${process.argv.slice(2).join(' ')}`.trim();
   const fit = await refitOnProfiles({ ...options, progress: (line) => process.stderr.write(`refit: ${line}\n`) });
   await writeUncalibratedCard(model, fit, { ...options, command });
-  process.stderr.write(`refit: ${fit.crops} crops + ${fit.tiles} tiles (${fit.refused} images refused by the gates); threshold ${fit.stats.threshold.toFixed(4)} at the ${fit.stats.percentile}th percentile; wrote ${join(model, 'card.json')}\n`);
+  process.stderr.write(
+    `refit: ${fit.crops} crops + ${fit.tiles} tiles (${fit.refused} images refused by the gates); threshold ${fit.stats.threshold.toFixed(4)} at the ${fit.stats.percentile}th percentile; wrote ${join(model, 'card.json')}\n`,
+  );
 }

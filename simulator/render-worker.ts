@@ -6,7 +6,8 @@ import { parentPort } from 'node:worker_threads';
 import { renderCrop, type CropOptions } from './crop.js';
 import { renderFrame, type FrameOptions } from './frame.js';
 
-export type RenderJob = { id: number; kind: 'crop'; options: CropOptions } | { id: number; kind: 'frame'; options: Omit<FrameOptions, 'capturedAt'> & { capturedAtMs?: number } };
+export type RenderJob =
+  { id: number; kind: 'crop'; options: CropOptions } | { id: number; kind: 'frame'; options: Omit<FrameOptions, 'capturedAt'> & { capturedAtMs?: number } };
 
 export type RenderReply = { id: number; ok: true; png: Uint8Array; result: unknown } | { id: number; ok: false; error: string };
 
@@ -18,7 +19,9 @@ async function render(job: RenderJob): Promise<void> {
     if (job.kind === 'crop') {
       const crop = await renderCrop(job.options);
       const png = new Uint8Array(crop.png);
-      parentPort!.postMessage({ id: job.id, ok: true, png, result: { width: crop.width, height: crop.height, label: crop.label } } satisfies RenderReply, [png.buffer]);
+      parentPort!.postMessage({ id: job.id, ok: true, png, result: { width: crop.width, height: crop.height, label: crop.label } } satisfies RenderReply, [
+        png.buffer,
+      ]);
     } else {
       const { capturedAtMs, ...rest } = job.options;
       const frame = await renderFrame({ ...rest, ...(capturedAtMs !== undefined ? { capturedAt: new Date(capturedAtMs) } : {}) });

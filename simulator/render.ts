@@ -33,8 +33,20 @@ function drawNeedle(ctx: SKRSContext2D, n: NeedleSpec): void {
   const tip = n.pointed ? Math.min(n.width * 0.8, n.length * 0.1) : 0;
   // Outline in the needle's own frame (u along, v across), then rotated into the image.
   const pts: [number, number][] = n.pointed
-    ? [[-hl, 0], [-hl + tip, -hw], [hl - tip, -hw], [hl, 0], [hl - tip, hw], [-hl + tip, hw]]
-    : [[-hl, -hw], [hl, -hw], [hl, hw], [-hl, hw]];
+    ? [
+        [-hl, 0],
+        [-hl + tip, -hw],
+        [hl - tip, -hw],
+        [hl, 0],
+        [hl - tip, hw],
+        [-hl + tip, hw],
+      ]
+    : [
+        [-hl, -hw],
+        [hl, -hw],
+        [hl, hw],
+        [-hl, hw],
+      ];
   ctx.beginPath();
   for (let i = 0; i < pts.length; i++) {
     const [pu, pv] = pts[i]!;

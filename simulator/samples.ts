@@ -33,7 +33,11 @@ export async function sampleGrid(o: { label: CrystalClass; cols: number; rows: n
     .toBuffer();
   const scale = o.scale ?? 1;
   if (scale === 1) return grid;
-  return sharp(grid).resize(Math.round(width * scale)).toColourspace('b-w').png({ compressionLevel: 9 }).toBuffer();
+  return sharp(grid)
+    .resize(Math.round(width * scale))
+    .toColourspace('b-w')
+    .png({ compressionLevel: 9 })
+    .toBuffer();
 }
 
 async function main(argv: string[]): Promise<void> {

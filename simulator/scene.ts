@@ -83,7 +83,12 @@ export function sampleCropSize(rng: Rng): { width: number; height: number } {
 }
 
 /** Background, illumination, empty depth layers, sensor: the part every image shares. */
-export function sampleBase(rng: Rng, width: number, height: number, fixed: { backgroundGray?: number; illumination?: SceneSpec['illumination']; gamma?: number } = {}): SceneSpec {
+export function sampleBase(
+  rng: Rng,
+  width: number,
+  height: number,
+  fixed: { backgroundGray?: number; illumination?: SceneSpec['illumination']; gamma?: number } = {},
+): SceneSpec {
   const [lo, hi] = BACKGROUND.levelRange;
   const drawnGray = lo + (hi - lo) * rng.beta(BACKGROUND.levelBeta[0], BACKGROUND.levelBeta[1]);
   const backgroundGray = fixed.backgroundGray ?? drawnGray;
@@ -175,7 +180,12 @@ export function sampleNeedle(
  * A field of CEX needles over the scene at `densityPer10kPx2`, some in bundles, spread over the
  * depth layers. Centres fall in a margin around the image so needles cross its edges.
  */
-export function addNeedleField(rng: Rng, scene: SceneSpec, densityPer10kPx2: number, mat?: { widthScale: number; lengthScale: number; nearBias: number }): void {
+export function addNeedleField(
+  rng: Rng,
+  scene: SceneSpec,
+  densityPer10kPx2: number,
+  mat?: { widthScale: number; lengthScale: number; nearBias: number },
+): void {
   const { width, height } = scene;
   const margin = CEX.lengthPx.median * 0.5;
   const area = (width + 2 * margin) * (height + 2 * margin);

@@ -54,7 +54,16 @@ function world() {
   const topics = topicNames(`t${prefixSeq}.`);
   const make = (extra: Partial<AlertOptions> = {}) => {
     const registry = new Registry();
-    const stage = new AlertStage({ logger, kafka: bus.kafka, topics, registry, groupId: `t${prefixSeq}-alert`, partitions: 1, resolveAfterCleanFrames: 5, ...extra });
+    const stage = new AlertStage({
+      logger,
+      kafka: bus.kafka,
+      topics,
+      registry,
+      groupId: `t${prefixSeq}-alert`,
+      partitions: 1,
+      resolveAfterCleanFrames: 5,
+      ...extra,
+    });
     stages.push(stage);
     return { stage, registry };
   };
@@ -71,7 +80,12 @@ async function producePredictionsTo(kafka: Kafka, topic: string, predictions: Re
 
 async function records(topic: string): Promise<{ value: string; headers: Record<string, string> }[]> {
   const out: { value: string; headers: Record<string, string> }[] = [];
-  await readToEnd(bus.kafka, [topic], (_t, _p, m) => out.push({ value: m.value?.toString() ?? '', headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])) }), { groupPrefix: 'alert-kafka-test' });
+  await readToEnd(
+    bus.kafka,
+    [topic],
+    (_t, _p, m) => out.push({ value: m.value?.toString() ?? '', headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, String(v)])) }),
+    { groupPrefix: 'alert-kafka-test' },
+  );
   return out;
 }
 
@@ -96,16 +110,24 @@ describe('AlertStage on the broker', () => {
     const { stage, registry } = make({ sinks: { webhooks: [{ url: await closedPort() }] }, delivery: { baseDelayMs: 50, maxDelayMs: 100, deadlineMs: 1000 } });
     await stage.start();
     await send(bus.kafka);
-    const letters = await waitFor(async () => {
-      const found = (await records(topics.deadLetter)).filter((r) => r.headers.stage === 'alert-delivery');
-      return found.length > 0 ? found : undefined;
-    }, { timeout: 20_000, message: 'the dead letter' });
+    const letters = await waitFor(
+      async () => {
+        const found = (await records(topics.deadLetter)).filter((r) => r.headers.stage === 'alert-delivery');
+        return found.length > 0 ? found : undefined;
+      },
+      { timeout: 20_000, message: 'the dead letter' },
+    );
     const letter = decodeDeadLetter(Buffer.from(letters[0]!.value));
     expect(letter.ok).toBe(true);
     const value = (letter as { value: DeadLetter }).value;
     expect(value).toMatchObject({ sourceTopic: topics.alerts, stage: 'alert-delivery', offset: '0' });
-    expect(value.reason).toMatch(/^webhook http:\/\/127\.0\.0\.1:\d+\/hook did not take pg-[0-9a-f]{16}:firing within the delivery deadline of 1 s \(\d+ attempts; last error: alert webhook .* unreachable \(ECONNREFUSED\)\)/);
-    await waitFor(async () => (await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1, { timeout: 10_000, message: 'the alert offset committed after the dead letter' });
+    expect(value.reason).toMatch(
+      /^webhook http:\/\/127\.0\.0\.1:\d+\/hook did not take pg-[0-9a-f]{16}:firing within the delivery deadline of 1 s \(\d+ attempts; last error: alert webhook .* unreachable \(ECONNREFUSED\)\)/,
+    );
+    await waitFor(async () => (await committed(`t${prefixSeq}-alert-delivery`, topics.alerts)) === 1, {
+      timeout: 10_000,
+      message: 'the alert offset committed after the dead letter',
+    });
     expect(await registry.metrics()).toContain('crystalwatch_dead_letter_total{stage="alert-delivery",reason="delivery-deadline"} 1');
   });
 
@@ -149,7 +171,10 @@ describe('AlertStage on the broker', () => {
     const [alert] = first.list();
     assert(alert, 'the alert in the first stage');
     expect(await first.acknowledge(alert.id, 'operator-7')).toMatchObject({ acknowledgedBy: 'operator-7' });
-    await waitFor(() => hook.got.some((r) => r.headers['x-crystalwatch-event'] === 'acknowledged'), { timeout: 15_000, message: 'the acknowledgement at the webhook' });
+    await waitFor(() => hook.got.some((r) => r.headers['x-crystalwatch-event'] === 'acknowledged'), {
+      timeout: 15_000,
+      message: 'the acknowledgement at the webhook',
+    });
     await first.close();
 
     const letters = (await records(topics.deadLetter)).map((r) => decodeDeadLetter(Buffer.from(r.value)));
@@ -161,7 +186,11 @@ describe('AlertStage on the broker', () => {
     expect(second.list()).toMatchObject([{ id: alert.id, state: 'firing', acknowledgedBy: 'operator-7' }]);
     expect(await second.acknowledge(alert.id, 'someone-else')).toMatchObject({ acknowledgedBy: 'operator-7' }); // once
     // The camera films on in PG: the restored alert still fires, nothing new is raised.
-    await producePredictionsTo(bus.kafka, topics.predictions, onsetStream('cam-1', 'run-1', 0, 6).map((p, i) => ({ ...p, frameId: `cam-1-run-1-more-${i}` })));
+    await producePredictionsTo(
+      bus.kafka,
+      topics.predictions,
+      onsetStream('cam-1', 'run-1', 0, 6).map((p, i) => ({ ...p, frameId: `cam-1-run-1-more-${i}` })),
+    );
     await waitFor(async () => (await committed(`t${prefixSeq}-alert`, topics.predictions)) === 14, { timeout: 15_000, message: 'the predictions consumed' });
     expect((await records(topics.alerts)).map((r) => r.headers.event)).toEqual([undefined, 'firing', 'acknowledged']);
     expect(hook.got.map((r) => r.headers['x-crystalwatch-event'])).toEqual(['firing', 'acknowledged']);
@@ -180,7 +209,11 @@ describe('AlertStage on the broker', () => {
       await producer.connect();
       // 20 kB of garbage fits the broker; its dead letter (the bytes as base64, and the reason) does not.
       await producer.send({ topic: topics.predictions, acks: -1, messages: [{ key: 'cam-1', value: 'x'.repeat(20_000) }] });
-      await producer.send({ topic: topics.predictions, acks: -1, messages: onsetStream('cam-1', 'run-1', 5, 3).map((p) => ({ key: p.camera, value: JSON.stringify(p) })) });
+      await producer.send({
+        topic: topics.predictions,
+        acks: -1,
+        messages: onsetStream('cam-1', 'run-1', 5, 3).map((p) => ({ key: p.camera, value: JSON.stringify(p) })),
+      });
       await producer.disconnect();
       await stage.start();
       // Before, the refused letter failed every flush: the batch was never committed and its alert written again and again.
@@ -206,22 +239,43 @@ describe('AlertStage on the broker', () => {
 
     // What a Kafka cluster is asked for (it takes compaction): the first request already carries the retention.
     const asked: { topic: string; configEntries: { name: string; value: string }[] }[] = [];
-    const cluster = { admin: () => ({
-      connect: async () => {}, disconnect: async () => {}, listTopics: async () => [],
-      createTopics: async ({ topics: wanted }: { topics: typeof asked }) => void asked.push(...wanted),
-    }) } as unknown as Kafka;
+    const cluster = {
+      admin: () => ({
+        connect: async () => {},
+        disconnect: async () => {},
+        listTopics: async () => [],
+        createTopics: async ({ topics: wanted }: { topics: typeof asked }) => void asked.push(...wanted),
+      }),
+    } as unknown as Kafka;
     await ensureAlertTopics(cluster, { alerts: topics.alerts, state }, 1, silentLogger);
-    expect(asked.find((t) => t.topic === state)?.configEntries).toEqual([{ name: 'cleanup.policy', value: 'compact,delete' }, { name: 'retention.ms', value: '604800000' }]);
+    expect(asked.find((t) => t.topic === state)?.configEntries).toEqual([
+      { name: 'cleanup.policy', value: 'compact,delete' },
+      { name: 'retention.ms', value: '604800000' },
+    ]);
   });
 
   it('a second alert stage in the same group is reported as an error (one alert stage per group)', async () => {
     const { make } = world();
     const errors: string[] = [];
-    const watching = pino({ level: 'error' }, new Writable({ write(chunk: Buffer, _enc, done) { errors.push(JSON.parse(chunk.toString()).msg); done(); } }));
+    const watching = pino(
+      { level: 'error' },
+      new Writable({
+        write(chunk: Buffer, _enc, done) {
+          errors.push(JSON.parse(chunk.toString()).msg);
+          done();
+        },
+      }),
+    );
     const first = make({ logger: watching, partitions: 2 }).stage;
     const second = make({ logger: watching, partitions: 2 }).stage;
     await first.start();
     await second.start();
-    await waitFor(() => errors.find((m) => /^alert stage: consumer group t\d+-alert on t\d+\.predictions has (2 members|more than one member); run one alert stage per group/.test(m)), { timeout: 20_000, message: 'the shared-group error', detail: () => errors.join('\n') });
+    await waitFor(
+      () =>
+        errors.find((m) =>
+          /^alert stage: consumer group t\d+-alert on t\d+\.predictions has (2 members|more than one member); run one alert stage per group/.test(m),
+        ),
+      { timeout: 20_000, message: 'the shared-group error', detail: () => errors.join('\n') },
+    );
   });
 });

@@ -7,11 +7,18 @@ import { assert, describe, expect, it } from 'vitest';
 import type { Alert } from '../src/bus/messages.js';
 import { AlertSchema } from '../src/bus/messages.js';
 import {
-  AlertBook, AlertLifecycle, OffsetTracker, OnsetDetector, backoffDelay, checkBackoff, signWebhook, webhookSignatureProblem,
-  type RunSnapshot, type StateRecord,
+  AlertBook,
+  AlertLifecycle,
+  OffsetTracker,
+  OnsetDetector,
+  backoffDelay,
+  checkBackoff,
+  signWebhook,
+  webhookSignatureProblem,
+  type RunSnapshot,
+  type StateRecord,
 } from '../src/alert/index.js';
 import { alert as buildAlert, predictionSequence, T0 } from './helpers/messages.js';
-
 
 /** Each call: camera `id`'s next frame, 100 ms after the last (frame ids `<id>-<runId>-<n>`). */
 const camera = (id: string, runId = 'run-1') => predictionSequence({ camera: id, runId });
@@ -109,7 +116,13 @@ describe('camera-silent alerts', () => {
     const [silent, ...more] = life.checkSilence(T0 + 60_000);
     expect(more).toEqual([]);
     assert(silent, 'a camera-silent alert');
-    expect(AlertSchema.parse(silent.alert)).toMatchObject({ camera: 'cam-1', state: 'firing', reason: 'camera-silent', action: 'check-camera', evidence: { lastFrameId: 'cam-1-run-1-1', silentSeconds: 60 } });
+    expect(AlertSchema.parse(silent.alert)).toMatchObject({
+      camera: 'cam-1',
+      state: 'firing',
+      reason: 'camera-silent',
+      action: 'check-camera',
+      evidence: { lastFrameId: 'cam-1-run-1-1', silentSeconds: 60 },
+    });
     expect(silent.alert.id).toMatch(/^silent-[0-9a-f]{16}$/);
     expect(life.checkSilence(T0 + 120_000).map((c) => c.alert.camera)).toEqual(['cam-2']); // cam-1 is not raised twice
     const back = life.observe(a(0.02), T0 + 130_000).changes;

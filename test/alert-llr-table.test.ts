@@ -40,7 +40,7 @@ describe('CUSUM with a calibrated ℓ table', () => {
     expect(tabulated.description).toMatch(/llr=calibrated/);
   });
 
-  it('uses the camera\'s own ℓ: a camera whose clean frames sit at P(PG) 0.7 does not alarm on them', () => {
+  it("uses the camera's own ℓ: a camera whose clean frames sit at P(PG) 0.7 does not alarm on them", () => {
     // This camera's clean scores are high (0.6–0.8): calibrate gives ℓ ≤ 0 there.
     const camera = tableOf((p) => (p < 0.85 ? -0.5 : 3));
     const calibrated = new OnsetDetector({ kind: 'cusum', threshold: 11.5, llr: camera });
@@ -59,13 +59,15 @@ describe('CUSUM with a calibrated ℓ table', () => {
   });
 
   it('refuses a table it cannot use, naming what is wrong', () => {
-    expect(() => new OnsetDetector({ kind: 'cusum', threshold: 11.5, llr: { logitMin: 0, logitStep: 0, values: [1, 2] } })).toThrow(/llr logitStep must be a positive number/);
+    expect(() => new OnsetDetector({ kind: 'cusum', threshold: 11.5, llr: { logitMin: 0, logitStep: 0, values: [1, 2] } })).toThrow(
+      /llr logitStep must be a positive number/,
+    );
     expect(() => new OnsetDetector({ kind: 'cusum', llr: model })).toThrow(/needs its threshold/);
   });
 });
 
 describe('the monitor process picks the detector from the model card in force', () => {
-  it('uses a calibrated card\'s ℓ table and threshold, and the default model otherwise', async () => {
+  it("uses a calibrated card's ℓ table and threshold, and the default model otherwise", async () => {
     const { cp, mkdtemp, readFile, rm, writeFile } = await import('node:fs/promises');
     const os = await import('node:os');
     const path = await import('node:path');

@@ -33,7 +33,12 @@ async function start(alert: (hook: Receiver) => Record<string, unknown>, stages?
   const brokerPort = await freePort();
   const hook = new Receiver(await freePort());
   receivers.push(hook);
-  const config = await writeRunConfig(dir, { dataDir: path.join(dir, 'data'), brokerPort, stages, alert: { webhooks: [{ url: `${hook.url}/hook`, secret }], ...alert(hook) } });
+  const config = await writeRunConfig(dir, {
+    dataDir: path.join(dir, 'data'),
+    brokerPort,
+    stages,
+    alert: { webhooks: [{ url: `${hook.url}/hook`, secret }], ...alert(hook) },
+  });
   const run = await startRun(config);
   running.push(run);
   return { run, hook, kafka: kafkaAt(brokerPort) };
@@ -46,10 +51,13 @@ describe('alert delivery through an outage', () => {
     const { run, hook, kafka } = await start(() => ({ silentAfterSeconds: 0, delivery: { baseDelayMs: 100, maxDelayMs: 2000 } }), ['monitor', 'web']);
     const web = await run.waitForLog((l) => l.msg === 'web server listening', 'the web server', 10_000);
     await producePredictions(kafka, onsetStream('cam-1', 'run-1', 20, 3));
-    const [fired] = await waitFor(async () => {
-      const all = await alertsOnTopic(kafka);
-      return all.length > 0 ? all : undefined;
-    }, { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' });
+    const [fired] = await waitFor(
+      async () => {
+        const all = await alertsOnTopic(kafka);
+        return all.length > 0 ? all : undefined;
+      },
+      { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' },
+    );
     assert(fired, 'the firing alert');
     const firedAt = Date.now();
 
@@ -72,11 +80,29 @@ describe('alert delivery through an outage', () => {
     const { run, hook, kafka } = await start(() => ({ silentAfterSeconds: 1.5, delivery: { baseDelayMs: 100, maxDelayMs: 500 } }));
     await hook.up();
     await producePredictions(kafka, onsetStream('cam-2', 'run-9', 5, 0));
-    const silent = await waitFor(() => bodies(hook).find((a) => a.reason === 'camera-silent'), { timeout: 20_000, message: 'camera-silent at the webhook', detail: () => run.stderr().slice(-2000) });
-    expect(silent).toMatchObject({ camera: 'cam-2', runId: 'run-9', state: 'firing', action: 'check-camera', event: 'firing', evidence: { lastFrameId: 'cam-2-run-9-4', silentSeconds: 1.5 } });
+    const silent = await waitFor(() => bodies(hook).find((a) => a.reason === 'camera-silent'), {
+      timeout: 20_000,
+      message: 'camera-silent at the webhook',
+      detail: () => run.stderr().slice(-2000),
+    });
+    expect(silent).toMatchObject({
+      camera: 'cam-2',
+      runId: 'run-9',
+      state: 'firing',
+      action: 'check-camera',
+      event: 'firing',
+      evidence: { lastFrameId: 'cam-2-run-9-4', silentSeconds: 1.5 },
+    });
 
-    await producePredictions(kafka, onsetStream('cam-2', 'run-9', 1, 0).map((p) => ({ ...p, frameId: 'cam-2-run-9-back' })));
-    await waitFor(() => bodies(hook).find((a) => a.id === silent.id && a.state === 'resolved'), { timeout: 20_000, message: 'camera-silent resolved at the webhook', detail: () => run.stderr().slice(-2000) });
+    await producePredictions(
+      kafka,
+      onsetStream('cam-2', 'run-9', 1, 0).map((p) => ({ ...p, frameId: 'cam-2-run-9-back' })),
+    );
+    await waitFor(() => bodies(hook).find((a) => a.id === silent.id && a.state === 'resolved'), {
+      timeout: 20_000,
+      message: 'camera-silent resolved at the webhook',
+      detail: () => run.stderr().slice(-2000),
+    });
     const topic = await alertsOnTopic(kafka);
     expect(await run.kill('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(topic.map((r) => `${r.event} ${r.alert.reason}`)).toEqual(['firing camera-silent', 'resolved camera-silent']);

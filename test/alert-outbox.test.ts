@@ -35,13 +35,28 @@ function fakeProducer(refuse: (topic: string, m: Message) => Error | undefined =
       requests.push(...topicMessages.map(({ topic, messages }) => ({ topic, values: messages.map((m) => String(m.value)) })));
     },
   };
-  return { producer: producer as unknown as Producer, requests, calls, on: (topic: string) => requests.filter((r) => r.topic === topic).flatMap((r) => r.values) };
+  return {
+    producer: producer as unknown as Producer,
+    requests,
+    calls,
+    on: (topic: string) => requests.filter((r) => r.topic === topic).flatMap((r) => r.values),
+  };
 }
 
 const firing = (id: string): AlertChange => ({ alert: alert({ id }), kind: 'firing' });
 const stateOf = (key: string, fill = 0): { key: string; snapshot: RunSnapshot } => ({
   key,
-  snapshot: { v: 1, camera: 'cam-1', runId: key, detector: 'cusum', state: { kind: 'cusum', s: 0, excursion: 0 }, recent: [], clean: 0, writtenAtMs: T0, ...(fill ? { lastFrameId: 'x'.repeat(fill) } : {}) },
+  snapshot: {
+    v: 1,
+    camera: 'cam-1',
+    runId: key,
+    detector: 'cusum',
+    state: { kind: 'cusum', s: 0, excursion: 0 },
+    recent: [],
+    clean: 0,
+    writtenAtMs: T0,
+    ...(fill ? { lastFrameId: 'x'.repeat(fill) } : {}),
+  },
 });
 const letter = (value: string): Message => ({ key: 'cam-1', value });
 
@@ -56,7 +71,9 @@ describe('AlertOutbox', () => {
   });
 
   it('drops a state record or dead letter Kafka refuses for good, and only that one; the alerts are written and later flushes go on', async () => {
-    const fake = fakeProducer((topic, m) => (topic !== 'alerts' && String(m.value).includes('HUGE') ? kafkaError('MESSAGE_TOO_LARGE', topic === 'dead-letter') : undefined));
+    const fake = fakeProducer((topic, m) =>
+      topic !== 'alerts' && String(m.value).includes('HUGE') ? kafkaError('MESSAGE_TOO_LARGE', topic === 'dead-letter') : undefined,
+    );
     const dropped: string[] = [];
     const outbox = new AlertOutbox(fake.producer, topics, { onDropped: (kind, reason, n) => dropped.push(`${kind} ${reason} ${n}`) });
     const huge = stateOf('run-HUGE');
@@ -77,7 +94,9 @@ describe('AlertOutbox', () => {
     const fake = fakeProducer((topic) => (topic === 'alerts' ? refusing : undefined));
     const outbox = new AlertOutbox(fake.producer, topics);
     outbox.add([firing('pg-1')], [stateOf('run-1')]);
-    await expect(outbox.flush()).rejects.toThrow(/could not write 1 alert change\(s\) to alerts \(broker says TOPIC_AUTHORIZATION_FAILED\); kept for the next attempt/);
+    await expect(outbox.flush()).rejects.toThrow(
+      /could not write 1 alert change\(s\) to alerts \(broker says TOPIC_AUTHORIZATION_FAILED\); kept for the next attempt/,
+    );
     expect(outbox.pending).toBe(2);
     expect(fake.requests).toEqual([]); // the state record waits behind the alert
     refusing = undefined; // the ACL is fixed
@@ -114,7 +133,10 @@ describe('state snapshots are small by construction', () => {
     const fired = life.observe(next(0.97, { tiles }), T0 + 2).fired;
     expect(fired?.evidence.frames[0!]?.tiles).toHaveLength(400); // the evidence keeps them
 
-    const fat: RunSnapshot = { ...stateOf('run-1').snapshot, recent: Array.from({ length: 64 }, (_, i) => ({ frameId: `${'f'.repeat(250)}-${i}`, capturedAt: new Date(T0).toISOString(), pPG: 0.9 })) };
+    const fat: RunSnapshot = {
+      ...stateOf('run-1').snapshot,
+      recent: Array.from({ length: 64 }, (_, i) => ({ frameId: `${'f'.repeat(250)}-${i}`, capturedAt: new Date(T0).toISOString(), pPG: 0.9 })),
+    };
     const encoded = encodeRunSnapshot(fat, 8 * 1024);
     expect(Buffer.byteLength(encoded)).toBeLessThanOrEqual(8 * 1024);
     const kept = (JSON.parse(encoded) as RunSnapshot).recent;

@@ -33,7 +33,11 @@ async function setup(alert: (receiver: Receiver) => Record<string, unknown>) {
   const brokerPort = await freePort();
   const receiver = new Receiver(await freePort());
   receivers.push(receiver);
-  const config = await writeRunConfig(dir, { dataDir: path.join(dir, 'data'), brokerPort, alert: { silentAfterSeconds: 0, delivery: { baseDelayMs: 100, maxDelayMs: 500 }, ...alert(receiver) } });
+  const config = await writeRunConfig(dir, {
+    dataDir: path.join(dir, 'data'),
+    brokerPort,
+    alert: { silentAfterSeconds: 0, delivery: { baseDelayMs: 100, maxDelayMs: 500 }, ...alert(receiver) },
+  });
   const start = async (env?: Record<string, string>) => {
     const run = await startRun(config, env);
     running.push(run);
@@ -46,10 +50,13 @@ async function setup(alert: (receiver: Receiver) => Record<string, unknown>) {
 async function fireAndStopCamera(brokerPort: number): Promise<{ alert: Alert; event: string }> {
   const kafka = kafkaAt(brokerPort);
   await producePredictions(kafka, onsetStream('cam-1', 'run-1', 20, 3));
-  const records = await waitFor(async () => {
-    const all = await alertsOnTopic(kafka);
-    return all.some((r) => r.event === 'firing') ? all : undefined;
-  }, { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' });
+  const records = await waitFor(
+    async () => {
+      const all = await alertsOnTopic(kafka);
+      return all.some((r) => r.event === 'firing') ? all : undefined;
+    },
+    { timeout: 30_000, interval: 250, message: 'the firing alert on the alerts topic' },
+  );
   expect(records).toHaveLength(1);
   return records[0]!;
 }
@@ -58,7 +65,9 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
   for (const sink of ['webhook', 'alertmanager'] as const) {
     it(`${sink} down when PG fires, SIGKILL after a failed attempt, restart on the same data dir, ${sink} up → the firing alert arrives under one id`, async () => {
       const secret = 'plant-secret-1';
-      const { brokerPort, receiver, start } = await setup((r) => (sink === 'webhook' ? { webhooks: [{ url: `${r.url}/hook`, secret }] } : { alertmanagerUrl: r.url }));
+      const { brokerPort, receiver, start } = await setup((r) =>
+        sink === 'webhook' ? { webhooks: [{ url: `${r.url}/hook`, secret }] } : { alertmanagerUrl: r.url },
+      );
       const first = await start();
       const fired = await fireAndStopCamera(brokerPort);
       expect(fired.alert).toMatchObject({ camera: 'cam-1', runId: 'run-1', state: 'firing', reason: 'pg-onset' });
@@ -67,7 +76,11 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
 
       const second = await start();
       await receiver.up();
-      const got = await waitFor(() => (receiver.got.length > 0 ? receiver.got : undefined), { timeout: 30_000, message: `the firing alert at the ${sink}`, detail: () => second.stderr().slice(-2000) });
+      const got = await waitFor(() => (receiver.got.length > 0 ? receiver.got : undefined), {
+        timeout: 30_000,
+        message: `the firing alert at the ${sink}`,
+        detail: () => second.stderr().slice(-2000),
+      });
       const records = await alertsOnTopic(kafkaAt(brokerPort));
       expect(await second.kill('SIGTERM')).toEqual({ code: 0, signal: null });
 
@@ -102,13 +115,19 @@ describe('alerts survive a SIGKILL of crystalwatch run', () => {
     const restarted = await start();
     const later = kafkaAt(brokerPort);
     // The uncommitted predictions come again; the camera keeps filming PG.
-    await producePredictions(later, onsetStream('cam-1', 'run-1', 0, 30, Date.now()).map((p, i) => ({ ...p, frameId: `cam-1-run-1-after-${i}` })));
+    await producePredictions(
+      later,
+      onsetStream('cam-1', 'run-1', 0, 30, Date.now()).map((p, i) => ({ ...p, frameId: `cam-1-run-1-after-${i}` })),
+    );
     const admin = later.admin();
     await admin.connect();
-    await waitFor(async () => {
-      const [topic] = await admin.fetchOffsets({ groupId: 'crystalwatch-alert', topics: ['crystalwatch.predictions'] });
-      return topic?.partitions.every((p) => Number(p.offset) === onset.length + 30);
-    }, { timeout: 30_000, message: 'the restarted stage to commit every prediction', detail: () => restarted.stderr().slice(-2000) });
+    await waitFor(
+      async () => {
+        const [topic] = await admin.fetchOffsets({ groupId: 'crystalwatch-alert', topics: ['crystalwatch.predictions'] });
+        return topic?.partitions.every((p) => Number(p.offset) === onset.length + 30);
+      },
+      { timeout: 30_000, message: 'the restarted stage to commit every prediction', detail: () => restarted.stderr().slice(-2000) },
+    );
     await admin.disconnect();
     const records = await alertsOnTopic(later);
     expect(await restarted.kill('SIGTERM')).toEqual({ code: 0, signal: null });

@@ -53,7 +53,10 @@ function alive(pid: number): boolean {
 }
 
 async function grandchild(file: string): Promise<number> {
-  const pid = await waitFor(async () => (existsSync(file) ? Number((await readFile(file, 'utf8')).trim()) || undefined : undefined), { timeout: 5000, message: `the command's background pid in ${file}` });
+  const pid = await waitFor(async () => (existsSync(file) ? Number((await readFile(file, 'utf8')).trim()) || undefined : undefined), {
+    timeout: 5000,
+    message: `the command's background pid in ${file}`,
+  });
   leftovers.push(pid);
   return pid;
 }
@@ -115,7 +118,12 @@ function countingSink(failures = 0): AlertSink & { calls: number } {
 
 function capturedLogger() {
   const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const stream = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString())); done(); } });
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()));
+      done();
+    },
+  });
   return { logger: pino({ level: 'info' }, stream), lines };
 }
 
@@ -123,8 +131,15 @@ function worker(sink: AlertSink, over: Partial<SinkWorkerOptions>) {
   const close = new AbortController();
   const { logger, lines } = capturedLogger();
   const w = new SinkWorker(sink, {
-    backoff: checkBackoff({ baseDelayMs: 1, maxDelayMs: 2 }), deadlineMs: 60_000, signal: close.signal, now: Date.now, logger,
-    deadLetter: async () => {}, onOutcome: () => {}, onQueued: () => {}, ...over,
+    backoff: checkBackoff({ baseDelayMs: 1, maxDelayMs: 2 }),
+    deadlineMs: 60_000,
+    signal: close.signal,
+    now: Date.now,
+    logger,
+    deadLetter: async () => {},
+    onOutcome: () => {},
+    onQueued: () => {},
+    ...over,
   });
   return { w, lines, close };
 }
@@ -135,7 +150,11 @@ describe('SinkWorker hooks', () => {
   // Before the fix a throwing hook re-sent the change at every backoff, or hung the queue.
   it('a throwing onOutcome on delivered does not send the change again', { timeout: 5000 }, async () => {
     const sink = countingSink();
-    const { w, lines, close } = worker(sink, { onOutcome: (_s, outcome) => { if (outcome === 'delivered') throw new Error('audit trail full'); } });
+    const { w, lines, close } = worker(sink, {
+      onOutcome: (_s, outcome) => {
+        if (outcome === 'delivered') throw new Error('audit trail full');
+      },
+    });
     await w.deliver(record());
     expect(sink.calls).toBe(1);
     expect(lines.find((l) => /hook .* threw/.test(l.msg))).toMatchObject({ outcome: 'delivered', err: 'audit trail full' });
@@ -150,7 +169,9 @@ describe('SinkWorker hooks', () => {
         outcomes.push(outcome);
         if (outcome === 'retried') throw new Error('metrics registry gone');
       },
-      onQueued: () => { throw new Error('gauge gone'); },
+      onQueued: () => {
+        throw new Error('gauge gone');
+      },
     });
     await Promise.all([w.deliver(record()), w.deliver({ ...record(), kind: 'resolved' })]);
     expect(outcomes).toEqual(['retried', 'retried', 'delivered', 'delivered']);
@@ -163,7 +184,9 @@ describe('SinkWorker hooks', () => {
     const { w, close } = worker(countingSink(1), {
       deadlineMs: 1,
       deadLetter: async () => void (letters += 1),
-      onOutcome: (_s, outcome) => { if (outcome === 'dead-lettered') throw new Error('hook bug'); },
+      onOutcome: (_s, outcome) => {
+        if (outcome === 'dead-lettered') throw new Error('hook bug');
+      },
     });
     await w.deliver(record({ writtenAtMs: Date.now() - 1000 }));
     expect(letters).toBe(1);
@@ -173,9 +196,13 @@ describe('SinkWorker hooks', () => {
   it('AlertStage: an onDelivery option that throws does not re-deliver the change', { timeout: 5000 }, async () => {
     const sink = countingSink();
     const stage = new AlertStage({
-      kafka: {} as Kafka, topics: topicNames(), registry: new Registry(),
+      kafka: {} as Kafka,
+      topics: topicNames(),
+      registry: new Registry(),
       delivery: { baseDelayMs: 5, maxDelayMs: 10, deadlineMs: 1000 },
-      onDelivery: () => { throw new Error('audit trail refused the record'); },
+      onDelivery: () => {
+        throw new Error('audit trail refused the record');
+      },
     });
     stage.addSink(sink);
     const next = predictionSequence();
@@ -194,7 +221,9 @@ function fakeOpcUa(maxCameras: number) {
     endpointUrl: 'opc.tcp://127.0.0.1:4840',
     raiseAlarm(alarm: { id: string; camera: string }) {
       if (!shown.has(alarm.camera) && shown.size >= maxCameras) {
-        throw new Error(`opcua: alert ${alarm.id} of camera ${alarm.camera} cannot be shown, the server already shows ${maxCameras} cameras; raise opcua maxCameras`);
+        throw new Error(
+          `opcua: alert ${alarm.id} of camera ${alarm.camera} cannot be shown, the server already shows ${maxCameras} cameras; raise opcua maxCameras`,
+        );
       }
       shown.set(alarm.camera, alarm.id);
     },
@@ -204,7 +233,7 @@ function fakeOpcUa(maxCameras: number) {
   return { server: server as unknown as OpcUaServer, shown };
 }
 
-describe('OpcUaAlertSink at the server\'s camera limit', () => {
+describe("OpcUaAlertSink at the server's camera limit", () => {
   it('takes the change of a camera it cannot show (logged once per camera), so the other cameras are not held back', async () => {
     const { server, shown } = fakeOpcUa(1);
     const { logger, lines } = capturedLogger();
@@ -217,7 +246,12 @@ describe('OpcUaAlertSink at the server\'s camera limit', () => {
     expect([...shown]).toEqual([['cam-a', 'pg-a1']]);
     expect(lines.filter((l) => /not shown/.test(l.msg)).map((l) => l.camera)).toEqual(['cam-b', 'cam-c']);
 
-    const broken = { ...server, raiseAlarm: () => { throw new Error('opcua: raiseAlarm before start() finished; await start() first'); } } as unknown as OpcUaServer;
+    const broken = {
+      ...server,
+      raiseAlarm: () => {
+        throw new Error('opcua: raiseAlarm before start() finished; await start() first');
+      },
+    } as unknown as OpcUaServer;
     await expect(new OpcUaAlertSink(broken).deliver(alert(), 'firing')).rejects.toThrow(/before start\(\) finished/); // other errors are still retried
   });
 

@@ -34,7 +34,8 @@ function fakeKafka(options: { gate?: Promise<void> } = {}) {
       connect: async () => void (producersConnected += 1),
       disconnect: async () => void (producersConnected -= 1),
       send: async (r: { topic: string; messages: Message[] }) => void sent.push({ topic: r.topic, messages: r.messages }),
-      sendBatch: async (r: { topicMessages: { topic: string; messages: Message[] }[] }) => void sent.push(...r.topicMessages.map((t) => ({ topic: t.topic, messages: t.messages }))),
+      sendBatch: async (r: { topicMessages: { topic: string; messages: Message[] }[] }) =>
+        void sent.push(...r.topicMessages.map((t) => ({ topic: t.topic, messages: t.messages }))),
     }),
     admin: () => ({
       connect: async () => {},
@@ -58,7 +59,11 @@ function fakeKafka(options: { gate?: Promise<void> } = {}) {
         subscribe: async () => {},
         run: async (config: { eachBatch: FakeConsumer['eachBatch'] }) => void (state.eachBatch = config.eachBatch),
         commitOffsets: async () => {},
-        describeGroup: async () => ({ groupId, state: 'Stable', members: Array.from({ length: state.members }, (_, i) => ({ memberId: `m-${i}`, clientId: 'crystalwatch', clientHost: `/10.0.0.${i + 1}` })) }),
+        describeGroup: async () => ({
+          groupId,
+          state: 'Stable',
+          members: Array.from({ length: state.members }, (_, i) => ({ memberId: `m-${i}`, clientId: 'crystalwatch', clientHost: `/10.0.0.${i + 1}` })),
+        }),
       };
     },
   };
@@ -68,7 +73,15 @@ function fakeKafka(options: { gate?: Promise<void> } = {}) {
 
 /** One batch of `predictions` records as kafkajs hands it to eachBatch. */
 function batchOf(predictions: Prediction[], topic = topicNames().predictions): EachBatchPayload {
-  const messages = predictions.map((p, i) => ({ offset: String(i), key: Buffer.from(p.camera), value: Buffer.from(JSON.stringify(p)), timestamp: String(Date.now()), headers: {}, attributes: 0, size: 0 }));
+  const messages = predictions.map((p, i) => ({
+    offset: String(i),
+    key: Buffer.from(p.camera),
+    value: Buffer.from(JSON.stringify(p)),
+    timestamp: String(Date.now()),
+    headers: {},
+    attributes: 0,
+    size: 0,
+  }));
   return {
     batch: { topic, partition: 0, messages, highWatermark: String(messages.length) },
     resolveOffset: () => {},
@@ -84,7 +97,12 @@ function batchOf(predictions: Prediction[], topic = topicNames().predictions): E
 /** A pino logger whose lines the test reads. */
 function capturedLogger() {
   const lines: { level: number; msg: string; [k: string]: unknown }[] = [];
-  const stream = new Writable({ write(chunk: Buffer, _enc, done) { lines.push(JSON.parse(chunk.toString())); done(); } });
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(JSON.parse(chunk.toString()));
+      done();
+    },
+  });
   return { logger: pino({ level: 'info' }, stream), lines };
 }
 
@@ -118,7 +136,10 @@ describe('AlertStage: the outbox before the announcement', () => {
     const consumer = predictionsConsumer(fake.consumers)!;
     const batch = batchOf(onsetStream('cam-1', 'run-1', 5, 3));
     // As kafkajs does: a batch whose eachBatch threw is fetched and handed over again.
-    const first = await consumer.eachBatch!(batch).then(() => undefined, (err: Error) => err);
+    const first = await consumer.eachBatch!(batch).then(
+      () => undefined,
+      (err: Error) => err,
+    );
     if (first) await consumer.eachBatch!(batch).catch(() => {});
 
     const written = fake.on(topicNames().alerts);
@@ -169,8 +190,17 @@ describe('AlertStage: close() while start() is under way', () => {
 
 describe('AlertStage: one alert stage per consumer group', () => {
   const join = (consumer: FakeConsumer, isLeader: boolean) => {
-    const payload = { duration: 5, groupId: consumer.groupId, isLeader, leaderId: isLeader ? 'm-0' : 'm-1', groupProtocol: 'RoundRobinAssigner', memberId: 'm-0', memberAssignment: { 'crystalwatch.predictions': [0] } };
-    for (const listener of consumer.listeners.get('consumer.group_join') ?? []) listener({ id: 1, type: 'consumer.group_join', timestamp: Date.now(), payload });
+    const payload = {
+      duration: 5,
+      groupId: consumer.groupId,
+      isLeader,
+      leaderId: isLeader ? 'm-0' : 'm-1',
+      groupProtocol: 'RoundRobinAssigner',
+      memberId: 'm-0',
+      memberAssignment: { 'crystalwatch.predictions': [0] },
+    };
+    for (const listener of consumer.listeners.get('consumer.group_join') ?? [])
+      listener({ id: 1, type: 'consumer.group_join', timestamp: Date.now(), payload });
   };
   const sharedGroupErrors = (lines: { level: number; msg: string }[]) => lines.filter((l) => l.level === 50 && /run one alert stage per group/.test(l.msg));
 

@@ -39,7 +39,7 @@ describe('OnsetDetector: CUSUM', () => {
     expect([0.9, 0.9, 0.9].map((p) => d.update(p).alarm)).toEqual([false, false, true]);
   });
 
-  it('meets its ARL target under its own model: Lorden\'s bound ARL0 ≥ e^h holds, onset found in about 2 frames', () => {
+  it("meets its ARL target under its own model: Lorden's bound ARL0 ≥ e^h holds, onset found in about 2 frames", () => {
     const h = cusumThresholdForArl(100_000);
     const arl0 = cusumAverageRunLength(h, 'cex');
     const arl1 = cusumAverageRunLength(h, 'pg');
@@ -193,7 +193,7 @@ describe('AlertStage', () => {
     expect(s.list()).toHaveLength(1);
   });
 
-  it('a new run on the camera resolves the old run\'s alert; k-of-n fires within 3 PG frames', () => {
+  it("a new run on the camera resolves the old run's alert; k-of-n fires within 3 PG frames", () => {
     const { s } = stage({ detector: { kind: 'k-of-n', k: 3, n: 5 } });
     const fired = [0.9, 0.95, 0.92].map((p) => s.observePrediction(frame(p, { runId: 'run-A' })));
     expect(fired[2]).toMatchObject({ state: 'firing', runId: 'run-A' });

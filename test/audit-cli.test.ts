@@ -45,7 +45,11 @@ describe('crystalwatch audit', () => {
     expect(json.status).toBe(1);
     const result = JSON.parse(json.stdout) as { ok: boolean; problems: { kind: string; seq: number; line: number }[] };
     expect(result.ok).toBe(false);
-    expect(result.problems.map((p) => [p.kind, p.seq, p.line])).toEqual([['altered', 2, 3], ['reordered', 2, 3], ['reordered', 3, 2]]);
+    expect(result.problems.map((p) => [p.kind, p.seq, p.line])).toEqual([
+      ['altered', 2, 3],
+      ['reordered', 2, 3],
+      ['reordered', 3, 2],
+    ]);
   });
 
   it('verify without a trail exits non-zero and says where it looked', async () => {
@@ -65,7 +69,12 @@ describe('crystalwatch audit', () => {
     expect(page.next).toBe(2);
     const rest = cli('list', '--data-dir', dir, '--after', '2');
     expect(rest.status).toBe(0);
-    expect(rest.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/)[0])).toEqual(['3', '4', '5']);
+    expect(
+      rest.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/)[0]),
+    ).toEqual(['3', '4', '5']);
     expect(rest.stdout).toMatch(/alert\.delivered\s+crystalwatch\s+\{"alertId":"alert-3","sink":"webhook"\}/);
     expect(cli('list', '--data-dir', dir, '--limit', 'lots').stderr).toMatch(/--limit must be an integer from 1 to 100000, got "lots"/);
   });

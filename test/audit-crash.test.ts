@@ -33,7 +33,9 @@ describe('audit trail under kill -9', () => {
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
       for (const line of chunk.split('\n')) if (line !== '') acknowledged = Math.max(acknowledged, Number(line));
     });
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
     await waitFor(() => acknowledged >= 200 || child.exitCode !== null, { timeout: 60_000, message: 'the writer to acknowledge 200 records' });
     expect(stderr).toBe('');
     child.kill('SIGKILL');

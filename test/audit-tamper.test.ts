@@ -16,7 +16,8 @@ async function trailOf(count: number): Promise<{ dir: string; log: string; recor
   dirs.push(dir);
   const trail = await AuditTrail.open({ dir });
   const records: AuditRecord[] = [];
-  for (let i = 1; i <= count; i += 1) records.push(await trail.append('alert.fired', { alertId: `alert-${i}`, camera: 'cam-1', runId: 'run-7', startsAt: '2026-03-01T10:00:00.000Z' }));
+  for (let i = 1; i <= count; i += 1)
+    records.push(await trail.append('alert.fired', { alertId: `alert-${i}`, camera: 'cam-1', runId: 'run-7', startsAt: '2026-03-01T10:00:00.000Z' }));
   await trail.close();
   return { dir, log: join(dir, 'audit', 'audit.jsonl'), records };
 }
@@ -42,13 +43,15 @@ describe('verifyAuditTrail finds what was done to the file', () => {
 
   it('an edited record whose own hash was recomputed: the next record names it', async () => {
     const { dir, log } = await trailOf(5);
-    await editLines(log, (lines) => lines.map((l, i) => {
-      if (i !== 2) return l;
-      const record = JSON.parse(l) as AuditRecord;
-      record.data.camera = 'cam-2';
-      record.hash = recordHash(record);
-      return canonicalJson(record);
-    }));
+    await editLines(log, (lines) =>
+      lines.map((l, i) => {
+        if (i !== 2) return l;
+        const record = JSON.parse(l) as AuditRecord;
+        record.data.camera = 'cam-2';
+        record.hash = recordHash(record);
+        return canonicalJson(record);
+      }),
+    );
     const result = await verifyAuditTrail(dir);
     expect(kinds(result.problems)).toEqual([['altered', 3]]);
     expect(result.problems[0]!.message).toMatch(/record 3 \(line 3\) was replaced: record 4 \(line 4\) was chained to/);
@@ -74,7 +77,10 @@ describe('verifyAuditTrail finds what was done to the file', () => {
     const { dir, log } = await trailOf(5);
     await editLines(log, ([a, b, c, d, e]) => [a, b, d, c, e]);
     const result = await verifyAuditTrail(dir);
-    expect(kinds(result.problems)).toEqual([['reordered', 3], ['reordered', 4]]);
+    expect(kinds(result.problems)).toEqual([
+      ['reordered', 3],
+      ['reordered', 4],
+    ]);
     expect(result.problems.map((p) => p.line)).toEqual([4, 3]);
   });
 
@@ -142,7 +148,9 @@ describe('reopening a trail that does not end where it should', () => {
     const { dir, log, records } = await trailOf(5);
     await editLines(log, (lines) => lines.slice(0, 3));
     const trail = await AuditTrail.open({ dir });
-    expect(trail.recoveredAtOpen.map((r) => r.data)).toEqual([expect.objectContaining({ reason: 'head-mismatch', fileLastSeq: 3, headSeq: 5, headHash: records[4]!.hash })]);
+    expect(trail.recoveredAtOpen.map((r) => r.data)).toEqual([
+      expect.objectContaining({ reason: 'head-mismatch', fileLastSeq: 3, headSeq: 5, headHash: records[4]!.hash }),
+    ]);
     expect(trail.recoveredAtOpen[0]).toMatchObject({ seq: 6, prev: records[2]!.hash });
     expect((await trail.append('run.ended', { runId: 'run-7' })).seq).toBe(7);
     await trail.close();
@@ -168,7 +176,13 @@ describe('reopening a trail that does not end where it should', () => {
     const { dir, records } = await trailOf(3);
     const head = join(dir, 'audit', 'audit.head');
     const slots = await readFile(head, 'utf8');
-    await writeFile(head, slots.split('\n').map((slot) => (slot.includes('"seq":3') ? ' '.repeat(slot.length) : slot)).join('\n'));
+    await writeFile(
+      head,
+      slots
+        .split('\n')
+        .map((slot) => (slot.includes('"seq":3') ? ' '.repeat(slot.length) : slot))
+        .join('\n'),
+    );
     expect(await readHead(head)).toEqual({ state: 'ok', head: { seq: 2, hash: records[1]!.hash } });
     expect((await verifyAuditTrail(dir)).ok).toBe(true);
     const trail = await AuditTrail.open({ dir });

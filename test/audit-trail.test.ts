@@ -2,7 +2,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuditRecordError, AuditTrail, AuditTrailClosedError, GENESIS_HASH, auditApi, canonicalJson, recordHash, sha256Hex, verifyAuditTrail, type AuditRecord } from '../src/audit/index.js';
+import {
+  AuditRecordError,
+  AuditTrail,
+  AuditTrailClosedError,
+  GENESIS_HASH,
+  auditApi,
+  canonicalJson,
+  recordHash,
+  sha256Hex,
+  verifyAuditTrail,
+  type AuditRecord,
+} from '../src/audit/index.js';
 import { waitFor } from './helpers/wait.js';
 
 const dirs: string[] = [];
@@ -49,7 +60,11 @@ describe('AuditTrail', () => {
     const trail = await openTrail({ dir });
     const first = await trail.append('run.started', { runId: 'run-7', camera: 'cam-1', source: 'api' }, 'operator-7');
     const second = await trail.append('alert.fired', fired(1));
-    const ack = await trail.append('alert.acknowledged', { alertId: 'alert-1', who: 'operator-7', when: '2026-03-01T10:01:00.000Z', comment: 'batch stopped' }, 'operator-7');
+    const ack = await trail.append(
+      'alert.acknowledged',
+      { alertId: 'alert-1', who: 'operator-7', when: '2026-03-01T10:01:00.000Z', comment: 'batch stopped' },
+      'operator-7',
+    );
     expect(first).toMatchObject({ seq: 1, kind: 'run.started', actor: 'operator-7', prev: GENESIS_HASH });
     expect(second.prev).toBe(first.hash);
     expect(ack.prev).toBe(second.hash);
@@ -73,10 +88,14 @@ describe('AuditTrail', () => {
     const dir = await tempDir();
     const trail = await openTrail({ dir });
     await expect(trail.append('alert.acknowledged', { alertId: 'a', when: '2026-03-01T10:00:00Z' } as never)).rejects.toThrow(/data\.who/);
-    await expect(trail.append('config.loaded', { configSha256: 'abc', modelCardSha256: 'f'.repeat(64), modelName: 'default', modelVersion: '3' })).rejects.toThrow(/data\.configSha256: must be a lowercase hex sha256/);
+    await expect(
+      trail.append('config.loaded', { configSha256: 'abc', modelCardSha256: 'f'.repeat(64), modelName: 'default', modelVersion: '3' }),
+    ).rejects.toThrow(/data\.configSha256: must be a lowercase hex sha256/);
     await expect(trail.append('alert.sent' as never, {} as never)).rejects.toThrow(AuditRecordError);
     await expect(trail.append('audit.recovered' as never, {} as never)).rejects.toThrow(/appendable kinds/);
-    await expect(trail.append('alert.delivered', { alertId: 'a', sink: 'webhook', latency: Number.POSITIVE_INFINITY })).rejects.toThrow(/data\.latency is Infinity/);
+    await expect(trail.append('alert.delivered', { alertId: 'a', sink: 'webhook', latency: Number.POSITIVE_INFINITY })).rejects.toThrow(
+      /data\.latency is Infinity/,
+    );
     const ok = await trail.append('alert.delivered', { alertId: 'a', sink: 'webhook', attempts: 2 });
     expect(ok.seq).toBe(1); // the refused ones took no seq
     await trail.close();
@@ -109,7 +128,9 @@ describe('AuditTrail', () => {
   it('keeps concurrent appends chained in call order', async () => {
     const dir = await tempDir();
     const trail = await openTrail({ dir });
-    const records = await Promise.all(Array.from({ length: 300 }, (_, i) => trail.append('alert.delivered', { alertId: `alert-${i}`, sink: i % 2 === 0 ? 'webhook' : 'alertmanager' })));
+    const records = await Promise.all(
+      Array.from({ length: 300 }, (_, i) => trail.append('alert.delivered', { alertId: `alert-${i}`, sink: i % 2 === 0 ? 'webhook' : 'alertmanager' })),
+    );
     expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
     expect(records.map((r) => r.data.alertId)).toEqual(Array.from({ length: 300 }, (_, i) => `alert-${i}`));
     for (let i = 1; i < records.length; i += 1) expect(records[i]!.prev).toBe(records[i - 1]!.hash);
@@ -152,7 +173,10 @@ describe('GET /api/audit (auditApi)', () => {
     const second = (await api(new URL('http://127.0.0.1/api/audit?after=100&limit=50'))).body as { records: AuditRecord[]; next?: number };
     expect(second.records.map((r) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => 101 + i));
     expect(second.next).toBeUndefined();
-    expect(await api(new URL('http://127.0.0.1/api/audit?limit=1001'))).toEqual({ status: 400, body: { error: 'limit must be an integer 1..1000, got "1001"' } });
+    expect(await api(new URL('http://127.0.0.1/api/audit?limit=1001'))).toEqual({
+      status: 400,
+      body: { error: 'limit must be an integer 1..1000, got "1001"' },
+    });
     expect((await api(new URL('http://127.0.0.1/api/audit?after=-1'))).status).toBe(400);
   });
 });

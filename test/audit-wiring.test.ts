@@ -33,7 +33,10 @@ describe('audit records at start', () => {
     };
     expect(await open()).toEqual(['config.loaded']);
     const card = JSON.parse(await readFile(path.join(model, 'card.json'), 'utf8')) as Record<string, unknown>;
-    await writeFile(path.join(model, 'card.json'), JSON.stringify({ ...card, version: '1.1.0', calibration: { status: 'calibrated', camera: 'cam-1', calibratedAt: '2026-12-01T10:00:00Z' } }));
+    await writeFile(
+      path.join(model, 'card.json'),
+      JSON.stringify({ ...card, version: '1.1.0', calibration: { status: 'calibrated', camera: 'cam-1', calibratedAt: '2026-12-01T10:00:00Z' } }),
+    );
     expect(await open()).toEqual(['config.loaded', 'calibration.written', 'config.loaded']);
     expect(await open()).toEqual(['config.loaded', 'calibration.written', 'config.loaded', 'config.loaded']);
   });

@@ -28,7 +28,8 @@ afterAll(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const client = (retries = 5): Kafka => new Kafka({ brokers: [broker.address], clientId: 'durability-test', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries } });
+const client = (retries = 5): Kafka =>
+  new Kafka({ brokers: [broker.address], clientId: 'durability-test', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries } });
 
 async function highWatermarks(admin: Admin, topic: string): Promise<number[]> {
   return (await admin.fetchTopicOffsets(topic)).sort((a, b) => a.partition - b.partition).map((p) => Number(p.high));
@@ -47,7 +48,14 @@ async function readAllKeys(kafka: Kafka, topic: string, expected: number): Promi
   await consumer.subscribe({ topic, fromBeginning: true });
   const keys = new Map<string, number>();
   let total = 0;
-  await consumer.run({ autoCommit: false, eachMessage: async ({ message }) => { total++; const key = message.key!.toString(); keys.set(key, (keys.get(key) ?? 0) + 1); } });
+  await consumer.run({
+    autoCommit: false,
+    eachMessage: async ({ message }) => {
+      total++;
+      const key = message.key!.toString();
+      keys.set(key, (keys.get(key) ?? 0) + 1);
+    },
+  });
   try {
     // `expected` records, then 500 ms with no more: a duplicate would show up in that time.
     await waitForQuiet(() => total, { atLeast: expected, quietMs: 500, timeout: 60_000, message: `${expected} records of ${topic}` });
@@ -67,7 +75,11 @@ describe('broker durability across restarts', () => {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     for (let batch = 0; batch < 20; batch++) {
-      await producer.send({ topic, acks: -1, messages: Array.from({ length: 100 }, (_, i) => ({ key: `a${batch * 100 + i}`, value: `payload-${batch * 100 + i}` })) });
+      await producer.send({
+        topic,
+        acks: -1,
+        messages: Array.from({ length: 100 }, (_, i) => ({ key: `a${batch * 100 + i}`, value: `payload-${batch * 100 + i}` })),
+      });
     }
     await producer.disconnect();
 
@@ -76,7 +88,11 @@ describe('broker durability across restarts', () => {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
     let consumed = 0;
-    await consumer.run({ eachMessage: async () => { consumed++; } });
+    await consumer.run({
+      eachMessage: async () => {
+        consumed++;
+      },
+    });
     await waitFor(() => consumed >= 2000, { timeout: 60_000, message: 'durable-group to consume the 2000 records' });
     await consumer.disconnect();
     const groupOffsets = await committed(admin, 'durable-group', topic);
@@ -93,7 +109,15 @@ describe('broker durability across restarts', () => {
     expect(await committed(admin, 'durable-group', topic)).toEqual(groupOffsets);
 
     // A commit made just before the crash, and a producer streaming when it happens.
-    await admin.setOffsets({ groupId: 'manual-group', topic, partitions: [{ partition: 0, offset: '7' }, { partition: 1, offset: '11' }, { partition: 2, offset: '13' }] });
+    await admin.setOffsets({
+      groupId: 'manual-group',
+      topic,
+      partitions: [
+        { partition: 0, offset: '7' },
+        { partition: 1, offset: '11' },
+        { partition: 2, offset: '13' },
+      ],
+    });
     const manualOffsets = await committed(admin, 'manual-group', topic);
     await admin.disconnect();
     const streaming = client(0).producer({ allowAutoTopicCreation: false });
@@ -119,7 +143,10 @@ describe('broker durability across restarts', () => {
 
     // Simulate a write torn by the crash: half a batch header and junk at partition 0's tail.
     const partitionDir = join(dataDir, 'topics', topic, '0');
-    const segment = readdirSync(partitionDir).filter((f) => f.endsWith('.log')).sort().pop()!;
+    const segment = readdirSync(partitionDir)
+      .filter((f) => f.endsWith('.log'))
+      .sort()
+      .pop()!;
     const torn = Buffer.alloc(40, 0xab);
     torn.writeBigInt64BE(999_999n, 0);
     torn.writeInt32BE(5000, 8);

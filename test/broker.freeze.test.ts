@@ -69,7 +69,11 @@ async function writePartialRequest(socket: Socket, claimed: number, sent: number
   head.writeInt32BE(1, 8);
   socket.write(head);
   for (let written = 0; written < sent && !socket.destroyed; written += piece.length) {
-    if (!socket.write(piece)) await new Promise((r) => { socket.once('drain', r); socket.once('close', r); });
+    if (!socket.write(piece))
+      await new Promise((r) => {
+        socket.once('drain', r);
+        socket.once('close', r);
+      });
   }
 }
 
@@ -77,14 +81,22 @@ async function writePartialRequest(socket: Socket, claimed: number, sent: number
 function holdPartialRequests(port: number, count: number, claimed: number, sent: number): { closed: () => number; sentAll: Promise<void> } {
   let closed = 0;
   const piece = Buffer.alloc(64 * 1024, 0x41);
-  const sends = Array.from({ length: count }, () => new Promise<void>((resolveSent, failSent) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      writePartialRequest(socket, claimed, sent, piece).then(resolveSent, failSent);
-    });
-    sockets.add(socket);
-    socket.on('error', () => {});
-    socket.on('close', () => { closed++; sockets.delete(socket); resolveSent(); });
-  }));
+  const sends = Array.from(
+    { length: count },
+    () =>
+      new Promise<void>((resolveSent, failSent) => {
+        const socket = connect(port, '127.0.0.1', () => {
+          writePartialRequest(socket, claimed, sent, piece).then(resolveSent, failSent);
+        });
+        sockets.add(socket);
+        socket.on('error', () => {});
+        socket.on('close', () => {
+          closed++;
+          sockets.delete(socket);
+          resolveSent();
+        });
+      }),
+  );
   return { closed: () => closed, sentAll: Promise.all(sends).then(() => undefined) };
 }
 
@@ -114,14 +126,21 @@ describe('crystalwatch broker against empty fetches and held partial requests', 
         }
       }
       client.close();
-    })().then(() => 'answered', (err: Error) => err.message);
+    })().then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
     const producer = kafka.producer();
     await producer.connect();
     const consumer = kafka.consumer({ groupId: 'beside-empty-fetches', sessionTimeout: 6000, heartbeatInterval: 500, maxWaitTimeInMs: 200 });
     await consumer.connect();
     await consumer.subscribe({ topic: 'beside-empty-fetches', fromBeginning: true });
     const seen: string[] = [];
-    await consumer.run({ eachMessage: async ({ message }) => { seen.push(message.value!.toString()); } });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.push(message.value!.toString());
+      },
+    });
     for (let i = 0; i < 20; i++) await producer.send({ topic: 'beside-empty-fetches', messages: [{ value: `m${i}` }] });
     expect(await attack).toBe('answered');
     await waitFor(() => seen.length >= 20, { timeout: 30_000, message: 'kafkajs to consume the 20 records produced during the empty fetches' });
@@ -170,7 +189,7 @@ console.log(JSON.stringify({ broker: broker.address, http: http.address().port }
 process.once('SIGTERM', async () => { http.close(); await broker.close(); process.exit(0); });
 `;
 
-describe('an HTTP server in the broker\'s process', () => {
+describe("an HTTP server in the broker's process", () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-http-'));
   let child: ChildProcess;
   let address = '';
@@ -182,10 +201,13 @@ describe('an HTTP server in the broker\'s process', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.add(child);
-    const ready = await withDeadline(new Promise<{ broker: string; http: number }>((resolveReady, reject) => {
-      child.once('exit', (code) => reject(new Error(`broker+http process exited with ${code} before listening (npm run build first)`)));
-      createInterface({ input: child.stdout! }).once('line', (line) => resolveReady(JSON.parse(line)));
-    }), { timeout: 30_000, message: 'the broker+http process to print its listening line' });
+    const ready = await withDeadline(
+      new Promise<{ broker: string; http: number }>((resolveReady, reject) => {
+        child.once('exit', (code) => reject(new Error(`broker+http process exited with ${code} before listening (npm run build first)`)));
+        createInterface({ input: child.stdout! }).once('line', (line) => resolveReady(JSON.parse(line)));
+      }),
+      { timeout: 30_000, message: 'the broker+http process to print its listening line' },
+    );
     address = ready.broker;
     httpPort = ready.http;
   });
@@ -200,7 +222,12 @@ describe('an HTTP server in the broker\'s process', () => {
       const client = await RawClient.open(address);
       while (attacking) await expectEmptyFetchAnswered(client, i % 2 ? 8 : 4, i < 2 ? 0 : -1);
       client.close();
-    }).map((attack) => attack.then(() => 'answered', (err: Error) => err.message));
+    }).map((attack) =>
+      attack.then(
+        () => 'answered',
+        (err: Error) => err.message,
+      ),
+    );
     const partial = holdPartialRequests(Number(address.split(':')[1]), 10, 16 * MiB, 4 * MiB);
     const probes: string[] = []; // 'ok' or what went wrong
     for (let i = 0; i < 30; i++) {

@@ -51,13 +51,50 @@ describe('broker under malformed input', () => {
 
   it('closes the connection on unknown api keys, unknown versions, bad sizes and truncated headers', async () => {
     const cases: Array<[string, (c: RawClient) => void]> = [
-      ['unknown api key', (c) => { c.send(999, 0, Buffer.alloc(8)); }],
-      ['Metadata v99', (c) => { c.send(3, 99, Buffer.alloc(8)); }],
-      ['negative size', (c) => { c.writeRaw(Buffer.from([0xff, 0xff, 0xff, 0xf0, 1, 2, 3])); }],
-      ['size over the limit', (c) => { const b = Buffer.alloc(8); b.writeInt32BE(2_000_000_000); c.writeRaw(b); }],
-      ['header shorter than it says', (c) => { c.writeRaw(Buffer.from([0, 0, 0, 8, 0, 3, 0, 1, 0, 0, 0, 1])); }],
-      ['client id longer than the frame', (c) => { c.writeRaw(Buffer.from([0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff])); }],
-      ['array count larger than the frame', (c) => { c.send(3, 1, Buffer.from([0x7f, 0xff, 0xff, 0xff])); }],
+      [
+        'unknown api key',
+        (c) => {
+          c.send(999, 0, Buffer.alloc(8));
+        },
+      ],
+      [
+        'Metadata v99',
+        (c) => {
+          c.send(3, 99, Buffer.alloc(8));
+        },
+      ],
+      [
+        'negative size',
+        (c) => {
+          c.writeRaw(Buffer.from([0xff, 0xff, 0xff, 0xf0, 1, 2, 3]));
+        },
+      ],
+      [
+        'size over the limit',
+        (c) => {
+          const b = Buffer.alloc(8);
+          b.writeInt32BE(2_000_000_000);
+          c.writeRaw(b);
+        },
+      ],
+      [
+        'header shorter than it says',
+        (c) => {
+          c.writeRaw(Buffer.from([0, 0, 0, 8, 0, 3, 0, 1, 0, 0, 0, 1]));
+        },
+      ],
+      [
+        'client id longer than the frame',
+        (c) => {
+          c.writeRaw(Buffer.from([0, 0, 0, 10, 0, 3, 0, 1, 0, 0, 0, 1, 0x7f, 0xff]));
+        },
+      ],
+      [
+        'array count larger than the frame',
+        (c) => {
+          c.send(3, 1, Buffer.from([0x7f, 0xff, 0xff, 0xff]));
+        },
+      ],
     ];
     for (const [name, send] of cases) {
       const client = await RawClient.open(server.address);
@@ -71,7 +108,15 @@ describe('broker under malformed input', () => {
 
   it('answers a batch with a bad CRC-32C with CORRUPT_MESSAGE and keeps the connection', async () => {
     const client = await RawClient.open(server.address);
-    await client.request(3, 6, body((w) => { w.array(['crc-check'], (x, t) => { x.string(t); }).boolean(true); }));
+    await client.request(
+      3,
+      6,
+      body((w) => {
+        w.array(['crc-check'], (x, t) => {
+          x.string(t);
+        }).boolean(true);
+      }),
+    );
     const batch = buildBatch([{ key: Buffer.from('k'), value: Buffer.from('the payload') }]);
     batch[batch.length - 3]! ^= 0x55;
     const response = await client.request(0, 7, produceBody('crc-check', 0, batch));
@@ -117,22 +162,26 @@ async function tryMutation(address: string, request: EncodedRequest, mutated: Bu
 
 async function inParallel<T>(items: T[], workers: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: workers }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: workers }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
 }
 
 describe('crystalwatch broker fuzzed with every API it answers', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-fuzz-'));
   const broker = new BrokerProcess(dataDir, ['--message-max-bytes', String(1024 * 1024)]);
 
-  beforeAll(async () => { await broker.start(); });
+  beforeAll(async () => {
+    await broker.start();
+  });
   afterAll(async () => {
     await broker.kill();
     rmSync(dataDir, { recursive: true, force: true });
   });
 
-  it('has a grammar for every API and version in the broker\'s table', () => {
+  it("has a grammar for every API and version in the broker's table", () => {
     const table = API_HANDLERS.map((api) => `${api.key} ${api.name} v${api.minVersion}-${api.maxVersion}`);
     expect(REQUEST_GRAMMAR.map((api) => `${api.key} ${api.name} v${api.versions[0]}-${api.versions[1]}`)).toEqual(table);
   });
@@ -143,7 +192,15 @@ describe('crystalwatch broker fuzzed with every API it answers', () => {
     await producer.connect(); // connected before the abuse starts
     await producer.send({ topic: 'survivor', messages: [{ key: 'before', value: 'x' }] });
     const setup = await RawClient.open(broker.address);
-    await setup.request(3, 6, body((w) => { w.array([FUZZ_TOPIC], (x, t) => { x.string(t); }).boolean(true); }));
+    await setup.request(
+      3,
+      6,
+      body((w) => {
+        w.array([FUZZ_TOPIC], (x, t) => {
+          x.string(t);
+        }).boolean(true);
+      }),
+    );
     setup.close();
 
     const random = prng(20261122);
@@ -194,7 +251,11 @@ describe('crystalwatch broker fuzzed with every API it answers', () => {
     await consumer.connect();
     await consumer.subscribe({ topics: ['survivor', 'after-fuzz'], fromBeginning: true });
     const keys: string[] = [];
-    await consumer.run({ eachMessage: async ({ message }) => { keys.push(message.key!.toString()); } });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        keys.push(message.key!.toString());
+      },
+    });
     await waitFor(() => keys.length >= 202, { timeout: 30_000, message: 'kafkajs to read the 2 survivor records and the 200 kcat records' });
     await consumer.disconnect();
     await producer.disconnect();

@@ -34,7 +34,11 @@ describe('kafkajs against the embedded broker', () => {
     await admin.connect();
     await admin.createTopics({ topics: [{ topic: 'ten-thousand', numPartitions: 4 }] });
     for (let batch = 0; batch < 10; batch++) {
-      await producer.send({ topic: 'ten-thousand', acks: -1, messages: Array.from({ length: 1000 }, (_, i) => ({ key: `k${batch * 1000 + i}`, value: `value-${batch * 1000 + i}` })) });
+      await producer.send({
+        topic: 'ten-thousand',
+        acks: -1,
+        messages: Array.from({ length: 1000 }, (_, i) => ({ key: `k${batch * 1000 + i}`, value: `value-${batch * 1000 + i}` })),
+      });
     }
     const offsets = await admin.fetchTopicOffsets('ten-thousand');
     expect(offsets.reduce((sum, p) => sum + Number(p.high), 0)).toBe(10_000);
@@ -76,7 +80,12 @@ describe('kafkajs against the embedded broker', () => {
         const value = Buffer.alloc(1024 * 1024);
         const words = new Uint32Array(value.buffer, value.byteOffset, value.length / 4);
         let state = (id + 1) * 0x9e3779b9;
-        for (let w = 0; w < words.length; w++) { state ^= state << 13; state ^= state >>> 17; state ^= state << 5; words[w] = state >>> 0; }
+        for (let w = 0; w < words.length; w++) {
+          state ^= state << 13;
+          state ^= state >>> 17;
+          state ^= state << 5;
+          words[w] = state >>> 0;
+        }
         digests.set(`m${id}`, createHash('sha256').update(value).digest('hex'));
         return { key: `m${id}`, value };
       });
@@ -106,7 +115,10 @@ describe('kafkajs against the embedded broker', () => {
     await producer.connect();
     const sendRange = async (from: number, to: number): Promise<void> => {
       for (let start = from; start < to; start += 500) {
-        await producer.send({ topic, messages: Array.from({ length: Math.min(500, to - start) }, (_, i) => ({ key: `k${start + i}`, value: String(start + i) })) });
+        await producer.send({
+          topic,
+          messages: Array.from({ length: Math.min(500, to - start) }, (_, i) => ({ key: `k${start + i}`, value: String(start + i) })),
+        });
       }
     };
     const counts = new Map<string, number>();
@@ -114,7 +126,9 @@ describe('kafkajs against the embedded broker', () => {
     const assigned = { a: [] as number[], b: [] as number[] };
     const start = async (name: 'a' | 'b'): Promise<Consumer> => {
       const consumer = kafka.consumer({ groupId: 'pair', sessionTimeout: 6000, heartbeatInterval: 300, rebalanceTimeout: 10_000, maxWaitTimeInMs: 500 });
-      consumer.on(consumer.events.GROUP_JOIN, (event) => { assigned[name] = (event.payload.memberAssignment[topic] ?? []).slice().sort(); });
+      consumer.on(consumer.events.GROUP_JOIN, (event) => {
+        assigned[name] = (event.payload.memberAssignment[topic] ?? []).slice().sort();
+      });
       await consumer.connect();
       await consumer.subscribe({ topic, fromBeginning: true });
       await consumer.run({
@@ -133,7 +147,10 @@ describe('kafkajs against the embedded broker', () => {
     expect(assigned.a).toEqual([0, 1, 2, 3, 4, 5]);
 
     const b = await start('b');
-    await waitFor(() => assigned.b.length > 0 && assigned.a.length > 0 && assigned.a.length + assigned.b.length === 6, { timeout: 60_000, message: 'the join rebalance' });
+    await waitFor(() => assigned.b.length > 0 && assigned.a.length > 0 && assigned.a.length + assigned.b.length === 6, {
+      timeout: 60_000,
+      message: 'the join rebalance',
+    });
     expect([...assigned.a, ...assigned.b].sort()).toEqual([0, 1, 2, 3, 4, 5]);
     await sendRange(3000, 7000);
     await waitFor(() => counts.size === 7000, { timeout: 60_000, message: 'both consumers to read messages 3000-6999' });
@@ -161,26 +178,62 @@ describe('kafkajs against the embedded broker', () => {
     await admin.createTopics({ topics: [{ topic, numPartitions: 4 }] });
     const assigned: number[][] = [];
     const consumer = kafka.consumer({ groupId: 'abandon', sessionTimeout: 10_000, heartbeatInterval: 200, maxWaitTimeInMs: 200 });
-    consumer.on(consumer.events.GROUP_JOIN, (event) => { assigned.push((event.payload.memberAssignment[topic] ?? []).slice().sort()); });
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      assigned.push((event.payload.memberAssignment[topic] ?? []).slice().sort());
+    });
     const keys = new Set<string>();
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => { keys.add(message.key!.toString()); } });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        keys.add(message.key!.toString());
+      },
+    });
     await waitFor(() => assigned.length === 1, { timeout: 60_000, message: 'the first join' });
 
     // A second member, by hand: joins with a 1 s session, takes its assignment, then goes silent.
     const ghost = await RawClient.open(server.address);
-    const metadata = body((w) => { w.int16(0).array([topic], (x, t) => { x.string(t); }).bytes(Buffer.alloc(0)); });
-    const joined = new Reader((await ghost.request(11, 5, body((w) => {
-      w.string('abandon').int32(1000).int32(30_000).string('').string(null).string('consumer');
-      w.array(['RoundRobinAssigner'], (x, name) => { x.string(name).bytes(metadata); });
-    }), false, 30_000))!, 4);
+    const metadata = body((w) => {
+      w.int16(0)
+        .array([topic], (x, t) => {
+          x.string(t);
+        })
+        .bytes(Buffer.alloc(0));
+    });
+    const joined = new Reader(
+      (await ghost.request(
+        11,
+        5,
+        body((w) => {
+          w.string('abandon').int32(1000).int32(30_000).string('').string(null).string('consumer');
+          w.array(['RoundRobinAssigner'], (x, name) => {
+            x.string(name).bytes(metadata);
+          });
+        }),
+        false,
+        30_000,
+      ))!,
+      4,
+    );
     joined.int32();
     expect(joined.int16()).toBe(0);
     const generation = joined.int32();
-    joined.string(); joined.string();
+    joined.string();
+    joined.string();
     const ghostId = joined.string();
-    const synced = await ghost.request(14, 3, body((w) => { w.string('abandon').int32(generation).string(ghostId).string(null).array([], () => {}); }), false, 30_000);
+    const synced = await ghost.request(
+      14,
+      3,
+      body((w) => {
+        w.string('abandon')
+          .int32(generation)
+          .string(ghostId)
+          .string(null)
+          .array([], () => {});
+      }),
+      false,
+      30_000,
+    );
     expect(synced!.readInt16BE(8)).toBe(0);
     await waitFor(() => assigned.length >= 2 && assigned[assigned.length - 1]!.length === 2, { timeout: 60_000, message: 'the split with the ghost member' });
 
@@ -201,7 +254,12 @@ describe('kafkajs against the embedded broker', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'cw-broker-regroup-'));
     let restartable = await startTestBroker({ dataDir });
     const port = restartable.broker.port;
-    const client = new Kafka({ brokers: [restartable.address], clientId: 'restart-test', logLevel: logLevel.NOTHING, retry: { initialRetryTime: 200, retries: 20 } });
+    const client = new Kafka({
+      brokers: [restartable.address],
+      clientId: 'restart-test',
+      logLevel: logLevel.NOTHING,
+      retry: { initialRetryTime: 200, retries: 20 },
+    });
     const producer = client.producer({ idempotent: true, maxInFlightRequests: 1 });
     const consumer = client.consumer({ groupId: 'survives-restart', sessionTimeout: 10_000, heartbeatInterval: 300, maxWaitTimeInMs: 300 });
     try {
@@ -210,7 +268,12 @@ describe('kafkajs against the embedded broker', () => {
       const seen = new Map<string, number>();
       await consumer.connect();
       await consumer.subscribe({ topic: 'across-restart', fromBeginning: true });
-      await consumer.run({ eachMessage: async ({ message }) => { const key = message.key!.toString(); seen.set(key, (seen.get(key) ?? 0) + 1); } });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          const key = message.key!.toString();
+          seen.set(key, (seen.get(key) ?? 0) + 1);
+        },
+      });
       await waitFor(() => seen.size === 300, { timeout: 60_000, message: 'the first 300 records' });
 
       await restartable.close();

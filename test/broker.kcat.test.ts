@@ -36,7 +36,10 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     await admin.disconnect();
     const { code, stdout } = await kcat(['-L', '-J']);
     expect(code).toBe(0);
-    const metadata = JSON.parse(stdout) as { brokers: Array<{ id: number; name: string }>; topics: Array<{ topic: string; partitions: Array<{ partition: number; leader: number }> }> };
+    const metadata = JSON.parse(stdout) as {
+      brokers: Array<{ id: number; name: string }>;
+      topics: Array<{ topic: string; partitions: Array<{ partition: number; leader: number }> }>;
+    };
     expect(metadata.brokers).toEqual([{ id: 0, name: server.address }]);
     const listed = metadata.topics.find((t) => t.topic === 'listed')!;
     expect(listed.partitions.map((p) => p.partition).sort()).toEqual([0, 1, 2, 3, 4]);
@@ -51,7 +54,11 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     await consumer.connect();
     await consumer.subscribe({ topic: 'from-kcat', fromBeginning: true });
     const seen = new Map<string, string>();
-    await consumer.run({ eachMessage: async ({ message }) => { seen.set(message.key!.toString(), message.value!.toString()); } });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seen.set(message.key!.toString(), message.value!.toString());
+      },
+    });
     await waitFor(() => seen.size === 2000, { timeout: 60_000, message: 'kafkajs to read 2000 records from kcat' });
     await consumer.disconnect();
     expect(seen.get('key0')).toBe('value-0');
@@ -61,14 +68,25 @@ describe('kcat (librdkafka) against the embedded broker', () => {
   it('kcat -C consumes what kafkajs produced, with keys, headers and offsets intact', async () => {
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
-    await producer.send({ topic: 'from-kafkajs', messages: Array.from({ length: 1500 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: i % 3, headers: { camera: 'cam-1' } })) });
+    await producer.send({
+      topic: 'from-kafkajs',
+      messages: Array.from({ length: 1500 }, (_, i) => ({ key: `k${i}`, value: `v${i}`, partition: i % 3, headers: { camera: 'cam-1' } })),
+    });
     await producer.disconnect();
     const { code, stdout } = await kcat(['-C', '-t', 'from-kafkajs', '-o', 'beginning', '-e', '-q', '-f', '%p|%o|%k|%s|%h\n']);
     expect(code).toBe(0);
-    const rows = stdout.trim().split('\n').map((line) => line.split('|'));
+    const rows = stdout
+      .trim()
+      .split('\n')
+      .map((line) => line.split('|'));
     expect(rows.length).toBe(1500);
     expect(new Set(rows.map((r) => r[2])).size).toBe(1500);
-    expect(rows.every(([partition, , key = '', value, headers]) => value === `v${key.slice(1)}` && Number(key.slice(1)) % 3 === Number(partition) && headers === 'camera=cam-1')).toBe(true);
+    expect(
+      rows.every(
+        ([partition, , key = '', value, headers]) =>
+          value === `v${key.slice(1)}` && Number(key.slice(1)) % 3 === Number(partition) && headers === 'camera=cam-1',
+      ),
+    ).toBe(true);
     const partition0 = rows.filter((r) => r[0] === '0').map((r) => Number(r[1]));
     expect(partition0).toEqual(Array.from({ length: 500 }, (_, i) => i));
   });
@@ -80,7 +98,13 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     expect(first.stdout.trim().split('\n').length).toBe(300);
     expect((await kcat(['-P', '-t', 'resumed'], lines(300, 350))).code).toBe(0);
     const second = await kcat(['-G', 'resumer', '-X', 'auto.offset.reset=earliest', '-q', '-e', '-f', '%s\n', 'resumed']);
-    expect(second.stdout.trim().split('\n').map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => 300 + i));
+    expect(
+      second.stdout
+        .trim()
+        .split('\n')
+        .map(Number)
+        .sort((a, b) => a - b),
+    ).toEqual(Array.from({ length: 50 }, (_, i) => 300 + i));
     // kcat commits as it closes; the broker applies a commit on its own connection, so another
     // connection may read the offsets a moment before the last commit lands: wait for it.
     const admin = kafka.admin();
@@ -107,16 +131,43 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     const seenByKafkajs: string[] = [];
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => { seenByKafkajs.push(message.key!.toString()); } });
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        seenByKafkajs.push(message.key!.toString());
+      },
+    });
 
-    const member = spawn('kcat', ['-b', server.address, '-G', 'mixed', '-X', 'partition.assignment.strategy=roundrobin', '-X', 'auto.offset.reset=earliest', '-q', '-u', '-f', '%k\n', topic], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const member = spawn(
+      'kcat',
+      [
+        '-b',
+        server.address,
+        '-G',
+        'mixed',
+        '-X',
+        'partition.assignment.strategy=roundrobin',
+        '-X',
+        'auto.offset.reset=earliest',
+        '-q',
+        '-u',
+        '-f',
+        '%k\n',
+        topic,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     children.add(member);
     let kcatOut = '';
-    member.stdout.on('data', (chunk: Buffer) => { kcatOut += chunk.toString(); });
-    await waitFor(async () => {
-      const { groups } = await admin.describeGroups(['mixed']);
-      return groups[0]!.state === 'Stable' && groups[0]!.members.length === 2;
-    }, { timeout: 60_000, message: 'the mixed group to be stable with 2 members' });
+    member.stdout.on('data', (chunk: Buffer) => {
+      kcatOut += chunk.toString();
+    });
+    await waitFor(
+      async () => {
+        const { groups } = await admin.describeGroups(['mixed']);
+        return groups[0]!.state === 'Stable' && groups[0]!.members.length === 2;
+      },
+      { timeout: 60_000, message: 'the mixed group to be stable with 2 members' },
+    );
 
     const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
@@ -124,7 +175,12 @@ describe('kcat (librdkafka) against the embedded broker', () => {
     await producer.disconnect();
     const seenByKcat = (): string[] => kcatOut.split('\n').filter(Boolean);
     // All 2000 in, then 500 ms without another record: a duplicate would show up in that time.
-    await waitForQuiet(() => seenByKcat().length + seenByKafkajs.length, { atLeast: 2000, quietMs: 500, timeout: 60_000, message: 'both members to read 2000 records' });
+    await waitForQuiet(() => seenByKcat().length + seenByKafkajs.length, {
+      atLeast: 2000,
+      quietMs: 500,
+      timeout: 60_000,
+      message: 'both members to read 2000 records',
+    });
 
     const all = [...seenByKcat(), ...seenByKafkajs];
     expect(all.length).toBe(2000);

@@ -30,10 +30,17 @@ afterEach(async () => {
 });
 
 /** A broker with `options`, its registry and the warning lines it logged. */
-async function brokerWith(options: Partial<BrokerOptions>): Promise<{ address: string; metric: (name: string, labels?: Record<string, string>) => Promise<number>; warnings: string[] }> {
+async function brokerWith(
+  options: Partial<BrokerOptions>,
+): Promise<{ address: string; metric: (name: string, labels?: Record<string, string>) => Promise<number>; warnings: string[] }> {
   const registry = new Registry();
   const warnings: string[] = [];
-  const sink = new Writable({ write(chunk: Buffer, _encoding, done) { warnings.push(String(JSON.parse(chunk.toString()).msg)); done(); } });
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      warnings.push(String(JSON.parse(chunk.toString()).msg));
+      done();
+    },
+  });
   server = await startTestBroker({ registry, logger: pino({ level: 'warn' }, sink), ...options });
   const metric = async (name: string, labels: Record<string, string> = {}): Promise<number> => {
     const found = (await registry.getSingleMetric(name)!.get()).values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l));
@@ -68,7 +75,9 @@ describe('broker limits', () => {
   it('fills in defaults tied to messageMaxBytes and refuses limits that contradict each other', () => {
     expect(resolveLimits({}, 16 * MiB)).toEqual({ maxRequestBytes: 17 * MiB, requestReadTimeoutMs: 30_000, maxConnections: 1000, maxBufferedBytes: 256 * MiB });
     expect(resolveLimits({}, 512 * MiB).maxBufferedBytes).toBe(2 * (513 * MiB));
-    expect(() => resolveLimits({ maxRequestBytes: 8 * MiB, maxBufferedBytes: 4 * MiB }, MiB)).toThrow(/maxBufferedBytes \(4194304\) must be at least maxRequestBytes \(8388608\)/);
+    expect(() => resolveLimits({ maxRequestBytes: 8 * MiB, maxBufferedBytes: 4 * MiB }, MiB)).toThrow(
+      /maxBufferedBytes \(4194304\) must be at least maxRequestBytes \(8388608\)/,
+    );
     expect(() => resolveLimits({ requestReadTimeoutMs: 0 }, MiB)).toThrow(/requestReadTimeoutMs must be an integer 100\.\.86400000.*got 0/);
   });
 
@@ -110,7 +119,10 @@ describe('broker limits', () => {
       const client = await open(address);
       client.writeRaw(Buffer.concat([prefix(200 * KiB), Buffer.alloc(150 * KiB - 12)]));
       held.push(client);
-      await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) >= (i + 1) * 150 * KiB, { timeout: 10_000, message: `the broker to hold ${i + 1} partial requests` });
+      await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) >= (i + 1) * 150 * KiB, {
+        timeout: 10_000,
+        message: `the broker to hold ${i + 1} partial requests`,
+      });
     }
     const last = await open(address);
     last.writeRaw(Buffer.concat([prefix(200 * KiB), Buffer.alloc(150 * KiB - 12)]));
@@ -120,7 +132,10 @@ describe('broker limits', () => {
     expect(await answersApiVersions(address)).toBe(true);
     // Closing the holders gives their bytes back.
     for (const client of held) client.close();
-    await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) === 0, { timeout: 10_000, message: 'the held bytes to be released' });
+    await waitFor(async () => (await metric('crystalwatch_broker_buffered_request_bytes')) === 0, {
+      timeout: 10_000,
+      message: 'the held bytes to be released',
+    });
   });
 
   it('completes a big request sent in pieces (read into a buffer of its own) and answers it', async () => {
@@ -173,16 +188,40 @@ describe('broker limits', () => {
   it('stops reading a client that does not read its responses, and serves it again when it does', async () => {
     const { address, metric } = await brokerWith({});
     const producer = await open(address);
-    await producer.request(3, 6, body((w) => { w.array(['unread'], (x, t) => { x.string(t); }).boolean(true); }));
+    await producer.request(
+      3,
+      6,
+      body((w) => {
+        w.array(['unread'], (x, t) => {
+          x.string(t);
+        }).boolean(true);
+      }),
+    );
     const produced = await producer.request(0, 7, produceBody('unread', 0, buildBatch([{ value: Buffer.alloc(MiB, 0x55) }])));
     expect(produceResult(produced!).errorCode).toBe(0);
     // 200 fetches of the 1 MiB record on a socket that reads nothing: 200 MiB of answers if the broker kept writing.
     const fetchBody = body((w) => {
-      w.int32(-1).int32(0).int32(1).int32(2 * MiB).int8(0).int32(0).int32(-1);
-      w.array(['unread'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int32(-1).int64(0).int64(-1).int32(2 * MiB); }); });
+      w.int32(-1)
+        .int32(0)
+        .int32(1)
+        .int32(2 * MiB)
+        .int8(0)
+        .int32(0)
+        .int32(-1);
+      w.array(['unread'], (x, t) => {
+        x.string(t).array([0], (p, i) => {
+          p.int32(i)
+            .int32(-1)
+            .int64(0)
+            .int64(-1)
+            .int32(2 * MiB);
+        });
+      });
       w.array([], () => {}).string('');
     });
-    const header = body((w) => { w.int16(1).int16(11).int32(0).string('not-reading'); });
+    const header = body((w) => {
+      w.int16(1).int16(11).int32(0).string('not-reading');
+    });
     const frame = Buffer.alloc(4 + header.length + fetchBody.length);
     frame.writeInt32BE(header.length + fetchBody.length, 0);
     header.copy(frame, 4);
@@ -194,10 +233,17 @@ describe('broker limits', () => {
     for (let i = 0; i < 200; i++) socket.write(frame);
     const fetches = (): Promise<number> => metric('crystalwatch_broker_requests_total', { api: 'Fetch' });
     // Wait until the broker has stopped answering (the count holds still for 500 ms), then look at the count.
-    const last = await waitForQuiet(fetches, { quietMs: 500, interval: 100, timeout: 30_000, message: 'the broker to stop answering the client that reads nothing' });
+    const last = await waitForQuiet(fetches, {
+      quietMs: 500,
+      interval: 100,
+      timeout: 30_000,
+      message: 'the broker to stop answering the client that reads nothing',
+    });
     expect(last).toBeLessThan(100);
     let received = 0;
-    socket.on('data', (chunk: Buffer) => { received += chunk.length; });
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
     socket.resume();
     await waitFor(async () => (await fetches()) === 200, { timeout: 30_000, message: 'all 200 fetches answered once the client reads' });
     await waitFor(() => received >= 200 * MiB, { timeout: 30_000, message: 'the 200 answers to arrive' });

@@ -34,12 +34,22 @@ afterAll(async () => {
 });
 
 async function createTopic(name: string, partitions = 1, configs: Array<[string, string]> = []): Promise<number> {
-  const response = await client.request(19, 3, body((w) => {
-    w.array([name], (t, n) => {
-      t.string(n).int32(partitions).int16(1).array([], () => {}).array(configs, (c, [k, v]) => { c.string(k).string(v); });
-    });
-    w.int32(1000).boolean(false);
-  }));
+  const response = await client.request(
+    19,
+    3,
+    body((w) => {
+      w.array([name], (t, n) => {
+        t.string(n)
+          .int32(partitions)
+          .int16(1)
+          .array([], () => {})
+          .array(configs, (c, [k, v]) => {
+            c.string(k).string(v);
+          });
+      });
+      w.int32(1000).boolean(false);
+    }),
+  );
   const r = new Reader(response!, 8);
   r.int32();
   r.string();
@@ -50,37 +60,81 @@ async function produce(topic: string, batch: Buffer, partition = 0): Promise<{ e
   return produceResult((await client.request(0, 7, produceBody(topic, partition, batch)))!);
 }
 
-function fetchBody(topic: string, offset: number, options: { maxWaitMs?: number; minBytes?: number; maxBytes?: number; partitionMaxBytes?: number } = {}): Buffer {
+function fetchBody(
+  topic: string,
+  offset: number,
+  options: { maxWaitMs?: number; minBytes?: number; maxBytes?: number; partitionMaxBytes?: number } = {},
+): Buffer {
   return body((w) => {
-    w.int32(-1).int32(options.maxWaitMs ?? 0).int32(options.minBytes ?? 1).int32(options.maxBytes ?? 50 << 20).int8(0).int32(0).int32(-1);
-    w.array([topic], (t, name) => { t.string(name).array([0], (p, i) => { p.int32(i).int32(-1).int64(offset).int64(-1).int32(options.partitionMaxBytes ?? 10 << 20); }); });
+    w.int32(-1)
+      .int32(options.maxWaitMs ?? 0)
+      .int32(options.minBytes ?? 1)
+      .int32(options.maxBytes ?? 50 << 20)
+      .int8(0)
+      .int32(0)
+      .int32(-1);
+    w.array([topic], (t, name) => {
+      t.string(name).array([0], (p, i) => {
+        p.int32(i)
+          .int32(-1)
+          .int64(offset)
+          .int64(-1)
+          .int32(options.partitionMaxBytes ?? 10 << 20);
+      });
+    });
     w.array([], () => {}).string('');
   });
 }
 
 /** Parses a Fetch v11 response for one partition: error, high watermark, log start, and the batches' base offsets. */
-function parseFetch(frame: Buffer): { errorCode: number; highWatermark: number; logStartOffset: number; recordBytes: number; baseOffsets: number[]; records: Buffer } {
+function parseFetch(frame: Buffer): {
+  errorCode: number;
+  highWatermark: number;
+  logStartOffset: number;
+  recordBytes: number;
+  baseOffsets: number[];
+  records: Buffer;
+} {
   const r = new Reader(frame, 4);
-  r.int32(); r.int16(); r.int32();
-  r.int32(); r.string(); r.int32();
+  r.int32();
+  r.int16();
+  r.int32();
+  r.int32();
+  r.string();
+  r.int32();
   r.int32();
   const errorCode = r.int16();
   const highWatermark = r.int64();
   r.int64();
   const logStartOffset = r.int64();
-  r.int32(); r.int32();
+  r.int32();
+  r.int32();
   const records = r.bytes();
   const baseOffsets: number[] = [];
-  for (let position = 0; position + 12 <= records.length; position += 12 + records.readInt32BE(position + 8)) baseOffsets.push(Number(records.readBigInt64BE(position)));
+  for (let position = 0; position + 12 <= records.length; position += 12 + records.readInt32BE(position + 8))
+    baseOffsets.push(Number(records.readBigInt64BE(position)));
   return { errorCode, highWatermark, logStartOffset, recordBytes: records.length, baseOffsets, records };
 }
 
 async function listOffset(topic: string, timestamp: number): Promise<number> {
-  const response = await client.request(2, 3, body((w) => {
-    w.int32(-1).int8(0).array([topic], (t, name) => { t.string(name).array([0], (p, i) => { p.int32(i).int64(timestamp); }); });
-  }));
+  const response = await client.request(
+    2,
+    3,
+    body((w) => {
+      w.int32(-1)
+        .int8(0)
+        .array([topic], (t, name) => {
+          t.string(name).array([0], (p, i) => {
+            p.int32(i).int64(timestamp);
+          });
+        });
+    }),
+  );
   const r = new Reader(response!, 8);
-  r.int32(); r.string(); r.int32(); r.int32();
+  r.int32();
+  r.string();
+  r.int32();
+  r.int32();
   expect(r.int16()).toBe(0);
   r.int64();
   return r.int64();
@@ -101,10 +155,36 @@ describe('protocol primitives', () => {
 
   it('round-trips classic and compact fields through Writer and Reader', () => {
     const w = new Writer();
-    w.int8(-3).int16(-300).int32(123456789).int64(2 ** 40 + 5).string('héllo').string(null).uvarint(300).compactString('kafka').compactString(null);
-    w.bytes(Buffer.alloc(5000, 1)).compactBytes(Buffer.from([1, 2])).array([1, 2, 3], (x, v) => { x.int32(v); }).compactArray(['a'], (x, v) => { x.compactString(v); }).emptyTaggedFields();
+    w.int8(-3)
+      .int16(-300)
+      .int32(123456789)
+      .int64(2 ** 40 + 5)
+      .string('héllo')
+      .string(null)
+      .uvarint(300)
+      .compactString('kafka')
+      .compactString(null);
+    w.bytes(Buffer.alloc(5000, 1))
+      .compactBytes(Buffer.from([1, 2]))
+      .array([1, 2, 3], (x, v) => {
+        x.int32(v);
+      })
+      .compactArray(['a'], (x, v) => {
+        x.compactString(v);
+      })
+      .emptyTaggedFields();
     const r = new Reader(Buffer.concat(w.finish()));
-    expect([r.int8(), r.int16(), r.int32(), r.int64(), r.string(), r.nullableString(), r.uvarint(), r.compactString(), r.compactNullableString()]).toEqual([-3, -300, 123456789, 2 ** 40 + 5, 'héllo', null, 300, 'kafka', null]);
+    expect([r.int8(), r.int16(), r.int32(), r.int64(), r.string(), r.nullableString(), r.uvarint(), r.compactString(), r.compactNullableString()]).toEqual([
+      -3,
+      -300,
+      123456789,
+      2 ** 40 + 5,
+      'héllo',
+      null,
+      300,
+      'kafka',
+      null,
+    ]);
     expect(r.bytes().length).toBe(5000);
     expect([...r.compactBytes()]).toEqual([1, 2]);
     expect(r.array((x) => x.int32())).toEqual([1, 2, 3]);
@@ -117,20 +197,47 @@ describe('protocol primitives', () => {
 
 describe('broker wire behaviour', () => {
   it('advertises exactly the implemented API versions in ApiVersions v3 (flexible)', async () => {
-    const response = await client.request(18, 3, body((w) => { w.compactString('test').compactString('1').emptyTaggedFields(); }), true);
+    const response = await client.request(
+      18,
+      3,
+      body((w) => {
+        w.compactString('test').compactString('1').emptyTaggedFields();
+      }),
+      true,
+    );
     const r = new Reader(response!, 4);
     expect(r.int16()).toBe(0);
-    const apis = r.compactArray((x) => { const api = [x.int16(), x.int16(), x.int16()]; x.skipTaggedFields(); return api; });
+    const apis = r.compactArray((x) => {
+      const api = [x.int16(), x.int16(), x.int16()];
+      x.skipTaggedFields();
+      return api;
+    });
     expect(apis).toEqual([
-      [0, 3, 7], [1, 4, 11], [2, 0, 3], [3, 0, 6], [8, 2, 7], [9, 1, 5], [10, 0, 2], [11, 0, 5],
-      [12, 0, 3], [13, 0, 3], [14, 0, 3], [15, 0, 2], [16, 0, 2], [18, 0, 3], [19, 0, 3], [20, 0, 1], [22, 0, 1],
+      [0, 3, 7],
+      [1, 4, 11],
+      [2, 0, 3],
+      [3, 0, 6],
+      [8, 2, 7],
+      [9, 1, 5],
+      [10, 0, 2],
+      [11, 0, 5],
+      [12, 0, 3],
+      [13, 0, 3],
+      [14, 0, 3],
+      [15, 0, 2],
+      [16, 0, 2],
+      [18, 0, 3],
+      [19, 0, 3],
+      [20, 0, 1],
+      [22, 0, 1],
     ]);
   });
 
   it('stores a retried idempotent batch once and answers with its original offset', async () => {
     expect(await createTopic('idempotent')).toBe(0);
     await produce('idempotent', buildBatch([{ value: Buffer.from('first') }]));
-    const batch = (seq: number, epoch = 0): Buffer => buildBatch([{ value: Buffer.from(`s${seq}`) }, { value: Buffer.from(`s${seq}b`) }], { producerId: 4242, producerEpoch: epoch, baseSequence: seq });
+    const batch = (seq: number, epoch = 0): Buffer =>
+      buildBatch([{ value: Buffer.from(`s${seq}`) }, { value: Buffer.from(`s${seq}b`) }], { producerId: 4242, producerEpoch: epoch, baseSequence: seq });
     const original = await produce('idempotent', batch(0));
     expect(original).toEqual({ errorCode: 0, baseOffset: 1 });
     expect(await produce('idempotent', batch(0))).toEqual({ errorCode: 0, baseOffset: 1 });
@@ -145,7 +252,15 @@ describe('broker wire behaviour', () => {
   it('sends no response to acks=0 but still stores the batch, and keeps answering in order', async () => {
     expect(await createTopic('fire-and-forget')).toBe(0);
     client.send(0, 7, produceBody('fire-and-forget', 0, buildBatch([{ value: Buffer.from('no ack') }]), 0));
-    const metadataId = client.send(3, 6, body((w) => { w.array(['fire-and-forget'], (x, t) => { x.string(t); }).boolean(false); }));
+    const metadataId = client.send(
+      3,
+      6,
+      body((w) => {
+        w.array(['fire-and-forget'], (x, t) => {
+          x.string(t);
+        }).boolean(false);
+      }),
+    );
     const next = await client.next();
     expect(next!.readInt32BE(0)).toBe(metadataId);
     expect(parseFetch((await client.request(1, 11, fetchBody('fire-and-forget', 0)))!).highWatermark).toBe(1);
@@ -153,18 +268,61 @@ describe('broker wire behaviour', () => {
 
   it('lists and describes groups, including groups that only have committed offsets', async () => {
     expect(await createTopic('grouped')).toBe(0);
-    await client.request(8, 7, body((w) => { w.string('offsets-only').int32(-1).string('').string(null).array(['grouped'], (x, t) => { x.string(t).array([0], (p, i) => { p.int32(i).int64(2).int32(-1).string('note'); }); }); }));
+    await client.request(
+      8,
+      7,
+      body((w) => {
+        w.string('offsets-only')
+          .int32(-1)
+          .string('')
+          .string(null)
+          .array(['grouped'], (x, t) => {
+            x.string(t).array([0], (p, i) => {
+              p.int32(i).int64(2).int32(-1).string('note');
+            });
+          });
+      }),
+    );
     const listed = new Reader((await client.request(16, 2, Buffer.alloc(0)))!, 4);
     listed.int32();
     expect(listed.int16()).toBe(0);
     expect(listed.array((r) => [r.string(), r.string()])).toContainEqual(['offsets-only', '']);
-    const described = new Reader((await client.request(15, 2, body((w) => { w.array(['offsets-only'], (x, g) => { x.string(g); }); })))!, 4);
+    const described = new Reader(
+      (await client.request(
+        15,
+        2,
+        body((w) => {
+          w.array(['offsets-only'], (x, g) => {
+            x.string(g);
+          });
+        }),
+      ))!,
+      4,
+    );
     described.int32();
-    const [group] = described.array((r) => ({ errorCode: r.int16(), groupId: r.string(), state: r.string(), protocolType: r.string(), protocol: r.string(), members: r.array((m) => m.string()) }));
+    const [group] = described.array((r) => ({
+      errorCode: r.int16(),
+      groupId: r.string(),
+      state: r.string(),
+      protocolType: r.string(),
+      protocol: r.string(),
+      members: r.array((m) => m.string()),
+    }));
     expect(group).toEqual({ errorCode: 0, groupId: 'offsets-only', state: 'Dead', protocolType: '', protocol: '', members: [] });
-    const fetched = new Reader((await client.request(9, 5, body((w) => { w.string('offsets-only').array(null, () => {}); })))!, 4);
+    const fetched = new Reader(
+      (await client.request(
+        9,
+        5,
+        body((w) => {
+          w.string('offsets-only').array(null, () => {});
+        }),
+      ))!,
+      4,
+    );
     fetched.int32();
-    expect(fetched.array((t) => [t.string(), t.array((p) => [p.int32(), p.int64(), p.int32(), p.string(), p.int16()])])).toEqual([['grouped', [[0, 2, -1, 'note', 0]]]]);
+    expect(fetched.array((t) => [t.string(), t.array((p) => [p.int32(), p.int64(), p.int32(), p.string(), p.int16()])])).toEqual([
+      ['grouped', [[0, 2, -1, 'note', 0]]],
+    ]);
   });
 
   it('long-polls a fetch until data arrives, and honours byte limits but always returns one whole batch', async () => {
@@ -192,14 +350,40 @@ describe('broker wire behaviour', () => {
     expect(await createTopic('budget', 2)).toBe(0);
     for (const partition of [0, 1]) await produce('budget', buildBatch([{ value: Buffer.alloc(1000, partition) }]), partition);
     const fetchBoth = async (maxBytes: number): Promise<number[]> => {
-      const frame = (await client.request(1, 11, body((w) => {
-        w.int32(-1).int32(0).int32(1).int32(maxBytes).int8(0).int32(0).int32(-1);
-        w.array(['budget'], (t, name) => { t.string(name).array([0, 1], (p, i) => { p.int32(i).int32(-1).int64(0).int64(-1).int32(1 << 20); }); });
-        w.array([], () => {}).string('');
-      })))!;
+      const frame = (await client.request(
+        1,
+        11,
+        body((w) => {
+          w.int32(-1).int32(0).int32(1).int32(maxBytes).int8(0).int32(0).int32(-1);
+          w.array(['budget'], (t, name) => {
+            t.string(name).array([0, 1], (p, i) => {
+              p.int32(i)
+                .int32(-1)
+                .int64(0)
+                .int64(-1)
+                .int32(1 << 20);
+            });
+          });
+          w.array([], () => {}).string('');
+        }),
+      ))!;
       const r = new Reader(frame, 4);
-      r.int32(); r.int16(); r.int32();
-      const [topic] = r.array((t) => ({ name: t.string(), sizes: t.array((p) => { p.int32(); p.int16(); p.int64(); p.int64(); p.int64(); p.int32(); p.int32(); return p.bytes().length; }) }));
+      r.int32();
+      r.int16();
+      r.int32();
+      const [topic] = r.array((t) => ({
+        name: t.string(),
+        sizes: t.array((p) => {
+          p.int32();
+          p.int16();
+          p.int64();
+          p.int64();
+          p.int64();
+          p.int32();
+          p.int32();
+          return p.bytes().length;
+        }),
+      }));
       assert(topic, 'one topic in the Fetch response');
       return topic.sizes;
     };
@@ -215,7 +399,9 @@ describe('broker wire behaviour', () => {
     const waiting = client.request(1, 11, fetchBody('min-bytes', 0, { maxWaitMs: 60_000, minBytes: 3000 }), false, 70_000);
     const other = await RawClient.open(server.address);
     let answered = false;
-    void waiting.then(() => { answered = true; });
+    void waiting.then(() => {
+      answered = true;
+    });
     const sizes: number[] = [];
     for (let i = 0; i < 5; i++) {
       await other.request(0, 7, produceBody('min-bytes', 0, buildBatch([{ value: Buffer.alloc(900, i) }])));
@@ -233,7 +419,12 @@ describe('broker wire behaviour', () => {
   it('lists offsets by timestamp at record precision, plus earliest and latest', async () => {
     expect(await createTopic('timed')).toBe(0);
     const t = 1_800_000_000_000;
-    await produce('timed', buildBatch([{ value: Buffer.from('a') }, { value: Buffer.from('b'), timestampDelta: 10 }, { value: Buffer.from('c'), timestampDelta: 20 }], { baseTimestamp: t }));
+    await produce(
+      'timed',
+      buildBatch([{ value: Buffer.from('a') }, { value: Buffer.from('b'), timestampDelta: 10 }, { value: Buffer.from('c'), timestampDelta: 20 }], {
+        baseTimestamp: t,
+      }),
+    );
     await produce('timed', buildBatch([{ value: Buffer.from('d') }], { baseTimestamp: t + 100 }));
     expect(await listOffset('timed', t + 15)).toBe(2);
     expect(await listOffset('timed', t + 10)).toBe(1);
@@ -248,17 +439,63 @@ describe('broker wire behaviour', () => {
     await produce('doomed', buildBatch([{ value: Buffer.from('gone soon') }]));
     const waiter = await RawClient.open(server.address);
     const waiting = waiter.request(1, 11, fetchBody('doomed', 1, { maxWaitMs: 60_000, minBytes: 1 }), false, 70_000);
-    const deleted = new Reader((await client.request(20, 1, body((w) => { w.array(['doomed', 'never-was'], (x, t) => { x.string(t); }).int32(1000); })))!, 4);
+    const deleted = new Reader(
+      (await client.request(
+        20,
+        1,
+        body((w) => {
+          w.array(['doomed', 'never-was'], (x, t) => {
+            x.string(t);
+          }).int32(1000);
+        }),
+      ))!,
+      4,
+    );
     deleted.int32();
-    expect(deleted.array((r) => [r.string(), r.int16()])).toEqual([['doomed', 0], ['never-was', ErrorCode.UNKNOWN_TOPIC_OR_PARTITION]]);
+    expect(deleted.array((r) => [r.string(), r.int16()])).toEqual([
+      ['doomed', 0],
+      ['never-was', ErrorCode.UNKNOWN_TOPIC_OR_PARTITION],
+    ]);
     expect(parseFetch((await waiting)!).errorCode).toBe(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION);
     waiter.close();
     const metadataError = async (allowAutoCreate: boolean): Promise<[number, number]> => {
-      const r = new Reader((await client.request(3, 6, body((w) => { w.array(['doomed'], (x, t) => { x.string(t); }).boolean(allowAutoCreate); })))!, 4);
+      const r = new Reader(
+        (await client.request(
+          3,
+          6,
+          body((w) => {
+            w.array(['doomed'], (x, t) => {
+              x.string(t);
+            }).boolean(allowAutoCreate);
+          }),
+        ))!,
+        4,
+      );
       r.int32();
-      r.array((b) => { b.int32(); b.string(); b.int32(); b.nullableString(); });
-      r.nullableString(); r.int32();
-      const [topic] = r.array((t) => { const errorCode = t.int16(); t.string(); t.boolean(); return [errorCode, t.array((p) => { p.int16(); p.int32(); p.int32(); p.array((x) => x.int32()); p.array((x) => x.int32()); p.array((x) => x.int32()); }).length] as [number, number]; });
+      r.array((b) => {
+        b.int32();
+        b.string();
+        b.int32();
+        b.nullableString();
+      });
+      r.nullableString();
+      r.int32();
+      const [topic] = r.array((t) => {
+        const errorCode = t.int16();
+        t.string();
+        t.boolean();
+        return [
+          errorCode,
+          t.array((p) => {
+            p.int16();
+            p.int32();
+            p.int32();
+            p.array((x) => x.int32());
+            p.array((x) => x.int32());
+            p.array((x) => x.int32());
+          }).length,
+        ] as [number, number];
+      });
       assert(topic, 'one topic in the Metadata response');
       return topic;
     };
@@ -282,16 +519,27 @@ describe('retention', () => {
     const small = await startTestBroker({ dataDir, segmentBytes: 4096, retention: { bytes: 16 * 1024 }, retentionCheckIntervalMs: 100, defaultPartitions: 1 });
     const raw = await RawClient.open(small.address);
     try {
-      await raw.request(3, 6, body((w) => { w.array(['sized'], (x, t) => { x.string(t); }).boolean(true); }));
+      await raw.request(
+        3,
+        6,
+        body((w) => {
+          w.array(['sized'], (x, t) => {
+            x.string(t);
+          }).boolean(true);
+        }),
+      );
       for (let i = 0; i < 100; i++) await raw.request(0, 7, produceBody('sized', 0, buildBatch([{ value: Buffer.alloc(1000, i) }])));
       const readStart = async (topic: string): Promise<ReturnType<typeof parseFetch>> => parseFetch((await raw.request(1, 11, fetchBody(topic, 99)))!);
       // Batches are 1070 bytes, 3 per 4 KiB segment, so 34 segments (the last holds offset 99 alone).
       // Kafka's rule keeps the shortest suffix whose size minus its oldest segment is < 16 KiB:
       // segments 28..33 = 5 × 3210 + 1070 = 17120 bytes, so the log starts at offset 84.
-      const state = await waitFor(async () => {
-        const now = await readStart('sized');
-        return now.logStartOffset >= 84 ? now : undefined;
-      }, { timeout: 10_000, message: 'size retention to delete the oldest segments (log start offset 84)' });
+      const state = await waitFor(
+        async () => {
+          const now = await readStart('sized');
+          return now.logStartOffset >= 84 ? now : undefined;
+        },
+        { timeout: 10_000, message: 'size retention to delete the oldest segments (log start offset 84)' },
+      );
       expect(state.highWatermark).toBe(100);
       expect(state.logStartOffset).toBe(84);
       expect(state.baseOffsets).toEqual([99]);
@@ -299,16 +547,32 @@ describe('retention', () => {
       expect(fromZero.errorCode).toBe(ErrorCode.OFFSET_OUT_OF_RANGE);
 
       // Age: records an hour old in a topic that keeps one minute.
-      const created = await raw.request(19, 3, body((w) => {
-        w.array(['aged'], (t, n) => { t.string(n).int32(1).int16(1).array([], () => {}).array([['retention.ms', '60000'] as const], (c, [k, v]) => { c.string(k).string(v); }); });
-        w.int32(1000).boolean(false);
-      }));
+      const created = await raw.request(
+        19,
+        3,
+        body((w) => {
+          w.array(['aged'], (t, n) => {
+            t.string(n)
+              .int32(1)
+              .int16(1)
+              .array([], () => {})
+              .array([['retention.ms', '60000'] as const], (c, [k, v]) => {
+                c.string(k).string(v);
+              });
+          });
+          w.int32(1000).boolean(false);
+        }),
+      );
       expect(created).not.toBeNull();
-      for (let i = 0; i < 3; i++) await raw.request(0, 7, produceBody('aged', 0, buildBatch([{ value: Buffer.from('old') }], { baseTimestamp: Date.now() - 3_600_000 })));
-      const aged = await waitFor(async () => {
-        const now = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!);
-        return now.logStartOffset >= 3 ? now : undefined;
-      }, { timeout: 10_000, message: 'age retention to delete the hour-old records (log start offset 3)' });
+      for (let i = 0; i < 3; i++)
+        await raw.request(0, 7, produceBody('aged', 0, buildBatch([{ value: Buffer.from('old') }], { baseTimestamp: Date.now() - 3_600_000 })));
+      const aged = await waitFor(
+        async () => {
+          const now = parseFetch((await raw.request(1, 11, fetchBody('aged', 3)))!);
+          return now.logStartOffset >= 3 ? now : undefined;
+        },
+        { timeout: 10_000, message: 'age retention to delete the hour-old records (log start offset 3)' },
+      );
       expect(aged.logStartOffset).toBe(3);
       expect(aged.highWatermark).toBe(3);
     } finally {
@@ -322,7 +586,18 @@ describe('retention', () => {
 describe('group coordinator', () => {
   it('removes a member whose session timed out and rebalances the rest', async () => {
     const coordinator = new GroupCoordinator(silentLogger, 1_000_000);
-    const join = (memberId = ''): ReturnType<GroupCoordinator['join']> => coordinator.join({ groupId: 'g', sessionTimeoutMs: 1000, rebalanceTimeoutMs: 5000, memberId, groupInstanceId: null, protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.alloc(0) }], clientId: 'c', clientHost: '/127.0.0.1' });
+    const join = (memberId = ''): ReturnType<GroupCoordinator['join']> =>
+      coordinator.join({
+        groupId: 'g',
+        sessionTimeoutMs: 1000,
+        rebalanceTimeoutMs: 5000,
+        memberId,
+        groupInstanceId: null,
+        protocolType: 'consumer',
+        protocols: [{ name: 'range', metadata: Buffer.alloc(0) }],
+        clientId: 'c',
+        clientHost: '/127.0.0.1',
+      });
     const a = await join();
     expect(a.generationId).toBe(1);
     expect(a.leader).toBe(a.memberId);
@@ -334,7 +609,10 @@ describe('group coordinator', () => {
     expect(a2.generationId).toBe(2);
     expect(a2.members.map((m) => m.memberId).sort()).toEqual([a.memberId, b.memberId].sort());
     const bSync = coordinator.sync('g', 2, b.memberId, []);
-    await coordinator.sync('g', 2, a.memberId, [{ memberId: a.memberId, assignment: Buffer.from('A') }, { memberId: b.memberId, assignment: Buffer.from('B') }]);
+    await coordinator.sync('g', 2, a.memberId, [
+      { memberId: a.memberId, assignment: Buffer.from('A') },
+      { memberId: b.memberId, assignment: Buffer.from('B') },
+    ]);
     expect((await bSync).assignment.toString()).toBe('B');
     expect(coordinator.describe('g').state).toBe('Stable');
 
@@ -357,7 +635,17 @@ describe('group snapshot', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cw-broker-groups-'));
     const statePath = join(dir, 'groups.json');
     try {
-      const request = (memberId = '', clientId = 'c'): Parameters<GroupCoordinator['join']>[0] => ({ groupId: 'g', sessionTimeoutMs: 60_000, rebalanceTimeoutMs: 60_000, memberId, groupInstanceId: null, protocolType: 'consumer', protocols: [{ name: 'range', metadata: Buffer.from([1, 2]) }], clientId, clientHost: '/127.0.0.1' });
+      const request = (memberId = '', clientId = 'c'): Parameters<GroupCoordinator['join']>[0] => ({
+        groupId: 'g',
+        sessionTimeoutMs: 60_000,
+        rebalanceTimeoutMs: 60_000,
+        memberId,
+        groupInstanceId: null,
+        protocolType: 'consumer',
+        protocols: [{ name: 'range', metadata: Buffer.from([1, 2]) }],
+        clientId,
+        clientHost: '/127.0.0.1',
+      });
       const before = new GroupCoordinator(silentLogger, 1_000_000, statePath);
       const a = await before.join(request('', 'a'));
       await before.sync('g', a.generationId, a.memberId, [{ memberId: a.memberId, assignment: Buffer.from('all') }]);
@@ -390,8 +678,17 @@ describe('tail cache', () => {
     const small = await startTestBroker({ tailCacheBytes: 5000, defaultPartitions: 1 });
     const raw = await RawClient.open(small.address);
     try {
-      await raw.request(3, 6, body((w) => { w.array(['mixed-read'], (x, t) => { x.string(t); }).boolean(true); }));
-      for (let i = 0; i < 20; i++) await raw.request(0, 7, produceBody('mixed-read', 0, buildBatch([{ value: Buffer.alloc(1000, i) }, { value: Buffer.alloc(10, i) }])));
+      await raw.request(
+        3,
+        6,
+        body((w) => {
+          w.array(['mixed-read'], (x, t) => {
+            x.string(t);
+          }).boolean(true);
+        }),
+      );
+      for (let i = 0; i < 20; i++)
+        await raw.request(0, 7, produceBody('mixed-read', 0, buildBatch([{ value: Buffer.alloc(1000, i) }, { value: Buffer.alloc(10, i) }])));
       const frame = (await raw.request(1, 11, fetchBody('mixed-read', 0)))!;
       const all = parseFetch(frame);
       expect(all.baseOffsets).toEqual(Array.from({ length: 20 }, (_, i) => 2 * i));
@@ -413,21 +710,79 @@ describe('fsync always', () => {
     try {
       let synced = await startTestBroker({ dataDir, fsync: 'always', defaultPartitions: 2 });
       let raw = await RawClient.open(synced.address);
-      await raw.request(3, 6, body((w) => { w.array(['synced'], (x, t) => { x.string(t); }).boolean(true); }));
-      for (let i = 0; i < 5; i++) expect(produceResult((await raw.request(0, 7, produceBody('synced', 1, buildBatch([{ value: Buffer.from(`r${i}`) }]))))!)).toEqual({ errorCode: 0, baseOffset: i });
-      await raw.request(8, 7, body((w) => { w.string('synced-group').int32(-1).string('').string(null).array(['synced'], (x, t) => { x.string(t).array([1], (p, i) => { p.int32(i).int64(3).int32(-1).string(null); }); }); }));
+      await raw.request(
+        3,
+        6,
+        body((w) => {
+          w.array(['synced'], (x, t) => {
+            x.string(t);
+          }).boolean(true);
+        }),
+      );
+      for (let i = 0; i < 5; i++)
+        expect(produceResult((await raw.request(0, 7, produceBody('synced', 1, buildBatch([{ value: Buffer.from(`r${i}`) }]))))!)).toEqual({
+          errorCode: 0,
+          baseOffset: i,
+        });
+      await raw.request(
+        8,
+        7,
+        body((w) => {
+          w.string('synced-group')
+            .int32(-1)
+            .string('')
+            .string(null)
+            .array(['synced'], (x, t) => {
+              x.string(t).array([1], (p, i) => {
+                p.int32(i).int64(3).int32(-1).string(null);
+              });
+            });
+        }),
+      );
       raw.close();
       await synced.close();
 
       synced = await startTestBroker({ dataDir, fsync: 'always' });
       raw = await RawClient.open(synced.address);
-      const fetched = new Reader((await raw.request(9, 5, body((w) => { w.string('synced-group').array(null, () => {}); })))!, 4);
+      const fetched = new Reader(
+        (await raw.request(
+          9,
+          5,
+          body((w) => {
+            w.string('synced-group').array(null, () => {});
+          }),
+        ))!,
+        4,
+      );
       fetched.int32();
       expect(fetched.array((t) => [t.string(), t.array((p) => [p.int32(), p.int64()])])).toEqual([['synced', [[1, 3]]]]);
-      const response = await raw.request(2, 3, body((w) => { w.int32(-1).int8(0).array(['synced'], (x, t) => { x.string(t).array([0, 1], (p, i) => { p.int32(i).int64(-1); }); }); }));
+      const response = await raw.request(
+        2,
+        3,
+        body((w) => {
+          w.int32(-1)
+            .int8(0)
+            .array(['synced'], (x, t) => {
+              x.string(t).array([0, 1], (p, i) => {
+                p.int32(i).int64(-1);
+              });
+            });
+        }),
+      );
       const r = new Reader(response!, 8);
-      r.int32(); r.string();
-      expect(r.array((p) => { const partition = p.int32(); p.int16(); p.int64(); return [partition, p.int64()]; })).toEqual([[0, 0], [1, 5]]);
+      r.int32();
+      r.string();
+      expect(
+        r.array((p) => {
+          const partition = p.int32();
+          p.int16();
+          p.int64();
+          return [partition, p.int64()];
+        }),
+      ).toEqual([
+        [0, 0],
+        [1, 5],
+      ]);
       raw.close();
       await synced.close();
     } finally {

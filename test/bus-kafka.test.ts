@@ -36,7 +36,12 @@ describe('bus helpers (real broker)', () => {
     const producer = createProducer(kafka);
     await producer.connect();
     const values = Array.from({ length: 12 }, (_, i) => Buffer.alloc(400 * 1024, i + 1));
-    const results = await sendBatched(producer, topics.frames, values.map((value, i) => ({ key: 'cam', value, headers: { n: String(i) } })), 1024 * 1024);
+    const results = await sendBatched(
+      producer,
+      topics.frames,
+      values.map((value, i) => ({ key: 'cam', value, headers: { n: String(i) } })),
+      1024 * 1024,
+    );
     await producer.disconnect();
     expect(results.map((r) => r.messages.length)).toEqual([2, 2, 2, 2, 2, 2]);
     expect(results.map((r) => r.metadata[0]!.baseOffset)).toEqual(['0', '2', '4', '6', '8', '10']);

@@ -6,14 +6,28 @@ describe('busOptionsFromEnv', () => {
     expect(busOptionsFromEnv({})).toBeUndefined();
   });
   it('reads brokers, TLS and SASL', () => {
-    const o = busOptionsFromEnv({ KAFKA_BROKERS: 'k1:9092, k2:9093', KAFKA_SSL: '1', KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p', KAFKA_MAX_MESSAGE_BYTES: '2097152' });
-    expect(o).toEqual({ brokers: ['k1:9092', 'k2:9093'], ssl: true, sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' }, maxMessageBytes: 2097152 });
+    const o = busOptionsFromEnv({
+      KAFKA_BROKERS: 'k1:9092, k2:9093',
+      KAFKA_SSL: '1',
+      KAFKA_SASL_MECHANISM: 'SCRAM-SHA-512',
+      KAFKA_SASL_USERNAME: 'u',
+      KAFKA_SASL_PASSWORD: 'p',
+      KAFKA_MAX_MESSAGE_BYTES: '2097152',
+    });
+    expect(o).toEqual({
+      brokers: ['k1:9092', 'k2:9093'],
+      ssl: true,
+      sasl: { mechanism: 'scram-sha-512', username: 'u', password: 'p' },
+      maxMessageBytes: 2097152,
+    });
     const ca = busOptionsFromEnv({ KAFKA_BROKERS: 'k:1', KAFKA_SSL: 'true', KAFKA_SSL_CA: '/ca.pem', KAFKA_SSL_REJECT_UNAUTHORIZED: '0' }, () => 'PEM');
     expect(ca?.ssl).toEqual({ ca: ['PEM'], rejectUnauthorized: false });
   });
   it('says what is wrong with bad values', () => {
     expect(() => busOptionsFromEnv({ KAFKA_BROKERS: 'localhost' })).toThrow(/"localhost" is not host:port/);
-    expect(() => busOptionsFromEnv({ KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'gssapi' })).toThrow(/must be one of plain, scram-sha-256, scram-sha-512, got "gssapi"/);
+    expect(() => busOptionsFromEnv({ KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'gssapi' })).toThrow(
+      /must be one of plain, scram-sha-256, scram-sha-512, got "gssapi"/,
+    );
     expect(() => busOptionsFromEnv({ KAFKA_BROKERS: 'k:1', KAFKA_SASL_MECHANISM: 'plain' })).toThrow(/needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD/);
     expect(() => busOptionsFromEnv({ KAFKA_BROKERS: 'k:1', KAFKA_SSL: 'yes' })).toThrow(/KAFKA_SSL must be 1 or 0, got "yes"/);
   });

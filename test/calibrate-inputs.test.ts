@@ -42,12 +42,18 @@ async function copyOf(name: string, count = 45): Promise<string> {
   return folder;
 }
 
-const grey = (width: number, height: number, level: number) => sharp(Buffer.alloc(width * height, level), { raw: { width, height, channels: 1 } }).png().toBuffer();
+const grey = (width: number, height: number, level: number) =>
+  sharp(Buffer.alloc(width * height, level), { raw: { width, height, channels: 1 } })
+    .png()
+    .toBuffer();
 
 const out = (name: string) => join(dir, 'out', name);
 
 async function refusal(promise: Promise<unknown>): Promise<string> {
-  const err = await promise.then(() => undefined, (e: Error) => e);
+  const err = await promise.then(
+    () => undefined,
+    (e: Error) => e,
+  );
   expect(err, 'calibrate should have refused').toBeInstanceOf(CalibrationInputError);
   return (err as Error).message;
 }
@@ -66,16 +72,22 @@ describe('calibrate refuses inputs it cannot use, naming the folder and the fix'
   it('an empty folder, a missing one, and too few images', async () => {
     const empty = join(dir, 'empty');
     await mkdir(empty);
-    expect(await refusal(calibrate({ model: MODEL, clean: [empty], out: out('a') }))).toMatch(new RegExp(`--clean ${empty}: holds no images .*point --clean at the folder`));
+    expect(await refusal(calibrate({ model: MODEL, clean: [empty], out: out('a') }))).toMatch(
+      new RegExp(`--clean ${empty}: holds no images .*point --clean at the folder`),
+    );
     expect(await refusal(calibrate({ model: MODEL, clean: [join(dir, 'nowhere')], out: out('a') }))).toMatch(/--clean .*nowhere: no such folder/);
     const few = await copyOf('few', 39);
-    expect(await refusal(calibrate({ model: MODEL, clean: [few], out: out('a') }))).toMatch(new RegExp(`--clean ${few}: 39 readable image\\(s\\), calibration needs at least 40; add clean frames`));
+    expect(await refusal(calibrate({ model: MODEL, clean: [few], out: out('a') }))).toMatch(
+      new RegExp(`--clean ${few}: 39 readable image\\(s\\), calibration needs at least 40; add clean frames`),
+    );
   });
 
   it('files that are not readable images, before or after decoding starts', async () => {
     const garbage = await copyOf('garbage');
     await writeFile(join(garbage, 'broken.png'), Buffer.from('not a png at all'));
-    expect(await refusal(calibrate({ model: MODEL, clean: [garbage], out: out('b') }))).toMatch(/1 file\(s\) are not readable images: .*broken\.png .*remove or replace them, or pass --skip-unreadable/);
+    expect(await refusal(calibrate({ model: MODEL, clean: [garbage], out: out('b') }))).toMatch(
+      /1 file\(s\) are not readable images: .*broken\.png .*remove or replace them, or pass --skip-unreadable/,
+    );
     const skipped = await calibrate({ model: MODEL, clean: [garbage], out: out('b2'), skipUnreadable: true });
     expect(skipped.report.inputs.skippedUnreadable.map((u) => u.path)).toEqual([join(garbage, 'broken.png')]);
     expect(skipped.report.inputs.clean.images).toBe(45);
@@ -89,30 +101,56 @@ describe('calibrate refuses inputs it cannot use, naming the folder and the fix'
 
   it('sizes that cannot share a threshold or cannot be tiled', async () => {
     const mixed = await copyOf('mixed');
-    const frame = await renderProfiledFrame({ seed: PLANT_B_SEED, frameIndex: 1, tSeconds: 600, pgOnsetS: null, profile: PLANT_B_PROFILE, width: 400, height: 400 });
+    const frame = await renderProfiledFrame({
+      seed: PLANT_B_SEED,
+      frameIndex: 1,
+      tSeconds: 600,
+      pgOnsetS: null,
+      profile: PLANT_B_PROFILE,
+      width: 400,
+      height: 400,
+    });
     await writeFile(join(mixed, 'frame.png'), frame.bytes);
-    expect(await refusal(calibrate({ model: MODEL, clean: [mixed], out: out('d') }))).toMatch(new RegExp(`${mixed}: mixes crops and frames \\(45 crops .*1 frames.*calibrate the camera's frames and a crop model's crops separately`));
+    expect(await refusal(calibrate({ model: MODEL, clean: [mixed], out: out('d') }))).toMatch(
+      new RegExp(`${mixed}: mixes crops and frames \\(45 crops .*1 frames.*calibrate the camera's frames and a crop model's crops separately`),
+    );
 
     const sizes = join(dir, 'sizes');
     await mkdir(sizes);
     for (let i = 0; i < 40; i++) {
-      const f = await renderProfiledFrame({ seed: PLANT_B_SEED, frameIndex: i, tSeconds: 600, pgOnsetS: null, profile: PLANT_B_PROFILE, width: i < 30 ? 400 : 416, height: 400 });
+      const f = await renderProfiledFrame({
+        seed: PLANT_B_SEED,
+        frameIndex: i,
+        tSeconds: 600,
+        pgOnsetS: null,
+        profile: PLANT_B_PROFILE,
+        width: i < 30 ? 400 : 416,
+        height: 400,
+      });
       await writeFile(join(sizes, `f-${String(i).padStart(2, '0')}.png`), f.bytes);
     }
-    expect(await refusal(calibrate({ model: MODEL, clean: [sizes], out: out('e') }))).toMatch(/frames of 2 sizes \(.*30 × 400×400, 10 × 416×400\).*calibrate each camera \(one frame size\) on its own/);
+    expect(await refusal(calibrate({ model: MODEL, clean: [sizes], out: out('e') }))).toMatch(
+      /frames of 2 sizes \(.*30 × 400×400, 10 × 416×400\).*calibrate each camera \(one frame size\) on its own/,
+    );
 
     const strip = await copyOf('strip');
     await writeFile(join(strip, 'strip.png'), await grey(1000, 150, 60));
-    expect(await refusal(calibrate({ model: MODEL, clean: [strip], out: out('f') }))).toMatch(/1 image\(s\) cannot be tiled, e\.g\. strip\.png \(1000×150\).*would squash it whole/);
+    expect(await refusal(calibrate({ model: MODEL, clean: [strip], out: out('f') }))).toMatch(
+      /1 image\(s\) cannot be tiled, e\.g\. strip\.png \(1000×150\).*would squash it whole/,
+    );
   });
 
   it('a stated target too strict for the images given, and an out folder that holds files', async () => {
     const message = await refusal(calibrate({ model: MODEL, clean: [crops], out: out('g'), maxFalsePositiveRate: 0.001 }));
-    expect(message).toMatch(/--max-false-positive-rate 0\.001: too few clean images to establish it: it needs at least 2302 usable fitting images .*got 34 in .*state a rate of at least 0\.065/);
+    expect(message).toMatch(
+      /--max-false-positive-rate 0\.001: too few clean images to establish it: it needs at least 2302 usable fitting images .*got 34 in .*state a rate of at least 0\.065/,
+    );
     const taken = out('taken');
     await mkdir(taken, { recursive: true });
     await writeFile(join(taken, 'card.json'), '{}');
-    expect(await refusal(calibrate({ model: MODEL, clean: [crops], out: taken }))).toMatch(/--out .*taken: the folder exists and is not empty .*calibrate never overwrites a model/);
+    expect(await refusal(calibrate({ model: MODEL, clean: [crops], out: taken }))).toMatch(
+      /--out .*taken: the folder exists and is not empty .*calibrate never overwrites a model/,
+    );
     expect(await refusal(calibrate({ model: MODEL, clean: [crops], out: MODEL }))).toMatch(/is \(or contains\) the model folder/);
   });
 });
@@ -140,13 +178,19 @@ describe('crystalwatch calibrate (the command)', () => {
   it('exits 1 with the message for an empty folder, and refuses --fine-tune plainly', async () => {
     const empty = join(dir, 'empty-cli');
     await mkdir(empty);
-    const failed = await run(process.execPath, [CLI, 'calibrate', '--model', MODEL, '--clean', empty, '--out', out('cli')], { cwd: ROOT, timeout: 60_000 }).then(
+    const failed = await run(process.execPath, [CLI, 'calibrate', '--model', MODEL, '--clean', empty, '--out', out('cli')], {
+      cwd: ROOT,
+      timeout: 60_000,
+    }).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,
     );
     expect(failed?.code).toBe(1);
     expect(failed?.stderr).toContain(`--clean ${empty}: holds no images`);
-    const fine = await run(process.execPath, [CLI, 'calibrate', '--model', MODEL, '--clean', crops, '--out', out('cli-ft'), '--fine-tune', crops], { cwd: ROOT, timeout: 60_000 }).then(
+    const fine = await run(process.execPath, [CLI, 'calibrate', '--model', MODEL, '--clean', crops, '--out', out('cli-ft'), '--fine-tune', crops], {
+      cwd: ROOT,
+      timeout: 60_000,
+    }).then(
       () => undefined,
       (e: { code: number; stderr: string }) => e,
     );

@@ -41,12 +41,21 @@ describe('confidence bound and threshold', () => {
   });
 
   it('refuses when clean frames sit at P(PG) = 1: no threshold separates them', () => {
-    expect(() => chooseThreshold([...Array(39).fill(0.1), 1], 0.01)).toThrow(/1 of 40 clean fitting images score P\(PG\) ≥ 0.999999: no threshold keeps them below it/);
+    expect(() => chooseThreshold([...Array(39).fill(0.1), 1], 0.01)).toThrow(
+      /1 of 40 clean fitting images score P\(PG\) ≥ 0.999999: no threshold keeps them below it/,
+    );
   });
 });
 
 describe('inputs', () => {
-  const file = (folder: string, i: number): ImageFile => ({ path: `${folder}/f-${String(i).padStart(3, '0')}.png`, folder, role: 'clean', width: 640, height: 480, sha256: '' });
+  const file = (folder: string, i: number): ImageFile => ({
+    path: `${folder}/f-${String(i).padStart(3, '0')}.png`,
+    folder,
+    role: 'clean',
+    width: 640,
+    height: 480,
+    sha256: '',
+  });
 
   it('holds out the latest share of each folder, never a fitting image', () => {
     const files = [...Array.from({ length: 40 }, (_, i) => file('/a', i)), ...Array.from({ length: 8 }, (_, i) => file('/b', i))];
@@ -73,7 +82,7 @@ describe('inputs', () => {
 });
 
 describe('detector maths', () => {
-  it('Brook–Evans on a discretised default model reproduces the alert stage\'s run lengths', () => {
+  it("Brook–Evans on a discretised default model reproduces the alert stage's run lengths", () => {
     const h = Math.log(100_000);
     const { spikeRate: e0, missRate: e1, sharpness: k } = DEFAULT_CUSUM_MODEL;
     const grid = Array.from({ length: 20_000 }, (_, j) => (j + 0.5) / 20_000);
@@ -82,14 +91,25 @@ describe('detector maths', () => {
       const total = raw.reduce((s, a) => s + a.mass, 0);
       return raw.map((a) => ({ llr: a.llr, mass: a.mass / total }));
     };
-    const arl0 = averageRunLength(h, atoms((p) => (1 - e0) * k * (1 - p) ** (k - 1) + e0));
-    const arl1 = averageRunLength(h, atoms((p) => (1 - e1) * k * p ** (k - 1) + e1));
+    const arl0 = averageRunLength(
+      h,
+      atoms((p) => (1 - e0) * k * (1 - p) ** (k - 1) + e0),
+    );
+    const arl1 = averageRunLength(
+      h,
+      atoms((p) => (1 - e1) * k * p ** (k - 1) + e1),
+    );
     expect(arl0 / cusumAverageRunLength(h, 'cex')).toBeCloseTo(1, 2);
     expect(arl1 / cusumAverageRunLength(h, 'pg')).toBeCloseTo(1, 2);
   });
 
   it('no frame with evidence for PG: no false alarm ever; constant evidence: one alarm every ⌈h/ℓ⌉ frames', () => {
-    expect(averageRunLength(10, [{ llr: -1, mass: 0.5 }, { llr: 0, mass: 0.5 }])).toBe(Infinity);
+    expect(
+      averageRunLength(10, [
+        { llr: -1, mass: 0.5 },
+        { llr: 0, mass: 0.5 },
+      ]),
+    ).toBe(Infinity);
     expect(countAlarms(10, [3], 1000, 1)).toBe(250);
     expect(countAlarms(10, [-1], 1000, 1)).toBe(0);
   });
@@ -116,7 +136,12 @@ describe('detector maths', () => {
     expect(sum).toBeCloseTo(1, 2);
     expect(mass).toBeCloseTo(1, 1);
     // The clean frames themselves: a long run length; the observed atoms agree in kind with the model.
-    expect(averageRunLength(d.threshold, observedAtoms(clean, (p) => llrAt(d.llr, p)))).toBeGreaterThan(1e5);
+    expect(
+      averageRunLength(
+        d.threshold,
+        observedAtoms(clean, (p) => llrAt(d.llr, p)),
+      ),
+    ).toBeGreaterThan(1e5);
     expect(d.modelArl0Frames).toBeGreaterThan(1e5);
     expect(d.modelArl1Frames).toBeLessThan(5);
     expect(logit(1)).toBeCloseTo(Math.log(999_999), 6);

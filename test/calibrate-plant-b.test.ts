@@ -53,7 +53,12 @@ afterAll(async () => {
 describe('calibrate on plant B', () => {
   it('brings the held-out false-positive rate within the target and keeps PG recall', () => {
     const { before, after, inputs } = result.report;
-    expect(inputs).toMatchObject({ kind: 'frames', frameSize: { width: 640, height: 480 }, modelInputsPerImage: 20, fps: { value: 2, source: 'capture times' } });
+    expect(inputs).toMatchObject({
+      kind: 'frames',
+      frameSize: { width: 640, height: 480 },
+      modelInputsPerImage: 20,
+      fps: { value: 2, source: 'capture times' },
+    });
     expect(inputs.clean).toMatchObject({ images: 200, fit: 150, heldOut: 50 });
     // The uncalibrated default calls a sixth of this camera's clean frames PG, and its detector fires every few hundred frames.
     expect(before.heldOut.rate!).toBeGreaterThan(0.1);
@@ -96,22 +101,48 @@ describe('calibrate on plant B', () => {
     expect(raw.calibration.provenance.figures.heldOutFalsePositiveRate.after).toBe(result.report.after.heldOut.rate);
     expect(Date.parse(raw.calibration.calibratedAt)).toBeGreaterThan(0);
     expect(raw.ood.classes.map((c: { name: string }) => c.name)).toEqual(['camera-clean', 'pg']);
-    expect(raw.detector).toMatchObject({ kind: 'cusum', targetArlFrames: 100_000, cleanScoreModel: { kind: 'kde-logit-exponential-tail', frames: 150, tailShare: 0.1 } });
+    expect(raw.detector).toMatchObject({
+      kind: 'cusum',
+      targetArlFrames: 100_000,
+      cleanScoreModel: { kind: 'kde-logit-exponential-tail', frames: 150, tailShare: 0.1 },
+    });
     expect(raw.detector.llr.values.length).toBeGreaterThan(100);
-    const sha = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');
+    const sha = async (path: string) =>
+      createHash('sha256')
+        .update(await readFile(path))
+        .digest('hex');
     for (const f of ['model.onnx', 'model.json', 'weights.bin']) expect(await sha(join(out, f)), f).toBe(await sha(join(DEFAULT_MODEL, f)));
     const files = await readdir(out);
-    for (const f of ['report.json', 'report.md', 'scores.png', 'threshold-curve.png', 'evidence.png', 'false-alarms.png', 'ood.png']) expect(files).toContain(f);
+    for (const f of ['report.json', 'report.md', 'scores.png', 'threshold-curve.png', 'evidence.png', 'false-alarms.png', 'ood.png'])
+      expect(files).toContain(f);
     const md = await readFile(join(out, 'report.md'), 'utf8');
     expect(md).toContain('## What this calibration could not do');
   });
 
   it('loads in the real crystalwatch predict', async () => {
-    const heldOutFrame = join(clean, (await readdir(clean)).filter((f) => f.endsWith('.png')).sort().at(-1)!);
-    const pgFrame = join(pg, (await readdir(pg)).filter((f) => f.endsWith('.png')).sort().at(-1)!);
-    const { stdout, stderr } = await run(process.execPath, [CLI, 'predict', '--model', result.outDir, '--json', heldOutFrame, pgFrame], { cwd: ROOT, timeout: 60_000 });
+    const heldOutFrame = join(
+      clean,
+      (await readdir(clean))
+        .filter((f) => f.endsWith('.png'))
+        .sort()
+        .at(-1)!,
+    );
+    const pgFrame = join(
+      pg,
+      (await readdir(pg))
+        .filter((f) => f.endsWith('.png'))
+        .sort()
+        .at(-1)!,
+    );
+    const { stdout, stderr } = await run(process.execPath, [CLI, 'predict', '--model', result.outDir, '--json', heldOutFrame, pgFrame], {
+      cwd: ROOT,
+      timeout: 60_000,
+    });
     expect(stderr).toContain('crystalwatch-default@1.1.0');
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(lines.map((l) => l.predicted)).toEqual(['cex', 'pg']);
   });
 
@@ -140,10 +171,19 @@ describe('calibrate on plant B', () => {
       });
       producer = createProducer(bus.kafka);
       await producer.connect();
-      const name = (await readdir(pg)).filter((f) => f.endsWith('.png')).sort().at(-1)!;
+      const name = (await readdir(pg))
+        .filter((f) => f.endsWith('.png'))
+        .sort()
+        .at(-1)!;
       await producer.send({
         topic: topics.frames,
-        messages: [{ key: 'plant-b', value: await readFile(join(pg, name)), headers: { 'frame-id': 'plant-b-1', camera: 'plant-b', 'captured-at': '2026-01-01T00:10:00.000Z', 'content-type': 'image/png', 'run-id': 'run-1' } }],
+        messages: [
+          {
+            key: 'plant-b',
+            value: await readFile(join(pg, name)),
+            headers: { 'frame-id': 'plant-b-1', camera: 'plant-b', 'captured-at': '2026-01-01T00:10:00.000Z', 'content-type': 'image/png', 'run-id': 'run-1' },
+          },
+        ],
       });
       const p = await waitFor(() => predictions[0], { timeout: 60_000, message: 'a prediction from the calibrated model' });
       expect(p).toMatchObject({ frameId: 'plant-b-1', model: 'crystalwatch-default@1.1.0', predicted: 'pg' });

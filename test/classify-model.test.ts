@@ -28,7 +28,9 @@ async function load(dir: string, options: Parameters<typeof Classifier.load>[1] 
   return c;
 }
 
-beforeAll(async () => { root = await mkdtemp(join(tmpdir(), 'cw-classify-')); });
+beforeAll(async () => {
+  root = await mkdtemp(join(tmpdir(), 'cw-classify-'));
+});
 afterAll(async () => {
   await Promise.all(open.map((c) => c.close()));
   await rm(root, { recursive: true, force: true });
@@ -41,7 +43,10 @@ async function tintedCrop(seed: number, label: 'cex' | 'pg', size = 224): Promis
   const grey = await sharp(crop.png).extractChannel(0).raw().toBuffer({ resolveWithObject: true });
   const rgb3 = Buffer.alloc(grey.info.width * grey.info.height * 3);
   for (let i = 0; i < grey.data.length; i++) rgb3[i * 3] = rgb3[i * 3 + 1] = rgb3[i * 3 + 2] = grey.data[i]!;
-  const png = await sharp(rgb3, { raw: { width: grey.info.width, height: grey.info.height, channels: 3 } }).linear([1.0, 0.8, 0.5], [0, 10, 30]).png().toBuffer();
+  const png = await sharp(rgb3, { raw: { width: grey.info.width, height: grey.info.height, channels: 3 } })
+    .linear([1.0, 0.8, 0.5], [0, 10, 30])
+    .png()
+    .toBuffer();
   const rgb = await sharp(png).removeAlpha().raw().toBuffer();
   return { png, rgb };
 }
@@ -59,12 +64,17 @@ describe('Georgia Project path: Keras ResNet-101 signature (224×224×3 NHWC, ca
   const b = [0];
   let dir: string;
   beforeAll(async () => {
-    dir = await writeTinyModelDir(join(root, 'georgia'), { layout: 'NHWC', width: 224, height: 224, channels: 3, kind: 'sigmoid', weights: W, bias: b, inputName: 'input_1', outputName: 'dense' }, {
-      name: 'georgia-resnet101-tiny',
-      input: { layout: 'NHWC', width: 224, height: 224, channels: 3, colorOrder: 'bgr', resize: 'squash', normalization: 'caffe', name: 'input_1' },
-      output: { kind: 'sigmoid', name: 'dense' },
-      threshold: 0.5,
-    }, { tfjs: false });
+    dir = await writeTinyModelDir(
+      join(root, 'georgia'),
+      { layout: 'NHWC', width: 224, height: 224, channels: 3, kind: 'sigmoid', weights: W, bias: b, inputName: 'input_1', outputName: 'dense' },
+      {
+        name: 'georgia-resnet101-tiny',
+        input: { layout: 'NHWC', width: 224, height: 224, channels: 3, colorOrder: 'bgr', resize: 'squash', normalization: 'caffe', name: 'input_1' },
+        output: { kind: 'sigmoid', name: 'dense' },
+        threshold: 0.5,
+      },
+      { tfjs: false },
+    );
   });
 
   it('gives P(PG) = sigmoid(W · caffe-normalised BGR means + b), to 5e-4', async () => {
@@ -99,10 +109,15 @@ describe('Georgia Project path: Keras ResNet-101 signature (224×224×3 NHWC, ca
 
 describe('worker thread', () => {
   it('starts a new worker when the old one died, and answers the same', async () => {
-    const dir = await writeTinyModelDir(join(root, 'restart'), { layout: 'NHWC', width: 32, height: 32, channels: 3, kind: 'sigmoid', weights: [0.01, 0.02, 0.03], bias: [-1] }, {
-      input: { layout: 'NHWC', width: 32, height: 32, channels: 3, colorOrder: 'rgb', resize: 'squash', normalization: 'caffe' },
-      output: { kind: 'sigmoid' },
-    }, { tfjs: false });
+    const dir = await writeTinyModelDir(
+      join(root, 'restart'),
+      { layout: 'NHWC', width: 32, height: 32, channels: 3, kind: 'sigmoid', weights: [0.01, 0.02, 0.03], bias: [-1] },
+      {
+        input: { layout: 'NHWC', width: 32, height: 32, channels: 3, colorOrder: 'rgb', resize: 'squash', normalization: 'caffe' },
+        output: { kind: 'sigmoid' },
+      },
+      { tfjs: false },
+    );
     const classifier = await load(dir);
     const crop = (await renderCrop({ label: 'pg', seed: 77 })).png;
     const [before] = await classifier.classify([crop]);
@@ -117,10 +132,14 @@ describe('PyTorch-style export: NCHW, torch normalisation, two-class softmax', (
   it('reads P(PG) at pgIndex of the softmax', async () => {
     const W = [1, -1, 0.5, 0.2, -0.3, 0.4]; // 3 channels × 2 classes, row-major
     const bias = [0.1, -0.1];
-    const dir = await writeTinyModelDir(join(root, 'torch'), { layout: 'NCHW', width: 64, height: 64, channels: 3, kind: 'softmax', weights: W, bias }, {
-      input: { layout: 'NCHW', width: 64, height: 64, channels: 3, colorOrder: 'rgb', resize: 'squash', normalization: 'torch' },
-      output: { kind: 'softmax', pgIndex: 1 },
-    });
+    const dir = await writeTinyModelDir(
+      join(root, 'torch'),
+      { layout: 'NCHW', width: 64, height: 64, channels: 3, kind: 'softmax', weights: W, bias },
+      {
+        input: { layout: 'NCHW', width: 64, height: 64, channels: 3, colorOrder: 'rgb', resize: 'squash', normalization: 'torch' },
+        output: { kind: 'softmax', pgIndex: 1 },
+      },
+    );
     const classifier = await load(dir);
     const crop = await tintedCrop(6, 'pg', 64);
     const [result] = await classifier.classify([crop.png]);
@@ -137,13 +156,18 @@ describe('tiling, quality gate, OOD and errors', () => {
   // A "brightness detector": P(PG) rises with the mean of the (unit-normalised) grey tile.
   let dir: string;
   beforeAll(async () => {
-    dir = await writeTinyModelDir(join(root, 'bright'), { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [40], bias: [-20], embeddingName: 'embedding' }, {
-      input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
-      output: { kind: 'sigmoid', embeddingName: 'embedding' },
-      tiling: { tile: 64, stride: 64 },
-      // Training tiles' mean grey sits around 0.2 ± 0.1; far brighter or darker ones are OOD.
-      ood: { threshold: 4, mean: [0.2], var: [0.01] },
-    }, { tfjs: false });
+    dir = await writeTinyModelDir(
+      join(root, 'bright'),
+      { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [40], bias: [-20], embeddingName: 'embedding' },
+      {
+        input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
+        output: { kind: 'sigmoid', embeddingName: 'embedding' },
+        tiling: { tile: 64, stride: 64 },
+        // Training tiles' mean grey sits around 0.2 ± 0.1; far brighter or darker ones are OOD.
+        ood: { threshold: 4, mean: [0.2], var: [0.01] },
+      },
+      { tfjs: false },
+    );
   });
 
   it('tiles a full frame, takes the max tile as the frame P(PG) and reports the PG tiles', async () => {
@@ -155,8 +179,13 @@ describe('tiling, quality gate, OOD and errors', () => {
       s = (s * 1103515245 + 12345) & 0x7fffffff;
       noise[i] = noise[i + 1] = noise[i + 2] = 30 + (s % 40);
     }
-    const patch = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 200, b: 200 } } }).png().toBuffer();
-    const frame = await sharp(noise, { raw: { width: 320, height: 256, channels: 3 } }).composite([{ input: patch, left: 128, top: 64 }]).png().toBuffer();
+    const patch = await sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 200, b: 200 } } })
+      .png()
+      .toBuffer();
+    const frame = await sharp(noise, { raw: { width: 320, height: 256, channels: 3 } })
+      .composite([{ input: patch, left: 128, top: 64 }])
+      .png()
+      .toBuffer();
     const [result] = await classifier.classify([frame]);
     assert(result, 'a result for the frame');
     expect(result.predicted).toBe('pg');
@@ -168,7 +197,10 @@ describe('tiling, quality gate, OOD and errors', () => {
 
   it('routes black, saturated, blank and blurred frames to unusable, with pPG null', async () => {
     const classifier = await load(dir);
-    const flat = (v: number) => sharp({ create: { width: 100, height: 100, channels: 3, background: { r: v, g: v, b: v } } }).png().toBuffer();
+    const flat = (v: number) =>
+      sharp({ create: { width: 100, height: 100, channels: 3, background: { r: v, g: v, b: v } } })
+        .png()
+        .toBuffer();
     const crop = await renderCrop({ label: 'cex', seed: 9, width: 100, height: 100 });
     const blurred = await sharp(crop.png).blur(10).png().toBuffer();
     const results = await classifier.classify([await flat(0), await flat(255), await flat(90), blurred]);
@@ -189,7 +221,9 @@ describe('tiling, quality gate, OOD and errors', () => {
         s = (s * 1103515245 + 12345) & 0x7fffffff;
         raw[i] = raw[i + 1] = raw[i + 2] = Math.max(0, Math.min(255, grey + (s % 41) - 20));
       }
-      return sharp(raw, { raw: { width: 64, height: 64, channels: 3 } }).png().toBuffer();
+      return sharp(raw, { raw: { width: 64, height: 64, channels: 3 } })
+        .png()
+        .toBuffer();
     };
     const [typical, odd] = await classifier.classify([await crop(50), await crop(230)]);
     assert(typical && odd, 'a result for each crop');
@@ -204,7 +238,9 @@ describe('tiling, quality gate, OOD and errors', () => {
   it('returns errors per image and still classifies the others', async () => {
     const classifier = await load(dir, { maxPixels: 1_000_000 });
     const good = (await renderCrop({ label: 'cex', seed: 10 })).png;
-    const bomb = await sharp({ create: { width: 2000, height: 2000, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer();
+    const bomb = await sharp({ create: { width: 2000, height: 2000, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+      .png()
+      .toBuffer();
     const results = await classifier.classify([Buffer.from('garbage'), good, bomb, Buffer.alloc(0)]);
     expect(results.map((r) => r.predicted)).toEqual(['error', 'cex', 'error', 'error']);
     expect(results.map((r) => r.errorKind)).toEqual(['undecodable', undefined, 'too-large', 'empty']);
@@ -213,10 +249,14 @@ describe('tiling, quality gate, OOD and errors', () => {
 
 describe('ONNX vs TF.js parity', () => {
   it('tiny model: the same P(PG) on both backends (|Δ| < 1e-4)', async () => {
-    const dir = await writeTinyModelDir(join(root, 'parity'), { layout: 'NHWC', width: 96, height: 96, channels: 3, kind: 'sigmoid', weights: [0.02, 0.01, -0.03], bias: [0.2] }, {
-      input: { layout: 'NHWC', width: 96, height: 96, channels: 3, colorOrder: 'rgb', resize: 'contain', normalization: 'tf' },
-      output: { kind: 'sigmoid' },
-    });
+    const dir = await writeTinyModelDir(
+      join(root, 'parity'),
+      { layout: 'NHWC', width: 96, height: 96, channels: 3, kind: 'sigmoid', weights: [0.02, 0.01, -0.03], bias: [0.2] },
+      {
+        input: { layout: 'NHWC', width: 96, height: 96, channels: 3, colorOrder: 'rgb', resize: 'contain', normalization: 'tf' },
+        output: { kind: 'sigmoid' },
+      },
+    );
     const onnx = await load(dir, { backend: 'onnx' });
     const tfjs = await load(dir, { backend: 'tfjs' });
     expect(tfjs.info.backend).toBe('tfjs');
@@ -230,11 +270,25 @@ describe('ONNX vs TF.js parity', () => {
 describe('OOD statistics as crystalwatch train writes them', () => {
   it('scores against the nearest class, full or diagonal, with the one scorer of src/model/ood.ts', async () => {
     const { oodScorer } = await import('../src/classify/ood.js');
-    const diag = oodScorer({ method: 'mahalanobis-diag-nearest-class', threshold: 3, percentile: 99.5, dimensions: 2, classes: [{ name: 'cex', mean: [0, 0], var: [1, 1] }, { name: 'pg', mean: [10, 10], var: [4, 4] }] });
+    const diag = oodScorer({
+      method: 'mahalanobis-diag-nearest-class',
+      threshold: 3,
+      percentile: 99.5,
+      dimensions: 2,
+      classes: [
+        { name: 'cex', mean: [0, 0], var: [1, 1] },
+        { name: 'pg', mean: [10, 10], var: [4, 4] },
+      ],
+    });
     expect(diag.score(Float32Array.from([0, 0]))).toBe(0);
-    expect(diag.score(Float32Array.from([12, 10]))).toBeCloseTo(Math.sqrt((4 / 4) / 2), 6); // nearest: pg
+    expect(diag.score(Float32Array.from([12, 10]))).toBeCloseTo(Math.sqrt(4 / 4 / 2), 6); // nearest: pg
     // Full covariance [[4, 2], [2, 2]]: L = [[2, 0], [1, 1]], row by row [2, 1, 1].
-    const full = oodScorer({ method: 'mahalanobis-full-nearest-class', threshold: 3, dimensions: 2, classes: [{ name: 'cex', mean: [0, 0], cholesky: [2, 1, 1] }] });
+    const full = oodScorer({
+      method: 'mahalanobis-full-nearest-class',
+      threshold: 3,
+      dimensions: 2,
+      classes: [{ name: 'cex', mean: [0, 0], cholesky: [2, 1, 1] }],
+    });
     // y = L⁻¹(2, 2) = (1, 1): squared distance 2, over 2 dimensions → 1.
     expect(full.score(Float32Array.from([2, 2]))).toBeCloseTo(1, 9);
     expect(full.threshold).toBe(3);
@@ -245,9 +299,17 @@ describe('OOD statistics as crystalwatch train writes them', () => {
     expect(() => oodScorer({ threshold: 3, classes: [{ name: 'cex', mean: [0], var: [1, 1] }], dimensions: 1 }, 'models/x/card.json')).toThrow(
       'model card models/x/card.json: ood.classes[0].var must have 1 number (per-dimension variance, ood.dimensions 1), got 2 values',
     );
-    expect(() => oodScorer({ method: 'mahalanobis-full-nearest-class', threshold: 3, dimensions: 64, classes: [{ name: 'cex', mean: new Array(64).fill(0), cholesky: new Array(12).fill(1) }] }, 'models/x/card.json')).toThrow(
-      /ood\.classes\[0\]\.cholesky must have 2080 numbers .*got 12 values/,
-    );
+    expect(() =>
+      oodScorer(
+        {
+          method: 'mahalanobis-full-nearest-class',
+          threshold: 3,
+          dimensions: 64,
+          classes: [{ name: 'cex', mean: new Array(64).fill(0), cholesky: new Array(12).fill(1) }],
+        },
+        'models/x/card.json',
+      ),
+    ).toThrow(/ood\.classes\[0\]\.cholesky must have 2080 numbers .*got 12 values/);
   });
 });
 
@@ -257,7 +319,8 @@ describe('the shipped model (models/default)', () => {
   if (!present) console.warn(`skipping shipped-model parity: ${shipped}/card.json is absent (the model engineer's models/default has not landed)`);
   it.skipIf(!present)('ONNX and TF.js give the same P(PG) on simulator crops (max |ΔpPG| < 1e-4)', async () => {
     const { card } = await loadModelCard(shipped);
-    if (!(card.files?.onnx && card.files?.tfjs)) throw new Error(`models/default/card.json must list files.onnx and files.tfjs for the parity check, got ${JSON.stringify(card.files)}`);
+    if (!(card.files?.onnx && card.files?.tfjs))
+      throw new Error(`models/default/card.json must list files.onnx and files.tfjs for the parity check, got ${JSON.stringify(card.files)}`);
     const onnx = await load(shipped, { backend: 'onnx' });
     const tfjs = await load(shipped, { backend: 'tfjs' });
     const crops = await Promise.all(Array.from({ length: 16 }, (_, i) => renderCrop({ label: i % 2 ? 'pg' : 'cex', seed: 500 + i })));

@@ -23,12 +23,19 @@ function predict(args: string[]): Promise<{ code: number; stdout: string; stderr
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'cw-predict-'));
   // P(PG) = sigmoid(12·mean grey − 3): bright PG plates score higher than dark needle fields.
-  modelDir = await writeTinyModelDir(join(root, 'model'), { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [12], bias: [-3] }, {
-    input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
-    output: { kind: 'sigmoid' },
-  }, { tfjs: false });
+  modelDir = await writeTinyModelDir(
+    join(root, 'model'),
+    { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [12], bias: [-3] },
+    {
+      input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
+      output: { kind: 'sigmoid' },
+    },
+    { tfjs: false },
+  );
 });
-afterAll(async () => { await rm(root, { recursive: true, force: true }); });
+afterAll(async () => {
+  await rm(root, { recursive: true, force: true });
+});
 
 describe('crystalwatch predict', () => {
   it('--json: one object per file, in order; errors for unreadable and undecodable files; exit code 1', async () => {
@@ -42,15 +49,30 @@ describe('crystalwatch predict', () => {
     const garbage = join(root, 'garbage.png');
     await writeFile(garbage, 'not a png');
     const black = join(root, 'black.png');
-    await writeFile(black, await sharp({ create: { width: 150, height: 150, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer());
+    await writeFile(
+      black,
+      await sharp({ create: { width: 150, height: 150, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .png()
+        .toBuffer(),
+    );
     const missing = join(root, 'missing.png');
 
     const { code, stdout, stderr } = await predict(['--model', modelDir, '--json', files[0]!, garbage, files[1]!, missing, black, files[2]!]);
     expect(code).toBe(1);
     expect(stderr).toContain('2 of 6 file(s) could not be classified');
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; predicted: string; pPG: number | null; reason?: string });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; predicted: string; pPG: number | null; reason?: string });
     expect(lines.map((l) => l.file)).toEqual([files[0], garbage, files[1], missing, black, files[2]]);
-    expect(lines.map((l) => l.predicted)).toEqual([expect.stringMatching(/^(cex|pg)$/), 'error', expect.stringMatching(/^(cex|pg)$/), 'error', 'unusable', expect.stringMatching(/^(cex|pg)$/)]);
+    expect(lines.map((l) => l.predicted)).toEqual([
+      expect.stringMatching(/^(cex|pg)$/),
+      'error',
+      expect.stringMatching(/^(cex|pg)$/),
+      'error',
+      'unusable',
+      expect.stringMatching(/^(cex|pg)$/),
+    ]);
     expect(lines[1]!.reason).toMatch(/cannot decode image/);
     expect(lines[3]!.reason).toMatch(/cannot read file \(ENOENT\)/);
     expect(lines[4]).toMatchObject({ pPG: null, reason: 'black' });

@@ -6,7 +6,9 @@ import type { ModelInput } from '../src/model/card.js';
 
 /** A lossless PNG from raw RGB pixels. */
 async function png(width: number, height: number, rgb: number[]): Promise<Buffer> {
-  return sharp(Buffer.from(rgb), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return sharp(Buffer.from(rgb), { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
 }
 
 /** Decode, resize to the card's input, normalise and lay out one image. */
@@ -64,7 +66,10 @@ describe('normalisation and layout against hand-computed tensors', () => {
   });
 
   it('a grey file into an RGB model: R = G = B = the grey value', async () => {
-    const grey = await sharp(Buffer.from([40, 220]), { raw: { width: 2, height: 1, channels: 1 } }).toColourspace('b-w').png().toBuffer();
+    const grey = await sharp(Buffer.from([40, 220]), { raw: { width: 2, height: 1, channels: 1 } })
+      .toColourspace('b-w')
+      .png()
+      .toBuffer();
     const image = await decodeImage(grey);
     expect(image.channels).toBe(1);
     const t = await tensorOf(grey, { ...base, layout: 'NHWC', colorOrder: 'bgr', normalization: 'unit' });
@@ -95,7 +100,15 @@ describe('normalisation and layout against hand-computed tensors', () => {
 describe('resize modes', () => {
   // 4×2: left half red, right half blue.
   const halves = () => png(4, 2, [255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255, 255, 0, 0, 255, 0, 0, 0, 0, 255, 0, 0, 255]);
-  const input = (resize: ModelInput['resize']): ModelInput => ({ layout: 'NHWC', width: 2, height: 2, channels: 3, colorOrder: 'rgb', resize, normalization: 'unit' });
+  const input = (resize: ModelInput['resize']): ModelInput => ({
+    layout: 'NHWC',
+    width: 2,
+    height: 2,
+    channels: 3,
+    colorOrder: 'rgb',
+    resize,
+    normalization: 'unit',
+  });
 
   it('contain letterboxes: the 4×2 image fills one of two rows, the other is black padding', async () => {
     const t = await tensorOf(await halves(), input('contain'));
@@ -126,7 +139,9 @@ describe('resize modes', () => {
 
 describe('decoding guards', () => {
   it('refuses an image above the pixel limit without decoding it', async () => {
-    const big = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer();
+    const big = await sharp({ create: { width: 3000, height: 3000, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+      .png()
+      .toBuffer();
     const err = await decodeImage(big, 1_000_000).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ImageDecodeError);
     expect((err as ImageDecodeError).reason).toBe('too-large');
@@ -139,7 +154,11 @@ describe('decoding guards', () => {
     const empty = (await decodeImage(Buffer.alloc(0)).catch((e: unknown) => e)) as ImageDecodeError;
     expect(empty.reason).toBe('empty');
     // A truncated PNG (half the bytes) is an error, not a half-black frame.
-    const whole = await png(64, 64, Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 37) % 256));
+    const whole = await png(
+      64,
+      64,
+      Array.from({ length: 64 * 64 * 3 }, (_, i) => (i * 37) % 256),
+    );
     const cut = await decodeImage(whole.subarray(0, whole.length >> 1)).catch((e: unknown) => e as ImageDecodeError);
     expect(cut).toBeInstanceOf(ImageDecodeError);
   });
@@ -165,10 +184,13 @@ describe('quality gate', () => {
   const stats = async (bytes: Buffer) => qualityStats(await decodeImage(bytes));
   const noise = (w: number, h: number, seed = 7) => {
     let s = seed;
-    const rand = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const rand = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     return Array.from({ length: w * h * 3 }, () => Math.floor(40 + rand() * 120));
   };
-  const flat = (w: number, h: number, v: number) => sharp({ create: { width: w, height: h, channels: 3, background: { r: v, g: v, b: v } } }).png().toBuffer();
+  const flat = (w: number, h: number, v: number) =>
+    sharp({ create: { width: w, height: h, channels: 3, background: { r: v, g: v, b: v } } })
+      .png()
+      .toBuffer();
 
   it('refuses black, saturated and blank frames with their reason', async () => {
     expect(judgeQuality(await stats(await flat(200, 200, 3)))).toBe('black');
@@ -179,10 +201,13 @@ describe('quality gate', () => {
   it('refuses a badly blurred frame and passes the same frame in focus', async () => {
     // Needles and a plate on a dark field, drawn as SVG with a fixed seed.
     let s = 11;
-    const r = () => ((s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+    const r = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
     let lines = '';
     for (let i = 0; i < 40; i++) {
-      const x = r() * 200, y = r() * 200, a = r() * Math.PI, l = 20 + r() * 50;
+      const x = r() * 200,
+        y = r() * 200,
+        a = r() * Math.PI,
+        l = 20 + r() * 50;
       lines += `<line x1="${x}" y1="${y}" x2="${x + Math.cos(a) * l}" y2="${y + Math.sin(a) * l}" stroke="rgb(220,220,220)" stroke-width="${1 + r() * 2}"/>`;
     }
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="200" height="200"><rect width="100%" height="100%" fill="rgb(30,30,30)"/><ellipse cx="100" cy="100" rx="50" ry="40" fill="rgb(180,180,170)"/>${lines}</svg>`;
@@ -195,7 +220,16 @@ describe('quality gate', () => {
     expect(blurred.laplacianVariance).toBeLessThan(5); // ...but no edges left
     expect(judgeQuality(blurred)).toBe('out-of-focus');
     // White noise blurred to nothing is blank, the earlier check.
-    expect(judgeQuality(await stats(await sharp(await png(200, 200, noise(200, 200))).blur(12).png().toBuffer()))).toBe('blank');
+    expect(
+      judgeQuality(
+        await stats(
+          await sharp(await png(200, 200, noise(200, 200)))
+            .blur(12)
+            .png()
+            .toBuffer(),
+        ),
+      ),
+    ).toBe('blank');
   });
 });
 
@@ -204,7 +238,11 @@ describe('training/inference parity', () => {
     const { decodeCrop } = await import('../src/model/preprocess.js');
     const { renderCrop } = await import('../simulator/index.js');
     const input: ModelInput = { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' };
-    for (const [seed, label] of [[1, 'cex'], [2, 'pg'], [3, 'pg']] as const) {
+    for (const [seed, label] of [
+      [1, 'cex'],
+      [2, 'pg'],
+      [3, 'pg'],
+    ] as const) {
       const { png } = await renderCrop({ label, seed });
       const training = await decodeCrop(png, 64);
       const image = await decodeImage(png);
@@ -239,7 +277,11 @@ describe('tiles of a full frame by one resize', () => {
 
   it('declines tiles that are not all tile×tile (the caller then resizes per tile)', async () => {
     const { tilesByFrameResize } = await import('../src/classify/preprocess.js');
-    const image = await decodeImage(await sharp({ create: { width: 300, height: 100, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toBuffer());
+    const image = await decodeImage(
+      await sharp({ create: { width: 300, height: 100, channels: 3, background: { r: 9, g: 9, b: 9 } } })
+        .png()
+        .toBuffer(),
+    );
     const input: ModelInput = { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' };
     expect(await tilesByFrameResize(image, tileRegions(300, 100, 192, 160), 192, input)).toBeUndefined();
   });

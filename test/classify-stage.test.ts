@@ -32,12 +32,17 @@ beforeAll(async () => {
   broker = await startTestBroker();
   root = await mkdtemp(join(tmpdir(), 'cw-classify-stage-'));
   // Grey crops: P(PG) = sigmoid(12·mean - 3), mean in [0,1]; PG crops (bright plates) score higher.
-  modelDir = await writeTinyModelDir(join(root, 'model'), { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [12], bias: [-3] }, {
-    name: 'stage-tiny',
-    input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
-    output: { kind: 'sigmoid' },
-    tiling: { tile: 64, stride: 64 },
-  }, { tfjs: false });
+  modelDir = await writeTinyModelDir(
+    join(root, 'model'),
+    { layout: 'NHWC', width: 64, height: 64, channels: 1, kind: 'sigmoid', weights: [12], bias: [-3] },
+    {
+      name: 'stage-tiny',
+      input: { layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit' },
+      output: { kind: 'sigmoid' },
+      tiling: { tile: 64, stride: 64 },
+    },
+    { tfjs: false },
+  );
 });
 
 afterAll(async () => {
@@ -71,9 +76,13 @@ describe('ClassifyStage (in process)', () => {
       await stage.start();
       expect(stage.info).toEqual({ backend: 'onnx', device: 'cpu', model: 'stage-tiny@0.0.1' });
       const crops = await Promise.all([1, 2, 3, 4, 5, 6].map((seed) => renderCrop({ label: seed % 2 ? 'cex' : 'pg', seed })));
-      const black = await sharp({ create: { width: 120, height: 120, channels: 3, background: { r: 0, g: 0, b: 0 } } }).png().toBuffer();
+      const black = await sharp({ create: { width: 120, height: 120, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .png()
+        .toBuffer();
       // A 320×320 frame: tiled (over 2× the 64-px tile), so its prediction carries tiles.
-      const big = await sharp((await renderCrop({ label: 'pg', seed: 40, width: 320, height: 320 })).png).png().toBuffer();
+      const big = await sharp((await renderCrop({ label: 'pg', seed: 40, width: 320, height: 320 })).png)
+        .png()
+        .toBuffer();
       await producer.send({
         topic: topics.frames,
         messages: [
@@ -89,7 +98,15 @@ describe('ClassifyStage (in process)', () => {
       expect([...byId.keys()].sort()).toEqual(['cam-1-0', 'cam-1-1', 'cam-1-2', 'cam-1-3', 'cam-1-4', 'cam-1-5', 'cam-1-6', 'cam-2-8']);
       for (let i = 0; i < 6; i++) {
         const p = byId.get(`cam-1-${i}`)!;
-        expect(p).toMatchObject({ camera: 'cam-1', runId: 'run-1', model: 'stage-tiny@0.0.1', backend: 'onnx', device: 'cpu', label: crops[i]!.label, ingestedAt: 1790000000000 });
+        expect(p).toMatchObject({
+          camera: 'cam-1',
+          runId: 'run-1',
+          model: 'stage-tiny@0.0.1',
+          backend: 'onnx',
+          device: 'cpu',
+          label: crops[i]!.label,
+          ingestedAt: 1790000000000,
+        });
         expect(p.pPG).toBeGreaterThanOrEqual(0);
         expect(p.predicted).toBe(p.pPG! >= 0.5 ? 'pg' : 'cex');
       }
@@ -131,17 +148,25 @@ class ClassifyProcess {
   stderr = '';
 
   constructor(brokers: string, model: string, prefix: string) {
-    this.child = spawn(process.execPath, [CLI, 'classify', '--brokers', brokers, '--model', model, '--topic-prefix', prefix, '--partitions', '4', '--max-batch-size', '8'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CRYSTALWATCH_LOG_PRETTY: '0', CRYSTALWATCH_ORT_THREADS: '1' },
+    this.child = spawn(
+      process.execPath,
+      [CLI, 'classify', '--brokers', brokers, '--model', model, '--topic-prefix', prefix, '--partitions', '4', '--max-batch-size', '8'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, CRYSTALWATCH_LOG_PRETTY: '0', CRYSTALWATCH_ORT_THREADS: '1' },
+      },
+    );
+    this.child.stderr!.on('data', (c: Buffer) => {
+      this.stderr = (this.stderr + c.toString()).slice(-10_000);
     });
-    this.child.stderr!.on('data', (c: Buffer) => { this.stderr = (this.stderr + c.toString()).slice(-10_000); });
     // Logs are JSON lines on stderr (stdout is kept for machine output).
     createInterface({ input: this.child.stderr! }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as { msg?: string; assignment?: Record<string, number[]> };
         if (entry.msg === 'classify: partitions assigned' && entry.assignment) this.assigned = Object.values(entry.assignment).flat();
-      } catch { /* not a log line */ }
+      } catch {
+        /* not a log line */
+      }
     });
   }
 
@@ -177,7 +202,12 @@ describe('two classify processes in one group, one killed with SIGKILL', () => {
         await producer.send({
           topic: topics.frames,
           // Partition by frame so all four partitions (both processes) get work.
-          messages: ids.slice(from, to).map((id, k) => ({ partition: (from + k) % 4, key: id.split('-').slice(0, 2).join('-'), value: crops[(from + k) % 8]!.png, headers: frameHeaders(id, id.split('-').slice(0, 2).join('-')) })),
+          messages: ids.slice(from, to).map((id, k) => ({
+            partition: (from + k) % 4,
+            key: id.split('-').slice(0, 2).join('-'),
+            value: crops[(from + k) % 8]!.png,
+            headers: frameHeaders(id, id.split('-').slice(0, 2).join('-')),
+          })),
         });
       };
       await send(0, 60);

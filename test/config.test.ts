@@ -25,7 +25,10 @@ describe('config', () => {
   it('reads YAML, then lets the environment override it', async () => {
     const file = path.join(dir, 'plant.yaml');
     await writeFile(file, 'cameras:\n  - id: r1-probe\n    watch: /srv/cam1\nclassify:\n  maxBatchSize: 16\nweb:\n  port: 9000\n');
-    const config = await loadConfig({ file, env: { CRYSTALWATCH_WEB_PORT: '9100', KAFKA_BROKERS: 'k1:9092, k2:9092', CRYSTALWATCH_CLASSIFY_MAX_BATCH_SIZE: '64' } });
+    const config = await loadConfig({
+      file,
+      env: { CRYSTALWATCH_WEB_PORT: '9100', KAFKA_BROKERS: 'k1:9092, k2:9092', CRYSTALWATCH_CLASSIFY_MAX_BATCH_SIZE: '64' },
+    });
     expect(config.cameras).toEqual([{ id: 'r1-probe', watch: '/srv/cam1' }]);
     expect(config.web.port).toBe(9100);
     expect(config.classify.maxBatchSize).toBe(64);
@@ -61,7 +64,9 @@ describe('config', () => {
     expect(set.metrics.maxCameras).toBe(8);
     expect(set.limits.maxPixels).toBe(12_000_000);
     await expect(loadConfig({ env: { CRYSTALWATCH_METRICS_MAX_CAMERAS: '0' } })).rejects.toThrow(/metrics\.maxCameras: .*got 0/);
-    await expect(loadConfig({ env: { CRYSTALWATCH_CAMERAS: 'cam one=/x' } })).rejects.toThrow(/cameras\.0\.id: camera id must be 1–64 letters, digits, "\.", "_" or "-", starting with a letter or digit, got "cam one"/);
+    await expect(loadConfig({ env: { CRYSTALWATCH_CAMERAS: 'cam one=/x' } })).rejects.toThrow(
+      /cameras\.0\.id: camera id must be 1–64 letters, digits, "\.", "_" or "-", starting with a letter or digit, got "cam one"/,
+    );
   });
 
   it('parses CRYSTALWATCH_CAMERAS as id=folder pairs', async () => {
@@ -71,7 +76,13 @@ describe('config', () => {
 
   it('masks secrets when printing', async () => {
     const config = await loadConfig({
-      env: { CRYSTALWATCH_WEB_TOKEN: 'supersecret-token', KAFKA_SASL_MECHANISM: 'PLAIN', KAFKA_SASL_USERNAME: 'u', KAFKA_SASL_PASSWORD: 'p4ss', CRYSTALWATCH_ALERT_WEBHOOKS: '[{"url":"https://ops.example/hook","secret":"hmac-key"}]' },
+      env: {
+        CRYSTALWATCH_WEB_TOKEN: 'supersecret-token',
+        KAFKA_SASL_MECHANISM: 'PLAIN',
+        KAFKA_SASL_USERNAME: 'u',
+        KAFKA_SASL_PASSWORD: 'p4ss',
+        CRYSTALWATCH_ALERT_WEBHOOKS: '[{"url":"https://ops.example/hook","secret":"hmac-key"}]',
+      },
     });
     const printed = JSON.stringify(maskSecrets(config));
     expect(printed).not.toContain('supersecret-token');
@@ -84,7 +95,9 @@ describe('config', () => {
 
 describe('config: Kafka from the environment', () => {
   it('reads the KAFKA_* variables, TLS CA file included', async () => {
-    const config = await loadConfig({ env: { KAFKA_BROKERS: 'k1:9093,[::1]:9094', KAFKA_SSL: '1', KAFKA_SSL_CA: '/etc/ssl/plant-ca.pem', KAFKA_CLIENT_ID: 'plant-a' } });
+    const config = await loadConfig({
+      env: { KAFKA_BROKERS: 'k1:9093,[::1]:9094', KAFKA_SSL: '1', KAFKA_SSL_CA: '/etc/ssl/plant-ca.pem', KAFKA_CLIENT_ID: 'plant-a' },
+    });
     expect(config.kafka).toMatchObject({ brokers: ['k1:9093', '[::1]:9094'], clientId: 'plant-a', ssl: { caFile: '/etc/ssl/plant-ca.pem' } });
   });
 
@@ -95,7 +108,7 @@ describe('config: Kafka from the environment', () => {
 });
 
 describe('packageRoot', () => {
-  it('finds the folder of crystalwatch\'s package.json from the code and from below it', async () => {
+  it("finds the folder of crystalwatch's package.json from the code and from below it", async () => {
     const root = packageRoot();
     expect(root).toBe(path.resolve(import.meta.dirname, '..'));
     expect(packageRoot(path.join(root, 'src', 'web', 'static'))).toBe(root);
@@ -106,7 +119,9 @@ describe('packageRoot', () => {
     const other = path.join(dir, 'other-package', 'deep');
     await mkdir(other, { recursive: true });
     await writeFile(path.join(dir, 'other-package', 'package.json'), '{"name":"someone-else"}');
-    expect(() => packageRoot(other)).toThrow(`crystalwatch: cannot find the package root: no package.json named "crystalwatch" in ${other} or any folder above it`);
+    expect(() => packageRoot(other)).toThrow(
+      `crystalwatch: cannot find the package root: no package.json named "crystalwatch" in ${other} or any folder above it`,
+    );
   });
 });
 

@@ -14,7 +14,10 @@ import { classifyMetrics } from '../src/classify/metrics.js';
 import { createQualityMetrics } from '../src/metrics/metrics.js';
 import { createAlertMetrics } from '../src/alert/metrics.js';
 
-interface Declared { type: string; labelNames: string[] }
+interface Declared {
+  type: string;
+  labelNames: string[];
+}
 
 function declaredMetrics(): Map<string, Declared> {
   const registry = new Registry();
@@ -30,7 +33,7 @@ function declaredMetrics(): Map<string, Declared> {
   return out;
 }
 
-describe('impurity dashboard vs the stages\' metric declarations', () => {
+describe("impurity dashboard vs the stages' metric declarations", () => {
   const declared = declaredMetrics();
   const queries = panelQueries(JSON.parse(readFileSync('dashboards/impurity.json', 'utf8')));
 
@@ -50,7 +53,8 @@ describe('impurity dashboard vs the stages\' metric declarations', () => {
         if (used !== base && !declared.has(used) && metric.type !== 'histogram') problems.push(`${q.panel}: ${used} but ${base} is a ${metric.type}`);
         if (metric.type === 'histogram' && used === base) problems.push(`${q.panel}: histogram ${base} used without _bucket/_sum/_count`);
         const before = q.expr.slice(Math.max(0, match.index - 12), match.index);
-        if (metric.type === 'counter' && !/(rate|increase|changes)\($/.test(before)) problems.push(`${q.panel}: counter ${used} read without rate/increase/changes`);
+        if (metric.type === 'counter' && !/(rate|increase|changes)\($/.test(before))
+          problems.push(`${q.panel}: counter ${used} read without rate/increase/changes`);
       }
     }
     expect(problems).toEqual([]);
@@ -61,7 +65,9 @@ describe('impurity dashboard vs the stages\' metric declarations', () => {
     for (const q of queries) {
       const names = [...q.expr.matchAll(/(crystalwatch_[a-z0-9_]+)/g)].map((m) => m[1]!.replace(/_(bucket|sum|count)$/, ''));
       const labels = new Set(names.flatMap((n) => declared.get(n)?.labelNames ?? []));
-      const selectors = [...q.expr.matchAll(/crystalwatch_[a-z0-9_]+\{([^}]*)\}/g)].flatMap((m) => [...m[1]!.matchAll(/([a-z_]+)\s*(=~|!=|!~|=)/g)].map((l) => l[1]!));
+      const selectors = [...q.expr.matchAll(/crystalwatch_[a-z0-9_]+\{([^}]*)\}/g)].flatMap((m) =>
+        [...m[1]!.matchAll(/([a-z_]+)\s*(=~|!=|!~|=)/g)].map((l) => l[1]!),
+      );
       const grouped = [...q.expr.matchAll(/by \(([^)]*)\)/g)].flatMap((m) => m[1]!.split(',').map((s) => s.trim()));
       for (const label of [...selectors, ...grouped]) {
         if (label === 'le' || label === '') continue;

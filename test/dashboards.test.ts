@@ -26,18 +26,35 @@ function simulatedPipeline(registry: Registry): { tick: () => void } {
   const ingestSeconds = new Histogram({ name: 'crystalwatch_ingest_seconds', help: 'h', buckets: [0.005, 0.01, 0.05, 0.1, 0.5], registers: r });
   const classified = new Counter({ name: 'crystalwatch_frames_classified_total', help: 'h', labelNames: ['camera', 'predicted'], registers: r });
   const unusable = new Counter({ name: 'crystalwatch_frames_unusable_total', help: 'h', labelNames: ['camera', 'reason'], registers: r });
-  const inference = new Histogram({ name: 'crystalwatch_inference_seconds', help: 'h', labelNames: ['backend', 'device'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25], registers: r });
+  const inference = new Histogram({
+    name: 'crystalwatch_inference_seconds',
+    help: 'h',
+    labelNames: ['backend', 'device'],
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
+    registers: r,
+  });
   const batch = new Histogram({ name: 'crystalwatch_batch_size', help: 'h', buckets: [1, 2, 4, 8, 16, 32], registers: r });
   const backendInfo = new Gauge({ name: 'crystalwatch_backend_info', help: 'h', labelNames: ['backend', 'device'], registers: r });
   const lag = new Gauge({ name: 'crystalwatch_consumer_lag_messages', help: 'h', labelNames: ['group', 'topic'], registers: r });
   const confusion = new Counter({ name: 'crystalwatch_confusion_total', help: 'h', labelNames: ['camera', 'actual', 'predicted'], registers: r });
-  const rolling = Object.fromEntries(['precision', 'recall', 'f1', 'accuracy'].map((m) => [m, new Gauge({ name: `crystalwatch_rolling_${m}`, help: 'h', labelNames: ['camera', 'window'], registers: r })])) as Record<'precision' | 'recall' | 'f1' | 'accuracy', Gauge>;
+  const rolling = Object.fromEntries(
+    ['precision', 'recall', 'f1', 'accuracy'].map((m) => [
+      m,
+      new Gauge({ name: `crystalwatch_rolling_${m}`, help: 'h', labelNames: ['camera', 'window'], registers: r }),
+    ]),
+  ) as Record<'precision' | 'recall' | 'f1' | 'accuracy', Gauge>;
   const ppg = new Gauge({ name: 'crystalwatch_ppg', help: 'h', labelNames: ['camera'], registers: r });
   const ppgSmoothed = new Gauge({ name: 'crystalwatch_ppg_smoothed', help: 'h', labelNames: ['camera'], registers: r });
   const pgFrames = new Counter({ name: 'crystalwatch_pg_frames_total', help: 'h', labelNames: ['camera'], registers: r });
   const alarm = new Gauge({ name: 'crystalwatch_alarm', help: 'h', labelNames: ['camera'], registers: r });
   const alerts = new Counter({ name: 'crystalwatch_alerts_total', help: 'h', labelNames: ['camera'], registers: r });
-  const fileToPrediction = new Histogram({ name: 'crystalwatch_file_to_prediction_seconds', help: 'h', labelNames: ['camera'], buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: r });
+  const fileToPrediction = new Histogram({
+    name: 'crystalwatch_file_to_prediction_seconds',
+    help: 'h',
+    labelNames: ['camera'],
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: r,
+  });
   const predictionToAlert = new Histogram({ name: 'crystalwatch_prediction_to_alert_seconds', help: 'h', buckets: [0.01, 0.05, 0.1, 0.5, 1], registers: r });
 
   backendInfo.set({ backend: 'onnxruntime', device: 'cpu' }, 1);
@@ -127,15 +144,46 @@ describe('impurity dashboard', () => {
     const queries = panelQueries(dashboardJson);
     const panels = new Set(queries.map((q) => q.panel));
     expect(panels.size).toBeGreaterThanOrEqual(14);
-    const contract = new Set(['frames_ingested_total', 'frames_rejected_total', 'ingest_seconds', 'frames_classified_total', 'frames_unusable_total', 'inference_seconds',
-      'batch_size', 'backend_info', 'consumer_lag_messages', 'confusion_total', 'rolling_precision', 'rolling_recall', 'rolling_f1', 'rolling_accuracy', 'ppg', 'ppg_smoothed',
-      'pg_frames_total', 'alarm', 'alerts_total', 'file_to_prediction_seconds', 'prediction_to_alert_seconds'].map((n) => `crystalwatch_${n}`));
+    const contract = new Set(
+      [
+        'frames_ingested_total',
+        'frames_rejected_total',
+        'ingest_seconds',
+        'frames_classified_total',
+        'frames_unusable_total',
+        'inference_seconds',
+        'batch_size',
+        'backend_info',
+        'consumer_lag_messages',
+        'confusion_total',
+        'rolling_precision',
+        'rolling_recall',
+        'rolling_f1',
+        'rolling_accuracy',
+        'ppg',
+        'ppg_smoothed',
+        'pg_frames_total',
+        'alarm',
+        'alerts_total',
+        'file_to_prediction_seconds',
+        'prediction_to_alert_seconds',
+      ].map((n) => `crystalwatch_${n}`),
+    );
     const used = new Set(queries.flatMap((q) => (q.expr.match(/crystalwatch_[a-z0-9_]+/g) ?? []).map((n) => n.replace(/_(bucket|sum|count)$/, ''))));
-    expect([...used].filter((n) => !contract.has(n)), 'names outside the metric contract').toEqual([]);
-    expect([...contract].filter((n) => !used.has(n)), 'contract metrics no panel shows').toEqual([]);
+    expect(
+      [...used].filter((n) => !contract.has(n)),
+      'names outside the metric contract',
+    ).toEqual([]);
+    expect(
+      [...contract].filter((n) => !used.has(n)),
+      'contract metrics no panel shows',
+    ).toEqual([]);
 
     // Every panel has data once a few scrapes have landed (rate() and increase() need two samples).
-    const resolved = queries.map((q) => ({ name: `${q.panel} [${q.refId ?? ''}]`, expr: substituteVariables(q.expr, { __rate_interval: '30s', __range: '5m' }) }));
+    const resolved = queries.map((q) => ({
+      name: `${q.panel} [${q.refId ?? ''}]`,
+      expr: substituteVariables(q.expr, { __rate_interval: '30s', __range: '5m' }),
+    }));
     await waitForEveryQuery(prometheus!, resolved, { timeout: 60_000, interval: 1000 });
 
     // The quality maths: TP 9, FP 1, FN 3 per tick → precision 0.9, recall 0.75, F1 18/22.
@@ -180,7 +228,9 @@ describe('impurity dashboard', () => {
   });
 
   it('substitutes Grafana variables and refuses unknown ones', () => {
-    expect(substituteVariables('rate(x{camera=~"$camera"}[$__rate_interval]) and y[${__range}] and $__range_s')).toBe('rate(x{camera=~".*"}[1m]) and y[1h] and 3600');
+    expect(substituteVariables('rate(x{camera=~"$camera"}[$__rate_interval]) and y[${__range}] and $__range_s')).toBe(
+      'rate(x{camera=~".*"}[1m]) and y[1h] and 3600',
+    );
     expect(() => substituteVariables('x{job="$job"}')).toThrow(/no value for \$job/);
   });
 });

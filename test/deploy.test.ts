@@ -24,12 +24,23 @@ const skipped = (tool: string): string => ` (skipped: ${tool} is not installed; 
 
 // --- Dockerfile ------------------------------------------------------------------------------
 
-interface Instruction { keyword: string; args: string }
-interface Stage { from: string; name?: string; instructions: Instruction[] }
+interface Instruction {
+  keyword: string;
+  args: string;
+}
+interface Stage {
+  from: string;
+  name?: string;
+  instructions: Instruction[];
+}
 
 /** The Dockerfile's stages and instructions (comments dropped, `\` continuations joined). */
 function parseDockerfile(text: string): Stage[] {
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'));
   const stages: Stage[] = [];
   for (const line of lines) {
     const [, keyword = '', args = ''] = /^(\S+)\s*(.*)$/.exec(line)!;
@@ -121,13 +132,31 @@ describe('the image (Dockerfile)', () => {
 
   it('ships the default model: `crystalwatch predict` classifies a simulated frame with it', () => {
     const frames = join(dir, 'frames');
-    const simulate = inImage(['crystalwatch', 'simulate', 'frames', '--out', frames, '--duration', '1', '--fps', '1', '--size', '320x240', '--fast', '--pg-onset', '0']);
+    const simulate = inImage([
+      'crystalwatch',
+      'simulate',
+      'frames',
+      '--out',
+      frames,
+      '--duration',
+      '1',
+      '--fps',
+      '1',
+      '--size',
+      '320x240',
+      '--fast',
+      '--pg-onset',
+      '0',
+    ]);
     expect(simulate.status, simulate.stderr).toBe(0);
     const png = readdirSync(frames).filter((f) => f.endsWith('.png'));
     expect(png).toHaveLength(1);
     const predict = inImage(['crystalwatch', 'predict', '--json', join(frames, png[0]!)]);
     expect(predict.status, predict.stderr).toBe(0);
-    const [line] = predict.stdout.trim().split('\n').map((l) => JSON.parse(l) as { predicted: string; pPG: number | null });
+    const [line] = predict.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { predicted: string; pPG: number | null });
     assert(line, 'one line of predict --json');
     expect(['cex', 'pg', 'unusable']).toContain(line.predicted);
   });
@@ -138,7 +167,7 @@ describe('the image (Dockerfile)', () => {
       "import { WebServer } from './dist/src/web/index.js';",
       'const web = new WebServer({ registry: new Registry(), port: 0 });',
       'await web.start();',
-      "const page = await fetch(`${web.url}/`);",
+      'const page = await fetch(`${web.url}/`);',
       "console.log(JSON.stringify({ status: page.status, type: page.headers.get('content-type'), html: (await page.text()).includes('<html') }));",
       'await web.close();',
     ].join('\n');
@@ -152,18 +181,28 @@ describe('the image (Dockerfile)', () => {
 
 /** Docker's .dockerignore rules: last matching pattern wins, `!` re-includes, a match on a folder excludes what is inside. */
 function dockerignore(text: string): (path: string) => boolean {
-  const rules = text.split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#')).map((line) => {
-    const include = line.startsWith('!');
-    const pattern = posix.normalize(line.slice(include ? 1 : 0).trim()).replace(/^\/+/, '').replace(/\/+$/, '');
-    const regex = pattern.split(/(\*\*\/?|\*|\?)/).map((part) => {
-      if (part === '**/') return '(?:.*/)?';
-      if (part === '**') return '.*';
-      if (part === '*') return '[^/]*';
-      if (part === '?') return '[^/]';
-      return part.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-    }).join('');
-    return { include, regex: new RegExp(`^${regex}$`) };
-  });
+  const rules = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '' && !l.startsWith('#'))
+    .map((line) => {
+      const include = line.startsWith('!');
+      const pattern = posix
+        .normalize(line.slice(include ? 1 : 0).trim())
+        .replace(/^\/+/, '')
+        .replace(/\/+$/, '');
+      const regex = pattern
+        .split(/(\*\*\/?|\*|\?)/)
+        .map((part) => {
+          if (part === '**/') return '(?:.*/)?';
+          if (part === '**') return '.*';
+          if (part === '*') return '[^/]*';
+          if (part === '?') return '[^/]';
+          return part.replace(/[.+^${}()|[\]\\]/g, '\\$&');
+        })
+        .join('');
+      return { include, regex: new RegExp(`^${regex}$`) };
+    });
   return (path) => {
     const parts = path.split('/');
     const candidates = parts.map((_, i) => parts.slice(0, i + 1).join('/'));
@@ -177,17 +216,47 @@ describe('.dockerignore', () => {
   const excluded = dockerignore(readFileSync(join(root, '.dockerignore'), 'utf8'));
 
   it('keeps local data, installed modules, build output and git history out of the build context', () => {
-    for (const path of ['data', 'data/cameras/cam-1/f-000001.png', 'node_modules', 'node_modules/kafkajs/package.json', 'dist/src/cli.js', '.git/HEAD', 'test-artifacts/page.png', 'npm-debug.log']) {
+    for (const path of [
+      'data',
+      'data/cameras/cam-1/f-000001.png',
+      'node_modules',
+      'node_modules/kafkajs/package.json',
+      'dist/src/cli.js',
+      '.git/HEAD',
+      'test-artifacts/page.png',
+      'npm-debug.log',
+    ]) {
       expect(excluded(path), path).toBe(true);
     }
   });
 
   it('lets in everything the build compiles and the image copies', () => {
     const build = JSON.parse(readFileSync(join(root, 'tsconfig.build.json'), 'utf8')) as { include: string[]; extends?: string };
-    const copied = image.instructions.filter((i) => i.keyword === 'COPY').flatMap((i) => i.args.split(' ').filter((w) => !w.startsWith('--')).slice(0, -1))
-      .map((source) => posix.relative('/app', source)).filter((p) => !['node_modules', 'dist'].includes(p));
-    const needed = ['package.json', 'package-lock.json', 'tsconfig.build.json', build.extends ? posix.normalize(build.extends) : 'tsconfig.json', ...build.include, ...copied];
-    const files = needed.flatMap((p) => (statSync(join(root, p)).isDirectory() ? readdirSync(join(root, p), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => relative(root, join(e.parentPath, e.name))) : [p]));
+    const copied = image.instructions
+      .filter((i) => i.keyword === 'COPY')
+      .flatMap((i) =>
+        i.args
+          .split(' ')
+          .filter((w) => !w.startsWith('--'))
+          .slice(0, -1),
+      )
+      .map((source) => posix.relative('/app', source))
+      .filter((p) => !['node_modules', 'dist'].includes(p));
+    const needed = [
+      'package.json',
+      'package-lock.json',
+      'tsconfig.build.json',
+      build.extends ? posix.normalize(build.extends) : 'tsconfig.json',
+      ...build.include,
+      ...copied,
+    ];
+    const files = needed.flatMap((p) =>
+      statSync(join(root, p)).isDirectory()
+        ? readdirSync(join(root, p), { recursive: true, withFileTypes: true })
+            .filter((e) => e.isFile())
+            .map((e) => relative(root, join(e.parentPath, e.name)))
+        : [p],
+    );
     expect(files.length).toBeGreaterThan(100);
     expect(files.filter(excluded), 'files the image build needs but .dockerignore leaves out').toEqual([]);
   });
@@ -195,7 +264,12 @@ describe('.dockerignore', () => {
 
 // --- docker-compose --------------------------------------------------------------------------
 
-const compose = (...args: string[]) => execFileSync('docker-compose', ['-f', 'deploy/docker-compose.yml', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, CAMERA_DIR: '/srv/camera1' } });
+const compose = (...args: string[]) =>
+  execFileSync('docker-compose', ['-f', 'deploy/docker-compose.yml', ...args], {
+    cwd: root,
+    encoding: 'utf8',
+    env: { ...process.env, CAMERA_DIR: '/srv/camera1' },
+  });
 
 interface ComposeService {
   image?: string;
@@ -216,9 +290,21 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
   });
 
   it('is accepted by docker-compose 1.29 with every service and profile', () => {
-    expect(Object.keys(config.services).sort()).toEqual(['alertmanager', 'classify', 'classify-gpu', 'grafana', 'ingest', 'kafka', 'monitor', 'prometheus', 'simulator']);
+    expect(Object.keys(config.services).sort()).toEqual([
+      'alertmanager',
+      'classify',
+      'classify-gpu',
+      'grafana',
+      'ingest',
+      'kafka',
+      'monitor',
+      'prometheus',
+      'simulator',
+    ]);
     // `up` without --profile leaves the GPU classifier and the simulator off.
-    const profiled = Object.entries(config.services).filter(([, s]) => s.profiles?.length).map(([name, s]) => `${name}:${s.profiles!.join(',')}`);
+    const profiled = Object.entries(config.services)
+      .filter(([, s]) => s.profiles?.length)
+      .map(([name, s]) => `${name}:${s.profiles!.join(',')}`);
     expect(profiled.sort()).toEqual(['classify-gpu:gpu', 'simulator:simulator']);
   });
 
@@ -263,7 +349,11 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
     const out = mkdtempSync(join(tmpdir(), 'crystalwatch-compose-sim-'));
     try {
       const args = (command as string[]).map((a) => (a === '/frames/camera1' ? out : a));
-      const run = spawnSync(process.execPath, [join(root, 'bin', 'crystalwatch.js'), ...(entrypoint as string[]).slice(1), ...args, '--duration', '1', '--fast', '--size', '160x120'], { encoding: 'utf8', timeout: 60_000 });
+      const run = spawnSync(
+        process.execPath,
+        [join(root, 'bin', 'crystalwatch.js'), ...(entrypoint as string[]).slice(1), ...args, '--duration', '1', '--fast', '--size', '160x120'],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
       expect(run.status, run.stderr).toBe(0);
       expect(readdirSync(out).filter((f) => f.startsWith('camera1-') && f.endsWith('.png'))).toHaveLength(2);
     } finally {
@@ -271,27 +361,32 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
     }
   });
 
-  it.skipIf(!onPath('promtool'))(`gives Prometheus a config promtool accepts, with the compose targets and our rules${onPath('promtool') ? '' : skipped('promtool')}`, () => {
-    const command = config.services.prometheus?.command;
-    const script = Array.isArray(command) ? command.join(' ') : String(command);
-    const [rewrite = ''] = script.split(' && exec ');
-    const dir = mkdtempSync(join(tmpdir(), 'crystalwatch-compose-prom-'));
-    try {
-      // Run the same rewrite the container runs, on the same file, then point the rules at this checkout.
-      const local = rewrite.replace('> /prometheus/prometheus.yml', `> ${join(dir, 'rewritten.yml')}`).replace('/etc/prometheus/crystalwatch.yml', resolve(root, 'deploy/prometheus/prometheus.yml'));
-      execFileSync('sh', ['-c', local]);
-      const rewritten = readFileSync(join(dir, 'rewritten.yml'), 'utf8');
-      expect(rewritten).toContain("['ingest:8080', 'classify:8080', 'monitor:8080']");
-      expect(rewritten).toContain("['alertmanager:9093']");
-      expect(rewritten).not.toMatch(/^\s*- targets: \['127\.0\.0\.1/m);
-      writeFileSync(join(dir, 'prometheus.yml'), rewritten.replaceAll('/etc/prometheus/rules/', `${resolve(root, 'deploy/prometheus/rules')}/`));
-      const out = execFileSync('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8' });
-      expect(out).toMatch(/SUCCESS/);
-      expect(out).toMatch(/rules found/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!onPath('promtool'))(
+    `gives Prometheus a config promtool accepts, with the compose targets and our rules${onPath('promtool') ? '' : skipped('promtool')}`,
+    () => {
+      const command = config.services.prometheus?.command;
+      const script = Array.isArray(command) ? command.join(' ') : String(command);
+      const [rewrite = ''] = script.split(' && exec ');
+      const dir = mkdtempSync(join(tmpdir(), 'crystalwatch-compose-prom-'));
+      try {
+        // Run the same rewrite the container runs, on the same file, then point the rules at this checkout.
+        const local = rewrite
+          .replace('> /prometheus/prometheus.yml', `> ${join(dir, 'rewritten.yml')}`)
+          .replace('/etc/prometheus/crystalwatch.yml', resolve(root, 'deploy/prometheus/prometheus.yml'));
+        execFileSync('sh', ['-c', local]);
+        const rewritten = readFileSync(join(dir, 'rewritten.yml'), 'utf8');
+        expect(rewritten).toContain("['ingest:8080', 'classify:8080', 'monitor:8080']");
+        expect(rewritten).toContain("['alertmanager:9093']");
+        expect(rewritten).not.toMatch(/^\s*- targets: \['127\.0\.0\.1/m);
+        writeFileSync(join(dir, 'prometheus.yml'), rewritten.replaceAll('/etc/prometheus/rules/', `${resolve(root, 'deploy/prometheus/rules')}/`));
+        const out = execFileSync('promtool', ['check', 'config', join(dir, 'prometheus.yml')], { encoding: 'utf8' });
+        expect(out).toMatch(/SUCCESS/);
+        expect(out).toMatch(/rules found/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('provisions Grafana with the Prometheus datasource and the generated dashboards', () => {
     const grafana = config.services.grafana;
@@ -299,7 +394,9 @@ describe.skipIf(!onPath('docker-compose'))(`docker-compose${onPath('docker-compo
     const mounts = JSON.stringify(grafana.volumes);
     expect(mounts).toContain(`${root}/dashboards`);
     expect(mounts).toContain(`${root}/deploy/grafana/provisioning`);
-    const datasources = parse(readFileSync('deploy/grafana/provisioning/datasources/prometheus.yml', 'utf8')) as { datasources: { uid: string; type: string; url: string }[] };
+    const datasources = parse(readFileSync('deploy/grafana/provisioning/datasources/prometheus.yml', 'utf8')) as {
+      datasources: { uid: string; type: string; url: string }[];
+    };
     expect(datasources.datasources[0]).toMatchObject({ uid: 'prometheus', type: 'prometheus', url: 'http://prometheus:9090' });
     const providers = parse(readFileSync('deploy/grafana/provisioning/dashboards/crystalwatch.yml', 'utf8')) as { providers: { options: { path: string } }[] };
     expect(providers.providers[0]!.options.path).toBe('/var/lib/grafana/dashboards/crystalwatch');
@@ -315,7 +412,10 @@ interface K8sObject {
   metadata: { name: string; namespace?: string };
   spec?: {
     replicas?: number;
-    template?: { metadata?: { annotations?: Record<string, string> }; spec: { containers: K8sContainer[]; volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[] } };
+    template?: {
+      metadata?: { annotations?: Record<string, string> };
+      spec: { containers: K8sContainer[]; volumes?: { name: string; persistentVolumeClaim?: { claimName: string } }[] };
+    };
   };
 }
 interface K8sContainer {
@@ -340,10 +440,15 @@ describe.skipIf(!onPath('kubectl'))(`kubernetes (kustomize)${onPath('kubectl') ?
   const deployment = (name: string) => byKind('Deployment').find((d) => d.metadata.name === name)!;
 
   it('builds with every object in the crystalwatch namespace', () => {
-    expect(byKind('Deployment').map((d) => d.metadata.name).sort()).toEqual(['classify', 'ingest', 'monitor']);
+    expect(
+      byKind('Deployment')
+        .map((d) => d.metadata.name)
+        .sort(),
+    ).toEqual(['classify', 'ingest', 'monitor']);
     expect(byKind('ConfigMap')).toHaveLength(1);
     expect(byKind('Secret')).toHaveLength(1);
-    for (const o of objects.filter((o) => !['Namespace', 'PersistentVolume'].includes(o.kind))) expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('crystalwatch');
+    for (const o of objects.filter((o) => !['Namespace', 'PersistentVolume'].includes(o.kind)))
+      expect(o.metadata.namespace, `${o.kind}/${o.metadata.name}`).toBe('crystalwatch');
   });
 
   it('probes /healthz and /readyz, takes config from the ConfigMap and is scraped by Prometheus', () => {
@@ -376,7 +481,9 @@ describe.skipIf(!onPath('kubectl'))(`kubernetes (kustomize)${onPath('kubectl') ?
     expect((ingest.spec as unknown as { strategy: { type: string } }).strategy.type).toBe('Recreate');
     const claims = ingest.spec!.template!.spec.volumes!.map((v) => v.persistentVolumeClaim?.claimName);
     expect(claims).toEqual(['camera-share', 'ingest-data']);
-    const pvcs = byKind('PersistentVolumeClaim').map((p) => p.metadata.name).sort();
+    const pvcs = byKind('PersistentVolumeClaim')
+      .map((p) => p.metadata.name)
+      .sort();
     expect(pvcs).toEqual(['camera-share', 'ingest-data']);
   });
 });

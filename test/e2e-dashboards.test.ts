@@ -25,7 +25,12 @@ beforeAll(async () => {
   // unusable at classify), so the rejected/unusable panels have something to show.
   const drop = path.join(dir, 'demo', 'cameras', 'cam-2');
   await writeFile(path.join(drop, 'not-an-image.png'), 'this is not a PNG');
-  await writeFile(path.join(drop, 'blinded.png'), await sharp({ create: { width: 640, height: 480, channels: 3, background: '#000' } }).png().toBuffer());
+  await writeFile(
+    path.join(drop, 'blinded.png'),
+    await sharp({ create: { width: 640, height: 480, channels: 3, background: '#000' } })
+      .png()
+      .toBuffer(),
+  );
 
   prometheus = await startPrometheus({ dir, targets: [`127.0.0.1:${demo.port}`] });
 });
@@ -42,7 +47,10 @@ describe('impurity dashboard on the real pipeline', () => {
     const dashboard = JSON.parse(await readFile(path.join(root, 'dashboards', 'impurity.json'), 'utf8'));
     const queries = panelQueries(dashboard);
     expect(queries.length).toBeGreaterThanOrEqual(14);
-    const panels = queries.map((q) => ({ name: `${q.panel} [${q.refId ?? ''}]`, expr: substituteVariables(q.expr, { __rate_interval: '30s', __range: '5m', __interval: '5s' }) }));
+    const panels = queries.map((q) => ({
+      name: `${q.panel} [${q.refId ?? ''}]`,
+      expr: substituteVariables(q.expr, { __rate_interval: '30s', __range: '5m', __interval: '5s' }),
+    }));
     await waitForEveryQuery(prometheus!, panels, { timeout: 90_000, interval: 2000 });
   });
 });

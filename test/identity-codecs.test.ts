@@ -8,18 +8,39 @@ import { approximateRecordBytes } from '../src/bus/kafka.js';
 import { deadLetterRecord, DEFAULT_DEAD_LETTER_MAX_BYTES } from '../src/bus/dead-letter.js';
 import { KnownCameras } from '../src/bus/known-cameras.js';
 import {
-  decodeAlert, decodeDeadLetter, decodeFrameHeaders, decodeLabel, decodePrediction, encodeJson, identityProblem, IDENTITY_PATTERN,
-  type Alert, type Prediction,
+  decodeAlert,
+  decodeDeadLetter,
+  decodeFrameHeaders,
+  decodeLabel,
+  decodePrediction,
+  encodeJson,
+  identityProblem,
+  IDENTITY_PATTERN,
+  type Alert,
+  type Prediction,
 } from '../src/bus/messages.js';
 import { validateConfig } from '../src/config/index.js';
 
 const prediction: Prediction = {
-  frameId: 'cam-1-20260301T080000000Z-0123456789abcdef', camera: 'cam-1', runId: 'cam-1-2026-03-01', capturedAt: '2026-03-01T08:00:00.000Z',
-  pPG: 0.1, predicted: 'cex', model: 'default@1.0.0', backend: 'onnx', device: 'cpu', latencyMs: 3,
+  frameId: 'cam-1-20260301T080000000Z-0123456789abcdef',
+  camera: 'cam-1',
+  runId: 'cam-1-2026-03-01',
+  capturedAt: '2026-03-01T08:00:00.000Z',
+  pPG: 0.1,
+  predicted: 'cex',
+  model: 'default@1.0.0',
+  backend: 'onnx',
+  device: 'cpu',
+  latencyMs: 3,
 };
 const alert: Alert = {
-  id: 'pg-0123456789abcdef', camera: 'cam-1', runId: 'run-7', state: 'firing', startsAt: '2026-03-01T08:00:00.000Z',
-  evidence: { firstPgFrameId: 'f1', frames: [{ frameId: 'f1', capturedAt: '2026-03-01T08:00:00.000Z', pPG: 0.9 }] }, action: 'stop-batch',
+  id: 'pg-0123456789abcdef',
+  camera: 'cam-1',
+  runId: 'run-7',
+  state: 'firing',
+  startsAt: '2026-03-01T08:00:00.000Z',
+  evidence: { firstPgFrameId: 'f1', frames: [{ frameId: 'f1', capturedAt: '2026-03-01T08:00:00.000Z', pPG: 0.9 }] },
+  action: 'stop-batch',
 };
 const headers = { 'frame-id': 'f1', camera: 'cam-1', 'captured-at': '2026-03-01T08:00:00Z', 'content-type': 'image/png', 'run-id': 'run-7' };
 const longId = 'c'.repeat(20_000);
@@ -39,8 +60,14 @@ describe('camera and run ids: one rule', () => {
     expect(reason).toMatch(/^prediction: camera: camera id must be 1–64 letters, digits/);
     expect(reason).toContain('(20000 characters)');
     expect(reason.length).toBeLessThan(300);
-    expect(decodeAlert(encodeJson({ ...alert, camera: longId }))).toMatchObject({ ok: false, reason: expect.stringMatching(/^alert: camera: camera id must be/) });
-    expect(decodeFrameHeaders({ ...headers, camera: longId })).toMatchObject({ ok: false, reason: expect.stringMatching(/^frame headers: camera: camera id must be/) });
+    expect(decodeAlert(encodeJson({ ...alert, camera: longId }))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^alert: camera: camera id must be/),
+    });
+    expect(decodeFrameHeaders({ ...headers, camera: longId })).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/^frame headers: camera: camera id must be/),
+    });
     expect(decodeLabel(encodeJson({ camera: longId, from: '2026-03-01T08:00:00Z', to: '2026-03-01T09:00:00Z', label: 'pg' })).ok).toBe(false);
   });
 
@@ -48,7 +75,10 @@ describe('camera and run ids: one rule', () => {
     for (const camera of ['', 'cam 1', 'cam/1', '../etc', '-cam', '.hidden', 'cam\n1', 'kamera-ü', 'x'.repeat(65)]) {
       expect(decodePrediction(encodeJson({ ...prediction, camera })).ok, JSON.stringify(camera)).toBe(false);
     }
-    expect(decodePrediction(encodeJson({ ...prediction, runId: 'run 7' }))).toMatchObject({ ok: false, reason: expect.stringMatching(/runId: run id must be/) });
+    expect(decodePrediction(encodeJson({ ...prediction, runId: 'run 7' }))).toMatchObject({
+      ok: false,
+      reason: expect.stringMatching(/runId: run id must be/),
+    });
     expect(decodeFrameHeaders({ ...headers, 'run-id': 'a'.repeat(65) })).toMatchObject({ ok: false, reason: expect.stringMatching(/run-id: run id must be/) });
     expect(identityProblem('camera id', 'cam 1')).toBe('camera id "cam 1" must be 1–64 letters, digits, ".", "_" or "-", starting with a letter or digit');
     expect(identityProblem('camera id', 'cam-1')).toBeUndefined();
@@ -68,7 +98,10 @@ describe('timestamps must parse', () => {
       const decoded = decodePrediction(encodeJson({ ...prediction, capturedAt }));
       expect(decoded.ok, capturedAt).toBe(false);
     }
-    expect(decodePrediction(encodeJson({ ...prediction, capturedAt: 'not-a-date' }))).toMatchObject({ ok: false, reason: 'prediction: capturedAt: Invalid ISO datetime, got "not-a-date"' });
+    expect(decodePrediction(encodeJson({ ...prediction, capturedAt: 'not-a-date' }))).toMatchObject({
+      ok: false,
+      reason: 'prediction: capturedAt: Invalid ISO datetime, got "not-a-date"',
+    });
     expect(decodePrediction(encodeJson({ ...prediction, capturedAt: '2026-03-01T09:00:00.123+01:00' })).ok).toBe(true);
   });
 
@@ -82,17 +115,33 @@ describe('timestamps must parse', () => {
 });
 
 describe('deadLetterRecord', () => {
-  const source = { sourceTopic: 'crystalwatch.predictions', partition: 2, offset: '41', reason: 'prediction: not JSON', stage: 'metrics', at: new Date('2026-03-01T08:00:00Z') };
+  const source = {
+    sourceTopic: 'crystalwatch.predictions',
+    partition: 2,
+    offset: '41',
+    reason: 'prediction: not JSON',
+    stage: 'metrics',
+    at: new Date('2026-03-01T08:00:00Z'),
+  };
 
   it('keeps a small record whole: key, value and headers', () => {
     const record = deadLetterRecord({ ...source, key: 'cam-1', value: Buffer.from('not json'), headers: { 'frame-id': 'f1', camera: Buffer.from('cam-1') } });
     const letter = decodeDeadLetter(record.value as Buffer);
     expect(letter.ok).toBe(true);
     if (!letter.ok) return;
-    expect(letter.value).toMatchObject({ sourceTopic: 'crystalwatch.predictions', partition: 2, offset: '41', stage: 'metrics', at: '2026-03-01T08:00:00.000Z' });
+    expect(letter.value).toMatchObject({
+      sourceTopic: 'crystalwatch.predictions',
+      partition: 2,
+      offset: '41',
+      stage: 'metrics',
+      at: '2026-03-01T08:00:00.000Z',
+    });
     expect(Buffer.from(letter.value.value!.base64, 'base64').toString()).toBe('not json');
     expect(letter.value.value).toMatchObject({ bytes: 8, truncated: false, sha256: createHash('sha256').update('not json').digest('hex') });
-    expect(letter.value.headers.map((h) => [h.name, Buffer.from(h.value.base64, 'base64').toString()])).toEqual([['frame-id', 'f1'], ['camera', 'cam-1']]);
+    expect(letter.value.headers.map((h) => [h.name, Buffer.from(h.value.base64, 'base64').toString()])).toEqual([
+      ['frame-id', 'f1'],
+      ['camera', 'cam-1'],
+    ]);
     expect(record.key?.toString()).toBe('cam-1');
     expect(record.headers).toMatchObject({ 'source-topic': 'crystalwatch.predictions', stage: 'metrics', reason: 'prediction: not JSON' });
   });

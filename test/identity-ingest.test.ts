@@ -38,7 +38,13 @@ function blackPng(width: number, height: number, paddingBytes = 0): Buffer {
   ihdr[8] = 8; // bit depth; colour type 0 (grey), compression, filter, interlace all 0
   const rows = deflateSync(Buffer.alloc((width + 1) * height), { level: 1 });
   const padding = paddingBytes > 0 ? [chunk('tEXt', Buffer.concat([Buffer.from('Comment\0'), Buffer.alloc(paddingBytes, 0x61)]))] : [];
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), ...padding, chunk('IDAT', rows), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr),
+    ...padding,
+    chunk('IDAT', rows),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 let scratch: string;
@@ -59,7 +65,10 @@ describe('one pixel limit', () => {
   it('reads the dimensions from the first bytes of PNG, JPEG and TIFF', async () => {
     const raw = { raw: { width: 300, height: 200, channels: 1 as const } };
     const grey = Buffer.alloc(300 * 200, 90);
-    const jpeg = await sharp(grey, raw).withMetadata({ exif: { IFD0: { Copyright: 'x'.repeat(2000) } } }).jpeg().toBuffer();
+    const jpeg = await sharp(grey, raw)
+      .withMetadata({ exif: { IFD0: { Copyright: 'x'.repeat(2000) } } })
+      .jpeg()
+      .toBuffer();
     const tiff = await sharp(grey, raw).tiff().toBuffer();
     expect(headerDimensions(blackPng(7000, 7000).subarray(0, 33))).toEqual({ kind: 'png', width: 7000, height: 7000 });
     expect(headerDimensions(jpeg.subarray(0, 4096))).toEqual({ kind: 'jpeg', width: 300, height: 200 });
@@ -70,7 +79,9 @@ describe('one pixel limit', () => {
   it('refuses a 7000×7000 header as too-large from its first 33 bytes, before the file is complete', () => {
     const head = blackPng(7000, 7000).subarray(0, 33);
     expect(judgeHead(head, head.subarray(-12), 33, { maxPixels: DEFAULT_MAX_PIXELS, quietMs: 0, stalled: false })).toEqual({
-      do: 'reject', reason: 'too-large', detail: 'header claims 7000×7000 = 49000000 pixels; the limit is 40000000 pixels (limits.maxPixels)',
+      do: 'reject',
+      reason: 'too-large',
+      detail: 'header claims 7000×7000 = 49000000 pixels; the limit is 40000000 pixels (limits.maxPixels)',
     });
   });
 
@@ -80,7 +91,14 @@ describe('one pixel limit', () => {
     await ensureTopics(bus.kafka, topics, 1);
     const watch = join(bus.dir, 'cam-1');
     await mkdir(watch, { recursive: true });
-    const stage = new IngestStage({ kafka: bus.kafka, topics, registry: new Registry(), after: 'keep', cameras: [{ camera: 'cam-1', watch }], ledgerPath: join(bus.dir, 'ledger.jsonl') });
+    const stage = new IngestStage({
+      kafka: bus.kafka,
+      topics,
+      registry: new Registry(),
+      after: 'keep',
+      cameras: [{ camera: 'cam-1', watch }],
+      ledgerPath: join(bus.dir, 'ledger.jsonl'),
+    });
     try {
       await stage.start();
       const small = blackPng(7000, 7000);
@@ -93,7 +111,10 @@ describe('one pixel limit', () => {
       await waitFor(() => stage.stats.rejected === 2 && stage.stats.ingested === 1, { timeout: 30_000, message: '2 rejected and 1 ingested frame' });
       for (const name of ['huge.png', 'huge-padded.png']) {
         const info = JSON.parse(await readFile(join(watch, '.quarantine', `${name}.reason.json`), 'utf8')) as { reason: string; detail: string };
-        expect(info).toMatchObject({ reason: 'too-large', detail: 'header claims 7000×7000 = 49000000 pixels; the limit is 40000000 pixels (limits.maxPixels)' });
+        expect(info).toMatchObject({
+          reason: 'too-large',
+          detail: 'header claims 7000×7000 = 49000000 pixels; the limit is 40000000 pixels (limits.maxPixels)',
+        });
       }
     } finally {
       await stage.close();
@@ -127,7 +148,11 @@ describe('openFrameFile: no links followed', () => {
     const { root, file, seen, secret } = await setup('swapped');
     await rm(file);
     await symlink(secret, file);
-    expect(await openFrameFile(file, seen, root)).toEqual({ ok: false, reason: 'symlink', detail: 'became a symbolic link between the check and the open (not followed); copy the file into the folder instead' });
+    expect(await openFrameFile(file, seen, root)).toEqual({
+      ok: false,
+      reason: 'symlink',
+      detail: 'became a symbolic link between the check and the open (not followed); copy the file into the folder instead',
+    });
   });
 
   it('refuses a folder on the path swapped for a link to outside the watched folder', async () => {

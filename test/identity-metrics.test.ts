@@ -54,10 +54,12 @@ beforeAll(async () => {
   reader = bus.kafka.consumer({ groupId: 'idm-dead-letter-reader', maxBytesPerPartition: 2 * 1024 * 1024 });
   await reader.connect();
   await reader.subscribe({ topic: topics.deadLetter, fromBeginning: true });
-  await reader.run({ eachMessage: async ({ message }) => {
-    const decoded = decodeDeadLetter(message.value);
-    if (decoded.ok) letters.push(decoded.value);
-  } });
+  await reader.run({
+    eachMessage: async ({ message }) => {
+      const decoded = decodeDeadLetter(message.value);
+      if (decoded.ok) letters.push(decoded.value);
+    },
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -76,14 +78,29 @@ describe('metrics stage: identities and sizes from hostile input', () => {
     const seriesBefore = await seriesCount();
     const cameras = Array.from({ length: 3000 }, (_, i) => `madeup-${i.toString(36)}-${createHash('sha1').update(String(i)).digest('hex').slice(0, 8)}`);
     for (let i = 0; i < cameras.length; i += 500) {
-      await producer.send({ topic: topics.predictions, messages: cameras.slice(i, i + 500).map((camera, k) => ({ key: camera, value: JSON.stringify(prediction(camera, i + k)) })) });
+      await producer.send({
+        topic: topics.predictions,
+        messages: cameras.slice(i, i + 500).map((camera, k) => ({ key: camera, value: JSON.stringify(prediction(camera, i + k)) })),
+      });
     }
-    await waitFor(async () => (await counterValue('crystalwatch_unknown_camera_total')) === 3000 - 64, { timeout: 60_000, message: '2,936 predictions counted as unknown cameras' });
+    await waitFor(async () => (await counterValue('crystalwatch_unknown_camera_total')) === 3000 - 64, {
+      timeout: 60_000,
+      message: '2,936 predictions counted as unknown cameras',
+    });
     const series = await seriesCount();
     const exposition = await registry.metrics();
     gc();
     const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
-    console.log(JSON.stringify({ figure: 'identity_metrics_unknown_cameras', predictions: 3000, seriesBefore, seriesAfter: series, metricsBytes: exposition.length, heapGrowthBytes: heapGrowth }));
+    console.log(
+      JSON.stringify({
+        figure: 'identity_metrics_unknown_cameras',
+        predictions: 3000,
+        seriesBefore,
+        seriesAfter: series,
+        metricsBytes: exposition.length,
+        heapGrowthBytes: heapGrowth,
+      }),
+    );
 
     // 64 cameras × 11 per-camera series (6 confusion cells, pg frames, last frame, unusable ratio, P(PG), smoothed P(PG)).
     expect(series - seriesBefore).toBe(64 * 11);
@@ -102,7 +119,10 @@ describe('metrics stage: identities and sizes from hostile input', () => {
     const garbage = Buffer.alloc(13 * 1024 * 1024);
     for (let i = 0; i < garbage.length; i += 1) garbage[i] = (i * 2654435761) >>> 24;
     await producer.send({ topic: topics.predictions, messages: [{ key: 'cam-1', value: garbage, headers: { 'frame-id': 'huge-1' } }] });
-    const letter = await waitFor(() => letters.find((l) => l.value !== null && l.value.bytes === garbage.length), { timeout: 60_000, message: 'the dead letter of the 13 MB record' });
+    const letter = await waitFor(() => letters.find((l) => l.value !== null && l.value.bytes === garbage.length), {
+      timeout: 60_000,
+      message: 'the dead letter of the 13 MB record',
+    });
     expect(letter.stage).toBe('metrics');
     expect(letter.reason).toMatch(/^prediction: not JSON/);
     expect(letter.value).toMatchObject({ bytes: 13 * 1024 * 1024, sha256: createHash('sha256').update(garbage).digest('hex'), truncated: true });
@@ -110,6 +130,8 @@ describe('metrics stage: identities and sizes from hostile input', () => {
     expect(prefix.length).toBe(4096);
     expect(prefix.equals(garbage.subarray(0, 4096))).toBe(true);
     expect(letter.key).toMatchObject({ bytes: 5, base64: Buffer.from('cam-1').toString('base64'), truncated: false });
-    expect(letter.headers).toEqual([{ name: 'frame-id', value: expect.objectContaining({ base64: Buffer.from('huge-1').toString('base64'), truncated: false }) }]);
+    expect(letter.headers).toEqual([
+      { name: 'frame-id', value: expect.objectContaining({ base64: Buffer.from('huge-1').toString('base64'), truncated: false }) },
+    ]);
   }, 120_000);
 });

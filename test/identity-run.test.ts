@@ -26,7 +26,11 @@ function env(extra: Record<string, string>): NodeJS.ProcessEnv {
 
 describe('crystalwatch run: web on a public address needs a token', () => {
   it('refuses CRYSTALWATCH_WEB_HOST=0.0.0.0 without a token, naming web.token and web.host', () => {
-    const result = spawnSync(process.execPath, [cli, 'run', '--stages', 'monitor,web'], { encoding: 'utf8', timeout: 60_000, env: env({ CRYSTALWATCH_WEB_HOST: '0.0.0.0', CRYSTALWATCH_WEB_PORT: '0' }) });
+    const result = spawnSync(process.execPath, [cli, 'run', '--stages', 'monitor,web'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: env({ CRYSTALWATCH_WEB_HOST: '0.0.0.0', CRYSTALWATCH_WEB_PORT: '0' }),
+    });
     expect(result.status).toBe(2);
     expect(result.stderr).toContain('crystalwatch run: refusing to start: web.host is "0.0.0.0", which is not a loopback address, and web.token is not set');
     expect(result.stderr).toContain('Set web.token (CRYSTALWATCH_WEB_TOKEN');

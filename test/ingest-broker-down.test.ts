@@ -40,17 +40,37 @@ describe('ingest while the broker is down', () => {
     const watch = join(dir, 'cam');
     await mkdir(watch, { recursive: true });
 
-    const images = await Promise.all(Array.from({ length: 8 }, (_, i) => sharp(noise(150, 150, i + 1), { raw: { width: 150, height: 150, channels: 1 } }).png().toBuffer()));
+    const images = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        sharp(noise(150, 150, i + 1), { raw: { width: 150, height: 150, channels: 1 } })
+          .png()
+          .toBuffer(),
+      ),
+    );
     const frameBytes = Math.max(...images.map((b) => b.length));
     const maxInFlightBytes = 10 * frameBytes; // about 10 frames: reading must stop during the outage
     const registry = new Registry();
-    const ingest = new IngestStage({ kafka, topics, registry, after: 'move', maxInFlightBytes, reconcileIntervalMs: 500, cameras: [{ camera: 'cam', watch }], ledgerPath: join(dir, 'ledger.jsonl') });
+    const ingest = new IngestStage({
+      kafka,
+      topics,
+      registry,
+      after: 'move',
+      maxInFlightBytes,
+      reconcileIntervalMs: 500,
+      cameras: [{ camera: 'cam', watch }],
+      ledgerPath: join(dir, 'ledger.jsonl'),
+    });
     stage = ingest; // closed by afterEach
     await ingest.start();
 
     let maxInFlight = 0;
     const sampler = setInterval(() => {
-      void registry.getSingleMetric('crystalwatch_ingest_in_flight_bytes')!.get().then((m) => { maxInFlight = Math.max(maxInFlight, m.values[0]?.value ?? 0); });
+      void registry
+        .getSingleMetric('crystalwatch_ingest_in_flight_bytes')!
+        .get()
+        .then((m) => {
+          maxInFlight = Math.max(maxInFlight, m.values[0]?.value ?? 0);
+        });
     }, 20);
 
     const total = 300; // 30 frames/s for 10 s
@@ -69,7 +89,11 @@ describe('ingest while the broker is down', () => {
     await waitFor(() => ingest.stats.ingested >= 60, { timeout: 30_000, message: '60 frames ingested before the outage' });
     await broker.close();
     // A batch the broker answered while closing may still be finishing: wait until the count holds still.
-    const downAt = await waitForQuiet(() => ingest.stats.ingested, { quietMs: 500, timeout: 10_000, message: 'the ingested count to stop moving once the broker is down' });
+    const downAt = await waitForQuiet(() => ingest.stats.ingested, {
+      quietMs: 500,
+      timeout: 10_000,
+      message: 'the ingested count to stop moving once the broker is down',
+    });
     // The outage itself is the scenario under test, not a synchronisation: the broker stays away
     // while the camera keeps writing, and nothing may count as ingested meanwhile.
     await new Promise((r) => setTimeout(r, 9_000));
@@ -78,7 +102,11 @@ describe('ingest while the broker is down', () => {
     expect((await readdir(watch)).filter((n) => n.endsWith('.png')).length).toBeGreaterThan(0);
     broker = await startBroker({ port, dataDir });
     await writer;
-    await waitFor(() => ingest.stats.ingested >= total, { timeout: 60_000, message: `all ${total} frames ingested after the outage`, detail: () => `ingested ${ingest.stats.ingested}` });
+    await waitFor(() => ingest.stats.ingested >= total, {
+      timeout: 60_000,
+      message: `all ${total} frames ingested after the outage`,
+      detail: () => `ingested ${ingest.stats.ingested}`,
+    });
     clearInterval(sampler);
 
     const frames = await readTopic(kafka, topics.frames, (r) => {
@@ -95,7 +123,10 @@ describe('ingest while the broker is down', () => {
     // Bounded memory: never more than the budget plus one frame (one frame always fits).
     expect(maxInFlight).toBeLessThanOrEqual(maxInFlightBytes + frameBytes);
     expect(maxInFlight).toBeGreaterThan(0);
-    await waitFor(async () => (await readdir(join(watch, '.archive'))).length >= total, { timeout: 10_000, message: `all ${total} files archived after their ack` });
+    await waitFor(async () => (await readdir(join(watch, '.archive'))).length >= total, {
+      timeout: 10_000,
+      message: `all ${total} files archived after their ack`,
+    });
     expect((await readdir(join(watch, '.archive'))).length).toBe(total);
   });
 });

@@ -54,10 +54,31 @@ async function archived(watch: string): Promise<number> {
 
 function startIngest(watch: string, ledger: string, topics: Topics): ChildProcess {
   const cli = resolve(import.meta.dirname, '../bin/crystalwatch.js');
-  const child = spawn(process.execPath, [cli, 'ingest', '--watch', watch, '--camera', 'cam', '--brokers', broker.address, '--ledger', ledger,
-    '--after', 'move', '--reconcile-ms', '500', '--topic-prefix', topics.frames.replace(/frames$/, '')], {
-    stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CRYSTALWATCH_LOG_LEVEL: 'warn', CRYSTALWATCH_LOG_PRETTY: '0' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      cli,
+      'ingest',
+      '--watch',
+      watch,
+      '--camera',
+      'cam',
+      '--brokers',
+      broker.address,
+      '--ledger',
+      ledger,
+      '--after',
+      'move',
+      '--reconcile-ms',
+      '500',
+      '--topic-prefix',
+      topics.frames.replace(/frames$/, ''),
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, CRYSTALWATCH_LOG_LEVEL: 'warn', CRYSTALWATCH_LOG_PRETTY: '0' },
+    },
+  );
   children.add(child);
   return child;
 }
@@ -87,7 +108,11 @@ describe('ingest crash safety', () => {
       }
     })();
     // Kill at different moments after an ack, so some kills land mid-request.
-    for (const [killAt, delayMs] of [[120, 0], [260, 7], [400, 19]] as const) {
+    for (const [killAt, delayMs] of [
+      [120, 0],
+      [260, 7],
+      [400, 19],
+    ] as const) {
       await waitFor(async () => (await archived(watch)) >= killAt, { timeout: 60_000, interval: 5, message: `${killAt} frames archived before kill -9` });
       // The scenario, not a synchronisation: kill 0, 7 or 19 ms after that ack.
       if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));

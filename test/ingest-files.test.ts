@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { isIgnoredName, labelFromPath, readSidecar, sidecarPathFor } from '../src/ingest/files.js';
 
 const dirs: string[] = [];
-afterEach(async () => { for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true }); });
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
 
 describe('ingest file conventions', () => {
   it('ground truth from folder names: cex/pg and 0/1, deepest wins', () => {
@@ -20,7 +22,8 @@ describe('ingest file conventions', () => {
   });
 
   it('ignores temporary names, dot files and sidecars', () => {
-    for (const name of ['a.png.tmp', '.a.png.tmp', 'a.part', 'a.png.partial', 'a.crdownload', 'a.png~', '.ingest-ledger.jsonl', 'a.json']) expect(isIgnoredName(name), name).toBe(true);
+    for (const name of ['a.png.tmp', '.a.png.tmp', 'a.part', 'a.png.partial', 'a.crdownload', 'a.png~', '.ingest-ledger.jsonl', 'a.json'])
+      expect(isIgnoredName(name), name).toBe(true);
     for (const name of ['a.png', 'a.jpg', 'a.tif', 'frame-0001.PNG', 'notes.txt']) expect(isIgnoredName(name), name).toBe(false);
   });
 
@@ -30,8 +33,21 @@ describe('ingest file conventions', () => {
     const image = join(dir, 'cam-1-20261122T100000000-000001.png');
     expect(sidecarPathFor(image)).toBe(join(dir, 'cam-1-20261122T100000000-000001.json'));
     expect(await readSidecar(sidecarPathFor(image))).toEqual({ state: 'absent' });
-    await writeFile(sidecarPathFor(image), JSON.stringify({ camera: 'cam-1', capturedAt: '2026-11-22T10:00:00.000Z', label: 'pg', pgBoxes: [{ x: 1, y: 2, width: 3, height: 4 }], frameIndex: 1, fault: 'corrupt' }));
-    expect(await readSidecar(sidecarPathFor(image))).toMatchObject({ state: 'ok', sidecar: { label: 'pg', capturedAt: '2026-11-22T10:00:00.000Z', frameIndex: 1 } });
+    await writeFile(
+      sidecarPathFor(image),
+      JSON.stringify({
+        camera: 'cam-1',
+        capturedAt: '2026-11-22T10:00:00.000Z',
+        label: 'pg',
+        pgBoxes: [{ x: 1, y: 2, width: 3, height: 4 }],
+        frameIndex: 1,
+        fault: 'corrupt',
+      }),
+    );
+    expect(await readSidecar(sidecarPathFor(image))).toMatchObject({
+      state: 'ok',
+      sidecar: { label: 'pg', capturedAt: '2026-11-22T10:00:00.000Z', frameIndex: 1 },
+    });
     await writeFile(sidecarPathFor(image), '{"label": "pg",');
     expect(await readSidecar(sidecarPathFor(image))).toMatchObject({ state: 'invalid', detail: expect.stringMatching(/is not JSON/) });
     await writeFile(sidecarPathFor(image), '{"label": "impurity"}');

@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { Ledger, type SendRecord } from '../src/ingest/ledger.js';
 
 const dirs: string[] = [];
-afterEach(async () => { for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true }); });
+afterEach(async () => {
+  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+});
 
 const send = (path: string, frameId: string): SendRecord => ({ t: 'send', camera: 'cam1', path, size: 10, mtimeMs: 1, sha256: 'ab', frameId, at: '' });
 
@@ -17,7 +19,10 @@ describe('ingest ledger', () => {
     const a = new Ledger(path);
     await a.open();
     await a.append([send('a.png', 'f-a'), send('b.png', 'f-b'), send('c.png', 'f-c')]);
-    await a.append([{ t: 'ack', frameId: 'f-a', partition: 0, offset: '41', at: '' }, { t: 'ack', frameId: 'f-b', partition: 0, offset: '42', at: '' }]);
+    await a.append([
+      { t: 'ack', frameId: 'f-a', partition: 0, offset: '41', at: '' },
+      { t: 'ack', frameId: 'f-b', partition: 0, offset: '42', at: '' },
+    ]);
     await a.close();
     await a.close(); // idempotent
     await appendFile(path, '{"t":"ack","frameId":"f-c","parti'); // crash mid-write

@@ -35,7 +35,12 @@ afterEach(async () => {
   await bus.close();
 });
 
-interface Received { headers: FrameHeaders; value: Buffer; partition: number; offset: string }
+interface Received {
+  headers: FrameHeaders;
+  value: Buffer;
+  partition: number;
+  offset: string;
+}
 
 /**
  * Every record of `topic` from the beginning, duplicates included: at least `expected`, then
@@ -70,7 +75,11 @@ describe('ingest → frames (real broker, real files)', () => {
     const cams = ['cam-a', 'cam-b'];
     for (const c of cams) await mkdir(join(dir, c), { recursive: true });
     const stage = new IngestStage({
-      kafka, topics, registry, after: 'keep', reconcileIntervalMs: 500,
+      kafka,
+      topics,
+      registry,
+      after: 'keep',
+      reconcileIntervalMs: 500,
       cameras: cams.map((camera) => ({ camera, watch: join(dir, camera), runId: 'run-1' })),
       ledgerPath: join(dir, 'ledger.jsonl'),
     });
@@ -112,29 +121,51 @@ describe('ingest → frames (real broker, real files)', () => {
       expect(times).toEqual([...times].sort()); // in capture order
       expect(mine.map((m) => sha(m.value))).toEqual(expected.get(camera)); // bytes untouched
       expect(mine.map((m) => m.headers.label)).toEqual(mine.map((_, i) => (i % 2 === 0 ? 'cex' : 'pg')));
-      expect(mine.every((m) => m.headers['content-type'] === 'image/png' && m.headers['run-id'] === 'run-1' && Number(m.headers['completed-at']) > 0)).toBe(true);
+      expect(mine.every((m) => m.headers['content-type'] === 'image/png' && m.headers['run-id'] === 'run-1' && Number(m.headers['completed-at']) > 0)).toBe(
+        true,
+      );
     }
     expect(stage.stats).toEqual({ ingested: 1000, rejected: 0 });
     const ingested = await registry.getSingleMetric('crystalwatch_frames_ingested_total')!.get();
-    expect(ingested.values.map((v) => [v.labels.camera, v.value]).sort()).toEqual([['cam-a', 500], ['cam-b', 500]]);
+    expect(ingested.values.map((v) => [v.labels.camera, v.value]).sort()).toEqual([
+      ['cam-a', 500],
+      ['cam-b', 500],
+    ]);
     const latency = await registry.getSingleMetric('crystalwatch_ingest_seconds')!.get();
-    expect(latency.values.filter((v) => (v as { metricName?: string }).metricName === 'crystalwatch_ingest_seconds_count').reduce((s, v) => s + v.value, 0)).toBe(1000);
+    expect(
+      latency.values.filter((v) => (v as { metricName?: string }).metricName === 'crystalwatch_ingest_seconds_count').reduce((s, v) => s + v.value, 0),
+    ).toBe(1000);
   });
 
   it('slow in-place writers never produce a partial frame, and move only after the ack', async () => {
     const watch = join(dir, 'cam-slow');
     await mkdir(watch, { recursive: true });
     const stage = new IngestStage({
-      kafka, topics, registry: new Registry(), after: 'move', reconcileIntervalMs: 300, stallTimeoutMs: 3_000,
-      cameras: [{ camera: 'cam-slow', watch }], ledgerPath: join(dir, 'ledger.jsonl'),
+      kafka,
+      topics,
+      registry: new Registry(),
+      after: 'move',
+      reconcileIntervalMs: 300,
+      stallTimeoutMs: 3_000,
+      cameras: [{ camera: 'cam-slow', watch }],
+      ledgerPath: join(dir, 'ledger.jsonl'),
     });
     closers.push(() => stage.close());
     await stage.start();
 
     const full = await noisePng(1280, 960, 99);
-    const jpeg = await sharp(noise(1280, 960, 5), { raw: { width: 1280, height: 960, channels: 1 } }).jpeg({ quality: 90 }).toBuffer();
-    const tiff = await sharp(noise(640, 480, 8), { raw: { width: 640, height: 480, channels: 1 } }).tiff().toBuffer();
-    const files: Array<[string, Buffer]> = [['slow-0.png', full], ['slow-1.jpg', jpeg], ['slow-2.png', await noisePng(640, 480, 3)], ['slow-3.tif', tiff]];
+    const jpeg = await sharp(noise(1280, 960, 5), { raw: { width: 1280, height: 960, channels: 1 } })
+      .jpeg({ quality: 90 })
+      .toBuffer();
+    const tiff = await sharp(noise(640, 480, 8), { raw: { width: 640, height: 480, channels: 1 } })
+      .tiff()
+      .toBuffer();
+    const files: Array<[string, Buffer]> = [
+      ['slow-0.png', full],
+      ['slow-1.jpg', jpeg],
+      ['slow-2.png', await noisePng(640, 480, 3)],
+      ['slow-3.tif', tiff],
+    ];
     for (const [name, bytes] of files) {
       // Write in place, 64 KiB at a time with pauses, like a camera driver streaming to disk.
       const handle = await open(join(watch, name), 'w');
@@ -149,7 +180,10 @@ describe('ingest → frames (real broker, real files)', () => {
     expect(got.map((m) => sha(m.value))).toEqual(files.map(([, b]) => sha(b)));
     expect(got.map((m) => m.headers['content-type'])).toEqual(['image/png', 'image/jpeg', 'image/png', 'image/tiff']);
     // After the ack the files went to .archive/; nothing left in the drop folder.
-    await waitFor(async () => (await readdir(join(watch, '.archive')).catch(() => [])).length >= files.length, { timeout: 10_000, message: `all ${files.length} files archived after their ack` });
+    await waitFor(async () => (await readdir(join(watch, '.archive')).catch(() => [])).length >= files.length, {
+      timeout: 10_000,
+      message: `all ${files.length} files archived after their ack`,
+    });
     expect((await readdir(join(watch, '.archive'))).sort()).toEqual(files.map(([n]) => n).sort());
     expect((await readdir(watch)).filter((n) => !n.startsWith('.'))).toEqual([]);
     expect(stage.stats).toEqual({ ingested: files.length, rejected: 0 });

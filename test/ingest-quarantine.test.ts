@@ -26,7 +26,6 @@ afterEach(async () => {
   await bus.close();
 });
 
-
 describe('ingest quarantine', () => {
   it('sends each kind of bad input to quarantine with its reason, and still ingests the good frame', async () => {
     const topics = topicNames('q.');
@@ -39,16 +38,34 @@ describe('ingest quarantine', () => {
     await writeFile(join(watch, 'truncated.png'), good.subarray(0, Math.floor(good.length / 2)));
 
     const logLines: string[] = [];
-    const logger = pino({ level: 'warn' }, { write: (line: string) => { logLines.push(line); } });
+    const logger = pino(
+      { level: 'warn' },
+      {
+        write: (line: string) => {
+          logLines.push(line);
+        },
+      },
+    );
     const registry = new Registry();
     const stage = new IngestStage({
-      kafka, topics, registry, logger, after: 'keep', stallTimeoutMs: 400, reconcileIntervalMs: 300, maxFileBytes: 200_000,
-      cameras: [{ camera: 'cam', watch }], ledgerPath: join(dir, 'ledger.jsonl'),
+      kafka,
+      topics,
+      registry,
+      logger,
+      after: 'keep',
+      stallTimeoutMs: 400,
+      reconcileIntervalMs: 300,
+      maxFileBytes: 200_000,
+      cameras: [{ camera: 'cam', watch }],
+      ledgerPath: join(dir, 'ledger.jsonl'),
     });
     try {
       await stage.start();
       const expected: Record<string, string> = { 'truncated.png': 'truncated' };
-      const drop = async (name: string, bytes: Buffer | string, reason: string) => { await writeFile(join(watch, name), bytes); expected[name] = reason; };
+      const drop = async (name: string, bytes: Buffer | string, reason: string) => {
+        await writeFile(join(watch, name), bytes);
+        expected[name] = reason;
+      };
 
       await drop('empty.png', '', 'empty');
       const corrupt = Buffer.from(good);

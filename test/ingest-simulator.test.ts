@@ -35,11 +35,34 @@ describe('simulator camera → ingest', () => {
     const watch = join(dir, 'cam-1');
     await mkdir(watch, { recursive: true });
     const registry = new Registry();
-    const stage = new IngestStage({ kafka, topics, registry, after: 'move', stallTimeoutMs: 1_000, reconcileIntervalMs: 500, cameras: [{ camera: 'cam-1', watch }], ledgerPath: join(dir, 'ledger.jsonl') });
+    const stage = new IngestStage({
+      kafka,
+      topics,
+      registry,
+      after: 'move',
+      stallTimeoutMs: 1_000,
+      reconcileIntervalMs: 500,
+      cameras: [{ camera: 'cam-1', watch }],
+      ledgerPath: join(dir, 'ledger.jsonl'),
+    });
     await stage.start();
 
     const truths: FrameTruth[] = [];
-    const camera = new FrameCamera({ out: watch, camera: 'cam-1', fps: 10, durationS: 4, width: 320, height: 240, pgOnsetS: 2, seed: 42, write: 'slow', faults: 0.2, onFrame: (_path, truth) => { truths.push(truth); } });
+    const camera = new FrameCamera({
+      out: watch,
+      camera: 'cam-1',
+      fps: 10,
+      durationS: 4,
+      width: 320,
+      height: 240,
+      pgOnsetS: 2,
+      seed: 42,
+      write: 'slow',
+      faults: 0.2,
+      onFrame: (_path, truth) => {
+        truths.push(truth);
+      },
+    });
     try {
       await camera.start();
       await camera.done();
@@ -47,7 +70,11 @@ describe('simulator camera → ingest', () => {
       const damaged = truths.filter((t) => t.fault);
       expect(truths.length).toBe(40);
       expect(damaged.length).toBeGreaterThan(0);
-      await waitFor(() => stage.stats.ingested + stage.stats.rejected >= truths.length, { timeout: 30_000, message: `all ${truths.length} frames ingested or rejected`, detail: () => JSON.stringify(stage.stats) });
+      await waitFor(() => stage.stats.ingested + stage.stats.rejected >= truths.length, {
+        timeout: 30_000,
+        message: `all ${truths.length} frames ingested or rejected`,
+        detail: () => JSON.stringify(stage.stats),
+      });
       expect(stage.stats).toEqual({ ingested: good.length, rejected: damaged.length });
 
       const frames = await readTopic(kafka, topics.frames, (r): FrameHeaders => {
@@ -56,7 +83,9 @@ describe('simulator camera → ingest', () => {
         return h.value;
       });
       // Every good frame, then 1 s with no more: a duplicate would show up in that time.
-      const got = await frames.quiet({ atLeast: good.length, quietMs: 1000, timeout: 30_000, message: `${good.length} good frames on the topic` }).finally(() => frames.close());
+      const got = await frames
+        .quiet({ atLeast: good.length, quietMs: 1000, timeout: 30_000, message: `${good.length} good frames on the topic` })
+        .finally(() => frames.close());
 
       expect(got.map((h) => h['captured-at'])).toEqual(good.map((t) => new Date(t.capturedAt).toISOString()));
       expect(got.map((h) => h.label)).toEqual(good.map((t) => t.label));

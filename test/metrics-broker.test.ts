@@ -37,7 +37,8 @@ beforeAll(async () => {
   await producer.connect();
   // Create the topics before anyone subscribes (a valid record on each; the dead-letter reader skips its marker).
   await producer.send({ topic: topics.predictions, messages: [{ key: 'cam-z', value: JSON.stringify(prediction('cam-z', 0, 0.01)) }] });
-  for (const topic of [topics.labels, topics.deadLetter]) await producer.send({ topic, messages: [{ key: 'x', value: JSON.stringify({ frameId: 'marker', label: 'cex' }) }] });
+  for (const topic of [topics.labels, topics.deadLetter])
+    await producer.send({ topic, messages: [{ key: 'x', value: JSON.stringify({ frameId: 'marker', label: 'cex' }) }] });
   metrics = new MetricsStage({ kafka, topics, registry, groupId: 'mb-metrics', windows: { frames: 100, seconds: 600 } });
   alerts = new AlertStage({ kafka, topics, registry, groupId: 'mb-alert', sinks: { topic: false } });
   metrics.on('quality', (q: QualityEvent) => quality.push(q));
@@ -45,10 +46,12 @@ beforeAll(async () => {
   await Promise.all([metrics.start(), alerts.start()]);
   await reader.connect();
   await reader.subscribe({ topic: topics.deadLetter, fromBeginning: true });
-  await reader.run({ eachMessage: async ({ message }) => {
-    const letter = JSON.parse(message.value!.toString()) as Record<string, unknown>;
-    if (letter.stage) deadLetters.push(letter);
-  } });
+  await reader.run({
+    eachMessage: async ({ message }) => {
+      const letter = JSON.parse(message.value!.toString()) as Record<string, unknown>;
+      if (letter.stage) deadLetters.push(letter);
+    },
+  });
 });
 
 afterAll(async () => {
@@ -71,7 +74,13 @@ describe('metrics and alert stages on the broker', () => {
     const records = frames.map((p) => ({ key: p.camera, value: JSON.stringify(p) }));
     await producer.send({ topic: topics.predictions, messages: records });
     await producer.send({ topic: topics.predictions, messages: records });
-    await producer.send({ topic: topics.predictions, messages: [{ key: 'cam-a', value: '{"frameId": 42}' }, { key: 'cam-a', value: 'not json' }] });
+    await producer.send({
+      topic: topics.predictions,
+      messages: [
+        { key: 'cam-a', value: '{"frameId": 42}' },
+        { key: 'cam-a', value: 'not json' },
+      ],
+    });
     await producer.send({ topic: topics.labels, messages: [{ value: JSON.stringify({ camera: 'cam-a', label: 'pg' }) }] });
 
     // The lab reports later: frames 0–29 (capture time) were CEX, 30–39 PG; frame 5 is relabelled by id first.
@@ -86,19 +95,28 @@ describe('metrics and alert stages on the broker', () => {
       ],
     });
 
-    const snap = await waitFor(() => {
-      const s = metrics.snapshot().find((x) => x.camera === 'cam-a' && x.window === '100f');
-      return s && s.support === 40 ? s : undefined;
-    }, { timeout: 30_000, message: '40 labelled frames' });
+    const snap = await waitFor(
+      () => {
+        const s = metrics.snapshot().find((x) => x.camera === 'cam-a' && x.window === '100f');
+        return s && s.support === 40 ? s : undefined;
+      },
+      { timeout: 30_000, message: '40 labelled frames' },
+    );
     // frame 5 (pPG 0.04, labelled PG by id before the span) is the one miss: the first label wins.
     expect(snap).toMatchObject({ tp: 10, fp: 0, fn: 1, tn: 29, precision: 1 });
     expect(snap.recall).toBeCloseTo(10 / 11, 12);
     expect(quality.at(-1)).toMatchObject({ camera: 'cam-a', support: 40 });
 
-    const text = await waitFor(async () => {
-      const t = await registry.metrics();
-      return t.includes('crystalwatch_duplicate_predictions_total{stage="metrics"} 40') && t.includes('crystalwatch_duplicate_predictions_total{stage="alert"} 40') ? t : undefined;
-    }, { timeout: 30_000, message: 'every redelivery counted by both stages' });
+    const text = await waitFor(
+      async () => {
+        const t = await registry.metrics();
+        return t.includes('crystalwatch_duplicate_predictions_total{stage="metrics"} 40') &&
+          t.includes('crystalwatch_duplicate_predictions_total{stage="alert"} 40')
+          ? t
+          : undefined;
+      },
+      { timeout: 30_000, message: 'every redelivery counted by both stages' },
+    );
     expect(text).toContain('crystalwatch_labels_joined_total{source="span"} 39');
     expect(text).toContain('crystalwatch_labels_joined_total{source="frame"} 1');
     expect(text).toContain('crystalwatch_confusion_total{camera="cam-a",actual="pg",predicted="pg"} 10');

@@ -6,7 +6,6 @@ import { topicNames } from '../src/bus/topics.js';
 import { LabelJoin, MetricsStage, RecentKeys, RollingConfusion, RollingRatio, type QualityEvent } from '../src/metrics/index.js';
 import { prediction as buildPrediction, T0 } from './helpers/messages.js';
 
-
 const prediction = (frameId: string, over: Partial<Prediction> = {}): Prediction => buildPrediction({ frameId, ...over });
 
 describe('RollingConfusion', () => {
@@ -64,7 +63,9 @@ describe('RollingRatio and RecentKeys', () => {
     expect(r.ratio).toBeNull();
     r.add(true);
     expect(r.ratio).toBe(1);
-    r.add(false); r.add(false); r.add(false);
+    r.add(false);
+    r.add(false);
+    r.add(false);
     expect(r.ratio).toBe(0.25);
     r.add(false);
     expect(r.ratio).toBe(0);
@@ -73,7 +74,8 @@ describe('RollingRatio and RecentKeys', () => {
     const k = new RecentKeys(2);
     expect(k.add('a')).toBe(true);
     expect(k.add('a')).toBe(false);
-    k.add('b'); k.add('c');
+    k.add('b');
+    k.add('c');
     expect(k.has('a')).toBe(false);
     expect(k.size).toBe(2);
   });
@@ -198,7 +200,10 @@ describe('MetricsStage (in process)', () => {
     expect(text).toContain('crystalwatch_rolling_accuracy{camera="cam-1",window="4f"} 1');
     expect(text).toContain('crystalwatch_rolling_support_frames{camera="cam-1",window="60s"} 0');
     const snap = s.snapshot();
-    expect(snap.map((x) => [x.window, x.support, x.precision])).toEqual([['4f', 2, 1], ['60s', 0, null]]);
+    expect(snap.map((x) => [x.window, x.support, x.precision])).toEqual([
+      ['4f', 2, 1],
+      ['60s', 0, null],
+    ]);
     await s.close();
   });
 

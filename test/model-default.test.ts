@@ -32,7 +32,16 @@ async function score(session: ort.InferenceSession, images: Buffer[]): Promise<{
 
 describe('shipped default model (models/default)', () => {
   it('has a valid card that documents what classify needs, and is at most 5 MB', async () => {
-    expect(card.input).toEqual({ layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit', name: 'input' });
+    expect(card.input).toEqual({
+      layout: 'NHWC',
+      width: 64,
+      height: 64,
+      channels: 1,
+      colorOrder: 'gray',
+      resize: 'squash',
+      normalization: 'unit',
+      name: 'input',
+    });
     expect(card.output).toEqual({ kind: 'sigmoid', name: 'p_pg', embeddingName: 'embedding' });
     expect(card.provenance?.seed).toEqual(expect.any(Number));
     expect(card.provenance?.command).toMatch(/crystalwatch train/);
@@ -43,7 +52,8 @@ describe('shipped default model (models/default)', () => {
       if (s.isFile()) total += s.size;
     }
     expect(total).toBeLessThanOrEqual(5 * 1024 * 1024);
-    for (const f of ['report/report.md', 'report/report.json', 'report/confusion.png', 'report/roc.png']) expect((await stat(join(MODEL_DIR, f))).size).toBeGreaterThan(100);
+    for (const f of ['report/report.md', 'report/report.json', 'report/confusion.png', 'report/roc.png'])
+      expect((await stat(join(MODEL_DIR, f))).size).toBeGreaterThan(100);
     execFileSync('/usr/bin/python3', ['-c', `import onnx; onnx.checker.check_model(onnx.load(${JSON.stringify(onnxPath)}), full_check=True)`]);
   });
 
@@ -75,10 +85,14 @@ describe('shipped default model (models/default)', () => {
     expect(card.calibration?.status).toBe('uncalibrated');
     const session = await ort.InferenceSession.create(onnxPath);
     try {
-      const crops = await Promise.all(Array.from({ length: 20 }, (_, k) => renderCrop({ label: k % 2 ? 'cex' : 'pg', seed: 9_200_000 + k }).then((c) => c.png)));
+      const crops = await Promise.all(
+        Array.from({ length: 20 }, (_, k) => renderCrop({ label: k % 2 ? 'cex' : 'pg', seed: 9_200_000 + k }).then((c) => c.png)),
+      );
       const inDist = await score(session, crops);
       const d = stats.dimensions;
-      const inside = Array.from({ length: crops.length }, (_, k) => oodScore(inDist.embedding.subarray(k * d, (k + 1) * d), stats)).filter((s) => s <= stats.threshold).length;
+      const inside = Array.from({ length: crops.length }, (_, k) => oodScore(inDist.embedding.subarray(k * d, (k + 1) * d), stats)).filter(
+        (s) => s <= stats.threshold,
+      ).length;
       expect(inside).toBeGreaterThanOrEqual(18);
     } finally {
       await session.release();
@@ -87,7 +101,10 @@ describe('shipped default model (models/default)', () => {
     // model-free gate is what refuses pictures that are not probe images.
     const side = 200;
     const noise = Buffer.from(Array.from({ length: side * side }, (_, i) => (Math.imul(i + 1, 2654435761) >>> 24) & 255));
-    const raw = (pixels: Buffer) => sharp(pixels, { raw: { width: side, height: side, channels: 1 } }).png().toBuffer();
+    const raw = (pixels: Buffer) =>
+      sharp(pixels, { raw: { width: side, height: side, channels: 1 } })
+        .png()
+        .toBuffer();
     const strange = await Promise.all([
       raw(noise),
       raw(Buffer.alloc(side * side, 128)),

@@ -118,8 +118,12 @@ describe('leakage guard', () => {
     const side = 64;
     const smooth = (seed: number) => {
       const r = new SeededRandom(seed);
-      const cx = r.uniform(10, 54), cy = r.uniform(10, 54), rad = r.uniform(8, 20);
-      return Uint8Array.from({ length: side * side }, (_, i) => ((i % side) - cx) ** 2 + (Math.floor(i / side) - cy) ** 2 < rad * rad ? 220 : 30 + ((i * 7) % 13));
+      const cx = r.uniform(10, 54),
+        cy = r.uniform(10, 54),
+        rad = r.uniform(8, 20);
+      return Uint8Array.from({ length: side * side }, (_, i) =>
+        ((i % side) - cx) ** 2 + (Math.floor(i / side) - cy) ** 2 < rad * rad ? 220 : 30 + ((i * 7) % 13),
+      );
     };
     const a = smooth(1);
     const rotated = new Uint8Array(a.length);
@@ -131,7 +135,11 @@ describe('leakage guard', () => {
   it('keeps every duplicate group on one side of a stratified 70/25/5 split', () => {
     // 200 crops, 100 per class; PG crops 0..29 form 10 groups of 3 (rotated copies).
     const labels = Uint8Array.from({ length: 200 }, (_, i) => (i < 100 ? 1 : 0));
-    const items = Array.from({ length: 200 }, (_, i) => ({ exactHash: i < 30 ? `g${Math.floor(i / 3)}` : `u${i}`, perceptual: new Uint32Array(16).fill(i), label: labels[i]! }));
+    const items = Array.from({ length: 200 }, (_, i) => ({
+      exactHash: i < 30 ? `g${Math.floor(i / 3)}` : `u${i}`,
+      perceptual: new Uint32Array(16).fill(i),
+      label: labels[i]!,
+    }));
     const dup = findDuplicateGroups(items, -1);
     expect(dup.groups).toBe(10);
     expect(dup.itemsInGroups).toBe(30);

@@ -30,9 +30,13 @@ function perturbedModel(norm: 'batch' | 'none', seed: number) {
   const model = buildModel(tf, { inputSize: 64, seed, norm });
   const names = model.weights.map((w) => w.originalName);
   model.setWeights(
-    model.getWeights().map((w, i) =>
-      names[i]!.includes('moving_variance') ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + i) : tf.randomNormal(w.shape, 0, norm === 'batch' ? 0.15 : 0.05, 'float32', seed + i),
-    ),
+    model
+      .getWeights()
+      .map((w, i) =>
+        names[i]!.includes('moving_variance')
+          ? tf.randomUniform(w.shape, 0.5, 2, 'float32', seed + i)
+          : tf.randomNormal(w.shape, 0, norm === 'batch' ? 0.15 : 0.05, 'float32', seed + i),
+      ),
   );
   return model;
 }
@@ -49,7 +53,10 @@ describe('ONNX export', () => {
       const path = join(dir, `${norm}.onnx`);
       const info = await exportOnnx(model, path);
       expect(info).toMatchObject({ opset: 17, irVersion: 8, input: { name: 'input', shape: ['batch', 64, 64, 1], layout: 'NHWC' } });
-      expect(info.outputs).toEqual([{ name: 'p_pg', shape: ['batch', 1] }, { name: 'embedding', shape: ['batch', 64] }]);
+      expect(info.outputs).toEqual([
+        { name: 'p_pg', shape: ['batch', 1] },
+        { name: 'embedding', shape: ['batch', 64] },
+      ]);
       pythonCheck(path);
 
       const decoded = onnxProto.onnx.ModelProto.decode(await readFile(path));
@@ -83,9 +90,13 @@ describe('ONNX export', () => {
     await saveLayersModel(tf, model, modelDir);
     const reloaded = await loadLayersModel(tf, modelDir);
     const x = tf.randomUniform([2, 64, 64, 1], 0, 1, 'float32', 8);
-    expect(Array.from((reloaded.predict(x) as import('@tensorflow/tfjs').Tensor).dataSync())).toEqual(Array.from((model.predict(x) as import('@tensorflow/tfjs').Tensor).dataSync()));
+    expect(Array.from((reloaded.predict(x) as import('@tensorflow/tfjs').Tensor).dataSync())).toEqual(
+      Array.from((model.predict(x) as import('@tensorflow/tfjs').Tensor).dataSync()),
+    );
 
-    const { stdout } = await run(process.execPath, ['bin/crystalwatch.js', 'export', '--model', modelDir, '--format', 'onnx', '--json'], { cwd: join(import.meta.dirname, '..') });
+    const { stdout } = await run(process.execPath, ['bin/crystalwatch.js', 'export', '--model', modelDir, '--format', 'onnx', '--json'], {
+      cwd: join(import.meta.dirname, '..'),
+    });
     const summary = JSON.parse(stdout);
     expect(summary).toMatchObject({ file: join(modelDir, 'model.onnx'), opset: 17, irVersion: 8 });
     pythonCheck(summary.file);
@@ -98,6 +109,8 @@ describe('ONNX export', () => {
     } finally {
       await session.release();
     }
-    await expect(run(process.execPath, ['bin/crystalwatch.js', 'export', '--model', modelDir, '--format', 'tflite'], { cwd: join(import.meta.dirname, '..') })).rejects.toThrow(/--format must be onnx, got "tflite"/);
+    await expect(
+      run(process.execPath, ['bin/crystalwatch.js', 'export', '--model', modelDir, '--format', 'tflite'], { cwd: join(import.meta.dirname, '..') }),
+    ).rejects.toThrow(/--format must be onnx, got "tflite"/);
   });
 });

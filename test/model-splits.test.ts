@@ -16,7 +16,9 @@ import type { SplitName } from '../src/model/dataset.js';
 
 function dataset(splitOf: SplitName[], groupOf?: number[]) {
   const labels = Uint8Array.from(splitOf, (_, i) => i % 2);
-  return { root: '/data', splitOf, labels, duplicates: { groupOf: Int32Array.from(groupOf ?? splitOf.map((_, i) => i)) } } as unknown as Parameters<typeof chooseSplits>[0];
+  return { root: '/data', splitOf, labels, duplicates: { groupOf: Int32Array.from(groupOf ?? splitOf.map((_, i) => i)) } } as unknown as Parameters<
+    typeof chooseSplits
+  >[0];
 }
 
 describe('chooseSplits', () => {
@@ -53,7 +55,11 @@ describe('chooseSplits', () => {
     expect(onlyValid.valid).toEqual(Array.from({ length: 20 }, (_, i) => 60 + i));
     const all = chooseSplits(dataset(['train', 'train', 'valid', 'valid', 'test', 'test']), undefined, 1, true);
     expect(all.carved).toEqual({});
-    expect([all.train, all.valid, all.test]).toEqual([[0, 1], [2, 3], [4, 5]]);
+    expect([all.train, all.valid, all.test]).toEqual([
+      [0, 1],
+      [2, 3],
+      [4, 5],
+    ]);
   });
 
   it('refuses shares that leave no validation or test split, and a train/ too small to carve from', () => {

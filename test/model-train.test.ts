@@ -29,11 +29,19 @@ afterAll(async () => {
 describe('wasm training kernels', () => {
   it('give the same convolution gradients as the reference CPU backend', async () => {
     const { tf } = runtime;
-    for (const [size, stride, pad, k] of [[9, 1, 'same', 3], [8, 2, 'same', 3], [9, 2, 'valid', 3], [7, 3, 'same', 5]] as const) {
+    for (const [size, stride, pad, k] of [
+      [9, 1, 'same', 3],
+      [8, 2, 'same', 3],
+      [9, 2, 'valid', 3],
+      [7, 3, 'same', 5],
+    ] as const) {
       const x = tf.randomNormal([2, size, size, 3], 0, 1, 'float32', 1).arraySync() as number[][][][];
       const w = tf.randomNormal([k, k, 3, 4], 0, 1, 'float32', 2).arraySync() as number[][][][];
       const f = (a: import('@tensorflow/tfjs').Tensor4D, b: import('@tensorflow/tfjs').Tensor4D) => tf.conv2d(a, b, stride, pad).square().sum();
-      const grads = () => tf.grads(f as never)([tf.tensor4d(x), tf.tensor4d(w)]).map((g) => Array.from(g.dataSync()));
+      const grads = () =>
+        tf
+          .grads(f as never)([tf.tensor4d(x), tf.tensor4d(w)])
+          .map((g) => Array.from(g.dataSync()));
       await tf.setBackend('wasm');
       const [wasmDx, wasmDw] = grads();
       await tf.setBackend('cpu');
@@ -58,7 +66,14 @@ describe('BatchNorm gradient override', () => {
     const weights = tf.randomNormal([4, 5, 5, 3], 0, 1, 'float32', 4);
     type T = import('@tensorflow/tfjs').Tensor;
     const fused = (a: T, m: T, v: T, s: T, o: T) => tf.batchNorm(a, m, v, o, s, 1e-3).mul(weights).sum();
-    const written = (a: T, m: T, v: T, s: T, o: T) => a.sub(m).mul(tf.rsqrt(v.add(1e-3))).mul(s).add(o).mul(weights).sum();
+    const written = (a: T, m: T, v: T, s: T, o: T) =>
+      a
+        .sub(m)
+        .mul(tf.rsqrt(v.add(1e-3)))
+        .mul(s)
+        .add(o)
+        .mul(weights)
+        .sum();
     const ours = tf.grads(fused as never)([x, mean, variance, scale, offset]);
     const reference = tf.grads(written as never)([x, mean, variance, scale, offset]);
     ours.forEach((g, i) => {
@@ -83,9 +98,17 @@ describe('training', () => {
     const order = cex.flatMap((c, k) => [c, pg[k]!]);
     const plane = 64 * 64;
     const pixels = new Float32Array(n * plane);
-    order.forEach((i, k) => pixels.set(Float32Array.from(data.pixels.subarray(i * plane, (i + 1) * plane), (p) => p / 255), k * plane));
+    order.forEach((i, k) =>
+      pixels.set(
+        Float32Array.from(data.pixels.subarray(i * plane, (i + 1) * plane), (p) => p / 255),
+        k * plane,
+      ),
+    );
     const x = tf.tensor4d(pixels, [n, 64, 64, 1]);
-    const y = tf.tensor2d(Float32Array.from(order, (i) => data.labels[i]!), [n, 1]);
+    const y = tf.tensor2d(
+      Float32Array.from(order, (i) => data.labels[i]!),
+      [n, 1],
+    );
     // The default architecture (BatchNorm), dropout off so the loss is not noisy. The loss is
     // measured in training mode (batch statistics): BN's moving averages need many more steps
     // than one short epoch to settle.
@@ -123,7 +146,16 @@ describe('training', () => {
     expect(lines.some((l) => /^epoch 1\/1 .*loss .* acc .*F1\(PG\)/.test(l))).toBe(true);
 
     const { card } = await loadModelCard(out);
-    expect(card.input).toMatchObject({ layout: 'NHWC', width: 64, height: 64, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit', name: 'input' });
+    expect(card.input).toMatchObject({
+      layout: 'NHWC',
+      width: 64,
+      height: 64,
+      channels: 1,
+      colorOrder: 'gray',
+      resize: 'squash',
+      normalization: 'unit',
+      name: 'input',
+    });
     expect(card.output).toMatchObject({ kind: 'sigmoid', name: 'p_pg', embeddingName: 'embedding' });
     expect(card.provenance).toMatchObject({ seed: 2, epochs: 1 });
     expect(card.architecture?.parameters).toBe(29_513);

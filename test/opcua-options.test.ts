@@ -36,7 +36,15 @@ describe('OPC UA options', () => {
     expect(() => resolveOpcUaOptions({ ...base, dataDir: '' })).toThrow(/dataDir is required/);
     expect(() => resolveOpcUaOptions({ ...base, users: [{ username: 'op', password: 'short' }] })).toThrow(/users\[0\] \("op"\): password must be at least 8/);
     expect(() => resolveOpcUaOptions({ ...base, users: [{ username: ' ', password: 'long-enough' }] })).toThrow(/users\[0\]\.username/);
-    expect(() => resolveOpcUaOptions({ ...base, users: [{ username: 'op', password: 'long-enough' }, { username: 'op', password: 'other-pass' }] })).toThrow(/"op" is listed twice/);
+    expect(() =>
+      resolveOpcUaOptions({
+        ...base,
+        users: [
+          { username: 'op', password: 'long-enough' },
+          { username: 'op', password: 'other-pass' },
+        ],
+      }),
+    ).toThrow(/"op" is listed twice/);
     expect(() => resolveOpcUaOptions({ ...base, onAcknowledge: undefined as never })).toThrow(/onAcknowledge must be a function/);
   });
 });

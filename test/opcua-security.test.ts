@@ -45,7 +45,10 @@ async function startServer(options: Partial<OpcUaServerOptions>): Promise<{ serv
   return { server, dataDir };
 }
 
-function newClient(pki: string, security: { mode: MessageSecurityMode; policy: SecurityPolicy } = { mode: MessageSecurityMode.None, policy: SecurityPolicy.None }): OPCUAClient {
+function newClient(
+  pki: string,
+  security: { mode: MessageSecurityMode; policy: SecurityPolicy } = { mode: MessageSecurityMode.None, policy: SecurityPolicy.None },
+): OPCUAClient {
   const client = OPCUAClient.create({
     endpointMustExist: false,
     securityMode: security.mode,
@@ -58,7 +61,12 @@ function newClient(pki: string, security: { mode: MessageSecurityMode; policy: S
   return client;
 }
 
-async function connect(server: OpcUaServer, pki: string, identity?: UserIdentityInfo, security?: { mode: MessageSecurityMode; policy: SecurityPolicy }): Promise<ClientSession> {
+async function connect(
+  server: OpcUaServer,
+  pki: string,
+  identity?: UserIdentityInfo,
+  security?: { mode: MessageSecurityMode; policy: SecurityPolicy },
+): Promise<ClientSession> {
   const client = newClient(pki, security);
   await client.connect(server.endpointUrl);
   return client.createSession(identity);
@@ -115,7 +123,9 @@ describe('OPC UA SignAndEncrypt', () => {
     const endpoints = await probe.getEndpoints();
     expect(endpoints.length).toBeGreaterThan(0);
     expect(new Set(endpoints.map((endpoint) => endpoint.securityMode))).toEqual(new Set([MessageSecurityMode.SignAndEncrypt]));
-    expect(endpoints.map((endpoint) => endpoint.securityPolicyUri).sort()).toEqual([SecurityPolicy.Aes128_Sha256_RsaOaep, SecurityPolicy.Aes256_Sha256_RsaPss, SecurityPolicy.Basic256Sha256].sort());
+    expect(endpoints.map((endpoint) => endpoint.securityPolicyUri).sort()).toEqual(
+      [SecurityPolicy.Aes128_Sha256_RsaOaep, SecurityPolicy.Aes256_Sha256_RsaPss, SecurityPolicy.Basic256Sha256].sort(),
+    );
     await expect(connect(server, join(dataDir, 'plain-pki'), login(operator.username, operator.password))).rejects.toThrow(/must exist|Bad/);
 
     // The SCADA trusts the server's certificate (copied from the file above) ...
@@ -143,10 +153,13 @@ describe('OPC UA SignAndEncrypt', () => {
     expect(Buffer.compare(Buffer.from(session.endpoint.serverCertificate), serverCertificate)).toBe(0);
     server.updateCamera('cam-1', { pPG: 0.42 });
     const ns = (await session.readNamespaceArray()).indexOf(NAMESPACE_URI);
-    await waitFor(async () => (await session.read({ nodeId: `ns=${ns};s=crystalwatch/Cameras/cam-1/PPG`, attributeId: AttributeIds.Value })).value.value === 0.42, {
-      timeout: 5000,
-      message: 'PPG 0.42 over the encrypted session',
-    });
+    await waitFor(
+      async () => (await session.read({ nodeId: `ns=${ns};s=crystalwatch/Cameras/cam-1/PPG`, attributeId: AttributeIds.Value })).value.value === 0.42,
+      {
+        timeout: 5000,
+        message: 'PPG 0.42 over the encrypted session',
+      },
+    );
   });
 
   it('keeps its certificate across restarts (generated once)', async () => {

@@ -100,12 +100,30 @@ afterAll(async () => {
 
 describe('OPC UA address space', () => {
   it('browses Objects/crystalwatch/Cameras/<id> with the variables, the condition and the methods', async () => {
-    const root = await session.browse({ nodeId: id('crystalwatch'), referenceTypeId: 'HasComponent', includeSubtypes: true, browseDirection: BrowseDirection.Forward, resultMask: 63 });
+    const root = await session.browse({
+      nodeId: id('crystalwatch'),
+      referenceTypeId: 'HasComponent',
+      includeSubtypes: true,
+      browseDirection: BrowseDirection.Forward,
+      resultMask: 63,
+    });
     expect(root.references?.map((r) => r.browseName.name).sort()).toEqual(['Cameras', 'EndRun', 'StartRun']);
     // The event hierarchy an alarm client follows: Server → crystalwatch (notifier) → cameras (sources).
-    const sources = await session.browse({ nodeId: id('crystalwatch'), referenceTypeId: 'HasEventSource', includeSubtypes: false, browseDirection: BrowseDirection.Forward, resultMask: 63 });
+    const sources = await session.browse({
+      nodeId: id('crystalwatch'),
+      referenceTypeId: 'HasEventSource',
+      includeSubtypes: false,
+      browseDirection: BrowseDirection.Forward,
+      resultMask: 63,
+    });
     expect(sources.references?.map((r) => r.browseName.name)).toEqual(['cam-1']);
-    const notifiers = await session.browse({ nodeId: 'i=2253', referenceTypeId: 'HasNotifier', includeSubtypes: false, browseDirection: BrowseDirection.Forward, resultMask: 63 });
+    const notifiers = await session.browse({
+      nodeId: 'i=2253',
+      referenceTypeId: 'HasNotifier',
+      includeSubtypes: false,
+      browseDirection: BrowseDirection.Forward,
+      resultMask: 63,
+    });
     expect(notifiers.references?.map((r) => r.nodeId.toString())).toContain(id('crystalwatch'));
     const cameras = await session.browse(id('crystalwatch/Cameras'));
     expect(cameras.references?.map((r) => r.browseName.name)).toEqual(['cam-1']);
@@ -115,7 +133,14 @@ describe('OPC UA address space', () => {
     );
     const path = await session.translateBrowsePath({
       startingNode: 'i=85', // Objects
-      relativePath: { elements: ['crystalwatch', 'Cameras', 'cam-1', 'PPG'].map((name) => ({ referenceTypeId: 'i=33', includeSubtypes: true, isInverse: false, targetName: { namespaceIndex: ns, name } })) },
+      relativePath: {
+        elements: ['crystalwatch', 'Cameras', 'cam-1', 'PPG'].map((name) => ({
+          referenceTypeId: 'i=33',
+          includeSubtypes: true,
+          isInverse: false,
+          targetName: { namespaceIndex: ns, name },
+        })),
+      },
     });
     expect(path.statusCode).toBe(StatusCodes.Good);
     expect(path.targets?.[0]!.targetId.toString()).toBe(cam('cam-1', 'PPG'));
@@ -133,10 +158,13 @@ describe('OPC UA address space', () => {
     expect((await read(cam('cam-1', 'FramesPerSecond'))).statusCode).toBe(StatusCodes.BadWaitingForInitialData);
 
     server.updateCamera('cam-1', { framesPerSecond: 4.5, usableFraction: 0.98, lastFrameTime: '2026-11-22T10:00:03.250Z' });
-    const fps = await waitFor(async () => {
-      const value = await read(cam('cam-1', 'FramesPerSecond'));
-      return value.statusCode === StatusCodes.Good && value;
-    }, { timeout: 5000, message: 'FramesPerSecond written' });
+    const fps = await waitFor(
+      async () => {
+        const value = await read(cam('cam-1', 'FramesPerSecond'));
+        return value.statusCode === StatusCodes.Good && value;
+      },
+      { timeout: 5000, message: 'FramesPerSecond written' },
+    );
     expect(fps.value.value).toBe(4.5);
     expect((await read(cam('cam-1', 'UsableFraction'))).value.value).toBe(0.98);
     const last = await read(cam('cam-1', 'LastFrameTime'));
@@ -146,15 +174,29 @@ describe('OPC UA address space', () => {
   });
 
   it('is read-only for clients', async () => {
-    const status = await session.write({ nodeId: cam('cam-1', 'PPG'), attributeId: AttributeIds.Value, value: { value: { dataType: DataType.Double, value: 0.99 } } });
+    const status = await session.write({
+      nodeId: cam('cam-1', 'PPG'),
+      attributeId: AttributeIds.Value,
+      value: { value: { dataType: DataType.Double, value: 0.99 } },
+    });
     expect(status.name).toBe('BadNotWritable');
     expect((await read(cam('cam-1', 'PPG'))).value.value).not.toBe(0.99);
   });
 
   it('a subscription to PPG sees the values updateCamera gives, the last of a burst included', async () => {
-    const subscription = ClientSubscription.create(session, { requestedPublishingInterval: 50, requestedLifetimeCount: 100, requestedMaxKeepAliveCount: 10, publishingEnabled: true });
+    const subscription = ClientSubscription.create(session, {
+      requestedPublishingInterval: 50,
+      requestedLifetimeCount: 100,
+      requestedMaxKeepAliveCount: 10,
+      publishingEnabled: true,
+    });
     try {
-      const item = ClientMonitoredItem.create(subscription, { nodeId: cam('cam-1', 'PPG'), attributeId: AttributeIds.Value }, { samplingInterval: 0, queueSize: 100, discardOldest: true }, TimestampsToReturn.Both);
+      const item = ClientMonitoredItem.create(
+        subscription,
+        { nodeId: cam('cam-1', 'PPG'), attributeId: AttributeIds.Value },
+        { samplingInterval: 0, queueSize: 100, discardOldest: true },
+        TimestampsToReturn.Both,
+      );
       const seen: number[] = [];
       item.on('changed', (value: DataValue) => void seen.push(value.value.value as number));
       await waitFor(() => seen.includes(0.12), { timeout: 5000, message: 'the initial PPG 0.12 on the subscription' });
@@ -175,7 +217,10 @@ describe('OPC UA address space', () => {
     const six = ['cam-1', 'cam-2', 'cam-3', 'cam-4', 'cam-5', 'cam-6'];
     expect(cameras.references?.map((r) => r.browseName.name).sort()).toEqual(six);
     expect(server.cameras).toEqual(six);
-    expect(logLines.filter((line) => line.level === 40 && line.msg.includes('camera cam-7 not published')), 'one warning for cam-7').toHaveLength(1);
+    expect(
+      logLines.filter((line) => line.level === 40 && line.msg.includes('camera cam-7 not published')),
+      'one warning for cam-7',
+    ).toHaveLength(1);
     expect(() => server.raiseAlarm({ id: 'a-7', camera: 'cam-7', runId: 'R-7', startsAt: new Date().toISOString(), message: 'PG' })).toThrow(/maxCameras/);
   });
 });
@@ -196,7 +241,12 @@ describe('OPC UA PgOnset alarm', () => {
 
   /** Subscribes to AlarmConditionType events on the Server object, as an alarm client does. */
   async function alarmEvents(): Promise<{ events: AlarmEvent[]; subscription: ClientSubscription }> {
-    const subscription = ClientSubscription.create(session, { requestedPublishingInterval: 50, requestedLifetimeCount: 100, requestedMaxKeepAliveCount: 10, publishingEnabled: true });
+    const subscription = ClientSubscription.create(session, {
+      requestedPublishingInterval: 50,
+      requestedLifetimeCount: 100,
+      requestedMaxKeepAliveCount: 10,
+      publishingEnabled: true,
+    });
     const item = ClientMonitoredItem.create(
       subscription,
       { nodeId: 'i=2253', attributeId: AttributeIds.EventNotifier },
@@ -206,7 +256,17 @@ describe('OPC UA PgOnset alarm', () => {
     const events: AlarmEvent[] = [];
     item.on('changed', (values: Variant[]) => {
       const v = values.map((variant) => variant.value);
-      events.push({ eventId: v[0], conditionId: v[1], sourceName: v[2], message: v[3]?.text, severity: v[4], active: v[5], acked: v[6], retain: v[7], clientUserId: v[8] });
+      events.push({
+        eventId: v[0],
+        conditionId: v[1],
+        sourceName: v[2],
+        message: v[3]?.text,
+        severity: v[4],
+        active: v[5],
+        acked: v[6],
+        retain: v[7],
+        clientUserId: v[8],
+      });
     });
     await waitForEvent(item, 'initialized', { timeout: 10_000, message: 'the alarm event monitored item to initialize' });
     return { events, subscription };
@@ -225,7 +285,13 @@ describe('OPC UA PgOnset alarm', () => {
   it('goes active at raiseAlarm, is acknowledged from the client with the comment reaching onAcknowledge, and clears at resolve', async () => {
     const { events, subscription } = await alarmEvents();
     try {
-      server.raiseAlarm({ id: 'pg-1', camera: 'cam-1', runId: 'R-7', startsAt: '2026-11-22T10:00:05.000Z', message: 'PG onset on cam-1 (run R-7): stop the batch' });
+      server.raiseAlarm({
+        id: 'pg-1',
+        camera: 'cam-1',
+        runId: 'R-7',
+        startsAt: '2026-11-22T10:00:05.000Z',
+        message: 'PG onset on cam-1 (run R-7): stop the batch',
+      });
       const fired = await waitFor(() => events.find((e) => e.active && !e.acked), { timeout: 5000, message: 'an active, unacknowledged PgOnset event' });
       expect(fired).toMatchObject({ sourceName: 'cam-1', message: 'PG onset on cam-1 (run R-7): stop the batch', severity: 800, retain: true });
       expect(fired.conditionId.toString()).toBe(cam('cam-1', 'PgOnset'));
@@ -236,7 +302,10 @@ describe('OPC UA PgOnset alarm', () => {
       const result = await acknowledge(fired, 'batch stopped by operator');
       expect(result.statusCode).toBe(StatusCodes.Good);
       expect(acknowledgements).toEqual([{ alertId: 'pg-1', ack: { by: 'opcua-anonymous', comment: 'batch stopped by operator' } }]);
-      const acked = await waitFor(() => events.find((e) => e.acked && e.retain), { timeout: 5000, message: 'an acknowledged event that is still retained (the alarm is active)' });
+      const acked = await waitFor(() => events.find((e) => e.acked && e.retain), {
+        timeout: 5000,
+        message: 'an acknowledged event that is still retained (the alarm is active)',
+      });
       expect(acked.active).toBe(true);
       expect(events.filter((e) => e.active && !e.acked)).toHaveLength(1); // the redelivery raised nothing
 
@@ -263,7 +332,10 @@ describe('OPC UA PgOnset alarm', () => {
       expect(acked.clientUserId).toBe('alice (web)');
       expect(acknowledgements.map((a) => a.alertId)).not.toContain('pg-2');
       server.resolveAlarm('pg-2');
-      await waitFor(() => events.find((e) => e.sourceName === 'cam-2' && !e.active && !e.retain), { timeout: 5000, message: 'cam-2 resolved and gone from alarm lists' });
+      await waitFor(() => events.find((e) => e.sourceName === 'cam-2' && !e.active && !e.retain), {
+        timeout: 5000,
+        message: 'cam-2 resolved and gone from alarm lists',
+      });
     } finally {
       await subscription.terminate();
     }
@@ -294,7 +366,9 @@ describe('OPC UA alert sink', () => {
   async function conditionField(camera: string, ...path: string[]): Promise<unknown> {
     const target = await session.translateBrowsePath({
       startingNode: cam(camera, 'PgOnset'),
-      relativePath: { elements: path.map((name) => ({ referenceTypeId: 'i=33', isInverse: false, includeSubtypes: true, targetName: { namespaceIndex: 0, name } })) },
+      relativePath: {
+        elements: path.map((name) => ({ referenceTypeId: 'i=33', isInverse: false, includeSubtypes: true, targetName: { namespaceIndex: 0, name } })),
+      },
     });
     return (await read(target.targets![0]!.targetId.toString())).value.value;
   }
@@ -318,7 +392,9 @@ describe('OPC UA alert sink', () => {
     expect((await read(cam('cam-1', 'Alarm'))).value.value).toBe(false);
     expect(await conditionField('cam-1', 'Retain')).toBe(false);
     await sink.deliver(alert({ id: 'pg-6', startsAt: '2026-11-22T12:00:00.000Z' }), 'firing');
-    expect(await conditionField('cam-1', 'Message')).toEqual(expect.objectContaining({ text: 'PG onset on camera cam-1 (run R-7) since 2026-11-22T12:00:00.000Z: stop the batch' }));
+    expect(await conditionField('cam-1', 'Message')).toEqual(
+      expect.objectContaining({ text: 'PG onset on camera cam-1 (run R-7) since 2026-11-22T12:00:00.000Z: stop the batch' }),
+    );
     await sink.deliver(alert({ id: 'pg-6', acknowledgedBy: 'carol' }), 'acknowledged');
     expect(await conditionField('cam-1', 'AckedState', 'Id')).toBe(true);
     expect(await conditionField('cam-1', 'ClientUserId')).toBe('carol');
@@ -329,7 +405,12 @@ describe('OPC UA alert sink', () => {
 describe('OPC UA ConditionRefresh', () => {
   it('replays the retained conditions to a client that connects after they were raised', async () => {
     server.raiseAlarm({ id: 'pg-r', camera: 'cam-4', runId: 'R-7', startsAt: new Date().toISOString(), message: 'PG onset on cam-4' });
-    const subscription = ClientSubscription.create(session, { requestedPublishingInterval: 50, requestedLifetimeCount: 100, requestedMaxKeepAliveCount: 10, publishingEnabled: true });
+    const subscription = ClientSubscription.create(session, {
+      requestedPublishingInterval: 50,
+      requestedLifetimeCount: 100,
+      requestedMaxKeepAliveCount: 10,
+      publishingEnabled: true,
+    });
     try {
       const item = ClientMonitoredItem.create(
         subscription,

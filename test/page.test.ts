@@ -40,10 +40,18 @@ function at(seconds: number): string {
   return new Date(Date.UTC(2026, 10, 22, 10, 0, 0) + seconds * 1000).toISOString();
 }
 
-const prediction = (camera: string, i: number, pPG: number, tiles: Tile[]): Prediction => buildPrediction({
-  frameId: `${camera}-${i}`, camera, runId: 'batch-2026-11-22-A', capturedAt: at(i), pPG, tiles,
-  model: 'resnet18-cex-pg@1', backend: 'onnxruntime', latencyMs: 18,
-});
+const prediction = (camera: string, i: number, pPG: number, tiles: Tile[]): Prediction =>
+  buildPrediction({
+    frameId: `${camera}-${i}`,
+    camera,
+    runId: 'batch-2026-11-22-A',
+    capturedAt: at(i),
+    pPG,
+    tiles,
+    model: 'resnet18-cex-pg@1',
+    backend: 'onnxruntime',
+    latencyMs: 18,
+  });
 
 /** Frames from the simulator (fixed seeds): CEX needles before the onset, a PG plate after. */
 async function publishFrame(camera: string, i: number, label: 'cex' | 'pg', pPG: number): Promise<void> {
@@ -66,7 +74,9 @@ beforeAll(async () => {
   page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.on('pageerror', (err) => consoleErrors.push(`pageerror: ${err.message}`));
   // CSP violations, failed requests and script errors all show up as console errors.
-  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
 });
 
 afterAll(async () => {
@@ -93,8 +103,16 @@ describe('live page', () => {
     expect(await page.locator('.camera[data-camera="reactor-1"] .tiles rect.pg').count()).toBe(1);
 
     const alert: Alert = buildAlert({
-      id: 'reactor-1-batch-A-1', camera: 'reactor-1', runId: 'batch-2026-11-22-A', startsAt: at(11),
-      evidence: { firstPgFrameId: 'reactor-1-9', frames: [9, 10, 11].map((i) => ({ frameId: `reactor-1-${i}`, capturedAt: at(i), pPG: ppg[i - 1]! })), detector: 'cusum', statistic: 5.2 },
+      id: 'reactor-1-batch-A-1',
+      camera: 'reactor-1',
+      runId: 'batch-2026-11-22-A',
+      startsAt: at(11),
+      evidence: {
+        firstPgFrameId: 'reactor-1-9',
+        frames: [9, 10, 11].map((i) => ({ frameId: `reactor-1-${i}`, capturedAt: at(i), pPG: ppg[i - 1]! })),
+        detector: 'cusum',
+        statistic: 5.2,
+      },
     });
     store.set(alert.id, alert);
     server.publish({ type: 'alert', alert });

@@ -55,7 +55,11 @@ describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch repo
       }),
     );
     const api = async (method: string, route: string, body?: unknown) => {
-      const response = await fetch(`${url}${route}`, { method, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+      const response = await fetch(`${url}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        ...(body ? { body: JSON.stringify(body) } : {}),
+      });
       return { status: response.status, body: (await response.json()) as Record<string, unknown> };
     };
 
@@ -94,12 +98,22 @@ describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch repo
 
     // A second batch started and ended from OPC UA, the first ended with the real CLI.
     const callMethod = (method: string, args: string[]) =>
-      session!.call({ objectId: `ns=${ns};s=crystalwatch`, methodId: `ns=${ns};s=crystalwatch/${method}`, inputArguments: args.map((value) => ({ dataType: DataType.String, value })) });
-    const ended = spawnSync(process.execPath, [cli, 'run-control', 'end', '--camera', 'cam-1', '--url', url, '--token', TOKEN], { encoding: 'utf8', timeout: 30_000 });
+      session!.call({
+        objectId: `ns=${ns};s=crystalwatch`,
+        methodId: `ns=${ns};s=crystalwatch/${method}`,
+        inputArguments: args.map((value) => ({ dataType: DataType.String, value })),
+      });
+    const ended = spawnSync(process.execPath, [cli, 'run-control', 'end', '--camera', 'cam-1', '--url', url, '--token', TOKEN], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     expect(ended.status, ended.stderr).toBe(0);
     expect(JSON.parse(ended.stdout)).toMatchObject({ ended: [{ runId: 'B-17', camera: 'cam-1' }] });
     expect((await callMethod('StartRun', ['B-18', 'cam-1'])).statusCode.isGood()).toBe(true);
-    await waitFor(async () => (await api('GET', '/api/runs')).body.runs && JSON.stringify((await api('GET', '/api/runs')).body).includes('B-18'), { timeout: 10_000, message: 'run B-18 from OPC UA to be open' });
+    await waitFor(async () => (await api('GET', '/api/runs')).body.runs && JSON.stringify((await api('GET', '/api/runs')).body).includes('B-18'), {
+      timeout: 10_000,
+      message: 'run B-18 from OPC UA to be open',
+    });
     expect((await callMethod('EndRun', ['cam-1'])).statusCode.isGood()).toBe(true);
 
     // The batch report of B-17, written at its end.
@@ -111,14 +125,21 @@ describe('crystalwatch run in a plant: runs, OPC UA, acknowledgement, batch repo
     expect((await readFile(path.join(reportDir, 'report.pdf'))).subarray(0, 5).toString()).toBe('%PDF-');
 
     // The audit trail: the whole story, in order.
-    const kinds = async () => ((await api('GET', '/api/audit?limit=1000')).body.records as { kind: string; data: Record<string, unknown> }[]);
-    await waitFor(async () => (await kinds()).some((r) => r.kind === 'run.ended' && r.data.runId === 'B-18'), { timeout: 20_000, message: 'run.ended of B-18 in the audit trail' });
+    const kinds = async () => (await api('GET', '/api/audit?limit=1000')).body.records as { kind: string; data: Record<string, unknown> }[];
+    await waitFor(async () => (await kinds()).some((r) => r.kind === 'run.ended' && r.data.runId === 'B-18'), {
+      timeout: 20_000,
+      message: 'run.ended of B-18 in the audit trail',
+    });
     const records = await kinds();
     const story = records.map((r) => r.kind);
     expect(story[0]).toBe('config.loaded');
     for (const kind of ['run.started', 'alert.fired', 'alert.acknowledged', 'run.ended']) expect(story, kind).toContain(kind);
     expect(story.indexOf('run.started')).toBeLessThan(story.indexOf('alert.fired'));
-    expect(records.find((r) => r.kind === 'alert.acknowledged')?.data).toMatchObject({ alertId: alert.id, who: 'operator-3', comment: 'batch stopped at the valve' });
+    expect(records.find((r) => r.kind === 'alert.acknowledged')?.data).toMatchObject({
+      alertId: alert.id,
+      who: 'operator-3',
+      comment: 'batch stopped at the valve',
+    });
 
     run.kill('SIGTERM');
     expect(await waitForExit(run, { timeout: 10_000, message: 'crystalwatch run to exit after SIGTERM' })).toBe(0);

@@ -23,7 +23,9 @@ describe('deploy/prometheus and deploy/alertmanager', () => {
   });
 
   it('every rule passes its promtool unit tests', () => {
-    const files = readdirSync(`${root}/deploy/prometheus/tests`).filter((f) => f.endsWith('.test.yml')).map((f) => `deploy/prometheus/tests/${f}`);
+    const files = readdirSync(`${root}/deploy/prometheus/tests`)
+      .filter((f) => f.endsWith('.test.yml'))
+      .map((f) => `deploy/prometheus/tests/${f}`);
     expect(files).toEqual(['deploy/prometheus/tests/alerts.test.yml', 'deploy/prometheus/tests/quality.test.yml']);
     const result = tool('promtool', ['test', 'rules', ...files]);
     expect(result.status, result.output).toBe(0);

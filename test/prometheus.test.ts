@@ -65,7 +65,9 @@ beforeAll(async () => {
 
   alertmanager = await startAlertmanager({ dir, webhookUrl: `http://127.0.0.1:${receiverPort}/early-stop` });
   prometheus = await startPrometheus({
-    dir, targets: [`127.0.0.1:${exporterPort}`], alertmanager: alertmanager.address,
+    dir,
+    targets: [`127.0.0.1:${exporterPort}`],
+    alertmanager: alertmanager.address,
     ruleFiles: ['deploy/prometheus/rules/quality.yml', 'deploy/prometheus/rules/alerts.yml'],
   });
 
@@ -109,11 +111,21 @@ const query = (expr: string): Promise<PromVector[]> => prometheus!.query(expr);
 
 describe('Prometheus + Alertmanager on the stages, through the broker', () => {
   it('computes precision/recall from the confusion counters and delivers PGOnset to the webhook', async () => {
-    const nextFrame = predictionSequence({ camera: 'cam-1', runId: 'run-7', startMs: Date.now() - 1000, stepMs: 1, frameId: (n) => `cam-1/run-7/${n}`, defaults: { model: 'it', latencyMs: 3 } });
-    const prediction = (pPG: number, label: 'cex' | 'pg', predicted: 'cex' | 'pg'): Prediction => nextFrame(pPG, { label, predicted, ingestedAt: Date.now() - 50 });
+    const nextFrame = predictionSequence({
+      camera: 'cam-1',
+      runId: 'run-7',
+      startMs: Date.now() - 1000,
+      stepMs: 1,
+      frameId: (n) => `cam-1/run-7/${n}`,
+      defaults: { model: 'it', latencyMs: 3 },
+    });
+    const prediction = (pPG: number, label: 'cex' | 'pg', predicted: 'cex' | 'pg'): Prediction =>
+      nextFrame(pPG, { label, predicted, ingestedAt: Date.now() - 50 });
     // Phase 1: the camera appears (every confusion cell starts at 0) and Prometheus sees it.
     await send([prediction(0.02, 'cex', 'cex')]);
-    await until('the first scrape of cam-1', async () => ((await query('crystalwatch_confusion_total{camera="cam-1",actual="pg",predicted="pg"}')).length === 1 ? true : undefined));
+    await until('the first scrape of cam-1', async () =>
+      (await query('crystalwatch_confusion_total{camera="cam-1",actual="pg",predicted="pg"}')).length === 1 ? true : undefined,
+    );
     expect((await query('crystalwatch_alarm{camera="cam-1"}'))[0]!.value[1]).toBe('0');
 
     // Phase 2: 29 clean CEX frames, one CEX frame wrongly called PG, two PG frames missed, then PG onset.
@@ -171,7 +183,9 @@ describe('Prometheus + Alertmanager on the stages, through the broker', () => {
     });
     expect(delivered.filter((a) => a.labels.alertname === 'PGOnset').every((a) => a.labels.camera === 'cam-1' && a.status === 'firing')).toBe(true);
 
-    const outcomes = Object.fromEntries((await query('crystalwatch_alert_deliveries_total')).map((r) => [`${r.metric.sink}/${r.metric.outcome}`, Number(r.value[1])]));
+    const outcomes = Object.fromEntries(
+      (await query('crystalwatch_alert_deliveries_total')).map((r) => [`${r.metric.sink}/${r.metric.outcome}`, Number(r.value[1])]),
+    );
     expect(outcomes['alertmanager/delivered']).toBeGreaterThanOrEqual(1);
   });
 });

@@ -42,7 +42,8 @@ describe('TrendDownsampler', () => {
   });
 });
 
-const prediction = (i: number, over: Partial<Prediction> = {}): Prediction => buildPrediction({ frameId: `cam-1-${i}`, runId: 'r1', capturedAt: at(i), pPG: 0.1, predicted: 'cex', ...over });
+const prediction = (i: number, over: Partial<Prediction> = {}): Prediction =>
+  buildPrediction({ frameId: `cam-1-${i}`, runId: 'r1', capturedAt: at(i), pPG: 0.1, predicted: 'cex', ...over });
 
 describe('RunAggregator and LabelBook', () => {
   it('counts confusion cells from the frame label, a frame lab result or a camera span, in that order', () => {
@@ -76,10 +77,14 @@ describe('RunAggregator and LabelBook', () => {
   });
 });
 
-const alert = (over: Partial<Alert> = {}): Alert => buildAlert({
-  id: 'pg-1', runId: 'r1', startsAt: at(42),
-  evidence: { firstPgFrameId: 'cam-1-40', frames: [40, 41, 42].map((i) => ({ frameId: `cam-1-${i}`, capturedAt: at(i), pPG: 0.9 })) }, ...over,
-});
+const alert = (over: Partial<Alert> = {}): Alert =>
+  buildAlert({
+    id: 'pg-1',
+    runId: 'r1',
+    startsAt: at(42),
+    evidence: { firstPgFrameId: 'cam-1-40', frames: [40, 41, 42].map((i) => ({ frameId: `cam-1-${i}`, capturedAt: at(i), pPG: 0.9 })) },
+    ...over,
+  });
 
 describe('AlertHistory', () => {
   it('reads firing, acknowledged and resolved off successive records, once each, for the run only', () => {
@@ -101,7 +106,17 @@ describe('AlertHistory', () => {
 
 describe('dead letters', () => {
   const letter = (headers: Record<string, string>, value: string | null, atMs = T0, key: string | null = 'cam-1') =>
-    decodeDeadLetter(deadLetterRecord({ sourceTopic: 't', stage: 'classify', reason: 'frame cam-1-20260101T0000Z-ab12: empty value (no image bytes)', key, value, headers, at: new Date(atMs) }).value as Buffer);
+    decodeDeadLetter(
+      deadLetterRecord({
+        sourceTopic: 't',
+        stage: 'classify',
+        reason: 'frame cam-1-20260101T0000Z-ab12: empty value (no image bytes)',
+        key,
+        value,
+        headers,
+        at: new Date(atMs),
+      }).value as Buffer,
+    );
 
   it('attributes a letter by its run-id header or its JSON value, else by camera within the run', () => {
     const byHeader = letter({ 'run-id': 'r1', camera: 'cam-1' }, null);
@@ -111,7 +126,10 @@ describe('dead letters', () => {
     const tally = new DeadLetterTally({ runId: 'r1', cameras: new Set(['cam-1']), fromMs: T0 - 1000, toMs: T0 + 1000 });
     for (const l of [byHeader, byValue, letter({}, null), letter({}, null, T0 + 5000), letter({ 'run-id': 'r2' }, null)]) if (l.ok) tally.add(l.value);
     expect(tally.figures()).toEqual({
-      total: 3, byCameraAndTime: 1, byStage: { classify: 3 }, byCamera: { 'cam-1': 2, 'cam-2': 1 },
+      total: 3,
+      byCameraAndTime: 1,
+      byStage: { classify: 3 },
+      byCamera: { 'cam-1': 2, 'cam-2': 1 },
       byReason: [{ reason: 'empty value (no image bytes)', count: 3 }],
     });
   });
@@ -134,20 +152,40 @@ describe('figures', () => {
     for (let i = 0; i < 60; i += 1) agg.add(prediction(i, { label: i >= 38 ? 'pg' : 'cex' }), {}, T0);
     const cam = agg.cameras.get('cam-1')!;
     const summary = (a: Alert): AlertSummary => ({ ...a, reason: 'pg-onset', changes: [], firstRecordedMs: Date.parse(a.startsAt) + 1500 });
-    expect(detection(cam, [summary(alert())])).toEqual({ alertId: 'pg-1', onset: { at: at(38), frameId: 'cam-1-38', source: 'first-pg-labelled-frame' }, alarmAt: at(42), delaySeconds: 4, emittedAfterSeconds: 1.5 });
-    expect(detection(cam, [summary(alert({ startsAt: at(30) }))])).toMatchObject({ delaySeconds: -8, note: 'the alert fired before the first PG-labelled frame' });
+    expect(detection(cam, [summary(alert())])).toEqual({
+      alertId: 'pg-1',
+      onset: { at: at(38), frameId: 'cam-1-38', source: 'first-pg-labelled-frame' },
+      alarmAt: at(42),
+      delaySeconds: 4,
+      emittedAfterSeconds: 1.5,
+    });
+    expect(detection(cam, [summary(alert({ startsAt: at(30) }))])).toMatchObject({
+      delaySeconds: -8,
+      note: 'the alert fired before the first PG-labelled frame',
+    });
     expect(detection(cam, [])).toMatchObject({ alertId: null, note: `PG-labelled frames from ${at(38)} but no PG alert in this run (missed)` });
     const unlabelled = new RunAggregator('r1');
     unlabelled.add(prediction(0), {}, T0);
-    expect(detection(unlabelled.cameras.get('cam-1')!, [summary(alert())])).toMatchObject({ onset: { at: at(40), source: 'alert-first-pg-frame' }, delaySeconds: 2 });
+    expect(detection(unlabelled.cameras.get('cam-1')!, [summary(alert())])).toMatchObject({
+      onset: { at: at(40), source: 'alert-first-pg-frame' },
+      delaySeconds: 2,
+    });
   });
 
   it('acknowledgements from the alerts topic and the audit trail, merged by alert', () => {
     const a = { ...alert({ acknowledgedAt: at(50), acknowledgedBy: 'op' }), reason: 'pg-onset' as const, changes: [], firstRecordedMs: 0 };
     const b = { ...alert({ id: 'pg-2' }), reason: 'pg-onset' as const, changes: [], firstRecordedMs: 0 };
-    const audit = { consulted: { records: 2, firstSeq: 1, lastSeq: 2 }, run: {}, deliveries: [], configs: [], calibrations: [], acknowledgements: [
-      { alertId: 'pg-1', who: 'op', when: at(50), comment: 'stopped', seq: 1 }, { alertId: 'pg-2', who: 'qa-lead', when: at(70), via: 'opcua', seq: 2 },
-    ] };
+    const audit = {
+      consulted: { records: 2, firstSeq: 1, lastSeq: 2 },
+      run: {},
+      deliveries: [],
+      configs: [],
+      calibrations: [],
+      acknowledgements: [
+        { alertId: 'pg-1', who: 'op', when: at(50), comment: 'stopped', seq: 1 },
+        { alertId: 'pg-2', who: 'qa-lead', when: at(70), via: 'opcua', seq: 2 },
+      ],
+    };
     expect(acknowledgements([a, b], audit)).toEqual([
       { alertId: 'pg-1', camera: 'cam-1', by: 'op', at: at(50), comment: 'stopped', source: 'alerts+audit' },
       { alertId: 'pg-2', camera: 'cam-1', by: 'qa-lead', at: at(70), via: 'opcua', source: 'audit' },
@@ -165,7 +203,7 @@ describe('figures', () => {
 });
 
 describe('audit trail reading', () => {
-  it('pages through the trail and keeps the run\'s records and what was in force', async () => {
+  it("pages through the trail and keeps the run's records and what was in force", async () => {
     const entries: AuditEntry[] = [
       { seq: 1, at: at(0), kind: 'config.loaded', data: { configSha256: 'c1', modelCardSha256: 'm1', modelName: 'x', modelVersion: '1' } },
       { seq: 2, at: at(5), kind: 'config.loaded', data: { configSha256: 'c2', modelCardSha256: 'm2', modelName: 'x', modelVersion: '2' } },
@@ -175,16 +213,29 @@ describe('audit trail reading', () => {
       { seq: 6, at: at(30), kind: 'run.ended', data: { runId: 'r1', reason: 'stopped by PG alert' } },
       { seq: 7, at: at(40), kind: 'config.loaded', data: { configSha256: 'c3', modelCardSha256: 'm3', modelName: 'x', modelVersion: '3' } },
     ];
-    const source = { read: async ({ after = 0, limit }: { after?: number; limit: number }) => {
-      const records = entries.filter((e) => e.seq > after).slice(0, Math.min(limit, 2));
-      return records.length && records[records.length - 1]!.seq < 7 ? { records, next: records[records.length - 1]!.seq } : { records };
-    } };
+    const source = {
+      read: async ({ after = 0, limit }: { after?: number; limit: number }) => {
+        const records = entries.filter((e) => e.seq > after).slice(0, Math.min(limit, 2));
+        return records.length && records[records.length - 1]!.seq < 7 ? { records, next: records[records.length - 1]!.seq } : { records };
+      },
+    };
     const figures = await readAudit(source, 'r1', new Set(['pg-1']), { fromMs: 0, toMs: 0 });
     expect(figures.run).toEqual({ startedAt: at(10), source: 'opcua', endedAt: at(30), endReason: 'stopped by PG alert' });
     expect(figures.configs.map((c) => c.configSha256)).toEqual(['c2']);
     expect(figures.deliveries).toEqual([{ alertId: 'pg-1', sink: 'webhook', attempts: 2, at: at(20) }]);
     expect(figures.consulted).toEqual({ records: 7, firstSeq: 1, lastSeq: 7 });
-    expect(inForce([{ at: at(1), k: 'a' }, { at: at(2), k: 'b' }, { at: at(3), k: 'a' }], T0 + 2500, T0 + 9000, (e) => e.k).map((e) => e.at)).toEqual([at(1), at(2), at(3)]);
+    expect(
+      inForce(
+        [
+          { at: at(1), k: 'a' },
+          { at: at(2), k: 'b' },
+          { at: at(3), k: 'a' },
+        ],
+        T0 + 2500,
+        T0 + 9000,
+        (e) => e.k,
+      ).map((e) => e.at),
+    ).toEqual([at(1), at(2), at(3)]);
   });
 });
 
@@ -193,6 +244,8 @@ describe('formatting', () => {
     expect(esc('<b a="1">&\'')).toBe('&lt;b a=&quot;1&quot;&gt;&amp;&#39;');
     expect(time(at(3.25))).toBe('2026-01-01 00:00:03.250 UTC');
     expect([duration(2), duration(-8), duration(200), duration(7300), duration(null)]).toEqual(['2.00 s', '−8.00 s', '3 min 20 s', '2 h 01 min', '–']);
-    expect(scopeSvgIds('<clipPath id="clip3"/><g clip-path="url(#clip3)"/><use href="#clip3"/>', 'c1')).toBe('<clipPath id="c1-clip3"/><g clip-path="url(#c1-clip3)"/><use href="#c1-clip3"/>');
+    expect(scopeSvgIds('<clipPath id="clip3"/><g clip-path="url(#clip3)"/><use href="#clip3"/>', 'c1')).toBe(
+      '<clipPath id="c1-clip3"/><g clip-path="url(#c1-clip3)"/><use href="#c1-clip3"/>',
+    );
   });
 });

@@ -14,7 +14,10 @@ beforeAll(async () => {
   await producer.connect();
   const old = Date.now() - 3_600_000;
   // 30 old records and 30 recent ones on predictions over 3 partitions; 5 on alerts; frames empty.
-  await producer.send({ topic: topics.predictions, messages: Array.from({ length: 30 }, (_, i) => ({ key: `cam-${i % 3}`, value: `old-${i}`, timestamp: String(old + i) })) });
+  await producer.send({
+    topic: topics.predictions,
+    messages: Array.from({ length: 30 }, (_, i) => ({ key: `cam-${i % 3}`, value: `old-${i}`, timestamp: String(old + i) })),
+  });
   await producer.send({ topic: topics.predictions, messages: Array.from({ length: 30 }, (_, i) => ({ key: `cam-${i % 3}`, value: `new-${i}` })) });
   await producer.send({ topic: topics.alerts, messages: Array.from({ length: 5 }, (_, i) => ({ key: 'cam-0', value: `alert-${i}` })) });
   await producer.disconnect();
@@ -26,7 +29,12 @@ afterAll(async () => {
 describe('readTopics', () => {
   it('reads every record of several topics once, in offset order per partition, and ends', async () => {
     const seen: ReadRecord[] = [];
-    const result = await readTopics(bus.kafka, { topics: [{ topic: topics.predictions }, { topic: topics.alerts }, { topic: topics.frames }, { topic: 'rd.absent' }], onRecord: (r) => { seen.push(r); } });
+    const result = await readTopics(bus.kafka, {
+      topics: [{ topic: topics.predictions }, { topic: topics.alerts }, { topic: topics.frames }, { topic: 'rd.absent' }],
+      onRecord: (r) => {
+        seen.push(r);
+      },
+    });
     expect(result).toEqual({ records: 65, missing: ['rd.absent'], stoppedEarly: [] });
     const values = seen.map((r) => r.message.value!.toString());
     expect(new Set(values).size).toBe(65);
@@ -61,7 +69,9 @@ describe('readTopics', () => {
     const seen: string[] = [];
     const result = await readTopics(bus.kafka, {
       topics: [{ topic: topics.alerts, done: () => seen.includes('alert-1') }],
-      onRecord: (r) => { seen.push(r.message.value!.toString()); },
+      onRecord: (r) => {
+        seen.push(r.message.value!.toString());
+      },
     });
     expect(seen).toEqual(['alert-0', 'alert-1']);
     expect(result).toEqual({ records: 2, missing: [], stoppedEarly: [topics.alerts] });

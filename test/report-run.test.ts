@@ -58,36 +58,73 @@ async function produceRun(bus: TestBus): Promise<void> {
       if (camera === 'cam-a' && EVIDENCE.includes(i)) {
         const { png, truth } = await renderFrame({ seed: 7, frameIndex: i, tSeconds: 300 + i, pgOnsetS: 200, width: 640, height: 480, camera });
         image = png;
-        tilesOf.set(i, truth.pgBoxes.slice(0, 3).map((b) => ({ ...b, pPG: 0.95 })));
+        tilesOf.set(
+          i,
+          truth.pgBoxes.slice(0, 3).map((b) => ({ ...b, pPG: 0.95 })),
+        );
       } else image = await noisePng(96, 72, i + (camera === 'cam-a' ? 0 : 1000));
       frames.push({ key: camera, value: image, headers: { 'frame-id': id, camera, 'captured-at': at(i), 'content-type': 'image/png', 'run-id': RUN } });
       const p: Prediction = {
-        frameId: id, camera, runId: RUN, capturedAt: at(i), ...(camera === 'cam-a' ? camA(i) : camB(i)),
+        frameId: id,
+        camera,
+        runId: RUN,
+        capturedAt: at(i),
+        ...(camera === 'cam-a' ? camA(i) : camB(i)),
         ...(tilesOf.has(i) && camera === 'cam-a' ? { tiles: tilesOf.get(i) } : {}),
-        model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', latencyMs: 12,
+        model: 'crystalwatch-default 1.2.0',
+        backend: 'onnxruntime',
+        device: 'cpu',
+        latencyMs: 12,
       };
-      predictions.push({ key: camera, value: JSON.stringify(camera === 'cam-a' ? { ...p, calibration: { status: 'uncalibrated', note: 'default card, not refitted on this plant' } } : p) });
+      predictions.push({
+        key: camera,
+        value: JSON.stringify(camera === 'cam-a' ? { ...p, calibration: { status: 'uncalibrated', note: 'default card, not refitted on this plant' } } : p),
+      });
     }
   }
   // A redelivered prediction, and another run's prediction that must not count.
   predictions.push({ key: 'cam-a', value: predictions[5]!.value });
-  predictions.push({ key: 'cam-a', value: JSON.stringify({ ...JSON.parse(predictions[6]!.value!.toString()), frameId: 'other-1', runId: 'batch-0041', pPG: 0.99, predicted: 'pg' }) });
+  predictions.push({
+    key: 'cam-a',
+    value: JSON.stringify({ ...JSON.parse(predictions[6]!.value!.toString()), frameId: 'other-1', runId: 'batch-0041', pPG: 0.99, predicted: 'pg' }),
+  });
   await producer.send({ topic: topics.frames, messages: frames });
   await producer.send({ topic: topics.predictions, messages: predictions });
 
   const firing: Alert = {
-    id: 'pg-0123456789abcdef', camera: 'cam-a', runId: RUN, state: 'firing', startsAt: at(42), reason: 'pg-onset', action: 'stop-batch',
-    evidence: { firstPgFrameId: frameId('cam-a', 40), frames: EVIDENCE.map((i) => ({ frameId: frameId('cam-a', i), capturedAt: at(i), pPG: 0.95, tiles: tilesOf.get(i) })), statistic: 12.3, detector: 'cusum h=11.51' },
+    id: 'pg-0123456789abcdef',
+    camera: 'cam-a',
+    runId: RUN,
+    state: 'firing',
+    startsAt: at(42),
+    reason: 'pg-onset',
+    action: 'stop-batch',
+    evidence: {
+      firstPgFrameId: frameId('cam-a', 40),
+      frames: EVIDENCE.map((i) => ({ frameId: frameId('cam-a', i), capturedAt: at(i), pPG: 0.95, tiles: tilesOf.get(i) })),
+      statistic: 12.3,
+      detector: 'cusum h=11.51',
+    },
   };
   const acknowledged: Alert = { ...firing, acknowledgedAt: at(50), acknowledgedBy: 'operator-7' };
   const resolved: Alert = { ...acknowledged, state: 'resolved', endsAt: at(55) };
   const otherRun: Alert = { ...firing, id: 'pg-ffff', runId: 'batch-0041' };
-  await producer.send({ topic: topics.alerts, messages: [firing, otherRun, acknowledged, acknowledged, resolved].map((a) => ({ key: a.camera, value: JSON.stringify(a) })) });
-
-  const bad = (camera: string, run: string) => deadLetterRecord({
-    sourceTopic: topics.frames, partition: 0, offset: '99', stage: 'classify', reason: `frame ${camera}-x: empty value (no image bytes)`,
-    key: camera, value: null, headers: { 'frame-id': `${camera}-x`, camera, 'captured-at': at(31), 'content-type': 'image/png', 'run-id': run },
+  await producer.send({
+    topic: topics.alerts,
+    messages: [firing, otherRun, acknowledged, acknowledged, resolved].map((a) => ({ key: a.camera, value: JSON.stringify(a) })),
   });
+
+  const bad = (camera: string, run: string) =>
+    deadLetterRecord({
+      sourceTopic: topics.frames,
+      partition: 0,
+      offset: '99',
+      stage: 'classify',
+      reason: `frame ${camera}-x: empty value (no image bytes)`,
+      key: camera,
+      value: null,
+      headers: { 'frame-id': `${camera}-x`, camera, 'captured-at': at(31), 'content-type': 'image/png', 'run-id': run },
+    });
   await producer.send({ topic: topics.deadLetter, messages: [bad('cam-b', RUN), bad('cam-b', 'batch-0041')] });
   const runEvents = [
     { runId: RUN, state: 'started', at: at(-5), by: 'operator-3', source: 'api' },
@@ -99,9 +136,20 @@ async function produceRun(bus: TestBus): Promise<void> {
 }
 
 const auditRecords: AuditEntry[] = [
-  { seq: 1, at: new Date(Date.now() - 60_000).toISOString(), kind: 'config.loaded', data: { configSha256: 'a'.repeat(64), modelCardSha256: 'b'.repeat(64), modelName: 'crystalwatch-default', modelVersion: '1.2.0', calibrated: false } },
+  {
+    seq: 1,
+    at: new Date(Date.now() - 60_000).toISOString(),
+    kind: 'config.loaded',
+    data: { configSha256: 'a'.repeat(64), modelCardSha256: 'b'.repeat(64), modelName: 'crystalwatch-default', modelVersion: '1.2.0', calibrated: false },
+  },
   { seq: 2, at: new Date(Date.now() - 50_000).toISOString(), kind: 'run.started', data: { runId: RUN, source: 'api' } },
-  { seq: 3, at: new Date().toISOString(), kind: 'alert.acknowledged', actor: 'operator-7', data: { alertId: 'pg-0123456789abcdef', who: 'operator-7', when: at(50), comment: 'batch stopped, sample sent to the lab', via: 'web' } },
+  {
+    seq: 3,
+    at: new Date().toISOString(),
+    kind: 'alert.acknowledged',
+    actor: 'operator-7',
+    data: { alertId: 'pg-0123456789abcdef', who: 'operator-7', when: at(50), comment: 'batch stopped, sample sent to the lab', via: 'web' },
+  },
 ];
 const audit: AuditSource = {
   read: async ({ after = 0, limit }) => {
@@ -124,9 +172,17 @@ describe('writeRunReport', () => {
   let html: string;
   const out = () => path.join(bus.dir, 'report');
 
-  it('writes report.html, report.json and report.pdf with the run\'s figures', async () => {
+  it("writes report.html, report.json and report.pdf with the run's figures", async () => {
     const phases = new Set<string>();
-    const result = await writeRunReport({ kafka: bus.kafka, topics, runId: RUN, out: out(), logger: silentLogger, audit, onProgress: (phase) => phases.add(phase) });
+    const result = await writeRunReport({
+      kafka: bus.kafka,
+      topics,
+      runId: RUN,
+      out: out(),
+      logger: silentLogger,
+      audit,
+      onProgress: (phase) => phases.add(phase),
+    });
     expect([...phases]).toEqual(['alerts', 'predictions', 'frames', 'charts', 'html', 'pdf']);
     figures = JSON.parse(await readFile(result.json, 'utf8')) as ReportFigures;
     html = await readFile(result.html, 'utf8');
@@ -134,10 +190,22 @@ describe('writeRunReport', () => {
     expect(figures.cameras.map((c) => c.camera)).toEqual(['cam-a', 'cam-b']);
     const [a, b] = figures.cameras;
     assert(a && b, 'figures for both cameras');
-    expect(a).toMatchObject({ frames: 60, usable: 57, unusable: 3, unusableByReason: { 'out-of-focus': 2, black: 1 }, predicted: { pg: 20, cex: 37 }, labelled: { pg: 20, cex: 40 } });
+    expect(a).toMatchObject({
+      frames: 60,
+      usable: 57,
+      unusable: 3,
+      unusableByReason: { 'out-of-focus': 2, black: 1 },
+      predicted: { pg: 20, cex: 37 },
+      labelled: { pg: 20, cex: 40 },
+    });
     expect(a.classification).toMatchObject({ confusion: { tp: 19, fp: 1, tn: 36, fn: 1 }, precision: 0.95, recall: 0.95, support: 57 });
     expect(a.classification!.f1).toBeCloseTo(0.95, 10);
-    expect(a.detection).toMatchObject({ alertId: 'pg-0123456789abcdef', onset: { at: at(40), frameId: frameId('cam-a', 40), source: 'first-pg-labelled-frame' }, alarmAt: at(42), delaySeconds: 2 });
+    expect(a.detection).toMatchObject({
+      alertId: 'pg-0123456789abcdef',
+      onset: { at: at(40), frameId: frameId('cam-a', 40), source: 'first-pg-labelled-frame' },
+      alarmAt: at(42),
+      delaySeconds: 2,
+    });
     expect(b).toMatchObject({ frames: 60, unusable: 4, unusableByReason: { saturated: 3, blank: 1 }, classification: null, deadLettered: 1 });
     expect(b.detection.alertId).toBeNull();
     expect(figures.totals).toMatchObject({ frames: 120, unusable: 7, duplicates: 1, deadLettered: 1 });
@@ -146,10 +214,28 @@ describe('writeRunReport', () => {
     expect(figures.run.events).toHaveLength(2);
     expect(figures.alerts).toHaveLength(1);
     expect(figures.alerts[0]!.changes.map((c) => c.kind)).toEqual(['firing', 'acknowledged', 'resolved']);
-    expect(figures.acknowledgements).toEqual([{ alertId: 'pg-0123456789abcdef', camera: 'cam-a', by: 'operator-7', at: at(50), comment: 'batch stopped, sample sent to the lab', via: 'web', source: 'alerts+audit' }]);
+    expect(figures.acknowledgements).toEqual([
+      {
+        alertId: 'pg-0123456789abcdef',
+        camera: 'cam-a',
+        by: 'operator-7',
+        at: at(50),
+        comment: 'batch stopped, sample sent to the lab',
+        via: 'web',
+        source: 'alerts+audit',
+      },
+    ]);
     expect(figures.models).toEqual([
       { model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', frames: 60, from: at(0), to: at(59) },
-      { model: 'crystalwatch-default 1.2.0', backend: 'onnxruntime', device: 'cpu', calibration: { status: 'uncalibrated', note: 'default card, not refitted on this plant' }, frames: 60, from: at(0), to: at(59) },
+      {
+        model: 'crystalwatch-default 1.2.0',
+        backend: 'onnxruntime',
+        device: 'cpu',
+        calibration: { status: 'uncalibrated', note: 'default card, not refitted on this plant' },
+        frames: 60,
+        from: at(0),
+        to: at(59),
+      },
     ]);
     expect(figures.audit?.run.source).toBe('api');
     expect(figures.audit?.configs.map((c) => c.calibrated)).toEqual([false]);
@@ -178,7 +264,15 @@ describe('writeRunReport', () => {
   });
 
   it('downsamples a long trend to the bound it is given and keeps its highest P(PG)', async () => {
-    const result = await writeRunReport({ kafka: bus.kafka, topics, runId: RUN, out: path.join(bus.dir, 'small'), logger: silentLogger, pdf: false, trendPoints: 8 });
+    const result = await writeRunReport({
+      kafka: bus.kafka,
+      topics,
+      runId: RUN,
+      out: path.join(bus.dir, 'small'),
+      logger: silentLogger,
+      pdf: false,
+      trendPoints: 8,
+    });
     const [a] = result.figures.cameras;
     assert(a, 'figures for the camera');
     expect(a.trend.points.length).toBeLessThanOrEqual(8);
@@ -201,16 +295,33 @@ describe('crystalwatch report (the real command)', () => {
   it('writes the report against the broker and prints its figures as JSON', async () => {
     expect(existsSync(path.join(root, 'dist', 'src', 'report', 'command.js')), 'dist/ is stale: run npm run build').toBe(true);
     const dir = path.join(bus.dir, 'cli');
-    const child = spawn(process.execPath, [path.join(root, 'bin', 'crystalwatch.js'), 'report', '--run', RUN, '--out', dir, '--brokers', bus.broker.address, '--no-pdf', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [path.join(root, 'bin', 'crystalwatch.js'), 'report', '--run', RUN, '--out', dir, '--brokers', bus.broker.address, '--no-pdf', '--json'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
     const code = await waitForExit(child, { timeout: 60_000, message: 'crystalwatch report to finish', detail: () => stderr.slice(-3000) });
     expect(code, stderr).toBe(0);
     expect(stderr).toContain('report: reading predictions');
     const summary = JSON.parse(stdout.trim()) as Record<string, unknown>;
-    expect(summary).toMatchObject({ event: 'report', runId: RUN, cameras: ['cam-a', 'cam-b'], frames: 120, unusable: 7, alerts: 1, acknowledged: 1, deadLettered: 1 });
+    expect(summary).toMatchObject({
+      event: 'report',
+      runId: RUN,
+      cameras: ['cam-a', 'cam-b'],
+      frames: 120,
+      unusable: 7,
+      alerts: 1,
+      acknowledged: 1,
+      deadLettered: 1,
+    });
     expect(summary.pdf).toBeUndefined();
     expect(await readFile(path.join(dir, 'report.html'), 'utf8')).toContain('operator-7');
     expect(existsSync(path.join(dir, 'report.pdf'))).toBe(false);

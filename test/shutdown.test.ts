@@ -41,7 +41,13 @@ describe('crystalwatch run on SIGTERM', () => {
     const config = path.join(dir, 'plant.json');
     await writeFile(
       config,
-      JSON.stringify({ dataDir: path.join(dir, 'data'), broker: { port: brokerPort }, web: { port: webPort }, cameras: [{ id: 'cam-1', watch, runId: 'shutdown' }], log: { level: 'warn' } }),
+      JSON.stringify({
+        dataDir: path.join(dir, 'data'),
+        broker: { port: brokerPort },
+        web: { port: webPort },
+        cameras: [{ id: 'cam-1', watch, runId: 'shutdown' }],
+        log: { level: 'warn' },
+      }),
     );
 
     const first = start(['run', '--config', config]);
@@ -71,7 +77,11 @@ describe('crystalwatch run on SIGTERM', () => {
           frameIds.add(prediction.frameId);
         },
       });
-      await waitFor(() => frameIds.size >= written, { timeout: 120_000, message: `a prediction for each of the ${written} frames`, detail: () => `have ${frameIds.size}` });
+      await waitFor(() => frameIds.size >= written, {
+        timeout: 120_000,
+        message: `a prediction for each of the ${written} frames`,
+        detail: () => `have ${frameIds.size}`,
+      });
     } finally {
       await consumer.disconnect();
     }

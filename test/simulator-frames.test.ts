@@ -134,7 +134,11 @@ describe('FrameCamera', () => {
     await camera.close();
     // fs.watch reports asynchronously: wait until it has seen every file the camera left.
     const left = (await readdir(out)).filter((f) => !f.startsWith('.'));
-    await waitFor(() => left.every((f) => appeared.includes(f)), { timeout: 5_000, message: 'fs.watch to report every file written', detail: () => `seen ${appeared.join(', ')}` });
+    await waitFor(() => left.every((f) => appeared.includes(f)), {
+      timeout: 5_000,
+      message: 'fs.watch to report every file written',
+      detail: () => `seen ${appeared.join(', ')}`,
+    });
     watcher.close();
     expect(camera.framesWritten).toBe(8);
     const pngsSeen = appeared.filter((n) => n.endsWith('.png'));

@@ -19,7 +19,7 @@ function rocAuc(positives: number[], negatives: number[]): number {
   const all = [...positives.map((v) => ({ v, pos: true })), ...negatives.map((v) => ({ v, pos: false }))].sort((a, b) => a.v - b.v);
   // Midranks for ties.
   const ranks = new Array<number>(all.length);
-  for (let i = 0; i < all.length; ) {
+  for (let i = 0; i < all.length;) {
     let j = i;
     while (j + 1 < all.length && all[j + 1]!.v === all[i]!.v) j++;
     for (let k = i; k <= j; k++) ranks[k] = (i + j) / 2 + 1;
@@ -141,7 +141,11 @@ beforeAll(async () => {
     const crop = await renderCrop({ label, seed: 20_000 + i });
     const px = await sharp(crop.png).extractChannel(0).raw().toBuffer();
     const blur = (sigma: number): Promise<Buffer> =>
-      sharp(px, { raw: { width: crop.width, height: crop.height, channels: 1 } }).blur(sigma).extractChannel(0).raw().toBuffer();
+      sharp(px, { raw: { width: crop.width, height: crop.height, channels: 1 } })
+        .blur(sigma)
+        .extractChannel(0)
+        .raw()
+        .toBuffer();
     stats.push({
       label,
       meanBrightness: px.reduce((s, v) => s + v, 0) / px.length,
@@ -179,7 +183,10 @@ describe('simulated crop statistics (200 crops)', () => {
     const rows = stats.map((s) => ({ x: [s.coherence, s.centreSurround], y: s.label === 'pg' ? 1 : 0 }));
     const score = fitLogistic(rows.slice(0, 100));
     const held = rows.slice(100);
-    const auc = rocAuc(held.filter((r) => r.y === 1).map((r) => score(r.x)), held.filter((r) => r.y === 0).map((r) => score(r.x)));
+    const auc = rocAuc(
+      held.filter((r) => r.y === 1).map((r) => score(r.x)),
+      held.filter((r) => r.y === 0).map((r) => score(r.x)),
+    );
     expect(auc).toBeGreaterThan(0.9);
     // Each statistic on its own points the expected way: needles oriented, PG a central body.
     expect(rocAuc(of('cex', 'coherence'), of('pg', 'coherence'))).toBeGreaterThan(0.75);

@@ -24,7 +24,10 @@ afterAll(async () => {
 
 async function listFiles(root: string): Promise<string[]> {
   const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(root.length + 1)).sort();
+  return entries
+    .filter((e) => e.isFile())
+    .map((e) => join(e.parentPath, e.name).slice(root.length + 1))
+    .sort();
 }
 
 describe('renderCrop', () => {
@@ -123,7 +126,22 @@ const built = existsSync(join(process.cwd(), 'dist', 'simulator', 'command.js'))
 describe.skipIf(!built)('crystalwatch simulate dataset (compiled CLI)', () => {
   it('writes the binary split layout and reports files as JSON', async () => {
     const out = await tempDir();
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [cli, 'simulate', 'dataset', '--out', out, '--count', '9', '--seed', '5', '--layout', 'binary', '--split', '70/25/5', '--json']);
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [
+      cli,
+      'simulate',
+      'dataset',
+      '--out',
+      out,
+      '--count',
+      '9',
+      '--seed',
+      '5',
+      '--layout',
+      'binary',
+      '--split',
+      '70/25/5',
+      '--json',
+    ]);
     const report = JSON.parse(stdout) as { count: number; files: { path: string; label: string }[] };
     expect(report.count).toBe(9);
     expect(report.files.filter((f) => f.label === 'pg')).toHaveLength(5);

@@ -7,7 +7,10 @@ class GatedStage extends StageLifecycle {
   readonly calls: string[] = [];
   openGate = deferred();
   shutGate = deferred();
-  constructor(private readonly failOpen?: Error, startWaitMs?: number) {
+  constructor(
+    private readonly failOpen?: Error,
+    startWaitMs?: number,
+  ) {
     super({ stage: 'gated', startWaitMs });
   }
   protected async open(): Promise<void> {
@@ -32,12 +35,14 @@ class GatedStage extends StageLifecycle {
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
-  const promise = new Promise<void>((r) => { resolve = r; });
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 
 describe('StageLifecycle', () => {
-  it('a second start() returns the first one\'s promise and open() runs once', async () => {
+  it("a second start() returns the first one's promise and open() runs once", async () => {
     const stage = new GatedStage();
     const first = stage.start();
     const second = stage.start();
@@ -50,7 +55,7 @@ describe('StageLifecycle', () => {
     await stage.close();
   });
 
-  it('a second close() returns the first one\'s promise: neither resolves before shut() has finished', async () => {
+  it("a second close() returns the first one's promise: neither resolves before shut() has finished", async () => {
     const stage = new GatedStage();
     stage.openGate.resolve();
     await stage.start();
@@ -58,7 +63,9 @@ describe('StageLifecycle', () => {
     const second = stage.close();
     expect(second).toBe(first);
     let settled = false;
-    void second.then(() => { settled = true; });
+    void second.then(() => {
+      settled = true;
+    });
     await new Promise<void>((r) => setImmediate(r));
     expect(stage.calls).toEqual(['open', 'opened', 'interrupt', 'shut']);
     expect(settled).toBe(false);
@@ -101,7 +108,10 @@ describe('StageLifecycle', () => {
     const stage = new GatedStage();
     stage.shutGate.resolve();
     await stage.close();
-    const error = await stage.start().then(() => undefined, (err: unknown) => err);
+    const error = await stage.start().then(
+      () => undefined,
+      (err: unknown) => err,
+    );
     expect(error).toBeInstanceOf(StageClosedError);
     expect((error as StageClosedError).message).toBe('gated: start() after close(); a closed stage does nothing, create and start a new one');
     expect(() => stage.work()).toThrow(StageClosedError);

@@ -40,7 +40,11 @@ let unseen: (Picture & { label: 'cex' | 'pg' })[];
 beforeAll(async () => {
   root = await mkdtemp(join(tmpdir(), 'cw-trust-'));
   // 4 of each of the 10 kinds: crop-sized, 1280×960 and in between.
-  nonProbe = (await nonProbeSet({ seed: 0x7e5, perKind: 4 })).map((p, i) => ({ name: `np-${i}-${p.kind}-${p.width}x${p.height}`, bytes: p.bytes, kind: p.kind }));
+  nonProbe = (await nonProbeSet({ seed: 0x7e5, perKind: 4 })).map((p, i) => ({
+    name: `np-${i}-${p.kind}-${p.width}x${p.height}`,
+    bytes: p.bytes,
+    kind: p.kind,
+  }));
   unseen = [];
   for (const [p, profile] of UNSEEN_PROFILES.entries()) {
     const crops = p === 0 ? 12 : 11;
@@ -59,7 +63,8 @@ afterAll(async () => {
 });
 
 const counted = (predicted: string) => predicted === 'cex' || predicted === 'pg';
-const list = (items: { name: string; predicted: string; reason?: string }[]) => items.map((i) => `${i.name}: ${i.predicted}${i.reason ? ` (${i.reason})` : ''}`).join('; ');
+const list = (items: { name: string; predicted: string; reason?: string }[]) =>
+  items.map((i) => `${i.name}: ${i.predicted}${i.reason ? ` (${i.reason})` : ''}`).join('; ');
 
 function expectTargets(results: { name: string; predicted: string; reason?: string }[]): void {
   const np = results.filter((r) => r.name.startsWith('np-'));
@@ -90,13 +95,21 @@ describe('trust gates on models/default', () => {
       files.push(file);
     }
     const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [CLI, 'predict', '--json', ...files], { env: { ...process.env, CRYSTALWATCH_ORT_THREADS: '1' }, maxBuffer: 16 << 20 }, (err, out, errOut) => {
-        done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: out, stderr: errOut });
-      });
+      execFile(
+        process.execPath,
+        [CLI, 'predict', '--json', ...files],
+        { env: { ...process.env, CRYSTALWATCH_ORT_THREADS: '1' }, maxBuffer: 16 << 20 },
+        (err, out, errOut) => {
+          done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout: out, stderr: errOut });
+        },
+      );
     });
     expect(stderr).not.toMatch(/OOD scoring is off/);
     expect(code, stderr).toBe(0);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as { file: string; predicted: string; reason?: string });
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { file: string; predicted: string; reason?: string });
     expect(lines.map((l) => l.file)).toEqual(files);
     expectTargets(lines.map((l, i) => ({ ...l, name: [...nonProbe, ...unseen][i]!.name })));
   }, 240_000);
@@ -129,10 +142,16 @@ describe('trust gates on models/default', () => {
         for (let i = 0; i < all.length; i += 4) {
           await producer.send({
             topic: topics.frames,
-            messages: all.slice(i, i + 4).map((p, k) => ({ key: `cam-${(i + k) % 4}`, value: p.bytes, headers: frameHeaders(p.name, `cam-${(i + k) % 4}`, i + k, p.bytes) })),
+            messages: all
+              .slice(i, i + 4)
+              .map((p, k) => ({ key: `cam-${(i + k) % 4}`, value: p.bytes, headers: frameHeaders(p.name, `cam-${(i + k) % 4}`, i + k, p.bytes) })),
           });
         }
-        await waitFor(() => out.predictions.length >= 80, { timeout: 180_000, message: '80 predictions', detail: () => `${out.predictions.length} so far, ${out.deadLetters.length} dead letters` });
+        await waitFor(() => out.predictions.length >= 80, {
+          timeout: 180_000,
+          message: '80 predictions',
+          detail: () => `${out.predictions.length} so far, ${out.deadLetters.length} dead letters`,
+        });
         expect(out.deadLetters).toEqual([]);
         const byName = new Map(out.predictions.map((p) => [p.frameId, p]));
         expectTargets(all.map((p) => ({ name: p.name, predicted: byName.get(p.name)!.predicted, reason: byName.get(p.name)!.reason })));

@@ -52,10 +52,13 @@ describe('thumbnails from the frames topic', () => {
     const crop = await renderCrop({ label: 'pg', seed: 42, width: 640, height: 480 });
     // The consumer starts from the latest offset: keep producing until it has joined and seen one.
     let n = 0;
-    await waitFor(async () => {
-      await produceFrame('cam-a', `cam-a-warmup-${n++}`, crop.png);
-      return (await get('/api/cameras/cam-a/latest.jpg')).status === 200;
-    }, { timeout: 60_000, interval: 500, message: 'a thumbnail of cam-a while producing a frame every 0.5 s' });
+    await waitFor(
+      async () => {
+        await produceFrame('cam-a', `cam-a-warmup-${n++}`, crop.png);
+        return (await get('/api/cameras/cam-a/latest.jpg')).status === 200;
+      },
+      { timeout: 60_000, interval: 500, message: 'a thumbnail of cam-a while producing a frame every 0.5 s' },
+    );
 
     await produceFrame('cam-b', 'cam-b-2026-11-22T10:00:00Z-0001', crop.png, '2026-11-22T10:00:00.000Z');
     await produceFrame('cam-b', 'cam-b-bad-bytes', Buffer.from('this is not an image'));
@@ -64,11 +67,16 @@ describe('thumbnails from the frames topic', () => {
     const old = encodeFrameHeaders(frameHeaders({ 'frame-id': 'cam-b-old', camera: 'cam-b', 'captured-at': '2026-11-22T09:59:00.000Z' }));
     await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: old, timestamp: String(Date.now() - 60_000) }] });
     // The good frame's thumbnail, and each of the three bad records counted.
-    const response = await waitFor(async () => {
-      const thumbnail = await get('/api/frames/cam-b-2026-11-22T10%3A00%3A00Z-0001/thumbnail');
-      const metrics = await (await get('/metrics')).text();
-      return thumbnail.status === 200 && ['bad_headers', 'decode_error', 'skipped_lag'].every((r) => metrics.includes(`result="${r}"}`)) ? thumbnail : undefined;
-    }, { timeout: 15_000, interval: 250, message: "cam-b's thumbnail and its three bad records counted" });
+    const response = await waitFor(
+      async () => {
+        const thumbnail = await get('/api/frames/cam-b-2026-11-22T10%3A00%3A00Z-0001/thumbnail');
+        const metrics = await (await get('/metrics')).text();
+        return thumbnail.status === 200 && ['bad_headers', 'decode_error', 'skipped_lag'].every((r) => metrics.includes(`result="${r}"}`))
+          ? thumbnail
+          : undefined;
+      },
+      { timeout: 15_000, interval: 250, message: "cam-b's thumbnail and its three bad records counted" },
+    );
     expect(response.status).toBe(200);
     expect(response.headers.get('content-type')).toBe('image/jpeg');
     const meta = await sharp(Buffer.from(await response.arrayBuffer())).metadata();
@@ -80,7 +88,10 @@ describe('thumbnails from the frames topic', () => {
     expect(metrics).toMatch(/crystalwatch_web_thumbnails_total\{result="skipped_lag"\} 1/);
     expect((await get('/api/frames/cam-b-old/thumbnail')).status).toBe(404);
 
-    const cameras = (await (await get('/api/cameras')).json()) as { camera: string; thumbnail?: { frameId: string; sourceWidth: number; sourceHeight: number } }[];
+    const cameras = (await (await get('/api/cameras')).json()) as {
+      camera: string;
+      thumbnail?: { frameId: string; sourceWidth: number; sourceHeight: number };
+    }[];
     const b = cameras.find((c) => c.camera === 'cam-b');
     expect(b?.thumbnail).toMatchObject({ frameId: 'cam-b-2026-11-22T10:00:00Z-0001', sourceWidth: 640, sourceHeight: 480 });
 

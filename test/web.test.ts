@@ -4,7 +4,18 @@ import sharp from 'sharp';
 import { request } from 'node:http';
 import WebSocket from 'ws';
 import type { IncomingMessage } from 'node:http';
-import { AckGuard, ACK_LOOPBACK_NOTICE, isLoopbackHost, webExposureProblem, WebServer, makeThumbnail, ThumbnailCache, type AlertActions, type LiveEvent, type LiveEventType } from '../src/web/index.js';
+import {
+  AckGuard,
+  ACK_LOOPBACK_NOTICE,
+  isLoopbackHost,
+  webExposureProblem,
+  WebServer,
+  makeThumbnail,
+  ThumbnailCache,
+  type AlertActions,
+  type LiveEvent,
+  type LiveEventType,
+} from '../src/web/index.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
 import { alert as buildAlert, prediction as buildPrediction } from './helpers/messages.js';
 import { waitForEvent } from './helpers/wait.js';
@@ -24,7 +35,13 @@ async function startServer(options: Partial<ConstructorParameters<typeof WebServ
 }
 
 /** Raw HTTP so paths like /../x are sent as written (fetch would normalise them). */
-function raw(server: WebServer, method: string, path: string, headers: Record<string, string> = {}, body?: string | Buffer): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function raw(
+  server: WebServer,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+  body?: string | Buffer,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   return new Promise((resolve, reject) => {
     const req = request({ host: '127.0.0.1', port: server.port, method, path, headers }, (res) => {
       const chunks: Buffer[] = [];
@@ -36,16 +53,28 @@ function raw(server: WebServer, method: string, path: string, headers: Record<st
   });
 }
 
-const alert = (overrides: Partial<Alert> = {}): Alert => buildAlert({
-  id: 'alert-cam1-1', camera: 'cam1', runId: 'run-7', startsAt: '2026-11-22T10:00:05.000Z',
-  evidence: { firstPgFrameId: 'cam1-f3', frames: [{ frameId: 'cam1-f3', capturedAt: '2026-11-22T10:00:03.000Z', pPG: 0.91 }] },
-  ...overrides,
-});
+const alert = (overrides: Partial<Alert> = {}): Alert =>
+  buildAlert({
+    id: 'alert-cam1-1',
+    camera: 'cam1',
+    runId: 'run-7',
+    startsAt: '2026-11-22T10:00:05.000Z',
+    evidence: { firstPgFrameId: 'cam1-f3', frames: [{ frameId: 'cam1-f3', capturedAt: '2026-11-22T10:00:03.000Z', pPG: 0.91 }] },
+    ...overrides,
+  });
 
-const prediction = (i: number, pPG: number): Prediction => buildPrediction({
-  frameId: `cam1-f${i}`, camera: 'cam1', runId: 'run-7', capturedAt: `2026-11-22T10:00:0${i}.000Z`, pPG,
-  tiles: [{ x: 10, y: 20, width: 64, height: 64, pPG }], model: 'resnet18-cex-pg', backend: 'onnxruntime', latencyMs: 12,
-});
+const prediction = (i: number, pPG: number): Prediction =>
+  buildPrediction({
+    frameId: `cam1-f${i}`,
+    camera: 'cam1',
+    runId: 'run-7',
+    capturedAt: `2026-11-22T10:00:0${i}.000Z`,
+    pPG,
+    tiles: [{ x: 10, y: 20, width: 64, height: 64, pPG }],
+    model: 'resnet18-cex-pg',
+    backend: 'onnxruntime',
+    latencyMs: 12,
+  });
 
 type EventOf<T extends LiveEventType> = Extract<LiveEvent, { type: T }>;
 
@@ -125,7 +154,17 @@ describe('WebServer HTTP', () => {
     expect((await raw(server, 'GET', '/app.js')).headers['content-type']).toBe('text/javascript; charset=utf-8');
     expect((await raw(server, 'HEAD', '/style.css')).body.length).toBe(0);
 
-    for (const path of ['/../package.json', '/%2e%2e/package.json', '/..%2fpackage.json', '/%2e%2e%2f%2e%2e%2fpackage.json', '/static/../../index.ts', '/..\\index.ts', '/%00index.html', '/.hidden', '/nope.html']) {
+    for (const path of [
+      '/../package.json',
+      '/%2e%2e/package.json',
+      '/..%2fpackage.json',
+      '/%2e%2e%2f%2e%2e%2fpackage.json',
+      '/static/../../index.ts',
+      '/..\\index.ts',
+      '/%00index.html',
+      '/.hidden',
+      '/nope.html',
+    ]) {
       const res = await raw(server, 'GET', path);
       expect(res.status, path).toBe(404);
       expect(res.body.toString()).not.toContain('"name": "crystalwatch"');
@@ -162,7 +201,10 @@ describe('WebServer HTTP', () => {
     expect(ok.status).toBe(200);
     const acked = JSON.parse(ok.body.toString()) as Alert;
     expect(acked.acknowledgedBy).toBe('shift lead');
-    expect(calls).toEqual([{ id: 'no-such', by: 'shift lead' }, { id: 'alert-cam1-1', by: 'shift lead' }]);
+    expect(calls).toEqual([
+      { id: 'no-such', by: 'shift lead' },
+      { id: 'alert-cam1-1', by: 'shift lead' },
+    ]);
     expect((await raw(server, 'GET', '/api/alerts/alert-cam1-1/ack')).status).toBe(405);
   });
 
@@ -180,16 +222,39 @@ describe('WebServer HTTP', () => {
 });
 
 describe('extra routes', () => {
-  it('mounts the app\'s routes with one line each; mutating ones need the token', async () => {
+  it("mounts the app's routes with one line each; mutating ones need the token", async () => {
     const runs: Record<string, unknown>[] = [];
     const server = await startServer({
       token: 'operator-secret-1',
       routes: [
         // Shaped like src/audit/api.ts: ({ url }) => { status, body }.
-        { method: 'GET', path: '/api/audit', mutating: true, handle: ({ url }) => ({ status: 200, body: { after: Number(url.searchParams.get('after') ?? 0), records: [] } }) },
-        { method: 'POST', path: '/api/runs', mutating: true, handle: async ({ readJson }) => { runs.push(await readJson()); return { status: 201, body: { ok: true } }; } },
-        { method: 'GET', path: '/api/runs/:runId/report.txt', handle: ({ params }) => ({ status: 200, body: `report of ${params.runId}`, contentType: 'text/plain; charset=utf-8' }) },
-        { method: 'GET', path: '/api/broken', handle: () => { throw new Error('disk on fire'); } },
+        {
+          method: 'GET',
+          path: '/api/audit',
+          mutating: true,
+          handle: ({ url }) => ({ status: 200, body: { after: Number(url.searchParams.get('after') ?? 0), records: [] } }),
+        },
+        {
+          method: 'POST',
+          path: '/api/runs',
+          mutating: true,
+          handle: async ({ readJson }) => {
+            runs.push(await readJson());
+            return { status: 201, body: { ok: true } };
+          },
+        },
+        {
+          method: 'GET',
+          path: '/api/runs/:runId/report.txt',
+          handle: ({ params }) => ({ status: 200, body: `report of ${params.runId}`, contentType: 'text/plain; charset=utf-8' }),
+        },
+        {
+          method: 'GET',
+          path: '/api/broken',
+          handle: () => {
+            throw new Error('disk on fire');
+          },
+        },
       ],
     });
     const auth = { authorization: 'Bearer operator-secret-1', 'content-type': 'application/json' };
@@ -224,7 +289,9 @@ describe('extra routes', () => {
 
   it('refuses a route defined twice or with a path it cannot match', () => {
     const handle = () => ({ status: 200, body: {} });
-    expect(() => new WebServer({ registry: new Registry(), routes: [{ method: 'GET', path: '/api/alerts', handle }] })).toThrow('web: route GET /api/alerts is defined twice');
+    expect(() => new WebServer({ registry: new Registry(), routes: [{ method: 'GET', path: '/api/alerts', handle }] })).toThrow(
+      'web: route GET /api/alerts is defined twice',
+    );
     expect(() => new WebServer({ registry: new Registry(), routes: [{ method: 'GET', path: 'api/x', handle }] })).toThrow(/must start with "\/"/);
   });
 });
@@ -252,7 +319,10 @@ describe('acknowledging without a token', () => {
     const open = new AckGuard({ host: '0.0.0.0' });
     expect(open.mode).toBe('disabled');
     expect(open.notice).toMatch(/needs a token \(web\.token\)/);
-    expect(open.refusal(request('127.0.0.1'))).toEqual({ status: 403, message: expect.stringMatching(/listens on 0\.0\.0\.0; set web\.token \(CRYSTALWATCH_WEB_TOKEN/) });
+    expect(open.refusal(request('127.0.0.1'))).toEqual({
+      status: 403,
+      message: expect.stringMatching(/listens on 0\.0\.0\.0; set web\.token \(CRYSTALWATCH_WEB_TOKEN/),
+    });
     const local = new AckGuard({ host: '127.0.0.1' });
     const here = { host: '127.0.0.1:8080' };
     expect(local.refusal(request('127.0.0.1', here))).toBeUndefined();
@@ -260,7 +330,10 @@ describe('acknowledging without a token', () => {
     expect(local.refusal(request('::1', { host: '[::1]:8080' }))).toBeUndefined();
     expect(local.refusal(request('10.1.2.3', here))).toEqual({ status: 403, message: expect.stringMatching(/from this machine only, not from 10\.1\.2\.3/) });
     // DNS rebinding: a page of evil.example resolved to 127.0.0.1, same-origin by its own Host.
-    expect(local.refusal(request('127.0.0.1', { origin: 'http://evil.example:8080', host: 'evil.example:8080' }))).toEqual({ status: 403, message: expect.stringMatching(/needs a loopback Host header/) });
+    expect(local.refusal(request('127.0.0.1', { origin: 'http://evil.example:8080', host: 'evil.example:8080' }))).toEqual({
+      status: 403,
+      message: expect.stringMatching(/needs a loopback Host header/),
+    });
     expect(local.refusal(request('127.0.0.1', { host: 'evil.example:8080' }))).toMatchObject({ status: 403 });
     expect(local.refusal(request('127.0.0.1', { origin: 'https://evil.example', host: '127.0.0.1:8080' }))).toMatchObject({ status: 403 });
     const guarded = new AckGuard({ host: '0.0.0.0', token: 'operator-secret-1' });
@@ -270,7 +343,9 @@ describe('acknowledging without a token', () => {
 
   it('keeps `crystalwatch run` from serving acknowledgement publicly without a token', () => {
     const run = (stages: string[], host: string, token?: string) => webExposureProblem({ stages, web: { host, token } });
-    expect(run(['ingest', 'classify', 'monitor', 'web'], '0.0.0.0')).toMatch(/^web\.host is "0\.0\.0\.0", which is not a loopback address, and web\.token is not set/);
+    expect(run(['ingest', 'classify', 'monitor', 'web'], '0.0.0.0')).toMatch(
+      /^web\.host is "0\.0\.0\.0", which is not a loopback address, and web\.token is not set/,
+    );
     expect(run(['monitor', 'web'], '0.0.0.0', 'operator-secret-1')).toBeUndefined();
     expect(run(['monitor', 'web'], '127.0.0.1')).toBeUndefined();
     // The web stage of an ingest or classify process serves /metrics only: no alert to acknowledge there.
@@ -309,7 +384,10 @@ describe('WebServer live feed', () => {
     const cameras = JSON.parse((await raw(server, 'GET', '/api/cameras')).body.toString());
     expect(cameras).toHaveLength(1);
     expect(cameras[0].camera).toBe('cam1');
-    expect(cameras[0].history).toEqual([{ t: '2026-11-22T10:00:01.000Z', pPG: 0.12 }, { t: '2026-11-22T10:00:02.000Z', pPG: 0.81 }]);
+    expect(cameras[0].history).toEqual([
+      { t: '2026-11-22T10:00:01.000Z', pPG: 0.12 },
+      { t: '2026-11-22T10:00:02.000Z', pPG: 0.81 },
+    ]);
     expect(cameras[0].lastPrediction.frameId).toBe('cam1-f2');
     expect(cameras[0].quality['5m']).toMatchObject({ precision: 0.97, recall: 0.94, support: 120 });
     expect(cameras[0].quality['1h'].precision).toBeNull();
@@ -343,12 +421,13 @@ describe('WebServer live feed', () => {
 
   it('refuses the live feed and acknowledgements to other sites in the browser', async () => {
     const server = await startServer({ allowedOrigins: ['https://crystalwatch.plant.example'], alerts: alertStage([alert()]) });
-    const open = (origin: string) => new Promise<void>((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`, { origin });
-      sockets.push(ws);
-      ws.on('open', () => resolve());
-      ws.on('error', reject);
-    });
+    const open = (origin: string) =>
+      new Promise<void>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${server.port}/ws`, { origin });
+        sockets.push(ws);
+        ws.on('open', () => resolve());
+        ws.on('error', reject);
+      });
     await expect(open('https://evil.example')).rejects.toThrow(/403/);
     await expect(open(`http://127.0.0.1:${server.port}`)).resolves.toBeUndefined();
     await expect(open('https://crystalwatch.plant.example')).resolves.toBeUndefined();
@@ -383,13 +462,19 @@ describe('thumbnails', () => {
     // A 1280×960 grey frame with one bright plate, like a PG crop.
     const frame = await sharp({ create: { width: 1280, height: 960, channels: 3, background: { r: 20, g: 20, b: 20 } } })
       .composite([{ input: { create: { width: 300, height: 200, channels: 3, background: { r: 230, g: 230, b: 230 } } }, left: 500, top: 400 }])
-      .png().toBuffer();
+      .png()
+      .toBuffer();
     const made = await makeThumbnail(frame);
     expect([made.width, made.height]).toEqual([320, 240]);
     expect([made.sourceWidth, made.sourceHeight]).toEqual([1280, 960]);
     expect((await sharp(made.jpeg).metadata()).format).toBe('jpeg');
 
-    const small = await makeThumbnail(await sharp({ create: { width: 200, height: 160, channels: 3, background: { r: 0, g: 0, b: 0 } } }).greyscale().png().toBuffer());
+    const small = await makeThumbnail(
+      await sharp({ create: { width: 200, height: 160, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .greyscale()
+        .png()
+        .toBuffer(),
+    );
     expect([small.width, small.height]).toEqual([200, 160]); // never enlarged
 
     await expect(makeThumbnail(Buffer.from('not an image'))).rejects.toThrow();
@@ -400,7 +485,14 @@ describe('thumbnails', () => {
     await nextMessage(ws, 'status');
     const frameEvent = nextMessage(ws, 'frame');
     server.addThumbnail({ frameId: 'cam2-2026-11-22T10:00:00Z-abc', camera: 'cam2', capturedAt: '2026-11-22T10:00:00.000Z', ...made });
-    expect(await frameEvent).toMatchObject({ camera: 'cam2', width: 320, height: 240, sourceWidth: 1280, sourceHeight: 960, url: '/api/frames/cam2-2026-11-22T10%3A00%3A00Z-abc/thumbnail' });
+    expect(await frameEvent).toMatchObject({
+      camera: 'cam2',
+      width: 320,
+      height: 240,
+      sourceWidth: 1280,
+      sourceHeight: 960,
+      url: '/api/frames/cam2-2026-11-22T10%3A00%3A00Z-abc/thumbnail',
+    });
 
     const byFrame = await raw(server, 'GET', '/api/frames/cam2-2026-11-22T10%3A00%3A00Z-abc/thumbnail');
     expect(byFrame.status).toBe(200);
@@ -415,7 +507,16 @@ describe('thumbnails', () => {
 
   it('keeps a bounded LRU but never evicts pinned alert evidence', () => {
     const cache = new ThumbnailCache(3, 10);
-    const thumb = (i: number) => ({ frameId: `f${i}`, camera: 'cam1', capturedAt: `2026-11-22T10:00:${String(i).padStart(2, '0')}.000Z`, jpeg: Buffer.from([i]), width: 1, height: 1, sourceWidth: 1, sourceHeight: 1 });
+    const thumb = (i: number) => ({
+      frameId: `f${i}`,
+      camera: 'cam1',
+      capturedAt: `2026-11-22T10:00:${String(i).padStart(2, '0')}.000Z`,
+      jpeg: Buffer.from([i]),
+      width: 1,
+      height: 1,
+      sourceWidth: 1,
+      sourceHeight: 1,
+    });
     cache.add(thumb(1));
     cache.pin(['f1', 'f5']); // f5 not seen yet: pinned when it arrives
     for (let i = 2; i <= 8; i++) cache.add(thumb(i));

@@ -34,6 +34,8 @@ export class AlertmanagerRefresh {
   private async tick(): Promise<void> {
     const alerts = this.firing();
     if (alerts.length === 0) return;
-    await this.sink.post(alerts, this.abort.signal).catch((err: Error) => this.logger.warn({ err: err.message, alerts: alerts.length }, 'alertmanager re-send failed; repeated at the next tick'));
+    await this.sink
+      .post(alerts, this.abort.signal)
+      .catch((err: Error) => this.logger.warn({ err: err.message, alerts: alerts.length }, 'alertmanager re-send failed; repeated at the next tick'));
   }
 }

@@ -35,7 +35,10 @@ export class AlertAnnouncer {
       if (kind === 'firing') {
         if (reason === 'pg-onset') {
           metrics.alerts.inc({ camera: alert.camera });
-          logger.warn({ alertId: alert.id, camera: alert.camera, runId: alert.runId, firstPgFrameId: alert.evidence.firstPgFrameId, statistic: alert.evidence.statistic }, 'PG onset: alert firing');
+          logger.warn(
+            { alertId: alert.id, camera: alert.camera, runId: alert.runId, firstPgFrameId: alert.evidence.firstPgFrameId, statistic: alert.evidence.statistic },
+            'PG onset: alert firing',
+          );
         } else {
           metrics.silentAlerts.inc({ camera: alert.camera });
           logger.warn({ alertId: alert.id, camera: alert.camera, runId: alert.runId, lastSeenAt: alert.evidence.lastSeenAt }, 'camera silent: alert firing');

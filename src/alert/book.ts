@@ -37,7 +37,10 @@ export class AlertBook {
   /** Copies, newest first (by `startsAt`; among equals, the most recently changed first). */
   list(): Alert[] {
     const recentFirst = [...this.alerts.values()].reverse();
-    return recentFirst.map((a, i) => ({ a, i, at: Date.parse(a.startsAt) || 0 })).sort((x, y) => y.at - x.at || x.i - y.i).map(({ a }) => structuredClone(a));
+    return recentFirst
+      .map((a, i) => ({ a, i, at: Date.parse(a.startsAt) || 0 }))
+      .sort((x, y) => y.at - x.at || x.i - y.i)
+      .map(({ a }) => structuredClone(a));
   }
 
   firing(reason?: AlertReason): Alert[] {

@@ -54,7 +54,10 @@ export class AlertDelivery {
       const p = producer();
       if (!p) {
         // Without Kafka (observePrediction on a stage never started) there is no topic to write to.
-        logger.error({ sink: sink.name, alertId: record.alert.id, event: record.kind, reason }, 'alert change not delivered; no dead-letter topic without Kafka');
+        logger.error(
+          { sink: sink.name, alertId: record.alert.id, event: record.kind, reason },
+          'alert change not delivered; no dead-letter topic without Kafka',
+        );
         return;
       }
       const letter = deadLetterRecord({
@@ -134,7 +137,8 @@ export class AlertDelivery {
     const kind: AlertEventKind = header && EVENTS.has(header) ? header : decoded.value.state;
     const record: DeliveryRecord = { alert: decoded.value, kind, writtenAtMs: Number(message.timestamp), source: { topic, partition, offset: message.offset } };
     this.options.dispatcher.dispatch(record).then(finish, (err: Error) => {
-      if (!(err instanceof DeliveryClosedError)) this.options.logger.error({ err: err.message, alertId: record.alert.id }, 'alert delivery failed unexpectedly; the change stays uncommitted');
+      if (!(err instanceof DeliveryClosedError))
+        this.options.logger.error({ err: err.message, alertId: record.alert.id }, 'alert delivery failed unexpectedly; the change stays uncommitted');
     });
   }
 
@@ -143,10 +147,12 @@ export class AlertDelivery {
     if (next === undefined || this.closing.signal.aborted) return;
     const consumer = this.consumer as Consumer;
     const previous = this.commits.get(partition) ?? Promise.resolve();
-    const commit = previous.then(() => consumer.commitOffsets([{ topic, partition, offset: next }])).catch((err: Error) => {
-      // A rebalance (or a broker restart) refused it: the records come again and are de-duplicated per sink.
-      this.options.logger.warn({ partition, offset: next, err: err.message }, 'could not commit delivered alert offsets; they will be redelivered');
-    });
+    const commit = previous
+      .then(() => consumer.commitOffsets([{ topic, partition, offset: next }]))
+      .catch((err: Error) => {
+        // A rebalance (or a broker restart) refused it: the records come again and are de-duplicated per sink.
+        this.options.logger.warn({ partition, offset: next, err: err.message }, 'could not commit delivered alert offsets; they will be redelivered');
+      });
     this.commits.set(partition, commit);
   }
 
@@ -154,8 +160,19 @@ export class AlertDelivery {
     const { topics, metrics, logger } = this.options;
     metrics.deadLetter.inc({ stage: DELIVERY_STAGE, reason: 'invalid-alert' });
     logger.warn({ topic, partition, offset: message.offset, reason }, 'malformed alert record sent to dead-letter');
-    const letter = deadLetterRecord({ sourceTopic: topic, partition, offset: message.offset, reason, stage: DELIVERY_STAGE, key: message.key, value: message.value, headers: message.headers });
-    await this.options.producer()?.send({ topic: topics.deadLetter, acks: -1, messages: [letter] })
+    const letter = deadLetterRecord({
+      sourceTopic: topic,
+      partition,
+      offset: message.offset,
+      reason,
+      stage: DELIVERY_STAGE,
+      key: message.key,
+      value: message.value,
+      headers: message.headers,
+    });
+    await this.options
+      .producer()
+      ?.send({ topic: topics.deadLetter, acks: -1, messages: [letter] })
       .catch((err: Error) => logger.error({ err: err.message }, 'could not write to dead-letter; the malformed alert record is skipped'));
   }
 }

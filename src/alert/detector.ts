@@ -51,9 +51,7 @@ export interface DetectorStep {
  * What a detector has accumulated, as plain JSON (kept in the alert stage's state snapshots so
  * a restart resumes the statistic instead of starting from nothing).
  */
-export type DetectorState =
-  | { kind: 'cusum'; s: number; excursion: number }
-  | { kind: 'k-of-n'; ring: string; next: number; filled: number };
+export type DetectorState = { kind: 'cusum'; s: number; excursion: number } | { kind: 'k-of-n'; ring: string; next: number; filled: number };
 
 interface Model {
   spikeRate: number;
@@ -117,14 +115,17 @@ export class OnsetDetector {
         missRate: check('missRate', config.missRate ?? 0.05, (config.missRate ?? 0.05) > 0 && (config.missRate ?? 0.05) < 1, 'in (0, 1)'),
         sharpness: check('sharpness', config.sharpness ?? 20, (config.sharpness ?? 20) > 1, '> 1'),
       };
-      this.threshold = config.threshold !== undefined ? check('threshold', config.threshold, config.threshold > 0, 'a positive number of nats') : cusumThresholdForArl(config.targetArlFrames ?? 100_000);
+      this.threshold =
+        config.threshold !== undefined
+          ? check('threshold', config.threshold, config.threshold > 0, 'a positive number of nats')
+          : cusumThresholdForArl(config.targetArlFrames ?? 100_000);
       this.n = 0;
       this.pgAt = 0.5;
       this.ring = new Uint8Array(0);
       if (config.llr) {
         const problem = llrTableProblem(config.llr);
         if (problem) throw new RangeError(`detector: llr ${problem}`);
-        if (config.threshold === undefined) throw new RangeError('detector: a calibrated llr table needs its threshold (the card\'s detector.threshold)');
+        if (config.threshold === undefined) throw new RangeError("detector: a calibrated llr table needs its threshold (the card's detector.threshold)");
         this.table = config.llr;
       }
       this.description = this.table
@@ -197,8 +198,15 @@ export class OnsetDetector {
       this.excursion = state.excursion;
       return true;
     }
-    const ok = state.ring.length === this.n && /^[01]*$/.test(state.ring) && Number.isInteger(state.next) && state.next >= 0 && state.next < this.n
-      && Number.isInteger(state.filled) && state.filled >= 0 && state.filled <= this.n;
+    const ok =
+      state.ring.length === this.n &&
+      /^[01]*$/.test(state.ring) &&
+      Number.isInteger(state.next) &&
+      state.next >= 0 &&
+      state.next < this.n &&
+      Number.isInteger(state.filled) &&
+      state.filled >= 0 &&
+      state.filled <= this.n;
     if (!ok) return false;
     for (let i = 0; i < this.n; i += 1) this.ring[i] = state.ring.charCodeAt(i) === 49 ? 1 : 0;
     this.next = state.next;

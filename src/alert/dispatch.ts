@@ -50,19 +50,23 @@ export class AlertDispatcher {
 
   addSink(sink: AlertSink): void {
     const logger = this.options.logger ?? silentLogger;
-    this.workers.push(new SinkWorker(sink, {
-      backoff: this.backoff,
-      deadlineMs: this.deadlineMs,
-      signal: this.abort.signal,
-      now: this.options.now ?? Date.now,
-      logger,
-      random: this.options.random,
-      deadLetter: this.options.deadLetter ?? (async (record, s, reason) => {
-        logger.error({ sink: s.name, alertId: record.alert.id, reason }, 'alert change not delivered (no dead-letter topic without Kafka)');
+    this.workers.push(
+      new SinkWorker(sink, {
+        backoff: this.backoff,
+        deadlineMs: this.deadlineMs,
+        signal: this.abort.signal,
+        now: this.options.now ?? Date.now,
+        logger,
+        random: this.options.random,
+        deadLetter:
+          this.options.deadLetter ??
+          (async (record, s, reason) => {
+            logger.error({ sink: s.name, alertId: record.alert.id, reason }, 'alert change not delivered (no dead-letter topic without Kafka)');
+          }),
+        onOutcome: (name, outcome, record) => this.options.onOutcome?.(name, outcome, record),
+        onQueued: (name, queued) => this.options.onQueued?.(name, queued),
       }),
-      onOutcome: (name, outcome, record) => this.options.onOutcome?.(name, outcome, record),
-      onQueued: (name, queued) => this.options.onQueued?.(name, queued),
-    }));
+    );
     this.options.onQueued?.(sink.name, 0);
   }
 

@@ -11,16 +11,27 @@ export function watchGroupMembers(consumer: Consumer, groupId: string, topic: st
   consumer.on(consumer.events.GROUP_JOIN, ({ payload }: ConsumerGroupJoinEvent) => {
     const shared = (members?: number, hosts?: string[]) => {
       logger.error(
-        { groupId, topic, ...(members === undefined ? {} : { members, hosts }), memberId: payload.memberId, leaderId: payload.leaderId, assigned: payload.memberAssignment },
-        `alert stage: consumer group ${groupId} on ${topic} has ${members === undefined ? 'more than one member' : `${members} members`}; run one alert stage per group. `
-        + 'Its state is restored at start only, so a member that a rebalance hands partitions has no detector state or firing alerts for them (missed or repeated alerts). Stop the other alert stages',
+        {
+          groupId,
+          topic,
+          ...(members === undefined ? {} : { members, hosts }),
+          memberId: payload.memberId,
+          leaderId: payload.leaderId,
+          assigned: payload.memberAssignment,
+        },
+        `alert stage: consumer group ${groupId} on ${topic} has ${members === undefined ? 'more than one member' : `${members} members`}; run one alert stage per group. ` +
+          'Its state is restored at start only, so a member that a rebalance hands partitions has no detector state or firing alerts for them (missed or repeated alerts). Stop the other alert stages',
       );
     };
     // The leader is another member: shared for certain, whatever describing the group says.
     if (!payload.isLeader) return shared();
     consumer.describeGroup().then(
       (group) => {
-        if (group.members.length > 1) shared(group.members.length, group.members.map((m) => m.clientHost));
+        if (group.members.length > 1)
+          shared(
+            group.members.length,
+            group.members.map((m) => m.clientHost),
+          );
       },
       (err: Error) => logger.debug({ groupId, err: err.message }, 'could not describe the alert consumer group to count its members'),
     );

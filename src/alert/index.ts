@@ -6,7 +6,18 @@ export { AlertStage, AlertStageClosedError, type AlertOptions, type AlertSinksOp
 export { AlertLifecycle, type LifecycleOptions, type Observation, type RecordPosition } from './lifecycle.js';
 export { AlertBook } from './book.js';
 export { pgAlertId, silentAlertId, changeKey, reasonOf, type AlertChange, type AlertEventKind, type AlertReason } from './change.js';
-export { OnsetDetector, logLikelihoodRatio, cusumThresholdForArl, cusumAverageRunLength, DEFAULT_CUSUM_MODEL, type DetectorConfig, type DetectorState, type CusumConfig, type KOfNConfig, type DetectorStep } from './detector.js';
+export {
+  OnsetDetector,
+  logLikelihoodRatio,
+  cusumThresholdForArl,
+  cusumAverageRunLength,
+  DEFAULT_CUSUM_MODEL,
+  type DetectorConfig,
+  type DetectorState,
+  type CusumConfig,
+  type KOfNConfig,
+  type DetectorStep,
+} from './detector.js';
 export { AlertDispatcher, DeliveryClosedError, type DeliveryOptions, type DispatcherOptions } from './dispatch.js';
 export { SinkWorker, type DeliveryOutcome, type DeliveryRecord, type DeadLetterWriter, type SinkWorkerOptions } from './sink-worker.js';
 export { AlertDelivery, DELIVERY_STAGE, type AlertDeliveryOptions } from './delivery.js';

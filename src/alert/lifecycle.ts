@@ -84,7 +84,8 @@ export class AlertLifecycle {
 
   constructor(private readonly options: LifecycleOptions = {}) {
     this.resolveAfter = options.resolveAfterCleanFrames ?? 50;
-    if (!Number.isInteger(this.resolveAfter) || this.resolveAfter < 1) throw new RangeError(`alert: resolveAfterCleanFrames must be a positive integer, got ${this.resolveAfter}`);
+    if (!Number.isInteger(this.resolveAfter) || this.resolveAfter < 1)
+      throw new RangeError(`alert: resolveAfterCleanFrames must be a positive integer, got ${this.resolveAfter}`);
     this.cleanBelow = options.cleanBelow ?? 0.5;
     this.maxRuns = options.maxRuns ?? 10_000;
     this.silentAfterMs = options.silentAfterMs ?? 0;
@@ -116,7 +117,12 @@ export class AlertLifecycle {
     this.endSilence(prediction.camera, nowMs, changes);
 
     if (prediction.pPG === null || prediction.predicted === 'unusable') return { changes, newCamera }; // neither for nor against
-    state.recent.push({ frameId: prediction.frameId, capturedAt: prediction.capturedAt, pPG: prediction.pPG, ...(prediction.tiles ? { tiles: prediction.tiles } : {}) });
+    state.recent.push({
+      frameId: prediction.frameId,
+      capturedAt: prediction.capturedAt,
+      pPG: prediction.pPG,
+      ...(prediction.tiles ? { tiles: prediction.tiles } : {}),
+    });
     if (state.recent.length > RECENT_FRAMES) state.recent.shift();
 
     if (state.firing) {
@@ -331,8 +337,19 @@ export class AlertLifecycle {
 
   private newRunState(camera: string, runId: string): RunState {
     return {
-      key: runKey(camera, runId), camera, runId, detector: new OnsetDetector(this.options.detector), recent: [], firing: undefined, silent: undefined,
-      clean: 0, lastSeenMs: undefined, lastFrameId: undefined, applied: undefined, written: undefined, dirty: false,
+      key: runKey(camera, runId),
+      camera,
+      runId,
+      detector: new OnsetDetector(this.options.detector),
+      recent: [],
+      firing: undefined,
+      silent: undefined,
+      clean: 0,
+      lastSeenMs: undefined,
+      lastFrameId: undefined,
+      applied: undefined,
+      written: undefined,
+      dirty: false,
     };
   }
 

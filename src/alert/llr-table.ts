@@ -34,6 +34,7 @@ export function llrTableProblem(t: unknown): string | undefined {
   const { logitMin, logitStep, values } = t as Record<string, unknown>;
   if (typeof logitMin !== 'number' || !Number.isFinite(logitMin)) return `logitMin must be a finite number, got ${JSON.stringify(logitMin)}`;
   if (typeof logitStep !== 'number' || !(logitStep > 0)) return `logitStep must be a positive number, got ${JSON.stringify(logitStep)}`;
-  if (!Array.isArray(values) || values.length < 2 || values.some((v) => typeof v !== 'number' || !Number.isFinite(v))) return 'values must be at least 2 finite numbers';
+  if (!Array.isArray(values) || values.length < 2 || values.some((v) => typeof v !== 'number' || !Number.isFinite(v)))
+    return 'values must be at least 2 finite numbers';
   return undefined;
 }

@@ -38,7 +38,13 @@ export interface OutboxOptions {
 export const MAX_REQUEST_BYTES = 512 * 1024;
 
 /** Kafka errors that no retry can cure: the record, or this client, is refused as such. */
-const REFUSED_FOR_GOOD = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'TOPIC_AUTHORIZATION_FAILED', 'CLUSTER_AUTHORIZATION_FAILED']);
+const REFUSED_FOR_GOOD = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+]);
 
 /** The Kafka error type when `err` (or what caused it) is one no retry can cure; kafkajs wraps protocol errors. */
 export function refusedForGood(err: unknown): string | undefined {
@@ -64,7 +70,11 @@ export class AlertOutbox {
   private readonly logger: Logger;
   private sending: Promise<void> = Promise.resolve();
 
-  constructor(private readonly producer: Producer, topics: OutboxTopics, private readonly options: OutboxOptions = {}) {
+  constructor(
+    private readonly producer: Producer,
+    topics: OutboxTopics,
+    private readonly options: OutboxOptions = {},
+  ) {
     this.alerts = { topic: topics.alerts, what: 'alert change', messages: [] };
     this.states = { topic: topics.state, what: 'state record', droppable: 'state', messages: [] };
     this.letters = { topic: topics.deadLetter, what: 'dead letter', droppable: 'dead-letter', messages: [] };
@@ -128,13 +138,17 @@ export class AlertOutbox {
 
   private drop(queue: Queue, message: Message, reason: string, err: Error): void {
     const kind = queue.droppable as DroppableRecord;
-    this.logger.error({ topic: queue.topic, key: message.key?.toString().slice(0, 256), bytes: approximateRecordBytes(message), reason, err: err.message },
-      `Kafka refused a ${queue.what} for good (${reason}); dropped so that later alerts are not held back. Check the topic's max.message.bytes and this client's ACLs`);
+    this.logger.error(
+      { topic: queue.topic, key: message.key?.toString().slice(0, 256), bytes: approximateRecordBytes(message), reason, err: err.message },
+      `Kafka refused a ${queue.what} for good (${reason}); dropped so that later alerts are not held back. Check the topic's max.message.bytes and this client's ACLs`,
+    );
     this.options.onDropped?.(kind, reason, 1);
   }
 
   private failure(queue: Queue, err: Error): Error {
-    return new Error(`alert outbox: could not write ${queue.messages.length} ${queue.what}(s) to ${queue.topic} (${err.message}); kept for the next attempt (${this.pending} record(s) waiting in all)`);
+    return new Error(
+      `alert outbox: could not write ${queue.messages.length} ${queue.what}(s) to ${queue.topic} (${err.message}); kept for the next attempt (${this.pending} record(s) waiting in all)`,
+    );
   }
 }
 

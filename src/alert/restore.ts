@@ -39,7 +39,13 @@ export async function readToEnd(
   }
   if (ends.size === 0) return 0;
 
-  const consumer = kafka.consumer({ groupId: `${options.groupPrefix}-${randomUUID()}`, maxWaitTimeInMs: 100, maxBytesPerPartition: 4 * 1024 * 1024, sessionTimeout: 10_000, heartbeatInterval: 1000 });
+  const consumer = kafka.consumer({
+    groupId: `${options.groupPrefix}-${randomUUID()}`,
+    maxWaitTimeInMs: 100,
+    maxBytesPerPartition: 4 * 1024 * 1024,
+    sessionTimeout: 10_000,
+    heartbeatInterval: 1000,
+  });
   let count = 0;
   let finished!: () => void;
   const done = new Promise<void>((resolve) => (finished = resolve));
@@ -65,7 +71,9 @@ export async function readToEnd(
     });
     const timeoutMs = options.timeoutMs ?? 60_000;
     if (!(await settleWithin(done, timeoutMs))) {
-      throw new Error(`reading ${topics.join(', ')} to the end took over ${timeoutMs} ms; still unread: ${[...ends.keys()].join(', ')}. Is the broker reachable and are these topics readable?`);
+      throw new Error(
+        `reading ${topics.join(', ')} to the end took over ${timeoutMs} ms; still unread: ${[...ends.keys()].join(', ')}. Is the broker reachable and are these topics readable?`,
+      );
     }
     return count;
   } finally {

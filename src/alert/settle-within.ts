@@ -10,7 +10,13 @@ export async function settleWithin(work: Promise<unknown>, ms: number): Promise<
     timer.unref();
   });
   try {
-    return await Promise.race([work.then(() => true, () => true), timedOut]);
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      timedOut,
+    ]);
   } finally {
     clearTimeout(timer);
   }

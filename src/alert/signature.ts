@@ -33,7 +33,8 @@ export function webhookSignatureProblem(
   const seconds = Number(timestamp);
   if (!Number.isInteger(seconds)) return `${TIMESTAMP_HEADER} must be Unix seconds, got ${JSON.stringify(timestamp)}`;
   const skew = Math.abs((options.nowMs ?? Date.now()) / 1000 - seconds);
-  if (skew > (options.toleranceSeconds ?? 300)) return `timestamp ${seconds} is ${Math.round(skew)} s away from now (tolerance ${options.toleranceSeconds ?? 300} s)`;
+  if (skew > (options.toleranceSeconds ?? 300))
+    return `timestamp ${seconds} is ${Math.round(skew)} s away from now (tolerance ${options.toleranceSeconds ?? 300} s)`;
   const expected = Buffer.from(signWebhook(rawBody, secret, seconds));
   const got = Buffer.from(signature);
   if (expected.length !== got.length || !timingSafeEqual(expected, got)) return 'signature does not match the body and timestamp';

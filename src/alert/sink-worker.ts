@@ -60,7 +60,10 @@ export class SinkWorker {
   private readonly delivered = new RecentKeys(10_000);
   private running = false;
 
-  constructor(readonly sink: AlertSink, private readonly options: SinkWorkerOptions) {
+  constructor(
+    readonly sink: AlertSink,
+    private readonly options: SinkWorkerOptions,
+  ) {
     options.signal.addEventListener('abort', () => this.rejectAll(), { once: true });
   }
 
@@ -74,7 +77,12 @@ export class SinkWorker {
     return new Promise((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
       this.queuedChanged();
-      this.pump().catch((err: Error) => this.options.logger.error({ sink: this.sink.name, err: err.message }, 'alert sink queue stopped unexpectedly; its changes stay uncommitted until a restart'));
+      this.pump().catch((err: Error) =>
+        this.options.logger.error(
+          { sink: this.sink.name, err: err.message },
+          'alert sink queue stopped unexpectedly; its changes stay uncommitted until a restart',
+        ),
+      );
     });
   }
 
@@ -142,7 +150,10 @@ export class SinkWorker {
         this.notify('dead-lettered', record);
         return;
       }
-      this.options.logger.error({ sink: this.sink.name, alertId: record.alert.id, err: failure.message }, 'could not write the alert dead letter; will retry (the change stays uncommitted)');
+      this.options.logger.error(
+        { sink: this.sink.name, alertId: record.alert.id, err: failure.message },
+        'could not write the alert dead letter; will retry (the change stays uncommitted)',
+      );
       await sleep(backoffDelay(attempt, this.options.backoff, this.options.random), this.options.signal);
     }
   }
@@ -152,7 +163,10 @@ export class SinkWorker {
     try {
       this.options.onOutcome(this.sink.name, outcome, record);
     } catch (err) {
-      this.options.logger.error({ sink: this.sink.name, outcome, alertId: record?.alert.id, err: (err as Error).message }, 'alert delivery hook (onOutcome / onDelivery) threw; the outcome stands');
+      this.options.logger.error(
+        { sink: this.sink.name, outcome, alertId: record?.alert.id, err: (err as Error).message },
+        'alert delivery hook (onOutcome / onDelivery) threw; the outcome stands',
+      );
     }
   }
 

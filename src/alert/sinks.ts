@@ -38,7 +38,12 @@ function checkUrl(url: string, what: string): string {
 export class WebhookSink implements AlertSink {
   readonly name = 'webhook';
   readonly target: string;
-  constructor(private readonly url: string, private readonly secret?: string, private readonly timeoutMs = 5000, private readonly now: () => number = Date.now) {
+  constructor(
+    private readonly url: string,
+    private readonly secret?: string,
+    private readonly timeoutMs = 5000,
+    private readonly now: () => number = Date.now,
+  ) {
     this.target = checkUrl(url, 'alert webhook');
   }
   wants(): boolean {
@@ -95,7 +100,12 @@ export function toAlertmanagerAlert(alert: Alert, nowMs: number, ttlMs: number) 
 export class AlertmanagerSink implements AlertSink {
   readonly name = 'alertmanager';
   readonly target: string;
-  constructor(baseUrl: string, private readonly ttlMs = 5 * 60_000, private readonly timeoutMs = 5000, private readonly now: () => number = Date.now) {
+  constructor(
+    baseUrl: string,
+    private readonly ttlMs = 5 * 60_000,
+    private readonly timeoutMs = 5000,
+    private readonly now: () => number = Date.now,
+  ) {
     try {
       this.target = new URL('api/v2/alerts', baseUrl.endsWith('/') ? baseUrl : `${baseUrl}/`).href;
     } catch {
@@ -131,7 +141,10 @@ const STDERR_GRACE_MS = 100;
 export class ActionSink implements AlertSink {
   readonly name = 'action';
   readonly target: string;
-  constructor(private readonly action: { command?: string; url?: string }, private readonly timeoutMs = 30_000) {
+  constructor(
+    private readonly action: { command?: string; url?: string },
+    private readonly timeoutMs = 30_000,
+  ) {
     if (!action.command && !action.url) throw new Error('alert action: give actionCommand or actionUrl');
     if (action.url) checkUrl(action.url, 'alert actionUrl');
     this.target = [action.url, action.command].filter(Boolean).join(' and ');
@@ -144,7 +157,10 @@ export class ActionSink implements AlertSink {
     const onClose = () => attempt.abort(new Error(`alert action ${this.target}: aborted (the stage is closing)`));
     if (signal?.aborted) onClose();
     signal?.addEventListener('abort', onClose, { once: true });
-    const timer = setTimeout(() => attempt.abort(new Error(`alert action ${this.target} did not finish within ${this.timeoutMs} ms; its command's processes were killed`)), this.timeoutMs);
+    const timer = setTimeout(
+      () => attempt.abort(new Error(`alert action ${this.target} did not finish within ${this.timeoutMs} ms; its command's processes were killed`)),
+      this.timeoutMs,
+    );
     const aborted = new Promise<never>((_resolve, reject) => {
       const fail = () => reject(attempt.signal.reason as Error);
       if (attempt.signal.aborted) fail();
@@ -159,7 +175,15 @@ export class ActionSink implements AlertSink {
     }
   }
   private async attempt(alert: Alert, kind: AlertEventKind, signal: AbortSignal): Promise<void> {
-    if (this.action.url) await postJson(this.action.url, JSON.stringify({ action: alert.action, alert }), { 'idempotency-key': changeKey(alert, kind) }, this.timeoutMs, 'alert action', signal);
+    if (this.action.url)
+      await postJson(
+        this.action.url,
+        JSON.stringify({ action: alert.action, alert }),
+        { 'idempotency-key': changeKey(alert, kind) },
+        this.timeoutMs,
+        'alert action',
+        signal,
+      );
     if (this.action.command && !signal.aborted) await this.runCommand(this.action.command, alert, signal);
   }
   private runCommand(command: string, alert: Alert, signal: AbortSignal): Promise<void> {
@@ -207,7 +231,12 @@ export class ActionSink implements AlertSink {
       child.on('error', (err) => settle(new Error(`alert action command "${command}" could not start: ${err.message}`)));
       child.on('exit', (code, killedBy) => {
         if (code === 0) return settle();
-        const fail = () => settle(new Error(`alert action command "${command}" ${killedBy ? `was killed (${killedBy}; timeout ${this.timeoutMs} ms, or the stage closed)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`));
+        const fail = () =>
+          settle(
+            new Error(
+              `alert action command "${command}" ${killedBy ? `was killed (${killedBy}; timeout ${this.timeoutMs} ms, or the stage closed)` : `exited with ${code}`}: ${stderr.trim() || '(no stderr)'}`,
+            ),
+          );
         // What it wrote last explains the failure: wait a moment for it, not for whoever else holds the pipe.
         if (child.stderr.readableEnded) return fail();
         const grace = setTimeout(fail, STDERR_GRACE_MS);

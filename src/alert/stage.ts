@@ -138,8 +138,14 @@ export class AlertStage extends StageLifecycle {
       snapshotIntervalMs: options.snapshotIntervalMs,
     });
     this.announcer = new AlertAnnouncer({
-      emitter: this, book: this.lifecycle.book, metrics: this.metrics, stage: STAGE, logger: this.logger, publish: options.publish,
-      known: new KnownCameras({ cameras: options.cameras, maxCameras: options.maxCameras }), unknownCameras: unknownCameraCounter(options.registry),
+      emitter: this,
+      book: this.lifecycle.book,
+      metrics: this.metrics,
+      stage: STAGE,
+      logger: this.logger,
+      publish: options.publish,
+      known: new KnownCameras({ cameras: options.cameras, maxCameras: options.maxCameras }),
+      unknownCameras: unknownCameraCounter(options.registry),
     });
     this.dispatcher = new AlertDispatcher({
       delivery: options.delivery,
@@ -176,15 +182,25 @@ export class AlertStage extends StageLifecycle {
     this.producer = createProducer(kafka);
     await this.producer.connect();
     await this.stopIfClosed(this.producer);
-    this.outbox = new AlertOutbox(this.producer, { alerts: topics.alerts, state: this.stateTopic, deadLetter: topics.deadLetter }, {
-      logger: this.logger,
-      onDropped: (kind, reason, records) => this.metrics.outboxDropped.inc({ kind, reason }, records),
-    });
+    this.outbox = new AlertOutbox(
+      this.producer,
+      { alerts: topics.alerts, state: this.stateTopic, deadLetter: topics.deadLetter },
+      {
+        logger: this.logger,
+        onDropped: (kind, reason, records) => this.metrics.outboxDropped.inc({ kind, reason }, records),
+      },
+    );
     await ensureAlertTopics(kafka, { alerts: topics.alerts, state: this.stateTopic }, this.options.partitions ?? 3, this.logger);
     await this.stopIfClosed();
     const groupId = this.options.groupId ?? 'crystalwatch-alert';
     this.delivery = new AlertDelivery({
-      kafka, topics, groupId: this.options.deliveryGroupId ?? `${groupId}-delivery`, dispatcher: this.dispatcher, producer: () => this.producer, metrics: this.metrics, logger: this.logger,
+      kafka,
+      topics,
+      groupId: this.options.deliveryGroupId ?? `${groupId}-delivery`,
+      dispatcher: this.dispatcher,
+      producer: () => this.producer,
+      metrics: this.metrics,
+      logger: this.logger,
     });
     await Promise.all([this.delivery.start(), this.restoreThenConsume(groupId)]);
     await this.stopIfClosed();
@@ -192,7 +208,10 @@ export class AlertStage extends StageLifecycle {
     const silentAfter = this.options.silentAfterMs ?? 0;
     this.timer = setInterval(() => this.tick(), silentAfter > 0 ? Math.min(1000, Math.max(100, silentAfter / 10)) : 1000);
     this.timer.unref();
-    this.logger.info({ detector: this.lifecycle.detectorDescription, sinks: this.dispatcher.sinks.map((s) => s.name), ms: this.now() - started }, 'alert stage consuming');
+    this.logger.info(
+      { detector: this.lifecycle.detectorDescription, sinks: this.dispatcher.sinks.map((s) => s.name), ms: this.now() - started },
+      'alert stage consuming',
+    );
   }
 
   private async restoreThenConsume(groupId: string): Promise<void> {
@@ -226,8 +245,23 @@ export class AlertStage extends StageLifecycle {
             continue;
           }
           this.metrics.deadLetter.inc({ stage: STAGE, reason: 'invalid-prediction' });
-          this.logger.warn({ topic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason }, 'malformed prediction sent to dead-letter');
-          letters.push(deadLetterRecord({ sourceTopic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason, stage: STAGE, key: message.key, value: message.value, headers: message.headers, at: new Date(this.now()) }));
+          this.logger.warn(
+            { topic: batch.topic, partition: batch.partition, offset: message.offset, reason: decoded.reason },
+            'malformed prediction sent to dead-letter',
+          );
+          letters.push(
+            deadLetterRecord({
+              sourceTopic: batch.topic,
+              partition: batch.partition,
+              offset: message.offset,
+              reason: decoded.reason,
+              stage: STAGE,
+              key: message.key,
+              value: message.value,
+              headers: message.headers,
+              at: new Date(this.now()),
+            }),
+          );
         }
         if (last === undefined) return;
         const outbox = this.outbox as AlertOutbox;
@@ -309,7 +343,9 @@ export class AlertStage extends StageLifecycle {
   protected async shut(): Promise<void> {
     await Promise.all([
       this.delivery?.close(),
-      this.consumer ? settleWithin(this.consumer.disconnect(), 700).then((ok) => ok || this.logger.warn('alert consumer still disconnecting; not waiting for it')) : undefined,
+      this.consumer
+        ? settleWithin(this.consumer.disconnect(), 700).then((ok) => ok || this.logger.warn('alert consumer still disconnecting; not waiting for it'))
+        : undefined,
     ]);
     if (this.outbox && this.outbox.pending > 0) await settleWithin(this.outbox.flush(), 150);
     if (this.producer) await settleWithin(this.producer.disconnect(), 150);

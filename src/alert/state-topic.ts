@@ -31,7 +31,13 @@ export const STATE_RETENTION_MS = 7 * 24 * 3600_000;
  * only: age and size) gets the retention alone, and restore then reads every snapshot still
  * retained, keeping the latest per run. A topic that exists keeps its settings.
  */
-export async function ensureAlertTopics(kafka: Kafka, topics: { alerts: string; state: string }, partitions: number, logger: Logger, stateRetentionMs = STATE_RETENTION_MS): Promise<void> {
+export async function ensureAlertTopics(
+  kafka: Kafka,
+  topics: { alerts: string; state: string },
+  partitions: number,
+  logger: Logger,
+  stateRetentionMs = STATE_RETENTION_MS,
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
@@ -45,7 +51,10 @@ export async function ensureAlertTopics(kafka: Kafka, topics: { alerts: string; 
       try {
         await create(topics.state, [{ name: 'cleanup.policy', value: 'compact,delete' }, retention]);
       } catch (err) {
-        logger.info({ topic: topics.state, retentionMs: stateRetentionMs, err: (err as Error).message }, 'broker refused a compacted alert state topic; creating it with age retention only');
+        logger.info(
+          { topic: topics.state, retentionMs: stateRetentionMs, err: (err as Error).message },
+          'broker refused a compacted alert state topic; creating it with age retention only',
+        );
         await create(topics.state, [retention]);
       }
     }
@@ -64,24 +73,34 @@ export interface SavedAlertState {
   skipped: number;
 }
 
-export async function loadAlertState(kafka: Kafka, topics: { alerts: string; state: string }, groupPrefix: string, timeoutMs?: number): Promise<SavedAlertState> {
+export async function loadAlertState(
+  kafka: Kafka,
+  topics: { alerts: string; state: string },
+  groupPrefix: string,
+  timeoutMs?: number,
+): Promise<SavedAlertState> {
   const alerts = new Map<string, Alert>();
   const snapshots = new Map<string, RunSnapshot | null>();
   let skipped = 0;
-  const records = await readToEnd(kafka, [topics.alerts, topics.state], (topic, _partition, message) => {
-    if (topic === topics.alerts) {
-      const decoded = decodeAlert(message.value);
-      if (!decoded.ok) return void (skipped += 1);
-      alerts.delete(decoded.value.id); // re-inserted: the map keeps the order of latest change
-      alerts.set(decoded.value.id, decoded.value);
-      return;
-    }
-    const key = message.key?.toString();
-    if (!key) return void (skipped += 1);
-    if (!message.value || message.value.length === 0) return void snapshots.set(key, null);
-    const decoded = decodeRunSnapshot(message.value);
-    if (decoded.ok) snapshots.set(key, decoded.value);
-    else skipped += 1;
-  }, { groupPrefix, timeoutMs });
+  const records = await readToEnd(
+    kafka,
+    [topics.alerts, topics.state],
+    (topic, _partition, message) => {
+      if (topic === topics.alerts) {
+        const decoded = decodeAlert(message.value);
+        if (!decoded.ok) return void (skipped += 1);
+        alerts.delete(decoded.value.id); // re-inserted: the map keeps the order of latest change
+        alerts.set(decoded.value.id, decoded.value);
+        return;
+      }
+      const key = message.key?.toString();
+      if (!key) return void (skipped += 1);
+      if (!message.value || message.value.length === 0) return void snapshots.set(key, null);
+      const decoded = decodeRunSnapshot(message.value);
+      if (decoded.ok) snapshots.set(key, decoded.value);
+      else skipped += 1;
+    },
+    { groupPrefix, timeoutMs },
+  );
   return { alerts: [...alerts.values()], snapshots: [...snapshots.values()].filter((s): s is RunSnapshot => s !== null), records, skipped };
 }

@@ -33,12 +33,27 @@ export class AuditAlertSink {
   async deliver(alert: Alert, kind: AlertKind): Promise<void> {
     const ref = { alertId: alert.id, camera: alert.camera, runId: alert.runId, reason: alert.reason ?? 'pg-onset' };
     if (kind === 'firing') {
-      await this.trail.append('alert.fired', { ...ref, startsAt: alert.startsAt, ...(alert.evidence.statistic !== undefined ? { statistic: alert.evidence.statistic } : {}), ...(alert.evidence.firstPgFrameId ? { firstPgFrameId: alert.evidence.firstPgFrameId } : {}) });
+      await this.trail.append('alert.fired', {
+        ...ref,
+        startsAt: alert.startsAt,
+        ...(alert.evidence.statistic !== undefined ? { statistic: alert.evidence.statistic } : {}),
+        ...(alert.evidence.firstPgFrameId ? { firstPgFrameId: alert.evidence.firstPgFrameId } : {}),
+      });
     } else if (kind === 'resolved') {
       await this.trail.append('alert.resolved', { ...ref, endsAt: alert.endsAt ?? new Date().toISOString() });
     } else {
       const who = alert.acknowledgedBy ?? 'unknown';
-      await this.trail.append('alert.acknowledged', { alertId: alert.id, who, when: alert.acknowledgedAt ?? new Date().toISOString(), ...(alert.acknowledgedComment ? { comment: alert.acknowledgedComment } : {}), via: who.startsWith('opcua') ? 'opcua' : 'web' }, who);
+      await this.trail.append(
+        'alert.acknowledged',
+        {
+          alertId: alert.id,
+          who,
+          when: alert.acknowledgedAt ?? new Date().toISOString(),
+          ...(alert.acknowledgedComment ? { comment: alert.acknowledgedComment } : {}),
+          via: who.startsWith('opcua') ? 'opcua' : 'web',
+        },
+        who,
+      );
     }
   }
 }
@@ -76,7 +91,12 @@ export async function openAudit(options: { config: Config; dataDir: string; mode
   // A calibrated card not seen at an earlier start was written by `crystalwatch calibrate` since:
   // the trail records that calibration came into force (the command itself may run elsewhere).
   if (card.calibration?.status === 'calibrated' && !(await cardSeenBefore(trail, modelCardSha256))) {
-    await trail.append('calibration.written', { ...(card.calibration.camera ? { camera: card.calibration.camera } : {}), modelName: card.name, modelVersion: card.version, modelCardSha256 });
+    await trail.append('calibration.written', {
+      ...(card.calibration.camera ? { camera: card.calibration.camera } : {}),
+      modelName: card.name,
+      modelVersion: card.version,
+      modelCardSha256,
+    });
   }
   await trail.append('config.loaded', {
     configSha256: sha256Hex(canonicalJson(maskSecrets(config))),
@@ -93,11 +113,22 @@ export async function openAudit(options: { config: Config; dataDir: string; mode
     sink: new AuditAlertSink(trail, path.join(dataDir, 'audit')),
     onDelivery: ({ sink, outcome, alert, kind }) => {
       if (sink === 'audit') return;
-      if (outcome === 'delivered') record('a delivery', () => trail.append('alert.delivered', { alertId: alert.id, sink, ...(kind === 'acknowledged' ? {} : { state: kind }) }));
+      if (outcome === 'delivered')
+        record('a delivery', () => trail.append('alert.delivered', { alertId: alert.id, sink, ...(kind === 'acknowledged' ? {} : { state: kind }) }));
       else record('a dead letter', () => trail.append('alert.dead-lettered', { alertId: alert.id, sink, reason: `${kind} not delivered by the deadline` }));
     },
-    onRunStarted: (run, event) => record('a run start', () => trail.append('run.started', { runId: run.runId, ...(run.camera ? { camera: run.camera } : {}), source: event.source === 'shutdown' ? 'api' : event.source }, event.by)),
-    onRunEnded: (run, event) => record('a run end', () => trail.append('run.ended', { runId: run.runId, ...(run.camera ? { camera: run.camera } : {}), reason: `${event.source} (${event.by})` }, event.by)),
+    onRunStarted: (run, event) =>
+      record('a run start', () =>
+        trail.append(
+          'run.started',
+          { runId: run.runId, ...(run.camera ? { camera: run.camera } : {}), source: event.source === 'shutdown' ? 'api' : event.source },
+          event.by,
+        ),
+      ),
+    onRunEnded: (run, event) =>
+      record('a run end', () =>
+        trail.append('run.ended', { runId: run.runId, ...(run.camera ? { camera: run.camera } : {}), reason: `${event.source} (${event.by})` }, event.by),
+      ),
     close: async () => {
       await trail.close();
       await producer?.disconnect().catch(() => undefined);
@@ -107,7 +138,7 @@ export async function openAudit(options: { config: Config; dataDir: string; mode
 
 /** Whether an earlier `config.loaded` record named this model card (the trail read in pages, newest last). */
 async function cardSeenBefore(trail: AuditTrail, modelCardSha256: string): Promise<boolean> {
-  for (let after = 0; ; ) {
+  for (let after = 0; ;) {
     const page = await trail.read({ after, limit: 1000 });
     if (page.records.some((r) => r.kind === 'config.loaded' && r.data.modelCardSha256 === modelCardSha256)) return true;
     if (page.next === undefined) return false;

@@ -43,7 +43,7 @@ export function registerAppCommands(program: Command): void {
     .option('--opcua-port <port>', 'serve OPC UA for a control system on this port (security None, so loopback only)', integer('--opcua-port', 0, 65535))
     .option('--json', 'print status and alerts as JSON lines on stdout (logs stay on stderr)', false)
     .action(async (o) => {
-      const logger = createLogger({ level: o.json ? 'warn' : process.env.CRYSTALWATCH_LOG_LEVEL ?? 'warn', pretty: !o.json && process.stderr.isTTY });
+      const logger = createLogger({ level: o.json ? 'warn' : (process.env.CRYSTALWATCH_LOG_LEVEL ?? 'warn'), pretty: !o.json && process.stderr.isTTY });
       const demo = await startDemo(
         {
           cameras: o.cameras,

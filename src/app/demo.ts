@@ -68,7 +68,10 @@ export async function startDemo(options: DemoOptions, logger: Logger): Promise<D
   const config = demoConfig({ ...options, dataDir });
   for (const camera of config.cameras) await mkdir(camera.watch, { recursive: true });
 
-  const status = new DemoStatus(options.status, config.cameras.map((c) => c.id));
+  const status = new DemoStatus(
+    options.status,
+    config.cameras.map((c) => c.id),
+  );
   try {
     const pipeline = lifecycle.add(
       'pipeline',
@@ -138,7 +141,9 @@ class DemoStatus {
       );
     }
     if (this.mode === 'json') {
-      process.stdout.write(`${JSON.stringify({ event: 'ready', url: this.url, brokers: pipeline.brokers, backend: pipeline.classify?.info.backend, device: pipeline.classify?.info.device })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ event: 'ready', url: this.url, brokers: pipeline.brokers, backend: pipeline.classify?.info.backend, device: pipeline.classify?.info.device })}\n`,
+      );
     }
     if (this.mode !== 'none') this.timer = setInterval(() => this.print(), 1000);
   }
@@ -192,7 +197,10 @@ class DemoStatus {
       return;
     }
     const line = parts
-      .map((p) => `${p.camera} ${String(p.fps).padStart(2)} fps P(PG) ${p.pPG === null ? '  -  ' : p.pPG.toFixed(3)} ${p.alarm ? '\x1b[31mALARM\x1b[0m' : 'ok   '}`)
+      .map(
+        (p) =>
+          `${p.camera} ${String(p.fps).padStart(2)} fps P(PG) ${p.pPG === null ? '  -  ' : p.pPG.toFixed(3)} ${p.alarm ? '\x1b[31mALARM\x1b[0m' : 'ok   '}`,
+      )
       .join(' │ ');
     process.stderr.write(`\r\x1b[2Kt=${String(t).padStart(4)}s │ ${line}`);
   }

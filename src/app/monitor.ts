@@ -63,7 +63,10 @@ export async function detectorFor(config: Config, modelDir: string, logger: Logg
   const { card } = loaded;
   const fitted = card.detector as { kind?: string; threshold?: unknown; llr?: LlrTable } | undefined;
   if (fitted?.kind !== 'cusum' || typeof fitted.threshold !== 'number' || !fitted.llr) return { kind: 'cusum' };
-  logger.info({ model: `${card.name}@${card.version}`, threshold: fitted.threshold, camera: card.calibration?.camera }, 'onset detector: the clean-score model calibrated for this camera');
+  logger.info(
+    { model: `${card.name}@${card.version}`, threshold: fitted.threshold, camera: card.calibration?.camera },
+    'onset detector: the clean-score model calibrated for this camera',
+  );
   return { kind: 'cusum', threshold: fitted.threshold, llr: fitted.llr };
 }
 
@@ -76,7 +79,9 @@ export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
     audit = lifecycle.add('audit', await openAudit({ config, dataDir: ctx.dataDir, modelDir: ctx.modelDir, kafka, logger }));
     ready.audit = true;
   }
-  const reports = config.reports.enabled ? new RunReports({ kafka, topics, dataDir: ctx.dataDir, pdf: config.reports.pdf, logger, ...(audit ? { audit: audit.trail } : {}) }) : undefined;
+  const reports = config.reports.enabled
+    ? new RunReports({ kafka, topics, dataDir: ctx.dataDir, pdf: config.reports.pdf, logger, ...(audit ? { audit: audit.trail } : {}) })
+    : undefined;
 
   const metrics = new MetricsStage({
     kafka,

@@ -56,7 +56,8 @@ export class RunReports {
     const owed = await readFile(path.join(this.folder, 'pending.json'), 'utf8').then(
       (text) => (JSON.parse(text) as { runs?: unknown }).runs,
       (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') this.logger.warn({ err: err.message }, 'reports: pending.json unreadable; owed reports can be written with crystalwatch report --run ID');
+        if (err.code !== 'ENOENT')
+          this.logger.warn({ err: err.message }, 'reports: pending.json unreadable; owed reports can be written with crystalwatch report --run ID');
         return [];
       },
     );
@@ -89,7 +90,11 @@ export class RunReports {
       const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), budget)));
       const outcome = await Promise.race([Promise.all(all).then(() => 'done' as const), late]);
       clearTimeout(timer);
-      if (outcome === 'late') this.logger.warn({ owed: [...this.pending] }, 'reports: not all written within the shutdown budget; they are written at the next start (or: crystalwatch report --run ID)');
+      if (outcome === 'late')
+        this.logger.warn(
+          { owed: [...this.pending] },
+          'reports: not all written within the shutdown budget; they are written at the next start (or: crystalwatch report --run ID)',
+        );
       // With PDFs on, a report written at shutdown still owes its PDF: the next start prints it.
       if (this.options.pdf) for (const runId of owed) this.pending.add(runId);
       await this.savePending();
@@ -119,7 +124,15 @@ export class RunReports {
       const started = Date.now();
       let written = false;
       try {
-        await writeRunReport({ kafka: this.options.kafka, topics: this.options.topics, runId, out, logger: this.logger, pdf, ...(this.options.audit ? { audit: this.options.audit } : {}) });
+        await writeRunReport({
+          kafka: this.options.kafka,
+          topics: this.options.topics,
+          runId,
+          out,
+          logger: this.logger,
+          pdf,
+          ...(this.options.audit ? { audit: this.options.audit } : {}),
+        });
         this.logger.info({ runId, out, pdf, ms: Date.now() - started }, 'batch report written');
         written = true;
         if (pdf || !this.options.pdf) {
@@ -132,7 +145,10 @@ export class RunReports {
           this.reported.set(runId, covers);
           this.pending.delete(runId);
         } else {
-          this.logger.error({ runId, err: (err as Error).message }, 'batch report failed; it is tried again at the next start (or: crystalwatch report --run ID)');
+          this.logger.error(
+            { runId, err: (err as Error).message },
+            'batch report failed; it is tried again at the next start (or: crystalwatch report --run ID)',
+          );
           this.pending.add(runId);
         }
       }
@@ -148,13 +164,15 @@ export class RunReports {
 
   /** Serialised: two saves never share the temporary file. */
   private savePending(): Promise<void> {
-    this.saving = this.saving.then(async () => {
-      await mkdir(this.folder, { recursive: true });
-      const file = path.join(this.folder, 'pending.json');
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, `${JSON.stringify({ runs: [...this.pending] }, null, 2)}\n`);
-      await rename(tmp, file);
-    }).catch((err: Error) => this.logger.error({ err: err.message }, 'reports: could not save pending.json'));
+    this.saving = this.saving
+      .then(async () => {
+        await mkdir(this.folder, { recursive: true });
+        const file = path.join(this.folder, 'pending.json');
+        const tmp = `${file}.${process.pid}.tmp`;
+        await writeFile(tmp, `${JSON.stringify({ runs: [...this.pending] }, null, 2)}\n`);
+        await rename(tmp, file);
+      })
+      .catch((err: Error) => this.logger.error({ err: err.message }, 'reports: could not save pending.json'));
     return this.saving;
   }
 }

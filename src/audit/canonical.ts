@@ -42,10 +42,12 @@ function write(value: unknown, path: string, ancestors: Set<object>): string {
   ancestors.add(object);
   let out: string;
   if (Array.isArray(object)) {
-    out = `[${object.map((item, i) => {
-      if (item === undefined) throw new CanonicalJsonError(`${path}[${i}] is undefined; write null instead`);
-      return write(item, `${path}[${i}]`, ancestors);
-    }).join(',')}]`;
+    out = `[${object
+      .map((item, i) => {
+        if (item === undefined) throw new CanonicalJsonError(`${path}[${i}] is undefined; write null instead`);
+        return write(item, `${path}[${i}]`, ancestors);
+      })
+      .join(',')}]`;
   } else {
     const entries = Object.keys(object)
       .filter((key) => (object as Record<string, unknown>)[key] !== undefined)

@@ -16,18 +16,17 @@ const DEFAULT_DATA_DIR = process.env.CRYSTALWATCH_DATA_DIR ?? './data';
 
 const integer = (name: string, min: number, max: number) => (raw: string) => {
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}, got "${raw}"`);
   return n;
 };
 
 export function registerAuditCommands(program: Command): void {
-  const audit = program
-    .command('audit')
-    .description('the hash-chained audit trail in <data-dir>/audit/: verify it, list its records');
+  const audit = program.command('audit').description('the hash-chained audit trail in <data-dir>/audit/: verify it, list its records');
 
   audit
     .command('verify')
-    .description('check every record\'s digest, every link, the order and the end of the trail; exit 0 when intact, 1 otherwise')
+    .description("check every record's digest, every link, the order and the end of the trail; exit 0 when intact, 1 otherwise")
     .option('--data-dir <dir>', 'the data dir holding audit/ (CRYSTALWATCH_DATA_DIR when set)', DEFAULT_DATA_DIR)
     .option('--json', 'print the whole result as JSON on stdout', false)
     .action(async (o: { dataDir: string; json: boolean }) => {
@@ -38,7 +37,9 @@ export function registerAuditCommands(program: Command): void {
       } else if (result.ok) {
         process.stdout.write(`${where}: intact, ${result.records} records, last ${result.lastSeq} (sha256 ${result.lastHash})\n`);
       } else {
-        process.stdout.write(`${where}: NOT intact, ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${result.records} records:\n`);
+        process.stdout.write(
+          `${where}: NOT intact, ${result.problems.length} problem${result.problems.length === 1 ? '' : 's'} in ${result.records} records:\n`,
+        );
         for (const p of result.problems) process.stdout.write(`  ${p.kind}: ${p.message}\n`);
       }
       if (!o.json) for (const note of result.notes) process.stdout.write(`  note: ${note}\n`);
@@ -67,5 +68,7 @@ export function registerAuditCommands(program: Command): void {
 
 function describe(record: AuditRecord): string {
   const data = JSON.stringify(record.data);
-  return [String(record.seq).padStart(6), record.at, record.kind.padEnd(19), record.actor ?? '-', data.length > 160 ? `${data.slice(0, 159)}…` : data].join('  ');
+  return [String(record.seq).padStart(6), record.at, record.kind.padEnd(19), record.actor ?? '-', data.length > 160 ? `${data.slice(0, 159)}…` : data].join(
+    '  ',
+  );
 }

@@ -16,7 +16,10 @@ export class AuditTrailClosedError extends Error {
 export class AuditTrailFailedError extends Error {
   override readonly name = 'AuditTrailFailedError';
   constructor(folder: string, cause: unknown) {
-    super(`audit trail ${folder} failed to write (${(cause as Error).message ?? String(cause)}); records are refused until the process reopens it (fix the disk: space, permissions)`, { cause });
+    super(
+      `audit trail ${folder} failed to write (${(cause as Error).message ?? String(cause)}); records are refused until the process reopens it (fix the disk: space, permissions)`,
+      { cause },
+    );
   }
 }
 

@@ -48,9 +48,7 @@ export async function readHead(path: string): Promise<HeadState> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { state: 'missing' };
     throw new Error(`audit head ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check its permissions`);
   }
-  const slots = [0, 1]
-    .map((i) => parseSlot(buffer.toString('utf8', i * SLOT_BYTES, (i + 1) * SLOT_BYTES)))
-    .filter((head): head is Head => head !== undefined);
+  const slots = [0, 1].map((i) => parseSlot(buffer.toString('utf8', i * SLOT_BYTES, (i + 1) * SLOT_BYTES))).filter((head): head is Head => head !== undefined);
   if (slots.length === 0) return { state: 'damaged', reason: `neither slot of ${path} holds a valid {seq, hash, check} (${buffer.length} bytes)` };
   return { state: 'ok', head: slots.reduce((a, b) => (b.seq > a.seq ? b : a)) };
 }

@@ -19,7 +19,13 @@ export const AUDIT_DATA = {
   /** One sink took the alert (webhook answered 2xx, Alertmanager accepted, action ran). */
   'alert.delivered': z.looseObject({ alertId: Id, sink: Id, state: z.enum(['firing', 'resolved']).optional(), attempts: z.number().int().min(1).optional() }),
   /** A person acknowledged the alert: who (required), when, and what they said. */
-  'alert.acknowledged': z.looseObject({ alertId: Id, who: z.string().min(1).max(256), when: Instant, comment: Text.optional(), via: z.enum(['web', 'opcua', 'cli', 'api']).optional() }),
+  'alert.acknowledged': z.looseObject({
+    alertId: Id,
+    who: z.string().min(1).max(256),
+    when: Instant,
+    comment: Text.optional(),
+    via: z.enum(['web', 'opcua', 'cli', 'api']).optional(),
+  }),
   'alert.resolved': z.looseObject({ ...AlertRef, endsAt: Instant }),
   /** A sink could not take the alert by its deadline; the alert went to `dead-letter`. */
   'alert.dead-lettered': z.looseObject({ alertId: Id, sink: Id, reason: Text }),
@@ -28,7 +34,13 @@ export const AUDIT_DATA = {
   /** At each start: digests of the effective configuration and of the model card in force. */
   'config.loaded': z.looseObject({ configSha256: Digest, modelCardSha256: Digest, modelName: Id, modelVersion: Id, calibrated: z.boolean().optional() }),
   /** `crystalwatch calibrate` wrote a new card version. */
-  'calibration.written': z.looseObject({ camera: Id.optional(), modelName: Id, modelVersion: Id, modelCardSha256: Digest, frames: z.number().int().min(0).optional() }),
+  'calibration.written': z.looseObject({
+    camera: Id.optional(),
+    modelName: Id,
+    modelVersion: Id,
+    modelCardSha256: Digest,
+    frames: z.number().int().min(0).optional(),
+  }),
   /**
    * Written by the trail itself when it reopens a file that did not end where it should
    * (see README "Recovery"); never by callers.

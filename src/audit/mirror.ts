@@ -43,7 +43,10 @@ export class AuditMirror {
       if (Number.isSafeInteger(saved.seq) && (saved.seq as number) >= 0) this.cursor = saved.seq as number;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
-        this.options.logger.warn({ cursorPath: this.options.cursorPath, err }, 'audit mirror cursor unreadable; sending the whole trail again (receivers de-duplicate by seq)');
+        this.options.logger.warn(
+          { cursorPath: this.options.cursorPath, err },
+          'audit mirror cursor unreadable; sending the whole trail again (receivers de-duplicate by seq)',
+        );
       }
     }
     this.savedCursor = this.cursor;
@@ -96,7 +99,10 @@ export class AuditMirror {
     const min = this.options.retryMinMs ?? 200;
     const max = this.options.retryMaxMs ?? 30_000;
     const delayMs = Math.round(Math.min(max, min * 2 ** (this.failures - 1)) * (0.75 + Math.random() * 0.5));
-    this.options.logger.warn({ seq: record.seq, failures: this.failures, delayMs, err }, 'audit mirror could not send a record; the local trail has it, retrying');
+    this.options.logger.warn(
+      { seq: record.seq, failures: this.failures, delayMs, err },
+      'audit mirror could not send a record; the local trail has it, retrying',
+    );
     void this.saveCursor().catch(() => undefined);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
@@ -123,11 +129,19 @@ export class AuditMirror {
     this.retryTimer = undefined;
     if (this.pumping) {
       let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.options.closeTimeoutMs ?? 5000); });
+      const timeout = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, this.options.closeTimeoutMs ?? 5000);
+      });
       await Promise.race([this.pumping, timeout]);
       clearTimeout(timer);
     }
-    await this.saveCursor().catch((err: unknown) => this.options.logger.warn({ err }, 'audit mirror cursor not saved; records since the last save are sent again at the next start'));
-    if (this.failures > 0) this.options.logger.warn({ sent: this.cursor, failures: this.failures }, 'audit mirror closed while failing; the records after its cursor are sent at the next start');
+    await this.saveCursor().catch((err: unknown) =>
+      this.options.logger.warn({ err }, 'audit mirror cursor not saved; records since the last save are sent again at the next start'),
+    );
+    if (this.failures > 0)
+      this.options.logger.warn(
+        { sent: this.cursor, failures: this.failures },
+        'audit mirror closed while failing; the records after its cursor are sent at the next start',
+      );
   }
 }

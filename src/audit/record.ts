@@ -41,9 +41,7 @@ export function sealRecord(unsealed: UnsealedRecord): { record: AuditRecord; lin
   return { record, line: `${canonicalJson(record)}\n` };
 }
 
-export type ParsedLine =
-  | { ok: true; record: AuditRecord; canonical: boolean }
-  | { ok: false; reason: string };
+export type ParsedLine = { ok: true; record: AuditRecord; canonical: boolean } | { ok: false; reason: string };
 
 /** Reads one line of audit.jsonl (without its newline): the record, or why it is not one. */
 export function parseRecordLine(line: string): ParsedLine {

@@ -52,14 +52,30 @@ export function planRecovery(scanned: ScannedFile, head: HeadState): RecoveryPla
     const { seq, hash } = head.head;
     const atHead = bySeq.get(seq);
     if (seq > tail.seq) {
-      recoveries.push({ reason: 'head-mismatch', message: `audit.head said the trail reached record ${seq}, but audit.jsonl stops at ${tail.seq}: records ${tail.seq + 1}–${seq} were removed from the end`, fileLastSeq: tail.seq, headSeq: seq, headHash: hash });
+      recoveries.push({
+        reason: 'head-mismatch',
+        message: `audit.head said the trail reached record ${seq}, but audit.jsonl stops at ${tail.seq}: records ${tail.seq + 1}–${seq} were removed from the end`,
+        fileLastSeq: tail.seq,
+        headSeq: seq,
+        headHash: hash,
+      });
       nextSeq = seq + 1;
     } else if (seq > 0 && atHead !== undefined && atHead !== hash) {
-      recoveries.push({ reason: 'head-mismatch', message: `audit.head recorded record ${seq} with hash ${hash}, but audit.jsonl's record ${seq} has ${atHead}: the end of the trail was rewritten`, fileLastSeq: tail.seq, headSeq: seq, headHash: hash });
+      recoveries.push({
+        reason: 'head-mismatch',
+        message: `audit.head recorded record ${seq} with hash ${hash}, but audit.jsonl's record ${seq} has ${atHead}: the end of the trail was rewritten`,
+        fileLastSeq: tail.seq,
+        headSeq: seq,
+        headHash: hash,
+      });
     }
   } else if (tail.seq > 0) {
     const why = head.state === 'missing' ? 'audit.head was missing' : `audit.head was damaged (${head.reason})`;
-    recoveries.push({ reason: 'head-missing', message: `${why} while audit.jsonl holds records up to ${tail.seq}: whether records were removed from the end cannot be told`, fileLastSeq: tail.seq });
+    recoveries.push({
+      reason: 'head-missing',
+      message: `${why} while audit.jsonl holds records up to ${tail.seq}: whether records were removed from the end cannot be told`,
+      fileLastSeq: tail.seq,
+    });
   }
   return { tail, nextSeq, recoveries };
 }

@@ -43,7 +43,12 @@ export function scanAuditBuffer(buffer: Buffer): ScannedFile {
     const end = buffer.indexOf(0x0a, start);
     if (end < 0) break;
     const text = buffer.toString('utf8', start, end);
-    lines.push({ line: lines.length + 1, offset: start, bytes: end - start, parsed: text === '' ? { ok: false, reason: 'empty line' } : parseRecordLine(text) });
+    lines.push({
+      line: lines.length + 1,
+      offset: start,
+      bytes: end - start,
+      parsed: text === '' ? { ok: false, reason: 'empty line' } : parseRecordLine(text),
+    });
     start = end + 1;
   }
   const scanned: ScannedFile = { lines, completeBytes: start };

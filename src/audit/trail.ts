@@ -49,7 +49,12 @@ export interface AuditPage {
   next?: number;
 }
 
-interface Pending { record: AuditRecord; line: string; resolve: (record: AuditRecord) => void; reject: (err: Error) => void }
+interface Pending {
+  record: AuditRecord;
+  line: string;
+  resolve: (record: AuditRecord) => void;
+  reject: (err: Error) => void;
+}
 
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
@@ -78,7 +83,13 @@ export class AuditTrail {
   private failure: Error | undefined;
   private closing: Promise<void> | undefined;
 
-  private constructor(readonly paths: AuditPaths, private readonly handle: FileHandle, private readonly release: () => Promise<void>, options: AuditTrailOptions, start: { tail: Head; nextSeq: number; bytes: number; problems: AuditProblem[] }) {
+  private constructor(
+    readonly paths: AuditPaths,
+    private readonly handle: FileHandle,
+    private readonly release: () => Promise<void>,
+    options: AuditTrailOptions,
+    start: { tail: Head; nextSeq: number; bytes: number; problems: AuditProblem[] },
+  ) {
     this.fsync = options.fsync ?? true;
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? (() => new Date());
@@ -95,7 +106,8 @@ export class AuditTrail {
    * tail or a head that disagrees with the file (README "Recovery") before resolving.
    */
   static async open(options: AuditTrailOptions): Promise<AuditTrail> {
-    if (typeof options.dir !== 'string' || options.dir === '') throw new TypeError(`AuditTrail.open: dir must be the data dir (a non-empty string), got ${JSON.stringify(options.dir)}`);
+    if (typeof options.dir !== 'string' || options.dir === '')
+      throw new TypeError(`AuditTrail.open: dir must be the data dir (a non-empty string), got ${JSON.stringify(options.dir)}`);
     const paths = auditPaths(options.dir);
     const logger = options.logger ?? silentLogger;
     await mkdir(paths.folder, { recursive: true });
@@ -108,7 +120,10 @@ export class AuditTrail {
       const plan = planRecovery(scanned, headState);
       const problems = checkTrail(scanned, null).problems;
       if (problems.length > 0) {
-        logger.error({ trail: paths.log, problems: problems.slice(0, 10), total: problems.length }, 'audit trail is damaged; appending after the damage, which stays for `crystalwatch audit verify` to report');
+        logger.error(
+          { trail: paths.log, problems: problems.slice(0, 10), total: problems.length },
+          'audit trail is damaged; appending after the damage, which stays for `crystalwatch audit verify` to report',
+        );
       }
       handle = await open(paths.log, 'a+');
       if (scanned.tornTail) {
@@ -119,7 +134,10 @@ export class AuditTrail {
         await handle.truncate(scanned.completeBytes);
         await handle.sync();
         plan.recoveries[0]!.recoveredTo = keptAt;
-        logger.warn({ trail: paths.log, bytes: scanned.tornTail.length, keptAt }, 'audit trail ended in a torn write (crash mid-append); cut it off and recorded audit.recovered');
+        logger.warn(
+          { trail: paths.log, bytes: scanned.tornTail.length, keptAt },
+          'audit trail ended in a torn write (crash mid-append); cut it off and recorded audit.recovered',
+        );
       }
       trail = new AuditTrail(paths, handle, release, options, { tail: plan.tail, nextSeq: plan.nextSeq, bytes: scanned.completeBytes, problems });
       for (const { offset, parsed } of scanned.lines) {
@@ -138,7 +156,13 @@ export class AuditTrail {
       await trail.head.write(trail.durable, trail.fsync);
       await syncFolder(paths.folder);
       if (options.mirror) {
-        trail.mirror = new AuditMirror({ ...options.mirrorOptions, send: options.mirror, cursorPath: paths.mirrorCursor, read: (after, limit) => trail!.readPage(after, limit), logger });
+        trail.mirror = new AuditMirror({
+          ...options.mirrorOptions,
+          send: options.mirror,
+          cursorPath: paths.mirrorCursor,
+          read: (after, limit) => trail!.readPage(after, limit),
+          logger,
+        });
         await trail.mirror.start();
       }
       return trail;
@@ -169,8 +193,10 @@ export class AuditTrail {
     if (this.failure) return Promise.reject(new AuditTrailFailedError(this.paths.folder, this.failure));
     let pending: Pending;
     try {
-      if (!isAuditKind(kind) || (kind as AuditKind) === 'audit.recovered') throw new AuditRecordError(`audit kind must be one of the appendable kinds (alert.fired, alert.delivered, …), got ${JSON.stringify(kind)}`);
-      if (actor !== undefined && (typeof actor !== 'string' || actor.length === 0 || actor.length > 256)) throw new AuditRecordError(`audit actor must be a name of 1–256 characters, got ${JSON.stringify(actor)}`);
+      if (!isAuditKind(kind) || (kind as AuditKind) === 'audit.recovered')
+        throw new AuditRecordError(`audit kind must be one of the appendable kinds (alert.fired, alert.delivered, …), got ${JSON.stringify(kind)}`);
+      if (actor !== undefined && (typeof actor !== 'string' || actor.length === 0 || actor.length > 256))
+        throw new AuditRecordError(`audit actor must be a name of 1–256 characters, got ${JSON.stringify(actor)}`);
       const problem = auditDataProblem(kind, data);
       if (problem) throw new AuditRecordError(`audit record ${kind}: ${problem}`);
       pending = this.seal(kind, data as Record<string, unknown>, actor);
@@ -194,7 +220,10 @@ export class AuditTrail {
       throw new AuditRecordError(`audit record ${kind}: ${(err as Error).message}`);
     }
     const bytes = Buffer.byteLength(sealed.line);
-    if (bytes > this.maxRecordBytes) throw new AuditRecordError(`audit record ${kind} is ${bytes} bytes, over maxRecordBytes ${this.maxRecordBytes}; record digests or ids instead of whole payloads`);
+    if (bytes > this.maxRecordBytes)
+      throw new AuditRecordError(
+        `audit record ${kind} is ${bytes} bytes, over maxRecordBytes ${this.maxRecordBytes}; record digests or ids instead of whole payloads`,
+      );
     this.nextSeq += 1;
     this.lastHash = sealed.record.hash;
     return { ...sealed, resolve: () => {}, reject: () => {} };
@@ -204,7 +233,8 @@ export class AuditTrail {
     while (this.pending.length > 0) {
       let bytes = 0;
       let count = 0;
-      while (count < this.pending.length && (count === 0 || bytes + this.pending[count]!.line.length <= MAX_BATCH_BYTES)) bytes += this.pending[count++]!.line.length;
+      while (count < this.pending.length && (count === 0 || bytes + this.pending[count]!.line.length <= MAX_BATCH_BYTES))
+        bytes += this.pending[count++]!.line.length;
       const batch = this.pending.splice(0, count);
       try {
         await this.write(batch);
@@ -212,7 +242,10 @@ export class AuditTrail {
       } catch (err) {
         this.failure = err as Error;
         const failed = new AuditTrailFailedError(this.paths.folder, err);
-        this.logger.error({ trail: this.paths.log, err, records: batch.length + this.pending.length }, 'audit trail write failed; refusing records until reopened');
+        this.logger.error(
+          { trail: this.paths.log, err, records: batch.length + this.pending.length },
+          'audit trail write failed; refusing records until reopened',
+        );
         for (const p of [...batch, ...this.pending.splice(0)]) p.reject(failed);
         break;
       }
@@ -245,8 +278,10 @@ export class AuditTrail {
   read(options: ReadOptions): Promise<AuditPage> {
     if (this.closing) return Promise.reject(new AuditTrailClosedError(this.paths.folder));
     const after = options.after ?? 0;
-    if (!Number.isSafeInteger(after) || after < 0) return Promise.reject(new RangeError(`audit read: after must be a seq (an integer ≥ 0), got ${JSON.stringify(options.after)}`));
-    if (!Number.isSafeInteger(options.limit) || options.limit < 1 || options.limit > 10_000) return Promise.reject(new RangeError(`audit read: limit must be an integer 1..10000, got ${JSON.stringify(options.limit)}`));
+    if (!Number.isSafeInteger(after) || after < 0)
+      return Promise.reject(new RangeError(`audit read: after must be a seq (an integer ≥ 0), got ${JSON.stringify(options.after)}`));
+    if (!Number.isSafeInteger(options.limit) || options.limit < 1 || options.limit > 10_000)
+      return Promise.reject(new RangeError(`audit read: limit must be an integer 1..10000, got ${JSON.stringify(options.limit)}`));
     const reading = this.readPage(after, options.limit);
     this.reads.add(reading);
     void reading.finally(() => this.reads.delete(reading)).catch(() => undefined);
@@ -268,7 +303,10 @@ export class AuditTrail {
     const buffer = Buffer.alloc(to - from);
     for (let done = 0; done < buffer.length;) {
       const { bytesRead } = await this.handle.read(buffer, done, buffer.length - done, from + done);
-      if (bytesRead === 0) throw new Error(`audit trail ${this.paths.log} is shorter than its index (at byte ${from + done}); was it truncated while open? Run crystalwatch audit verify`);
+      if (bytesRead === 0)
+        throw new Error(
+          `audit trail ${this.paths.log} is shorter than its index (at byte ${from + done}); was it truncated while open? Run crystalwatch audit verify`,
+        );
       done += bytesRead;
     }
     const records: AuditRecord[] = [];

@@ -36,7 +36,11 @@ export interface AuditVerification {
   notes: string[];
 }
 
-interface Entry { line: number; record: AuditRecord; hashOk: boolean }
+interface Entry {
+  line: number;
+  record: AuditRecord;
+  hashOk: boolean;
+}
 
 const short = (hash: string) => `${hash.slice(0, 12)}…`;
 const range = (from: number, to: number) => (from === to ? `record ${from}` : `records ${from}–${to}`);
@@ -55,14 +59,26 @@ export function checkTrail(scanned: ScannedFile, head: HeadState | null): AuditV
     const computed = recordHash(record);
     const hashOk = computed === record.hash;
     if (!hashOk) {
-      problems.push({ kind: 'altered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) was edited: its content hashes to ${short(computed)}, not to its hash ${short(record.hash)}` });
+      problems.push({
+        kind: 'altered',
+        seq: record.seq,
+        line,
+        message: `record ${record.seq} (line ${line}) was edited: its content hashes to ${short(computed)}, not to its hash ${short(record.hash)}`,
+      });
     } else if (!parsed.canonical) {
-      problems.push({ kind: 'altered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) was edited: its bytes are not the canonical form the writer wrote (the content still matches its hash)` });
+      problems.push({
+        kind: 'altered',
+        seq: record.seq,
+        line,
+        message: `record ${record.seq} (line ${line}) was edited: its bytes are not the canonical form the writer wrote (the content still matches its hash)`,
+      });
     }
     entries.push({ line, record, hashOk });
   }
   if (scanned.tornTail) {
-    notes.push(`the file ends in ${scanned.tornTail.length} bytes without a newline after line ${scanned.lines.length}: a write in progress, or one a crash interrupted (never acknowledged); the next open cuts it off and records audit.recovered`);
+    notes.push(
+      `the file ends in ${scanned.tornTail.length} bytes without a newline after line ${scanned.lines.length}: a write in progress, or one a crash interrupted (never acknowledged); the next open cuts it off and records audit.recovered`,
+    );
   }
 
   const bySeq = new Map<number, Entry>();
@@ -70,7 +86,12 @@ export function checkTrail(scanned: ScannedFile, head: HeadState | null): AuditV
   for (const entry of entries) {
     const first = bySeq.get(entry.record.seq);
     if (first) {
-      problems.push({ kind: 'reordered', seq: entry.record.seq, line: entry.line, message: `record ${entry.record.seq} appears again at line ${entry.line} (first at line ${first.line}): a copy was inserted` });
+      problems.push({
+        kind: 'reordered',
+        seq: entry.record.seq,
+        line: entry.line,
+        message: `record ${entry.record.seq} appears again at line ${entry.line} (first at line ${first.line}): a copy was inserted`,
+      });
       continue;
     }
     bySeq.set(entry.record.seq, entry);
@@ -82,9 +103,19 @@ export function checkTrail(scanned: ScannedFile, head: HeadState | null): AuditV
     const before = unique[i - 1]?.record.seq;
     const after = unique[i + 1]?.record.seq;
     if (before !== undefined && record.seq < before) {
-      problems.push({ kind: 'reordered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) comes after record ${before} (line ${unique[i - 1]!.line})` });
+      problems.push({
+        kind: 'reordered',
+        seq: record.seq,
+        line,
+        message: `record ${record.seq} (line ${line}) comes after record ${before} (line ${unique[i - 1]!.line})`,
+      });
     } else if (after !== undefined && record.seq > after) {
-      problems.push({ kind: 'reordered', seq: record.seq, line, message: `record ${record.seq} (line ${line}) comes before record ${after} (line ${unique[i + 1]!.line})` });
+      problems.push({
+        kind: 'reordered',
+        seq: record.seq,
+        line,
+        message: `record ${record.seq} (line ${line}) comes before record ${after} (line ${unique[i + 1]!.line})`,
+      });
     }
   }
 
@@ -95,19 +126,36 @@ export function checkTrail(scanned: ScannedFile, head: HeadState | null): AuditV
     let to = seq;
     while (to + 1 <= lastSeq && !bySeq.has(to + 1) && !explained.has(to + 1)) to += 1;
     const next = bySeq.get(to + 1);
-    problems.push({ kind: 'removed', seq, toSeq: to, ...(next ? { line: next.line } : {}), message: `${range(seq, to)} ${seq === to ? 'is' : 'are'} missing${next ? ` (before line ${next.line}, record ${to + 1})` : ''}` });
+    problems.push({
+      kind: 'removed',
+      seq,
+      toSeq: to,
+      ...(next ? { line: next.line } : {}),
+      message: `${range(seq, to)} ${seq === to ? 'is' : 'are'} missing${next ? ` (before line ${next.line}, record ${to + 1})` : ''}`,
+    });
     seq = to;
   }
 
   for (const { record, line, hashOk } of unique) {
     if (!hashOk) continue; // its own problem is reported; its prev cannot be trusted
     if (record.seq === 1) {
-      if (record.prev !== GENESIS_HASH) problems.push({ kind: 'altered', seq: 1, line, message: `record 1 (line ${line}) must have prev = 64 zeros, got ${short(record.prev)}: it is not the start of this trail` });
+      if (record.prev !== GENESIS_HASH)
+        problems.push({
+          kind: 'altered',
+          seq: 1,
+          line,
+          message: `record 1 (line ${line}) must have prev = 64 zeros, got ${short(record.prev)}: it is not the start of this trail`,
+        });
       continue;
     }
     const predecessor = bySeq.get(record.seq - 1);
     if (!predecessor || !predecessor.hashOk || predecessor.record.hash === record.prev) continue;
-    problems.push({ kind: 'altered', seq: predecessor.record.seq, line: predecessor.line, message: `record ${predecessor.record.seq} (line ${predecessor.line}) was replaced: record ${record.seq} (line ${line}) was chained to ${short(record.prev)}, but record ${predecessor.record.seq} hashes to ${short(predecessor.record.hash)}` });
+    problems.push({
+      kind: 'altered',
+      seq: predecessor.record.seq,
+      line: predecessor.line,
+      message: `record ${predecessor.record.seq} (line ${predecessor.line}) was replaced: record ${record.seq} (line ${line}) was chained to ${short(record.prev)}, but record ${predecessor.record.seq} hashes to ${short(predecessor.record.hash)}`,
+    });
   }
 
   if (head) checkHead(head, bySeq, lastSeq, unique.length, problems);
@@ -128,14 +176,32 @@ function explainedByRecovery(unique: Entry[], problems: AuditProblem[], notes: s
     const d = record.data as { reason?: string; fileLastSeq?: number; headSeq?: number; headHash?: string; tornBytes?: number; recoveredTo?: string };
     const fileLastSeq = d.fileLastSeq ?? 0;
     if (d.reason === 'torn-tail') {
-      notes.push(`record ${record.seq} (line ${line}, ${record.at}): a torn tail of ${d.tornBytes ?? '?'} bytes after record ${fileLastSeq} was cut off at a reopen${d.recoveredTo ? `, kept in ${d.recoveredTo}` : ''}`);
+      notes.push(
+        `record ${record.seq} (line ${line}, ${record.at}): a torn tail of ${d.tornBytes ?? '?'} bytes after record ${fileLastSeq} was cut off at a reopen${d.recoveredTo ? `, kept in ${d.recoveredTo}` : ''}`,
+      );
     } else if (d.reason === 'head-missing') {
-      problems.push({ kind: 'truncated', seq: fileLastSeq + 1, line, message: `at a reopen (record ${record.seq}, ${record.at}) audit.head was missing: records after ${fileLastSeq} may have been removed` });
+      problems.push({
+        kind: 'truncated',
+        seq: fileLastSeq + 1,
+        line,
+        message: `at a reopen (record ${record.seq}, ${record.at}) audit.head was missing: records after ${fileLastSeq} may have been removed`,
+      });
     } else if (d.reason === 'head-mismatch' && d.headSeq !== undefined && d.headSeq > fileLastSeq) {
       for (let seq = fileLastSeq + 1; seq <= d.headSeq; seq += 1) explained.add(seq);
-      problems.push({ kind: 'truncated', seq: fileLastSeq + 1, toSeq: d.headSeq, line, message: `${range(fileLastSeq + 1, d.headSeq)} were cut from the end before a reopen (recorded by record ${record.seq}, ${record.at}): audit.head said the trail reached ${d.headSeq}, the file stopped at ${fileLastSeq}` });
+      problems.push({
+        kind: 'truncated',
+        seq: fileLastSeq + 1,
+        toSeq: d.headSeq,
+        line,
+        message: `${range(fileLastSeq + 1, d.headSeq)} were cut from the end before a reopen (recorded by record ${record.seq}, ${record.at}): audit.head said the trail reached ${d.headSeq}, the file stopped at ${fileLastSeq}`,
+      });
     } else if (d.reason === 'head-mismatch') {
-      problems.push({ kind: 'altered', seq: d.headSeq, line, message: `before a reopen (recorded by record ${record.seq}, ${record.at}) record ${d.headSeq} was replaced: audit.head recorded hash ${short(d.headHash ?? '')}` });
+      problems.push({
+        kind: 'altered',
+        seq: d.headSeq,
+        line,
+        message: `before a reopen (recorded by record ${record.seq}, ${record.at}) record ${d.headSeq} was replaced: audit.head recorded hash ${short(d.headHash ?? '')}`,
+      });
     }
   }
   return explained;
@@ -147,18 +213,29 @@ function checkHead(head: HeadState, bySeq: Map<number, Entry>, lastSeq: number, 
     return;
   }
   if (head.state === 'missing') {
-    if (records > 0) problems.push({ kind: 'truncated', seq: lastSeq + 1, message: `audit.head is missing: whether records after ${lastSeq} were removed cannot be told` });
+    if (records > 0)
+      problems.push({ kind: 'truncated', seq: lastSeq + 1, message: `audit.head is missing: whether records after ${lastSeq} were removed cannot be told` });
     return;
   }
   const { seq, hash } = head.head;
   // The head is written after the records, so a live writer's file may be ahead of it; never behind.
   if (seq > lastSeq) {
-    problems.push({ kind: 'truncated', seq: lastSeq + 1, toSeq: seq, message: `${range(lastSeq + 1, seq)} ${seq === lastSeq + 1 ? 'was' : 'were'} removed from the end: audit.head says the trail reaches record ${seq} (${short(hash)}), the file stops at ${lastSeq}` });
+    problems.push({
+      kind: 'truncated',
+      seq: lastSeq + 1,
+      toSeq: seq,
+      message: `${range(lastSeq + 1, seq)} ${seq === lastSeq + 1 ? 'was' : 'were'} removed from the end: audit.head says the trail reaches record ${seq} (${short(hash)}), the file stops at ${lastSeq}`,
+    });
     return;
   }
   const entry = bySeq.get(seq);
   if (seq > 0 && entry && entry.record.hash !== hash) {
-    problems.push({ kind: 'altered', seq, line: entry.line, message: `record ${seq} (line ${entry.line}) is not the one audit.head recorded (${short(hash)}, file has ${short(entry.record.hash)}): the end of the trail was rewritten` });
+    problems.push({
+      kind: 'altered',
+      seq,
+      line: entry.line,
+      message: `record ${seq} (line ${entry.line}) is not the one audit.head recorded (${short(hash)}, file has ${short(entry.record.hash)}): the end of the trail was rewritten`,
+    });
   }
 }
 
@@ -169,7 +246,9 @@ export async function verifyAuditTrail(dataDir: string): Promise<AuditVerificati
   const head = await readHead(paths.head);
   const scanned = await scanAuditFile(paths.log);
   if (!scanned && head.state === 'missing') {
-    throw new Error(`no audit trail in ${paths.folder} (neither audit.jsonl nor audit.head): check --data-dir (the default config uses ./data, the demo ./data/demo)`);
+    throw new Error(
+      `no audit trail in ${paths.folder} (neither audit.jsonl nor audit.head): check --data-dir (the default config uses ./data, the demo ./data/demo)`,
+    );
   }
   return checkTrail(scanned ?? { lines: [], completeBytes: 0 }, head);
 }

@@ -43,14 +43,24 @@ export class BrokerCore {
 
   constructor(readonly options: CoreOptions) {
     this.logger = options.logger;
-    this.topics = new TopicStore({ dataDir: options.dataDir, segmentBytes: options.segmentBytes, cacheBytes: options.cacheBytes, retention: options.retention, logger: options.logger });
+    this.topics = new TopicStore({
+      dataDir: options.dataDir,
+      segmentBytes: options.segmentBytes,
+      cacheBytes: options.cacheBytes,
+      retention: options.retention,
+      logger: options.logger,
+    });
     this.offsets = new OffsetStore(options.dataDir, options.logger);
     this.groups = new GroupCoordinator(options.logger, 100, join(options.dataDir, 'groups', 'groups.json'));
-    this.metrics = createBrokerMetrics(options.registry ?? new Registry(), () => {
-      let bytes = 0;
-      for (const topic of this.topics.topics.values()) for (const log of topic.partitions) bytes += log.sizeBytes;
-      return bytes;
-    }, options.bufferedBytes);
+    this.metrics = createBrokerMetrics(
+      options.registry ?? new Registry(),
+      () => {
+        let bytes = 0;
+        for (const topic of this.topics.topics.values()) for (const log of topic.partitions) bytes += log.sizeBytes;
+        return bytes;
+      },
+      options.bufferedBytes,
+    );
   }
 
   open(): void {
@@ -76,7 +86,10 @@ export class BrokerCore {
     if (invalid) return { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, message: invalid };
     if (this.topics.get(name)) return { errorCode: ErrorCode.TOPIC_ALREADY_EXISTS, message: `topic ${name} already exists` };
     if (!Number.isInteger(partitions) || partitions < 1 || partitions > 1000) {
-      return { errorCode: ErrorCode.INVALID_PARTITIONS, message: `partition count must be 1..1000 (each partition holds open segment files), got ${partitions}` };
+      return {
+        errorCode: ErrorCode.INVALID_PARTITIONS,
+        message: `partition count must be 1..1000 (each partition holds open segment files), got ${partitions}`,
+      };
     }
     return { errorCode: ErrorCode.NONE, message: null, topic: this.topics.create(name, partitions, retention) };
   }

@@ -17,7 +17,11 @@ import { MAPPING_BYTES, type RequestBuffers } from './request-buffers.js';
 export type FrameRefusal = 'size' | 'buffer_full';
 
 export class FrameRefused extends Error {
-  constructor(readonly reason: FrameRefusal, message: string, readonly size?: number) {
+  constructor(
+    readonly reason: FrameRefusal,
+    message: string,
+    readonly size?: number,
+  ) {
     super(message);
     this.name = 'FrameRefused';
   }
@@ -40,7 +44,11 @@ export class FrameReader {
   /** performance.now() when the incomplete frame now held started arriving; 0 when none is. */
   private partialSince = 0;
 
-  constructor(private readonly maxFrameBytes: number, private readonly budget: BufferBudget, private readonly buffers: RequestBuffers) {}
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly budget: BufferBudget,
+    private readonly buffers: RequestBuffers,
+  ) {}
 
   /** Bytes received and not yet handed out as frames. */
   get bufferedBytes(): number {
@@ -50,7 +58,10 @@ export class FrameReader {
   /** Holds `chunk`; throws FrameRefused when the broker's buffers are full. */
   push(chunk: Buffer, now: number): void {
     if (!this.budget.take(chunk.length)) {
-      throw new FrameRefused('buffer_full', `the broker already holds ${this.budget.used} bytes of unread requests (maxBufferedBytes ${this.budget.limit}); this connection's ${this.buffered + chunk.length} bytes do not fit`);
+      throw new FrameRefused(
+        'buffer_full',
+        `the broker already holds ${this.budget.used} bytes of unread requests (maxBufferedBytes ${this.budget.limit}); this connection's ${this.buffered + chunk.length} bytes do not fit`,
+      );
     }
     this.buffered += chunk.length;
     if (this.partialSince === 0) this.partialSince = now;
@@ -75,7 +86,11 @@ export class FrameReader {
         if (this.buffered < 4) return null;
         const size = this.peekSize();
         if (size < MIN_FRAME_BYTES || size > this.maxFrameBytes) {
-          throw new FrameRefused('size', `request size ${size} is outside ${MIN_FRAME_BYTES}..${this.maxFrameBytes} bytes (raise maxRequestBytes / messageMaxBytes for bigger requests)`, size);
+          throw new FrameRefused(
+            'size',
+            `request size ${size} is outside ${MIN_FRAME_BYTES}..${this.maxFrameBytes} bytes (raise maxRequestBytes / messageMaxBytes for bigger requests)`,
+            size,
+          );
         }
         this.expected = size;
       }
@@ -145,7 +160,6 @@ export class FrameReader {
       return frame;
     }
     return own.subarray(4, bytes); // a buffer of the frame's own size (over MAPPING_BYTES): handed on, freed by the GC
-
   }
 
   /** The INT32 at the front, read across chunk boundaries without joining the chunks. */

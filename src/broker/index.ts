@@ -15,12 +15,12 @@ import { processIsAlive } from '../config/process-alive.js';
 
 /** startBroker's options; the limits on what one client may cost (maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes) are in limits.ts. */
 export interface BrokerOptions extends ConnectionLimitOptions {
-  host?: string;            // default '127.0.0.1'
-  port?: number;            // default 9092; 0 = ephemeral
-  dataDir: string;          // append-only segment files per partition + committed group offsets
-  defaultPartitions?: number;   // for auto-created topics, default 3
-  autoCreateTopics?: boolean;   // default true
-  messageMaxBytes?: number;     // default 16 MiB (frames are images)
+  host?: string; // default '127.0.0.1'
+  port?: number; // default 9092; 0 = ephemeral
+  dataDir: string; // append-only segment files per partition + committed group offsets
+  defaultPartitions?: number; // for auto-created topics, default 3
+  autoCreateTopics?: boolean; // default true
+  messageMaxBytes?: number; // default 16 MiB (frames are images)
   fsync?: 'always' | 'interval' | 'never'; // documented in README.md; default 'interval'
   retention?: { bytes?: number; ms?: number }; // per-topic defaults
   logger?: Logger;
@@ -60,13 +60,19 @@ export class Broker {
   private lastRefusalLog = 0;
 
   constructor(options: BrokerOptions) {
-    check(typeof options.dataDir === 'string' && options.dataDir.length > 0, `dataDir is required (a folder for segments and offsets), got ${JSON.stringify(options.dataDir)}`);
+    check(
+      typeof options.dataDir === 'string' && options.dataDir.length > 0,
+      `dataDir is required (a folder for segments and offsets), got ${JSON.stringify(options.dataDir)}`,
+    );
     const port = options.port ?? DEFAULT_PORT;
     check(Number.isInteger(port) && port >= 0 && port <= 65535, `port must be 0..65535, got ${options.port}`);
     const partitions = options.defaultPartitions ?? 3;
     check(Number.isInteger(partitions) && partitions >= 1 && partitions <= 1000, `defaultPartitions must be 1..1000, got ${options.defaultPartitions}`);
     const messageMaxBytes = options.messageMaxBytes ?? 16 * MiB;
-    check(Number.isInteger(messageMaxBytes) && messageMaxBytes >= 1024 && messageMaxBytes <= 1024 * MiB, `messageMaxBytes must be 1 KiB..1 GiB, got ${options.messageMaxBytes}`);
+    check(
+      Number.isInteger(messageMaxBytes) && messageMaxBytes >= 1024 && messageMaxBytes <= 1024 * MiB,
+      `messageMaxBytes must be 1 KiB..1 GiB, got ${options.messageMaxBytes}`,
+    );
     const fsync = options.fsync ?? 'interval';
     check(['always', 'interval', 'never'].includes(fsync), `fsync must be "always", "interval" or "never", got ${JSON.stringify(options.fsync)}`);
     const retention = options.retention ?? {};
@@ -76,7 +82,13 @@ export class Broker {
     this.budget = new BufferBudget(this.limits.maxBufferedBytes);
     const segmentBytes = options.segmentBytes ?? Math.min(64 * MiB, Math.max(MiB, retention.bytes !== undefined ? Math.floor(retention.bytes / 4) : 64 * MiB));
     check(segmentBytes >= 1024, `segmentBytes must be >= 1024, got ${segmentBytes}`);
-    this.options = { ...options, host: options.host ?? '127.0.0.1', port, fsyncIntervalMs: options.fsyncIntervalMs ?? 1000, retentionCheckIntervalMs: options.retentionCheckIntervalMs ?? 30_000 };
+    this.options = {
+      ...options,
+      host: options.host ?? '127.0.0.1',
+      port,
+      fsyncIntervalMs: options.fsyncIntervalMs ?? 1000,
+      retentionCheckIntervalMs: options.retentionCheckIntervalMs ?? 30_000,
+    };
     // Callers often pass logger.child({ stage: 'broker' }) already; pino would repeat the key.
     const logger = options.logger ?? silentLogger;
     this.logger = logger.bindings().stage === undefined ? logger.child({ stage: 'broker' }) : logger;
@@ -97,9 +109,15 @@ export class Broker {
     });
   }
 
-  get host(): string { return this.options.host; }
-  get port(): number { return this.boundPort >= 0 ? this.boundPort : this.options.port; }
-  get address(): string { return `${this.advertisedHost}:${this.port}`; }
+  get host(): string {
+    return this.options.host;
+  }
+  get port(): number {
+    return this.boundPort >= 0 ? this.boundPort : this.options.port;
+  }
+  get address(): string {
+    return `${this.advertisedHost}:${this.port}`;
+  }
 
   /** Where clients should connect: a wildcard bind is advertised as loopback. */
   private get advertisedHost(): string {
@@ -120,12 +138,17 @@ export class Broker {
     this.server = server;
     await new Promise<void>((resolvePromise, reject) => {
       server.once('error', reject);
-      server.listen(this.options.port, this.options.host, () => { server.off('error', reject); resolvePromise(); });
+      server.listen(this.options.port, this.options.host, () => {
+        server.off('error', reject);
+        resolvePromise();
+      });
     }).catch((err: NodeJS.ErrnoException) => {
       this.server = undefined;
       this.core.close();
       this.releaseLock();
-      throw new Error(`broker: cannot listen on ${this.options.host}:${this.options.port}: ${err.code ?? err.message}; pick another --port (0 = any free port)`);
+      throw new Error(
+        `broker: cannot listen on ${this.options.host}:${this.options.port}: ${err.code ?? err.message}; pick another --port (0 = any free port)`,
+      );
     });
     const address = server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : this.options.port;
@@ -145,11 +168,13 @@ export class Broker {
     this.timers.push(setInterval(retention, this.options.retentionCheckIntervalMs));
     // One sweep for all connections rather than a timer per request; a late request is closed within a quarter of the timeout.
     const sweepMs = Math.max(25, Math.min(1000, Math.floor(this.limits.requestReadTimeoutMs / 4)));
-    this.timers.push(setInterval(() => {
-      const now = performance.now();
-      for (const connection of [...this.connections]) connection.checkReadDeadline(now);
-      this.buffers.trim(now);
-    }, sweepMs));
+    this.timers.push(
+      setInterval(() => {
+        const now = performance.now();
+        for (const connection of [...this.connections]) connection.checkReadDeadline(now);
+        this.buffers.trim(now);
+      }, sweepMs),
+    );
     this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
   }
 
@@ -161,7 +186,9 @@ export class Broker {
       this.logRefusal(socket.remoteAddress);
       return;
     }
-    const connection = new Connection(socket, this.core, this.limits, { budget: this.budget, buffers: this.buffers }, this.logger, (c) => this.connections.delete(c));
+    const connection = new Connection(socket, this.core, this.limits, { budget: this.budget, buffers: this.buffers }, this.logger, (c) =>
+      this.connections.delete(c),
+    );
     this.connections.add(connection);
   }
 
@@ -170,8 +197,10 @@ export class Broker {
     this.refusedSinceLog += 1;
     const now = Date.now();
     if (now - this.lastRefusalLog < 10_000) return;
-    this.logger.warn({ client: `/${client ?? 'unknown'}`, open: this.connections.size, refused: this.refusedSinceLog },
-      `refusing connection: maxConnections ${this.limits.maxConnections} are open (raise maxConnections / --max-connections if the clients are legitimate)`);
+    this.logger.warn(
+      { client: `/${client ?? 'unknown'}`, open: this.connections.size, refused: this.refusedSinceLog },
+      `refusing connection: maxConnections ${this.limits.maxConnections} are open (raise maxConnections / --max-connections if the clients are legitimate)`,
+    );
     this.refusedSinceLog = 0;
     this.lastRefusalLog = now;
   }
@@ -196,7 +225,9 @@ export class Broker {
   /** A second broker on the same data dir would interleave writes; a lock file with our pid prevents it. */
   private acquireLock(): void {
     if (openDataDirs.has(this.lockPath)) {
-      throw new Error(`broker: data dir ${this.core.options.dataDir} is in use by process ${process.pid} (another broker in this process); stop it or use another --data-dir`);
+      throw new Error(
+        `broker: data dir ${this.core.options.dataDir} is in use by process ${process.pid} (another broker in this process); stop it or use another --data-dir`,
+      );
     }
     try {
       const holder = Number(readFileSync(this.lockPath, 'utf8'));
@@ -212,7 +243,11 @@ export class Broker {
 
   private releaseLock(): void {
     openDataDirs.delete(this.lockPath);
-    try { unlinkSync(this.lockPath); } catch { /* already gone */ }
+    try {
+      unlinkSync(this.lockPath);
+    } catch {
+      /* already gone */
+    }
   }
 
   close(): Promise<void> {

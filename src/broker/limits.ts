@@ -34,12 +34,32 @@ function integerIn(name: string, value: number, min: number, max: number, what: 
 
 /** The limits with defaults filled in and checked against each other. */
 export function resolveLimits(options: ConnectionLimitOptions, messageMaxBytes: number): ConnectionLimits {
-  const maxRequestBytes = integerIn('maxRequestBytes', options.maxRequestBytes ?? Math.min(INT32_MAX, messageMaxBytes + REQUEST_OVERHEAD_BYTES), 1 * KiB, INT32_MAX, 'bytes in one request');
-  const requestReadTimeoutMs = integerIn('requestReadTimeoutMs', options.requestReadTimeoutMs ?? 30_000, 100, 24 * 3600_000, 'ms to send the rest of a started request');
+  const maxRequestBytes = integerIn(
+    'maxRequestBytes',
+    options.maxRequestBytes ?? Math.min(INT32_MAX, messageMaxBytes + REQUEST_OVERHEAD_BYTES),
+    1 * KiB,
+    INT32_MAX,
+    'bytes in one request',
+  );
+  const requestReadTimeoutMs = integerIn(
+    'requestReadTimeoutMs',
+    options.requestReadTimeoutMs ?? 30_000,
+    100,
+    24 * 3600_000,
+    'ms to send the rest of a started request',
+  );
   const maxConnections = integerIn('maxConnections', options.maxConnections ?? 1000, 1, 1_000_000, 'client connections open at once');
-  const maxBufferedBytes = integerIn('maxBufferedBytes', options.maxBufferedBytes ?? Math.max(256 * MiB, 2 * maxRequestBytes), 1 * KiB, Number.MAX_SAFE_INTEGER, 'bytes of unread requests across connections');
+  const maxBufferedBytes = integerIn(
+    'maxBufferedBytes',
+    options.maxBufferedBytes ?? Math.max(256 * MiB, 2 * maxRequestBytes),
+    1 * KiB,
+    Number.MAX_SAFE_INTEGER,
+    'bytes of unread requests across connections',
+  );
   if (maxBufferedBytes < maxRequestBytes) {
-    throw new Error(`broker options: maxBufferedBytes (${maxBufferedBytes}) must be at least maxRequestBytes (${maxRequestBytes}), or a request of the largest allowed size could never be read; raise maxBufferedBytes or lower maxRequestBytes`);
+    throw new Error(
+      `broker options: maxBufferedBytes (${maxBufferedBytes}) must be at least maxRequestBytes (${maxRequestBytes}), or a request of the largest allowed size could never be read; raise maxBufferedBytes or lower maxRequestBytes`,
+    );
   }
   return { maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes };
 }

@@ -36,7 +36,12 @@ const API_VERSIONS_KEY = 18;
 /** Requests started but not yet answered before we stop reading from the socket. */
 const MAX_IN_FLIGHT = 64;
 
-interface Slot { ready: boolean; chunks: Buffer[] | null; api: string; started: bigint }
+interface Slot {
+  ready: boolean;
+  chunks: Buffer[] | null;
+  api: string;
+  started: bigint;
+}
 
 export class Connection {
   private readonly frames: FrameReader;
@@ -62,7 +67,10 @@ export class Connection {
     socket.setNoDelay(true);
     core.metrics.connections.inc();
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => { this.writeBlocked = false; this.drain(); });
+    socket.on('drain', () => {
+      this.writeBlocked = false;
+      this.drain();
+    });
     socket.on('error', (err) => this.logger.debug({ err: err.message }, 'client socket error'));
     socket.on('close', () => this.close());
   }
@@ -85,7 +93,11 @@ export class Connection {
    */
   checkReadDeadline(now: number): void {
     if (this.closed || (this.paused && !this.writeBlocked) || !this.frames.overdue(now, this.limits.requestReadTimeoutMs)) return;
-    this.refuse('read_timeout', `a request was not complete within requestReadTimeoutMs ${this.limits.requestReadTimeoutMs} (raise it for slow links)`, this.frames.describe());
+    this.refuse(
+      'read_timeout',
+      `a request was not complete within requestReadTimeoutMs ${this.limits.requestReadTimeoutMs} (raise it for slow links)`,
+      this.frames.describe(),
+    );
   }
 
   private reject(kind: RejectReason, reason: string, detail: Record<string, unknown> = {}): void {
@@ -177,7 +189,11 @@ export class Connection {
     this.queue.push(slot);
     if (version < api.minVersion || version > api.maxVersion) {
       if (apiKey !== API_VERSIONS_KEY) {
-        this.reject('unsupported_version', `${api.name} v${version} is not implemented (this broker speaks v${api.minVersion}-v${api.maxVersion}; check ApiVersions)`, { apiKey, version, clientId });
+        this.reject(
+          'unsupported_version',
+          `${api.name} v${version} is not implemented (this broker speaks v${api.minVersion}-v${api.maxVersion}; check ApiVersions)`,
+          { apiKey, version, clientId },
+        );
         return;
       }
       const response = new Writer();
@@ -197,7 +213,10 @@ export class Connection {
     }
     if (outcome instanceof Promise) {
       outcome
-        .then((sent) => this.complete(slot, correlationId, sent === false ? null : response), (err: unknown) => this.fail(api.name, version, err))
+        .then(
+          (sent) => this.complete(slot, correlationId, sent === false ? null : response),
+          (err: unknown) => this.fail(api.name, version, err),
+        )
         .catch((err: unknown) => this.fail(api.name, version, err));
     } else {
       this.complete(slot, correlationId, outcome === false ? null : response);
@@ -232,7 +251,10 @@ export class Connection {
     while (this.queue.length > 0 && this.queue[0]!.ready) {
       const slot = this.queue.shift()!;
       if (!slot.chunks) continue;
-      if (!wrote) { this.socket.cork(); wrote = true; }
+      if (!wrote) {
+        this.socket.cork();
+        wrote = true;
+      }
       for (const chunk of slot.chunks) this.socket.write(chunk);
     }
     if (wrote) {

@@ -65,7 +65,8 @@ export function deadLetterRecord(source: DeadLetterSource, limits: DeadLetterLim
   const maxBytes = limits.maxBytes ?? DEFAULT_DEAD_LETTER_MAX_BYTES;
   const maxInline = limits.maxInlineBytes ?? 64 * 1024;
   const prefixBytes = limits.prefixBytes ?? 4096;
-  if (!Number.isInteger(maxBytes) || maxBytes < MIN_MAX_BYTES) throw new RangeError(`deadLetterRecord: maxBytes must be an integer ≥ ${MIN_MAX_BYTES}, got ${maxBytes}`);
+  if (!Number.isInteger(maxBytes) || maxBytes < MIN_MAX_BYTES)
+    throw new RangeError(`deadLetterRecord: maxBytes must be an integer ≥ ${MIN_MAX_BYTES}, got ${maxBytes}`);
   if (!Number.isInteger(maxInline) || maxInline < 0 || !Number.isInteger(prefixBytes) || prefixBytes < 0) {
     throw new RangeError(`deadLetterRecord: maxInlineBytes and prefixBytes must be integers ≥ 0, got ${maxInline} and ${prefixBytes}`);
   }

@@ -3,7 +3,18 @@
  * and build their producers/consumers here, so the defaults that matter for
  * image payloads (fetch sizes, idempotence, no compression) live in one place.
  */
-import { Kafka, logLevel, CompressionTypes, type KafkaConfig, type Producer, type Consumer, type SASLOptions, type Admin, type Message, type RecordMetadata } from 'kafkajs';
+import {
+  Kafka,
+  logLevel,
+  CompressionTypes,
+  type KafkaConfig,
+  type Producer,
+  type Consumer,
+  type SASLOptions,
+  type Admin,
+  type Message,
+  type RecordMetadata,
+} from 'kafkajs';
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
 import { topicNames, type Topics } from './topics.js';
@@ -95,7 +106,9 @@ function readCaFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new Error(`Kafka TLS CA file (KAFKA_SSL_CA or kafka.ssl.caFile): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a PEM CA bundle`);
+    throw new Error(
+      `Kafka TLS CA file (KAFKA_SSL_CA or kafka.ssl.caFile): cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); point it at a PEM CA bundle`,
+    );
   }
 }
 
@@ -142,7 +155,9 @@ export async function ensureTopics(
           await admin.createPartitions({ topicPartitions: toGrow.map((t) => ({ topic: t.name, count: partitions })) });
         } catch (err) {
           const have = toGrow.map((t) => `${t.name} has ${t.partitions.length}`).join(', ');
-          throw new Error(`ensureTopics: ${have} partition(s), ${partitions} wanted, and the broker refused to add partitions (${(err as Error).message}); lower the partition setting or add them with the cluster's tools`);
+          throw new Error(
+            `ensureTopics: ${have} partition(s), ${partitions} wanted, and the broker refused to add partitions (${(err as Error).message}); lower the partition setting or add them with the cluster's tools`,
+          );
         }
         grown.push(...toGrow.map((t) => t.name));
       }
@@ -177,7 +192,9 @@ export function splitByBytes(messages: Message[], maxBatchBytes: number = DEFAUL
   for (const message of messages) {
     const bytes = approximateRecordBytes(message);
     if (bytes + 61 > maxBatchBytes) {
-      throw new Error(`a record of ${bytes} bytes exceeds the batch limit of ${maxBatchBytes} bytes; raise KAFKA_MAX_MESSAGE_BYTES (and the topic's max.message.bytes) or send smaller frames`);
+      throw new Error(
+        `a record of ${bytes} bytes exceeds the batch limit of ${maxBatchBytes} bytes; raise KAFKA_MAX_MESSAGE_BYTES (and the topic's max.message.bytes) or send smaller frames`,
+      );
     }
     if (current.length > 0 && currentBytes + bytes > maxBatchBytes) {
       chunks.push(current);

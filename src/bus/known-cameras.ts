@@ -27,7 +27,8 @@ export class KnownCameras {
 
   constructor(options: KnownCamerasOptions = {}) {
     this.maxCameras = options.maxCameras ?? DEFAULT_MAX_CAMERAS;
-    if (!Number.isInteger(this.maxCameras) || this.maxCameras < 1) throw new RangeError(`KnownCameras: maxCameras must be a positive integer, got ${options.maxCameras}`);
+    if (!Number.isInteger(this.maxCameras) || this.maxCameras < 1)
+      throw new RangeError(`KnownCameras: maxCameras must be a positive integer, got ${options.maxCameras}`);
     for (const camera of options.cameras ?? []) this.admitted.add(camera);
     this.fixed = this.admitted.size > 0;
   }
@@ -56,10 +57,15 @@ export class KnownCameras {
 }
 
 export function unknownCameraCounter(registry: Registry): Counter<'stage'> {
-  return once(registry, 'crystalwatch_unknown_camera_total', () => new Counter({
-    name: 'crystalwatch_unknown_camera_total',
-    help: 'Records from a camera that is neither configured nor among the first metrics.maxCameras seen: counted here, without per-camera series, by stage.',
-    labelNames: ['stage'] as const,
-    registers: [registry],
-  }));
+  return once(
+    registry,
+    'crystalwatch_unknown_camera_total',
+    () =>
+      new Counter({
+        name: 'crystalwatch_unknown_camera_total',
+        help: 'Records from a camera that is neither configured nor among the first metrics.maxCameras seen: counted here, without per-camera series, by stage.',
+        labelNames: ['stage'] as const,
+        registers: [registry],
+      }),
+  );
 }

@@ -75,7 +75,9 @@ export type LabelMessage = z.infer<typeof LabelMessageSchema>;
 export const AlertEvidenceSchema = z.object({
   /** PG onset: the first frame of the excursion with P(PG) ≥ 0.5 (absent on camera-silent alerts). */
   firstPgFrameId: FrameIdSchema.optional(),
-  frames: z.array(z.object({ frameId: FrameIdSchema, capturedAt: TimestampSchema, pPG: z.number(), tiles: z.array(TileSchema).max(10_000).optional() })).max(1000),
+  frames: z
+    .array(z.object({ frameId: FrameIdSchema, capturedAt: TimestampSchema, pPG: z.number(), tiles: z.array(TileSchema).max(10_000).optional() }))
+    .max(1000),
   statistic: z.number().optional(),
   detector: ShortText.optional(),
   /** camera-silent: the last frame received before the silence, when, and the silence that raised the alert. */
@@ -171,7 +173,10 @@ function check<T>(schema: z.ZodType<T>, input: unknown, what: string): Decoded<T
   if (result.success) return { ok: true, value: result.data };
   const issue = result.error.issues[0];
   const at = issue?.path ?? [];
-  const value = at.reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined), input);
+  const value = at.reduce<unknown>(
+    (node, key) => (node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key as PropertyKey] : undefined),
+    input,
+  );
   const got = value === undefined || at.length === 0 ? '' : `, got ${shown(value)}`;
   return { ok: false, reason: `${what}: ${at.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}${got}` };
 }

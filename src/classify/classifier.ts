@@ -183,10 +183,14 @@ export class Classifier {
     const out = await this.backend.run(new Float32Array(n * input.width * input.height * input.channels), n);
     const where = join(this.modelDir, 'card.json');
     if (!out.embedding || !out.embeddingDim) {
-      throw new Error(`model card ${where}: ood statistics need the embedding output "${this.card.output.embeddingName}", but the ${this.backend.name} backend returned none`);
+      throw new Error(
+        `model card ${where}: ood statistics need the embedding output "${this.card.output.embeddingName}", but the ${this.backend.name} backend returned none`,
+      );
     }
     if (out.embeddingDim !== this.ood.dimensions) {
-      throw new Error(`model card ${where}: ood.dimensions is ${this.ood.dimensions} but the model's embedding output "${this.card.output.embeddingName}" has ${out.embeddingDim} values; use the card that came with this model`);
+      throw new Error(
+        `model card ${where}: ood.dimensions is ${this.ood.dimensions} but the model's embedding output "${this.card.output.embeddingName}" has ${out.embeddingDim} values; use the card that came with this model`,
+      );
     }
   }
 
@@ -300,7 +304,13 @@ export class Classifier {
       const score = this.ood ? round(oodSum / indices.length) : undefined;
       const extra = { ...(score !== undefined ? { ood: score } : {}), ...(tiled.get(i) ? { tiles } : {}), ...size };
       if (this.ood && score! > this.ood.threshold) {
-        results[i] = { predicted: 'unusable', pPG: null, reason: 'out-of-distribution', detail: `embedding score ${score} > ${round(this.ood.threshold)}`, ...extra };
+        results[i] = {
+          predicted: 'unusable',
+          pPG: null,
+          reason: 'out-of-distribution',
+          detail: `embedding score ${score} > ${round(this.ood.threshold)}`,
+          ...extra,
+        };
       } else {
         results[i] = { predicted: best >= threshold ? 'pg' : 'cex', pPG: round(best), ...extra };
       }

@@ -6,7 +6,15 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { connectStageBus } from '../bus/kafka.js';
-import { DEFAULT_BACKEND, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, DEFAULT_MAX_PIXELS, DEFAULT_MODEL_DIR, DEFAULT_PARTITIONS, DEFAULT_TOPIC_PREFIX } from '../config/defaults.js';
+import {
+  DEFAULT_BACKEND,
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_MAX_BATCH_WAIT_MS,
+  DEFAULT_MAX_PIXELS,
+  DEFAULT_MODEL_DIR,
+  DEFAULT_PARTITIONS,
+  DEFAULT_TOPIC_PREFIX,
+} from '../config/defaults.js';
 import { createLogger } from '../config/logger.js';
 import { packageRoot } from '../config/paths.js';
 import { Classifier, ClassifyStage, DEFAULT_GROUP_ID } from './index.js';
@@ -57,7 +65,9 @@ export function registerClassifyCommands(program: Command): void {
     .option('--max-batch-wait-ms <ms>', 'longest wait for a batch to fill', nonNegativeInt('--max-batch-wait-ms'), DEFAULT_MAX_BATCH_WAIT_MS)
     .option('--tiling <mode>', 'auto (tile frames over 2× the tile size), off, or TILE[:STRIDE] pixels', parseTiling, 'auto' as const)
     .option('--max-pixels <n>', 'largest image decoded (decompression-bomb guard)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   crystalwatch classify --brokers 127.0.0.1:9092
   crystalwatch classify --brokers kafka-1:9092 --model /srv/models/georgia-resnet101 --backend onnx
@@ -65,34 +75,56 @@ Examples:
 Each frame gets one JSON record on <prefix>predictions (key = camera); bad frames go to
 <prefix>dead-letter with a reason. The offset is committed after the prediction is acknowledged
 (at least once: de-duplicate by frameId downstream). Kafka settings also come from the
-environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SIGTERM.`)
-    .action(async (opts: { brokers?: string; model?: string; backend: BackendChoice; group: string; topicPrefix: string; partitions: number; maxBatchSize: number; maxBatchWaitMs: number; tiling: 'auto' | 'off' | { tile: number; stride: number }; maxPixels: number }) => {
-      const logger = createLogger();
-      const { kafka, topics, bus } = await connectStageBus('classify', opts, logger);
-      const stage = new ClassifyStage({
-        kafka, topics, groupId: opts.group, modelDir: opts.model ?? defaultModelDir(), backend: opts.backend,
-        maxBatchSize: opts.maxBatchSize, maxBatchWaitMs: opts.maxBatchWaitMs,
-        tiling: opts.tiling,
-        maxPixels: opts.maxPixels, maxMessageBytes: bus.maxMessageBytes, registry: new Registry(), logger,
-      });
-      const stop = new Promise<void>((resolve) => {
-        process.once('SIGINT', () => resolve());
-        process.once('SIGTERM', () => resolve());
-      });
-      await stage.start();
-      const { backend, device, model } = stage.info;
-      process.stderr.write(`classify: ${model} on ${backend}/${device}, group ${opts.group}, ${topics.frames} → ${topics.predictions}\n`);
-      let last = '';
-      const progress = setInterval(() => {
-        const line = `classify: ${stage.stats.predicted} frames predicted (${stage.stats.unusable} unusable), ${stage.stats.deadLettered} dead-lettered`;
-        if (line !== last) process.stderr.write(`${line}\n`);
-        last = line;
-      }, 5_000);
-      await stop;
-      clearInterval(progress);
-      await stage.close();
-      process.stderr.write(`classify: stopped; ${stage.stats.predicted} frames predicted, ${stage.stats.deadLettered} dead-lettered\n`);
-    });
+environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SIGTERM.`,
+    )
+    .action(
+      async (opts: {
+        brokers?: string;
+        model?: string;
+        backend: BackendChoice;
+        group: string;
+        topicPrefix: string;
+        partitions: number;
+        maxBatchSize: number;
+        maxBatchWaitMs: number;
+        tiling: 'auto' | 'off' | { tile: number; stride: number };
+        maxPixels: number;
+      }) => {
+        const logger = createLogger();
+        const { kafka, topics, bus } = await connectStageBus('classify', opts, logger);
+        const stage = new ClassifyStage({
+          kafka,
+          topics,
+          groupId: opts.group,
+          modelDir: opts.model ?? defaultModelDir(),
+          backend: opts.backend,
+          maxBatchSize: opts.maxBatchSize,
+          maxBatchWaitMs: opts.maxBatchWaitMs,
+          tiling: opts.tiling,
+          maxPixels: opts.maxPixels,
+          maxMessageBytes: bus.maxMessageBytes,
+          registry: new Registry(),
+          logger,
+        });
+        const stop = new Promise<void>((resolve) => {
+          process.once('SIGINT', () => resolve());
+          process.once('SIGTERM', () => resolve());
+        });
+        await stage.start();
+        const { backend, device, model } = stage.info;
+        process.stderr.write(`classify: ${model} on ${backend}/${device}, group ${opts.group}, ${topics.frames} → ${topics.predictions}\n`);
+        let last = '';
+        const progress = setInterval(() => {
+          const line = `classify: ${stage.stats.predicted} frames predicted (${stage.stats.unusable} unusable), ${stage.stats.deadLettered} dead-lettered`;
+          if (line !== last) process.stderr.write(`${line}\n`);
+          last = line;
+        }, 5_000);
+        await stop;
+        clearInterval(progress);
+        await stage.close();
+        process.stderr.write(`classify: stopped; ${stage.stats.predicted} frames predicted, ${stage.stats.deadLettered} dead-lettered\n`);
+      },
+    );
 
   program
     .command('predict')
@@ -103,50 +135,65 @@ environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SI
     .option('--json', 'one JSON object per line, in file order: {"file","predicted","pPG","reason"?}')
     .option('--tiling <mode>', 'auto (tile images over 2× the tile size), off, or TILE[:STRIDE] pixels', parseTiling, 'auto' as const)
     .option('--max-batch-size <n>', 'images per inference call', positiveInt('--max-batch-size'), DEFAULT_MAX_BATCH_SIZE)
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   crystalwatch predict crops/*.png
   crystalwatch predict --model models/examples/georgia-resnet101 --json frame.png
 
 predicted is cex, pg, unusable (quality gate / out of distribution, with a reason) or error (the
-file could not be read or decoded, with a reason). The exit code is 1 when any file was an error.`)
-    .action(async (files: string[], opts: { model?: string; backend: BackendChoice; json?: boolean; tiling: 'auto' | 'off' | { tile: number; stride: number }; maxBatchSize: number }) => {
-      const classifier = await Classifier.load(opts.model ?? defaultModelDir(), {
-        backend: opts.backend,
-        tiling: opts.tiling,
-        maxBatchSize: opts.maxBatchSize,
-        log: (m) => process.stderr.write(`predict: ${m}\n`),
-      });
-      let failed = 0;
-      try {
-        const { backend, device, model } = classifier.info;
-        process.stderr.write(`predict: ${model} on ${backend}/${device}, ${files.length} file(s)\n`);
-        // Files in groups of a batch, so memory stays bounded for thousands of files.
-        for (let start = 0; start < files.length; start += opts.maxBatchSize) {
-          const group = files.slice(start, start + opts.maxBatchSize);
-          const bytes = await Promise.all(group.map((f) => readFile(f).then((b) => ({ ok: true as const, b }), (err: Error) => ({ ok: false as const, reason: `cannot read file (${(err as NodeJS.ErrnoException).code ?? err.message})` }))));
-          const readable = bytes.flatMap((r) => (r.ok ? [r.b] : []));
-          const results = await classifier.classify(readable);
-          let k = 0;
-          group.forEach((file, i) => {
-            const read = bytes[i]!;
-            const r = read.ok ? results[k++]! : { predicted: 'error' as const, pPG: null, reason: read.reason };
-            if (r.predicted === 'error') failed++;
-            if (opts.json) {
-              process.stdout.write(`${JSON.stringify({ file, predicted: r.predicted, pPG: r.pPG, ...(r.reason ? { reason: r.reason } : {}) })}\n`);
-            } else {
-              const p = r.pPG === null ? '' : `  P(PG)=${r.pPG.toFixed(4)}`;
-              process.stdout.write(`${file}: ${r.predicted}${p}${r.reason ? `  (${r.reason})` : ''}\n`);
-            }
-          });
-          if (files.length > opts.maxBatchSize) process.stderr.write(`predict: ${Math.min(start + group.length, files.length)}/${files.length}\n`);
+file could not be read or decoded, with a reason). The exit code is 1 when any file was an error.`,
+    )
+    .action(
+      async (
+        files: string[],
+        opts: { model?: string; backend: BackendChoice; json?: boolean; tiling: 'auto' | 'off' | { tile: number; stride: number }; maxBatchSize: number },
+      ) => {
+        const classifier = await Classifier.load(opts.model ?? defaultModelDir(), {
+          backend: opts.backend,
+          tiling: opts.tiling,
+          maxBatchSize: opts.maxBatchSize,
+          log: (m) => process.stderr.write(`predict: ${m}\n`),
+        });
+        let failed = 0;
+        try {
+          const { backend, device, model } = classifier.info;
+          process.stderr.write(`predict: ${model} on ${backend}/${device}, ${files.length} file(s)\n`);
+          // Files in groups of a batch, so memory stays bounded for thousands of files.
+          for (let start = 0; start < files.length; start += opts.maxBatchSize) {
+            const group = files.slice(start, start + opts.maxBatchSize);
+            const bytes = await Promise.all(
+              group.map((f) =>
+                readFile(f).then(
+                  (b) => ({ ok: true as const, b }),
+                  (err: Error) => ({ ok: false as const, reason: `cannot read file (${(err as NodeJS.ErrnoException).code ?? err.message})` }),
+                ),
+              ),
+            );
+            const readable = bytes.flatMap((r) => (r.ok ? [r.b] : []));
+            const results = await classifier.classify(readable);
+            let k = 0;
+            group.forEach((file, i) => {
+              const read = bytes[i]!;
+              const r = read.ok ? results[k++]! : { predicted: 'error' as const, pPG: null, reason: read.reason };
+              if (r.predicted === 'error') failed++;
+              if (opts.json) {
+                process.stdout.write(`${JSON.stringify({ file, predicted: r.predicted, pPG: r.pPG, ...(r.reason ? { reason: r.reason } : {}) })}\n`);
+              } else {
+                const p = r.pPG === null ? '' : `  P(PG)=${r.pPG.toFixed(4)}`;
+                process.stdout.write(`${file}: ${r.predicted}${p}${r.reason ? `  (${r.reason})` : ''}\n`);
+              }
+            });
+            if (files.length > opts.maxBatchSize) process.stderr.write(`predict: ${Math.min(start + group.length, files.length)}/${files.length}\n`);
+          }
+        } finally {
+          await classifier.close();
         }
-      } finally {
-        await classifier.close();
-      }
-      if (failed > 0) {
-        process.stderr.write(`predict: ${failed} of ${files.length} file(s) could not be classified\n`);
-        process.exitCode = 1;
-      }
-    });
+        if (failed > 0) {
+          process.stderr.write(`predict: ${failed} of ${files.length} file(s) could not be classified\n`);
+          process.exitCode = 1;
+        }
+      },
+    );
 }

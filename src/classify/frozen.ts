@@ -44,7 +44,8 @@ export class FrozenDetector {
     if (!Number.isInteger(this.repeats) || this.repeats < 2) {
       throw new Error(`frozen detection: repeats must be an integer ≥ 2 (the copies in a row that make a camera frozen), got ${o.repeats}`);
     }
-    if (!Number.isInteger(this.maxCameras) || this.maxCameras < 1) throw new Error(`frozen detection: maxCameras must be a positive integer, got ${o.maxCameras}`);
+    if (!Number.isInteger(this.maxCameras) || this.maxCameras < 1)
+      throw new Error(`frozen detection: maxCameras must be a positive integer, got ${o.maxCameras}`);
   }
 
   /** Cameras remembered now (for tests and metrics). */

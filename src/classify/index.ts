@@ -137,9 +137,16 @@ export class ClassifyStage extends StageLifecycle {
     const { card } = this.classifier;
     const status = card.calibration?.status ?? 'uncalibrated';
     // What each prediction says of the model's calibration (the note stays in the card: predictions stay small).
-    this.calibration = { status, ...(card.calibration?.camera ? { camera: card.calibration.camera } : {}), ...(card.calibration?.calibratedAt ? { calibratedAt: card.calibration.calibratedAt } : {}) };
+    this.calibration = {
+      status,
+      ...(card.calibration?.camera ? { camera: card.calibration.camera } : {}),
+      ...(card.calibration?.calibratedAt ? { calibratedAt: card.calibration.calibratedAt } : {}),
+    };
     this.metrics.modelInfo.set({ model: card.name, version: card.version, calibration: status }, 1);
-    this.logger.info({ ...info, modelDir: this.classifier.modelDir, calibration: status }, `classify: model ${info.model} (${status}) on ${info.backend}/${info.device}`);
+    this.logger.info(
+      { ...info, modelDir: this.classifier.modelDir, calibration: status },
+      `classify: model ${info.model} (${status}) on ${info.backend}/${info.device}`,
+    );
     if (status === 'uncalibrated') {
       this.logger.warn(
         { model: info.model, note: card.calibration?.note },
@@ -186,7 +193,10 @@ export class ClassifyStage extends StageLifecycle {
           await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
           const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
           this.lagByPartition.set(batch.partition, lag);
-          this.metrics.lag.set({ group: this.groupId, topic: this.o.topics.frames }, [...this.lagByPartition.values()].reduce((a, b) => a + b, 0));
+          this.metrics.lag.set(
+            { group: this.groupId, topic: this.o.topics.frames },
+            [...this.lagByPartition.values()].reduce((a, b) => a + b, 0),
+          );
           await heartbeat();
         }
       },
@@ -199,7 +209,18 @@ export class ClassifyStage extends StageLifecycle {
     const predictions: Message[] = [];
     const deadLetters: Message[] = [];
     const deadLetter = (m: KafkaMessage, reasonLabel: string, reason: string) => {
-      deadLetters.push(deadLetterRecord({ sourceTopic: this.o.topics.frames, partition, offset: m.offset, reason, stage: STAGE, key: m.key, value: m.value, headers: m.headers }));
+      deadLetters.push(
+        deadLetterRecord({
+          sourceTopic: this.o.topics.frames,
+          partition,
+          offset: m.offset,
+          reason,
+          stage: STAGE,
+          key: m.key,
+          value: m.value,
+          headers: m.headers,
+        }),
+      );
       this.metrics.deadLetter.inc({ stage: STAGE, reason: reasonLabel });
       this.stats.deadLettered++;
       this.logger.warn({ partition, offset: m.offset, reason }, 'classify: frame sent to dead-letter');
@@ -232,7 +253,14 @@ export class ClassifyStage extends StageLifecycle {
       // `frozen`: a stuck camera showing a black frame is first of all `black`.
       if (this.frozen?.observe(headers.camera, headers['frame-id'], contentHash(message.value!)) && r.predicted !== 'unusable') {
         const copies = this.frozen.runLength(headers.camera);
-        r = { predicted: 'unusable', pPG: null, reason: 'frozen', detail: `the same image ${copies} times in a row from camera ${headers.camera}`, width: r.width, height: r.height };
+        r = {
+          predicted: 'unusable',
+          pPG: null,
+          reason: 'frozen',
+          detail: `the same image ${copies} times in a row from camera ${headers.camera}`,
+          width: r.width,
+          height: r.height,
+        };
       }
       const prediction: Prediction = {
         frameId: headers['frame-id'],

@@ -17,49 +17,84 @@ export interface ClassifyMetrics {
 export function classifyMetrics(registry: Registry): ClassifyMetrics {
   const registers = [registry];
   return {
-    inference: once(registry, 'crystalwatch_inference_seconds', () => new Histogram({
-      name: 'crystalwatch_inference_seconds',
-      help: 'Time of one inference call (one batch of crops or tiles) in the engine, by backend and device.',
-      labelNames: ['backend', 'device'] as const,
-      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-      registers,
-    })),
-    batchSize: once(registry, 'crystalwatch_batch_size', () => new Histogram({
-      name: 'crystalwatch_batch_size',
-      help: 'Images (crops or tiles) per inference call, after micro-batching across messages and partitions.',
-      buckets: [1, 2, 4, 8, 16, 32, 64, 128],
-      registers,
-    })),
-    classified: once(registry, 'crystalwatch_frames_classified_total', () => new Counter({
-      name: 'crystalwatch_frames_classified_total',
-      help: 'Frames for which a prediction was produced, by camera and predicted class (cex, pg, unusable).',
-      labelNames: ['camera', 'predicted'] as const,
-      registers,
-    })),
-    unusable: once(registry, 'crystalwatch_frames_unusable_total', () => new Counter({
-      name: 'crystalwatch_frames_unusable_total',
-      help: 'Frames the quality gate or the out-of-distribution check kept from the model, by reason (black, saturated, blank, out-of-focus, out-of-distribution).',
-      labelNames: ['camera', 'reason'] as const,
-      registers,
-    })),
-    backendInfo: once(registry, 'crystalwatch_backend_info', () => new Gauge({
-      name: 'crystalwatch_backend_info',
-      help: 'The inference engine in use (value 1): backend onnx|tfjs, device cpu|cuda|tensorrt|webgpu|wasm|...',
-      labelNames: ['backend', 'device'] as const,
-      registers,
-    })),
-    modelInfo: once(registry, 'crystalwatch_model_info', () => new Gauge({
-      name: 'crystalwatch_model_info',
-      help: 'The model in use (value 1): its name, card version and calibration (uncalibrated: fitted on the simulator, not on this camera; calibrated: fitted by crystalwatch calibrate).',
-      labelNames: ['model', 'version', 'calibration'] as const,
-      registers,
-    })),
+    inference: once(
+      registry,
+      'crystalwatch_inference_seconds',
+      () =>
+        new Histogram({
+          name: 'crystalwatch_inference_seconds',
+          help: 'Time of one inference call (one batch of crops or tiles) in the engine, by backend and device.',
+          labelNames: ['backend', 'device'] as const,
+          buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+          registers,
+        }),
+    ),
+    batchSize: once(
+      registry,
+      'crystalwatch_batch_size',
+      () =>
+        new Histogram({
+          name: 'crystalwatch_batch_size',
+          help: 'Images (crops or tiles) per inference call, after micro-batching across messages and partitions.',
+          buckets: [1, 2, 4, 8, 16, 32, 64, 128],
+          registers,
+        }),
+    ),
+    classified: once(
+      registry,
+      'crystalwatch_frames_classified_total',
+      () =>
+        new Counter({
+          name: 'crystalwatch_frames_classified_total',
+          help: 'Frames for which a prediction was produced, by camera and predicted class (cex, pg, unusable).',
+          labelNames: ['camera', 'predicted'] as const,
+          registers,
+        }),
+    ),
+    unusable: once(
+      registry,
+      'crystalwatch_frames_unusable_total',
+      () =>
+        new Counter({
+          name: 'crystalwatch_frames_unusable_total',
+          help: 'Frames the quality gate or the out-of-distribution check kept from the model, by reason (black, saturated, blank, out-of-focus, out-of-distribution).',
+          labelNames: ['camera', 'reason'] as const,
+          registers,
+        }),
+    ),
+    backendInfo: once(
+      registry,
+      'crystalwatch_backend_info',
+      () =>
+        new Gauge({
+          name: 'crystalwatch_backend_info',
+          help: 'The inference engine in use (value 1): backend onnx|tfjs, device cpu|cuda|tensorrt|webgpu|wasm|...',
+          labelNames: ['backend', 'device'] as const,
+          registers,
+        }),
+    ),
+    modelInfo: once(
+      registry,
+      'crystalwatch_model_info',
+      () =>
+        new Gauge({
+          name: 'crystalwatch_model_info',
+          help: 'The model in use (value 1): its name, card version and calibration (uncalibrated: fitted on the simulator, not on this camera; calibrated: fitted by crystalwatch calibrate).',
+          labelNames: ['model', 'version', 'calibration'] as const,
+          registers,
+        }),
+    ),
     deadLetter: deadLetterCounter(registry),
-    lag: once(registry, 'crystalwatch_consumer_lag_messages', () => new Gauge({
-      name: 'crystalwatch_consumer_lag_messages',
-      help: 'Records on the topic not yet processed by the consumer group (high watermark minus next offset, summed over the partitions this process holds).',
-      labelNames: ['group', 'topic'] as const,
-      registers,
-    })),
+    lag: once(
+      registry,
+      'crystalwatch_consumer_lag_messages',
+      () =>
+        new Gauge({
+          name: 'crystalwatch_consumer_lag_messages',
+          help: 'Records on the topic not yet processed by the consumer group (high watermark minus next offset, summed over the partitions this process holds).',
+          labelNames: ['group', 'topic'] as const,
+          registers,
+        }),
+    ),
   };
 }

@@ -55,7 +55,15 @@ export function buildTinyOnnxModel(spec: TinyModelSpec): Uint8Array {
   const graph: OnnxNamespace.IGraphProto = {
     name: 'tiny',
     node: [
-      { opType: 'ReduceMean', input: [inputName], output: [embedding], attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: spatialAxes }, { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+      {
+        opType: 'ReduceMean',
+        input: [inputName],
+        output: [embedding],
+        attribute: [
+          { name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: spatialAxes },
+          { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 },
+        ],
+      },
       { opType: 'MatMul', input: [embedding, 'W'], output: ['projected'] },
       { opType: 'Add', input: ['projected', 'b'], output: ['logits'] },
       spec.kind === 'sigmoid'

@@ -200,15 +200,19 @@ const f = (v: number, digits = 2) => v.toFixed(digits);
 /** Why the image is not a probe image (a short, readable detail), or undefined when it may be one. */
 export function judgeProbe(s: ProbeStats, q: QualityStats, t: ProbeThresholds = DEFAULT_PROBE): string | undefined {
   if (s.chroma > t.maxChroma) return `colour: mean channel spread ${f(s.chroma, 1)} > ${t.maxChroma}`;
-  if (s.colourfulFraction > t.maxColourfulFraction) return `colour: ${f(100 * s.colourfulFraction, 1)} % of pixels coloured > ${f(100 * t.maxColourfulFraction, 1)} %`;
+  if (s.colourfulFraction > t.maxColourfulFraction)
+    return `colour: ${f(100 * s.colourfulFraction, 1)} % of pixels coloured > ${f(100 * t.maxColourfulFraction, 1)} %`;
   if (s.noiseRatio > t.maxNoiseRatio) return `noise: Laplacian/grey variance ${f(s.noiseRatio, 1)} > ${t.maxNoiseRatio} (i.i.d. noise ≈ 20)`;
   if (s.noiseRatio < t.minNoiseRatio) return `no fine texture: Laplacian/grey variance ${f(s.noiseRatio, 3)} < ${t.minNoiseRatio} (rendered, not photographed)`;
-  if (s.brightFlatBorder > t.maxBrightFlatBorder) return `bright flat background on ${f(100 * s.brightFlatBorder, 0)} % of the border > ${f(100 * t.maxBrightFlatBorder, 0)} %`;
+  if (s.brightFlatBorder > t.maxBrightFlatBorder)
+    return `bright flat background on ${f(100 * s.brightFlatBorder, 0)} % of the border > ${f(100 * t.maxBrightFlatBorder, 0)} %`;
   if (s.brightFlat > t.maxBrightFlat) return `bright flat area ${f(100 * s.brightFlat, 0)} % > ${f(100 * t.maxBrightFlat, 0)} %`;
   if (s.borderMean > t.maxBorderMean) return `bright background: border mean grey ${f(s.borderMean, 0)} > ${t.maxBorderMean}`;
   if (q.mean > t.maxMean) return `mean grey ${f(q.mean, 0)} > ${t.maxMean}: not dark-field or back-lit`;
-  if (s.midScaleStructure < t.minMidScaleStructure) return `no structure: mid-scale Laplacian ${f(100 * s.midScaleStructure, 1)} % of the grey variance < ${f(100 * t.minMidScaleStructure, 1)} % (a gradient or a smooth surface)`;
+  if (s.midScaleStructure < t.minMidScaleStructure)
+    return `no structure: mid-scale Laplacian ${f(100 * s.midScaleStructure, 1)} % of the grey variance < ${f(100 * t.minMidScaleStructure, 1)} % (a gradient or a smooth surface)`;
   if (s.deadFlat > t.maxDeadFlat) return `untextured area ${f(100 * s.deadFlat, 0)} % > ${f(100 * t.maxDeadFlat, 0)} % (rendered, not photographed)`;
-  if (s.edgeSamples >= t.minEdgeSamples && s.axisAligned > t.maxAxisAligned) return `edges along both axes: ${f(s.axisAligned, 2)} > ${t.maxAxisAligned} (text, tables, windows; ≈ 0.31 for edges in every direction)`;
+  if (s.edgeSamples >= t.minEdgeSamples && s.axisAligned > t.maxAxisAligned)
+    return `edges along both axes: ${f(s.axisAligned, 2)} > ${t.maxAxisAligned} (text, tables, windows; ≈ 0.31 for edges in every direction)`;
   return undefined;
 }

@@ -42,7 +42,10 @@ interface Running {
 }
 
 /** Start one worker and wait for its backend to be ready. */
-async function spawnWorker(init: BackendInit, log: (msg: string) => void): Promise<{ running: Running; info: { name: string; device: string; fixedBatch?: number } }> {
+async function spawnWorker(
+  init: BackendInit,
+  log: (msg: string) => void,
+): Promise<{ running: Running; info: { name: string; device: string; fixedBatch?: number } }> {
   const worker = new Worker(workerPath(), { workerData: init });
   const running: Running = { worker, exited: false, pending: new Map() };
   const failAll = (err: Error) => {

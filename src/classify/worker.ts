@@ -42,5 +42,7 @@ const answer = async (request: WorkerRequest): Promise<void> => {
 };
 
 port.on('message', (request: WorkerRequest) => {
-  answer(request).catch((err: unknown) => post({ type: 'log', message: `classify worker: answering a ${request.type} request failed: ${(err as Error).message}` }));
+  answer(request).catch((err: unknown) =>
+    post({ type: 'log', message: `classify worker: answering a ${request.type} request failed: ${(err as Error).message}` }),
+  );
 });

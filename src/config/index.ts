@@ -8,9 +8,24 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
-  DEFAULT_BACKEND, DEFAULT_CLIENT_ID, DEFAULT_INGEST_AFTER, DEFAULT_LABEL_HORIZON_MS, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS, DEFAULT_MAX_CAMERAS,
-  DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_PIXELS, DEFAULT_MODEL_DIR, DEFAULT_PARTITIONS, DEFAULT_RECONCILE_INTERVAL_MS,
-  DEFAULT_TOPIC_PREFIX, DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, DEFAULT_WINDOW_FRAMES, DEFAULT_WINDOW_SECONDS,
+  DEFAULT_BACKEND,
+  DEFAULT_CLIENT_ID,
+  DEFAULT_INGEST_AFTER,
+  DEFAULT_LABEL_HORIZON_MS,
+  DEFAULT_MAX_BATCH_SIZE,
+  DEFAULT_MAX_BATCH_WAIT_MS,
+  DEFAULT_MAX_CAMERAS,
+  DEFAULT_MAX_FILE_BYTES,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_MAX_PIXELS,
+  DEFAULT_MODEL_DIR,
+  DEFAULT_PARTITIONS,
+  DEFAULT_RECONCILE_INTERVAL_MS,
+  DEFAULT_TOPIC_PREFIX,
+  DEFAULT_WEB_HOST,
+  DEFAULT_WEB_PORT,
+  DEFAULT_WINDOW_FRAMES,
+  DEFAULT_WINDOW_SECONDS,
 } from './defaults.js';
 import { CameraIdSchema, RunIdSchema } from './identity.js';
 import { kafkaSettingsFromEnv } from './kafka-env.js';
@@ -31,7 +46,10 @@ export const ConfigSchema = z
     /** Where the embedded broker, ledgers and quarantine defaults live. */
     dataDir: z.string().default('./data'),
     /** Stages this process runs; a plant runs one stage per process against KAFKA_BROKERS. */
-    stages: z.array(z.enum(['ingest', 'classify', 'monitor', 'web'])).min(1).default(['ingest', 'classify', 'monitor', 'web']),
+    stages: z
+      .array(z.enum(['ingest', 'classify', 'monitor', 'web']))
+      .min(1)
+      .default(['ingest', 'classify', 'monitor', 'web']),
     kafka: z
       .object({
         /** Empty: start the embedded single-node broker in this process. */
@@ -42,9 +60,7 @@ export const ConfigSchema = z
         maxMessageBytes: z.number().int().min(1024).default(DEFAULT_MAX_MESSAGE_BYTES),
         /** true, or TLS with a CA bundle file and/or accepting self-signed certificates. */
         ssl: z.union([z.boolean(), z.object({ caFile: z.string().min(1).optional(), rejectUnauthorized: z.boolean().optional() }).strict()]).default(false),
-        sasl: z
-          .object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() })
-          .optional(),
+        sasl: z.object({ mechanism: z.enum(['plain', 'scram-sha-256', 'scram-sha-512']), username: z.string(), password: z.string() }).optional(),
       })
       .prefault({}),
     broker: z
@@ -72,7 +88,13 @@ export const ConfigSchema = z
         maxBatchSize: z.number().int().min(1).max(1024).default(DEFAULT_MAX_BATCH_SIZE),
         maxBatchWaitMs: z.number().int().min(0).max(10_000).default(DEFAULT_MAX_BATCH_WAIT_MS),
         /** The same image this many times in a row from one camera is unusable (`frozen`) from that copy on; 0 turns the check off. */
-        frozenRepeats: z.number().int().min(0).max(10_000).refine((n) => n !== 1, 'classify.frozenRepeats must be 0 (off) or at least 2').default(5),
+        frozenRepeats: z
+          .number()
+          .int()
+          .min(0)
+          .max(10_000)
+          .refine((n) => n !== 1, 'classify.frozenRepeats must be 0 (off) or at least 2')
+          .default(5),
         /** The model-free "is this a probe image at all" gate (colour, text, noise, flat backgrounds → `not-probe`). */
         probeGate: z.boolean().default(true),
       })
@@ -110,7 +132,10 @@ export const ConfigSchema = z
             baseDelayMs: z.number().int().min(1).default(250),
             maxDelayMs: z.number().int().min(1).default(30_000),
             /** How long a change is retried, from when it was written, before it goes to dead-letter. */
-            deadlineSeconds: z.number().min(1).default(24 * 3600),
+            deadlineSeconds: z
+              .number()
+              .min(1)
+              .default(24 * 3600),
             /** HTTP timeout of one attempt. */
             timeoutMs: z.number().int().min(100).default(5_000),
           })
@@ -134,7 +159,9 @@ export const ConfigSchema = z
         port: z.number().int().min(0).max(65535).default(4840),
         /** `None` only on a loopback host; `SignAndEncrypt` with a certificate made on first start in <dataDir>/opcua/pki. */
         security: z.enum(['None', 'SignAndEncrypt']).default('None'),
-        users: z.array(z.object({ username: z.string().min(1), password: z.string().min(8, 'opcua.users.*.password must be at least 8 characters') }).strict()).default([]),
+        users: z
+          .array(z.object({ username: z.string().min(1), password: z.string().min(8, 'opcua.users.*.password must be at least 8 characters') }).strict())
+          .default([]),
       })
       .prefault({}),
     /** The audit trail (src/audit) in <dataDir>/audit, kept by the process that runs the monitor stage. */
@@ -215,7 +242,14 @@ function listLeaves(schema: z.ZodType, at: string[]): { env: string; path: strin
     return Object.entries(inner.shape as Record<string, z.ZodType>).flatMap(([k, v]) => listLeaves(v, [...at, k]));
   }
   const env = at.map((p) => p.replace(/([a-z])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
-  const kind: Kind = inner instanceof z.ZodNumber ? 'number' : inner instanceof z.ZodBoolean ? 'boolean' : inner instanceof z.ZodString || inner instanceof z.ZodEnum ? 'string' : 'json';
+  const kind: Kind =
+    inner instanceof z.ZodNumber
+      ? 'number'
+      : inner instanceof z.ZodBoolean
+        ? 'boolean'
+        : inner instanceof z.ZodString || inner instanceof z.ZodEnum
+          ? 'string'
+          : 'json';
   return [{ env, path: at, kind }];
 }
 
@@ -255,7 +289,10 @@ function parseJson(raw: string, where: string): unknown {
 }
 
 function splitList(raw: string): string[] {
-  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseCameraList(raw: string, where: string): CameraConfig[] {

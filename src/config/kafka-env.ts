@@ -31,7 +31,10 @@ export interface KafkaSettings {
 export function kafkaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): KafkaSettings | undefined {
   const list = env.KAFKA_BROKERS?.trim();
   if (!list) return undefined;
-  const brokers = list.split(',').map((b) => b.trim()).filter((b) => b.length > 0);
+  const brokers = list
+    .split(',')
+    .map((b) => b.trim())
+    .filter((b) => b.length > 0);
   for (const broker of brokers) {
     if (!/^[^\s:]+:\d{1,5}$/.test(broker) && !/^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(broker)) {
       throw new Error(`KAFKA_BROKERS: "${broker}" is not host:port; set KAFKA_BROKERS to a comma list such as "kafka-1:9092,kafka-2:9092"`);
@@ -66,7 +69,8 @@ export function kafkaSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Kafk
 
   if (env.KAFKA_MAX_MESSAGE_BYTES) {
     const n = Number(env.KAFKA_MAX_MESSAGE_BYTES);
-    if (!Number.isInteger(n) || n < 1024) throw new Error(`KAFKA_MAX_MESSAGE_BYTES must be an integer number of bytes ≥ 1024, got "${env.KAFKA_MAX_MESSAGE_BYTES}"`);
+    if (!Number.isInteger(n) || n < 1024)
+      throw new Error(`KAFKA_MAX_MESSAGE_BYTES must be an integer number of bytes ≥ 1024, got "${env.KAFKA_MAX_MESSAGE_BYTES}"`);
     settings.maxMessageBytes = n;
   }
   return settings;

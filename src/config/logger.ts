@@ -13,7 +13,10 @@ export function createLogger(options: { level?: string; pretty?: boolean; name?:
   const base = { name: options.name ?? 'crystalwatch', level };
   // Logs go to stderr, so that stdout carries only what a command prints for machines (--json).
   if (pretty) {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: true, destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+    return pino({
+      ...base,
+      transport: { target: 'pino-pretty', options: { colorize: true, destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
+    });
   }
   return pino(base, pino.destination({ dest: 2, sync: true }));
 }

@@ -26,7 +26,9 @@ export function packageRoot(from: string = HERE): string {
     }
     const parent = dirname(dir);
     if (parent === dir) {
-      throw new Error(`crystalwatch: cannot find the package root: no package.json named "${PACKAGE_NAME}" in ${from} or any folder above it; run crystalwatch from its installed package or a checkout, or give the paths (model folder, staticDir) explicitly`);
+      throw new Error(
+        `crystalwatch: cannot find the package root: no package.json named "${PACKAGE_NAME}" in ${from} or any folder above it; run crystalwatch from its installed package or a checkout, or give the paths (model folder, staticDir) explicitly`,
+      );
     }
     dir = parent;
   }

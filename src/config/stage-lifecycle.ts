@@ -22,7 +22,10 @@ import { EventEmitter } from 'node:events';
 /** Work asked of a stage after close() was called: it does nothing (start a new stage instead). */
 export class StageClosedError extends Error {
   override readonly name: string = 'StageClosedError';
-  constructor(readonly stage: string, readonly what: string) {
+  constructor(
+    readonly stage: string,
+    readonly what: string,
+  ) {
     super(`${stage}: ${what} after close(); a closed stage does nothing, create and start a new one`);
   }
 }
@@ -110,9 +113,17 @@ export abstract class StageLifecycle extends EventEmitter {
 /** Waits for `work` to settle, at most `ms`; true when it settled in time. Never rejects. */
 export async function settleWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<false>((resolve) => { timer = setTimeout(() => resolve(false), ms); });
+  const timedOut = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
   try {
-    return await Promise.race([work.then(() => true, () => true), timedOut]);
+    return await Promise.race([
+      work.then(
+        () => true,
+        () => true,
+      ),
+      timedOut,
+    ]);
   } finally {
     clearTimeout(timer);
   }

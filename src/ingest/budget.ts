@@ -3,7 +3,10 @@
 export class ByteBudget {
   used = 0;
   private waiters = new Set<() => void>();
-  constructor(readonly max: number, private readonly onChange: (used: number) => void) {}
+  constructor(
+    readonly max: number,
+    private readonly onChange: (used: number) => void,
+  ) {}
   /** Reserves `n` bytes; refuses when that would pass `max`, unless nothing is held (one frame always fits). */
   tryReserve(n: number): boolean {
     if (this.used > 0 && this.used + n > this.max) return false;

@@ -57,7 +57,12 @@ export class CameraIngest {
   private readonly log: Logger;
   private readonly realFolders = new RealFolders();
 
-  constructor(readonly camera: string, watchDir: string, readonly runId: string, private readonly ctx: CameraContext) {
+  constructor(
+    readonly camera: string,
+    watchDir: string,
+    readonly runId: string,
+    private readonly ctx: CameraContext,
+  ) {
     this.watchDir = resolve(watchDir);
     this.archiveDir = resolve(ctx.archiveDir ? join(ctx.archiveDir, camera) : join(this.watchDir, '.archive'));
     this.quarantineDir = resolve(ctx.quarantineDir ? join(ctx.quarantineDir, camera) : join(this.watchDir, '.quarantine'));
@@ -100,13 +105,18 @@ export class CameraIngest {
       const watchedPath = (details as { watchedPath?: string } | undefined)?.watchedPath;
       if (watchedPath) this.onRaw(watchedPath, name);
     });
-    this.watcher.on('add', onFile).on('change', onFile).on('unlink', (path) => this.forget(toRel(relative(this.watchDir, path))));
+    this.watcher
+      .on('add', onFile)
+      .on('change', onFile)
+      .on('unlink', (path) => this.forget(toRel(relative(this.watchDir, path))));
     this.watcher.on('error', (err) => this.log.error({ err }, 'folder watcher error; the periodic scan keeps ingesting'));
     await new Promise<void>((resolveReady) => this.watcher!.once('ready', () => resolveReady()));
     this.sender.start();
     await this.scan();
     this.initialScanDone = true;
-    this.scanTimer = setInterval(() => { void this.scan(); }, this.ctx.reconcileIntervalMs);
+    this.scanTimer = setInterval(() => {
+      void this.scan();
+    }, this.ctx.reconcileIntervalMs);
     this.scanTimer.unref();
     this.log.info({ watch: this.watchDir, after: this.ctx.after }, 'watching camera folder');
   }
@@ -216,7 +226,10 @@ export class CameraIngest {
     const t = this.trackers.get(rel);
     if (!t || this.closed) return;
     if (t.timer) clearTimeout(t.timer);
-    t.timer = setTimeout(() => { t.timer = undefined; this.consider(rel); }, delayMs);
+    t.timer = setTimeout(() => {
+      t.timer = undefined;
+      this.consider(rel);
+    }, delayMs);
   }
 
   private get pollMs(): number {
@@ -264,7 +277,11 @@ export class CameraIngest {
     }
     const limit = Math.min(this.ctx.maxFileBytes, this.ctx.maxMessageBytes - 64 * 1024);
     if (st.size > limit) {
-      return this.reject(rel, 'too-large', `${st.size} bytes; the limit is ${limit} bytes (min of maxFileBytes ${this.ctx.maxFileBytes} and the Kafka record limit ${this.ctx.maxMessageBytes} minus headers)`);
+      return this.reject(
+        rel,
+        'too-large',
+        `${st.size} bytes; the limit is ${limit} bytes (min of maxFileBytes ${this.ctx.maxFileBytes} and the Kafka record limit ${this.ctx.maxMessageBytes} minus headers)`,
+      );
     }
 
     // Opened without following links and checked on the descriptor (open.ts): what is read is what lstat saw.
@@ -282,7 +299,15 @@ export class CameraIngest {
   }
 
   /** The rest of check(), on the descriptor openFrameFile vetted. */
-  private async checkOpened(rel: string, abs: string, st: { size: number; mtimeMs: number }, handle: FileHandle, tracker: Tracker, entry: LedgerEntry | undefined, quietMs: number): Promise<void> {
+  private async checkOpened(
+    rel: string,
+    abs: string,
+    st: { size: number; mtimeMs: number },
+    handle: FileHandle,
+    tracker: Tracker,
+    entry: LedgerEntry | undefined,
+    quietMs: number,
+  ): Promise<void> {
     const stalled = quietMs >= this.ctx.stallTimeoutMs;
     // Peek at the header and the last bytes before reading the whole file: small files are read
     // whole at once; big ones are peeked at first, so a slow writer's 1 MB frame is not re-read
@@ -312,7 +337,12 @@ export class CameraIngest {
       return;
     }
     let held = st.size;
-    const release = () => { if (held > 0) { this.ctx.budget.release(held); held = 0; } };
+    const release = () => {
+      if (held > 0) {
+        this.ctx.budget.release(held);
+        held = 0;
+      }
+    };
     try {
       let bytes: Buffer;
       try {
@@ -339,7 +369,16 @@ export class CameraIngest {
         if (Date.now() - sidecar.mtimeMs < this.ctx.stallTimeoutMs) return this.recheckLater(rel, this.pollMs);
         return this.reject(rel, 'bad-sidecar', sidecar.detail);
       }
-      const frame = describeFrame({ camera: this.camera, runId: this.ctx.runFor?.(this.camera) ?? this.runId, rel, kind: verdict.kind, bytes, mtimeMs: st.mtimeMs, completedAt, sidecar: sidecar.state === 'ok' ? sidecar.sidecar : undefined });
+      const frame = describeFrame({
+        camera: this.camera,
+        runId: this.ctx.runFor?.(this.camera) ?? this.runId,
+        rel,
+        kind: verdict.kind,
+        bytes,
+        mtimeMs: st.mtimeMs,
+        completedAt,
+        sidecar: sidecar.state === 'ok' ? sidecar.sidecar : undefined,
+      });
       if (entry?.acked && entry.sha256 === frame.sha256) return this.alreadyIngested(rel, entry); // touched, same bytes
       this.forget(rel);
       this.queued.add(rel);

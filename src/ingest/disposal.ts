@@ -24,7 +24,11 @@ export class FolderDisposal {
   async quarantine(rel: string, reason: RejectReason, detail: string): Promise<void> {
     const abs = join(this.watchDir, rel);
     let size: number | undefined;
-    try { size = (await lstat(abs)).size; } catch { /* reported below */ }
+    try {
+      size = (await lstat(abs)).size;
+    } catch {
+      /* reported below */
+    }
     try {
       const to = await moveFile(abs, join(this.quarantineDir, rel));
       await moveIfExists(sidecarPathFor(abs), sidecarPathFor(to));
@@ -34,7 +38,10 @@ export class FolderDisposal {
       this.log.warn({ file: rel, reason, detail, quarantine: to }, `frame rejected (${reason}): ${detail}`);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      this.log.error({ err, file: rel, reason, detail }, `frame rejected (${reason}) but moving it to ${this.quarantineDir} failed; fix that folder's permissions`);
+      this.log.error(
+        { err, file: rel, reason, detail },
+        `frame rejected (${reason}) but moving it to ${this.quarantineDir} failed; fix that folder's permissions`,
+      );
     }
   }
 

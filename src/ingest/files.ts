@@ -11,10 +11,7 @@ import { Label } from '../bus/messages.js';
 /** Names a writer uses while a file is not finished, and our own folders. */
 export function isIgnoredName(name: string): boolean {
   return (
-    name.startsWith('.') ||
-    name.endsWith('~') ||
-    /\.(tmp|temp|part|partial|crdownload|swp|download)$/i.test(name) ||
-    /\.json$/i.test(name) // sidecars travel with their image; they are not frames
+    name.startsWith('.') || name.endsWith('~') || /\.(tmp|temp|part|partial|crdownload|swp|download)$/i.test(name) || /\.json$/i.test(name) // sidecars travel with their image; they are not frames
   );
 }
 
@@ -37,10 +34,7 @@ export const SidecarSchema = z.object({
 });
 export type Sidecar = z.infer<typeof SidecarSchema>;
 
-export type SidecarResult =
-  | { state: 'absent' }
-  | { state: 'ok'; sidecar: Sidecar; mtimeMs: number }
-  | { state: 'invalid'; detail: string; mtimeMs: number };
+export type SidecarResult = { state: 'absent' } | { state: 'ok'; sidecar: Sidecar; mtimeMs: number } | { state: 'invalid'; detail: string; mtimeMs: number };
 
 /** A sidecar is a few hundred bytes of JSON; anything much bigger is not one. */
 const MAX_SIDECAR_BYTES = 64 * 1024;
@@ -55,7 +49,8 @@ export async function readSidecar(path: string): Promise<SidecarResult> {
     const st = await handle.stat();
     if (!st.isFile()) return { state: 'invalid', detail: `${basename(path)} is not a regular file`, mtimeMs: st.mtimeMs };
     mtimeMs = st.mtimeMs;
-    if (st.size > MAX_SIDECAR_BYTES) return { state: 'invalid', detail: `sidecar ${basename(path)} is ${st.size} bytes; a sidecar is at most ${MAX_SIDECAR_BYTES}`, mtimeMs };
+    if (st.size > MAX_SIDECAR_BYTES)
+      return { state: 'invalid', detail: `sidecar ${basename(path)} is ${st.size} bytes; a sidecar is at most ${MAX_SIDECAR_BYTES}`, mtimeMs };
     text = await handle.readFile('utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -12,18 +12,19 @@ export type ImageKind = 'png' | 'jpeg' | 'tiff';
 export const CONTENT_TYPES: Record<ImageKind, string> = { png: 'image/png', jpeg: 'image/jpeg', tiff: 'image/tiff' };
 
 /** Reasons a file is rejected; a small fixed set because it is a metric label. */
-export type RejectReason =
-  | 'empty'
-  | 'truncated'
-  | 'corrupt'
-  | 'not-an-image'
-  | 'too-large'
-  | 'dimensions'
-  | 'symlink'
-  | 'unreadable'
-  | 'bad-sidecar';
+export type RejectReason = 'empty' | 'truncated' | 'corrupt' | 'not-an-image' | 'too-large' | 'dimensions' | 'symlink' | 'unreadable' | 'bad-sidecar';
 
-export const REJECT_REASONS: readonly RejectReason[] = ['empty', 'truncated', 'corrupt', 'not-an-image', 'too-large', 'dimensions', 'symlink', 'unreadable', 'bad-sidecar'];
+export const REJECT_REASONS: readonly RejectReason[] = [
+  'empty',
+  'truncated',
+  'corrupt',
+  'not-an-image',
+  'too-large',
+  'dimensions',
+  'symlink',
+  'unreadable',
+  'bad-sidecar',
+];
 
 export type Inspection =
   | { state: 'complete'; kind: ImageKind; width: number; height: number }
@@ -41,7 +42,12 @@ export const PNG_IEND = Buffer.from([0, 0, 0, 0, 0x49, 0x45, 0x4e, 0x44, 0xae, 0
 export function sniffKind(head: Buffer): ImageKind | undefined {
   if (head.length >= 8 && head.subarray(0, 8).equals(PNG_SIGNATURE)) return 'png';
   if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'jpeg';
-  if (head.length >= 4 && ((head[0] === 0x49 && head[1] === 0x49 && head[2] === 0x2a && head[3] === 0x00) || (head[0] === 0x4d && head[1] === 0x4d && head[2] === 0x00 && head[3] === 0x2a))) return 'tiff';
+  if (
+    head.length >= 4 &&
+    ((head[0] === 0x49 && head[1] === 0x49 && head[2] === 0x2a && head[3] === 0x00) ||
+      (head[0] === 0x4d && head[1] === 0x4d && head[2] === 0x00 && head[3] === 0x2a))
+  )
+    return 'tiff';
   return undefined;
 }
 
@@ -83,9 +89,14 @@ export function inspectImage(bytes: Buffer, limits: { maxPixels: number }): Insp
  * classify's decoder applies too), `dimensions` for a zero side; undefined when acceptable.
  */
 export function pixelLimit(width: number, height: number, maxPixels: number): Extract<Inspection, { state: 'invalid' }> | undefined {
-  if (width < 1 || height < 1) return { state: 'invalid', reason: 'dimensions', detail: `header claims ${width}×${height} pixels; an image needs at least 1×1` };
+  if (width < 1 || height < 1)
+    return { state: 'invalid', reason: 'dimensions', detail: `header claims ${width}×${height} pixels; an image needs at least 1×1` };
   if (width * height > maxPixels) {
-    return { state: 'invalid', reason: 'too-large', detail: `header claims ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels} pixels (limits.maxPixels)` };
+    return {
+      state: 'invalid',
+      reason: 'too-large',
+      detail: `header claims ${width}×${height} = ${width * height} pixels; the limit is ${maxPixels} pixels (limits.maxPixels)`,
+    };
   }
   return undefined;
 }
@@ -106,8 +117,14 @@ export function headerDimensions(head: Buffer): { kind: ImageKind; width: number
     for (let offset = 2; offset + 4 <= head.length;) {
       const marker = head[offset + 1]!;
       if (head[offset] !== 0xff) return undefined;
-      if (marker === 0xff) { offset += 1; continue; }
-      if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { offset += 2; continue; }
+      if (marker === 0xff) {
+        offset += 1;
+        continue;
+      }
+      if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+        offset += 2;
+        continue;
+      }
       if (marker === 0xda || marker === 0xd9) return undefined; // scan before any SOF: inspectImage says corrupt
       const length = head.readUInt16BE(offset + 2);
       if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
@@ -121,7 +138,9 @@ export function headerDimensions(head: Buffer): { kind: ImageKind; width: number
   }
   if (kind === 'tiff') {
     const tiff = inspectTiff(head);
-    return tiff.state === 'needs-stable-size' && tiff.width !== undefined && tiff.height !== undefined ? { kind, width: tiff.width, height: tiff.height } : undefined;
+    return tiff.state === 'needs-stable-size' && tiff.width !== undefined && tiff.height !== undefined
+      ? { kind, width: tiff.width, height: tiff.height }
+      : undefined;
   }
   return undefined;
 }
@@ -143,13 +162,18 @@ function inspectPng(bytes: Buffer): Inspection {
     if (length > 0x7fffffff || !/^[A-Za-z]{4}$/.test(type)) {
       return { state: 'invalid', reason: 'corrupt', detail: `PNG chunk at byte ${offset} has type ${JSON.stringify(type)} and length ${length}` };
     }
-    if (chunks === 0 && (type !== 'IHDR' || length !== 13)) return { state: 'invalid', reason: 'corrupt', detail: `PNG starts with chunk ${type} of ${length} bytes, expected IHDR of 13` };
+    if (chunks === 0 && (type !== 'IHDR' || length !== 13))
+      return { state: 'invalid', reason: 'corrupt', detail: `PNG starts with chunk ${type} of ${length} bytes, expected IHDR of 13` };
     const end = offset + 12 + length;
     if (end > bytes.length) return { state: 'incomplete', kind: 'png', detail: `chunk ${type} needs ${end} bytes, have ${bytes.length}` };
     const stored = bytes.readUInt32BE(offset + 8 + length);
     const computed = crc32(bytes.subarray(offset + 4, offset + 8 + length));
     if (stored !== computed) {
-      return { state: 'invalid', reason: 'corrupt', detail: `PNG chunk ${type} at byte ${offset}: CRC ${stored.toString(16)} but content gives ${computed.toString(16)}` };
+      return {
+        state: 'invalid',
+        reason: 'corrupt',
+        detail: `PNG chunk ${type} at byte ${offset}: CRC ${stored.toString(16)} but content gives ${computed.toString(16)}`,
+      };
     }
     if (type === 'IHDR') {
       width = bytes.readUInt32BE(offset + 8);
@@ -173,21 +197,30 @@ function inspectJpeg(bytes: Buffer): Inspection {
   let height: number | undefined;
   while (true) {
     if (offset + 4 > bytes.length) return { state: 'incomplete', kind: 'jpeg', detail: `segment at byte ${offset} not written yet` };
-    if (bytes[offset] !== 0xff) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: expected a marker (FF) at byte ${offset}, found ${bytes[offset]!.toString(16)}` };
+    if (bytes[offset] !== 0xff)
+      return { state: 'invalid', reason: 'corrupt', detail: `JPEG: expected a marker (FF) at byte ${offset}, found ${bytes[offset]!.toString(16)}` };
     const marker = bytes[offset + 1]!;
-    if (marker === 0xff) { offset += 1; continue; } // fill byte
+    if (marker === 0xff) {
+      offset += 1;
+      continue;
+    } // fill byte
     if (marker === 0xd9) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: end of image at byte ${offset} before any scan` };
-    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { offset += 2; continue; } // markers without length
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      offset += 2;
+      continue;
+    } // markers without length
     const length = bytes.readUInt16BE(offset + 2);
     if (length < 2) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: segment FF${marker.toString(16)} at byte ${offset} has length ${length}` };
-    if (offset + 2 + length > bytes.length) return { state: 'incomplete', kind: 'jpeg', detail: `segment FF${marker.toString(16)} needs ${offset + 2 + length} bytes, have ${bytes.length}` };
+    if (offset + 2 + length > bytes.length)
+      return { state: 'incomplete', kind: 'jpeg', detail: `segment FF${marker.toString(16)} needs ${offset + 2 + length} bytes, have ${bytes.length}` };
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
       if (length < 7) return { state: 'invalid', reason: 'corrupt', detail: `JPEG: frame header at byte ${offset} is ${length} bytes` };
       height = bytes.readUInt16BE(offset + 5);
       width = bytes.readUInt16BE(offset + 7);
     }
     if (marker === 0xda) {
-      if (width === undefined || height === undefined) return { state: 'invalid', reason: 'corrupt', detail: 'JPEG: scan starts before any frame header (SOF)' };
+      if (width === undefined || height === undefined)
+        return { state: 'invalid', reason: 'corrupt', detail: 'JPEG: scan starts before any frame header (SOF)' };
       const scanStart = offset + 2 + length;
       if (bytes.length >= scanStart + 2 && bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9) {
         return { state: 'complete', kind: 'jpeg', width, height };

@@ -106,27 +106,29 @@ export class IngestStage extends StageLifecycle {
     const day = new Date().toISOString().slice(0, 10);
     for (const c of o.cameras) {
       // The default run id must obey the id rule too: 64 characters at most.
-      this.cameras.push(new CameraIngest(c.camera, c.watch, c.runId ?? `${c.camera.slice(0, 64 - day.length - 1)}-${day}`, {
-        kafka: o.kafka,
-        framesTopic: o.topics.frames,
-        ledger,
-        budget,
-        metrics,
-        logger: this.logger,
-        after: o.after,
-        maxFileBytes: o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
-        maxMessageBytes,
-        maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS,
-        reconcileIntervalMs: o.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
-        stallTimeoutMs: o.stallTimeoutMs ?? 5_000,
-        stableSizeMs: o.stableSizeMs ?? 500,
-        reorderWindowMs: o.reorderWindowMs ?? 10,
-        recovered: this.recovery,
-        stats: this.stats,
-        runFor: o.runFor,
-        archiveDir: o.archiveDir,
-        quarantineDir: o.quarantineDir,
-      }));
+      this.cameras.push(
+        new CameraIngest(c.camera, c.watch, c.runId ?? `${c.camera.slice(0, 64 - day.length - 1)}-${day}`, {
+          kafka: o.kafka,
+          framesTopic: o.topics.frames,
+          ledger,
+          budget,
+          metrics,
+          logger: this.logger,
+          after: o.after,
+          maxFileBytes: o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+          maxMessageBytes,
+          maxPixels: o.maxPixels ?? DEFAULT_MAX_PIXELS,
+          reconcileIntervalMs: o.reconcileIntervalMs ?? DEFAULT_RECONCILE_INTERVAL_MS,
+          stallTimeoutMs: o.stallTimeoutMs ?? 5_000,
+          stableSizeMs: o.stableSizeMs ?? 500,
+          reorderWindowMs: o.reorderWindowMs ?? 10,
+          recovered: this.recovery,
+          stats: this.stats,
+          runFor: o.runFor,
+          archiveDir: o.archiveDir,
+          quarantineDir: o.quarantineDir,
+        }),
+      );
     }
     for (const camera of this.cameras) {
       this.throwIfClosed('start()');
@@ -158,8 +160,14 @@ export class IngestStage extends StageLifecycle {
         const backoffMs = Math.min(5_000, 200 * 2 ** Math.min(attempt, 5));
         this.logger.warn({ err: (err as Error).message, backoffMs }, 'cannot reach Kafka to check unacknowledged frames; retrying');
         await new Promise<void>((r) => {
-          const timer = setTimeout(() => { this.wakeRecovery = undefined; r(); }, backoffMs);
-          this.wakeRecovery = () => { clearTimeout(timer); r(); };
+          const timer = setTimeout(() => {
+            this.wakeRecovery = undefined;
+            r();
+          }, backoffMs);
+          this.wakeRecovery = () => {
+            clearTimeout(timer);
+            r();
+          };
         });
       }
     }

@@ -131,7 +131,15 @@ export class Ledger {
 
   private apply(record: LedgerRecord): void {
     if (record.t === 'send') {
-      const entry: LedgerEntry = { camera: record.camera, path: record.path, size: record.size, mtimeMs: record.mtimeMs, sha256: record.sha256, frameId: record.frameId, acked: false };
+      const entry: LedgerEntry = {
+        camera: record.camera,
+        path: record.path,
+        size: record.size,
+        mtimeMs: record.mtimeMs,
+        sha256: record.sha256,
+        frameId: record.frameId,
+        acked: false,
+      };
       const previous = this.byPath.get(key(record.camera, record.path));
       // The file at this path was replaced by new content: the old frame id no longer names a file here.
       if (previous && previous.frameId !== record.frameId) this.byFrameId.delete(previous.frameId);
@@ -244,7 +252,9 @@ export class Ledger {
       }
       const owner = Number((await readFile(lockPath, 'utf8').catch(() => '')).trim());
       if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processIsAlive(owner)) {
-        throw new Error(`ingest ledger ${this.path} is in use by process ${owner}; run one ingest per ledger (give each process its own --ledger), or stop that process`);
+        throw new Error(
+          `ingest ledger ${this.path} is in use by process ${owner}; run one ingest per ledger (give each process its own --ledger), or stop that process`,
+        );
       }
       await unlink(lockPath).catch(() => undefined); // stale: its owner is gone
     }

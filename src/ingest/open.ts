@@ -33,7 +33,12 @@ export async function openFrameFile(path: string, seen: Pick<Stats, 'dev' | 'ino
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return { ok: false, reason: 'gone', detail: `${path} went away before it was opened` };
     // Linux says ELOOP for O_NOFOLLOW on a symlink; FreeBSD says EMLINK.
-    if (code === 'ELOOP' || code === 'EMLINK') return { ok: false, reason: 'symlink', detail: 'became a symbolic link between the check and the open (not followed); copy the file into the folder instead' };
+    if (code === 'ELOOP' || code === 'EMLINK')
+      return {
+        ok: false,
+        reason: 'symlink',
+        detail: 'became a symbolic link between the check and the open (not followed); copy the file into the folder instead',
+      };
     return { ok: false, reason: 'unreadable', detail: `cannot open: ${code ?? (err as Error).message}` };
   }
   try {
@@ -53,7 +58,11 @@ async function judge(handle: FileHandle, path: string, seen: Pick<Stats, 'dev' |
   if (st.dev !== seen.dev || st.ino !== seen.ino) return { ok: false, reason: 'changed', detail: 'replaced by another file between the check and the open' };
   const real = await descriptorPath(handle, path);
   if (real === undefined || !isInside(realRoot, real)) {
-    return { ok: false, reason: 'symlink', detail: `opened file is ${real ?? '(unresolvable)'}, outside the watched folder ${realRoot} (a folder on its path was swapped for a link)` };
+    return {
+      ok: false,
+      reason: 'symlink',
+      detail: `opened file is ${real ?? '(unresolvable)'}, outside the watched folder ${realRoot} (a folder on its path was swapped for a link)`,
+    };
   }
   return { ok: true, handle, size: st.size };
 }

@@ -53,10 +53,14 @@ export async function findFrameIds(kafka: Kafka, topic: string, frameIds: Set<st
   }
   if (ranges.size === 0) return found;
 
-  const consumer = createConsumer(kafka, `crystalwatch-ingest-recovery-${randomUUID()}`, { maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES });
+  const consumer = createConsumer(kafka, `crystalwatch-ingest-recovery-${randomUUID()}`, {
+    maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
+  });
   const done = new Set<number>();
   let finish!: () => void;
-  const finished = new Promise<void>((resolve) => { finish = resolve; });
+  const finished = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
   let timer: NodeJS.Timeout | undefined;
   try {
     await consumer.connect();
@@ -83,7 +87,15 @@ export async function findFrameIds(kafka: Kafka, topic: string, frameIds: Set<st
     await Promise.race([
       finished,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`ingest recovery: reading ${topic} to check ${frameIds.size} unacknowledged frame(s) took over ${timeoutMs} ms; is the broker healthy?`)), timeoutMs);
+        timer = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `ingest recovery: reading ${topic} to check ${frameIds.size} unacknowledged frame(s) took over ${timeoutMs} ms; is the broker healthy?`,
+              ),
+            ),
+          timeoutMs,
+        );
       }),
     ]);
     options.logger.info({ topic, checked: frameIds.size, found: found.size }, 'checked unacknowledged frames against Kafka');

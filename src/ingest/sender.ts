@@ -46,7 +46,12 @@ export class FrameSender {
   private readonly sleepers = new Set<() => void>();
   private closed = false;
 
-  constructor(private readonly camera: string, private readonly ctx: CameraContext, private readonly log: Logger, private readonly hooks: SenderHooks) {}
+  constructor(
+    private readonly camera: string,
+    private readonly ctx: CameraContext,
+    private readonly log: Logger,
+    private readonly hooks: SenderHooks,
+  ) {}
 
   start(): void {
     this.done ??= this.loop();
@@ -84,7 +89,11 @@ export class FrameSender {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((done) => {
-      const finish = () => { clearTimeout(timer); this.sleepers.delete(finish); done(); };
+      const finish = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(finish);
+        done();
+      };
       const timer = setTimeout(finish, ms);
       this.sleepers.add(finish);
     });
@@ -94,7 +103,9 @@ export class FrameSender {
     await this.ctx.recovered.catch(() => undefined);
     while (!this.closed) {
       if (this.ready.length === 0) {
-        await new Promise<void>((wake) => { this.wake = wake; });
+        await new Promise<void>((wake) => {
+          this.wake = wake;
+        });
         this.wake = undefined;
         continue;
       }
@@ -142,7 +153,16 @@ export class FrameSender {
     if (pending.length === 0) return;
 
     const at = new Date().toISOString();
-    const sends: SendRecord[] = pending.map((f) => ({ t: 'send', camera: this.camera, path: f.rel, size: f.size, mtimeMs: f.mtimeMs, sha256: f.sha256, frameId: f.frameId, at }));
+    const sends: SendRecord[] = pending.map((f) => ({
+      t: 'send',
+      camera: this.camera,
+      path: f.rel,
+      size: f.size,
+      mtimeMs: f.mtimeMs,
+      sha256: f.sha256,
+      frameId: f.frameId,
+      at,
+    }));
     // Written, not fsynced: it survives a killed process (the page cache does), and the
     // ack record's fsync below makes it durable too. Only a power cut between the two could
     // lose it, and then the frame may be sent twice (same frame-id; consumers de-duplicate).
@@ -158,7 +178,13 @@ export class FrameSender {
             logger: this.log,
           });
           if (found.size > 0) {
-            const acks: AckRecord[] = [...found].map(([frameId, p]) => ({ t: 'ack', frameId, partition: p.partition, offset: p.offset, at: new Date().toISOString() }));
+            const acks: AckRecord[] = [...found].map(([frameId, p]) => ({
+              t: 'ack',
+              frameId,
+              partition: p.partition,
+              offset: p.offset,
+              at: new Date().toISOString(),
+            }));
             await this.ctx.ledger.append(acks);
             for (const f of pending.filter((p) => found.has(p.frameId))) await this.hooks.finished(f, true);
             pending = pending.filter((p) => !found.has(p.frameId));
@@ -180,7 +206,9 @@ export class FrameSender {
         if (!meta) throw new Error(`Kafka acknowledged ${pending.length} records to ${this.ctx.framesTopic} without saying where they went`);
         const base = BigInt(meta.baseOffset ?? '0');
         const ackAt = new Date().toISOString();
-        await this.ctx.ledger.append(pending.map((f, i) => ({ t: 'ack', frameId: f.frameId, partition: meta.partition, offset: (base + BigInt(i)).toString(), at: ackAt })));
+        await this.ctx.ledger.append(
+          pending.map((f, i) => ({ t: 'ack', frameId: f.frameId, partition: meta.partition, offset: (base + BigInt(i)).toString(), at: ackAt })),
+        );
         for (const f of pending) await this.hooks.finished(f, true);
         pending = [];
       } catch (err) {
@@ -188,11 +216,17 @@ export class FrameSender {
         this.ctx.metrics.sendErrors.inc({ camera: this.camera });
         const tooLarge = /too large|MESSAGE_TOO_LARGE|RECORD_LIST_TOO_LARGE/i.test(`${(err as Error).message} ${(err as { type?: string }).type ?? ''}`);
         if (tooLarge && pending.length === 1) {
-          await this.hooks.refused(pending[0]!, `Kafka refused the record of ${pending[0]!.size} bytes (${(err as Error).message}); raise the topic's max.message.bytes or lower --max-bytes`);
+          await this.hooks.refused(
+            pending[0]!,
+            `Kafka refused the record of ${pending[0]!.size} bytes (${(err as Error).message}); raise the topic's max.message.bytes or lower --max-bytes`,
+          );
           return;
         }
         const backoffMs = Math.min(5_000, 100 * 2 ** Math.min(attempt, 6));
-        this.log.warn({ err: (err as Error).message, frames: pending.length, attempt: attempt + 1, backoffMs }, 'sending frames to Kafka failed; retrying (reading of new files pauses when the memory budget is full)');
+        this.log.warn(
+          { err: (err as Error).message, frames: pending.length, attempt: attempt + 1, backoffMs },
+          'sending frames to Kafka failed; retrying (reading of new files pauses when the memory budget is full)',
+        );
         const old = this.producer;
         this.producer = undefined;
         await old?.disconnect().catch(() => undefined);

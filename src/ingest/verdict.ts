@@ -42,12 +42,14 @@ export function judgeWhole(bytes: Buffer, tail: Buffer, kind: ImageKind, q: Quie
   if (inspection.state === 'incomplete') {
     if (!q.stalled) return { do: 'wait' };
     // It ends like a complete image, yet a chunk/segment runs past the end: damaged, not cut short.
-    if (tailLooksComplete(inspection.kind ?? kind, tail)) return { do: 'reject', reason: 'corrupt', detail: `${inspection.detail}, although the file ends with the end marker` };
+    if (tailLooksComplete(inspection.kind ?? kind, tail))
+      return { do: 'reject', reason: 'corrupt', detail: `${inspection.detail}, although the file ends with the end marker` };
     return { do: 'reject', reason: 'truncated', detail: `${inspection.detail}; unchanged for ${q.quietMs} ms` };
   }
   if (inspection.state === 'needs-stable-size') {
     if (q.quietMs < q.stableSizeMs) return { do: 'wait', delayMs: Math.max(10, q.stableSizeMs - q.quietMs) };
-    if (inspection.width === undefined || inspection.height === undefined) return { do: 'reject', reason: 'corrupt', detail: 'TIFF: no ImageWidth/ImageLength in the first directory' };
+    if (inspection.width === undefined || inspection.height === undefined)
+      return { do: 'reject', reason: 'corrupt', detail: 'TIFF: no ImageWidth/ImageLength in the first directory' };
     return { do: 'go', kind: 'tiff' };
   }
   return { do: 'go', kind: inspection.kind };

@@ -106,7 +106,8 @@ export class MetricsStage extends StageLifecycle {
   constructor(private readonly options: MetricsOptions) {
     super({ stage: STAGE });
     this.windows = options.windows ?? { frames: DEFAULT_WINDOW_FRAMES, seconds: DEFAULT_WINDOW_SECONDS };
-    if (!Number.isInteger(this.windows.frames) || this.windows.frames < 1) throw new RangeError(`metrics: windows.frames must be a positive integer, got ${this.windows.frames}`);
+    if (!Number.isInteger(this.windows.frames) || this.windows.frames < 1)
+      throw new RangeError(`metrics: windows.frames must be a positive integer, got ${this.windows.frames}`);
     if (!(this.windows.seconds > 0)) throw new RangeError(`metrics: windows.seconds must be a positive number, got ${this.windows.seconds}`);
     this.smoothing = options.smoothing ?? 0.2;
     if (!(this.smoothing > 0 && this.smoothing <= 1)) throw new RangeError(`metrics: smoothing must be in (0, 1], got ${this.smoothing}`);
@@ -288,7 +289,10 @@ export class MetricsStage extends StageLifecycle {
     if (!this.unknownLogged) {
       // Once per process: a flood of made-up ids must not flood the log either.
       this.unknownLogged = true;
-      this.logger.warn({ camera, admitted: this.known.describe() }, 'records of unknown cameras are counted in crystalwatch_unknown_camera_total and otherwise ignored; list the camera in `cameras` or raise metrics.maxCameras');
+      this.logger.warn(
+        { camera, admitted: this.known.describe() },
+        'records of unknown cameras are counted in crystalwatch_unknown_camera_total and otherwise ignored; list the camera in `cameras` or raise metrics.maxCameras',
+      );
     }
     return false;
   }
@@ -302,7 +306,17 @@ export class MetricsStage extends StageLifecycle {
     this.metrics.deadLetter.inc({ stage: STAGE, reason: reasonLabel });
     this.logger.warn({ sourceTopic, partition, offset: message.offset, reason }, 'malformed message sent to dead-letter');
     const letter = deadLetterRecord(
-      { sourceTopic, partition, offset: message.offset, reason, stage: STAGE, key: message.key, value: message.value, headers: message.headers, at: new Date(this.now()) },
+      {
+        sourceTopic,
+        partition,
+        offset: message.offset,
+        reason,
+        stage: STAGE,
+        key: message.key,
+        value: message.value,
+        headers: message.headers,
+        at: new Date(this.now()),
+      },
       this.options.deadLetter,
     );
     try {

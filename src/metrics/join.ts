@@ -83,7 +83,8 @@ export class LabelJoin {
 
   constructor(private readonly options: LabelJoinOptions) {
     if (!(options.horizonMs >= 0)) throw new RangeError(`LabelJoin: horizonMs must be >= 0, got ${options.horizonMs}`);
-    if (!Number.isInteger(options.maxPending) || options.maxPending < 1) throw new RangeError(`LabelJoin: maxPending must be a positive integer, got ${options.maxPending}`);
+    if (!Number.isInteger(options.maxPending) || options.maxPending < 1)
+      throw new RangeError(`LabelJoin: maxPending must be a positive integer, got ${options.maxPending}`);
     this.joined = new RecentKeys(Math.max(options.maxPending, 1024));
   }
 

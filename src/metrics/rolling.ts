@@ -69,7 +69,8 @@ export class RollingConfusion {
 
   constructor(window: { maxFrames: number } | { maxAgeMs: number }) {
     if ('maxFrames' in window) {
-      if (!Number.isInteger(window.maxFrames) || window.maxFrames < 1) throw new RangeError(`RollingConfusion: maxFrames must be a positive integer, got ${window.maxFrames}`);
+      if (!Number.isInteger(window.maxFrames) || window.maxFrames < 1)
+        throw new RangeError(`RollingConfusion: maxFrames must be a positive integer, got ${window.maxFrames}`);
       this.maxFrames = window.maxFrames;
     } else {
       if (!(window.maxAgeMs > 0)) throw new RangeError(`RollingConfusion: maxAgeMs must be a positive number of milliseconds, got ${window.maxAgeMs}`);

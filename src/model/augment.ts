@@ -30,7 +30,15 @@ export const NO_AUGMENT: AugmentOptions = { dihedral: 0, brightness: 0, contrast
  * Write one augmented copy of `src` (side×side grey, 0–255) into `out` at slot `index`, as
  * floats in [0, 1]. `scratch` must hold side×side floats.
  */
-export function augmentInto(src: Uint8Array, side: number, out: Float32Array, index: number, rng: SeededRandom, o: AugmentOptions, scratch: Float32Array): void {
+export function augmentInto(
+  src: Uint8Array,
+  side: number,
+  out: Float32Array,
+  index: number,
+  rng: SeededRandom,
+  o: AugmentOptions,
+  scratch: Float32Array,
+): void {
   const n = side * side;
   const base = index * n;
   // Geometry: orientation and zoom in one resampling (bilinear for zoom, exact for 90° steps).
@@ -71,16 +79,18 @@ export function augmentInto(src: Uint8Array, side: number, out: Float32Array, in
   if (rng.next() < o.blur) {
     // Separable [1 2 1]/4 kernel, edges clamped.
     const tmp = out.subarray(base, base + n);
-    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
-      const l = scratch[y * side + Math.max(0, x - 1)]!;
-      const r = scratch[y * side + Math.min(side - 1, x + 1)]!;
-      tmp[y * side + x] = (l + 2 * scratch[y * side + x]! + r) / 4;
-    }
-    for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) {
-      const t = tmp[Math.max(0, y - 1) * side + x]!;
-      const b = tmp[Math.min(side - 1, y + 1) * side + x]!;
-      scratch[y * side + x] = (t + 2 * tmp[y * side + x]! + b) / 4;
-    }
+    for (let y = 0; y < side; y++)
+      for (let x = 0; x < side; x++) {
+        const l = scratch[y * side + Math.max(0, x - 1)]!;
+        const r = scratch[y * side + Math.min(side - 1, x + 1)]!;
+        tmp[y * side + x] = (l + 2 * scratch[y * side + x]! + r) / 4;
+      }
+    for (let y = 0; y < side; y++)
+      for (let x = 0; x < side; x++) {
+        const t = tmp[Math.max(0, y - 1) * side + x]!;
+        const b = tmp[Math.min(side - 1, y + 1) * side + x]!;
+        scratch[y * side + x] = (t + 2 * tmp[y * side + x]! + b) / 4;
+      }
   }
   let mean = 0;
   for (let i = 0; i < n; i++) mean += scratch[i]!;

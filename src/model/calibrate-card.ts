@@ -29,10 +29,16 @@ export async function readParent(modelDir: string): Promise<ParentModel> {
 /** Refuse an out folder that is the model's own or already holds files: calibrate never overwrites a model. */
 export async function checkOutDir(out: string, parentDir: string): Promise<string> {
   const dir = resolve(out);
-  if (dir === parentDir || parentDir.startsWith(dir + sep)) throw new CalibrationInputError(`--out ${out}: is (or contains) the model folder ${parentDir}; calibrate writes a new model folder next to it, e.g. --out ${parentDir}-cam-1`);
+  if (dir === parentDir || parentDir.startsWith(dir + sep))
+    throw new CalibrationInputError(
+      `--out ${out}: is (or contains) the model folder ${parentDir}; calibrate writes a new model folder next to it, e.g. --out ${parentDir}-cam-1`,
+    );
   try {
     const entries = await readdir(dir);
-    if (entries.length > 0) throw new CalibrationInputError(`--out ${out}: the folder exists and is not empty (${entries.length} entries); calibrate never overwrites a model: choose a new folder or empty this one`);
+    if (entries.length > 0)
+      throw new CalibrationInputError(
+        `--out ${out}: the folder exists and is not empty (${entries.length} entries); calibrate never overwrites a model: choose a new folder or empty this one`,
+      );
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }

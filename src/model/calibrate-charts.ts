@@ -51,8 +51,20 @@ export function scoresSpec(before: ChartSet[], after: ChartSet[], thresholds: { 
     ...base,
     title: 'P(PG) per image, clean vs PG (judged images only)',
     vconcat: [
-      histogram(`before: parent card, threshold ${thresholds.before}`, before, 'P(PG)', [{ at: thresholds.before, label: `threshold ${thresholds.before}` }], [0, 1]),
-      histogram(`after: calibrated card, threshold ${thresholds.after}`, after, 'P(PG)', [{ at: thresholds.after, label: `threshold ${thresholds.after}` }], [0, 1]),
+      histogram(
+        `before: parent card, threshold ${thresholds.before}`,
+        before,
+        'P(PG)',
+        [{ at: thresholds.before, label: `threshold ${thresholds.before}` }],
+        [0, 1],
+      ),
+      histogram(
+        `after: calibrated card, threshold ${thresholds.after}`,
+        after,
+        'P(PG)',
+        [{ at: thresholds.after, label: `threshold ${thresholds.after}` }],
+        [0, 1],
+      ),
     ],
   } as unknown as TopLevelSpec;
 }
@@ -63,8 +75,8 @@ export function evidenceSpec(before: ChartSet[], after: ChartSet[]): TopLevelSpe
     ...base,
     title: 'Onset detector evidence per frame, ℓ = ln f1/f0 (nats)',
     vconcat: [
-      histogram('before: the detector\'s default clean-score model', before, 'evidence ℓ (nats)', [{ at: 0, label: '0' }], [-12, 10], 44),
-      histogram('after: this camera\'s clean-score model', after, 'evidence ℓ (nats)', [{ at: 0, label: '0' }], [-12, 10], 44),
+      histogram("before: the detector's default clean-score model", before, 'evidence ℓ (nats)', [{ at: 0, label: '0' }], [-12, 10], 44),
+      histogram("after: this camera's clean-score model", after, 'evidence ℓ (nats)', [{ at: 0, label: '0' }], [-12, 10], 44),
     ],
   } as unknown as TopLevelSpec;
 }
@@ -75,8 +87,14 @@ export function oodSpec(before: ChartSet[], after: ChartSet[], thresholds: { bef
     ...base,
     title: 'Out-of-distribution score per image (mean over tiles)',
     vconcat: [
-      histogram('before: parent card statistics', before, 'OOD score', thresholds.before === null ? [] : [{ at: thresholds.before, label: `threshold ${thresholds.before.toFixed(3)}` }], [0, hi]),
-      histogram('after: this camera\'s statistics', after, 'OOD score', [{ at: thresholds.after, label: `threshold ${thresholds.after.toFixed(3)}` }], [0, hi]),
+      histogram(
+        'before: parent card statistics',
+        before,
+        'OOD score',
+        thresholds.before === null ? [] : [{ at: thresholds.before, label: `threshold ${thresholds.before.toFixed(3)}` }],
+        [0, hi],
+      ),
+      histogram("after: this camera's statistics", after, 'OOD score', [{ at: thresholds.after, label: `threshold ${thresholds.after.toFixed(3)}` }], [0, hi]),
     ],
   } as unknown as TopLevelSpec;
 }
@@ -107,13 +125,20 @@ export function thresholdCurveSpec(curve: CurvePoint[], thresholds: { before: nu
             field: 'series',
             type: 'nominal',
             title: null,
-            scale: { domain: ['false-positive rate, fitting clean', 'false-positive rate, held-out clean', 'PG recall'], range: ['#9ecae1', '#1f77b4', '#d62728'] },
+            scale: {
+              domain: ['false-positive rate, fitting clean', 'false-positive rate, held-out clean', 'PG recall'],
+              range: ['#9ecae1', '#1f77b4', '#d62728'],
+            },
             legend: { labelLimit: 320, orient: 'bottom', direction: 'vertical' },
           },
         },
       },
       { data: { values: rules }, mark: { type: 'rule', color: 'black', strokeDash: [4, 3] }, encoding: { x: { field: 'at', type: 'quantitative' } } },
-      { data: { values: rules }, mark: { type: 'text', angle: 270, align: 'right', dx: -4, dy: -6, fontSize: 10 }, encoding: { x: { field: 'at', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } } },
+      {
+        data: { values: rules },
+        mark: { type: 'text', angle: 270, align: 'right', dx: -4, dy: -6, fontSize: 10 },
+        encoding: { x: { field: 'at', type: 'quantitative' }, y: { value: 0 }, text: { field: 'label' } },
+      },
     ],
   } as unknown as TopLevelSpec;
 }
@@ -124,8 +149,12 @@ export function thresholdCurveSpec(curve: CurvePoint[], thresholds: { before: nu
  */
 export function falseAlarmsSpec(series: { name: string; arl0Frames: number }[], fps: number): TopLevelSpec {
   const rates = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30];
-  const values = series.filter((s) => Number.isFinite(s.arl0Frames) && s.arl0Frames > 0).flatMap((s) => rates.map((r) => ({ fps: r, series: s.name, perDay: (r * 86_400) / s.arl0Frames })));
-  const here = series.filter((s) => Number.isFinite(s.arl0Frames) && s.arl0Frames > 0).map((s) => ({ fps, series: s.name, perDay: (fps * 86_400) / s.arl0Frames }));
+  const values = series
+    .filter((s) => Number.isFinite(s.arl0Frames) && s.arl0Frames > 0)
+    .flatMap((s) => rates.map((r) => ({ fps: r, series: s.name, perDay: (r * 86_400) / s.arl0Frames })));
+  const here = series
+    .filter((s) => Number.isFinite(s.arl0Frames) && s.arl0Frames > 0)
+    .map((s) => ({ fps, series: s.name, perDay: (fps * 86_400) / s.arl0Frames }));
   return {
     ...base,
     title: `Expected false alarms per batch-day (this camera: ${Math.round(fps * 100) / 100} frames/s)`,

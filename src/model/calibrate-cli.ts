@@ -44,7 +44,9 @@ function summary(r: CalibrateResult): string {
   const lines = [
     `calibrated ${r.report.model.calibrated.name}@${r.version} → ${r.outDir}`,
     `  threshold ${b.threshold} → ${a.threshold}; held-out clean false-positive rate ${pct(b.heldOut.rate)} → ${pct(a.heldOut.rate)} (${a.heldOut.images} images not used for fitting; ≤ ${pct(a.heldOut.upperBound95)} at 95 %)`,
-    a.pgImages && b.pgImages ? `  PG recall ${pct(b.pgImages.rate)} → ${pct(a.pgImages.rate)} (${a.pgImages.images} PG images)` : '  PG recall: unknown (no --pg images)',
+    a.pgImages && b.pgImages
+      ? `  PG recall ${pct(b.pgImages.rate)} → ${pct(a.pgImages.rate)} (${a.pgImages.images} PG images)`
+      : '  PG recall: unknown (no --pg images)',
     `  detector: ${b.detector.falseAlarmsPer100kFrames} → ${a.detector.falseAlarmsPer100kFrames} false alarms per 100,000 held-out-like clean frames; ${claimOf(a.detector)}`,
     `  out-of-distribution threshold ${b.oodThreshold?.toFixed(4) ?? 'none'} → ${a.oodThreshold?.toFixed(4) ?? 'none'}; held-out clean refused as out-of-distribution ${b.heldOut.outOfDistribution} → ${a.heldOut.outOfDistribution}`,
     `  could not: ${r.report.couldNot.length} item(s), see ${r.outDir}/report.md`,
@@ -74,7 +76,17 @@ export async function runCalibrateCommand(o: CalibrateCommandOptions): Promise<v
   });
   if (o.json) {
     const { report } = result;
-    const doc = { outDir: result.outDir, card: result.cardPath, version: result.version, reportFiles: result.reportFiles, targets: report.targets, before: report.before, after: report.after, detector: { claim: report.detector.claim }, couldNot: report.couldNot };
+    const doc = {
+      outDir: result.outDir,
+      card: result.cardPath,
+      version: result.version,
+      reportFiles: result.reportFiles,
+      targets: report.targets,
+      before: report.before,
+      after: report.after,
+      detector: { claim: report.detector.claim },
+      couldNot: report.couldNot,
+    };
     process.stdout.write(`${JSON.stringify(doc, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))}\n`);
   } else {
     process.stdout.write(summary(result));

@@ -30,14 +30,21 @@ import { Rng } from './rng.js';
 
 export { llrAt, logit, type LlrTable };
 
-
 export interface CalibratedDetector {
   kind: 'cusum';
   /** h: alarm when S ≥ h. */
   threshold: number;
   targetArlFrames: number;
   llr: LlrTable;
-  cleanScoreModel: { kind: 'kde-logit-exponential-tail'; frames: number; bandwidthLogit: number; tailFrom: number; tailShare: number; tailScaleLogit: number; spikeRate: number };
+  cleanScoreModel: {
+    kind: 'kde-logit-exponential-tail';
+    frames: number;
+    bandwidthLogit: number;
+    tailFrom: number;
+    tailShare: number;
+    tailScaleLogit: number;
+    spikeRate: number;
+  };
   pgScoreModel: { kind: 'beta'; sharpness: number; missRate: number };
   /** ARL0 under the fitted clean-score model (frames). */
   modelArl0Frames: number;
@@ -52,7 +59,6 @@ const LOGIT_RANGE = 14;
 const LOGIT_STEP = 0.125;
 
 const sigmoid = (u: number): number => 1 / (1 + Math.exp(-u));
-
 
 function silverman(u: number[]): number {
   const n = u.length;

@@ -70,7 +70,8 @@ export function setFigures(outcomes: readonly Outcome[], clean: boolean): SetFig
   };
 }
 
-const judged = (outcomes: readonly Outcome[]): number[] => outcomes.flatMap((o) => (o.pPG !== null && (o.verdict === 'cex' || o.verdict === 'pg') ? [o.pPG] : []));
+const judged = (outcomes: readonly Outcome[]): number[] =>
+  outcomes.flatMap((o) => (o.pPG !== null && (o.verdict === 'cex' || o.verdict === 'pg') ? [o.pPG] : []));
 
 export interface DetectorInput {
   h: number;
@@ -106,7 +107,14 @@ function round(v: number): number {
   return Number(v.toPrecision(4));
 }
 
-export function cardFigures(o: { threshold: number; oodThreshold: number | null; heldOut: Outcome[]; fit: Outcome[]; pg: Outcome[] | null; detector: DetectorInput }): CardFigures {
+export function cardFigures(o: {
+  threshold: number;
+  oodThreshold: number | null;
+  heldOut: Outcome[];
+  fit: Outcome[];
+  pg: Outcome[] | null;
+  detector: DetectorInput;
+}): CardFigures {
   return {
     threshold: o.threshold,
     oodThreshold: o.oodThreshold,

@@ -65,7 +65,10 @@ export interface CameraOodFit {
 export function fitCameraOod(fitImages: readonly (readonly InputScore[])[], parent: OodStats | undefined, cexClass: string, percentile = 99.9): CameraOodFit {
   const d = fitImages[0]?.[0]?.embedding.length;
   if (d === undefined) throw new CalibrationFitError('no fitting images with an embedding to fit out-of-distribution statistics on');
-  if (parent && parent.dimensions !== d) throw new CalibrationFitError(`the card's ood.dimensions is ${parent.dimensions} but the model's embedding has ${d} values; use the card that came with this model`);
+  if (parent && parent.dimensions !== d)
+    throw new CalibrationFitError(
+      `the card's ood.dimensions is ${parent.dimensions} but the model's embedding has ${d} values; use the card that came with this model`,
+    );
   const kept = (parent?.classes ?? []).filter((c) => c.name !== cexClass);
   const folds = Math.min(OOD_FOLDS, fitImages.length);
   const outOfFoldScores: number[] = [];
@@ -152,7 +155,10 @@ export function chooseThreshold(cleanPPG: readonly number[], target: number, con
   } else {
     // Above the highest clean score by half the typical spacing of the top scores (in logit), at most 0.5.
     const top = sorted.slice(0, Math.min(10, n)).map(logit);
-    const gaps = top.slice(1).map((u, i) => top[i]! - u).sort((a, b) => a - b);
+    const gaps = top
+      .slice(1)
+      .map((u, i) => top[i]! - u)
+      .sort((a, b) => a - b);
     const median = gaps[Math.floor(gaps.length / 2)];
     const gap = median !== undefined ? Math.min(0.5, Math.max(1e-3, median / 2)) : 0.5;
     threshold = 1 / (1 + Math.exp(-(logit(desc(0)) + gap)));
@@ -166,7 +172,14 @@ export function chooseThreshold(cleanPPG: readonly number[], target: number, con
     );
   }
   const fitFalsePositives = sorted.filter((p) => p >= threshold).length;
-  return { threshold, fitFalsePositives, fitFrames: n, upperBound: upperBound(fitFalsePositives, n, confidence), established, framesForTarget: framesForTarget(target, confidence) };
+  return {
+    threshold,
+    fitFalsePositives,
+    fitFrames: n,
+    upperBound: upperBound(fitFalsePositives, n, confidence),
+    established,
+    framesForTarget: framesForTarget(target, confidence),
+  };
 }
 
 export interface CurvePoint {
@@ -187,6 +200,10 @@ export function thresholdCurve(fit: readonly number[], heldOut: readonly number[
   const step = Math.max(1, Math.floor(sorted.length / 150));
   return sorted
     .filter((_, i) => i % step === 0)
-    .map((t) => ({ threshold: t, fitFalsePositiveRate: rateAtOrAbove(fit, t), heldOutFalsePositiveRate: rateAtOrAbove(heldOut, t), pgRecall: pg.length ? rateAtOrAbove(pg, t) : null }));
+    .map((t) => ({
+      threshold: t,
+      fitFalsePositiveRate: rateAtOrAbove(fit, t),
+      heldOutFalsePositiveRate: rateAtOrAbove(heldOut, t),
+      pgRecall: pg.length ? rateAtOrAbove(pg, t) : null,
+    }));
 }
-

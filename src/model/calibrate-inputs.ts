@@ -111,7 +111,9 @@ async function listImages(folder: string, flag: string): Promise<string[]> {
   };
   await walk(dir);
   if (found.length === 0) {
-    throw new CalibrationInputError(`${flag} ${folder}: holds no images (${IMAGE_EXTENSIONS.join(', ')}, searched with sub-folders); point ${flag} at the folder with the camera's frames or crops`);
+    throw new CalibrationInputError(
+      `${flag} ${folder}: holds no images (${IMAGE_EXTENSIONS.join(', ')}, searched with sub-folders); point ${flag} at the folder with the camera's frames or crops`,
+    );
   }
   return found.sort();
 }
@@ -126,7 +128,10 @@ export function imageKind(width: number, height: number, tile: TileSpec): 'crop'
 function tally(values: string[]): string {
   const counts = new Map<string, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${n} × ${k}`).join(', ');
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${n} × ${k}`)
+    .join(', ');
 }
 
 function checkKinds(all: ImageFile[], tile: TileSpec): { kind: 'crops' | 'frames'; frameSize?: { width: number; height: number } } {
@@ -147,7 +152,9 @@ function checkKinds(all: ImageFile[], tile: TileSpec): { kind: 'crops' | 'frames
   if (frames.length === 0) return { kind: 'crops' };
   const sizes = new Set(frames.map((f) => `${f.width}×${f.height}`));
   if (sizes.size > 1) {
-    const byFolder = [...new Set(frames.map((f) => f.folder))].map((folder) => `${folder}: ${tally(frames.filter((f) => f.folder === folder).map((f) => `${f.width}×${f.height}`))}`);
+    const byFolder = [...new Set(frames.map((f) => f.folder))].map(
+      (folder) => `${folder}: ${tally(frames.filter((f) => f.folder === folder).map((f) => `${f.width}×${f.height}`))}`,
+    );
     throw new CalibrationInputError(
       `frames of ${sizes.size} sizes (${byFolder.join('; ')}): frames with other tile counts have different false-positive rates and cannot share one threshold; calibrate each camera (one frame size) on its own`,
     );
@@ -159,7 +166,10 @@ function checkKinds(all: ImageFile[], tile: TileSpec): { kind: 'crops' | 'frames
 function fpsFromCaptureTimes(files: ImageFile[]): number | undefined {
   const gaps: number[] = [];
   for (const folder of new Set(files.map((f) => f.folder))) {
-    const times = files.filter((f) => f.folder === folder && f.capturedAtMs !== undefined).map((f) => f.capturedAtMs!).sort((a, b) => a - b);
+    const times = files
+      .filter((f) => f.folder === folder && f.capturedAtMs !== undefined)
+      .map((f) => f.capturedAtMs!)
+      .sort((a, b) => a - b);
     times.forEach((t, i) => {
       const previous = times[i - 1];
       if (previous !== undefined && t > previous) gaps.push(t - previous);
@@ -172,7 +182,10 @@ function fpsFromCaptureTimes(files: ImageFile[]): number | undefined {
 }
 
 export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInputs> {
-  if (o.clean.length === 0) throw new CalibrationInputError('--clean: give at least one folder of images known to hold no PG (a lab-confirmed clean batch, or the first minutes of a batch)');
+  if (o.clean.length === 0)
+    throw new CalibrationInputError(
+      '--clean: give at least one folder of images known to hold no PG (a lab-confirmed clean batch, or the first minutes of a batch)',
+    );
   const lists: { folder: string; role: ImageRole; paths: string[] }[] = [];
   for (const folder of o.clean) lists.push({ folder: resolve(folder), role: 'clean', paths: await listImages(folder, '--clean') });
   for (const folder of o.pg ?? []) lists.push({ folder: resolve(folder), role: 'pg', paths: await listImages(folder, '--pg') });
@@ -180,7 +193,10 @@ export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInput
   for (const l of lists) {
     for (const p of l.paths) {
       const other = seen.get(p);
-      if (other) throw new CalibrationInputError(`${p} is in both ${other} and ${l.folder}: a clean image must not also be a PG one (or fitted twice); give folders that do not overlap`);
+      if (other)
+        throw new CalibrationInputError(
+          `${p} is in both ${other} and ${l.folder}: a clean image must not also be a PG one (or fitted twice); give folders that do not overlap`,
+        );
       seen.set(p, l.folder);
     }
   }
@@ -215,11 +231,18 @@ export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInput
   const clean = files.filter((f) => f.role === 'clean');
   const pg = files.filter((f) => f.role === 'pg');
   if (clean.length < MIN_CLEAN_IMAGES) {
-    throw new CalibrationInputError(`--clean ${o.clean.join(' ')}: ${clean.length} readable image(s), calibration needs at least ${MIN_CLEAN_IMAGES}; add clean frames (a few minutes of a clean batch at the camera's rate is enough)`);
+    throw new CalibrationInputError(
+      `--clean ${o.clean.join(' ')}: ${clean.length} readable image(s), calibration needs at least ${MIN_CLEAN_IMAGES}; add clean frames (a few minutes of a clean batch at the camera's rate is enough)`,
+    );
   }
   const kinds = checkKinds(files, o.tile);
   const fromTimes = fpsFromCaptureTimes(clean);
-  const fps = o.fps !== undefined ? { value: o.fps, source: 'option' as const } : fromTimes !== undefined ? { value: fromTimes, source: 'capture times' as const } : { value: DEFAULT_FPS, source: 'default' as const };
+  const fps =
+    o.fps !== undefined
+      ? { value: o.fps, source: 'option' as const }
+      : fromTimes !== undefined
+        ? { value: fromTimes, source: 'capture times' as const }
+        : { value: DEFAULT_FPS, source: 'default' as const };
   const cameras = new Set(clean.map((f) => f.camera).filter((c): c is string => c !== undefined));
   const camera = o.camera ?? (cameras.size === 1 ? [...cameras][0] : undefined);
   const lines = files.map((f) => `${f.role}\t${relative(f.folder, f.path)}\t${f.sha256}`).sort();
@@ -228,7 +251,10 @@ export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInput
 }
 
 export function unreadableError(unreadable: { path: string; reason: string }[]): CalibrationInputError {
-  const shown = unreadable.slice(0, 5).map((u) => `${u.path} (${u.reason})`).join('; ');
+  const shown = unreadable
+    .slice(0, 5)
+    .map((u) => `${u.path} (${u.reason})`)
+    .join('; ');
   return new CalibrationInputError(
     `${unreadable.length} file(s) are not readable images: ${shown}${unreadable.length > 5 ? '; …' : ''}; remove or replace them, or pass --skip-unreadable to calibrate without them (they are listed in the report)`,
   );

@@ -22,7 +22,8 @@ const num = (v: number) => (Number.isFinite(v) ? v.toLocaleString('en-US') : 'ne
 
 function setRow(label: string, b: SetFigures | null, a: SetFigures | null, rateName: string): string[] {
   if (!b || !a) return [`| ${label} | not given | not given |`];
-  const cell = (s: SetFigures) => `${pct(s.rate)} (${s.pg}/${s.usable} judged; ${s.outOfDistribution} out-of-distribution, ${s.refusedByGates} refused by the gates)`;
+  const cell = (s: SetFigures) =>
+    `${pct(s.rate)} (${s.pg}/${s.usable} judged; ${s.outOfDistribution} out-of-distribution, ${s.refusedByGates} refused by the gates)`;
   return [`| ${label}: ${rateName} | ${cell(b)} | ${cell(a)} |`];
 }
 
@@ -48,7 +49,9 @@ function markdown(r: CalibrationReport, charts: string[]): string {
     `- ${r.inputs.kind === 'frames' ? `Frames ${r.inputs.frameSize?.width}×${r.inputs.frameSize?.height}, ${r.inputs.modelInputsPerImage} tiles each (as the classify stage tiles them)` : 'Crops, each classified whole'}; ${r.inputs.fps.value} frames/s (${r.inputs.fps.source}).`,
     `- Clean: ${r.inputs.clean.images} images in ${r.inputs.clean.folders.join(', ')}; ${r.inputs.clean.fit} for fitting, the latest ${r.inputs.clean.heldOut} of each folder held out (never fitted on).${Object.keys(r.inputs.clean.refusedByGates).length ? ` Refused by the model-free gates: ${JSON.stringify(r.inputs.clean.refusedByGates)}.` : ''}`,
     r.inputs.pg ? `- PG: ${r.inputs.pg.images} images in ${r.inputs.pg.folders.join(', ')} (only measured on, never fitted).` : '- PG: none given.',
-    ...r.inputs.skippedUnreadable.slice(0, 1).map((u) => `- Skipped as unreadable (--skip-unreadable): ${r.inputs.skippedUnreadable.length}, e.g. ${u.path} (${u.reason}).`),
+    ...r.inputs.skippedUnreadable
+      .slice(0, 1)
+      .map((u) => `- Skipped as unreadable (--skip-unreadable): ${r.inputs.skippedUnreadable.length}, e.g. ${u.path} (${u.reason}).`),
     `- File list sha256: ${r.inputs.fileListSha256}.`,
     '',
     '## Before and after',
@@ -104,11 +107,50 @@ export async function writeCalibrationReport(outDir: string, r: CalibrationRepor
   const sets = chartSets(images, r);
   const values = (name: ChartSet['name']) => images.sets.find((s) => s.name === name)?.rows.map((x) => x.pPG) ?? [];
   const charts: [string, Parameters<typeof renderPng>[0]][] = [
-    ['scores.png', scoresSpec(sets.before.map((s) => s.pPG), sets.after.map((s) => s.pPG), { before: r.before.threshold, after: r.after.threshold })],
-    ['threshold-curve.png', thresholdCurveSpec(thresholdCurve(values('clean (fitting)'), values('clean (held out)'), values('PG')), { before: r.before.threshold, after: r.after.threshold })],
-    ['evidence.png', evidenceSpec(sets.before.map((s) => s.evidence), sets.after.map((s) => s.evidence))],
-    ['false-alarms.png', falseAlarmsSpec([{ name: 'before (default detector)', arl0Frames: r.before.detector.arl0Frames }, { name: 'after (calibrated)', arl0Frames: r.after.detector.arl0Frames }], r.after.detector.fps)],
-    ...(r.after.oodThreshold === null ? [] : [['ood.png', oodSpec(sets.before.map((s) => s.ood), sets.after.map((s) => s.ood), { before: r.before.oodThreshold, after: r.after.oodThreshold })] as [string, Parameters<typeof renderPng>[0]]]),
+    [
+      'scores.png',
+      scoresSpec(
+        sets.before.map((s) => s.pPG),
+        sets.after.map((s) => s.pPG),
+        { before: r.before.threshold, after: r.after.threshold },
+      ),
+    ],
+    [
+      'threshold-curve.png',
+      thresholdCurveSpec(thresholdCurve(values('clean (fitting)'), values('clean (held out)'), values('PG')), {
+        before: r.before.threshold,
+        after: r.after.threshold,
+      }),
+    ],
+    [
+      'evidence.png',
+      evidenceSpec(
+        sets.before.map((s) => s.evidence),
+        sets.after.map((s) => s.evidence),
+      ),
+    ],
+    [
+      'false-alarms.png',
+      falseAlarmsSpec(
+        [
+          { name: 'before (default detector)', arl0Frames: r.before.detector.arl0Frames },
+          { name: 'after (calibrated)', arl0Frames: r.after.detector.arl0Frames },
+        ],
+        r.after.detector.fps,
+      ),
+    ],
+    ...(r.after.oodThreshold === null
+      ? []
+      : [
+          [
+            'ood.png',
+            oodSpec(
+              sets.before.map((s) => s.ood),
+              sets.after.map((s) => s.ood),
+              { before: r.before.oodThreshold, after: r.after.oodThreshold },
+            ),
+          ] as [string, Parameters<typeof renderPng>[0]],
+        ]),
   ];
   const written: string[] = [];
   for (const [name, spec] of charts) {

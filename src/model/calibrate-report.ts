@@ -29,7 +29,14 @@ export interface CalibrationReport {
     skippedUnreadable: { path: string; reason: string }[];
     fileListSha256: string;
   };
-  targets: { maxFalsePositiveRate: number; source: 'stated' | 'default'; confidence: number; framesForTarget: number; established: boolean; targetArlFrames: number };
+  targets: {
+    maxFalsePositiveRate: number;
+    source: 'stated' | 'default';
+    confidence: number;
+    framesForTarget: number;
+    established: boolean;
+    targetArlFrames: number;
+  };
   threshold: { before: number; after: number; fitFalsePositives: number; fitFrames: number; upperBound: number };
   ood: {
     before: { threshold: number | null; classes: string[] };
@@ -95,7 +102,9 @@ function couldNot(i: BuildReportInput): string[] {
   const out: string[] = [];
   const { after, before, target, choice, inputs } = i;
   if (inputs.pg.length === 0) {
-    out.push('No PG images given: recall on this camera is unknown, and the detection delay is the detector\'s PG model\'s (frames at P(PG) near 1), not measured. Add --pg with lab-confirmed PG frames of this camera.');
+    out.push(
+      "No PG images given: recall on this camera is unknown, and the detection delay is the detector's PG model's (frames at P(PG) near 1), not measured. Add --pg with lab-confirmed PG frames of this camera.",
+    );
   }
   if (!choice.established) {
     out.push(
@@ -104,31 +113,54 @@ function couldNot(i: BuildReportInput): string[] {
   }
   const h = after.heldOut;
   if (h.usable > 0 && h.upperBound95 !== null && h.upperBound95 > target.rate) {
-    out.push(`${h.pg} of ${h.usable} held-out clean images were judged PG (${pct(h.rate)}): so few held-out images show only that the rate is ≤ ${pct(h.upperBound95)} (95 %), not that it is within ${pct(target.rate)}; about ${Math.ceil(Math.log(0.05) / Math.log(1 - target.rate))} held-out images without a false positive would.`);
+    out.push(
+      `${h.pg} of ${h.usable} held-out clean images were judged PG (${pct(h.rate)}): so few held-out images show only that the rate is ≤ ${pct(h.upperBound95)} (95 %), not that it is within ${pct(target.rate)}; about ${Math.ceil(Math.log(0.05) / Math.log(1 - target.rate))} held-out images without a false positive would.`,
+    );
   }
   if (!i.oodFit) {
     out.push('The model has no embedding output: no out-of-distribution statistics could be fitted; only the model-free probe gate guards what is judged.');
   } else if (i.oodFit.thresholdFrom === 'parent') {
-    out.push(`The out-of-distribution threshold stays the parent card's (${r4(i.oodFit.stats.threshold)}): this camera's clean images score at most ${r4(Math.max(...i.oodFit.outOfFoldScores))} out of fold, but no clean image shows how far PG-bearing frames of this camera score, so the gate was not made stricter; a changed camera is caught only once it scores above ${r4(i.oodFit.stats.threshold)}.`);
+    out.push(
+      `The out-of-distribution threshold stays the parent card's (${r4(i.oodFit.stats.threshold)}): this camera's clean images score at most ${r4(Math.max(...i.oodFit.outOfFoldScores))} out of fold, but no clean image shows how far PG-bearing frames of this camera score, so the gate was not made stricter; a changed camera is caught only once it scores above ${r4(i.oodFit.stats.threshold)}.`,
+    );
   } else if (i.oodFit.outOfFoldScores.length < 1000) {
     const n = i.oodFit.outOfFoldScores.length;
-    out.push(`With ${n} fitting images the out-of-distribution threshold is the largest out-of-fold score × 1.1, not a percentile: a clean frame rarer than about 1 in ${n} may be refused as out-of-distribution (watch crystalwatch_frames_unusable_total{reason="out-of-distribution"}).`);
+    out.push(
+      `With ${n} fitting images the out-of-distribution threshold is the largest out-of-fold score × 1.1, not a percentile: a clean frame rarer than about 1 in ${n} may be refused as out-of-distribution (watch crystalwatch_frames_unusable_total{reason="out-of-distribution"}).`,
+    );
   }
-  if (i.oodFit && !(parentHasOod(i))) out.push('The parent card has no out-of-distribution statistics: the calibrated gate knows only this camera\'s clean images, so PG unlike them may be refused; --pg images show how many are.');
-  if (h.outOfDistribution > 0) out.push(`${h.outOfDistribution} of ${h.images} held-out clean images are refused as out-of-distribution by the calibrated gate.`);
+  if (i.oodFit && !parentHasOod(i))
+    out.push(
+      "The parent card has no out-of-distribution statistics: the calibrated gate knows only this camera's clean images, so PG unlike them may be refused; --pg images show how many are.",
+    );
+  if (h.outOfDistribution > 0)
+    out.push(`${h.outOfDistribution} of ${h.images} held-out clean images are refused as out-of-distribution by the calibrated gate.`);
   if (after.pgImages && before.pgImages && after.pgImages.outOfDistribution > before.pgImages.outOfDistribution) {
-    out.push(`The calibrated gate refuses ${after.pgImages.outOfDistribution} of ${after.pgImages.images} PG images as out-of-distribution (the parent card ${before.pgImages.outOfDistribution}): PG that looks unlike this camera's clean frames and unlike the model's PG is not judged.`);
+    out.push(
+      `The calibrated gate refuses ${after.pgImages.outOfDistribution} of ${after.pgImages.images} PG images as out-of-distribution (the parent card ${before.pgImages.outOfDistribution}): PG that looks unlike this camera's clean frames and unlike the model's PG is not judged.`,
+    );
   }
-  if (inputs.fps.source === 'default') out.push(`No capture times in sidecars or file names: the false-alarm figures assume ${inputs.fps.value} frames/s; pass --fps with the camera's rate.`);
+  if (inputs.fps.source === 'default')
+    out.push(`No capture times in sidecars or file names: the false-alarm figures assume ${inputs.fps.value} frames/s; pass --fps with the camera's rate.`);
   if (!Number.isFinite(after.detector.heldOutArl0Frames)) {
-    out.push(`No held-out clean frame gave the detector evidence for PG, so its false-alarm figure is the fitted clean-score model's (${after.detector.modelArl0Frames.toLocaleString('en-US')} frames between false alarms, the 10th percentile over bootstrap refits), not one observed.`);
+    out.push(
+      `No held-out clean frame gave the detector evidence for PG, so its false-alarm figure is the fitted clean-score model's (${after.detector.modelArl0Frames.toLocaleString('en-US')} frames between false alarms, the 10th percentile over bootstrap refits), not one observed.`,
+    );
   }
   if (new Set(inputs.clean.map((f) => f.folder)).size === 1) {
-    out.push('All clean images come from one folder (one batch, most likely): another batch of this camera may put more clean frames at high P(PG) than this one did, which raises both the false-positive rate and the false alarms; calibrate on clean frames of several batches (several --clean folders) where you can.');
+    out.push(
+      'All clean images come from one folder (one batch, most likely): another batch of this camera may put more clean frames at high P(PG) than this one did, which raises both the false-positive rate and the false alarms; calibrate on clean frames of several batches (several --clean folders) where you can.',
+    );
   }
-  out.push('The detector figures take frames as independent draws; consecutive frames of a slowly stirred slurry are not, so runs of high clean scores are likelier than assumed.');
-  out.push('The monitor process (`crystalwatch run`, `demo`) reads this clean-score model from the card\'s detector field when the model is in force and `alert.detector` is `cusum`; without it, the detector runs its default model, whose figures on this camera are the "before" column.');
-  out.push('Recalibrate after changing the probe, lamp, window, magnification or exposure: the fits describe this camera as it was when these images were taken.');
+  out.push(
+    'The detector figures take frames as independent draws; consecutive frames of a slowly stirred slurry are not, so runs of high clean scores are likelier than assumed.',
+  );
+  out.push(
+    'The monitor process (`crystalwatch run`, `demo`) reads this clean-score model from the card\'s detector field when the model is in force and `alert.detector` is `cusum`; without it, the detector runs its default model, whose figures on this camera are the "before" column.',
+  );
+  out.push(
+    'Recalibrate after changing the probe, lamp, window, magnification or exposure: the fits describe this camera as it was when these images were taken.',
+  );
   return out;
 }
 
@@ -138,14 +170,27 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
   const cleanFolders = [...new Set(inputs.clean.map((f) => f.folder))];
   const pgFolders = [...new Set(inputs.pg.map((f) => f.folder))];
   const { llr: _table, ...detectorSummary } = detector;
-  const targets = { maxFalsePositiveRate: i.target.rate, source: i.target.source, confidence: i.target.confidence, framesForTarget: choice.framesForTarget, established: choice.established, targetArlFrames: detector.targetArlFrames };
+  const targets = {
+    maxFalsePositiveRate: i.target.rate,
+    source: i.target.source,
+    confidence: i.target.confidence,
+    framesForTarget: choice.framesForTarget,
+    established: choice.established,
+    targetArlFrames: detector.targetArlFrames,
+  };
   const report: CalibrationReport = {
     title: `Calibration of ${parent.card.name}@${parent.card.version} on ${inputs.camera ? `camera ${inputs.camera}` : 'this camera'}`,
     calibratedAt: i.calibratedAt,
     ...(i.command ? { command: i.command } : {}),
     camera: inputs.camera ?? null,
     model: {
-      parent: { dir: parent.dir, name: parent.card.name, version: parent.card.version, cardSha256: parent.sha256, calibration: parent.card.calibration?.status ?? 'none recorded' },
+      parent: {
+        dir: parent.dir,
+        name: parent.card.name,
+        version: parent.card.version,
+        cardSha256: parent.sha256,
+        calibration: parent.card.calibration?.status ?? 'none recorded',
+      },
       calibrated: { dir: i.outDir, name: parent.card.name, version: i.version },
     },
     inputs: {
@@ -159,9 +204,18 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
       fileListSha256: inputs.fileListSha256,
     },
     targets,
-    threshold: { before: parent.card.threshold, after: choice.threshold, fitFalsePositives: choice.fitFalsePositives, fitFrames: choice.fitFrames, upperBound: r4(choice.upperBound) },
+    threshold: {
+      before: parent.card.threshold,
+      after: choice.threshold,
+      fitFalsePositives: choice.fitFalsePositives,
+      fitFrames: choice.fitFrames,
+      upperBound: r4(choice.upperBound),
+    },
     ood: {
-      before: { threshold: before.oodThreshold, classes: parent.card.ood ? ((parent.card.ood.classes as { name?: string }[] | undefined) ?? []).map((c) => c.name ?? '?') : [] },
+      before: {
+        threshold: before.oodThreshold,
+        classes: parent.card.ood ? ((parent.card.ood.classes as { name?: string }[] | undefined) ?? []).map((c) => c.name ?? '?') : [],
+      },
       after: oodFit
         ? {
             threshold: r4(oodFit.stats.threshold),
@@ -182,7 +236,14 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
   };
   report.provenance = {
     sources: { clean: cleanFolders, pg: pgFolders },
-    fileCounts: { clean: inputs.clean.length, cleanFit: i.fit.length, cleanHeldOut: i.heldOut.length, cleanFitUsable: choice.fitFrames, pg: inputs.pg.length, skippedUnreadable: i.skippedUnreadable.length },
+    fileCounts: {
+      clean: inputs.clean.length,
+      cleanFit: i.fit.length,
+      cleanHeldOut: i.heldOut.length,
+      cleanFitUsable: choice.fitFrames,
+      pg: inputs.pg.length,
+      skippedUnreadable: i.skippedUnreadable.length,
+    },
     fileListSha256: inputs.fileListSha256,
     parentCardSha256: parent.sha256,
     parent: `${parent.card.name}@${parent.card.version}`,
@@ -190,7 +251,12 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
     targets: { ...targets, fps: report.inputs.fps.value, fpsSource: inputs.fps.source, heldOutShare: r4(i.heldOut.length / Math.max(1, inputs.clean.length)) },
     figures: {
       threshold: { before: parent.card.threshold, after: choice.threshold },
-      heldOutFalsePositiveRate: { before: before.heldOut.rate, after: after.heldOut.rate, afterUpperBound95: after.heldOut.upperBound95, images: after.heldOut.images },
+      heldOutFalsePositiveRate: {
+        before: before.heldOut.rate,
+        after: after.heldOut.rate,
+        afterUpperBound95: after.heldOut.upperBound95,
+        images: after.heldOut.images,
+      },
       heldOutOutOfDistribution: { before: before.heldOut.outOfDistribution, after: after.heldOut.outOfDistribution },
       pgRecall: after.pgImages && before.pgImages ? { before: before.pgImages.rate, after: after.pgImages.rate, images: after.pgImages.images } : null,
       detectorFalseAlarmsPer100kFrames: { before: before.detector.falseAlarmsPer100kFrames, after: after.detector.falseAlarmsPer100kFrames },

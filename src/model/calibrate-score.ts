@@ -68,14 +68,30 @@ export function imageOodScore(inputs: readonly InputScore[], stats: Pick<OodStat
 }
 
 /** P(PG) and OOD scores under two cards' statistics of every judged image, for the report's charts. */
-export function imageRows(images: readonly ScoredImage[], before?: OodStats, after?: OodStats): { pPG: number; oodBefore: number | null; oodAfter: number | null }[] {
+export function imageRows(
+  images: readonly ScoredImage[],
+  before?: OodStats,
+  after?: OodStats,
+): { pPG: number; oodBefore: number | null; oodAfter: number | null }[] {
   return images.flatMap((s) =>
-    s.pPG === undefined ? [] : [{ pPG: s.pPG, oodBefore: before && s.inputs ? imageOodScore(s.inputs, before) : null, oodAfter: after && s.inputs ? imageOodScore(s.inputs, after) : null }],
+    s.pPG === undefined
+      ? []
+      : [
+          {
+            pPG: s.pPG,
+            oodBefore: before && s.inputs ? imageOodScore(s.inputs, before) : null,
+            oodAfter: after && s.inputs ? imageOodScore(s.inputs, after) : null,
+          },
+        ],
   );
 }
 
 /** The verdict of one scored image under a card's threshold and OOD statistics, as classify would give it. */
-export function verdict(s: ScoredImage, threshold: number, ood?: OodStats): { verdict: 'cex' | 'pg' | 'out-of-distribution' | 'refused' | 'error'; pPG: number | null } {
+export function verdict(
+  s: ScoredImage,
+  threshold: number,
+  ood?: OodStats,
+): { verdict: 'cex' | 'pg' | 'out-of-distribution' | 'refused' | 'error'; pPG: number | null } {
   if (s.pPG === undefined) return { verdict: s.error ? 'error' : 'refused', pPG: null };
   if (ood && s.inputs && imageOodScore(s.inputs, ood) > ood.threshold) return { verdict: 'out-of-distribution', pPG: null };
   return { verdict: s.pPG >= threshold ? 'pg' : 'cex', pPG: s.pPG };

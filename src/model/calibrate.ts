@@ -14,7 +14,16 @@ import { readFile, rm } from 'node:fs/promises';
 import { Classifier, DEFAULT_TILE, type ClassifyResult } from '../classify/classifier.js';
 import type { BackendChoice } from '../classify/backends/index.js';
 import { cusumAverageRunLength, cusumThresholdForArl, DEFAULT_CUSUM_MODEL } from '../alert/detector.js';
-import { CalibrationInputError, MIN_CLEAN_IMAGES, readInputs, splitHeldOut, unreadableError, type CalibrationInputs, type ImageFile, type TileSpec } from './calibrate-inputs.js';
+import {
+  CalibrationInputError,
+  MIN_CLEAN_IMAGES,
+  readInputs,
+  splitHeldOut,
+  unreadableError,
+  type CalibrationInputs,
+  type ImageFile,
+  type TileSpec,
+} from './calibrate-inputs.js';
 import { imageRows, scoreImages, verdict, type ScoredImage } from './calibrate-score.js';
 import { chooseThreshold, fitCameraOod, framesForTarget, THRESHOLD_CONFIDENCE, type CameraOodFit, type ThresholdChoice } from './calibrate-fit.js';
 import { defaultLlr, fitDetector, llrAt, type CalibratedDetector } from './calibrate-detector.js';
@@ -31,7 +40,8 @@ import type { ModelCard } from './card.js';
  * model puts at P(PG) ≥ 0.5 — ε0·0.5 + (1 − ε0)·0.5^κ ≈ 0.005 — the spike rate it is designed
  * to absorb within its false-alarm budget.
  */
-export const DEFAULT_TARGET_RATE = Math.round((DEFAULT_CUSUM_MODEL.spikeRate * 0.5 + (1 - DEFAULT_CUSUM_MODEL.spikeRate) * 0.5 ** DEFAULT_CUSUM_MODEL.sharpness) * 1e4) / 1e4;
+export const DEFAULT_TARGET_RATE =
+  Math.round((DEFAULT_CUSUM_MODEL.spikeRate * 0.5 + (1 - DEFAULT_CUSUM_MODEL.spikeRate) * 0.5 ** DEFAULT_CUSUM_MODEL.sharpness) * 1e4) / 1e4;
 export const DEFAULT_HELD_OUT_SHARE = 0.25;
 export const DEFAULT_TARGET_ARL_FRAMES = 100_000;
 
@@ -68,7 +78,10 @@ export function tileSpecOf(card: ModelCard): TileSpec {
 function tally(values: string[]): string {
   const counts = new Map<string, number>();
   for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1]).map(([k, n]) => `${k} ${n}`).join(', ');
+  return [...counts]
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
 }
 
 function outcomeOf(r: ClassifyResult): Outcome {
@@ -79,12 +92,18 @@ function outcomeOf(r: ClassifyResult): Outcome {
 
 function checkTileCounts(scored: ScoredImage[], kind: 'crops' | 'frames'): number {
   const counts = new Set(scored.flatMap((s) => (s.inputs ? [s.inputs.length] : [])));
-  if (kind === 'crops' && (counts.size > 1 || !counts.has(1))) throw new Error(`calibrate: crops gave ${[...counts].join('/')} model inputs each; expected one (classify tiles them): a bug, please report it`);
+  if (kind === 'crops' && (counts.size > 1 || !counts.has(1)))
+    throw new Error(`calibrate: crops gave ${[...counts].join('/')} model inputs each; expected one (classify tiles them): a bug, please report it`);
   if (kind === 'frames' && counts.size > 1) throw new Error(`calibrate: frames of one size gave ${[...counts].join(' and ')} tiles: a bug, please report it`);
   return [...counts][0] ?? 0;
 }
 
-async function classifyWith(modelDir: string, files: ImageFile[], backend: BackendChoice | undefined, progress: (done: number, total: number) => void): Promise<Outcome[]> {
+async function classifyWith(
+  modelDir: string,
+  files: ImageFile[],
+  backend: BackendChoice | undefined,
+  progress: (done: number, total: number) => void,
+): Promise<Outcome[]> {
   const classifier = await Classifier.load(modelDir, { backend, maxBatchSize: 64 });
   const out: Outcome[] = [];
   try {
@@ -150,7 +169,15 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
   const parent = await readParent(o.model);
   const outDir = await checkOutDir(o.out, parent.dir);
   const tile = tileSpecOf(parent.card);
-  const inputs = await readInputs({ clean: o.clean, pg: o.pg, tile, fps: o.fps, camera: o.camera, skipUnreadable: o.skipUnreadable, onProgress: (d, t) => progress('reading images', d, t) });
+  const inputs = await readInputs({
+    clean: o.clean,
+    pg: o.pg,
+    tile,
+    fps: o.fps,
+    camera: o.camera,
+    skipUnreadable: o.skipUnreadable,
+    onProgress: (d, t) => progress('reading images', d, t),
+  });
 
   const classifier = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64 });
   let scored: ScoredImage[];
@@ -170,11 +197,34 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
 
   // Fit on the fitting images only.
   const parentOod = parent.card.ood ? readOodStats(parent.card.ood).stats : undefined;
-  const oodFit = fitScored.every((s) => s.inputs) ? fitCameraOod(fitScored.map((s) => s.inputs!), parentOod, parent.card.classNames[0] ?? 'cex') : undefined;
+  const oodFit = fitScored.every((s) => s.inputs)
+    ? fitCameraOod(
+        fitScored.map((s) => s.inputs!),
+        parentOod,
+        parent.card.classNames[0] ?? 'cex',
+      )
+    : undefined;
   const fitPPG = fitScored.map((s) => s.pPG!);
   const choice = chooseThreshold(fitPPG, target);
   const detector = fitDetector(fitPPG, { targetArlFrames });
-  return { o, parent, outDir, inputs, scored, scoredOf, fit, heldOut, fitImages: fitScored.length, undecodable, inputsPerImage, parentOod, oodFit, choice, detector, target };
+  return {
+    o,
+    parent,
+    outDir,
+    inputs,
+    scored,
+    scoredOf,
+    fit,
+    heldOut,
+    fitImages: fitScored.length,
+    undecodable,
+    inputsPerImage,
+    parentOod,
+    oodFit,
+    choice,
+    detector,
+    target,
+  };
 }
 
 /** Write the new folder, load it as production does, measure it on the held-out and PG images, and report. */
@@ -204,7 +254,14 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
     heldOut: before(heldOut),
     fit: before(fit),
     pg: pg ? before(inputs.pg) : null,
-    detector: { h: hDefault, llrOf: defaultLlr, modelArl0Frames: cusumAverageRunLength(hDefault, 'cex'), modelArl1Frames: cusumAverageRunLength(hDefault, 'pg'), fps: inputs.fps.value, seed: 0xca1b },
+    detector: {
+      h: hDefault,
+      llrOf: defaultLlr,
+      modelArl0Frames: cusumAverageRunLength(hDefault, 'cex'),
+      modelArl1Frames: cusumAverageRunLength(hDefault, 'pg'),
+      fps: inputs.fps.value,
+      seed: 0xca1b,
+    },
   });
   const figuresAfter = cardFigures({
     threshold: choice.threshold,
@@ -212,7 +269,14 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
     heldOut: afterOutcomes.slice(0, heldOut.length),
     fit: scoredOf(fit).map((s) => verdict(s, choice.threshold, oodFit?.stats)),
     pg: pg ? afterOutcomes.slice(heldOut.length) : null,
-    detector: { h: detector.threshold, llrOf: (p) => llrAt(detector.llr, p), modelArl0Frames: detector.modelArl0Lower90Frames, modelArl1Frames: detector.modelArl1Frames, fps: inputs.fps.value, seed: 0xca1b },
+    detector: {
+      h: detector.threshold,
+      llrOf: (p) => llrAt(detector.llr, p),
+      modelArl0Frames: detector.modelArl0Lower90Frames,
+      modelArl1Frames: detector.modelArl1Frames,
+      fps: inputs.fps.value,
+      seed: 0xca1b,
+    },
   });
 
   const report = buildReport({

@@ -145,7 +145,11 @@ export const ModelCardSchema = z
   .superRefine((card, ctx) => {
     const { input, output } = card;
     if (input.channels === 1 && input.colorOrder !== 'gray') {
-      ctx.addIssue({ code: 'custom', path: ['input', 'colorOrder'], message: `must be "gray" when input.channels is 1, got ${JSON.stringify(input.colorOrder)}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['input', 'colorOrder'],
+        message: `must be "gray" when input.channels is 1, got ${JSON.stringify(input.colorOrder)}`,
+      });
     }
     if (input.channels === 3 && input.colorOrder === 'gray') {
       ctx.addIssue({ code: 'custom', path: ['input', 'colorOrder'], message: `must be "rgb" or "bgr" when input.channels is 3, got "gray"` });
@@ -154,22 +158,38 @@ export const ModelCardSchema = z
       for (const key of ['mean', 'std'] as const) {
         const n = input.normalization[key].length;
         if (n !== 1 && n !== input.channels) {
-          ctx.addIssue({ code: 'custom', path: ['input', 'normalization', key], message: `must have 1 or ${input.channels} (input.channels) values, got ${n}` });
+          ctx.addIssue({
+            code: 'custom',
+            path: ['input', 'normalization', key],
+            message: `must have 1 or ${input.channels} (input.channels) values, got ${n}`,
+          });
         }
       }
     }
     if ((input.normalization === 'caffe' || input.normalization === 'torch') && input.channels !== 3) {
-      ctx.addIssue({ code: 'custom', path: ['input', 'normalization'], message: `"${input.normalization}" needs input.channels 3 (ImageNet means per colour), got ${input.channels}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['input', 'normalization'],
+        message: `"${input.normalization}" needs input.channels 3 (ImageNet means per colour), got ${input.channels}`,
+      });
     }
     if (output.kind === 'softmax') {
       if (output.pgIndex === undefined) {
         ctx.addIssue({ code: 'custom', path: ['output', 'pgIndex'], message: 'is required when output.kind is "softmax" (the index of PG among the outputs)' });
       } else if (output.pgIndex >= card.classNames.length) {
-        ctx.addIssue({ code: 'custom', path: ['output', 'pgIndex'], message: `must be below classNames.length (${card.classNames.length}), got ${output.pgIndex}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['output', 'pgIndex'],
+          message: `must be below classNames.length (${card.classNames.length}), got ${output.pgIndex}`,
+        });
       }
     }
     if (card.tiling && card.tiling.stride > card.tiling.tile) {
-      ctx.addIssue({ code: 'custom', path: ['tiling', 'stride'], message: `must not exceed tiling.tile (${card.tiling.tile}) or pixels are skipped, got ${card.tiling.stride}` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tiling', 'stride'],
+        message: `must not exceed tiling.tile (${card.tiling.tile}) or pixels are skipped, got ${card.tiling.stride}`,
+      });
     }
   });
 export type ModelCard = z.infer<typeof ModelCardSchema>;

@@ -39,7 +39,10 @@ export function confusionSpec(c: { tp: number; fp: number; tn: number; fn: numbe
       { mark: 'rect', encoding: { color: { field: 'count', type: 'quantitative', scale: { scheme: 'blues' }, legend: null } } },
       {
         mark: { type: 'text', fontSize: 18 },
-        encoding: { text: { field: 'count', type: 'quantitative' }, color: { condition: { test: `datum.count > ${Math.max(c.tp, c.tn, c.fp, c.fn) / 2}`, value: 'white' }, value: 'black' } },
+        encoding: {
+          text: { field: 'count', type: 'quantitative' },
+          color: { condition: { test: `datum.count > ${Math.max(c.tp, c.tn, c.fp, c.fn) / 2}`, value: 'white' }, value: 'black' },
+        },
       },
     ],
   } as TopLevelSpec;
@@ -52,7 +55,16 @@ export function rocSpec(points: { fpr: number; tpr: number }[], auc: number | nu
     width: 320,
     height: 320,
     layer: [
-      { data: { values: [{ fpr: 0, tpr: 0 }, { fpr: 1, tpr: 1 }] }, mark: { type: 'line', strokeDash: [4, 4], color: '#999' }, encoding: { x: { field: 'fpr', type: 'quantitative' }, y: { field: 'tpr', type: 'quantitative' } } },
+      {
+        data: {
+          values: [
+            { fpr: 0, tpr: 0 },
+            { fpr: 1, tpr: 1 },
+          ],
+        },
+        mark: { type: 'line', strokeDash: [4, 4], color: '#999' },
+        encoding: { x: { field: 'fpr', type: 'quantitative' }, y: { field: 'tpr', type: 'quantitative' } },
+      },
       {
         data: { values: points.map((p, i) => ({ ...p, order: i })) },
         mark: { type: 'line', color: '#1f77b4', strokeWidth: 2 },
@@ -87,7 +99,11 @@ export function thresholdSpec(points: { threshold: number; precision: number | n
 
 export function trainingSpec(history: { epoch: number; [key: string]: number | null }[]): TopLevelSpec {
   const keys = ['loss', 'valLoss', 'accuracy', 'valAccuracy', 'valF1'];
-  const values = history.flatMap((h) => keys.filter((k) => typeof h[k] === 'number').map((k) => ({ epoch: h.epoch, series: k, value: h[k], panel: k.toLowerCase().includes('loss') ? 'loss' : 'accuracy / F1' })));
+  const values = history.flatMap((h) =>
+    keys
+      .filter((k) => typeof h[k] === 'number')
+      .map((k) => ({ epoch: h.epoch, series: k, value: h[k], panel: k.toLowerCase().includes('loss') ? 'loss' : 'accuracy / F1' })),
+  );
   return {
     ...base,
     title: 'Training curves',

@@ -34,7 +34,14 @@ function rate(name: string) {
 function parseSplit(value: string): [number, number, number] {
   const [train, valid, test, ...rest] = value.split(/[/,:]/).map((p) => Number(p.trim()));
   const parts = [train, valid, test];
-  if (rest.length > 0 || train === undefined || valid === undefined || test === undefined || parts.some((p) => !Number.isFinite(p) || p! < 0) || train + valid + test <= 0) {
+  if (
+    rest.length > 0 ||
+    train === undefined ||
+    valid === undefined ||
+    test === undefined ||
+    parts.some((p) => !Number.isFinite(p) || p! < 0) ||
+    train + valid + test <= 0
+  ) {
     throw new InvalidArgumentError(`--split must be three non-negative numbers train/valid/test like 70/25/5, got "${value}"`);
   }
   return [train, valid, test];
@@ -71,7 +78,7 @@ export function registerModelCommands(program: Command): void {
     .option('--batch-size <n>', 'crops per step', positiveInt('--batch-size'), 32)
     .option('--lr <rate>', 'Adam learning rate at the start (cosine decay to 5 %)', positiveNumber('--lr'), 2e-3)
     .option('--seed <n>', 'seed for split, initialisation, shuffling and augmentation', (v) => Number.parseInt(v, 10), 1)
-    .option('--split-seed <n>', 'seed of the train/valid/test split (default: the --init model\'s, else --seed)', (v) => Number.parseInt(v, 10))
+    .option('--split-seed <n>', "seed of the train/valid/test split (default: the --init model's, else --seed)", (v) => Number.parseInt(v, 10))
     .option('--input-size <px>', 'model input side in pixels (multiple of 32)', positiveInt('--input-size'), 64)
     .option('--width <n>', 'channels of the first stage, doubled twice (8: 6 MFLOPs/image; 16: 24 MFLOPs/image)', positiveInt('--width'), 8)
     .option('--dropout <rate>', 'dropout before the classifier, in [0, 1)', (v) => Number(v), 0.3)
@@ -126,7 +133,9 @@ export function registerModelCommands(program: Command): void {
       const result = await evaluate({ model: o.model, data: o.data, report: o.report, split: o.split, engine: o.engine, progress: stderrProgress() });
       const s = result.summary;
       if (o.json) {
-        process.stdout.write(`${JSON.stringify({ accuracy: s.accuracy, precision: s.precision, recall: s.recall, f1: s.f1, auc: s.auc, support: s.support, confusion: s.confusion, notes: s.notes })}\n`);
+        process.stdout.write(
+          `${JSON.stringify({ accuracy: s.accuracy, precision: s.precision, recall: s.recall, f1: s.f1, auc: s.auc, support: s.support, confusion: s.confusion, notes: s.notes })}\n`,
+        );
       } else {
         const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
         process.stdout.write(
@@ -168,29 +177,41 @@ export function registerModelCommands(program: Command): void {
         oodThreshold = (await refitOod(o.model, o.refitOod, stderrProgress())).threshold;
       }
       if (o.json) process.stdout.write(`${JSON.stringify({ file: outFile, ...info, ...(oodThreshold !== undefined ? { oodThreshold } : {}) })}\n`);
-      else process.stdout.write(`wrote ${outFile} (${info.bytes} bytes, opset ${info.opset}, IR ${info.irVersion}; input ${info.input.name} ${JSON.stringify(info.input.shape)} ${info.input.layout}; outputs ${info.outputs.map((x) => `${x.name} ${JSON.stringify(x.shape)}`).join(', ')})\n`);
+      else
+        process.stdout.write(
+          `wrote ${outFile} (${info.bytes} bytes, opset ${info.opset}, IR ${info.irVersion}; input ${info.input.name} ${JSON.stringify(info.input.shape)} ${info.input.layout}; outputs ${info.outputs.map((x) => `${x.name} ${JSON.stringify(x.shape)}`).join(', ')})\n`,
+        );
     });
 
   program
     .command('calibrate')
-    .description("Commission a model on one camera: fit the out-of-distribution gate, the operating threshold and the onset detector's clean-score model on the camera's own clean images; writes a new model folder and a report")
+    .description(
+      "Commission a model on one camera: fit the out-of-distribution gate, the operating threshold and the onset detector's clean-score model on the camera's own clean images; writes a new model folder and a report",
+    )
     .requiredOption('--model <dir>', 'model folder to start from (card.json and weights), e.g. models/default')
     .requiredOption('--clean <dirs...>', 'folders of frames or crops known to hold no PG (a lab-confirmed clean batch, or the first minutes of a batch)')
     .option('--pg <dirs...>', 'folders of PG-bearing frames or crops (lab-labelled): only measured on, for recall and detection delay')
     .requiredOption('--out <dir>', 'new model folder to write (must not exist or be empty)')
-    .option('--max-false-positive-rate <rate>', 'per-frame false-positive target (default 0.005: the spike rate the onset detector absorbs within its false-alarm budget)', rate('--max-false-positive-rate'))
+    .option(
+      '--max-false-positive-rate <rate>',
+      'per-frame false-positive target (default 0.005: the spike rate the onset detector absorbs within its false-alarm budget)',
+      rate('--max-false-positive-rate'),
+    )
     .option('--fps <n>', "the camera's frame rate (default: from capture times in sidecars or file names, else 2)", positiveNumber('--fps'))
     .option('--camera <id>', 'camera id for the card (default: from the sidecars)')
     .option('--skip-unreadable', 'calibrate without files that are not readable images (listed in the report) instead of stopping')
     .option('--fine-tune [dir]', 'retrain on labelled images first (not available yet: refused)')
     .option('--json', 'print the result (targets, figures before and after, what could not be established) as JSON on stdout')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   crystalwatch calibrate --model models/default --clean drop/cam-1/clean-batch --out models/cam-1
   crystalwatch calibrate --model models/default --clean clean-a clean-b --pg lab-pg --out models/cam-1 --max-false-positive-rate 0.01
 
 The latest quarter of each clean folder (in name order) is held out and never fitted on; the
-figures reported as held-out are measured on it with the new card, loaded as production loads it.`)
+figures reported as held-out are measured on it with the new card, loaded as production loads it.`,
+    )
     .action(async (o) => {
       const { runCalibrateCommand } = await import('./calibrate-cli.js');
       await runCalibrateCommand(o);

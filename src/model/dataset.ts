@@ -60,7 +60,8 @@ async function classEntries(root: string, dir: string, split?: SplitName): Promi
   }
   const entries: DatasetEntry[] = [];
   for (const name of found) {
-    for (const file of await imagesIn(folders.get(name)!)) entries.push({ path: relative(root, file), label: CLASS_FOLDERS[name]!, ...(split ? { split } : {}) });
+    for (const file of await imagesIn(folders.get(name)!))
+      entries.push({ path: relative(root, file), label: CLASS_FOLDERS[name]!, ...(split ? { split } : {}) });
   }
   return entries;
 }
@@ -68,7 +69,8 @@ async function classEntries(root: string, dir: string, split?: SplitName): Promi
 /** List every labelled image under `root`, with the split its folders give (if any). */
 export async function discoverDataset(root: string): Promise<{ entries: DatasetEntry[]; layout: string; presplit: boolean }> {
   const info = await stat(root).catch(() => undefined);
-  if (!info?.isDirectory()) throw new Error(`dataset ${root}: not a folder; pass --data with a folder holding cex/ + pg/ or 0/ + 1/ (optionally inside train/ valid/ test/)`);
+  if (!info?.isDirectory())
+    throw new Error(`dataset ${root}: not a folder; pass --data with a folder holding cex/ + pg/ or 0/ + 1/ (optionally inside train/ valid/ test/)`);
   const folders = await subfolders(root);
   const splits = [...folders.keys()].filter((name) => name in SPLIT_FOLDERS);
   let entries: DatasetEntry[] = [];
@@ -127,7 +129,11 @@ export async function loadDataset(root: string, options: LoadOptions): Promise<L
       const k = next++;
       try {
         const crop = await decodeCrop(await readFile(join(root, listed[k]!.path)), size);
-        decoded[k] = { input: crop.input, exactHash: dihedralExactHash(crop.rgb, crop.width, crop.height), perceptual: dihedralPerceptualHashes(crop.input, size) };
+        decoded[k] = {
+          input: crop.input,
+          exactHash: dihedralExactHash(crop.rgb, crop.width, crop.height),
+          perceptual: dihedralPerceptualHashes(crop.input, size),
+        };
       } catch (err) {
         unreadable.push({ path: listed[k]!.path, reason: (err as Error).message });
       }

@@ -13,8 +13,14 @@
 
 /** Dihedral transforms as (transpose, flipX, flipY). */
 const DIHEDRAL: ReadonlyArray<readonly [boolean, boolean, boolean]> = [
-  [false, false, false], [false, true, false], [false, false, true], [false, true, true],
-  [true, false, false], [true, true, false], [true, false, true], [true, true, true],
+  [false, false, false],
+  [false, true, false],
+  [false, false, true],
+  [false, true, true],
+  [true, false, false],
+  [true, true, false],
+  [true, false, true],
+  [true, true, true],
 ];
 
 /** 64-bit hash (two 32-bit lanes) of RGB pixels read in one orientation. */
@@ -65,31 +71,36 @@ export function dihedralPerceptualHashes(pixels: Uint8Array, side: number): Uint
   for (let y = 0; y < side; y++) for (let x = 0; x < side; x++) thumb[Math.floor(y / f) * DCT_N + Math.floor(x / f)]! += pixels[y * side + x]!;
   // Separable DCT-II, only the 8×8 lowest frequencies. coef[v][u]: v vertical, u horizontal.
   const rows = new Float64Array(DCT_N * DCT_K);
-  for (let y = 0; y < DCT_N; y++) for (let u = 0; u < DCT_K; u++) {
-    let s = 0;
-    for (let x = 0; x < DCT_N; x++) s += thumb[y * DCT_N + x]! * COS[u * DCT_N + x]!;
-    rows[y * DCT_K + u] = s;
-  }
+  for (let y = 0; y < DCT_N; y++)
+    for (let u = 0; u < DCT_K; u++) {
+      let s = 0;
+      for (let x = 0; x < DCT_N; x++) s += thumb[y * DCT_N + x]! * COS[u * DCT_N + x]!;
+      rows[y * DCT_K + u] = s;
+    }
   const coef = new Float64Array(DCT_K * DCT_K);
-  for (let v = 0; v < DCT_K; v++) for (let u = 0; u < DCT_K; u++) {
-    let s = 0;
-    for (let y = 0; y < DCT_N; y++) s += rows[y * DCT_K + u]! * COS[v * DCT_N + y]!;
-    coef[v * DCT_K + u] = s;
-  }
+  for (let v = 0; v < DCT_K; v++)
+    for (let u = 0; u < DCT_K; u++) {
+      let s = 0;
+      for (let y = 0; y < DCT_N; y++) s += rows[y * DCT_K + u]! * COS[v * DCT_N + y]!;
+      coef[v * DCT_K + u] = s;
+    }
   const out = new Uint32Array(DIHEDRAL.length * 2);
   const variant = new Float64Array(DCT_K * DCT_K);
   DIHEDRAL.forEach(([transpose, flipX, flipY], k) => {
-    for (let v = 0; v < DCT_K; v++) for (let u = 0; u < DCT_K; u++) {
-      // Output (v,u) reads source (u,v) when transposed; a flip along an axis negates the odd
-      // frequencies along that axis (of the source).
-      const sv = transpose ? u : v;
-      const su = transpose ? v : u;
-      let c = coef[sv * DCT_K + su]!;
-      if (flipX && su % 2 === 1) c = -c;
-      if (flipY && sv % 2 === 1) c = -c;
-      variant[v * DCT_K + u] = c;
-    }
-    const ac = Array.from(variant).slice(1).sort((a, b) => a - b);
+    for (let v = 0; v < DCT_K; v++)
+      for (let u = 0; u < DCT_K; u++) {
+        // Output (v,u) reads source (u,v) when transposed; a flip along an axis negates the odd
+        // frequencies along that axis (of the source).
+        const sv = transpose ? u : v;
+        const su = transpose ? v : u;
+        let c = coef[sv * DCT_K + su]!;
+        if (flipX && su % 2 === 1) c = -c;
+        if (flipY && sv % 2 === 1) c = -c;
+        variant[v * DCT_K + u] = c;
+      }
+    const ac = Array.from(variant)
+      .slice(1)
+      .sort((a, b) => a - b);
     const median = (ac[31]! + ac[32]!) / 2;
     let lo = 0;
     let hi = 0;
@@ -108,7 +119,7 @@ export function dihedralPerceptualHashes(pixels: Uint8Array, side: number): Uint
 function popcount32(v: number): number {
   v = v - ((v >>> 1) & 0x55555555);
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
-  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+  return Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24;
 }
 
 /** Smallest Hamming distance between a's identity hash and any orientation of b. */
@@ -191,6 +202,10 @@ export function findDuplicateGroups(items: readonly DuplicateItem[], nearBits = 
   }
   let groups = 0;
   let itemsInGroups = 0;
-  for (const size of sizes.values()) if (size > 1) { groups++; itemsInGroups += size; }
+  for (const size of sizes.values())
+    if (size > 1) {
+      groups++;
+      itemsInGroups += size;
+    }
   return { groupOf, groups, itemsInGroups, exactLinks, nearLinks };
 }

@@ -37,7 +37,14 @@ export interface EvaluateResult {
 /** Refuse cards whose preprocessing this evaluator does not reproduce (it feeds grey unit-scaled squashed crops). */
 function checkSupported(card: ModelCard, where: string): void {
   const i = card.input;
-  if (i.channels !== 1 || i.layout !== 'NHWC' || i.resize !== 'squash' || i.normalization !== 'unit' || i.width !== i.height || card.output.kind !== 'sigmoid') {
+  if (
+    i.channels !== 1 ||
+    i.layout !== 'NHWC' ||
+    i.resize !== 'squash' ||
+    i.normalization !== 'unit' ||
+    i.width !== i.height ||
+    card.output.kind !== 'sigmoid'
+  ) {
     throw new Error(
       `evaluate: ${where} describes input ${JSON.stringify(i)} / output ${card.output.kind}; this evaluator handles models from \`crystalwatch train\` (NHWC grey, square, squash, unit, sigmoid). Score other models with \`crystalwatch predict\`.`,
     );
@@ -98,7 +105,10 @@ export async function evaluate(options: EvaluateOptions): Promise<EvaluateResult
       threshold: card.threshold,
       embedding: pred.embedding ? { values: pred.embedding, dimensions: pred.dimensions } : null,
       history,
-      extra: { outOfDistribution: { crops: outOfDistribution, threshold: card.ood?.threshold ?? null }, dataset: { layout: data.layout, crops: data.entries.length, unreadable: data.unreadable.length } },
+      extra: {
+        outOfDistribution: { crops: outOfDistribution, threshold: card.ood?.threshold ?? null },
+        dataset: { layout: data.layout, crops: data.entries.length, unreadable: data.unreadable.length },
+      },
     });
     return { summary, reportDir, engine, crops: indices.length, outOfDistribution };
   } finally {

@@ -117,7 +117,7 @@ export function rocCurve(pPG: ArrayLike<number>, labels: ArrayLike<number>): { p
   let tp = 0;
   let fp = 0;
   let auc = 0;
-  for (let k = 0; k < order.length; ) {
+  for (let k = 0; k < order.length;) {
     const score = pPG[order[k]!]!;
     let dtp = 0;
     let dfp = 0;

@@ -15,7 +15,8 @@ export async function saveLayersModel(tf: Tf, model: tfTypes.LayersModel, dir: s
   let weightsBytes = 0;
   await model.save(
     tf.io.withSaveHandler(async (artifacts) => {
-      const weightData = artifacts.weightData instanceof ArrayBuffer ? artifacts.weightData : tf.io.concatenateArrayBuffers(artifacts.weightData as ArrayBuffer[]);
+      const weightData =
+        artifacts.weightData instanceof ArrayBuffer ? artifacts.weightData : tf.io.concatenateArrayBuffers(artifacts.weightData as ArrayBuffer[]);
       weightsBytes = weightData.byteLength;
       const json = {
         format: 'layers-model',

@@ -56,9 +56,12 @@ function imageShape(shape: number[] | undefined, layer: string): [number, number
 /** Transpose a [kh, kw, ci, co] kernel to ONNX's [co, ci, kh, kw]. */
 function hwioToOihw(values: Float32Array, [kh, kw, ci, co]: [number, number, number, number]): Float32Array {
   const out = new Float32Array(values.length);
-  for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) for (let i = 0; i < ci; i++) for (let o = 0; o < co; o++) {
-    out[((o * ci + i) * kh + y) * kw + x] = values[((y * kw + x) * ci + i) * co + o]!;
-  }
+  for (let y = 0; y < kh; y++)
+    for (let x = 0; x < kw; x++)
+      for (let i = 0; i < ci; i++)
+        for (let o = 0; o < co; o++) {
+          out[((o * ci + i) * kh + y) * kw + x] = values[((y * kw + x) * ci + i) * co + o]!;
+        }
   return out;
 }
 
@@ -72,7 +75,10 @@ export interface OnnxExportInfo {
 }
 
 /** Build the ONNX model bytes for a CrystalNet-style layers model (Conv2D, BN, ReLU, Add, GAP, Dropout, Dense). */
-export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVersion?: string; docString?: string } = {}): { bytes: Uint8Array; info: OnnxExportInfo } {
+export function layersModelToOnnx(
+  model: tfTypes.LayersModel,
+  meta: { producerVersion?: string; docString?: string } = {},
+): { bytes: Uint8Array; info: OnnxExportInfo } {
   const nodes: onnxProto.onnx.INodeProto[] = [];
   const initializers: onnxProto.onnx.ITensorProto[] = [];
   const outputOf = new Map<string, string>();
@@ -111,7 +117,8 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
         const [kh, kw, , co] = kshape;
         const strides = config.strides as [number, number];
         const dilation = config.dilationRate as number[] | number;
-        if ((Array.isArray(dilation) ? dilation : [dilation, dilation]).some((d) => d !== 1)) throw new Error(`ONNX export: ${name} uses dilation, not supported`);
+        if ((Array.isArray(dilation) ? dilation : [dilation, dilation]).some((d) => d !== 1))
+          throw new Error(`ONNX export: ${name} uses dilation, not supported`);
         const [c, h, w] = imageShape(shapeOf.get(x), name);
         let pads = [0, 0, 0, 0];
         let outH = Math.floor((h - kh) / strides[0]) + 1;
@@ -132,7 +139,13 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
         }
         const activation = config.activation as string;
         const convOut = activation === 'relu' ? `${name}_conv` : out;
-        nodes.push({ opType: 'Conv', input: inputs, output: [convOut], name, attribute: [ints('kernel_shape', [kh, kw]), ints('strides', strides), ints('pads', pads), ints('dilations', [1, 1]), int('group', 1)] });
+        nodes.push({
+          opType: 'Conv',
+          input: inputs,
+          output: [convOut],
+          name,
+          attribute: [ints('kernel_shape', [kh, kw]), ints('strides', strides), ints('pads', pads), ints('dilations', [1, 1]), int('group', 1)],
+        });
         if (activation === 'relu') nodes.push({ opType: 'Relu', input: [convOut], output: [out], name: `${name}_relu` });
         else if (activation !== 'linear') throw new Error(`ONNX export: ${name} has activation ${activation}, only relu/linear are supported`);
         shapeOf.set(out, [co, outH, outW]);
@@ -140,7 +153,8 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
       }
       case 'BatchNormalization': {
         const [gamma, beta, mean, variance] = weights;
-        if (!gamma || !beta || !mean || !variance) throw new Error(`ONNX export: ${name} needs scale, offset, mean and variance weights (center and scale on), got ${weights.length} tensors`);
+        if (!gamma || !beta || !mean || !variance)
+          throw new Error(`ONNX export: ${name} needs scale, offset, mean and variance weights (center and scale on), got ${weights.length} tensors`);
         const channels = gamma.shape[0]!;
         const names = ['scale', 'bias', 'mean', 'var'].map((s) => `${name}_${s}`);
         [gamma, beta, mean, variance].forEach((t, i) => initializers.push(floatTensor(names[i]!, [channels], t.dataSync() as Float32Array)));
@@ -198,7 +212,9 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
         continue;
       }
       default:
-        throw new Error(`ONNX export: layer ${name} of type ${cls} is not supported (supported: Conv2D, BatchNormalization, ReLU, Add, GlobalAveragePooling2D, Dropout, Dense)`);
+        throw new Error(
+          `ONNX export: layer ${name} of type ${cls} is not supported (supported: Conv2D, BatchNormalization, ReLU, Add, GlobalAveragePooling2D, Dropout, Dense)`,
+        );
     }
     outputOf.set(name, out);
   }
@@ -223,11 +239,22 @@ export function layersModelToOnnx(model: tfTypes.LayersModel, meta: { producerVe
   const bytes = onnx.ModelProto.encode(modelProto).finish();
   return {
     bytes,
-    info: { opset: ONNX_OPSET, irVersion: ONNX_IR_VERSION, input: { name: ONNX_INPUT, shape: ['batch', H, W, C], layout: 'NHWC' }, outputs, nodes: nodes.length, bytes: bytes.length },
+    info: {
+      opset: ONNX_OPSET,
+      irVersion: ONNX_IR_VERSION,
+      input: { name: ONNX_INPUT, shape: ['batch', H, W, C], layout: 'NHWC' },
+      outputs,
+      nodes: nodes.length,
+      bytes: bytes.length,
+    },
   };
 }
 
-export async function exportOnnx(model: tfTypes.LayersModel, path: string, meta: { producerVersion?: string; docString?: string } = {}): Promise<OnnxExportInfo> {
+export async function exportOnnx(
+  model: tfTypes.LayersModel,
+  path: string,
+  meta: { producerVersion?: string; docString?: string } = {},
+): Promise<OnnxExportInfo> {
   const { bytes, info } = layersModelToOnnx(model, meta);
   await writeFile(path, bytes);
   return info;

@@ -86,7 +86,16 @@ export function readOodStats(ood: Record<string, unknown>): { stats: OodStats; p
     const bad = variance?.findIndex((v) => !(v > 0)) ?? -1;
     if (variance && bad >= 0) problems.push(`${ood.var !== undefined ? 'ood.var' : 'ood.std'}[${bad}] must be > 0, got ${variance[bad]}`);
     if (problems.length || !variance) return { problems };
-    return { stats: { method: 'mahalanobis-diag-nearest-class', threshold: threshold as number, percentile, dimensions: d, classes: [{ name: 'train', mean, var: variance }] }, problems: [] };
+    return {
+      stats: {
+        method: 'mahalanobis-diag-nearest-class',
+        threshold: threshold as number,
+        percentile,
+        dimensions: d,
+        classes: [{ name: 'train', mean, var: variance }],
+      },
+      problems: [],
+    };
   }
 
   let method: OodMethod | undefined;
@@ -109,5 +118,8 @@ export function readOodStats(ood: Record<string, unknown>): { stats: OodStats; p
   const kinds = new Set(classes.map((c) => (c!.cholesky ? 'full' : 'diag')));
   if (kinds.size > 1) return { problems: ['ood.classes mix cholesky and var statistics; give every class the same kind (set ood.method)'] };
   const inferred: OodMethod = kinds.has('full') ? 'mahalanobis-full-nearest-class' : 'mahalanobis-diag-nearest-class';
-  return { stats: { method: method ?? inferred, threshold: threshold as number, percentile, dimensions: d, classes: classes as OodClassStats[] }, problems: [] };
+  return {
+    stats: { method: method ?? inferred, threshold: threshold as number, percentile, dimensions: d, classes: classes as OodClassStats[] },
+    problems: [],
+  };
 }

@@ -64,7 +64,9 @@ function classDistance(embedding: ArrayLike<number>, c: OodClassStats, d: number
 /** Distance to the nearest class, in units of that class's spread. ≥ 0. */
 export function oodScore(embedding: Float32Array | number[], stats: Pick<OodStats, 'classes' | 'dimensions'>): number {
   if (embedding.length !== stats.dimensions) {
-    throw new Error(`oodScore: embedding has ${embedding.length} values but the card's OOD statistics have ${stats.dimensions}; use the card that came with this model`);
+    throw new Error(
+      `oodScore: embedding has ${embedding.length} values but the card's OOD statistics have ${stats.dimensions}; use the card that came with this model`,
+    );
   }
   const scratch = new Float64Array(stats.dimensions);
   let best = Infinity;
@@ -73,7 +75,14 @@ export function oodScore(embedding: Float32Array | number[], stats: Pick<OodStat
 }
 
 /** Fit per-class statistics to embeddings (rows of `dimensions` values) and set the threshold. */
-export function fitOodStats(embeddings: Float32Array, labels: ArrayLike<number>, dimensions: number, classNames: readonly string[], percentile = 99.5, shrinkage = 0.01): OodStats {
+export function fitOodStats(
+  embeddings: Float32Array,
+  labels: ArrayLike<number>,
+  dimensions: number,
+  classNames: readonly string[],
+  percentile = 99.5,
+  shrinkage = 0.01,
+): OodStats {
   const n = labels.length;
   const d = dimensions;
   const classes: OodClassStats[] = classNames.map((name, label) => {
@@ -91,7 +100,7 @@ export function fitOodStats(embeddings: Float32Array, labels: ArrayLike<number>,
     }
     let trace = 0;
     for (let i = 0; i < d; i++) trace += cov[i * d + i]!;
-    const floor = (trace / d) || 1e-6;
+    const floor = trace / d || 1e-6;
     for (let i = 0; i < d; i++) for (let j = 0; j <= i; j++) cov[i * d + j] = (1 - shrinkage) * cov[i * d + j]! + (i === j ? shrinkage * floor : 0);
     const L = new Array<number>(rowStart(d)).fill(0);
     for (let i = 0; i < d; i++) {

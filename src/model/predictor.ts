@@ -58,7 +58,8 @@ export async function onnxPredictor(path: string): Promise<Predictor> {
   const hasEmbedding = session.outputNames.includes(ONNX_OUTPUT_EMBEDDING);
   const inputName = session.inputNames.includes(ONNX_INPUT) ? ONNX_INPUT : session.inputNames[0];
   const pgName = session.outputNames.includes(ONNX_OUTPUT_PG) ? ONNX_OUTPUT_PG : session.outputNames[0];
-  if (inputName === undefined || pgName === undefined) throw new Error(`model ${path}: has no ${inputName === undefined ? 'input' : 'output'}; expected ${ONNX_INPUT} -> ${ONNX_OUTPUT_PG}`);
+  if (inputName === undefined || pgName === undefined)
+    throw new Error(`model ${path}: has no ${inputName === undefined ? 'input' : 'output'}; expected ${ONNX_INPUT} -> ${ONNX_OUTPUT_PG}`);
   let closed = false;
   return {
     kind: 'onnx',

@@ -28,7 +28,12 @@ export async function refitOod(modelDir: string, dataDir: string, progress: (lin
   try {
     const pred = await predictAll(predictor, data.pixels, trainIdx, card.input.width);
     if (!pred.embedding) throw new Error(`refit OOD: ${onnxPath} has no embedding output (${card.output.embeddingName ?? 'embedding'})`);
-    const stats = fitOodStats(pred.embedding, trainIdx.map((i) => data.labels[i]!), pred.dimensions, CLASS_NAMES);
+    const stats = fitOodStats(
+      pred.embedding,
+      trainIdx.map((i) => data.labels[i]!),
+      pred.dimensions,
+      CLASS_NAMES,
+    );
     const cardPath = join(dir, 'card.json');
     const raw = JSON.parse(await readFile(cardPath, 'utf8'));
     raw.ood = stats;

@@ -64,14 +64,23 @@ export async function writeReport(dir: string, input: ReportInput): Promise<Repo
   await draw('threshold.png', thresholdSpec(sweep));
   if (input.history && input.history.length > 0) await draw('training.png', trainingSpec(input.history));
 
-  let embeddingSection: { dimensions: number; pcaExplainedVariance: [number, number]; kmeansK: number; kmeansPurity: number; clusterClassCounts: number[][] } | null = null;
+  let embeddingSection: {
+    dimensions: number;
+    pcaExplainedVariance: [number, number];
+    kmeansK: number;
+    kmeansPurity: number;
+    clusterClassCounts: number[][];
+  } | null = null;
   if (input.embedding && labels.length >= 2) {
     const { values, dimensions } = input.embedding;
     const n = labels.length;
     const { coords, explained } = pca2(values, n, dimensions);
     const clusters = kmeans(values, n, dimensions, 2, 1);
     // Cluster purity: the share of crops whose cluster's majority class is their own class.
-    const counts = [[0, 0], [0, 0]];
+    const counts = [
+      [0, 0],
+      [0, 0],
+    ];
     for (let r = 0; r < n; r++) counts[clusters[r]!]![labels[r]!]!++;
     const purity = (Math.max(...counts[0]!) + Math.max(...counts[1]!)) / n;
     const limit = Math.min(n, 2000);
@@ -80,7 +89,13 @@ export async function writeReport(dir: string, input: ReportInput): Promise<Repo
       const r = Math.floor(k * step);
       return { x: coords[r * 2]!, y: coords[r * 2 + 1]!, label: labels[r] === 1 ? 'pg' : 'cex', cluster: `k${clusters[r]}` };
     });
-    await draw('embedding.png', embeddingSpec(points, `Embeddings (PCA, ${(100 * (explained[0] + explained[1])).toFixed(0)} % of variance), k-means k=2 purity ${(100 * purity).toFixed(1)} %`));
+    await draw(
+      'embedding.png',
+      embeddingSpec(
+        points,
+        `Embeddings (PCA, ${(100 * (explained[0] + explained[1])).toFixed(0)} % of variance), k-means k=2 purity ${(100 * purity).toFixed(1)} %`,
+      ),
+    );
     embeddingSection = { dimensions, pcaExplainedVariance: explained, kmeansK: 2, kmeansPurity: purity, clusterClassCounts: counts };
   }
 
@@ -131,11 +146,19 @@ export async function writeReport(dir: string, input: ReportInput): Promise<Repo
     '',
   ];
   if (embeddingSection) {
-    md.push('## Embeddings', '', `k-means (k=2) on the ${embeddingSection.dimensions}-d embeddings agrees with the labels on ${(100 * embeddingSection.kmeansPurity).toFixed(1)} % of crops.`, '');
+    md.push(
+      '## Embeddings',
+      '',
+      `k-means (k=2) on the ${embeddingSection.dimensions}-d embeddings agrees with the labels on ${(100 * embeddingSection.kmeansPurity).toFixed(1)} % of crops.`,
+      '',
+    );
   }
   if (input.history?.length) {
     md.push('## Training', '', '| epoch | loss | acc | val loss | val acc | val F1 (PG) | lr | s |', '| --- | --- | --- | --- | --- | --- | --- | --- |');
-    for (const h of input.history) md.push(`| ${h.epoch} | ${fmt(h.loss)} | ${fmt(h.accuracy)} | ${fmt(h.valLoss)} | ${fmt(h.valAccuracy)} | ${fmt(h.valF1)} | ${h.learningRate.toExponential(2)} | ${h.seconds.toFixed(0)} |`);
+    for (const h of input.history)
+      md.push(
+        `| ${h.epoch} | ${fmt(h.loss)} | ${fmt(h.accuracy)} | ${fmt(h.valLoss)} | ${fmt(h.valAccuracy)} | ${fmt(h.valF1)} | ${h.learningRate.toExponential(2)} | ${h.seconds.toFixed(0)} |`,
+      );
     md.push('');
   }
   if (input.extra) {

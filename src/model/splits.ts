@@ -24,7 +24,12 @@ const DEFAULT_SHARES: [number, number, number] = [70, 25, 5];
  * size carved splits (default 70/25/5). Throws when a flat folder's shares leave a split empty
  * or when there is too little to carve from.
  */
-export function chooseSplits(data: Pick<LoadedDataset, 'root' | 'splitOf' | 'labels' | 'duplicates'>, shares: [number, number, number] | undefined, seed: number, presplit: boolean): Splits {
+export function chooseSplits(
+  data: Pick<LoadedDataset, 'root' | 'splitOf' | 'labels' | 'duplicates'>,
+  shares: [number, number, number] | undefined,
+  seed: number,
+  presplit: boolean,
+): Splits {
   const of = (name: SplitName, splitOf: SplitName[]) => splitOf.flatMap((s, i) => (s === name ? [i] : []));
   const given = data.splitOf;
   if (!presplit && shares && (shares[1] <= 0 || shares[2] <= 0)) {
@@ -48,7 +53,9 @@ export function chooseSplits(data: Pick<LoadedDataset, 'root' | 'splitOf' | 'lab
       if (!missing[name]) continue;
       const n = within.filter((s) => s === name).length;
       if (n === 0 || within.every((s) => s !== 'train')) {
-        throw new Error(`train: ${data.root} has no ${name} split and its train split (${trainIdx.length} crop${trainIdx.length === 1 ? '' : 's'}) is too small to carve one from; add a ${name}/ folder or more crops`);
+        throw new Error(
+          `train: ${data.root} has no ${name} split and its train split (${trainIdx.length} crop${trainIdx.length === 1 ? '' : 's'}) is too small to carve one from; add a ${name}/ folder or more crops`,
+        );
       }
       carved[name] = n;
     }

@@ -69,7 +69,9 @@ async function initBackend(order: TfBackendName[]): Promise<TfRuntime> {
       return { tf, backend: 'cpu', device: 'cpu', skipped };
     } catch (err) {
       const message = (err as Error).message.split('\n')[0]!;
-      skipped.push(`${name}: ${/Cannot find (package|module)/.test(message) ? 'not installed' : /tfjs_binding\.node/.test(message) ? 'installed without its native addon' : message}`);
+      skipped.push(
+        `${name}: ${/Cannot find (package|module)/.test(message) ? 'not installed' : /tfjs_binding\.node/.test(message) ? 'installed without its native addon' : message}`,
+      );
     }
   }
   throw new Error(`no TF.js backend could start (${skipped.join('; ')}); reinstall node_modules (npm ci)`);

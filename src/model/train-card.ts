@@ -60,7 +60,16 @@ export function buildCard(sources: CardSources): ModelCardInput {
     format: 'onnx',
     file: 'model.onnx',
     files: { onnx: 'model.onnx', tfjs: TFJS_MODEL_FILE },
-    input: { layout: 'NHWC', width: sources.settings.inputSize, height: sources.settings.inputSize, channels: 1, colorOrder: 'gray', resize: 'squash', normalization: 'unit', name: ONNX_INPUT },
+    input: {
+      layout: 'NHWC',
+      width: sources.settings.inputSize,
+      height: sources.settings.inputSize,
+      channels: 1,
+      colorOrder: 'gray',
+      resize: 'squash',
+      normalization: 'unit',
+      name: ONNX_INPUT,
+    },
     output: { kind: 'sigmoid', name: ONNX_OUTPUT_PG, embeddingName: ONNX_OUTPUT_EMBEDDING },
     threshold: 0.5,
     classNames: ['cex', 'pg'],
@@ -118,7 +127,9 @@ function provenanceSection({ options, settings, splitSeed, training, fit, backen
     seed,
     splitSeed,
     epochs: fit.history.length,
-    command: options.command ?? `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize} --width ${width} --dropout ${dropout}`,
+    command:
+      options.command ??
+      `crystalwatch train --data ${options.data} --out ${options.out} --epochs ${epochs} --batch-size ${batchSize} --lr ${lr} --seed ${seed} --input-size ${inputSize} --width ${width} --dropout ${dropout}`,
     trainedAt: new Date().toISOString(),
     epochsPlanned: epochs,
     bestEpoch: fit.best.epoch,

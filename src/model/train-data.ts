@@ -46,8 +46,13 @@ export async function loadTrainingData(options: TrainingDataOptions): Promise<Tr
   // The epoch is chosen on `valid`, the report is on `test`: never the same crops, never training crops.
   const presplit = data.entries.some((e) => e.split !== undefined);
   const splits = chooseSplits(data, split, splitSeed, presplit);
-  if (splits.train.length === 0) throw new Error(`train: the training split of ${root} is empty (${data.entries.length} crops); give more crops or a train/ folder`);
-  const count = (idx: number[]): SplitCount => ({ total: idx.length, pg: idx.filter((i) => data.labels[i] === 1).length, cex: idx.filter((i) => data.labels[i] === 0).length });
+  if (splits.train.length === 0)
+    throw new Error(`train: the training split of ${root} is empty (${data.entries.length} crops); give more crops or a train/ folder`);
+  const count = (idx: number[]): SplitCount => ({
+    total: idx.length,
+    pg: idx.filter((i) => data.labels[i] === 1).length,
+    cex: idx.filter((i) => data.labels[i] === 0).length,
+  });
   const splitCounts = { train: count(splits.train), valid: count(splits.valid), test: count(splits.test) };
   const loaded: TrainingData = { data, splits, splitCounts };
   describeData(loaded, splitSeed, options);
@@ -56,11 +61,17 @@ export async function loadTrainingData(options: TrainingDataOptions): Promise<Tr
 
 function describeData({ data, splits, splitCounts }: TrainingData, splitSeed: number, { progress, logger, splitSeedFrom }: TrainingDataOptions): void {
   for (const [name, n] of Object.entries(splits.carved)) {
-    progress(`no ${name}/ folder: ${n} crops of train/ set aside as the ${name} split (stratified, duplicate groups kept whole, split seed ${splitSeed})`, true);
+    progress(
+      `no ${name}/ folder: ${n} crops of train/ set aside as the ${name} split (stratified, duplicate groups kept whole, split seed ${splitSeed})`,
+      true,
+    );
   }
   const { duplicates, groupsAcrossGivenSplits } = data;
   const dupLine = `leakage guard: ${duplicates.groups} duplicate groups (${duplicates.itemsInGroups} crops; ${duplicates.exactLinks} exact rotation/flip copies, ${duplicates.nearLinks} near copies)${groupsAcrossGivenSplits ? `, ${groupsAcrossGivenSplits} of them span the given train/valid/test folders — the test score may be optimistic` : ', each kept within one split'}`;
-  progress(`data: ${data.entries.length} crops (${data.layout}), train ${splitCounts.train.total} / valid ${splitCounts.valid.total} / test ${splitCounts.test.total}${data.unreadable.length ? `, ${data.unreadable.length} unreadable skipped` : ''}`, true);
+  progress(
+    `data: ${data.entries.length} crops (${data.layout}), train ${splitCounts.train.total} / valid ${splitCounts.valid.total} / test ${splitCounts.test.total}${data.unreadable.length ? `, ${data.unreadable.length} unreadable skipped` : ''}`,
+    true,
+  );
   progress(dupLine, true);
   if (splitSeedFrom !== undefined) progress(`split seed ${splitSeed} (from ${splitSeedFrom})`, true);
   for (const u of data.unreadable.slice(0, 5)) logger.warn({ file: u.path, reason: u.reason }, 'skipped unreadable crop');

@@ -44,7 +44,10 @@ export async function buildStartModel(tf: Tf, settings: TrainSettings, init: str
   const optimizer = tf.train.adam(lr);
   model.compile({ optimizer, loss: 'binaryCrossentropy', metrics: ['accuracy'] });
   const cost = modelCost(model);
-  progress(`model: ${ARCHITECTURE_NAME}, ${cost.parameters} parameters, ${(cost.flopsPerImage / 1e6).toFixed(1)} MFLOPs/image, input ${inputSize}×${inputSize}×1`, true);
+  progress(
+    `model: ${ARCHITECTURE_NAME}, ${cost.parameters} parameters, ${(cost.flopsPerImage / 1e6).toFixed(1)} MFLOPs/image, input ${inputSize}×${inputSize}×1`,
+    true,
+  );
   return { model, optimizer, cost };
 }
 
@@ -67,7 +70,8 @@ interface FitContext {
 }
 
 /** Cosine decay to 5 % of the starting rate over the planned epochs (epoch counts from 1). */
-export const learningRateAt = (lr: number, epoch: number, epochs: number): number => lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * (epoch - 1)) / epochs)));
+export const learningRateAt = (lr: number, epoch: number, epochs: number): number =>
+  lr * (0.05 + 0.95 * 0.5 * (1 + Math.cos((Math.PI * (epoch - 1)) / epochs)));
 
 /** Trains up to `settings.epochs` epochs, stopping early; leaves the best epoch's weights in the model. */
 export async function fit(context: FitContext): Promise<FitResult> {
@@ -126,7 +130,10 @@ async function trainEpoch({ tf, start, settings, splits, progress }: FitContext,
     seen += n;
     const elapsed = (performance.now() - epochStart) / 1000;
     if (step === steps - 1 || step % 5 === 0) {
-      progress(`epoch ${epoch}/${settings.epochs} ${progressBar(step + 1, steps)} ${step + 1}/${steps} loss ${(lossSum / seen).toFixed(4)} acc ${(accSum / seen).toFixed(4)} ${(seen / Math.max(elapsed, 1e-3)).toFixed(0)} img/s`, false);
+      progress(
+        `epoch ${epoch}/${settings.epochs} ${progressBar(step + 1, steps)} ${step + 1}/${steps} loss ${(lossSum / seen).toFixed(4)} acc ${(accSum / seen).toFixed(4)} ${(seen / Math.max(elapsed, 1e-3)).toFixed(0)} img/s`,
+        false,
+      );
     }
   }
   return { loss: lossSum / seen, accuracy: accSum / seen, seen, seconds: (performance.now() - epochStart) / 1000 };

@@ -19,7 +19,12 @@ export interface Validation {
 }
 
 /** Scores the model behind `predictor` on the crops `validIdx` of `data`. */
-export async function scoreValidation(predictor: Predictor, data: Pick<LoadedDataset, 'pixels' | 'labels'>, validIdx: number[], inputSize: number): Promise<Validation> {
+export async function scoreValidation(
+  predictor: Predictor,
+  data: Pick<LoadedDataset, 'pixels' | 'labels'>,
+  validIdx: number[],
+  inputSize: number,
+): Promise<Validation> {
   const { pPG } = await predictAll(predictor, data.pixels, validIdx, inputSize);
   const labels = validIdx.map((i) => data.labels[i]!);
   const report = classificationReport(pPG, labels, 0.5);

@@ -43,7 +43,10 @@ export function resolveSettings(options: TrainSettingsInput): TrainSettings {
     ['--width', width, Number.isInteger(width) && width >= 1],
     ['--dropout', dropout, dropout >= 0 && dropout < 1],
   ] as const) {
-    if (!ok) throw new Error(`train: ${name} got ${value}; use a positive integer (epochs, batch size), a learning rate in (0, 1), or an input size that is a multiple of 32 (≥ 32)`);
+    if (!ok)
+      throw new Error(
+        `train: ${name} got ${value}; use a positive integer (epochs, batch size), a learning rate in (0, 1), or an input size that is a multiple of 32 (≥ 32)`,
+      );
   }
   return settings;
 }

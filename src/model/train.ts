@@ -99,7 +99,19 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const start = await buildStartModel(tf, settings, options.init, progress);
     const predictor = tfjsPredictor(tf, start.model);
     const fitted = await fit({ tf, start, predictor, settings, data: training.data, splits: training.splits, progress });
-    const result = await writeOutputs({ options, out, settings, splitSeed, training, runtime, start, predictor, fitted, parentTiling: parent.tiling, progress });
+    const result = await writeOutputs({
+      options,
+      out,
+      settings,
+      splitSeed,
+      training,
+      runtime,
+      start,
+      predictor,
+      fitted,
+      parentTiling: parent.tiling,
+      progress,
+    });
     log.info({ out, seconds: (performance.now() - t0) / 1000 }, 'training finished');
     return result;
   } finally {
@@ -132,10 +144,19 @@ async function writeOutputs(trained: Trained): Promise<TrainResult> {
   const { data, splits } = training;
   const { tf } = runtime;
   const trainPred = await predictAll(predictor, data.pixels, splits.train, settings.inputSize);
-  const ood = fitOodStats(trainPred.embedding!, splits.train.map((i) => data.labels[i]!), trainPred.dimensions, CLASS_NAMES, 99.5);
+  const ood = fitOodStats(
+    trainPred.embedding!,
+    splits.train.map((i) => data.labels[i]!),
+    trainPred.dimensions,
+    CLASS_NAMES,
+    99.5,
+  );
   const testPred = await predictAll(predictor, data.pixels, splits.test, settings.inputSize);
   await saveLayersModel(tf, start.model, out);
-  const onnx = await exportOnnx(start.model, join(out, 'model.onnx'), { producerVersion: tf.version_layers, docString: `${ARCHITECTURE_NAME} trained by crystalwatch train` });
+  const onnx = await exportOnnx(start.model, join(out, 'model.onnx'), {
+    producerVersion: tf.version_layers,
+    docString: `${ARCHITECTURE_NAME} trained by crystalwatch train`,
+  });
   const summary = await writeTestReport(trained, testPred);
   await writeFile(join(out, 'history.json'), JSON.stringify(fitted.history, null, 2));
   const card = buildCard({ ...trained, backend: runtime.backend, cost: start.cost, fit: fitted, onnx, ood, test: summary, testSplit: TEST_SPLIT });
@@ -154,7 +175,15 @@ async function writeOutputs(trained: Trained): Promise<TrainResult> {
     history: fitted.history,
     trainSeconds: fitted.trainSeconds,
     imagesPerSecond: fitted.imagesSeen / fitted.trainSeconds,
-    test: { split: TEST_SPLIT, f1: summary.f1, accuracy: summary.accuracy, precision: summary.precision, recall: summary.recall, auc: summary.auc, support: summary.support },
+    test: {
+      split: TEST_SPLIT,
+      f1: summary.f1,
+      accuracy: summary.accuracy,
+      precision: summary.precision,
+      recall: summary.recall,
+      auc: summary.auc,
+      support: summary.support,
+    },
     onnx,
     files,
     backend: runtime.backend,
@@ -175,8 +204,20 @@ async function writeTestReport({ options, out, training, runtime, fitted }: Trai
     history: fitted.history,
     extra: {
       dataset: { layout: data.layout, crops: data.entries.length, splits: splitCounts, unreadable: data.unreadable.length },
-      leakageGuard: { groups: duplicates.groups, cropsInGroups: duplicates.itemsInGroups, exactLinks: duplicates.exactLinks, nearLinks: duplicates.nearLinks, groupsAcrossGivenSplits: data.groupsAcrossGivenSplits },
-      training: { epochsRun: fitted.history.length, bestEpoch: fitted.best.epoch, seconds: fitted.trainSeconds, imagesPerSecond: fitted.imagesSeen / fitted.trainSeconds, backend: runtime.backend },
+      leakageGuard: {
+        groups: duplicates.groups,
+        cropsInGroups: duplicates.itemsInGroups,
+        exactLinks: duplicates.exactLinks,
+        nearLinks: duplicates.nearLinks,
+        groupsAcrossGivenSplits: data.groupsAcrossGivenSplits,
+      },
+      training: {
+        epochsRun: fitted.history.length,
+        bestEpoch: fitted.best.epoch,
+        seconds: fitted.trainSeconds,
+        imagesPerSecond: fitted.imagesSeen / fitted.trainSeconds,
+        backend: runtime.backend,
+      },
     },
   });
   return summary;

@@ -56,7 +56,15 @@ export function registerWasmTrainingKernels(tf: Tf): void {
         // Pad as the forward pass did, then crop what the last stride step never read.
         const needH = (info.outHeight - 1) * info.strideHeight + kh;
         const needW = (info.outWidth - 1) * info.strideWidth + kw;
-        let xp = top || bottom || left || right ? tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]]) : x;
+        let xp =
+          top || bottom || left || right
+            ? tf.pad(x, [
+                [0, 0],
+                [top, bottom],
+                [left, right],
+                [0, 0],
+              ])
+            : x;
         if (xp.shape[1] !== needH || xp.shape[2] !== needW) xp = tf.slice(xp, [0, 0, 0, 0], [-1, needH, needW, -1]);
         const xT = tf.transpose(xp, [3, 1, 2, 0]); // [ci, H, W, n]: batch becomes channels
         const dyF = tf.transpose(dy, [1, 2, 0, 3]); // [Ho, Wo, n, co]: dy becomes the filter
@@ -89,7 +97,14 @@ export function registerWasmTrainingKernels(tf: Tf): void {
         let d: tfTypes.Tensor4D = dy;
         if (sh > 1 || sw > 1) {
           // Dilate: put each dy value at (i·s, j·s) with zeros between, via pad + reshape.
-          const spread = tf.pad(dy.reshape([n, Ho, 1, Wo, 1, co]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+          const spread = tf.pad(dy.reshape([n, Ho, 1, Wo, 1, co]), [
+            [0, 0],
+            [0, 0],
+            [0, sh - 1],
+            [0, 0],
+            [0, sw - 1],
+            [0, 0],
+          ]);
           // The trailing (s−1) zero rows/columns are kept: they only shift the bottom/right
           // padding below, and cropping them would cost a strided copy.
           d = spread.reshape([n, Ho * sh, Wo * sw, co]) as tfTypes.Tensor4D;
@@ -102,13 +117,24 @@ export function registerWasmTrainingKernels(tf: Tf): void {
         // A negative pad means rows the forward pass never read: their gradient is zero, so
         // pad generously and crop to the input size afterwards.
         const p = (v: number) => Math.max(v, 0);
-        let dp = tf.pad(d, [[0, 0], [p(padTop), p(padBottom)], [p(padLeft), p(padRight)], [0, 0]]);
+        let dp = tf.pad(d, [
+          [0, 0],
+          [p(padTop), p(padBottom)],
+          [p(padLeft), p(padRight)],
+          [0, 0],
+        ]);
         if (padTop < 0 || padLeft < 0) dp = dp.slice([0, p(-padTop), p(-padLeft), 0], [-1, -1, -1, -1]);
         const rotated = tf.transpose(tf.reverse(filter, [0, 1]), [0, 1, 3, 2]); // [kh, kw, co, ci]
         let dx = tf.conv2d(dp, rotated, 1, 'valid');
         if (dx.shape[1] !== H || dx.shape[2] !== W) {
           dx = dx.slice([0, 0, 0, 0], [-1, Math.min(H, dx.shape[1]), Math.min(W, dx.shape[2]), -1]);
-          if (dx.shape[1] < H || dx.shape[2] < W) dx = tf.pad(dx, [[0, 0], [0, H - dx.shape[1]], [0, W - dx.shape[2]], [0, 0]]);
+          if (dx.shape[1] < H || dx.shape[2] < W)
+            dx = tf.pad(dx, [
+              [0, 0],
+              [0, H - dx.shape[1]],
+              [0, W - dx.shape[2]],
+              [0, 0],
+            ]);
         }
         if (dx.shape[3] !== ci) throw new Error(`Conv2DBackpropInput (wasm): got shape ${dx.shape.join('x')}, expected ${inputShape!.join('x')}`);
         return dx;

@@ -17,7 +17,6 @@ import { ALARM_VARIABLES, CAMERA_VARIABLES, opcUaValue, type CameraValues, type 
 
 type OpcUa = typeof import('node-opcua');
 
-
 export const NAMESPACE_URI = 'urn:crystalwatch';
 export const ROOT_PATH = 'crystalwatch';
 export const CAMERAS_PATH = `${ROOT_PATH}/Cameras`;

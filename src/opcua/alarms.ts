@@ -7,7 +7,17 @@
  * States follow OPC UA Part 9 (and ISA-18.2): raise → Active, Unacknowledged, Retain; resolve →
  * Inactive, Retain until acknowledged; acknowledge → Acknowledged, Retain while still active.
  */
-import type { AddressSpace, ISessionContext, MethodCallInterceptor, UAAlarmConditionEx, UAMethod, UAObject, UAObjectType, UAVariable, Variant } from 'node-opcua';
+import type {
+  AddressSpace,
+  ISessionContext,
+  MethodCallInterceptor,
+  UAAlarmConditionEx,
+  UAMethod,
+  UAObject,
+  UAObjectType,
+  UAVariable,
+  Variant,
+} from 'node-opcua';
 import type { Logger } from '../config/logger.js';
 import { cameraPath, type CameraNodes, type CrystalwatchNodes } from './address-space.js';
 import type { OpcUaServerOptions } from './options.js';
@@ -182,7 +192,10 @@ export class PgOnsetAlarms {
       await this.onAcknowledge(current.id, { by, comment });
       return StatusCodes.Good;
     } catch (err) {
-      this.logger.error({ err, alertId: current.id, by }, 'OPC UA acknowledgement refused: the alert lifecycle did not take it; the condition stays unacknowledged');
+      this.logger.error(
+        { err, alertId: current.id, by },
+        'OPC UA acknowledgement refused: the alert lifecycle did not take it; the condition stays unacknowledged',
+      );
       return StatusCodes.BadInternalError;
     } finally {
       // node-opcua runs the method body after the interceptors' promise settles (microtasks);

@@ -33,7 +33,10 @@ export class OpcUaAlertSink {
   private readonly refused = new Set<string>();
 
   /** `logger` gets one warning per camera the server has no room for. */
-  constructor(private readonly server: OpcUaServer, private readonly logger: Logger = silentLogger) {}
+  constructor(
+    private readonly server: OpcUaServer,
+    private readonly logger: Logger = silentLogger,
+  ) {}
 
   get target(): string {
     return this.server.endpointUrl;
@@ -63,7 +66,10 @@ export class OpcUaAlertSink {
       if (!CAMERA_LIMIT.test(message)) throw err;
       if (this.refused.has(alert.camera) || this.refused.size >= MAX_REFUSED_LOGGED) return;
       this.refused.add(alert.camera);
-      this.logger.warn({ camera: alert.camera, alertId: alert.id, err: message }, `OPC UA: PG alarms of camera ${alert.camera} are not shown (the server's camera limit); not retried. Raise opcua maxCameras`);
+      this.logger.warn(
+        { camera: alert.camera, alertId: alert.id, err: message },
+        `OPC UA: PG alarms of camera ${alert.camera} are not shown (the server's camera limit); not retried. Raise opcua maxCameras`,
+      );
     }
   }
 }
@@ -88,7 +94,10 @@ export function showCurrentAlerts(server: OpcUaServer, alerts: Alert[], logger: 
       server.raiseAlarm(pgAlarmOf(alert));
     } catch (err) {
       if (!CAMERA_LIMIT.test((err as Error).message)) throw err;
-      logger.warn({ camera: alert.camera, alertId: alert.id, err: (err as Error).message }, `OPC UA: the PG alarm of camera ${alert.camera} is not shown (the server's camera limit). Raise opcua maxCameras`);
+      logger.warn(
+        { camera: alert.camera, alertId: alert.id, err: (err as Error).message },
+        `OPC UA: the PG alarm of camera ${alert.camera} is not shown (the server's camera limit). Raise opcua maxCameras`,
+      );
       continue;
     }
     if (alert.acknowledgedAt) server.markAcknowledged(alert.id, alert.acknowledgedBy ?? 'unknown');

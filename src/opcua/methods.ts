@@ -21,7 +21,10 @@ export function addRunMethods(opcua: OpcUa, nodes: CrystalwatchNodes, hooks: Hoo
     browseName: 'StartRun',
     nodeId: `s=${ROOT_PATH}/StartRun`,
     description: 'Start a run (batch): frames from now on belong to RunId',
-    inputArguments: [{ name: 'RunId', dataType: DataType.String, description: { text: 'Run (batch) id: 1–64 letters, digits, ".", "_" or "-"' } }, cameraArgument],
+    inputArguments: [
+      { name: 'RunId', dataType: DataType.String, description: { text: 'Run (batch) id: 1–64 letters, digits, ".", "_" or "-"' } },
+      cameraArgument,
+    ],
     outputArguments: [],
   });
   const endRun = nodes.namespace.addMethod(nodes.root, {
@@ -34,7 +37,10 @@ export function addRunMethods(opcua: OpcUa, nodes: CrystalwatchNodes, hooks: Hoo
 
   /** Runs a hook after checking the ids; the result is the method's status. */
   const call = async (name: string, ids: { runId?: string; camera?: string }, hook: () => Promise<void> | void) => {
-    for (const [what, value] of [['run id', ids.runId], ['camera id', ids.camera]] as const) {
+    for (const [what, value] of [
+      ['run id', ids.runId],
+      ['camera id', ids.camera],
+    ] as const) {
       const problem = value === undefined ? undefined : identityProblem(what, value);
       if (problem) {
         logger.warn({ method: name, ...ids }, `OPC UA ${name} refused: ${problem}`);

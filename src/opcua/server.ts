@@ -107,7 +107,10 @@ export class OpcUaServer {
     if (this.closing) return;
     if (this.pending.admit(camera) === 'full') {
       if (this.pending.noteRefused(camera)) {
-        this.logger.warn({ camera, maxCameras: this.options.maxCameras }, `OPC UA: camera ${camera} not published, the server already shows ${this.options.maxCameras} cameras; raise opcua maxCameras`);
+        this.logger.warn(
+          { camera, maxCameras: this.options.maxCameras },
+          `OPC UA: camera ${camera} not published, the server already shows ${this.options.maxCameras} cameras; raise opcua maxCameras`,
+        );
       }
       return;
     }
@@ -119,7 +122,9 @@ export class OpcUaServer {
   raiseAlarm(alarm: PgAlarm): void {
     const running = this.require('raiseAlarm');
     if (this.pending.admit(alarm.camera) === 'full') {
-      throw new Error(`opcua: alert ${alarm.id} of camera ${alarm.camera} cannot be shown, the server already shows ${this.options.maxCameras} cameras; raise opcua maxCameras`);
+      throw new Error(
+        `opcua: alert ${alarm.id} of camera ${alarm.camera} cannot be shown, the server already shows ${this.options.maxCameras} cameras; raise opcua maxCameras`,
+      );
     }
     this.cameraNodes(running, alarm.camera);
     running.alarms.raise(alarm);

@@ -66,7 +66,12 @@ export class RunAggregator {
   readonly watched = new Map<string, { recordMs: number; capturedAtMs: number; tiles?: Tile[] }>();
   private readonly seen = new RecentKeys(50_000);
 
-  constructor(readonly runId: string, readonly labels: LabelBook = new LabelBook(), private readonly watch: ReadonlySet<string> = new Set(), private readonly trendPoints = 2000) {}
+  constructor(
+    readonly runId: string,
+    readonly labels: LabelBook = new LabelBook(),
+    private readonly watch: ReadonlySet<string> = new Set(),
+    private readonly trendPoints = 2000,
+  ) {}
 
   add(p: Prediction, raw: Record<string, unknown>, recordMs: number): void {
     if (p.runId !== this.runId) return;
@@ -116,8 +121,18 @@ export class RunAggregator {
     if (known) return known;
     if (this.cameras.size >= MAX_CAMERAS) return undefined;
     const created: CameraAggregate = {
-      camera: id, frames: 0, usable: 0, predictedPg: 0, predictedCex: 0, unusable: 0, unusableByReason: new Map(),
-      firstAtMs: atMs, lastAtMs: atMs, sumPPG: 0, confusion: { tp: 0, fp: 0, tn: 0, fn: 0 }, labelled: { pg: 0, cex: 0 },
+      camera: id,
+      frames: 0,
+      usable: 0,
+      predictedPg: 0,
+      predictedCex: 0,
+      unusable: 0,
+      unusableByReason: new Map(),
+      firstAtMs: atMs,
+      lastAtMs: atMs,
+      sumPPG: 0,
+      confusion: { tp: 0, fp: 0, tn: 0, fn: 0 },
+      labelled: { pg: 0, cex: 0 },
       trend: new TrendDownsampler(this.trendPoints),
     };
     this.cameras.set(id, created);
@@ -139,6 +154,14 @@ export class RunAggregator {
       return;
     }
     const kept = calibrationText.length < MAX_CALIBRATION_CHARS ? calibration : `${calibrationText}…`;
-    this.models.set(key, { model: p.model, backend: p.backend, device: p.device, ...(calibration !== undefined ? { calibration: kept } : {}), frames: 1, firstAtMs: atMs, lastAtMs: atMs });
+    this.models.set(key, {
+      model: p.model,
+      backend: p.backend,
+      device: p.device,
+      ...(calibration !== undefined ? { calibration: kept } : {}),
+      frames: 1,
+      firstAtMs: atMs,
+      lastAtMs: atMs,
+    });
   }
 }

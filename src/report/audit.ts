@@ -53,8 +53,20 @@ export function inForce<T extends { at: string }>(entries: T[], fromMs: number, 
   return [...before.values(), ...during];
 }
 
-export async function readAudit(source: AuditSource, runId: string, alertIds: ReadonlySet<string>, span: { fromMs: number; toMs: number }): Promise<AuditFigures> {
-  const figures: AuditFigures = { consulted: { records: 0, firstSeq: null, lastSeq: null }, run: {}, acknowledgements: [], deliveries: [], configs: [], calibrations: [] };
+export async function readAudit(
+  source: AuditSource,
+  runId: string,
+  alertIds: ReadonlySet<string>,
+  span: { fromMs: number; toMs: number },
+): Promise<AuditFigures> {
+  const figures: AuditFigures = {
+    consulted: { records: 0, firstSeq: null, lastSeq: null },
+    run: {},
+    acknowledgements: [],
+    deliveries: [],
+    configs: [],
+    calibrations: [],
+  };
   const configs: AuditFigures['configs'] = [];
   const calibrations: AuditFigures['calibrations'] = [];
   let after = 0;
@@ -68,7 +80,8 @@ export async function readAudit(source: AuditSource, runId: string, alertIds: Re
       const alertId = str(d.alertId);
       switch (r.kind) {
         case 'run.started':
-          if (d.runId === runId && !figures.run.startedAt) figures.run = { ...figures.run, startedAt: r.at, ...(str(d.source) ? { source: str(d.source) } : {}) };
+          if (d.runId === runId && !figures.run.startedAt)
+            figures.run = { ...figures.run, startedAt: r.at, ...(str(d.source) ? { source: str(d.source) } : {}) };
           break;
         case 'run.ended':
           if (d.runId === runId) figures.run = { ...figures.run, endedAt: r.at, ...(str(d.reason) ? { endReason: str(d.reason) } : {}) };
@@ -76,26 +89,46 @@ export async function readAudit(source: AuditSource, runId: string, alertIds: Re
         case 'alert.acknowledged':
           if (alertId && alertIds.has(alertId)) {
             push(figures.acknowledgements, {
-              alertId, who: str(d.who) ?? r.actor ?? 'unknown', when: str(d.when) ?? r.at, seq: r.seq,
-              ...(str(d.comment) ? { comment: str(d.comment) } : {}), ...(str(d.via) ? { via: str(d.via) } : {}),
+              alertId,
+              who: str(d.who) ?? r.actor ?? 'unknown',
+              when: str(d.when) ?? r.at,
+              seq: r.seq,
+              ...(str(d.comment) ? { comment: str(d.comment) } : {}),
+              ...(str(d.via) ? { via: str(d.via) } : {}),
             });
           }
           break;
         case 'alert.delivered':
           if (alertId && alertIds.has(alertId) && str(d.sink)) {
-            push(figures.deliveries, { alertId, sink: str(d.sink)!, at: r.at, ...(str(d.state) ? { state: str(d.state) } : {}), ...(num(d.attempts) ? { attempts: num(d.attempts) } : {}) });
+            push(figures.deliveries, {
+              alertId,
+              sink: str(d.sink)!,
+              at: r.at,
+              ...(str(d.state) ? { state: str(d.state) } : {}),
+              ...(num(d.attempts) ? { attempts: num(d.attempts) } : {}),
+            });
           }
           break;
         case 'config.loaded':
           push(configs, {
-            at: r.at, seq: r.seq, configSha256: str(d.configSha256) ?? '', modelCardSha256: str(d.modelCardSha256) ?? '', modelName: str(d.modelName) ?? '', modelVersion: str(d.modelVersion) ?? '',
+            at: r.at,
+            seq: r.seq,
+            configSha256: str(d.configSha256) ?? '',
+            modelCardSha256: str(d.modelCardSha256) ?? '',
+            modelName: str(d.modelName) ?? '',
+            modelVersion: str(d.modelVersion) ?? '',
             ...(typeof d.calibrated === 'boolean' ? { calibrated: d.calibrated } : {}),
           });
           break;
         case 'calibration.written':
           push(calibrations, {
-            at: r.at, seq: r.seq, modelName: str(d.modelName) ?? '', modelVersion: str(d.modelVersion) ?? '', modelCardSha256: str(d.modelCardSha256) ?? '',
-            ...(str(d.camera) ? { camera: str(d.camera) } : {}), ...(num(d.frames) !== undefined ? { frames: num(d.frames) } : {}),
+            at: r.at,
+            seq: r.seq,
+            modelName: str(d.modelName) ?? '',
+            modelVersion: str(d.modelVersion) ?? '',
+            modelCardSha256: str(d.modelCardSha256) ?? '',
+            ...(str(d.camera) ? { camera: str(d.camera) } : {}),
+            ...(num(d.frames) !== undefined ? { frames: num(d.frames) } : {}),
           });
           break;
         default:

@@ -34,27 +34,45 @@ export function trendSpec(camera: string, points: TrendPoint[], marks: TrendMark
       mark: { type: 'line', color: '#1f4e9c', strokeWidth: 1.5, interpolate: 'step-after' },
       encoding: { x, y: { field: 'max', type: 'quantitative', scale: { domain: [0, 1] } } },
     },
-    { data: { values: [{ y: marks.threshold ?? 0.5 }] }, mark: { type: 'rule', strokeDash: [4, 4], color: '#888888' }, encoding: { y: { field: 'y', type: 'quantitative' } } },
+    {
+      data: { values: [{ y: marks.threshold ?? 0.5 }] },
+      mark: { type: 'rule', strokeDash: [4, 4], color: '#888888' },
+      encoding: { y: { field: 'y', type: 'quantitative' } },
+    },
     ...marks.alarms.map((a) => ({
       data: { values: [{ t: a.fromMs, label: a.label }] },
       layer: [
         { mark: { type: 'rule', color: '#c0392b', strokeWidth: 2 }, encoding: { x } },
-        { mark: { type: 'text', color: '#c0392b', align: 'left', dx: 3, dy: -4, baseline: 'bottom' }, encoding: { x, y: { datum: 1 }, text: { field: 'label' } } },
+        {
+          mark: { type: 'text', color: '#c0392b', align: 'left', dx: 3, dy: -4, baseline: 'bottom' },
+          encoding: { x, y: { datum: 1 }, text: { field: 'label' } },
+        },
       ],
     })),
-    ...(marks.onsetMs === undefined ? [] : [{
-      data: { values: [{ t: marks.onsetMs, label: 'onset' }] },
-      layer: [
-        { mark: { type: 'rule', color: '#e67e22', strokeDash: [6, 3], strokeWidth: 1.5 }, encoding: { x } },
-        { mark: { type: 'text', color: '#e67e22', align: 'right', dx: -3, dy: 12, baseline: 'top' }, encoding: { x, y: { datum: 1 }, text: { field: 'label' } } },
-      ],
-    }]),
+    ...(marks.onsetMs === undefined
+      ? []
+      : [
+          {
+            data: { values: [{ t: marks.onsetMs, label: 'onset' }] },
+            layer: [
+              { mark: { type: 'rule', color: '#e67e22', strokeDash: [6, 3], strokeWidth: 1.5 }, encoding: { x } },
+              {
+                mark: { type: 'text', color: '#e67e22', align: 'right', dx: -3, dy: 12, baseline: 'top' },
+                encoding: { x, y: { datum: 1 }, text: { field: 'label' } },
+              },
+            ],
+          },
+        ]),
   ];
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     background: 'white',
     config: { font: 'sans-serif', view: { stroke: '#dddddd' } },
-    title: { text: `${camera}: P(PG) per frame`, subtitle: framesPerPoint > 1 ? `highest of every ${framesPerPoint} frames (blue), their mean (grey)` : 'every usable frame', anchor: 'start' },
+    title: {
+      text: `${camera}: P(PG) per frame`,
+      subtitle: framesPerPoint > 1 ? `highest of every ${framesPerPoint} frames (blue), their mean (grey)` : 'every usable frame',
+      anchor: 'start',
+    },
     width: 640,
     height: 180,
     layer: layers,

@@ -112,7 +112,12 @@ export async function collectRun(o: CollectOptions): Promise<Collected> {
   let malformed = 0;
   // A run started through the runs topic has a known start: read predictions from a little before
   // it, not the whole topic (a run from a camera's config has none: the whole topic is read).
-  const startedMs = Math.min(...runEvents.filter((e) => e.state === 'started').map((e) => Date.parse(e.at)).filter(Number.isFinite));
+  const startedMs = Math.min(
+    ...runEvents
+      .filter((e) => e.state === 'started')
+      .map((e) => Date.parse(e.at))
+      .filter(Number.isFinite),
+  );
   const second = await readTopics(o.kafka, {
     ...read,
     topics: [{ topic: o.topics.predictions, ...(Number.isFinite(startedMs) ? { fromTimestamp: startedMs - LOOKBACK_MS } : {}) }],
@@ -152,7 +157,11 @@ export async function collectRun(o: CollectOptions): Promise<Collected> {
     }
   };
   const allFound = () => pictures.size >= wanted.size;
-  const starts = [...wanted].flatMap((id) => [aggregator.watched.get(id)?.recordMs, aggregator.watched.get(id)?.capturedAtMs, Date.parse(evidenceOf.get(id)?.capturedAt ?? '')]);
+  const starts = [...wanted].flatMap((id) => [
+    aggregator.watched.get(id)?.recordMs,
+    aggregator.watched.get(id)?.capturedAtMs,
+    Date.parse(evidenceOf.get(id)?.capturedAt ?? ''),
+  ]);
   const firstEvidenceMs = Math.min(...starts.filter((t): t is number => t !== undefined && Number.isFinite(t)), ...alertList.map((a) => a.firstRecordedMs));
   const framesFrom = Number.isFinite(firstEvidenceMs) ? Math.max(0, firstEvidenceMs - LOOKBACK_MS) : undefined;
   const third = await readTopics(o.kafka, {
@@ -170,7 +179,10 @@ export async function collectRun(o: CollectOptions): Promise<Collected> {
   });
   third.missing.forEach((t) => missingTopics.add(t));
   if (!allFound() && framesFrom !== undefined && !missingTopics.has(o.topics.frames)) {
-    o.logger.info({ runId: o.runId, missing: wanted.size - pictures.size }, 'report: evidence frames not found near the alert; searching the whole frames topic');
+    o.logger.info(
+      { runId: o.runId, missing: wanted.size - pictures.size },
+      'report: evidence frames not found near the alert; searching the whole frames topic',
+    );
     await readTopics(o.kafka, { ...read, topics: [{ topic: o.topics.frames, done: allFound }], onRecord: onFrame });
   }
   for (const id of wanted) if (!pictures.has(id)) pictures.set(id, { error: 'frame not on the frames topic any more (retention) or never ingested' });

@@ -44,14 +44,17 @@ export function registerReportCommands(program: Command): void {
     .option('--topic-prefix <prefix>', 'topic name prefix', DEFAULT_TOPIC_PREFIX)
     .option('--no-pdf', 'skip the PDF (no Chromium needed)')
     .option('--json', 'print the result (paths and headline figures) as one JSON line on stdout')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Reads the run's predictions, alerts, labels, dead letters and the alerts' evidence frames up to
 where the topics end when it starts, then stops. The PDF is printed by headless Chromium
 (Debian package "chromium"; CRYSTALWATCH_CHROMIUM names another binary).
 
 Examples:
   crystalwatch report --run batch-0042 --out reports/batch-0042 --brokers 127.0.0.1:9092
-  crystalwatch report --run batch-0042 --out /tmp/r --no-pdf --json`)
+  crystalwatch report --run batch-0042 --out /tmp/r --no-pdf --json`,
+    )
     .action(async (opts: { run: string; out: string; brokers?: string; topicPrefix: string; pdf: boolean; json?: boolean }) => {
       const env = opts.brokers ? { ...process.env, KAFKA_BROKERS: opts.brokers } : process.env;
       const bus = busOptionsFromEnv(env);
@@ -60,14 +63,29 @@ Examples:
       const logger = createLogger({ level: process.env.CRYSTALWATCH_LOG_LEVEL ?? 'warn' });
       const out = path.resolve(opts.out);
       const result = await writeRunReport({
-        kafka: createKafka(bus), topics: topicNames(opts.topicPrefix), runId: opts.run, out, logger,
-        pdf: opts.pdf, maxMessageBytes: bus.maxMessageBytes, onProgress: progressLine(),
+        kafka: createKafka(bus),
+        topics: topicNames(opts.topicPrefix),
+        runId: opts.run,
+        out,
+        logger,
+        pdf: opts.pdf,
+        maxMessageBytes: bus.maxMessageBytes,
+        onProgress: progressLine(),
       });
       const f = result.figures;
       const summary = {
-        event: 'report', runId: f.runId, html: result.html, json: result.json, ...(result.pdf ? { pdf: result.pdf } : {}),
-        cameras: f.cameras.map((c) => c.camera), frames: f.totals.frames, unusable: f.totals.unusable, alerts: f.alerts.length,
-        acknowledged: f.acknowledgements.length, deadLettered: f.totals.deadLettered, span: f.span,
+        event: 'report',
+        runId: f.runId,
+        html: result.html,
+        json: result.json,
+        ...(result.pdf ? { pdf: result.pdf } : {}),
+        cameras: f.cameras.map((c) => c.camera),
+        frames: f.totals.frames,
+        unusable: f.totals.unusable,
+        alerts: f.alerts.length,
+        acknowledged: f.acknowledgements.length,
+        deadLettered: f.totals.deadLettered,
+        span: f.span,
       };
       if (opts.json) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {

@@ -101,13 +101,25 @@ export function acknowledgements(alerts: AlertSummary[], audit: AuditFigures | n
     fromAudit.delete(a.id);
     const comment = recorded?.comment ?? a.acknowledgedComment;
     out.push({
-      alertId: a.id, camera: a.camera, by: a.acknowledgedBy ?? recorded?.who ?? null, at: a.acknowledgedAt ?? recorded!.when,
-      ...(comment ? { comment } : {}), ...(recorded?.via ? { via: recorded.via } : {}),
+      alertId: a.id,
+      camera: a.camera,
+      by: a.acknowledgedBy ?? recorded?.who ?? null,
+      at: a.acknowledgedAt ?? recorded!.when,
+      ...(comment ? { comment } : {}),
+      ...(recorded?.via ? { via: recorded.via } : {}),
       source: a.acknowledgedAt && recorded ? 'alerts+audit' : recorded ? 'audit' : 'alerts',
     });
   }
   for (const r of fromAudit.values()) {
-    out.push({ alertId: r.alertId, camera: camera.get(r.alertId) ?? '', by: r.who, at: r.when, ...(r.comment ? { comment: r.comment } : {}), ...(r.via ? { via: r.via } : {}), source: 'audit' });
+    out.push({
+      alertId: r.alertId,
+      camera: camera.get(r.alertId) ?? '',
+      by: r.who,
+      at: r.when,
+      ...(r.comment ? { comment: r.comment } : {}),
+      ...(r.via ? { via: r.via } : {}),
+      source: 'audit',
+    });
   }
   return out.sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
 }
@@ -134,7 +146,11 @@ export function detection(cam: CameraAggregate, alerts: AlertSummary[]): Detecti
   const labelled = cam.firstPgLabel ? { at: iso(cam.firstPgLabel.atMs), frameId: cam.firstPgLabel.frameId, source: 'first-pg-labelled-frame' as const } : null;
   if (!pgAlert) {
     return {
-      alertId: null, onset: labelled, alarmAt: null, delaySeconds: null, emittedAfterSeconds: null,
+      alertId: null,
+      onset: labelled,
+      alarmAt: null,
+      delaySeconds: null,
+      emittedAfterSeconds: null,
       ...(labelled ? { note: `PG-labelled frames from ${labelled.at} but no PG alert in this run (missed)` } : {}),
     };
   }
@@ -179,30 +195,35 @@ export function runTimes(events: RunEvent[]): ReportFigures['run'] {
 
 export function buildFigures(input: FigureInputs): ReportFigures {
   const { aggregator, alerts } = input;
-  const cameras = [...aggregator.cameras.values()].sort((a, b) => a.camera.localeCompare(b.camera)).map((cam): CameraFigures => ({
-    camera: cam.camera,
-    frames: cam.frames,
-    usable: cam.usable,
-    unusable: cam.unusable,
-    unusableByReason: Object.fromEntries([...cam.unusableByReason].sort((a, b) => b[1] - a[1])),
-    predicted: { pg: cam.predictedPg, cex: cam.predictedCex },
-    labelled: { ...cam.labelled },
-    from: iso(cam.firstAtMs),
-    to: iso(cam.lastAtMs),
-    maxPPG: cam.max ? { pPG: cam.max.pPG, at: iso(cam.max.atMs), frameId: cam.max.frameId } : null,
-    meanPPG: cam.usable ? cam.sumPPG / cam.usable : null,
-    classification: classification(cam.confusion),
-    detection: detection(cam, alerts),
-    deadLettered: input.deadLetters.byCamera[cam.camera] ?? 0,
-    trend: { framesPerPoint: cam.trend.framesPerPoint, points: cam.trend.points() },
-  }));
+  const cameras = [...aggregator.cameras.values()]
+    .sort((a, b) => a.camera.localeCompare(b.camera))
+    .map((cam): CameraFigures => ({
+      camera: cam.camera,
+      frames: cam.frames,
+      usable: cam.usable,
+      unusable: cam.unusable,
+      unusableByReason: Object.fromEntries([...cam.unusableByReason].sort((a, b) => b[1] - a[1])),
+      predicted: { pg: cam.predictedPg, cex: cam.predictedCex },
+      labelled: { ...cam.labelled },
+      from: iso(cam.firstAtMs),
+      to: iso(cam.lastAtMs),
+      maxPPG: cam.max ? { pPG: cam.max.pPG, at: iso(cam.max.atMs), frameId: cam.max.frameId } : null,
+      meanPPG: cam.usable ? cam.sumPPG / cam.usable : null,
+      classification: classification(cam.confusion),
+      detection: detection(cam, alerts),
+      deadLettered: input.deadLetters.byCamera[cam.camera] ?? 0,
+      trend: { framesPerPoint: cam.trend.framesPerPoint, points: cam.trend.points() },
+    }));
   const sum = (pick: (c: CameraFigures) => number) => cameras.reduce((n, c) => n + pick(c), 0);
   const total: Confusion = { tp: 0, fp: 0, tn: 0, fn: 0 };
   for (const cam of aggregator.cameras.values()) for (const k of ['tp', 'fp', 'tn', 'fn'] as const) total[k] += cam.confusion[k];
   const froms = cameras.map((c) => Date.parse(c.from));
   const tos = cameras.map((c) => Date.parse(c.to));
   const notes = [...input.notes];
-  if (aggregator.omitted.frames) notes.push(`${aggregator.omitted.frames} frames of cameras beyond the first ${aggregator.cameras.size} are counted nowhere (too many cameras for one report)`);
+  if (aggregator.omitted.frames)
+    notes.push(
+      `${aggregator.omitted.frames} frames of cameras beyond the first ${aggregator.cameras.size} are counted nowhere (too many cameras for one report)`,
+    );
   if (aggregator.omitted.models) notes.push(`${aggregator.omitted.models} frames of further model variants are not listed`);
   if (aggregator.labels.dropped) notes.push(`${aggregator.labels.dropped} lab results were not kept (too many); precision/recall may count fewer frames`);
   return {

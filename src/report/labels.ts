@@ -19,7 +19,10 @@ export class LabelBook {
   /** Lab results not kept because a bound was reached. */
   dropped = 0;
 
-  constructor(private readonly maxFrameLabels = 200_000, private readonly maxSpans = 10_000) {}
+  constructor(
+    private readonly maxFrameLabels = 200_000,
+    private readonly maxSpans = 10_000,
+  ) {}
 
   add(message: LabelMessage): void {
     if ('frameId' in message) {

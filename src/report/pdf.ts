@@ -15,12 +15,18 @@ export function chromiumPath(env: NodeJS.ProcessEnv = process.env): string {
 
 export class ChromiumMissingError extends Error {
   constructor(readonly executablePath: string) {
-    super(`report: no Chromium at ${executablePath}, so no PDF was printed (report.html and report.json are written); install Debian's package "chromium" (apt-get install chromium), set CRYSTALWATCH_CHROMIUM to a Chromium binary, or pass --no-pdf`);
+    super(
+      `report: no Chromium at ${executablePath}, so no PDF was printed (report.html and report.json are written); install Debian's package "chromium" (apt-get install chromium), set CRYSTALWATCH_CHROMIUM to a Chromium binary, or pass --no-pdf`,
+    );
     this.name = 'ChromiumMissingError';
   }
 }
 
-export async function printPdf(html: string, path: string, options: { runId: string; version: string; executablePath?: string; timeoutMs?: number }): Promise<void> {
+export async function printPdf(
+  html: string,
+  path: string,
+  options: { runId: string; version: string; executablePath?: string; timeoutMs?: number },
+): Promise<void> {
   const executablePath = options.executablePath ?? chromiumPath();
   if (!existsSync(executablePath)) throw new ChromiumMissingError(executablePath);
   const timeout = options.timeoutMs ?? 120_000;

@@ -109,15 +109,28 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
   });
   let finish!: () => void;
   let fail!: (err: Error) => void;
-  const finished = new Promise<void>((resolve, reject) => { finish = resolve; fail = reject; });
+  const finished = new Promise<void>((resolve, reject) => {
+    finish = resolve;
+    fail = reject;
+  });
   finished.catch(() => undefined); // a failure before it is awaited (during connect) is not unhandled
   let lastProgressMs = Date.now();
-  const idleCheck = setInterval(() => {
-    if (Date.now() - lastProgressMs > idleTimeoutMs) {
-      const waiting = [...open].slice(0, 5).map((k) => { const r = ranges.get(k)!; return `${r.topic}[${r.partition}] at ${r.next} of ${r.end}`; });
-      fail(new Error(`report: no records for ${idleTimeoutMs} ms while reading ${waiting.join(', ')}${open.size > 5 ? ` and ${open.size - 5} more` : ''}; is the broker reachable and the topic readable?`));
-    }
-  }, Math.min(1000, idleTimeoutMs));
+  const idleCheck = setInterval(
+    () => {
+      if (Date.now() - lastProgressMs > idleTimeoutMs) {
+        const waiting = [...open].slice(0, 5).map((k) => {
+          const r = ranges.get(k)!;
+          return `${r.topic}[${r.partition}] at ${r.next} of ${r.end}`;
+        });
+        fail(
+          new Error(
+            `report: no records for ${idleTimeoutMs} ms while reading ${waiting.join(', ')}${open.size > 5 ? ` and ${open.size - 5} more` : ''}; is the broker reachable and the topic readable?`,
+          ),
+        );
+      }
+    },
+    Math.min(1000, idleTimeoutMs),
+  );
   const close = (key: string) => {
     if (!open.delete(key)) return;
     const r = ranges.get(key)!;

@@ -48,14 +48,23 @@ function detectionBlock(d: DetectionFigures): string {
   const rows: [string, string][] = [];
   if (d.onset) rows.push(['onset', `${time(d.onset.at)} — frame <code>${esc(d.onset.frameId)}</code>; taken from ${esc(ONSET_SOURCE[d.onset.source])}`]);
   else rows.push(['onset', 'no PG onset seen (no PG-labelled frame, no PG alert)']);
-  rows.push(['alarm', d.alarmAt ? `${time(d.alarmAt)} (alert <code>${esc(d.alertId)}</code> starts: capture time of the frame that tripped the detector)` : 'no PG alert in this run']);
+  rows.push([
+    'alarm',
+    d.alarmAt
+      ? `${time(d.alarmAt)} (alert <code>${esc(d.alertId)}</code> starts: capture time of the frame that tripped the detector)`
+      : 'no PG alert in this run',
+  ]);
   rows.push(['detection delay', d.delaySeconds === null ? '–' : `${duration(d.delaySeconds)} (alarm − onset)`]);
   if (d.emittedAfterSeconds !== null) {
     const odd = d.emittedAfterSeconds < 0 || d.emittedAfterSeconds > 3600 ? '; the camera and broker clocks differ, or the frames were replayed' : '';
     rows.push(['alert on the topic', `${duration(d.emittedAfterSeconds)} after the alarm frame's capture time (broker clock vs camera clock${odd})`]);
   }
   const note = d.note ? `<p class="note">${esc(d.note)}</p>` : '';
-  return `<h3>Onset and detection</h3>${table(['', ''], rows.map(([k, v]) => [esc(k), v]), 'kv')}${note}`;
+  return `<h3>Onset and detection</h3>${table(
+    ['', ''],
+    rows.map(([k, v]) => [esc(k), v]),
+    'kv',
+  )}${note}`;
 }
 
 export function classificationBlock(c: ClassificationFigures | null, labelled: { pg: number; cex: number }): string {
@@ -66,7 +75,14 @@ export function classificationBlock(c: ClassificationFigures | null, labelled: {
   const m = c.confusion;
   return `<h3>Precision and recall (PG positive, ${int(c.support)} labelled usable frames)</h3>
 ${table(['precision', 'recall', 'F1', 'accuracy'], [[ratio(c.precision), ratio(c.recall), ratio(c.f1), ratio(c.accuracy)]])}
-${table(['actual \\ predicted', 'cex', 'pg'], [['cex', int(m.tn), int(m.fp)], ['pg', int(m.fn), int(m.tp)]], 'confusion')}`;
+${table(
+  ['actual \\ predicted', 'cex', 'pg'],
+  [
+    ['cex', int(m.tn), int(m.fp)],
+    ['pg', int(m.fn), int(m.tp)],
+  ],
+  'confusion',
+)}`;
 }
 
 function qualityBlock(c: CameraFigures): string {
@@ -106,12 +122,23 @@ ${alerts.map((a) => evidenceBlock(a, view.evidence.get(a.id) ?? [])).join('\n')}
 
 export function alertsSection(f: ReportFigures): string {
   const rows = f.alerts.map((a) => [
-    `<code>${esc(a.id)}</code>`, esc(a.camera), esc(a.reason), esc(a.action), time(a.startsAt), time(a.endsAt), esc(a.state),
+    `<code>${esc(a.id)}</code>`,
+    esc(a.camera),
+    esc(a.reason),
+    esc(a.action),
+    time(a.startsAt),
+    time(a.endsAt),
+    esc(a.state),
     a.changes.map((c) => `${esc(c.kind)} ${time(c.recordedAt)}`).join('<br>'),
   ]);
   const acks = f.acknowledgements.map((a) => [
-    `<code>${esc(a.alertId)}</code>`, esc(a.camera), a.by ? `<strong class="ack-by">${esc(a.by)}</strong>` : '<em>not recorded</em>', time(a.at),
-    esc(a.comment ?? ''), esc(a.via ?? ''), esc(a.source === 'alerts+audit' ? 'alerts topic, audit trail' : a.source === 'audit' ? 'audit trail' : 'alerts topic'),
+    `<code>${esc(a.alertId)}</code>`,
+    esc(a.camera),
+    a.by ? `<strong class="ack-by">${esc(a.by)}</strong>` : '<em>not recorded</em>',
+    time(a.at),
+    esc(a.comment ?? ''),
+    esc(a.via ?? ''),
+    esc(a.source === 'alerts+audit' ? 'alerts topic, audit trail' : a.source === 'audit' ? 'audit trail' : 'alerts topic'),
   ]);
   return `<section id="alerts"><h2>Alerts and acknowledgements</h2>
 ${rows.length ? table(['alert', 'camera', 'reason', 'action', 'starts', 'ends', 'state', 'changes (on the alerts topic)'], rows) : '<p>No alerts in this run.</p>'}
@@ -143,10 +170,14 @@ function calibrationCell(calibration: unknown): string {
   const c = calibration as Record<string, unknown>;
   if (c && typeof c === 'object' && typeof c.status === 'string') {
     const words = [
-      c.status === 'calibrated' ? '<strong>calibrated</strong>' : `<strong>${esc(c.status)}</strong>${c.status === 'uncalibrated' ? ' (the default card: not refitted on this plant\'s frames)' : ''}`,
+      c.status === 'calibrated'
+        ? '<strong>calibrated</strong>'
+        : `<strong>${esc(c.status)}</strong>${c.status === 'uncalibrated' ? " (the default card: not refitted on this plant's frames)" : ''}`,
       typeof c.camera === 'string' ? `for camera ${esc(c.camera)}` : '',
       typeof c.calibratedAt === 'string' ? `on ${time(c.calibratedAt)}` : '',
-    ].filter(Boolean).join(' ');
+    ]
+      .filter(Boolean)
+      .join(' ');
     return `${words}${typeof c.note === 'string' ? `<br>${esc(c.note)}` : ''}`;
   }
   return `<pre>${esc(JSON.stringify(calibration, null, 2))}</pre>`;
@@ -154,9 +185,11 @@ function calibrationCell(calibration: unknown): string {
 
 export function modelSection(f: ReportFigures): string {
   const rows = f.models.map((m) => [
-    esc(m.model), esc(`${m.backend} (${m.device})`),
+    esc(m.model),
+    esc(`${m.backend} (${m.device})`),
     calibrationCell(m.calibration),
-    int(m.frames), `${time(m.from)} →<br>${time(m.to)}`,
+    int(m.frames),
+    `${time(m.from)} →<br>${time(m.to)}`,
   ]);
   return `<section id="model"><h2>Model and calibration</h2>
 ${rows.length ? table(['model', 'backend', 'calibration', 'frames', 'used'], rows) : '<p>No predictions: no model was used in this run.</p>'}
@@ -170,17 +203,40 @@ export function notesSection(f: ReportFigures): string {
 
 export function auditSection(f: ReportFigures): string {
   const a = f.audit;
-  if (!a) return `<section id="audit"><h2>Run record (audit trail)</h2><p>No audit trail was given to this report; acknowledgements are as the alerts topic carries them.</p></section>`;
+  if (!a)
+    return `<section id="audit"><h2>Run record (audit trail)</h2><p>No audit trail was given to this report; acknowledgements are as the alerts topic carries them.</p></section>`;
   const run: [string, string][] = [
     ['run started', a.run.startedAt ? `${time(a.run.startedAt)}${a.run.source ? ` (by ${esc(a.run.source)})` : ''}` : 'not recorded'],
     ['run ended', a.run.endedAt ? `${time(a.run.endedAt)}${a.run.endReason ? ` (${esc(a.run.endReason)})` : ''}` : 'not recorded'],
     ['records consulted', a.consulted.records ? `${int(a.consulted.records)} (seq ${a.consulted.firstSeq}–${a.consulted.lastSeq})` : 'the trail is empty'],
   ];
-  const configs = a.configs.map((c) => [time(c.at), esc(`${c.modelName} ${c.modelVersion}`), c.calibrated === undefined ? '–' : c.calibrated ? 'yes' : '<strong>no (uncalibrated default)</strong>', `<code>${esc(c.modelCardSha256)}</code>`, `<code>${esc(c.configSha256)}</code>`]);
-  const calibrations = a.calibrations.map((c) => [time(c.at), esc(c.camera ?? 'all cameras'), esc(`${c.modelName} ${c.modelVersion}`), c.frames === undefined ? '–' : int(c.frames), `<code>${esc(c.modelCardSha256)}</code>`]);
-  const deliveries = a.deliveries.map((d) => [`<code>${esc(d.alertId)}</code>`, esc(d.sink), esc(d.state ?? ''), d.attempts === undefined ? '–' : int(d.attempts), time(d.at)]);
+  const configs = a.configs.map((c) => [
+    time(c.at),
+    esc(`${c.modelName} ${c.modelVersion}`),
+    c.calibrated === undefined ? '–' : c.calibrated ? 'yes' : '<strong>no (uncalibrated default)</strong>',
+    `<code>${esc(c.modelCardSha256)}</code>`,
+    `<code>${esc(c.configSha256)}</code>`,
+  ]);
+  const calibrations = a.calibrations.map((c) => [
+    time(c.at),
+    esc(c.camera ?? 'all cameras'),
+    esc(`${c.modelName} ${c.modelVersion}`),
+    c.frames === undefined ? '–' : int(c.frames),
+    `<code>${esc(c.modelCardSha256)}</code>`,
+  ]);
+  const deliveries = a.deliveries.map((d) => [
+    `<code>${esc(d.alertId)}</code>`,
+    esc(d.sink),
+    esc(d.state ?? ''),
+    d.attempts === undefined ? '–' : int(d.attempts),
+    time(d.at),
+  ]);
   return `<section id="audit"><h2>Run record (audit trail)</h2>
-${table(['', ''], run.map(([k, v]) => [esc(k), v]), 'kv')}
+${table(
+  ['', ''],
+  run.map(([k, v]) => [esc(k), v]),
+  'kv',
+)}
 <h3>Configuration and model card in force</h3>
 ${configs.length ? table(['loaded', 'model', 'calibrated', 'model card sha256', 'configuration sha256'], configs) : '<p>No configuration record before or during the run.</p>'}
 <h3>Calibrations</h3>

@@ -75,7 +75,13 @@ async function renderCharts(figures: ReportFigures): Promise<Map<string, string>
         label: a.reason === 'camera-silent' ? 'camera silent' : `alarm ${a.acknowledgedBy ? `(ack ${a.acknowledgedBy})` : ''}`.trim(),
       }));
     const onset = cam.detection.onset ? Date.parse(cam.detection.onset.at) : undefined;
-    charts.set(cam.camera, await renderSvg(trendSpec(cam.camera, cam.trend.points, { alarms, ...(onset !== undefined ? { onsetMs: onset } : {}) }, cam.trend.framesPerPoint), `chart${i}`));
+    charts.set(
+      cam.camera,
+      await renderSvg(
+        trendSpec(cam.camera, cam.trend.points, { alarms, ...(onset !== undefined ? { onsetMs: onset } : {}) }, cam.trend.framesPerPoint),
+        `chart${i}`,
+      ),
+    );
   }
   return charts;
 }
@@ -91,8 +97,13 @@ export async function writeRunReport(options: RunReportOptions): Promise<RunRepo
   await mkdir(options.out, { recursive: true });
 
   const collected = await collectRun({
-    kafka, topics: options.topics, runId: options.runId, logger: log,
-    maxMessageBytes: options.maxMessageBytes, idleTimeoutMs: options.idleTimeoutMs, trendPoints: options.trendPoints,
+    kafka,
+    topics: options.topics,
+    runId: options.runId,
+    logger: log,
+    maxMessageBytes: options.maxMessageBytes,
+    idleTimeoutMs: options.idleTimeoutMs,
+    trendPoints: options.trendPoints,
     onProgress: progress,
   });
   const generatedAt = (options.now ?? (() => new Date()))();
@@ -104,25 +115,38 @@ export async function writeRunReport(options: RunReportOptions): Promise<RunRepo
   const aggregator = collected.aggregator;
   const audit = options.audit
     ? await readAudit(options.audit, options.runId, new Set(alerts.map((a) => a.id)), {
-      fromMs: Number.isFinite(aggregator.firstRecordMs) ? aggregator.firstRecordMs : generatedAt.getTime(),
-      toMs: Number.isFinite(aggregator.lastRecordMs) ? aggregator.lastRecordMs : generatedAt.getTime(),
-    })
+        fromMs: Number.isFinite(aggregator.firstRecordMs) ? aggregator.firstRecordMs : generatedAt.getTime(),
+        toMs: Number.isFinite(aggregator.lastRecordMs) ? aggregator.lastRecordMs : generatedAt.getTime(),
+      })
     : null;
-  const figures = buildFigures({ runId: options.runId, version, generatedAt, aggregator, alerts, deadLetters: deadLetterFigures, audit, runEvents: collected.runEvents, notes });
+  const figures = buildFigures({
+    runId: options.runId,
+    version,
+    generatedAt,
+    aggregator,
+    alerts,
+    deadLetters: deadLetterFigures,
+    audit,
+    runEvents: collected.runEvents,
+    notes,
+  });
 
   progress('charts', 0, figures.cameras.length);
   const charts = await renderCharts(figures);
   const evidence = new Map<string, EvidenceItem[]>();
   for (const alert of alerts) {
     const frames = new Map(alert.evidence.frames.map((f) => [f.frameId, f]));
-    evidence.set(alert.id, (collected.chosen.get(alert.id) ?? []).map((id) => {
-      const frame = frames.get(id)!;
-      const picture = collected.pictures.get(id);
-      const item: EvidenceItem = { frameId: id, capturedAt: frame.capturedAt, pPG: frame.pPG };
-      if (picture && 'dataUri' in picture) item.picture = picture;
-      else item.missing = picture?.error ?? 'not found';
-      return item;
-    }));
+    evidence.set(
+      alert.id,
+      (collected.chosen.get(alert.id) ?? []).map((id) => {
+        const frame = frames.get(id)!;
+        const picture = collected.pictures.get(id);
+        const item: EvidenceItem = { frameId: id, capturedAt: frame.capturedAt, pPG: frame.pPG };
+        if (picture && 'dataUri' in picture) item.picture = picture;
+        else item.missing = picture?.error ?? 'not found';
+        return item;
+      }),
+    );
   }
   const view: ReportView = { figures, charts, evidence };
 

@@ -16,7 +16,8 @@ export function listRuns(control: RunControl): ApiAnswer {
 }
 
 export async function changeRun(control: RunControl, body: unknown, by: string): Promise<ApiAnswer> {
-  if (body === null || typeof body !== 'object') return { status: 400, body: { error: 'body must be a JSON object such as {"action":"start","runId":"B-42","camera":"cam-1"}' } };
+  if (body === null || typeof body !== 'object')
+    return { status: 400, body: { error: 'body must be a JSON object such as {"action":"start","runId":"B-42","camera":"cam-1"}' } };
   const { action, runId, camera } = body as Record<string, unknown>;
   if (camera !== undefined && typeof camera !== 'string') return { status: 400, body: { error: `camera must be a string, got ${JSON.stringify(camera)}` } };
   if (runId !== undefined && typeof runId !== 'string') return { status: 400, body: { error: `runId must be a string, got ${JSON.stringify(runId)}` } };

@@ -48,10 +48,14 @@ export function registerRunControlCommands(program: Command): void {
   common(runControl.command('start').description('start a run on one camera (or every camera without --camera)'))
     .requiredOption('--run <id>', 'run (batch) id')
     .option('--camera <id>', 'camera id')
-    .action(async (o: Target & { run: string; camera?: string }) => print(await call(o, 'POST', { action: 'start', runId: o.run, ...(o.camera ? { camera: o.camera } : {}) })));
+    .action(async (o: Target & { run: string; camera?: string }) =>
+      print(await call(o, 'POST', { action: 'start', runId: o.run, ...(o.camera ? { camera: o.camera } : {}) })),
+    );
   common(runControl.command('end').description("end a camera's run (or every open run without --camera)"))
     .option('--run <id>', 'only the run with this id')
     .option('--camera <id>', 'camera id')
-    .action(async (o: Target & { run?: string; camera?: string }) => print(await call(o, 'POST', { action: 'end', ...(o.run ? { runId: o.run } : {}), ...(o.camera ? { camera: o.camera } : {}) })));
+    .action(async (o: Target & { run?: string; camera?: string }) =>
+      print(await call(o, 'POST', { action: 'end', ...(o.run ? { runId: o.run } : {}), ...(o.camera ? { camera: o.camera } : {}) })),
+    );
   common(runControl.command('list').description('the open runs')).action(async (o: Target) => print(await call(o, 'GET')));
 }

@@ -107,7 +107,11 @@ export class RunControl extends StageLifecycle {
     clearTimeout(timer);
     this.stopCatchUp = undefined;
     this.throwIfClosed('start()');
-    if (timedOut) this.logger.warn({ topic: topics.runs, timeoutMs: limit }, 'runs: could not read the runs topic to its end in time; run state may be stale until it catches up');
+    if (timedOut)
+      this.logger.warn(
+        { topic: topics.runs, timeoutMs: limit },
+        'runs: could not read the runs topic to its end in time; run state may be stale until it catches up',
+      );
     this.catchUpDone = true;
     this.logger.info({ open: this.book.list() }, 'runs: state restored');
   }
@@ -139,7 +143,9 @@ export class RunControl extends StageLifecycle {
    */
   async endRun(request: Omit<RunRequest, 'runId'> & { runId?: string }): Promise<OpenRun[]> {
     const runs = this.book.matching(request.camera).filter((r) => request.runId === undefined || r.runId === request.runId);
-    const events = runs.map((r) => this.event({ runId: r.runId, ...(r.camera ? { camera: r.camera } : {}), by: request.by, source: request.source, state: 'ended' }));
+    const events = runs.map((r) =>
+      this.event({ runId: r.runId, ...(r.camera ? { camera: r.camera } : {}), by: request.by, source: request.source, state: 'ended' }),
+    );
     if (events.length === 0) return [];
     await this.send(events);
     return runs;
@@ -173,14 +179,21 @@ export class RunControl extends StageLifecycle {
     for (const event of events) {
       this.throwIfClosed('sending a run event');
       if (!this.producer) throw new Error('runs: RunControl is not started; call start() first');
-      const [written] = await this.producer.send({ topic: this.options.topics.runs, messages: [{ key: event.camera ?? ALL_CAMERAS, value: encodeJson(event) }] });
+      const [written] = await this.producer.send({
+        topic: this.options.topics.runs,
+        messages: [{ key: event.camera ?? ALL_CAMERAS, value: encodeJson(event) }],
+      });
       if (!written?.baseOffset) continue;
       const folded = this.untilFolded(written.partition, BigInt(written.baseOffset));
       let timer: NodeJS.Timeout | undefined;
       const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), 10_000)));
       const outcome = await Promise.race([folded.then(() => 'done' as const), late]);
       clearTimeout(timer);
-      if (outcome === 'late') this.logger.warn({ runId: event.runId }, 'runs: the run event is on the topic but not read back after 10 s; this process will apply it when it arrives');
+      if (outcome === 'late')
+        this.logger.warn(
+          { runId: event.runId },
+          'runs: the run event is on the topic but not read back after 10 s; this process will apply it when it arrives',
+        );
     }
   }
 

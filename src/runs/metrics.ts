@@ -8,12 +8,17 @@ import { KnownCameras } from '../bus/known-cameras.js';
 import { once } from '../config/prometheus.js';
 
 export function runInfo(registry: Registry, known: KnownCameras): (camera: string, runId: string) => void {
-  const gauge = once(registry, 'crystalwatch_run_info', () => new Gauge({
-    name: 'crystalwatch_run_info',
-    help: 'The run (batch) of each camera\'s latest prediction (value 1; one series per camera).',
-    labelNames: ['camera', 'run'] as const,
-    registers: [registry],
-  }));
+  const gauge = once(
+    registry,
+    'crystalwatch_run_info',
+    () =>
+      new Gauge({
+        name: 'crystalwatch_run_info',
+        help: "The run (batch) of each camera's latest prediction (value 1; one series per camera).",
+        labelNames: ['camera', 'run'] as const,
+        registers: [registry],
+      }),
+  );
   const current = new Map<string, string>();
   return (camera, runId) => {
     if (current.get(camera) === runId || !known.admit(camera)) return;

@@ -51,7 +51,8 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
     { method: 'GET', path: '/metrics', handle: async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType }) },
     { method: 'GET', path: '/healthz', handle: () => ({ status: 200, body: { status: 'ok' } }) },
     {
-      method: 'GET', path: '/readyz',
+      method: 'GET',
+      path: '/readyz',
       handle: () => {
         const answer = health ? health() : { ready: true, checks: {} };
         return { status: answer.ready ? 200 : 503, body: answer };
@@ -59,7 +60,9 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
     },
     { method: 'GET', path: '/api/alerts', handle: () => ({ status: 200, body: [...(alerts?.list() ?? [])].sort(newestFirst) }) },
     {
-      method: 'POST', path: '/api/alerts/:id/ack', mutating: true,
+      method: 'POST',
+      path: '/api/alerts/:id/ack',
+      mutating: true,
       handle: async ({ params, readJson }) => {
         const body = await readJson();
         const by = optionalText(body, 'by', MAX_BY_LENGTH);
@@ -71,7 +74,8 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
     },
     { method: 'GET', path: '/api/cameras', handle: () => ({ status: 200, body: cameras.list() }) },
     {
-      method: 'GET', path: '/api/frames/:frameId/thumbnail',
+      method: 'GET',
+      path: '/api/frames/:frameId/thumbnail',
       handle: ({ params }) => {
         const thumb = thumbnails.get(params.frameId!);
         if (!thumb) throw new HttpError(404, `no thumbnail for frame ${JSON.stringify(params.frameId)} (only recent frames and alert evidence are kept)`);
@@ -80,11 +84,17 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
       },
     },
     {
-      method: 'GET', path: '/api/cameras/:camera/latest.jpg',
+      method: 'GET',
+      path: '/api/cameras/:camera/latest.jpg',
       handle: ({ params }) => {
         const thumb = thumbnails.latestFor(params.camera!);
         if (!thumb) throw new HttpError(404, `no frame seen yet from camera ${JSON.stringify(params.camera)}`);
-        return { status: 200, body: thumb.jpeg, contentType: 'image/jpeg', headers: { 'cache-control': 'no-store', 'x-frame-id': encodeURIComponent(thumb.frameId) } };
+        return {
+          status: 200,
+          body: thumb.jpeg,
+          contentType: 'image/jpeg',
+          headers: { 'cache-control': 'no-store', 'x-frame-id': encodeURIComponent(thumb.frameId) },
+        };
       },
     },
   ];

@@ -19,7 +19,10 @@ export const ACK_DISABLED_NOTICE = 'acknowledgement needs a token (web.token) on
 
 /** 127.0.0.0/8, ::1 (and IPv4-mapped forms) or the name `localhost`. Anything else may be reachable from elsewhere. */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  const h = host
+    .trim()
+    .toLowerCase()
+    .replace(/^\[|\]$/g, '');
   if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
   const v4 = h.startsWith('::ffff:') ? h.slice('::ffff:'.length) : h;
   return isIP(v4) === 4 && v4.startsWith('127.');
@@ -48,9 +51,13 @@ export class AckGuard {
 
   /** Why this request may not acknowledge, or undefined when it may. */
   refusal(req: IncomingMessage): AckRefusal | undefined {
-    if (!this.originAllowed(req)) return { status: 403, message: `origin ${req.headers.origin} may not acknowledge alerts; add it to the web server's allowedOrigins` };
+    if (!this.originAllowed(req))
+      return { status: 403, message: `origin ${req.headers.origin} may not acknowledge alerts; add it to the web server's allowedOrigins` };
     if (this.mode === 'disabled') {
-      return { status: 403, message: `acknowledging without a token is allowed only when the web server listens on loopback, and it listens on ${this.options.host}; set web.token (CRYSTALWATCH_WEB_TOKEN, at least 8 characters) or bind web.host to 127.0.0.1` };
+      return {
+        status: 403,
+        message: `acknowledging without a token is allowed only when the web server listens on loopback, and it listens on ${this.options.host}; set web.token (CRYSTALWATCH_WEB_TOKEN, at least 8 characters) or bind web.host to 127.0.0.1`,
+      };
     }
     if (this.mode === 'loopback-only') {
       const from = req.socket.remoteAddress ?? '';
@@ -58,10 +65,16 @@ export class AckGuard {
       // matching Origin); only a loopback Host proves the browser meant this machine.
       const host = hostOf(req.headers.host);
       if (!isLoopbackHost(host)) {
-        return { status: 403, message: `acknowledging without a token needs a loopback Host header (127.0.0.1, [::1] or localhost), got ${JSON.stringify(req.headers.host ?? '')}; set web.token to acknowledge through another name` };
+        return {
+          status: 403,
+          message: `acknowledging without a token needs a loopback Host header (127.0.0.1, [::1] or localhost), got ${JSON.stringify(req.headers.host ?? '')}; set web.token to acknowledge through another name`,
+        };
       }
       if (isLoopbackHost(from)) return undefined;
-      return { status: 403, message: `acknowledging without a token is allowed from this machine only, not from ${from}; set web.token (CRYSTALWATCH_WEB_TOKEN) to acknowledge from elsewhere` };
+      return {
+        status: 403,
+        message: `acknowledging without a token is allowed from this machine only, not from ${from}; set web.token (CRYSTALWATCH_WEB_TOKEN) to acknowledge from elsewhere`,
+      };
     }
     const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '');
     if (!match) return { status: 401, message: 'this endpoint needs Authorization: Bearer <token> (the token configured for the web server)' };

@@ -57,7 +57,10 @@ export interface Route {
 
 /** An answer with this status and `{ error: message }`; the server sends it as JSON. */
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
     this.name = 'HttpError';
   }
@@ -120,7 +123,8 @@ export class RouteTable {
       compiled = { pattern: route.path, regex: new RegExp(`^${source.join('/')}$`), names, routes: [] };
       this.patterns.push(compiled);
     }
-    if (compiled.routes.some((r) => r.method === route.method)) throw new Error(`web: route ${route.method} ${route.path} is defined twice; each method and path may have one handler`);
+    if (compiled.routes.some((r) => r.method === route.method))
+      throw new Error(`web: route ${route.method} ${route.path} is defined twice; each method and path may have one handler`);
     compiled.routes.push(route);
   }
 }

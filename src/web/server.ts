@@ -82,7 +82,8 @@ export class WebServer {
     if (!options.registry) throw new Error('web: options.registry is required (the process prom-client Registry)');
     const port = options.port ?? DEFAULT_WEB_PORT;
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`web: port must be an integer 0..65535, got ${String(options.port)}`);
-    if (options.token !== undefined && options.token.length < 8) throw new Error(`web: token must be at least 8 characters (got ${options.token.length}); generate one with \`openssl rand -hex 16\``);
+    if (options.token !== undefined && options.token.length < 8)
+      throw new Error(`web: token must be at least 8 characters (got ${options.token.length}); generate one with \`openssl rand -hex 16\``);
     this.host = options.host ?? DEFAULT_WEB_HOST;
     this.requestedPort = port;
     this.logger = options.logger ?? silentLogger; // the app passes a child logger already named for this stage
@@ -124,7 +125,12 @@ export class WebServer {
     this.feed.attach(server);
     this.server = server;
     await new Promise<void>((resolvePromise, reject) => {
-      const onError = (err: Error) => reject(new Error(`web: cannot listen on ${this.host}:${this.requestedPort}: ${err.message}; pick another port (CRYSTALWATCH_WEB_PORT, or 0 for any) or stop what holds it`));
+      const onError = (err: Error) =>
+        reject(
+          new Error(
+            `web: cannot listen on ${this.host}:${this.requestedPort}: ${err.message}; pick another port (CRYSTALWATCH_WEB_PORT, or 0 for any) or stop what holds it`,
+          ),
+        );
       server.once('error', onError);
       server.listen(this.requestedPort, this.host, () => {
         server.off('error', onError);
@@ -136,7 +142,13 @@ export class WebServer {
     if (this.options.thumbnails) {
       const { kafka, topics, groupId, maxLagMs } = this.options.thumbnails;
       this.thumbnailer = new FrameThumbnailer({
-        kafka, topics, groupId, maxLagMs, cache: this.cache, metrics: this.metrics, logger: this.logger,
+        kafka,
+        topics,
+        groupId,
+        maxLagMs,
+        cache: this.cache,
+        metrics: this.metrics,
+        logger: this.logger,
         onThumbnail: (thumb) => this.onThumbnail(thumb),
       });
       try {
@@ -147,7 +159,8 @@ export class WebServer {
       }
     }
     this.logger.info({ url: this.url, acknowledge: this.ack.mode }, 'web: listening');
-    if (this.ack.mode === 'disabled') this.logger.info({ host: this.host }, 'web: no token and not on loopback: acknowledging alerts is refused here (set web.token to allow it)');
+    if (this.ack.mode === 'disabled')
+      this.logger.info({ host: this.host }, 'web: no token and not on loopback: acknowledging alerts is refused here (set web.token to allow it)');
   }
 
   /** Fold a live event into the per-camera state and send it to every connected browser. */
@@ -195,8 +208,12 @@ export class WebServer {
 
   private onThumbnail(thumb: Thumbnail): void {
     const info: ThumbnailInfo = {
-      frameId: thumb.frameId, capturedAt: thumb.capturedAt, width: thumb.width, height: thumb.height,
-      sourceWidth: thumb.sourceWidth, sourceHeight: thumb.sourceHeight,
+      frameId: thumb.frameId,
+      capturedAt: thumb.capturedAt,
+      width: thumb.width,
+      height: thumb.height,
+      sourceWidth: thumb.sourceWidth,
+      sourceHeight: thumb.sourceHeight,
       url: `/api/frames/${encodeURIComponent(thumb.frameId)}/thumbnail`,
     };
     this.cameras.noteThumbnail(thumb.camera, info, this.cache.latestFor(thumb.camera) === thumb);

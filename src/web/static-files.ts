@@ -28,7 +28,10 @@ export class StaticFiles {
   private readonly dir: string;
 
   /** `ackNotice`: the line the page shows about acknowledging (AckGuard.notice), or undefined for none. */
-  constructor(dir: string, private readonly ackNotice: string | undefined) {
+  constructor(
+    dir: string,
+    private readonly ackNotice: string | undefined,
+  ) {
     this.dir = resolve(dir);
   }
 

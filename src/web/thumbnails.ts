@@ -35,7 +35,10 @@ export const DEFAULT_MAX_LAG_MS = 10_000;
 export const THUMBNAIL_PIXEL_LIMIT = 64 * 1024 * 1024;
 
 /** Decode any image sharp reads and re-encode it as a JPEG no larger than `maxSide` on each side. */
-export async function makeThumbnail(image: Buffer, maxSide = THUMBNAIL_MAX_SIDE): Promise<{ jpeg: Buffer; width: number; height: number; sourceWidth: number; sourceHeight: number }> {
+export async function makeThumbnail(
+  image: Buffer,
+  maxSide = THUMBNAIL_MAX_SIDE,
+): Promise<{ jpeg: Buffer; width: number; height: number; sourceWidth: number; sourceHeight: number }> {
   const input = sharp(image, { limitInputPixels: THUMBNAIL_PIXEL_LIMIT, failOn: 'error' });
   const meta = await input.metadata();
   if (!meta.width || !meta.height) throw new Error(`thumbnail: image has no dimensions (format ${meta.format ?? 'unknown'})`);
@@ -54,7 +57,10 @@ export class ThumbnailCache {
   private readonly latest = new Map<string, Thumbnail>();
   private readonly wantedPins = new Set<string>();
 
-  constructor(private readonly capacity = 512, private readonly pinCapacity = 256) {
+  constructor(
+    private readonly capacity = 512,
+    private readonly pinCapacity = 256,
+  ) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`thumbnail cache: capacity must be a positive integer, got ${capacity}`);
   }
 

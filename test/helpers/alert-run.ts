@@ -24,15 +24,22 @@ export interface RunConfig {
 
 export async function writeRunConfig(dir: string, config: RunConfig): Promise<string> {
   const file = path.join(dir, 'plant.json');
-  await writeFile(file, JSON.stringify({
-    dataDir: config.dataDir,
-    stages: config.stages ?? ['monitor'],
-    broker: { port: config.brokerPort },
-    web: { port: 0 },
-    kafka: { partitions: 1 },
-    alert: config.alert,
-    log: { level: 'info', pretty: false },
-  }, null, 2));
+  await writeFile(
+    file,
+    JSON.stringify(
+      {
+        dataDir: config.dataDir,
+        stages: config.stages ?? ['monitor'],
+        broker: { port: config.brokerPort },
+        web: { port: 0 },
+        kafka: { partitions: 1 },
+        alert: config.alert,
+        log: { level: 'info', pretty: false },
+      },
+      null,
+      2,
+    ),
+  );
   return file;
 }
 
@@ -49,7 +56,11 @@ export interface RunProcess {
 }
 
 export async function startRun(configFile: string, env: Record<string, string> = {}): Promise<RunProcess> {
-  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, CRYSTALWATCH_LOG_PRETTY: '0', ...env } });
+  const child = spawn(process.execPath, [cli, 'run', '--config', configFile], {
+    cwd: root,
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, CRYSTALWATCH_LOG_PRETTY: '0', ...env },
+  });
   let stderr = '';
   let partial = '';
   const logs: Record<string, unknown>[] = [];
@@ -60,19 +71,26 @@ export async function startRun(configFile: string, env: Record<string, string> =
     for (const line of lines) {
       try {
         logs.push(JSON.parse(line) as Record<string, unknown>);
-      } catch { /* not a log line */ }
+      } catch {
+        /* not a log line */
+      }
     }
   });
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   const run: RunProcess = {
     child,
     logs,
     exited,
     stderr: () => stderr,
-    waitForLog: (test, what, timeoutMs) => waitFor(() => logs.find(test), {
-      timeout: timeoutMs, message: what, detail: () => stderr.slice(-3000),
-      stopIf: () => (child.exitCode !== null || child.signalCode !== null ? `crystalwatch run exited (${child.exitCode ?? child.signalCode})` : undefined),
-    }),
+    waitForLog: (test, what, timeoutMs) =>
+      waitFor(() => logs.find(test), {
+        timeout: timeoutMs,
+        message: what,
+        detail: () => stderr.slice(-3000),
+        stopIf: () => (child.exitCode !== null || child.signalCode !== null ? `crystalwatch run exited (${child.exitCode ?? child.signalCode})` : undefined),
+      }),
     kill: async (signal) => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       return withDeadline(exited, { timeout: 30_000, message: `crystalwatch run to exit after ${signal}`, detail: () => stderr.slice(-3000) });
@@ -84,7 +102,12 @@ export async function startRun(configFile: string, env: Record<string, string> =
 
 /** A kafkajs client on the run's embedded broker (make a new one after each restart). */
 export function kafkaAt(port: number): Kafka {
-  return new Kafka({ clientId: 'alert-durability-test', brokers: [`127.0.0.1:${port}`], logLevel: logLevel.NOTHING, retry: { initialRetryTime: 100, retries: 10 } });
+  return new Kafka({
+    clientId: 'alert-durability-test',
+    brokers: [`127.0.0.1:${port}`],
+    logLevel: logLevel.NOTHING,
+    retry: { initialRetryTime: 100, retries: 10 },
+  });
 }
 
 export async function producePredictions(kafka: Kafka, predictions: Prediction[]): Promise<void> {
@@ -100,9 +123,14 @@ export async function producePredictions(kafka: Kafka, predictions: Prediction[]
 /** Every record on the `alerts` topic: the alert and its `event` header. */
 export async function alertsOnTopic(kafka: Kafka): Promise<{ alert: Alert; event: string }[]> {
   const out: { alert: Alert; event: string }[] = [];
-  await readToEnd(kafka, ['crystalwatch.alerts'], (_topic, _partition, message) => {
-    out.push({ alert: JSON.parse(message.value!.toString()) as Alert, event: message.headers?.event?.toString() ?? '' });
-  }, { groupPrefix: 'alert-durability-test-reader' });
+  await readToEnd(
+    kafka,
+    ['crystalwatch.alerts'],
+    (_topic, _partition, message) => {
+      out.push({ alert: JSON.parse(message.value!.toString()) as Alert, event: message.headers?.event?.toString() ?? '' });
+    },
+    { groupPrefix: 'alert-durability-test-reader' },
+  );
   return out;
 }
 

@@ -41,7 +41,8 @@ export class RawClient {
       const frame = this.pending.subarray(4, 4 + size);
       this.pending = this.pending.subarray(4 + size);
       const waiter = this.waiters.shift();
-      if (waiter) waiter(frame); else this.frames.push(frame);
+      if (waiter) waiter(frame);
+      else this.frames.push(frame);
     }
   }
 
@@ -67,7 +68,10 @@ export class RawClient {
     if (ready) return Promise.resolve(ready);
     if (this.closed) return Promise.resolve(null);
     return new Promise((resolve, reject) => {
-      const waiter = (frame: Buffer | null): void => { clearTimeout(timer); resolve(frame); };
+      const waiter = (frame: Buffer | null): void => {
+        clearTimeout(timer);
+        resolve(frame);
+      };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w !== waiter); // the next frame is not this caller's any more
         reject(new Error(`no response within ${timeoutMs} ms`));
@@ -86,7 +90,10 @@ export class RawClient {
     if (this.closed) return Promise.resolve(true);
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(false), timeoutMs);
-      this.socket.once('close', () => { clearTimeout(timer); resolve(true); });
+      this.socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
     });
   }
 
@@ -119,15 +126,25 @@ export function body(build: (w: Writer) => void): Buffer {
 function zigzag(value: number): number[] {
   let v = value >= 0 ? value * 2 : -value * 2 - 1;
   const out: number[] = [];
-  while (v >= 0x80) { out.push((v % 0x80) | 0x80); v = Math.floor(v / 0x80); }
+  while (v >= 0x80) {
+    out.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
   out.push(v);
   return out;
 }
 
-export interface TestRecord { key?: Buffer | null; value: Buffer | null; timestampDelta?: number }
+export interface TestRecord {
+  key?: Buffer | null;
+  value: Buffer | null;
+  timestampDelta?: number;
+}
 
 /** An uncompressed record batch v2 with a correct CRC-32C. */
-export function buildBatch(records: TestRecord[], options: { baseTimestamp?: number; producerId?: number; producerEpoch?: number; baseSequence?: number } = {}): Buffer {
+export function buildBatch(
+  records: TestRecord[],
+  options: { baseTimestamp?: number; producerId?: number; producerEpoch?: number; baseSequence?: number } = {},
+): Buffer {
   const encoded = records.map((record, i) => {
     const key = record.key ?? null;
     const parts: Buffer[] = [
@@ -169,7 +186,9 @@ export function produceBody(topic: string, partition: number, records: Buffer, a
   return body((w) => {
     w.string(null).int16(acks).int32(10_000);
     w.array([topic], (tw, name) => {
-      tw.string(name).array([partition], (pw, index) => { pw.int32(index).bytes(records); });
+      tw.string(name).array([partition], (pw, index) => {
+        pw.int32(index).bytes(records);
+      });
     });
   });
 }
@@ -190,10 +209,17 @@ export function kcat(address: string, args: string[], input = '', timeoutMs = 60
     let stdout = '';
     let stderr = '';
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString(); });
-    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString(); });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
     child.on('error', reject);
-    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
     child.stdin.end(input);
   });
 }
@@ -208,10 +234,14 @@ export function rssMiB(pid: number): number {
 /** Sends SIGTERM and waits up to `ms` for the exit; a process still running then is SIGKILLed and null returned. */
 export async function terminateWithin(child: ChildProcess, ms: number): Promise<{ code: number | null; signal: NodeJS.Signals | null } | null> {
   if (child.exitCode !== null || child.signalCode !== null) return { code: child.exitCode, signal: child.signalCode };
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   child.kill('SIGTERM');
   let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), ms); });
+  const late = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), ms);
+  });
   const result = await Promise.race([exited, late]);
   clearTimeout(timer);
   if (result === null) {

@@ -47,7 +47,10 @@ export class BrokerProcess {
   port = 0;
   stderr = '';
 
-  constructor(readonly dataDir: string, readonly extraArgs: string[] = []) {}
+  constructor(
+    readonly dataDir: string,
+    readonly extraArgs: string[] = [],
+  ) {}
 
   get address(): string {
     return `127.0.0.1:${this.port}`;
@@ -55,19 +58,30 @@ export class BrokerProcess {
 
   /** Starts it; `port` reuses a previous port so clients can reconnect after a restart. */
   async start(port = 0): Promise<void> {
-    const child = spawn(process.execPath, [CLI, 'broker', '--port', String(port), '--data-dir', this.dataDir, '--log-level', 'warn', ...this.extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'broker', '--port', String(port), '--data-dir', this.dataDir, '--log-level', 'warn', ...this.extraArgs], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child = child;
-    child.stderr!.on('data', (chunk: Buffer) => { this.stderr = (this.stderr + chunk.toString()).slice(-20_000); });
+    child.stderr!.on('data', (chunk: Buffer) => {
+      this.stderr = (this.stderr + chunk.toString()).slice(-20_000);
+    });
     let listening: number | undefined;
     createInterface({ input: child.stdout! }).on('line', (line) => {
       try {
         const event = JSON.parse(line) as { event: string; port: number };
         if (event.event === 'listening') listening = event.port;
-      } catch { /* not our line */ }
+      } catch {
+        /* not our line */
+      }
     });
     this.port = await waitFor(() => listening, {
-      timeout: 30_000, message: 'the broker process to print its listening line', detail: () => this.stderr,
-      stopIf: () => (child.exitCode !== null || child.signalCode !== null ? `broker exited with ${child.exitCode ?? child.signalCode} before listening (npm run build first?)` : undefined),
+      timeout: 30_000,
+      message: 'the broker process to print its listening line',
+      detail: () => this.stderr,
+      stopIf: () =>
+        child.exitCode !== null || child.signalCode !== null
+          ? `broker exited with ${child.exitCode ?? child.signalCode} before listening (npm run build first?)`
+          : undefined,
     });
   }
 

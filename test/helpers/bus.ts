@@ -38,9 +38,14 @@ export async function startTestBus(prefix: string): Promise<TestBus> {
 export function noise(width: number, height: number, seed: number): Buffer {
   const raw = Buffer.alloc(width * height);
   let s = seed >>> 0 || 1;
-  for (let i = 0; i < raw.length; i += 1) { s = xorshift32(s); raw[i] = s & 0xff; }
+  for (let i = 0; i < raw.length; i += 1) {
+    s = xorshift32(s);
+    raw[i] = s & 0xff;
+  }
   return raw;
 }
 
 export const noisePng = (width: number, height: number, seed: number): Promise<Buffer> =>
-  sharp(noise(width, height, seed), { raw: { width, height, channels: 1 } }).png({ compressionLevel: 1 }).toBuffer();
+  sharp(noise(width, height, seed), { raw: { width, height, channels: 1 } })
+    .png({ compressionLevel: 1 })
+    .toBuffer();

@@ -15,8 +15,16 @@ export const predictedFor = (pPG: number | null): Prediction['predicted'] => (pP
 export function prediction(over: Partial<Prediction> = {}): Prediction {
   const pPG = over.pPG === undefined ? 0.02 : over.pPG;
   return {
-    frameId: 'cam-1-run-1-0', camera: 'cam-1', runId: 'run-1', capturedAt: new Date(T0).toISOString(),
-    pPG, predicted: predictedFor(pPG), model: 'test', backend: 'none', device: 'cpu', latencyMs: 1,
+    frameId: 'cam-1-run-1-0',
+    camera: 'cam-1',
+    runId: 'run-1',
+    capturedAt: new Date(T0).toISOString(),
+    pPG,
+    predicted: predictedFor(pPG),
+    model: 'test',
+    backend: 'none',
+    device: 'cpu',
+    latencyMs: 1,
     ...over,
   };
 }
@@ -44,7 +52,15 @@ export function predictionSequence(options: SequenceOptions = {}): (pPG: number 
   let n = 0;
   return (pPG, over = {}) => {
     n += 1;
-    return prediction({ frameId: frameId(n), camera, runId, capturedAt: new Date(startMs + (n - 1) * stepMs).toISOString(), pPG, ...options.defaults, ...over });
+    return prediction({
+      frameId: frameId(n),
+      camera,
+      runId,
+      capturedAt: new Date(startMs + (n - 1) * stepMs).toISOString(),
+      pPG,
+      ...options.defaults,
+      ...over,
+    });
   };
 }
 
@@ -57,8 +73,11 @@ export function onsetStream(camera: string, runId: string, clean: number, pg: nu
 /** Headers of a `frames` record as ingest writes them: camera `cam-1`, run `run-1`, a PNG. */
 export function frameHeaders(over: Partial<FrameHeaders> = {}): FrameHeaders {
   return {
-    'frame-id': 'cam-1-20260101T000000000-0', camera: 'cam-1', 'captured-at': new Date(T0).toISOString(),
-    'content-type': 'image/png', 'run-id': 'run-1',
+    'frame-id': 'cam-1-20260101T000000000-0',
+    camera: 'cam-1',
+    'captured-at': new Date(T0).toISOString(),
+    'content-type': 'image/png',
+    'run-id': 'run-1',
     ...over,
   };
 }
@@ -68,7 +87,13 @@ export function alert(over: Partial<Alert> = {}): Alert {
   const camera = over.camera ?? 'cam-1';
   const startsAt = over.startsAt ?? new Date(T0 + 5_000).toISOString();
   return {
-    id: `pg-${camera}-1`, camera, runId: 'run-1', state: 'firing', startsAt, reason: 'pg-onset', action: 'stop-batch',
+    id: `pg-${camera}-1`,
+    camera,
+    runId: 'run-1',
+    state: 'firing',
+    startsAt,
+    reason: 'pg-onset',
+    action: 'stop-batch',
     evidence: { firstPgFrameId: `${camera}-f1`, frames: [{ frameId: `${camera}-f1`, capturedAt: startsAt, pPG: 0.91 }] },
     ...over,
   };

@@ -29,10 +29,14 @@ function launch(name: string, command: string, args: string[]): Daemon {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   let spawnError: Error | undefined;
-  const keep = (chunk: Buffer): void => { output = (output + chunk.toString()).slice(-8000); };
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
-  child.once('error', (err) => { spawnError = err; });
+  child.once('error', (err) => {
+    spawnError = err;
+  });
   let closing: Promise<void> | undefined;
   const exited = (): string | undefined => {
     if (spawnError) return `${name} could not start (${spawnError.message}); is ${command} installed? (npm test's pretest installs it)`;
@@ -43,22 +47,27 @@ function launch(name: string, command: string, args: string[]): Daemon {
     child,
     log: () => `--- ${name} ---\n${output}`,
     exited,
-    close: () => (closing ??= (async () => {
-      if (spawnError || child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      try {
-        await waitForExit(child, { timeout: 10_000, message: `${name} to exit on SIGTERM` });
-      } catch {
-        child.kill('SIGKILL');
-        await waitForExit(child, { timeout: 5_000, message: `${name} to exit on SIGKILL` });
-      }
-    })()),
+    close: () =>
+      (closing ??= (async () => {
+        if (spawnError || child.exitCode !== null || child.signalCode !== null) return;
+        child.kill('SIGTERM');
+        try {
+          await waitForExit(child, { timeout: 10_000, message: `${name} to exit on SIGTERM` });
+        } catch {
+          child.kill('SIGKILL');
+          await waitForExit(child, { timeout: 5_000, message: `${name} to exit on SIGKILL` });
+        }
+      })()),
   };
 }
 
 async function ready(daemon: Daemon, url: string, what: string): Promise<void> {
   await waitFor(() => fetch(`${url}/-/ready`).then((r) => r.ok), {
-    timeout: 60_000, interval: 250, message: `${what} ready at ${url}`, stopIf: daemon.exited, detail: daemon.log,
+    timeout: 60_000,
+    interval: 250,
+    message: `${what} ready at ${url}`,
+    stopIf: daemon.exited,
+    detail: daemon.log,
   });
 }
 
@@ -102,8 +111,11 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const daemon = launch('prometheus', 'prometheus', [
-    `--config.file=${file}`, `--storage.tsdb.path=${join(options.dir, 'tsdb')}`, '--storage.tsdb.retention.time=1h',
-    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
+    `--config.file=${file}`,
+    `--storage.tsdb.path=${join(options.dir, 'tsdb')}`,
+    '--storage.tsdb.retention.time=1h',
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn',
   ]);
   try {
     await ready(daemon, url, 'Prometheus');
@@ -128,13 +140,24 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
  * Waits until every query returns at least one series (a query that returns nothing is a broken
  * panel); the error at the deadline lists those that still return nothing.
  */
-export async function waitForEveryQuery(prometheus: Prometheus, queries: { name: string; expr: string }[], options: { timeout: number; interval: number }): Promise<void> {
+export async function waitForEveryQuery(
+  prometheus: Prometheus,
+  queries: { name: string; expr: string }[],
+  options: { timeout: number; interval: number },
+): Promise<void> {
   let empty: string[] = [];
-  await waitFor(async () => {
-    empty = [];
-    for (const q of queries) if ((await prometheus.query(q.expr)).length === 0) empty.push(`${q.name}: ${q.expr}`);
-    return empty.length === 0;
-  }, { ...options, message: `all ${queries.length} queries to return data`, detail: () => `queries that returned nothing:\n${empty.join('\n')}\n${prometheus.log()}` });
+  await waitFor(
+    async () => {
+      empty = [];
+      for (const q of queries) if ((await prometheus.query(q.expr)).length === 0) empty.push(`${q.name}: ${q.expr}`);
+      return empty.length === 0;
+    },
+    {
+      ...options,
+      message: `all ${queries.length} queries to return data`,
+      detail: () => `queries that returned nothing:\n${empty.join('\n')}\n${prometheus.log()}`,
+    },
+  );
 }
 
 export interface Alertmanager {
@@ -157,8 +180,11 @@ export async function startAlertmanager(options: { dir: string; webhookUrl: stri
   const address = `127.0.0.1:${port}`;
   const url = `http://${address}`;
   const daemon = launch('alertmanager', 'prometheus-alertmanager', [
-    `--config.file=${file}`, `--storage.path=${join(options.dir, 'alertmanager')}`,
-    `--web.listen-address=${address}`, '--cluster.listen-address=', '--log.level=warn',
+    `--config.file=${file}`,
+    `--storage.path=${join(options.dir, 'alertmanager')}`,
+    `--web.listen-address=${address}`,
+    '--cluster.listen-address=',
+    '--log.level=warn',
   ]);
   try {
     await ready(daemon, url, 'Alertmanager');

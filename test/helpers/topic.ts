@@ -36,7 +36,11 @@ let readers = 0;
  * Reads `topic` (or several) from the beginning with its own group. `decode` maps a record to
  * what the test keeps; returning undefined skips it (a marker record), throwing fails the read.
  */
-export async function readTopic<T = TopicRecord>(kafka: Kafka, topic: string | string[], decode: (record: TopicRecord) => T | undefined = (r) => r as T): Promise<TopicReader<T>> {
+export async function readTopic<T = TopicRecord>(
+  kafka: Kafka,
+  topic: string | string[],
+  decode: (record: TopicRecord) => T | undefined = (r) => r as T,
+): Promise<TopicReader<T>> {
   readers += 1;
   const consumer = createConsumer(kafka, `test-reader-${process.pid}-${readers}-${Date.now()}`);
   const records: T[] = [];
@@ -57,10 +61,13 @@ export async function readTopic<T = TopicRecord>(kafka: Kafka, topic: string | s
   return {
     records,
     async quiet(options) {
-      await waitForQuiet(() => {
-        if (failure) throw failure;
-        return records.length;
-      }, { ...options, detail: () => `${records.length} records read${options.detail ? `\n${options.detail()}` : ''}` });
+      await waitForQuiet(
+        () => {
+          if (failure) throw failure;
+          return records.length;
+        },
+        { ...options, detail: () => `${records.length} records read${options.detail ? `\n${options.detail()}` : ''}` },
+      );
       return records;
     },
     close: () => (closing ??= consumer.disconnect()),

@@ -115,7 +115,9 @@ export async function waitForEvent(emitter: EventEmitter, event: string, options
 /** Resolves or rejects as `promise` does, or rejects at the deadline: for a promise a test made itself. */
 export async function withDeadline<T>(promise: Promise<T>, options: WaitOptions): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => reject(timedOut(options)), options.timeout); });
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(timedOut(options)), options.timeout);
+  });
   try {
     return await Promise.race([promise, deadline]);
   } finally {

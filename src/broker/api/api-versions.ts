@@ -22,7 +22,9 @@ import type { ApiHandler } from './types.js';
 export const advertised: ApiHandler[] = [];
 
 export function writeApiVersionsV0(response: Writer, errorCode: number): void {
-  response.int16(errorCode).array(advertised, (w, api) => { w.int16(api.key).int16(api.minVersion).int16(api.maxVersion); });
+  response.int16(errorCode).array(advertised, (w, api) => {
+    w.int16(api.key).int16(api.minVersion).int16(api.maxVersion);
+  });
 }
 
 export const apiVersions: ApiHandler = {
@@ -37,7 +39,9 @@ export const apiVersions: ApiHandler = {
       request.compactString();
       request.skipTaggedFields();
       response.int16(ErrorCode.NONE);
-      response.compactArray(advertised, (w, api) => { w.int16(api.key).int16(api.minVersion).int16(api.maxVersion).emptyTaggedFields(); });
+      response.compactArray(advertised, (w, api) => {
+        w.int16(api.key).int16(api.minVersion).int16(api.maxVersion).emptyTaggedFields();
+      });
       response.int32(0).emptyTaggedFields();
       return;
     }

@@ -35,7 +35,11 @@ export const createTopics: ApiHandler = {
     const validateOnly = version >= 1 ? request.boolean() : false;
     const results = topics.map((t): { name: string; errorCode: number; message: string | null } => {
       const fail = (errorCode: number, message: string): { name: string; errorCode: number; message: string } => ({ name: t.name, errorCode, message });
-      if (t.replicationFactor !== -1 && t.replicationFactor !== 1) return fail(ErrorCode.INVALID_REPLICATION_FACTOR, `replication factor ${t.replicationFactor} needs more brokers; this single-node broker accepts 1 (or -1)`);
+      if (t.replicationFactor !== -1 && t.replicationFactor !== 1)
+        return fail(
+          ErrorCode.INVALID_REPLICATION_FACTOR,
+          `replication factor ${t.replicationFactor} needs more brokers; this single-node broker accepts 1 (or -1)`,
+        );
       const partitions = t.assignments.length > 0 ? t.assignments.length : t.numPartitions === -1 ? broker.options.defaultPartitions : t.numPartitions;
       const retention: RetentionConfig = {};
       for (const c of t.configs) {
@@ -45,7 +49,8 @@ export const createTopics: ApiHandler = {
           // -1 means unlimited in Kafka.
           if (value >= 0) retention[c.name === 'retention.bytes' ? 'bytes' : 'ms'] = value;
         }
-        if (c.name === 'cleanup.policy' && c.value !== 'delete') return fail(ErrorCode.INVALID_CONFIG, `cleanup.policy ${JSON.stringify(c.value)} is not supported; this broker only deletes by retention`);
+        if (c.name === 'cleanup.policy' && c.value !== 'delete')
+          return fail(ErrorCode.INVALID_CONFIG, `cleanup.policy ${JSON.stringify(c.value)} is not supported; this broker only deletes by retention`);
       }
       if (validateOnly) {
         if (broker.topics.get(t.name)) return fail(ErrorCode.TOPIC_ALREADY_EXISTS, `topic ${t.name} already exists`);

@@ -20,7 +20,9 @@ export const describeGroups: ApiHandler = {
     response.array(groupIds, (w, groupId) => {
       const group = broker.groups.describe(groupId);
       w.int16(ErrorCode.NONE).string(groupId).string(group.state).string(group.protocolType).string(group.protocolName);
-      w.array(group.members, (mw, m) => { mw.string(m.memberId).string(m.clientId).string(m.clientHost).bytes(m.metadata).bytes(m.assignment); });
+      w.array(group.members, (mw, m) => {
+        mw.string(m.memberId).string(m.clientId).string(m.clientHost).bytes(m.metadata).bytes(m.assignment);
+      });
     });
   },
 };

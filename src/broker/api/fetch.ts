@@ -25,8 +25,18 @@ import { ErrorCode } from '../errors.js';
 import type { PartitionLog } from '../log/partition-log.js';
 import type { ApiHandler } from './types.js';
 
-interface PartitionRequest { partition: number; fetchOffset: number; maxBytes: number }
-interface PartitionAnswer { partition: number; errorCode: number; log?: PartitionLog; records: Buffer[]; bytes: number }
+interface PartitionRequest {
+  partition: number;
+  fetchOffset: number;
+  maxBytes: number;
+}
+interface PartitionAnswer {
+  partition: number;
+  errorCode: number;
+  log?: PartitionLog;
+  records: Buffer[];
+  bytes: number;
+}
 
 export const fetch: ApiHandler = {
   key: 1,
@@ -39,7 +49,10 @@ export const fetch: ApiHandler = {
     const minBytes = request.int32();
     const maxBytes = request.int32();
     request.int8();
-    if (version >= 7) { request.int32(); request.int32(); }
+    if (version >= 7) {
+      request.int32();
+      request.int32();
+    }
     const topics = request.array((r) => ({
       topic: r.string(),
       partitions: r.array((p): PartitionRequest => {
@@ -59,7 +72,10 @@ export const fetch: ApiHandler = {
         topic,
         partitions: partitions.map((p): PartitionAnswer => {
           const log = broker.topics.partition(topic, p.partition);
-          if (!log) { errors = true; return { partition: p.partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, records: [], bytes: 0 }; }
+          if (!log) {
+            errors = true;
+            return { partition: p.partition, errorCode: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, records: [], bytes: 0 };
+          }
           if (p.fetchOffset < log.logStartOffset || p.fetchOffset > log.nextOffset) {
             errors = true;
             return { partition: p.partition, errorCode: ErrorCode.OFFSET_OUT_OF_RANGE, log, records: [], bytes: 0 };
@@ -67,7 +83,8 @@ export const fetch: ApiHandler = {
           // Only the first batch of the response may exceed the limits (KIP-74); later partitions get what fits.
           const first = total === 0;
           const budget = Math.min(p.maxBytes, maxBytes - total);
-          if ((!first && budget <= 0) || p.fetchOffset === log.nextOffset) return { partition: p.partition, errorCode: ErrorCode.NONE, log, records: [], bytes: 0 };
+          if ((!first && budget <= 0) || p.fetchOffset === log.nextOffset)
+            return { partition: p.partition, errorCode: ErrorCode.NONE, log, records: [], bytes: 0 };
           const records = log.read(p.fetchOffset, budget, first);
           let bytes = 0;
           for (const chunk of records) bytes += chunk.length;

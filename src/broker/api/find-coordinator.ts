@@ -21,6 +21,9 @@ export const findCoordinator: ApiHandler = {
     if (version >= 1) response.int32(0);
     response.int16(supported ? ErrorCode.NONE : ErrorCode.COORDINATOR_NOT_AVAILABLE);
     if (version >= 1) response.string(supported ? null : 'transactions are not supported by this broker');
-    response.int32(supported ? broker.nodeId : -1).string(supported ? broker.host : '').int32(supported ? broker.port : -1);
+    response
+      .int32(supported ? broker.nodeId : -1)
+      .string(supported ? broker.host : '')
+      .int32(supported ? broker.port : -1);
   },
 };

@@ -22,8 +22,23 @@ import { syncGroup } from './sync-group.js';
 import type { ApiHandler } from './types.js';
 
 export const API_HANDLERS: readonly ApiHandler[] = [
-  produce, fetch, listOffsets, metadata, offsetCommit, offsetFetch, findCoordinator, joinGroup,
-  heartbeat, leaveGroup, syncGroup, describeGroups, listGroups, apiVersions, createTopics, deleteTopics, initProducerId,
+  produce,
+  fetch,
+  listOffsets,
+  metadata,
+  offsetCommit,
+  offsetFetch,
+  findCoordinator,
+  joinGroup,
+  heartbeat,
+  leaveGroup,
+  syncGroup,
+  describeGroups,
+  listGroups,
+  apiVersions,
+  createTopics,
+  deleteTopics,
+  initProducerId,
 ].sort((a, b) => a.key - b.key);
 
 advertised.push(...API_HANDLERS);

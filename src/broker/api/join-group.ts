@@ -29,7 +29,17 @@ export const joinGroup: ApiHandler = {
     const protocolType = request.string();
     // Metadata is copied: the request buffer is not ours to keep for the group's lifetime.
     const protocols = request.array((r) => ({ name: r.string(), metadata: Buffer.from(r.bytes()) }));
-    const result = await broker.groups.join({ groupId, sessionTimeoutMs, rebalanceTimeoutMs, memberId, groupInstanceId, protocolType, protocols, clientId, clientHost });
+    const result = await broker.groups.join({
+      groupId,
+      sessionTimeoutMs,
+      rebalanceTimeoutMs,
+      memberId,
+      groupInstanceId,
+      protocolType,
+      protocols,
+      clientId,
+      clientHost,
+    });
     if (version >= 2) response.int32(0);
     response.int16(result.errorCode).int32(result.generationId).string(result.protocolName).string(result.leader).string(result.memberId);
     response.array(result.members, (w, m) => {

@@ -17,15 +17,21 @@ export const leaveGroup: ApiHandler = {
   maxVersion: 3,
   handle({ broker, version }, request, response) {
     const groupId = request.string();
-    const members = version >= 3
-      ? request.array((r) => ({ memberId: r.string(), groupInstanceId: r.nullableString() }))
-      : [{ memberId: request.string(), groupInstanceId: null }];
-    const results = broker.groups.leave(groupId, members.map((m) => m.memberId));
+    const members =
+      version >= 3
+        ? request.array((r) => ({ memberId: r.string(), groupInstanceId: r.nullableString() }))
+        : [{ memberId: request.string(), groupInstanceId: null }];
+    const results = broker.groups.leave(
+      groupId,
+      members.map((m) => m.memberId),
+    );
     if (version >= 1) response.int32(0);
     if (version < 3) {
       response.int16(results[0]!.errorCode);
       return;
     }
-    response.int16(ErrorCode.NONE).array(results, (w, r) => { w.string(r.memberId).string(null).int16(r.errorCode); });
+    response.int16(ErrorCode.NONE).array(results, (w, r) => {
+      w.string(r.memberId).string(null).int16(r.errorCode);
+    });
   },
 };

@@ -19,6 +19,8 @@ export const listGroups: ApiHandler = {
     for (const groupId of broker.offsets.groupIds()) groups.set(groupId, '');
     for (const group of broker.groups.groups.values()) groups.set(group.groupId, group.protocolType);
     if (version >= 1) response.int32(0);
-    response.int16(ErrorCode.NONE).array([...groups], (w, [groupId, protocolType]) => { w.string(groupId).string(protocolType); });
+    response.int16(ErrorCode.NONE).array([...groups], (w, [groupId, protocolType]) => {
+      w.string(groupId).string(protocolType);
+    });
   },
 };

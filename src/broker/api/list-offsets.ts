@@ -48,7 +48,10 @@ export const listOffsets: ApiHandler = {
         else if (p.timestamp === EARLIEST) offset = log.logStartOffset;
         else ({ offset, timestamp } = log.offsetForTimestamp(p.timestamp));
         pw.int32(p.partition).int16(errorCode);
-        if (version === 0) pw.array(offset >= 0 ? [offset] : [], (x, o) => { x.int64(o); });
+        if (version === 0)
+          pw.array(offset >= 0 ? [offset] : [], (x, o) => {
+            x.int64(o);
+          });
         else pw.int64(timestamp).int64(offset);
       });
     });

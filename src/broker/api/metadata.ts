@@ -44,8 +44,12 @@ export const metadata: ApiHandler = {
       if (version >= 1) w.boolean(false);
       w.array(t.topic?.partitions ?? [], (pw, log) => {
         pw.int16(ErrorCode.NONE).int32(log.partition).int32(broker.nodeId);
-        pw.array([broker.nodeId], (x, id) => { x.int32(id); });
-        pw.array([broker.nodeId], (x, id) => { x.int32(id); });
+        pw.array([broker.nodeId], (x, id) => {
+          x.int32(id);
+        });
+        pw.array([broker.nodeId], (x, id) => {
+          x.int32(id);
+        });
         if (version >= 5) pw.array([], () => {});
       });
     });

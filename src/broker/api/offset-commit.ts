@@ -47,7 +47,9 @@ export const offsetCommit: ApiHandler = {
     broker.offsets.commit(groupId, commits, broker.options.fsync === 'always');
     if (version >= 3) response.int32(0);
     response.array(results, (w, t) => {
-      w.string(t.name).array(t.partitions, (pw, p) => { pw.int32(p.partition).int16(p.errorCode); });
+      w.string(t.name).array(t.partitions, (pw, p) => {
+        pw.int32(p.partition).int16(p.errorCode);
+      });
     });
   },
 };

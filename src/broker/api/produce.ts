@@ -18,7 +18,12 @@ import { ErrorCode } from '../errors.js';
 import { InvalidBatchError, splitProducedBatches } from '../protocol/record-batch.js';
 import type { ApiHandler } from './types.js';
 
-interface PartitionResult { index: number; errorCode: number; baseOffset: number; logStartOffset: number }
+interface PartitionResult {
+  index: number;
+  errorCode: number;
+  baseOffset: number;
+  logStartOffset: number;
+}
 
 export const produce: ApiHandler = {
   key: 0,
@@ -51,12 +56,16 @@ export const produce: ApiHandler = {
         try {
           batches = splitProducedBatches(records);
         } catch (err) {
-          if (err instanceof InvalidBatchError) return fail(err.kind === 'corrupt' ? ErrorCode.CORRUPT_MESSAGE : ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT, err.message);
+          if (err instanceof InvalidBatchError)
+            return fail(err.kind === 'corrupt' ? ErrorCode.CORRUPT_MESSAGE : ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT, err.message);
           throw err;
         }
         for (const batch of batches) {
           if (batch.bytes.length > broker.options.messageMaxBytes) {
-            return fail(ErrorCode.MESSAGE_TOO_LARGE, `batch of ${batch.bytes.length} bytes is over messageMaxBytes ${broker.options.messageMaxBytes}; send fewer or smaller records per request, or raise messageMaxBytes`);
+            return fail(
+              ErrorCode.MESSAGE_TOO_LARGE,
+              `batch of ${batch.bytes.length} bytes is over messageMaxBytes ${broker.options.messageMaxBytes}; send fewer or smaller records per request, or raise messageMaxBytes`,
+            );
           }
           if ((batch.attributes & 0x30) !== 0) return fail(ErrorCode.UNSUPPORTED_FOR_MESSAGE_FORMAT, 'transactional and control batches are not supported');
         }

@@ -27,7 +27,11 @@ export class GroupCoordinator {
   readonly groups = new Map<string, Group>();
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly logger: Logger, private readonly tickMs = 100, private readonly statePath?: string) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly tickMs = 100,
+    private readonly statePath?: string,
+  ) {}
 
   /** Restores the Stable groups of the last snapshot; their members get a fresh session timeout. */
   load(): void {
@@ -74,10 +78,20 @@ export class GroupCoordinator {
     if (request.sessionTimeoutMs < MIN_SESSION_TIMEOUT_MS || request.sessionTimeoutMs > MAX_SESSION_TIMEOUT_MS) {
       return Promise.resolve(this.joinError(ErrorCode.INVALID_SESSION_TIMEOUT, request.memberId));
     }
-    if (request.protocols.length === 0 || !request.protocolType) return Promise.resolve(this.joinError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.memberId));
+    if (request.protocols.length === 0 || !request.protocolType)
+      return Promise.resolve(this.joinError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, request.memberId));
     let group = this.groups.get(request.groupId);
     if (!group) {
-      group = { groupId: request.groupId, state: 'Empty', generationId: 0, protocolType: '', protocolName: '', leaderId: '', members: new Map(), rebalanceDeadline: 0 };
+      group = {
+        groupId: request.groupId,
+        state: 'Empty',
+        generationId: 0,
+        protocolType: '',
+        protocolName: '',
+        leaderId: '',
+        members: new Map(),
+        rebalanceDeadline: 0,
+      };
       this.groups.set(group.groupId, group);
     }
     if (!request.memberId) this.dropUnreturnedMembers(group);
@@ -120,7 +134,9 @@ export class GroupCoordinator {
     // A second JoinGroup from the same member replaces the first (the client gave up on it).
     if (member.pendingJoin) this.failPending(member, ErrorCode.REBALANCE_IN_PROGRESS);
     const joined = member;
-    const result = new Promise<JoinResult>((resolve) => { joined.pendingJoin = resolve; });
+    const result = new Promise<JoinResult>((resolve) => {
+      joined.pendingJoin = resolve;
+    });
     if (group.state !== 'PreparingRebalance') this.prepareRebalance(group, `member ${member.memberId} joining`);
     this.maybeCompleteJoin(group);
     return result;
@@ -148,7 +164,10 @@ export class GroupCoordinator {
     for (const member of group.members.values()) {
       timeout = Math.max(timeout, member.rebalanceTimeoutMs);
       // Members waiting for their assignment must rejoin first.
-      if (member.pendingSync) { member.pendingSync({ errorCode: ErrorCode.REBALANCE_IN_PROGRESS, assignment: EMPTY }); member.pendingSync = undefined; }
+      if (member.pendingSync) {
+        member.pendingSync({ errorCode: ErrorCode.REBALANCE_IN_PROGRESS, assignment: EMPTY });
+        member.pendingSync = undefined;
+      }
     }
     group.rebalanceDeadline = Date.now() + timeout;
   }
@@ -193,9 +212,14 @@ export class GroupCoordinator {
         protocolName: group.protocolName,
         leader: group.leaderId,
         memberId: member.memberId,
-        members: member.memberId === group.leaderId
-          ? members.map((m) => ({ memberId: m.memberId, groupInstanceId: m.groupInstanceId, metadata: m.protocols.find((p) => p.name === group.protocolName)?.metadata ?? EMPTY }))
-          : [],
+        members:
+          member.memberId === group.leaderId
+            ? members.map((m) => ({
+                memberId: m.memberId,
+                groupInstanceId: m.groupInstanceId,
+                metadata: m.protocols.find((p) => p.name === group.protocolName)?.metadata ?? EMPTY,
+              }))
+            : [],
       });
     }
   }
@@ -215,7 +239,9 @@ export class GroupCoordinator {
     member.lastHeartbeat = Date.now();
     if (group.state === 'PreparingRebalance') return Promise.resolve({ errorCode: ErrorCode.REBALANCE_IN_PROGRESS, assignment: EMPTY });
     if (group.state === 'Stable') return Promise.resolve({ errorCode: ErrorCode.NONE, assignment: member.assignment });
-    const result = new Promise<SyncResult>((resolve) => { member.pendingSync = resolve; });
+    const result = new Promise<SyncResult>((resolve) => {
+      member.pendingSync = resolve;
+    });
     if (memberId === group.leaderId) {
       const byMember = new Map(assignments.map((a) => [a.memberId, a.assignment]));
       for (const m of group.members.values()) m.assignment = byMember.get(m.memberId) ?? EMPTY;
@@ -304,7 +330,12 @@ export class GroupCoordinator {
     }
   }
 
-  describe(groupId: string): { state: GroupState; protocolType: string; protocolName: string; members: Array<{ memberId: string; groupInstanceId: string | null; clientId: string; clientHost: string; metadata: Buffer; assignment: Buffer }> } {
+  describe(groupId: string): {
+    state: GroupState;
+    protocolType: string;
+    protocolName: string;
+    members: Array<{ memberId: string; groupInstanceId: string | null; clientId: string; clientHost: string; metadata: Buffer; assignment: Buffer }>;
+  } {
     const group = this.groups.get(groupId);
     if (!group) return { state: 'Dead', protocolType: '', protocolName: '', members: [] };
     return {

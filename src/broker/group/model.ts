@@ -25,7 +25,10 @@ export interface JoinResult {
   members: Array<{ memberId: string; groupInstanceId: string | null; metadata: Buffer }>;
 }
 
-export interface SyncResult { errorCode: number; assignment: Buffer }
+export interface SyncResult {
+  errorCode: number;
+  assignment: Buffer;
+}
 
 export interface Member {
   memberId: string;

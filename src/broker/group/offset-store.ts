@@ -13,9 +13,20 @@ import { closeSync, existsSync, fdatasyncSync, ftruncateSync, mkdirSync, openSyn
 import { join } from 'node:path';
 import type { Logger } from '../../config/logger.js';
 
-export interface CommittedOffset { offset: number; leaderEpoch: number; metadata: string }
+export interface CommittedOffset {
+  offset: number;
+  leaderEpoch: number;
+  metadata: string;
+}
 
-interface OffsetLine { g: string; t: string; p: number; o: number; e?: number; m?: string }
+interface OffsetLine {
+  g: string;
+  t: string;
+  p: number;
+  o: number;
+  e?: number;
+  m?: string;
+}
 
 const COMPACT_MIN_LINES = 10_000;
 
@@ -26,7 +37,10 @@ export class OffsetStore {
   private lines = 0;
   private dirty = false;
 
-  constructor(dataDir: string, private readonly logger: Logger) {
+  constructor(
+    dataDir: string,
+    private readonly logger: Logger,
+  ) {
     const dir = join(dataDir, 'groups');
     mkdirSync(dir, { recursive: true });
     this.path = join(dir, 'offsets.jsonl');
@@ -64,9 +78,15 @@ export class OffsetStore {
 
   private set(group: string, topic: string, partition: number, value: CommittedOffset): void {
     let topics = this.groups.get(group);
-    if (!topics) { topics = new Map(); this.groups.set(group, topics); }
+    if (!topics) {
+      topics = new Map();
+      this.groups.set(group, topics);
+    }
     let partitions = topics.get(topic);
-    if (!partitions) { partitions = new Map(); topics.set(topic, partitions); }
+    if (!partitions) {
+      partitions = new Map();
+      topics.set(topic, partitions);
+    }
     partitions.set(partition, value);
   }
 
@@ -120,7 +140,10 @@ export class OffsetStore {
     let lines = 0;
     for (const [g, topics] of this.groups) {
       for (const [t, partitions] of topics) {
-        for (const [p, c] of partitions) { text += JSON.stringify({ g, t, p, o: c.offset, e: c.leaderEpoch, m: c.metadata }) + '\n'; lines++; }
+        for (const [p, c] of partitions) {
+          text += JSON.stringify({ g, t, p, o: c.offset, e: c.leaderEpoch, m: c.metadata }) + '\n';
+          lines++;
+        }
       }
     }
     const tmp = `${this.path}.tmp`;
@@ -136,7 +159,10 @@ export class OffsetStore {
   }
 
   flush(): void {
-    if (this.dirty && this.fd >= 0) { fdatasyncSync(this.fd); this.dirty = false; }
+    if (this.dirty && this.fd >= 0) {
+      fdatasyncSync(this.fd);
+      this.dirty = false;
+    }
   }
 
   close(): void {

@@ -14,7 +14,12 @@ interface SavedGroup {
   protocolType: string;
   protocolName: string;
   leaderId: string;
-  members: Array<Omit<Member, 'protocols' | 'assignment' | 'lastHeartbeat' | 'restored' | 'pendingJoin' | 'pendingSync'> & { protocols: Array<{ name: string; metadata: string }>; assignment: string }>;
+  members: Array<
+    Omit<Member, 'protocols' | 'assignment' | 'lastHeartbeat' | 'restored' | 'pendingJoin' | 'pendingSync'> & {
+      protocols: Array<{ name: string; metadata: string }>;
+      assignment: string;
+    }
+  >;
 }
 
 /**
@@ -44,7 +49,16 @@ export function loadGroups(path: string, logger: Logger): Group[] {
         pendingSync: undefined,
       });
     }
-    return { groupId: g.groupId, state: 'Stable', generationId: g.generationId, protocolType: g.protocolType, protocolName: g.protocolName, leaderId: g.leaderId, members, rebalanceDeadline: 0 };
+    return {
+      groupId: g.groupId,
+      state: 'Stable',
+      generationId: g.generationId,
+      protocolType: g.protocolType,
+      protocolName: g.protocolName,
+      leaderId: g.leaderId,
+      members,
+      rebalanceDeadline: 0,
+    };
   });
   if (groups.length > 0) logger.info({ groups: groups.length }, 'restored stable consumer groups');
   return groups;

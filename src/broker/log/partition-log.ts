@@ -49,13 +49,26 @@ interface BatchEntry {
   data: Buffer | undefined;
 }
 
-interface ProducerBatch { firstSeq: number; lastSeq: number; baseOffset: number }
-interface ProducerState { epoch: number; recent: ProducerBatch[] }
+interface ProducerBatch {
+  firstSeq: number;
+  lastSeq: number;
+  baseOffset: number;
+}
+interface ProducerState {
+  epoch: number;
+  recent: ProducerBatch[];
+}
 
 /** Kafka keeps the last 5 batches per producer to recognise retries (max.in.flight ≤ 5). */
 const PRODUCER_WINDOW = 5;
 
-export interface AppendResult { errorCode: number; baseOffset: number; message?: string; appendedBytes?: number; appendedRecords?: number }
+export interface AppendResult {
+  errorCode: number;
+  baseOffset: number;
+  message?: string;
+  appendedBytes?: number;
+  appendedRecords?: number;
+}
 
 export class PartitionLog {
   readonly topic: string;
@@ -89,7 +102,9 @@ export class PartitionLog {
   /** Opens (creating if needed) and recovers the partition directory. */
   open(): void {
     mkdirSync(this.dir, { recursive: true });
-    const files = readdirSync(this.dir).filter((name) => /^\d{20}\.log$/.test(name)).sort();
+    const files = readdirSync(this.dir)
+      .filter((name) => /^\d{20}\.log$/.test(name))
+      .sort();
     let truncatedRest = false;
     for (let i = 0; i < files.length; i++) {
       const path = join(this.dir, files[i]!);
@@ -118,17 +133,34 @@ export class PartitionLog {
     let position = 0;
     let valid = true;
     while (position < fileSize) {
-      if (fileSize - position < BATCH_HEADER_BYTES) { valid = false; break; }
+      if (fileSize - position < BATCH_HEADER_BYTES) {
+        valid = false;
+        break;
+      }
       readSync(segment.fd, header, 0, BATCH_HEADER_BYTES, position);
       const baseOffset = Number(header.readBigInt64BE(0));
       const batchLength = header.readInt32BE(8);
       const total = batchLength + BATCH_LOG_OVERHEAD;
-      if (header.readInt8(16) !== 2 || batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD || position + total > fileSize || baseOffset !== this.nextOffset) { valid = false; break; }
+      if (header.readInt8(16) !== 2 || batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD || position + total > fileSize || baseOffset !== this.nextOffset) {
+        valid = false;
+        break;
+      }
       const bytes = Buffer.allocUnsafe(total);
       readSync(segment.fd, bytes, 0, total, position);
-      if (bytes.readUInt32BE(17) !== crc32c(bytes, 21, total)) { valid = false; break; }
+      if (bytes.readUInt32BE(17) !== crc32c(bytes, 21, total)) {
+        valid = false;
+        break;
+      }
       const info = readBatchInfo(bytes);
-      const entry: BatchEntry = { baseOffset, lastOffset: baseOffset + info.lastOffsetDelta, segment, position, size: total, maxTimestamp: info.maxTimestamp, data: undefined };
+      const entry: BatchEntry = {
+        baseOffset,
+        lastOffset: baseOffset + info.lastOffsetDelta,
+        segment,
+        position,
+        size: total,
+        maxTimestamp: info.maxTimestamp,
+        data: undefined,
+      };
       this.entries.push(entry);
       this.rememberProducer(info, baseOffset);
       segment.maxTimestamp = Math.max(segment.maxTimestamp, info.maxTimestamp);
@@ -137,7 +169,10 @@ export class PartitionLog {
     }
     segment.size = position;
     if (!valid) {
-      this.options.logger.warn({ topic: this.topic, partition: this.partition, path: segment.path, validBytes: position, fileBytes: fileSize }, 'truncating torn write at the end of a segment');
+      this.options.logger.warn(
+        { topic: this.topic, partition: this.partition, path: segment.path, validBytes: position, fileBytes: fileSize },
+        'truncating torn write at the end of a segment',
+      );
       ftruncateSync(segment.fd, position);
       fdatasyncSync(segment.fd);
     }
@@ -170,7 +205,10 @@ export class PartitionLog {
       if (batch.producerId >= 0) {
         const check = this.checkSequence(batch);
         if (check.errorCode !== ErrorCode.NONE) return check;
-        if (check.baseOffset >= 0) { if (firstOffset < 0) firstOffset = check.baseOffset; continue; }
+        if (check.baseOffset >= 0) {
+          if (firstOffset < 0) firstOffset = check.baseOffset;
+          continue;
+        }
       }
       const baseOffset = this.nextOffset;
       stampBatch(batch.bytes, baseOffset);
@@ -178,7 +216,15 @@ export class PartitionLog {
       if (segment.size > 0 && segment.size + batch.bytes.length > this.options.segmentBytes) segment = this.roll(baseOffset);
       let written = 0;
       while (written < batch.bytes.length) written += writeSync(segment.fd, batch.bytes, written, batch.bytes.length - written, segment.size + written);
-      const entry: BatchEntry = { baseOffset, lastOffset: baseOffset + batch.lastOffsetDelta, segment, position: segment.size, size: batch.bytes.length, maxTimestamp: batch.maxTimestamp, data: batch.bytes };
+      const entry: BatchEntry = {
+        baseOffset,
+        lastOffset: baseOffset + batch.lastOffsetDelta,
+        segment,
+        position: segment.size,
+        size: batch.bytes.length,
+        maxTimestamp: batch.maxTimestamp,
+        data: batch.bytes,
+      };
       segment.size += batch.bytes.length;
       segment.dirty = true;
       segment.maxTimestamp = Math.max(segment.maxTimestamp, batch.maxTimestamp);
@@ -199,10 +245,19 @@ export class PartitionLog {
     const lastSeq = batch.baseSequence + batch.lastOffsetDelta;
     if (!state) return { errorCode: ErrorCode.NONE, baseOffset: -1 };
     if (batch.producerEpoch < state.epoch) {
-      return { errorCode: ErrorCode.INVALID_PRODUCER_EPOCH, baseOffset: -1, message: `producer ${batch.producerId} epoch ${batch.producerEpoch} is older than ${state.epoch}` };
+      return {
+        errorCode: ErrorCode.INVALID_PRODUCER_EPOCH,
+        baseOffset: -1,
+        message: `producer ${batch.producerId} epoch ${batch.producerEpoch} is older than ${state.epoch}`,
+      };
     }
     if (batch.producerEpoch > state.epoch) {
-      if (batch.baseSequence !== 0) return { errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, baseOffset: -1, message: `new epoch ${batch.producerEpoch} must start at sequence 0, got ${batch.baseSequence}` };
+      if (batch.baseSequence !== 0)
+        return {
+          errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+          baseOffset: -1,
+          message: `new epoch ${batch.producerEpoch} must start at sequence 0, got ${batch.baseSequence}`,
+        };
       return { errorCode: ErrorCode.NONE, baseOffset: -1 };
     }
     for (const recent of state.recent) {
@@ -211,7 +266,11 @@ export class PartitionLog {
     const last = state.recent[state.recent.length - 1];
     const expected = last ? (last.lastSeq + 1) % 2 ** 31 : 0;
     if (batch.baseSequence !== expected) {
-      return { errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, baseOffset: -1, message: `producer ${batch.producerId} sent sequence ${batch.baseSequence}, expected ${expected}` };
+      return {
+        errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
+        baseOffset: -1,
+        message: `producer ${batch.producerId} sent sequence ${batch.baseSequence}, expected ${expected}`,
+      };
     }
     return { errorCode: ErrorCode.NONE, baseOffset: -1 };
   }
@@ -234,7 +293,10 @@ export class PartitionLog {
     let found = this.entries.length;
     while (low <= high) {
       const mid = (low + high) >>> 1;
-      if (this.entries[mid]!.lastOffset >= offset) { found = mid; high = mid - 1; } else low = mid + 1;
+      if (this.entries[mid]!.lastOffset >= offset) {
+        found = mid;
+        high = mid - 1;
+      } else low = mid + 1;
     }
     return found;
   }
@@ -260,7 +322,12 @@ export class PartitionLog {
       // Not cached: read a contiguous run of batches of one segment in one call.
       let j = i;
       let runBytes = 0;
-      while (j < this.entries.length && this.entries[j]!.segment === first.segment && !this.entries[j]!.data && ((j === i && out.length === 0 && atLeastOne) || total + runBytes + this.entries[j]!.size <= maxBytes)) {
+      while (
+        j < this.entries.length &&
+        this.entries[j]!.segment === first.segment &&
+        !this.entries[j]!.data &&
+        ((j === i && out.length === 0 && atLeastOne) || total + runBytes + this.entries[j]!.size <= maxBytes)
+      ) {
         runBytes += this.entries[j]!.size;
         j++;
       }
@@ -305,7 +372,8 @@ export class PartitionLog {
   applyRetention(retention: { bytes?: number; ms?: number }, now = Date.now()): number {
     let deleted = 0;
     if (this.syncing > 0 || this.closed) return 0;
-    const tooOld = (segment: Segment): boolean => retention.ms !== undefined && segment.size > 0 && segment.maxTimestamp >= 0 && now - segment.maxTimestamp > retention.ms;
+    const tooOld = (segment: Segment): boolean =>
+      retention.ms !== undefined && segment.size > 0 && segment.maxTimestamp >= 0 && now - segment.maxTimestamp > retention.ms;
     if (tooOld(this.active)) this.roll(this.nextOffset);
     let size = this.sizeBytes;
     while (this.segments.length > 1) {
@@ -326,7 +394,11 @@ export class PartitionLog {
       this.logStartOffset = this.segments[0]!.baseOffset;
       deleted++;
     }
-    if (deleted > 0) this.options.logger.info({ topic: this.topic, partition: this.partition, segments: deleted, logStartOffset: this.logStartOffset }, 'retention deleted segments');
+    if (deleted > 0)
+      this.options.logger.info(
+        { topic: this.topic, partition: this.partition, segments: deleted, logStartOffset: this.logStartOffset },
+        'retention deleted segments',
+      );
     return deleted;
   }
 
@@ -351,7 +423,10 @@ export class PartitionLog {
   /** fdatasync every segment written since the last flush, before returning (fsync 'always'). */
   flush(): void {
     for (const segment of this.segments) {
-      if (segment.dirty) { fdatasyncSync(segment.fd); segment.dirty = false; }
+      if (segment.dirty) {
+        fdatasyncSync(segment.fd);
+        segment.dirty = false;
+      }
     }
   }
 
@@ -365,7 +440,12 @@ export class PartitionLog {
     for (const listener of this.listeners) listener();
     this.listeners.clear();
     for (const segment of this.segments) {
-      try { if (segment.dirty) fdatasyncSync(segment.fd); closeSync(segment.fd); } catch { /* already closed */ }
+      try {
+        if (segment.dirty) fdatasyncSync(segment.fd);
+        closeSync(segment.fd);
+      } catch {
+        /* already closed */
+      }
     }
     for (const entry of this.entries) this.options.cache.drop(entry);
     this.segments = [];

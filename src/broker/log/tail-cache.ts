@@ -23,7 +23,10 @@ export class TailCache {
     this.bytes += batch.size;
     while (this.bytes > this.budget && this.head < this.queue.length) {
       const oldest = this.queue[this.head++]!;
-      if (oldest.data) { oldest.data = undefined; this.bytes -= oldest.size; }
+      if (oldest.data) {
+        oldest.data = undefined;
+        this.bytes -= oldest.size;
+      }
     }
     // Compact the consumed front now and then instead of shifting on every eviction.
     if (this.head > 4096 && this.head * 2 > this.queue.length) {
@@ -34,6 +37,9 @@ export class TailCache {
 
   /** Forgets a batch whose log is deleted or closed. */
   drop(batch: CachedBatch): void {
-    if (batch.data) { batch.data = undefined; this.bytes -= batch.size; }
+    if (batch.data) {
+      batch.data = undefined;
+      this.bytes -= batch.size;
+    }
   }
 }

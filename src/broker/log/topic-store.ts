@@ -13,7 +13,10 @@ import type { Logger } from '../../config/logger.js';
 import { PartitionLog } from './partition-log.js';
 import { TailCache } from './tail-cache.js';
 
-export interface RetentionConfig { bytes?: number; ms?: number }
+export interface RetentionConfig {
+  bytes?: number;
+  ms?: number;
+}
 
 export interface Topic {
   name: string;

@@ -54,31 +54,113 @@ function assembleCrcModule(): Uint8Array<ArrayBuffer> {
   const get = (i: number): number[] => [0x20, i];
   const set = (i: number): number[] => [0x21, i];
   const constant = (v: number): number[] => [0x41, ...(v === -1 ? [0x7f] : v === -8 ? [0x78] : v === 255 ? [0xff, 0x01] : [v])];
-  const XOR = 0x73, AND = 0x71, ADD = 0x6a, SHL = 0x74, SHR_U = 0x76, GE_U = 0x4f;
+  const XOR = 0x73,
+    AND = 0x71,
+    ADD = 0x6a,
+    SHL = 0x74,
+    SHR_U = 0x76,
+    GE_U = 0x4f;
   const load = (offset: number, align = 2): number[] => [0x28, align, ...unsignedLeb(offset)];
   const lookup = (local: number, shift: number, table: number): number[] => [
-    ...get(local), ...(shift ? [...constant(shift), SHR_U] : []), ...(shift === 24 ? [] : [...constant(255), AND]), ...constant(2), SHL, ...load(table * 1024),
+    ...get(local),
+    ...(shift ? [...constant(shift), SHR_U] : []),
+    ...(shift === 24 ? [] : [...constant(255), AND]),
+    ...constant(2),
+    SHL,
+    ...load(table * 1024),
   ];
   const body = [
-    ...get(CRC), ...constant(-1), XOR, ...set(CRC),
-    ...get(PTR), ...get(LEN), ADD, ...set(END),
-    ...get(PTR), ...get(LEN), ...constant(-8), AND, ADD, ...set(END8),
-    0x02, 0x40, 0x03, 0x40,
-    ...get(PTR), ...get(END8), GE_U, 0x0d, 1,
-    ...get(PTR), ...load(0, 0), ...get(CRC), XOR, ...set(A),
-    ...get(PTR), ...load(4, 0), ...set(B),
-    ...lookup(A, 0, 7), ...lookup(A, 8, 6), XOR, ...lookup(A, 16, 5), XOR, ...lookup(A, 24, 4), XOR,
-    ...lookup(B, 0, 3), XOR, ...lookup(B, 8, 2), XOR, ...lookup(B, 16, 1), XOR, ...lookup(B, 24, 0), XOR,
+    ...get(CRC),
+    ...constant(-1),
+    XOR,
     ...set(CRC),
-    ...get(PTR), ...constant(8), ADD, ...set(PTR),
-    0x0c, 0, 0x0b, 0x0b,
-    0x02, 0x40, 0x03, 0x40,
-    ...get(PTR), ...get(END), GE_U, 0x0d, 1,
-    ...get(CRC), ...get(PTR), 0x2d, 0, 0, XOR, ...constant(255), AND, ...constant(2), SHL, ...load(0),
-    ...get(CRC), ...constant(8), SHR_U, XOR, ...set(CRC),
-    ...get(PTR), ...constant(1), ADD, ...set(PTR),
-    0x0c, 0, 0x0b, 0x0b,
-    ...get(CRC), ...constant(-1), XOR,
+    ...get(PTR),
+    ...get(LEN),
+    ADD,
+    ...set(END),
+    ...get(PTR),
+    ...get(LEN),
+    ...constant(-8),
+    AND,
+    ADD,
+    ...set(END8),
+    0x02,
+    0x40,
+    0x03,
+    0x40,
+    ...get(PTR),
+    ...get(END8),
+    GE_U,
+    0x0d,
+    1,
+    ...get(PTR),
+    ...load(0, 0),
+    ...get(CRC),
+    XOR,
+    ...set(A),
+    ...get(PTR),
+    ...load(4, 0),
+    ...set(B),
+    ...lookup(A, 0, 7),
+    ...lookup(A, 8, 6),
+    XOR,
+    ...lookup(A, 16, 5),
+    XOR,
+    ...lookup(A, 24, 4),
+    XOR,
+    ...lookup(B, 0, 3),
+    XOR,
+    ...lookup(B, 8, 2),
+    XOR,
+    ...lookup(B, 16, 1),
+    XOR,
+    ...lookup(B, 24, 0),
+    XOR,
+    ...set(CRC),
+    ...get(PTR),
+    ...constant(8),
+    ADD,
+    ...set(PTR),
+    0x0c,
+    0,
+    0x0b,
+    0x0b,
+    0x02,
+    0x40,
+    0x03,
+    0x40,
+    ...get(PTR),
+    ...get(END),
+    GE_U,
+    0x0d,
+    1,
+    ...get(CRC),
+    ...get(PTR),
+    0x2d,
+    0,
+    0,
+    XOR,
+    ...constant(255),
+    AND,
+    ...constant(2),
+    SHL,
+    ...load(0),
+    ...get(CRC),
+    ...constant(8),
+    SHR_U,
+    XOR,
+    ...set(CRC),
+    ...get(PTR),
+    ...constant(1),
+    ADD,
+    ...set(PTR),
+    0x0c,
+    0,
+    0x0b,
+    0x0b,
+    ...get(CRC),
+    ...constant(-1),
+    XOR,
     0x0b,
   ];
   const func = [0x01, 0x04, 0x7f, ...body];
@@ -86,7 +168,14 @@ function assembleCrcModule(): Uint8Array<ArrayBuffer> {
   const section = (id: number, content: number[]): number[] => [id, ...unsignedLeb(content.length), ...content];
   const name = (text: string): number[] => [text.length, ...Buffer.from(text)];
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, [0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7f]),
     ...section(3, [0x01, 0x00]),
     ...section(5, [0x01, 0x00, 0x01]),
@@ -96,13 +185,20 @@ function assembleCrcModule(): Uint8Array<ArrayBuffer> {
 }
 
 /** Node's WebAssembly global, as far as this file uses it: TypeScript types it only in its DOM lib, which the Node code does not load. */
-interface WasmMemory { readonly buffer: ArrayBuffer; grow(pages: number): number }
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
 interface WasmApi {
   Module: new (bytes: Uint8Array) => object;
   Instance: new (module: object) => { readonly exports: Record<string, unknown> };
 }
 
-interface WasmCrc { crc: (ptr: number, len: number, crc: number) => number; memory: WasmMemory; view: Uint8Array }
+interface WasmCrc {
+  crc: (ptr: number, len: number, crc: number) => number;
+  memory: WasmMemory;
+  view: Uint8Array;
+}
 
 const wasm: WasmCrc | undefined = (() => {
   try {
@@ -115,7 +211,7 @@ const wasm: WasmCrc | undefined = (() => {
     // Self-check against the JS loop before trusting it.
     const probe = Buffer.from('123456789abcdefghijklmnopqrstuvwxyz'.repeat(40));
     view.set(probe, TABLE_BYTES);
-    if ((result.crc(TABLE_BYTES, probe.length, 0) >>> 0) !== crc32cJs(probe, 0, probe.length)) return undefined;
+    if (result.crc(TABLE_BYTES, probe.length, 0) >>> 0 !== crc32cJs(probe, 0, probe.length)) return undefined;
     return result;
   } catch {
     return undefined;
@@ -143,8 +239,14 @@ export function crc32cJs(data: Uint8Array, start = 0, end = data.length): number
     const a = (data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) ^ crc;
     const b = data[i + 4]! | (data[i + 5]! << 8) | (data[i + 6]! << 16) | (data[i + 7]! << 24);
     crc =
-      T7[a & 0xff]! ^ T6[(a >>> 8) & 0xff]! ^ T5[(a >>> 16) & 0xff]! ^ T4[a >>> 24]! ^
-      T3[b & 0xff]! ^ T2[(b >>> 8) & 0xff]! ^ T1[(b >>> 16) & 0xff]! ^ T0[b >>> 24]!;
+      T7[a & 0xff]! ^
+      T6[(a >>> 8) & 0xff]! ^
+      T5[(a >>> 16) & 0xff]! ^
+      T4[a >>> 24]! ^
+      T3[b & 0xff]! ^
+      T2[(b >>> 8) & 0xff]! ^
+      T1[(b >>> 16) & 0xff]! ^
+      T0[b >>> 24]!;
     i += 8;
   }
   while (i < end) crc = T0[(crc ^ data[i++]!) & 0xff]! ^ (crc >>> 8);

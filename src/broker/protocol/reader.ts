@@ -20,7 +20,10 @@ export class ProtocolError extends Error {
 export class Reader {
   offset: number;
 
-  constructor(readonly buffer: Buffer, offset = 0) {
+  constructor(
+    readonly buffer: Buffer,
+    offset = 0,
+  ) {
     this.offset = offset;
   }
 

@@ -40,7 +40,10 @@ export interface BatchInfo {
 }
 
 export class InvalidBatchError extends Error {
-  constructor(message: string, readonly kind: 'corrupt' | 'unsupported') {
+  constructor(
+    message: string,
+    readonly kind: 'corrupt' | 'unsupported',
+  ) {
     super(message);
     this.name = 'InvalidBatchError';
   }
@@ -74,7 +77,8 @@ export function splitProducedBatches(records: Buffer): BatchInfo[] {
       throw new InvalidBatchError(`record batch header truncated: ${records.length - position} bytes left, a v2 header has ${BATCH_HEADER_BYTES}`, 'corrupt');
     }
     const magic = records.readInt8(position + 16);
-    if (magic !== 2) throw new InvalidBatchError(`record batch magic ${magic} is not supported; produce with message format v2 (Kafka >= 0.11 clients)`, 'unsupported');
+    if (magic !== 2)
+      throw new InvalidBatchError(`record batch magic ${magic} is not supported; produce with message format v2 (Kafka >= 0.11 clients)`, 'unsupported');
     const batchLength = records.readInt32BE(position + 8);
     const total = batchLength + BATCH_LOG_OVERHEAD;
     if (batchLength < BATCH_HEADER_BYTES - BATCH_LOG_OVERHEAD || position + total > records.length) {

@@ -78,8 +78,10 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
   if (!session) session = await ort.InferenceSession.create(bytes, { ...base, executionProviders: ['cpu'] });
   const inputName = card.input.name ?? session.inputNames[0];
   const outputName = card.output.name ?? session.outputNames[0];
-  if (inputName === undefined || !session.inputNames.includes(inputName)) throw new Error(`model ${card.name}: input.name "${inputName}" is not an input of ${path}; it has ${JSON.stringify(session.inputNames)}`);
-  if (outputName === undefined || !session.outputNames.includes(outputName)) throw new Error(`model ${card.name}: output.name "${outputName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
+  if (inputName === undefined || !session.inputNames.includes(inputName))
+    throw new Error(`model ${card.name}: input.name "${inputName}" is not an input of ${path}; it has ${JSON.stringify(session.inputNames)}`);
+  if (outputName === undefined || !session.outputNames.includes(outputName))
+    throw new Error(`model ${card.name}: output.name "${outputName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);
   const embeddingName = card.output.embeddingName;
   if (embeddingName && !session.outputNames.includes(embeddingName)) {
     throw new Error(`model ${card.name}: output.embeddingName "${embeddingName}" is not an output of ${path}; it has ${JSON.stringify(session.outputNames)}`);

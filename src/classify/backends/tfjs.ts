@@ -102,7 +102,11 @@ async function readArtifacts(path: string): Promise<{ artifacts: import('@tensor
   }
   const weights = Buffer.concat(shards);
   const weightData = weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength) as ArrayBuffer;
-  const graph = json.format === 'graph-model' || (json.format === undefined && !(json.modelTopology as { class_name?: string })?.class_name && !(json.modelTopology as { model_config?: unknown })?.model_config);
+  const graph =
+    json.format === 'graph-model' ||
+    (json.format === undefined &&
+      !(json.modelTopology as { class_name?: string })?.class_name &&
+      !(json.modelTopology as { model_config?: unknown })?.model_config);
   return {
     artifacts: {
       format: json.format,
@@ -142,7 +146,10 @@ export async function createTfjsBackend(init: BackendInit, log: (msg: string) =>
     const model = await t.loadGraphModel(t.io.fromMemory(artifacts));
     const outputName = card.output.name ?? model.outputNodes[0];
     const inputName = card.input.name ?? model.inputNodes[0];
-    if (outputName === undefined || inputName === undefined) throw new Error(`model ${card.name}: ${path} has no ${inputName === undefined ? 'input' : 'output'} node to use; name one in the card (input.name, output.name)`);
+    if (outputName === undefined || inputName === undefined)
+      throw new Error(
+        `model ${card.name}: ${path} has no ${inputName === undefined ? 'input' : 'output'} node to use; name one in the card (input.name, output.name)`,
+      );
     const outputs = embeddingName ? [outputName, embeddingName] : [outputName];
     predict = (x) => {
       const r = model.execute({ [inputName]: x }, outputs);
@@ -151,7 +158,9 @@ export async function createTfjsBackend(init: BackendInit, log: (msg: string) =>
     dispose = () => model.dispose();
   } else {
     const layers = await t.loadLayersModel(t.io.fromMemory(artifacts));
-    const model = embeddingName ? t.model({ inputs: layers.inputs, outputs: [layers.outputs[0]!, layers.getLayer(embeddingName).output as import('@tensorflow/tfjs').SymbolicTensor] }) : layers;
+    const model = embeddingName
+      ? t.model({ inputs: layers.inputs, outputs: [layers.outputs[0]!, layers.getLayer(embeddingName).output as import('@tensorflow/tfjs').SymbolicTensor] })
+      : layers;
     predict = (x) => {
       const r = model.predict(x);
       return Array.isArray(r) ? r : [r];

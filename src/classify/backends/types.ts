@@ -42,7 +42,8 @@ export function pPGFromOutput(card: ModelCard, data: ArrayLike<number>, n: numbe
   const out = new Float32Array(n);
   const width = data.length / n;
   if (card.output.kind === 'sigmoid') {
-    if (width !== 1) throw new Error(`model ${card.name}: output.kind "sigmoid" expects 1 value per image, the model gives ${width}; use "softmax" with pgIndex`);
+    if (width !== 1)
+      throw new Error(`model ${card.name}: output.kind "sigmoid" expects 1 value per image, the model gives ${width}; use "softmax" with pgIndex`);
     // Exports that drop the final activation give logits; a value outside [0,1] can only be one.
     for (let i = 0; i < n; i++) {
       const v = data[i]!;

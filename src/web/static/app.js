@@ -139,14 +139,18 @@ function renderCamera(state) {
   status.dataset.state = silent ? 'silent' : 'unusable';
   status.textContent = silent
     ? `No frames since ${state.silent.evidence?.lastSeenAt ?? state.silent.startsAt} — check the camera`
-    : unusable ? `Cannot see: last frame unusable (${p.reason ?? 'unknown reason'}); it does not count for or against PG` : '';
+    : unusable
+      ? `Cannot see: last frame unusable (${p.reason ?? 'unknown reason'}); it does not count for or against PG`
+      : '';
   $('.ppg', card).textContent = p ? fmt(p.pPG) : '–';
   $('.run', card).textContent = p ? p.runId : '–';
   const model = $('.model', card);
   const uncalibrated = p?.calibration?.status === 'uncalibrated';
   model.textContent = p ? `${p.model}${uncalibrated ? ' — uncalibrated' : p.calibration?.status === 'calibrated' ? ' — calibrated' : ''}` : '–';
   model.classList.toggle('uncalibrated', uncalibrated);
-  model.title = uncalibrated ? 'Fitted on simulator camera profiles, not on this camera: calibrate it on this camera\'s clean frames before trusting its alarms.' : '';
+  model.title = uncalibrated
+    ? "Fitted on simulator camera profiles, not on this camera: calibrate it on this camera's clean frames before trusting its alarms."
+    : '';
   const predicted = $('.predicted', card);
   predicted.textContent = p ? p.predicted : '–';
   predicted.classList.toggle('pg', p?.predicted === 'pg');
@@ -166,7 +170,7 @@ function renderCamera(state) {
 function windowSeconds(w) {
   const m = /^(\d+)(s|m|h|d)?$/.exec(w);
   if (!m) return Number.MAX_SAFE_INTEGER;
-  return Number(m[1]) * ({ s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? 's']);
+  return Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400 }[m[2] ?? 's'];
 }
 
 function renderFrame(card, state) {
@@ -177,7 +181,7 @@ function renderFrame(card, state) {
   const p = state.lastPrediction;
   const own = p ? thumbnails.get(p.frameId) : undefined;
   const thumb = own ?? state.thumbnail;
-  const tiles = own || !thumb ? p?.tiles ?? [] : [];
+  const tiles = own || !thumb ? (p?.tiles ?? []) : [];
   let width = thumb?.sourceWidth;
   let height = thumb?.sourceHeight;
   if (!width || !height) {
@@ -192,18 +196,20 @@ function renderFrame(card, state) {
   if (thumb?.url) {
     if (image.getAttribute('href') !== thumb.url) image.setAttribute('href', thumb.url);
   } else image.removeAttribute('href');
-  tilesGroup.replaceChildren(...tiles.map((t) => {
-    const rect = document.createElementNS(SVG_NS, 'rect');
-    rect.setAttribute('x', String(t.x));
-    rect.setAttribute('y', String(t.y));
-    rect.setAttribute('width', String(t.width));
-    rect.setAttribute('height', String(t.height));
-    rect.setAttribute('class', t.pPG >= THRESHOLD ? 'pg' : 'cex');
-    const title = document.createElementNS(SVG_NS, 'title');
-    title.textContent = `P(PG) ${fmt(t.pPG)}`;
-    rect.append(title);
-    return rect;
-  }));
+  tilesGroup.replaceChildren(
+    ...tiles.map((t) => {
+      const rect = document.createElementNS(SVG_NS, 'rect');
+      rect.setAttribute('x', String(t.x));
+      rect.setAttribute('y', String(t.y));
+      rect.setAttribute('width', String(t.width));
+      rect.setAttribute('height', String(t.height));
+      rect.setAttribute('class', t.pPG >= THRESHOLD ? 'pg' : 'cex');
+      const title = document.createElementNS(SVG_NS, 'title');
+      title.textContent = `P(PG) ${fmt(t.pPG)}`;
+      rect.append(title);
+      return rect;
+    }),
+  );
 }
 
 function renderSparkline(canvas, history) {
@@ -235,7 +241,10 @@ function renderSparkline(canvas, history) {
   ctx.beginPath();
   let drawing = false;
   history.forEach((h, i) => {
-    if (h.pPG == null) { drawing = false; return; } // unusable frame: a gap, not a zero
+    if (h.pPG == null) {
+      drawing = false;
+      return;
+    } // unusable frame: a gap, not a zero
     const px = x0 + i * step;
     if (drawing) ctx.lineTo(px, y(h.pPG));
     else ctx.moveTo(px, y(h.pPG));
@@ -275,36 +284,42 @@ function renderGlobalBanner() {
 function renderAlerts() {
   const list = $('#alerts');
   const recent = [...alerts.values()].sort((a, b) => (a.startsAt < b.startsAt ? 1 : -1)).slice(0, 20);
-  list.replaceChildren(...recent.map((alert) => {
-    const li = document.createElement('li');
-    li.className = 'alert-item';
-    li.dataset.alertId = alert.id;
-    li.dataset.state = alertState(alert);
-    const title = document.createElement('strong');
-    title.textContent = `${alert.camera}: PG ${alert.state}`;
-    const when = document.createElement('div');
-    when.className = 'when';
-    const ackText = alert.acknowledgedAt ? ` · acknowledged ${alert.acknowledgedAt}${alert.acknowledgedBy ? ` by ${alert.acknowledgedBy}` : ''}` : '';
-    when.textContent = `since ${alert.startsAt}${alert.endsAt ? ` until ${alert.endsAt}` : ''}${ackText} · run ${alert.runId}`;
-    const evidence = document.createElement('div');
-    evidence.className = 'evidence';
-    for (const frame of (alert.evidence?.frames ?? []).slice(0, 8)) {
-      const img = document.createElement('img');
-      img.alt = `evidence frame ${frame.frameId}, P(PG) ${fmt(frame.pPG, 2)}`;
-      img.title = img.alt;
-      img.loading = 'lazy';
-      img.addEventListener('error', () => {
-        const missing = document.createElement('span');
-        missing.className = 'missing';
-        missing.textContent = `${frame.frameId} (P=${fmt(frame.pPG, 2)})`;
-        img.replaceWith(missing);
-      }, { once: true });
-      img.src = `/api/frames/${encodeURIComponent(frame.frameId)}/thumbnail`;
-      evidence.append(img);
-    }
-    li.append(title, when, evidence);
-    return li;
-  }));
+  list.replaceChildren(
+    ...recent.map((alert) => {
+      const li = document.createElement('li');
+      li.className = 'alert-item';
+      li.dataset.alertId = alert.id;
+      li.dataset.state = alertState(alert);
+      const title = document.createElement('strong');
+      title.textContent = `${alert.camera}: PG ${alert.state}`;
+      const when = document.createElement('div');
+      when.className = 'when';
+      const ackText = alert.acknowledgedAt ? ` · acknowledged ${alert.acknowledgedAt}${alert.acknowledgedBy ? ` by ${alert.acknowledgedBy}` : ''}` : '';
+      when.textContent = `since ${alert.startsAt}${alert.endsAt ? ` until ${alert.endsAt}` : ''}${ackText} · run ${alert.runId}`;
+      const evidence = document.createElement('div');
+      evidence.className = 'evidence';
+      for (const frame of (alert.evidence?.frames ?? []).slice(0, 8)) {
+        const img = document.createElement('img');
+        img.alt = `evidence frame ${frame.frameId}, P(PG) ${fmt(frame.pPG, 2)}`;
+        img.title = img.alt;
+        img.loading = 'lazy';
+        img.addEventListener(
+          'error',
+          () => {
+            const missing = document.createElement('span');
+            missing.className = 'missing';
+            missing.textContent = `${frame.frameId} (P=${fmt(frame.pPG, 2)})`;
+            img.replaceWith(missing);
+          },
+          { once: true },
+        );
+        img.src = `/api/frames/${encodeURIComponent(frame.frameId)}/thumbnail`;
+        evidence.append(img);
+      }
+      li.append(title, when, evidence);
+      return li;
+    }),
+  );
   $('#no-alerts').hidden = recent.length > 0;
 }
 
@@ -337,8 +352,14 @@ function askToken(message) {
       if (dialog.open) dialog.close();
       resolve(value);
     };
-    const onSubmit = (e) => { e.preventDefault(); finish(input.value.trim() || undefined); };
-    const onCancel = (e) => { e.preventDefault(); finish(undefined); };
+    const onSubmit = (e) => {
+      e.preventDefault();
+      finish(input.value.trim() || undefined);
+    };
+    const onCancel = (e) => {
+      e.preventDefault();
+      finish(undefined);
+    };
     form.addEventListener('submit', onSubmit);
     $('#token-cancel').addEventListener('click', onCancel);
     dialog.addEventListener('cancel', onCancel);
@@ -353,7 +374,9 @@ async function acknowledge(alertId) {
     const headers = { 'content-type': 'application/json' };
     if (token) headers.authorization = `Bearer ${token}`;
     const response = await fetch(`/api/alerts/${encodeURIComponent(alertId)}/ack`, {
-      method: 'POST', headers, body: JSON.stringify({ by: localStorage.getItem('crystalwatch.operator') ?? 'live page' }),
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ by: localStorage.getItem('crystalwatch.operator') ?? 'live page' }),
     });
     if (response.status === 401) {
       sessionStorage.removeItem('crystalwatch.token');
