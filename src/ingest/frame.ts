@@ -2,7 +2,7 @@
  * What a complete image file becomes on `frames`: its stable frame id and its headers
  * (DESIGN.md contracts). Pure: the caller has read the bytes and the sidecar.
  */
-import { createHash } from 'node:crypto';
+import { frameDigest, frameIdFor } from '../bus/frame-id.js';
 import type { FrameHeaders } from '../bus/messages.js';
 import { labelFromPath, type Sidecar } from './files.js';
 import { CONTENT_TYPES, type ImageKind } from './image.js';
@@ -25,9 +25,8 @@ export function describeFrame(f: FrameFacts): { frameId: string; capturedAt: str
   // Ground truth: sidecar first, folder names second.
   const capturedAt = new Date(f.sidecar?.capturedAt ?? f.mtimeMs).toISOString();
   const label = f.sidecar?.label ?? labelFromPath(f.rel);
-  const sha256 = createHash('sha256').update(f.bytes).digest('hex');
-  // Stable across restarts: the same file always gets the same id.
-  const frameId = `${f.camera}-${capturedAt.replace(/[-:.]/g, '')}-${sha256.slice(0, 16)}`;
+  const sha256 = frameDigest(f.bytes);
+  const frameId = frameIdFor(f.camera, capturedAt, sha256);
   const headers: FrameHeaders = {
     'frame-id': frameId,
     camera: f.camera,
