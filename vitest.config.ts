@@ -24,6 +24,7 @@ export const UNIT_TESTS = [
   'ingest-files',
   'ingest-image',
   'ingest-ledger',
+  'ingest-verdict',
   'metrics',
   'model-evaluation',
   'model-splits',

@@ -1,7 +1,7 @@
 /**
  * The pure decisions of a file check: from what was read (the head and tail, then the whole
  * file) and how long the file has been quiet, whether to reject it, wait, or go on. No I/O,
- * so every branch is unit-tested without a disk (test/ingest-image.test.ts).
+ * so every branch is unit-tested without a disk (test/ingest-verdict.test.ts).
  */
 import { headerDimensions, inspectImage, pixelLimit, sniffKind, tailLooksComplete, type ImageKind, type RejectReason } from './image.js';
 
