@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isIgnoredName, labelFromPath, readSidecar, sidecarPathFor } from '../src/ingest/files.js';
+import { framePathIn, isFramePath, isIgnoredName, labelFromPath, readSidecar, sidecarPathFor, walk } from '../src/ingest/files.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -25,6 +25,33 @@ describe('ingest file conventions', () => {
     for (const name of ['a.png.tmp', '.a.png.tmp', 'a.part', 'a.png.partial', 'a.crdownload', 'a.png~', '.ingest-ledger.jsonl', 'a.json'])
       expect(isIgnoredName(name), name).toBe(true);
     for (const name of ['a.png', 'a.jpg', 'a.tif', 'frame-0001.PNG', 'notes.txt']) expect(isIgnoredName(name), name).toBe(false);
+  });
+
+  it('one test of "is this path ours": hidden, own folders, temporary names and sidecars are not frames', () => {
+    for (const rel of ['a.png', 'cex/a.png', 'run-7/pg/frame-0001.PNG', 'notes.txt']) expect(isFramePath(rel), rel).toBe(true);
+    for (const rel of ['.archive/a.png', '.quarantine/cex/a.png', '.ingest-ledger.jsonl', 'cex/.a.png', 'cex/a.png.tmp', 'a.json', '.hidden/pg/a.png'])
+      expect(isFramePath(rel), rel).toBe(false);
+
+    const watch = join('/data', 'cam-1');
+    const own = [join(watch, 'done'), join('/elsewhere', 'quarantine', 'cam-1')];
+    expect(framePathIn(watch, own, join(watch, 'pg', 'a.png'))).toBe('pg/a.png');
+    expect(framePathIn(watch, own, watch)).toBeUndefined(); // the folder itself
+    expect(framePathIn(watch, own, join('/data', 'cam-2', 'a.png'))).toBeUndefined(); // another camera
+    expect(framePathIn(watch, own, join(watch, '..', 'a.png'))).toBeUndefined();
+    expect(framePathIn(watch, own, join(watch, 'done'))).toBeUndefined(); // a configured archive inside the folder
+    expect(framePathIn(watch, own, join(watch, 'done', 'a.png'))).toBeUndefined();
+    expect(framePathIn(watch, own, join(watch, 'donee', 'a.png'))).toBe('donee/a.png');
+    expect(framePathIn(watch, own, join(watch, '.archive', 'a.png'))).toBeUndefined();
+    expect(framePathIn(watch, own, join(watch, 'cex', 'a.png.part'))).toBeUndefined();
+  });
+
+  it('the scan lists what the same test keeps, in name order', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'walk-'));
+    dirs.push(dir);
+    for (const sub of ['pg', '.archive', '.quarantine', 'done']) await mkdir(join(dir, sub));
+    const files = ['b.png', 'a.png', 'pg/c.png', 'a.json', 'b.png.tmp', '.ingest-ledger.jsonl', '.archive/x.png', '.quarantine/y.png', 'done/z.png'];
+    for (const f of files) await writeFile(join(dir, f), 'x');
+    expect(await walk(dir, [join(dir, 'done')])).toEqual(['a.png', 'b.png', 'pg/c.png']);
   });
 
   it('reads sidecars and says what is wrong with bad ones', async () => {

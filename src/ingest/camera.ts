@@ -10,7 +10,7 @@ import type { Logger } from '../config/logger.js';
 import type { RejectReason } from './image.js';
 import { describeSymlink, isGone, isInside, openFrameFile, peekHandle, readHandle, RealFolders } from './open.js';
 import { FolderDisposal } from './disposal.js';
-import { isIgnoredName, readSidecar, sidecarPathFor, toRel, walk } from './files.js';
+import { framePathIn, readSidecar, sidecarPathFor, toRel, walk } from './files.js';
 import { describeFrame } from './frame.js';
 import { judgeHead, judgeWhole } from './verdict.js';
 import type { CameraContext } from './context.js';
@@ -56,6 +56,8 @@ export class CameraIngest {
   private unsubscribeBudget: (() => void) | undefined;
   private readonly log: Logger;
   private readonly realFolders = new RealFolders();
+  /** The archive and quarantine folders: never frames, wherever they are (framePathIn). */
+  private readonly ownDirs: readonly string[];
 
   constructor(
     readonly camera: string,
@@ -66,6 +68,7 @@ export class CameraIngest {
     this.watchDir = resolve(watchDir);
     this.archiveDir = resolve(ctx.archiveDir ? join(ctx.archiveDir, camera) : join(this.watchDir, '.archive'));
     this.quarantineDir = resolve(ctx.quarantineDir ? join(ctx.quarantineDir, camera) : join(this.watchDir, '.quarantine'));
+    this.ownDirs = [this.archiveDir, this.quarantineDir];
     this.log = ctx.logger.child({ camera });
     this.disposal = new FolderDisposal(camera, this.watchDir, this.archiveDir, this.quarantineDir, ctx, this.log);
     this.sender = new FrameSender(camera, ctx, this.log, {
@@ -86,19 +89,13 @@ export class CameraIngest {
     await mkdir(this.watchDir, { recursive: true });
     this.realWatch = await realpath(this.watchDir);
     this.unsubscribeBudget = this.ctx.budget.onRelease(() => this.unpark());
-    const skip = new Set([this.archiveDir, this.quarantineDir]);
     this.watcher = watch(this.watchDir, {
       ignoreInitial: true, // the first scan below sees what is already there, in name order
       followSymlinks: false,
       depth: 8,
       awaitWriteFinish: false, // we know when PNG/JPEG are complete; no fixed quiet period
       atomic: false,
-      ignored: (path: string) => {
-        if (path === this.watchDir) return false;
-        if (skip.has(path)) return true;
-        const rel = relative(this.watchDir, path);
-        return rel.split(/[\\/]/).some((part) => isIgnoredName(part));
-      },
+      ignored: (path: string) => path !== this.watchDir && framePathIn(this.watchDir, this.ownDirs, path) === undefined,
     });
     const onFile = (path: string) => this.consider(toRel(relative(this.watchDir, path)));
     this.watcher.on('raw', (_event, name, details) => {
@@ -140,7 +137,7 @@ export class CameraIngest {
     if (this.scanning) return this.scanning;
     this.scanning = (async () => {
       try {
-        const files = await walk(this.watchDir, new Set([this.archiveDir, this.quarantineDir]));
+        const files = await walk(this.watchDir, this.ownDirs);
         for (const rel of files) {
           if (this.closed) return;
           if (this.trackers.has(rel) || this.queued.has(rel) || this.checkQueue.has(rel) || this.parked.has(rel)) continue;
@@ -176,13 +173,8 @@ export class CameraIngest {
     if (!name || this.closed) return;
     // chokidar also watches each file on its own; such a watcher names its own file.
     const abs = basename(watchedPath) === name ? watchedPath : resolve(watchedPath, name);
-    {
-      if (!isInside(this.watchDir, abs) || abs === this.watchDir) return;
-      const rel = toRel(relative(this.watchDir, abs));
-      if (rel.split('/').some((part) => isIgnoredName(part))) return;
-      if (isInside(this.archiveDir, abs) || isInside(this.quarantineDir, abs)) return;
-      this.consider(rel);
-    }
+    const rel = framePathIn(this.watchDir, this.ownDirs, abs);
+    if (rel !== undefined) this.consider(rel);
   }
 
   private forget(rel: string): void {

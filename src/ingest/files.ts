@@ -4,9 +4,10 @@
  */
 import { constants } from 'node:fs';
 import { lstat, mkdir, open, rename, copyFile, unlink, writeFile, readdir, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, extname, join, sep } from 'node:path';
+import { basename, dirname, extname, join, relative, sep } from 'node:path';
 import { z } from 'zod';
 import { Label } from '../bus/messages.js';
+import { isInside } from './open.js';
 
 /** Names a writer uses while a file is not finished, and our own folders. */
 export function isIgnoredName(name: string): boolean {
@@ -18,6 +19,29 @@ export function isIgnoredName(name: string): boolean {
 /** `a/b/c.png` relative path with `/` separators, whatever the platform. */
 export function toRel(path: string): string {
   return sep === '/' ? path : path.split(sep).join('/');
+}
+
+/**
+ * Whether a path relative to a camera folder (`/`-separated) may be a frame or a folder of
+ * frames: no part of it is a hidden name (`.archive/`, `.quarantine/`, the ledger), a
+ * writer's temporary name or a sidecar (isIgnoredName). Any other file is a candidate, even
+ * without an image extension: the check quarantines it as `not-an-image`.
+ */
+export function isFramePath(rel: string): boolean {
+  return rel.split('/').every((part) => !isIgnoredName(part));
+}
+
+/**
+ * The one test of "is this path ours", for the watcher's filter, its raw events and the
+ * periodic scan: `abs` relative to `watchDir` (`/`-separated) when it may be a frame of that
+ * camera, else undefined (outside the folder, the folder itself, inside one of `ownDirs`,
+ * the archive and quarantine folders wherever they are, or not a frame path).
+ */
+export function framePathIn(watchDir: string, ownDirs: Iterable<string>, abs: string): string | undefined {
+  if (abs === watchDir || !isInside(watchDir, abs)) return undefined;
+  for (const dir of ownDirs) if (isInside(dir, abs)) return undefined;
+  const rel = toRel(relative(watchDir, abs));
+  return isFramePath(rel) ? rel : undefined;
 }
 
 export function sidecarPathFor(imagePath: string): string {
@@ -137,12 +161,12 @@ export async function writeReason(quarantinedPath: string, reason: object): Prom
 }
 
 /**
- * Every candidate under `root` (relative paths), skipping ignored names and the
- * folders in `skip`. Symlinks are returned (not followed) so they can be quarantined.
+ * Every candidate under `root` (relative paths, `framePathIn`), skipping the folders in
+ * `ownDirs`. Symlinks are returned (not followed) so they can be quarantined.
  */
-export async function walk(root: string, skip: Set<string>, maxDepth = 8): Promise<string[]> {
+export async function walk(root: string, ownDirs: Iterable<string>, maxDepth = 8): Promise<string[]> {
   const out: string[] = [];
-  const visit = async (dir: string, rel: string, depth: number) => {
+  const visit = async (dir: string, depth: number) => {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -151,17 +175,16 @@ export async function walk(root: string, skip: Set<string>, maxDepth = 8): Promi
       throw err;
     }
     for (const entry of entries) {
-      if (isIgnoredName(entry.name)) continue;
       const abs = join(dir, entry.name);
-      const childRel = rel === '' ? entry.name : `${rel}/${entry.name}`;
-      if (skip.has(abs)) continue;
+      const childRel = framePathIn(root, ownDirs, abs);
+      if (childRel === undefined) continue;
       if (entry.isDirectory()) {
-        if (depth < maxDepth) await visit(abs, childRel, depth + 1);
+        if (depth < maxDepth) await visit(abs, depth + 1);
       } else if (entry.isFile() || entry.isSymbolicLink()) {
         out.push(childRel);
       }
     }
   };
-  await visit(root, '', 0);
+  await visit(root, 0);
   return out.sort();
 }
