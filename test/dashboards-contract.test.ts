@@ -11,7 +11,7 @@ import { Registry } from 'prom-client';
 import { panelQueries } from '../dashboards/queries.js';
 import { ingestMetrics } from '../src/ingest/metrics.js';
 import { classifyMetrics } from '../src/classify/metrics.js';
-import { createQualityMetrics } from '../src/metrics/metrics.js';
+import { createQualityMetrics } from '../src/quality/metrics.js';
 import { createAlertMetrics } from '../src/alert/metrics.js';
 
 interface Declared {

@@ -1,5 +1,5 @@
 /**
- * A real MetricsStage on the embedded broker against hostile but well-formed input:
+ * A real QualityStage on the embedded broker against hostile but well-formed input:
  * 3,000 predictions with made-up camera ids must not make 3,000 cameras' worth of series
  * (before the fix: 39,000 series, a 10 MB /metrics, +146 MB RSS), and a 13 MB garbage value
  * must still reach `dead-letter`, as a digest and a prefix.
@@ -12,7 +12,7 @@ import type { Consumer, Producer } from 'kafkajs';
 import { Registry } from 'prom-client';
 import { topicNames } from '../src/bus/topics.js';
 import { decodeDeadLetter, type DeadLetter, type Prediction } from '../src/bus/messages.js';
-import { MetricsStage } from '../src/metrics/index.js';
+import { QualityStage } from '../src/quality/index.js';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { waitFor } from './helpers/wait.js';
 import { prediction as buildPrediction } from './helpers/messages.js';
@@ -23,7 +23,7 @@ const gc = runInNewContext('gc') as () => void;
 let bus: TestBus;
 let producer: Producer;
 let reader: Consumer;
-let stage: MetricsStage;
+let stage: QualityStage;
 const registry = new Registry();
 const topics = topicNames(`idm${process.pid}.`);
 const letters: DeadLetter[] = [];
@@ -49,7 +49,7 @@ beforeAll(async () => {
   // The topics exist before anyone subscribes.
   for (const topic of [topics.predictions, topics.labels, topics.deadLetter]) await producer.send({ topic, messages: [{ key: 'marker', value: 'marker' }] });
   // The stage's own fetch sizes (1 MiB): the broker still hands over a larger record whole (KIP-74).
-  stage = new MetricsStage({ kafka: bus.kafka, topics, registry, groupId: 'idm-metrics' });
+  stage = new QualityStage({ kafka: bus.kafka, topics, registry, groupId: 'idm-metrics' });
   await stage.start();
   reader = bus.kafka.consumer({ groupId: 'idm-dead-letter-reader', maxBytesPerPartition: 2 * 1024 * 1024 });
   await reader.connect();

@@ -1,5 +1,5 @@
 /**
- * MetricsStage and AlertStage on the embedded broker: redelivered predictions count once,
+ * QualityStage and AlertStage on the embedded broker: redelivered predictions count once,
  * malformed records go to dead-letter with a reason, and a late lab result (span label)
  * completes the waiting predictions.
  */
@@ -13,7 +13,7 @@ import { startBroker, type Broker } from '../src/broker/index.js';
 import { createKafka } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { DeadLetterSchema, type Alert, type Prediction } from '../src/bus/messages.js';
-import { MetricsStage, type QualityEvent } from '../src/metrics/index.js';
+import { QualityStage, type QualityEvent } from '../src/quality/index.js';
 import { AlertStage } from '../src/alert/index.js';
 import { prediction as buildPrediction } from './helpers/messages.js';
 import { waitFor, waitForQuiet } from './helpers/wait.js';
@@ -22,7 +22,7 @@ let dir: string;
 let broker: Broker;
 let producer: Producer;
 let reader: Consumer;
-let metrics: MetricsStage;
+let metrics: QualityStage;
 let alerts: AlertStage;
 const registry = new Registry();
 const topics = topicNames(`mb${process.pid}.`);
@@ -39,7 +39,7 @@ beforeAll(async () => {
   await producer.send({ topic: topics.predictions, messages: [{ key: 'cam-z', value: JSON.stringify(prediction('cam-z', 0, 0.01)) }] });
   for (const topic of [topics.labels, topics.deadLetter])
     await producer.send({ topic, messages: [{ key: 'x', value: JSON.stringify({ frameId: 'marker', label: 'cex' }) }] });
-  metrics = new MetricsStage({ kafka, topics, registry, groupId: 'mb-metrics', windows: { frames: 100, seconds: 600 } });
+  metrics = new QualityStage({ kafka, topics, registry, groupId: 'mb-metrics', windows: { frames: 100, seconds: 600 } });
   alerts = new AlertStage({ kafka, topics, registry, groupId: 'mb-alert', sinks: { topic: false } });
   metrics.on('quality', (q: QualityEvent) => quality.push(q));
   reader = kafka.consumer({ groupId: 'mb-dead-letter-reader' });

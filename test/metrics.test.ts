@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import type { Kafka } from 'kafkajs';
 import type { Prediction } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
-import { LabelJoin, MetricsStage, RecentKeys, RollingConfusion, RollingRatio, type QualityEvent } from '../src/metrics/index.js';
+import { LabelJoin, QualityStage, RecentKeys, RollingConfusion, RollingRatio, type QualityEvent } from '../src/quality/index.js';
 import { prediction as buildPrediction, T0 } from './helpers/messages.js';
 
 const prediction = (frameId: string, over: Partial<Prediction> = {}): Prediction => buildPrediction({ frameId, ...over });
@@ -153,11 +153,11 @@ describe('LabelJoin at scale', () => {
   });
 });
 
-describe('MetricsStage (in process)', () => {
+describe('QualityStage (in process)', () => {
   function stage(now: { t: number }) {
     const registry = new Registry();
     // start() is not called: the Kafka object is never touched.
-    const s = new MetricsStage({ kafka: {} as Kafka, topics: topicNames(), registry, windows: { frames: 4, seconds: 60 }, now: () => now.t });
+    const s = new QualityStage({ kafka: {} as Kafka, topics: topicNames(), registry, windows: { frames: 4, seconds: 60 }, now: () => now.t });
     return { s, registry };
   }
 
@@ -209,7 +209,7 @@ describe('MetricsStage (in process)', () => {
 
   it('gives series only to the configured cameras; others are counted, not joined, not emitted', async () => {
     const registry = new Registry();
-    const s = new MetricsStage({ kafka: {} as Kafka, topics: topicNames(), registry, cameras: ['cam-1'], maxCameras: 1000 });
+    const s = new QualityStage({ kafka: {} as Kafka, topics: topicNames(), registry, cameras: ['cam-1'], maxCameras: 1000 });
     const seen: string[] = [];
     s.on('prediction', (p: Prediction) => seen.push(p.camera));
     s.observePrediction(prediction('a', { label: 'cex' }));

@@ -1,6 +1,6 @@
 /**
  * End to end with the real binaries: predictions go through the embedded broker into the
- * MetricsStage and AlertStage; a real Prometheus scrapes their registry with the shipped rules;
+ * QualityStage and AlertStage; a real Prometheus scrapes their registry with the shipped rules;
  * a simulated PG onset makes PGOnset appear in a real Alertmanager and reach a webhook receiver.
  */
 import { afterAll, assert, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { startBroker, type Broker } from '../src/broker/index.js';
 import { createKafka } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import type { Alert, Prediction } from '../src/bus/messages.js';
-import { MetricsStage } from '../src/metrics/index.js';
+import { QualityStage } from '../src/quality/index.js';
 import { AlertStage } from '../src/alert/index.js';
 import { predictionSequence } from './helpers/messages.js';
 import { startAlertmanager, startPrometheus, type Alertmanager, type Prometheus, type PromVector } from './helpers/prometheus.js';
@@ -27,7 +27,7 @@ const until = <T>(message: string, probe: () => Promise<T | undefined>, timeout 
 
 let dir: string;
 let broker: Broker;
-let metrics: MetricsStage;
+let metrics: QualityStage;
 let alerts: AlertStage;
 let producer: Producer;
 let alertConsumer: Consumer;
@@ -71,7 +71,7 @@ beforeAll(async () => {
     ruleFiles: ['deploy/prometheus/rules/quality.yml', 'deploy/prometheus/rules/alerts.yml'],
   });
 
-  metrics = new MetricsStage({ kafka, topics, registry, groupId: 'it-metrics' });
+  metrics = new QualityStage({ kafka, topics, registry, groupId: 'it-metrics' });
   alerts = new AlertStage({ kafka, topics, registry, groupId: 'it-alert', sinks: { topic: true, alertmanagerUrl: alertmanager.url } });
   producer = kafka.producer();
   alertConsumer = kafka.consumer({ groupId: 'it-alert-reader' });

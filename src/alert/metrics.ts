@@ -1,4 +1,4 @@
-/** The alert stage's Prometheus metrics, declared once (see src/metrics/metrics.ts for the rules). */
+/** The alert stage's Prometheus metrics, declared once (see src/quality/metrics.ts for the rules). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
 import { deadLetterCounter, duplicatePredictionsCounter } from '../bus/metrics.js';

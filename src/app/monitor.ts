@@ -13,7 +13,7 @@ import type { Logger } from '../config/logger.js';
 import { AlertStage, type DetectorConfig } from '../alert/index.js';
 import type { LlrTable } from '../alert/llr-table.js';
 import { loadModelCard } from '../model/card.js';
-import { MetricsStage, type QualityEvent } from '../metrics/index.js';
+import { QualityStage, type QualityEvent } from '../quality/index.js';
 import { runInfo, type RunControl, type OpenRun } from '../runs/index.js';
 import { KnownCameras } from '../bus/known-cameras.js';
 import type { RunEvent } from '../bus/messages.js';
@@ -42,7 +42,7 @@ export interface MonitorContext {
 }
 
 export interface Monitor {
-  metrics: MetricsStage;
+  metrics: QualityStage;
   alerts: AlertStage;
   audit?: AuditWiring;
   opcua?: OpcUaWiring;
@@ -83,7 +83,7 @@ export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
     ? new RunReports({ kafka, topics, dataDir: ctx.dataDir, pdf: config.reports.pdf, logger, ...(audit ? { audit: audit.trail } : {}) })
     : undefined;
 
-  const metrics = new MetricsStage({
+  const metrics = new QualityStage({
     kafka,
     topics,
     registry,

@@ -15,7 +15,7 @@ import { topicNames, type Topics } from '../bus/topics.js';
 import type { Alert, Prediction } from '../bus/messages.js';
 import { IngestStage } from '../ingest/index.js';
 import { ClassifyStage } from '../classify/index.js';
-import type { MetricsStage } from '../metrics/index.js';
+import type { QualityStage } from '../quality/index.js';
 import type { AlertStage } from '../alert/index.js';
 import type { AuditTrail } from '../audit/index.js';
 import type { OpcUaServer } from '../opcua/index.js';
@@ -43,7 +43,7 @@ export interface Pipeline {
   web?: WebServer;
   ingest?: IngestStage;
   classify?: ClassifyStage;
-  metrics?: MetricsStage;
+  metrics?: QualityStage;
   alerts?: AlertStage;
   runs?: RunControl;
   audit?: AuditTrail;

@@ -1,4 +1,4 @@
-/** The broker's Prometheus metrics, declared once (naming rules: src/metrics/metrics.ts). */
+/** The broker's Prometheus metrics, declared once (naming rules: src/quality/metrics.ts). */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
 

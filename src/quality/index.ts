@@ -1,5 +1,5 @@
 /**
- * The metrics stage: consumes `predictions` and `labels`, joins them, and keeps per camera
+ * The quality-metrics stage: consumes `predictions` and `labels`, joins them, and keeps per camera
  * a rolling confusion matrix over the last N labelled frames and over the last T seconds,
  * published as prom-client metrics on the registry it is given and as 'quality' events.
  *
@@ -26,7 +26,7 @@ export { RollingConfusion, RollingRatio, figuresFrom, type QualityFigures, type 
 export { LabelJoin, type JoinedPrediction, type LabelSource, type DropReason } from './join.js';
 export { createQualityMetrics, type QualityMetrics } from './metrics.js';
 
-export interface MetricsOptions {
+export interface QualityOptions {
   kafka: Kafka;
   topics: Topics;
   groupId?: string;
@@ -87,7 +87,7 @@ interface CameraState {
 
 const STAGE = 'metrics';
 
-export class MetricsStage extends StageLifecycle {
+export class QualityStage extends StageLifecycle {
   readonly metrics: QualityMetrics;
   private readonly windows: { frames: number; seconds: number };
   private readonly join: LabelJoin;
@@ -103,7 +103,7 @@ export class MetricsStage extends StageLifecycle {
   private producer: Producer | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: MetricsOptions) {
+  constructor(private readonly options: QualityOptions) {
     super({ stage: STAGE });
     this.windows = options.windows ?? { frames: DEFAULT_WINDOW_FRAMES, seconds: DEFAULT_WINDOW_SECONDS };
     if (!Number.isInteger(this.windows.frames) || this.windows.frames < 1)

@@ -2,7 +2,7 @@
  * The metrics stage's Prometheus metrics, declared once. Every gauge whose value can be
  * undefined (precision with no PG predicted, ...) is *removed* for that label set rather
  * than set to NaN, 0 or 1: a Grafana stat panel then shows "No data", and PromQL
- * comparisons (alert rules) simply have no sample. See src/metrics/README.md.
+ * comparisons (alert rules) simply have no sample. See src/quality/README.md.
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { once } from '../config/prometheus.js';
@@ -94,7 +94,7 @@ export function createQualityMetrics(registry: Registry) {
       () =>
         new Gauge({
           name: 'crystalwatch_ppg_smoothed',
-          help: 'Exponentially smoothed P(PG) of usable frames, per camera (weight of the newest frame: see MetricsOptions.smoothing).',
+          help: 'Exponentially smoothed P(PG) of usable frames, per camera (weight of the newest frame: see QualityOptions.smoothing).',
           labelNames: ['camera'] as const,
           registers,
         }),
