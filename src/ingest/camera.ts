@@ -16,22 +16,10 @@ import { judgeHead, judgeWhole } from './verdict.js';
 import type { CameraContext } from './context.js';
 import type { LedgerEntry } from './ledger.js';
 import { FrameSender, type ReadyFrame } from './sender.js';
+import { HEAD_BYTES, SMALL_FILE_BYTES, type Tracker } from './tracking.js';
 
 export { ByteBudget } from './budget.js';
 export type { CameraContext } from './context.js';
-
-interface Tracker {
-  size: number;
-  mtimeMs: number;
-  /** Last time we saw the file change (or its mtime, when first seen). */
-  changedAt: number;
-  timer?: NodeJS.Timeout;
-}
-
-/** Files up to this size are read whole at the first look; bigger ones are peeked at first. */
-const SMALL_FILE_BYTES = 256 * 1024;
-/** Enough for the dimensions of any PNG (IHDR comes first) and of JPEGs with the usual EXIF/ICC segments before SOF. */
-const HEAD_BYTES = 64 * 1024;
 
 export class CameraIngest {
   readonly watchDir: string;
