@@ -17,6 +17,7 @@ import type { Logger } from '../../config/logger.js';
 import { ErrorCode } from '../errors.js';
 import { crc32c } from '../protocol/crc32c.js';
 import type { TailCache } from './tail-cache.js';
+import { ProducerSequences } from './producer-sequences.js';
 import { BATCH_HEADER_BYTES, BATCH_LOG_OVERHEAD, firstOffsetAtOrAfter, readBatchInfo, stampBatch, type BatchInfo } from '../protocol/record-batch.js';
 
 export interface PartitionLogOptions {
@@ -49,19 +50,6 @@ interface BatchEntry {
   data: Buffer | undefined;
 }
 
-interface ProducerBatch {
-  firstSeq: number;
-  lastSeq: number;
-  baseOffset: number;
-}
-interface ProducerState {
-  epoch: number;
-  recent: ProducerBatch[];
-}
-
-/** Kafka keeps the last 5 batches per producer to recognise retries (max.in.flight ≤ 5). */
-const PRODUCER_WINDOW = 5;
-
 export interface AppendResult {
   errorCode: number;
   baseOffset: number;
@@ -77,7 +65,7 @@ export class PartitionLog {
   private readonly options: PartitionLogOptions;
   private segments: Segment[] = [];
   private entries: BatchEntry[] = [];
-  private producers = new Map<number, ProducerState>();
+  private readonly producers = new ProducerSequences();
   private listeners = new Set<() => void>();
   private closed = false;
   /** Async flushes in progress; segments are neither deleted nor closed meanwhile. */
@@ -162,7 +150,7 @@ export class PartitionLog {
         data: undefined,
       };
       this.entries.push(entry);
-      this.rememberProducer(info, baseOffset);
+      this.producers.remember(info, baseOffset);
       segment.maxTimestamp = Math.max(segment.maxTimestamp, info.maxTimestamp);
       this.nextOffset = entry.lastOffset + 1;
       position += total;
@@ -203,7 +191,7 @@ export class PartitionLog {
     let appendedRecords = 0;
     for (const batch of batches) {
       if (batch.producerId >= 0) {
-        const check = this.checkSequence(batch);
+        const check = this.producers.check(batch);
         if (check.errorCode !== ErrorCode.NONE) return check;
         if (check.baseOffset >= 0) {
           if (firstOffset < 0) firstOffset = check.baseOffset;
@@ -230,7 +218,7 @@ export class PartitionLog {
       segment.maxTimestamp = Math.max(segment.maxTimestamp, batch.maxTimestamp);
       this.entries.push(entry);
       this.options.cache.add(entry);
-      if (batch.producerId >= 0) this.rememberProducer(batch, baseOffset);
+      if (batch.producerId >= 0) this.producers.remember(batch, baseOffset);
       this.nextOffset = entry.lastOffset + 1;
       appendedBytes += entry.size;
       appendedRecords += batch.recordCount;
@@ -238,52 +226,6 @@ export class PartitionLog {
     }
     for (const listener of this.listeners) listener();
     return { errorCode: ErrorCode.NONE, baseOffset: firstOffset, appendedBytes, appendedRecords };
-  }
-
-  private checkSequence(batch: BatchInfo): AppendResult {
-    const state = this.producers.get(batch.producerId);
-    const lastSeq = batch.baseSequence + batch.lastOffsetDelta;
-    if (!state) return { errorCode: ErrorCode.NONE, baseOffset: -1 };
-    if (batch.producerEpoch < state.epoch) {
-      return {
-        errorCode: ErrorCode.INVALID_PRODUCER_EPOCH,
-        baseOffset: -1,
-        message: `producer ${batch.producerId} epoch ${batch.producerEpoch} is older than ${state.epoch}`,
-      };
-    }
-    if (batch.producerEpoch > state.epoch) {
-      if (batch.baseSequence !== 0)
-        return {
-          errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-          baseOffset: -1,
-          message: `new epoch ${batch.producerEpoch} must start at sequence 0, got ${batch.baseSequence}`,
-        };
-      return { errorCode: ErrorCode.NONE, baseOffset: -1 };
-    }
-    for (const recent of state.recent) {
-      if (recent.firstSeq === batch.baseSequence && recent.lastSeq === lastSeq) return { errorCode: ErrorCode.NONE, baseOffset: recent.baseOffset };
-    }
-    const last = state.recent[state.recent.length - 1];
-    const expected = last ? (last.lastSeq + 1) % 2 ** 31 : 0;
-    if (batch.baseSequence !== expected) {
-      return {
-        errorCode: ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER,
-        baseOffset: -1,
-        message: `producer ${batch.producerId} sent sequence ${batch.baseSequence}, expected ${expected}`,
-      };
-    }
-    return { errorCode: ErrorCode.NONE, baseOffset: -1 };
-  }
-
-  private rememberProducer(batch: Pick<BatchInfo, 'producerId' | 'producerEpoch' | 'baseSequence' | 'lastOffsetDelta'>, baseOffset: number): void {
-    if (batch.producerId < 0) return;
-    let state = this.producers.get(batch.producerId);
-    if (!state || batch.producerEpoch > state.epoch) {
-      state = { epoch: batch.producerEpoch, recent: [] };
-      this.producers.set(batch.producerId, state);
-    }
-    state.recent.push({ firstSeq: batch.baseSequence, lastSeq: batch.baseSequence + batch.lastOffsetDelta, baseOffset });
-    if (state.recent.length > PRODUCER_WINDOW) state.recent.shift();
   }
 
   /** Index of the batch holding `offset`, or entries.length if none. */
