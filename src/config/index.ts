@@ -192,12 +192,11 @@ export const ConfigSchema = z
 export type Config = z.infer<typeof ConfigSchema>;
 export type CameraConfig = z.infer<typeof Camera>;
 
+export { maskSecrets } from './secrets.js';
+
 export class ConfigError extends Error {
   override name = 'ConfigError';
 }
-
-/** Paths of secrets, masked by `crystalwatch config --print`. */
-const SECRET_PATHS = ['kafka.sasl.password', 'web.token', 'alert.webhooks.*.secret', 'opcua.users.*.password'];
 
 /**
  * Environment variables: the `KAFKA_*` ones of `kafkaSettingsFromEnv` (kafka-env.ts) and `CRYSTALWATCH_<PATH>` for
@@ -369,30 +368,6 @@ export function validateConfig(raw: Record<string, unknown>, source?: string): C
     return `${field}: ${issue.message}${got}`;
   });
   throw new ConfigError(`invalid configuration${source ? ` in ${source}` : ''}:\n  ${lines.join('\n  ')}`);
-}
-
-/** The effective config with secrets replaced by "***", for `crystalwatch config --print`. */
-export function maskSecrets(config: Config): unknown {
-  const copy = structuredClone(config) as unknown as Record<string, unknown>;
-  for (const secret of SECRET_PATHS) maskPath(copy, secret.split('.'));
-  return copy;
-}
-
-function maskPath(node: unknown, at: string[]): void {
-  if (node === null || typeof node !== 'object') return;
-  const [head, ...rest] = at;
-  if (head === undefined) return;
-  const obj = node as Record<string, unknown>;
-  if (head === '*') {
-    for (const child of Object.values(obj)) maskPath(child, rest);
-    return;
-  }
-  if (!(head in obj)) return;
-  if (rest.length === 0) {
-    if (obj[head] !== undefined) obj[head] = '***';
-    return;
-  }
-  maskPath(obj[head], rest);
 }
 
 /** Resolves a path from the config against the directory the config file is in (or the cwd). */
