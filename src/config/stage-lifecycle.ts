@@ -115,6 +115,7 @@ export async function settleWithin(work: Promise<unknown>, ms: number): Promise<
   let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), ms);
+    timer.unref();
   });
   try {
     return await Promise.race([
