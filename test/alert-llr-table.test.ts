@@ -75,17 +75,21 @@ describe('the monitor process picks the detector from the model card in force', 
     const { validateConfig } = await import('../src/config/index.js');
     const { silentLogger } = await import('../src/config/logger.js');
     const { root } = await import('./helpers/demo.js');
+    const { loadModelCard } = await import('../src/model/card.js');
     const dir = await mkdtemp(path.join(os.tmpdir(), 'cw-detector-card-'));
     try {
       const model = path.join(dir, 'model');
       await cp(path.join(root, 'models', 'default'), model, { recursive: true });
       const config = validateConfig({ dataDir: dir });
-      expect(await detectorFor(config, model, silentLogger)).toEqual({ kind: 'cusum' });
+      expect(detectorFor(config, (await loadModelCard(model)).card, silentLogger)).toEqual({ kind: 'cusum' });
+      expect(detectorFor(config, undefined, silentLogger)).toEqual({ kind: 'cusum' });
       const card = JSON.parse(await readFile(path.join(model, 'card.json'), 'utf8')) as Record<string, unknown>;
       const llr = tableOf((p) => logLikelihoodRatio(p, DEFAULT_CUSUM_MODEL));
       await writeFile(path.join(model, 'card.json'), JSON.stringify({ ...card, detector: { kind: 'cusum', threshold: 9.5, llr } }));
-      expect(await detectorFor(config, model, silentLogger)).toEqual({ kind: 'cusum', threshold: 9.5, llr });
-      expect(await detectorFor(validateConfig({ dataDir: dir, alert: { detector: 'k-of-n' } }), model, silentLogger)).toEqual({ kind: 'k-of-n' });
+      expect(detectorFor(config, (await loadModelCard(model)).card, silentLogger)).toEqual({ kind: 'cusum', threshold: 9.5, llr });
+      expect(detectorFor(validateConfig({ dataDir: dir, alert: { detector: 'k-of-n' } }), (await loadModelCard(model)).card, silentLogger)).toEqual({
+        kind: 'k-of-n',
+      });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

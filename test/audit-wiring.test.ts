@@ -10,6 +10,7 @@ import type { Kafka } from 'kafkajs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openAudit } from '../src/app/audit-wiring.js';
 import { validateConfig } from '../src/config/index.js';
+import { loadModelCard } from '../src/model/card.js';
 import { silentLogger } from '../src/config/logger.js';
 import { root } from './helpers/demo.js';
 
@@ -26,7 +27,7 @@ describe('audit records at start', () => {
     await cp(path.join(root, 'models', 'default'), model, { recursive: true });
     const config = validateConfig({ dataDir: dir, audit: { fsync: false } });
     const open = async () => {
-      const audit = await openAudit({ config, dataDir: dir, modelDir: model, kafka: {} as Kafka, logger: silentLogger });
+      const audit = await openAudit({ config, dataDir: dir, model: await loadModelCard(model), kafka: {} as Kafka, logger: silentLogger });
       const { records } = await audit.trail.read({ limit: 100 });
       await audit.close();
       return records.map((r) => r.kind);

@@ -13,7 +13,7 @@ import type { Alert, RunEvent } from '../bus/messages.js';
 import { createProducer } from '../bus/kafka.js';
 import { maskSecrets, type Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
-import { loadModelCard } from '../model/card.js';
+import type { ModelCard } from '../model/card.js';
 import type { OpenRun } from '../runs/index.js';
 
 type AlertKind = 'firing' | 'resolved' | 'acknowledged';
@@ -72,8 +72,14 @@ export interface AuditWiring {
  * Opens the trail in `<dataDir>/audit`, mirrored to the `audit` topic when Kafka is external,
  * and records `config.loaded`.
  */
-export async function openAudit(options: { config: Config; dataDir: string; modelDir: string; kafka: Kafka; logger: Logger }): Promise<AuditWiring> {
-  const { config, dataDir, modelDir, kafka, logger } = options;
+export async function openAudit(options: {
+  config: Config;
+  dataDir: string;
+  model: { card: ModelCard; dir: string };
+  kafka: Kafka;
+  logger: Logger;
+}): Promise<AuditWiring> {
+  const { config, dataDir, kafka, logger } = options;
   let producer: Producer | undefined;
   if (config.kafka.brokers.length > 0) {
     producer = createProducer(kafka);
@@ -85,7 +91,7 @@ export async function openAudit(options: { config: Config; dataDir: string; mode
     logger: logger.child({ stage: 'audit' }),
     ...(producer ? { mirror: kafkaAuditMirror(producer, { topic: `${config.kafka.topicPrefix}audit`, key: `${hostname()}/monitor` }) } : {}),
   });
-  const { card, dir } = await loadModelCard(modelDir);
+  const { card, dir } = options.model;
   const cardBytes = await readFile(path.join(dir, 'card.json'));
   const modelCardSha256 = sha256Hex(cardBytes);
   // A calibrated card not seen at an earlier start was written by `crystalwatch calibrate` since:

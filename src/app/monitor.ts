@@ -12,7 +12,7 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import { AlertStage, type DetectorConfig } from '../alert/index.js';
 import type { LlrTable } from '../alert/llr-table.js';
-import { loadModelCard } from '../model/card.js';
+import { loadModelCard, type ModelCard } from '../model/card.js';
 import { QualityStage, type QualityEvent } from '../quality/index.js';
 import { runInfo, type RunControl, type OpenRun } from '../runs/index.js';
 import { KnownCameras } from '../bus/known-cameras.js';
@@ -53,14 +53,9 @@ export interface Monitor {
  * The onset detector: k-of-n or CUSUM as configured; a CUSUM uses the clean-score model that
  * `crystalwatch calibrate` fitted for this camera when the model card carries one.
  */
-export async function detectorFor(config: Config, modelDir: string, logger: Logger): Promise<DetectorConfig> {
+export function detectorFor(config: Config, card: ModelCard | undefined, logger: Logger): DetectorConfig {
   if (config.alert.detector !== 'cusum') return { kind: config.alert.detector };
-  const loaded = await loadModelCard(modelDir).catch((err: Error) => {
-    logger.warn({ modelDir, err: err.message }, 'onset detector: cannot read the model card; the default CUSUM model is used');
-    return undefined;
-  });
-  if (!loaded) return { kind: 'cusum' };
-  const { card } = loaded;
+  if (!card) return { kind: 'cusum' };
   const fitted = card.detector as { kind?: string; threshold?: unknown; llr?: LlrTable } | undefined;
   if (fitted?.kind !== 'cusum' || typeof fitted.threshold !== 'number' || !fitted.llr) return { kind: 'cusum' };
   logger.info(
@@ -73,10 +68,17 @@ export async function detectorFor(config: Config, modelDir: string, logger: Logg
 export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
   const { config, kafka, topics, registry, runs, lifecycle, consumers, ready, logger } = ctx;
 
+  // The card in force, read once for the audit trail and the detector (classify reads its own:
+  // it may run in another process). The audit trail must name it; the detector can do without.
+  const model = await loadModelCard(ctx.modelDir).catch((err: Error) => {
+    if (config.audit.enabled) throw err;
+    logger.warn({ modelDir: ctx.modelDir, err: err.message }, 'monitor: cannot read the model card; the onset detector uses its default model');
+    return undefined;
+  });
   let audit: AuditWiring | undefined;
-  if (config.audit.enabled) {
+  if (config.audit.enabled && model) {
     ready.audit = 'opening';
-    audit = lifecycle.add('audit', await openAudit({ config, dataDir: ctx.dataDir, modelDir: ctx.modelDir, kafka, logger }));
+    audit = lifecycle.add('audit', await openAudit({ config, dataDir: ctx.dataDir, model, kafka, logger }));
     ready.audit = true;
   }
   const reports = config.reports.enabled
@@ -112,7 +114,7 @@ export async function startMonitor(ctx: MonitorContext): Promise<Monitor> {
     kafka,
     topics,
     registry,
-    detector: await detectorFor(config, ctx.modelDir, logger),
+    detector: detectorFor(config, model?.card, logger),
     resolveAfterCleanFrames: config.alert.resolveAfterCleanFrames,
     sinks: {
       webhooks: config.alert.webhooks,
