@@ -25,9 +25,6 @@ export interface ReportWiringOptions {
   shutdownBudgetMs?: number;
 }
 
-/** Run ids may be folder names: the bus id rule allows only letters, digits, '.', '_' and '-', never '..' alone. */
-const safeFolder = (runId: string) => (runId === '.' || runId === '..' ? `_${runId}` : runId);
-
 export class RunReports {
   /** Per run, a count bumped by every prediction and by its end: a report covers the generation it started at. */
   private readonly generation = new Map<string, number>();
@@ -118,7 +115,8 @@ export class RunReports {
   /** One report of the run at a time; a second request waits for the first and writes anew. */
   private write(runId: string, pdf: boolean): Promise<boolean> {
     const previous = this.writing.get(runId) ?? Promise.resolve(true);
-    const out = path.join(this.folder, safeFolder(runId));
+    // A run id is a safe folder name: the id rule (src/config/identity.ts) starts it with a letter or digit.
+    const out = path.join(this.folder, runId);
     const job = previous.then(async () => {
       const covers = this.generation.get(runId) ?? 0;
       const started = Date.now();

@@ -2,18 +2,14 @@
  * The `crystalwatch calibrate` command's face: a progress bar on stderr, the summary (or
  * `--json`) on stdout. The work is calibrate.ts.
  */
-import { calibrate, type CalibrateResult } from './calibrate.js';
+import { calibrate, type CalibrateOptions, type CalibrateResult } from './calibrate.js';
 import { claimOf } from './calibrate-report.js';
 
-export interface CalibrateCommandOptions {
-  model: string;
-  clean: string[];
-  pg?: string[];
-  out: string;
-  maxFalsePositiveRate?: number;
-  fps?: number;
-  camera?: string;
-  skipUnreadable?: boolean;
+/** The command's flags: the library's options it exposes, and two of its own. */
+export interface CalibrateCommandOptions extends Pick<
+  CalibrateOptions,
+  'model' | 'clean' | 'pg' | 'out' | 'maxFalsePositiveRate' | 'fps' | 'camera' | 'skipUnreadable'
+> {
   fineTune?: string | boolean;
   json?: boolean;
 }
