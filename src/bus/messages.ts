@@ -110,6 +110,22 @@ export type AlertEvidence = z.infer<typeof AlertEvidenceSchema>;
 export type Alert = z.infer<typeof AlertSchema>;
 
 /**
+ * One camera's rolling quality over one window, as the quality stage emits it in-process and the
+ * web stage forwards it to the live page (stages never import each other, so the shape is here);
+ * null where a figure is undefined (e.g. no PG in the window).
+ */
+export interface QualityEvent {
+  camera: string;
+  /** "500f" (last 500 labelled frames) or "300s" (labelled in the last 300 s). */
+  window: string;
+  precision: number | null;
+  recall: number | null;
+  f1: number | null;
+  accuracy: number | null;
+  support: number;
+}
+
+/**
  * A `runs` record: a batch starts or ends on one camera (or, without `camera`, on every camera).
  * Key = the camera id, or `*`. Written by the web API, the `run-control` CLI, OPC UA and at
  * shutdown; read by every process that stamps, watches or reports runs.

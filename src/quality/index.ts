@@ -11,7 +11,7 @@ import type { Registry } from 'prom-client';
 import { createConsumer, createProducer } from '../bus/kafka.js';
 import { deadLetterRecord, type DeadLetterLimits } from '../bus/dead-letter.js';
 import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
-import { decodeLabel, decodePrediction, type Label, type LabelMessage, type Prediction } from '../bus/messages.js';
+import { decodeLabel, decodePrediction, type Label, type LabelMessage, type Prediction, type QualityEvent } from '../bus/messages.js';
 import type { Topics } from '../bus/topics.js';
 import { DEFAULT_LABEL_HORIZON_MS, DEFAULT_WINDOW_FRAMES, DEFAULT_WINDOW_SECONDS } from '../config/defaults.js';
 import { silentLogger, type Logger } from '../config/logger.js';
@@ -59,17 +59,7 @@ export interface QualityOptions {
   now?: () => number;
 }
 
-/** One camera's figures over one window; undefined figures are null (see rolling.ts). */
-export interface QualityEvent {
-  camera: string;
-  /** "500f" (last 500 labelled frames) or "300s" (labelled in the last 300 s). */
-  window: string;
-  precision: number | null;
-  recall: number | null;
-  f1: number | null;
-  accuracy: number | null;
-  support: number;
-}
+export type { QualityEvent };
 
 export interface QualitySnapshot extends QualityFigures {
   camera: string;

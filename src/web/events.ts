@@ -2,7 +2,7 @@
  * What the live feed (`/ws`) carries, one JSON text message per event, server → browser.
  * The `type` field tells them apart; src/web/README.md documents what the page does with each.
  */
-import type { Alert, Prediction } from '../bus/messages.js';
+import type { Alert, Prediction, QualityEvent } from '../bus/messages.js';
 
 /** A new prediction of one frame. */
 export interface PredictionLiveEvent {
@@ -16,18 +16,8 @@ export interface AlertLiveEvent {
   alert: Alert;
 }
 
-/** One camera's rolling quality over one window; null where a figure is undefined (e.g. no PG in the window). */
-export interface QualityLiveEvent {
-  type: 'quality';
-  camera: string;
-  /** e.g. "500f" (last 500 labelled frames) or "300s". */
-  window: string;
-  precision: number | null;
-  recall: number | null;
-  f1: number | null;
-  accuracy: number | null;
-  support: number;
-}
+/** One camera's rolling quality over one window (the quality stage's event, src/bus/messages.ts). */
+export type QualityLiveEvent = { type: 'quality' } & QualityEvent;
 
 /** Where a camera's newest thumbnail is and how it maps onto the frame (prediction tiles are in frame pixels). */
 export interface ThumbnailInfo {
