@@ -18,7 +18,7 @@ import type { AlertEventKind } from './change.js';
 import { DeliveryClosedError, type AlertDispatcher } from './dispatch.js';
 import type { AlertMetrics } from './metrics.js';
 import { OffsetTracker } from './offset-tracker.js';
-import { settleWithin } from './settle-within.js';
+import { settleWithin } from '../config/stage-lifecycle.js';
 import type { DeadLetterWriter, DeliveryRecord } from './sink-worker.js';
 
 export const DELIVERY_STAGE = 'alert-delivery';

@@ -9,7 +9,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
-import { settleWithin } from './settle-within.js';
+import { settleWithin } from '../config/stage-lifecycle.js';
 
 export interface ReadToEndOptions {
   /** Consumer group name prefix; a random suffix makes every read its own group. */

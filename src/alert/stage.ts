@@ -25,7 +25,7 @@ import { watchGroupMembers } from './group-members.js';
 import { AlertLifecycle, type RecordPosition } from './lifecycle.js';
 import { createAlertMetrics, type AlertMetrics } from './metrics.js';
 import { AlertOutbox } from './outbox.js';
-import { settleWithin } from './settle-within.js';
+import { settleWithin } from '../config/stage-lifecycle.js';
 import { ActionSink, AlertmanagerSink, WebhookSink, type AlertSink } from './sinks.js';
 import { alertStateTopic, ensureAlertTopics, loadAlertState } from './state-topic.js';
 import type { AlertOptions } from './options.js';
