@@ -8,6 +8,15 @@
 import sharp from 'sharp';
 import { DEFAULT_MAX_PIXELS } from '../config/defaults.js';
 import type { ModelInput, Normalization } from '../model/card.js';
+import { decodePng, PngError } from './png.js';
+import { JS_RESAMPLE_MAX_PIXELS, resizeGrey } from './resample.js';
+
+/**
+ * PNGs up to this size are decoded by png.ts on the calling thread (a crop: a fifth of sharp's
+ * CPU); larger ones (frames) by sharp on the thread pool, which costs the same CPU there but
+ * keeps the main thread — where Kafka, the broker and ingest run — free.
+ */
+export const INLINE_PNG_MAX_BYTES = 256 * 1024;
 
 /** Largest image decoded by default: config `limits.maxPixels`, 40 Mpx (a 16 MiB PNG can hold far more when it is a bomb). */
 export { DEFAULT_MAX_PIXELS };
@@ -46,6 +55,16 @@ const tooLarge = (maxPixels: number, detail: string) =>
  */
 export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX_PIXELS, options: { grey?: boolean } = {}): Promise<DecodedImage> {
   if (bytes.length === 0) throw new ImageDecodeError('image is empty (0 bytes)', 'empty');
+  if (bytes.length <= INLINE_PNG_MAX_BYTES) {
+    try {
+      const png = await decodePng(bytes, maxPixels);
+      // A colour file for a grey caller goes to sharp, whose b-w conversion training used.
+      if (png && !(options.grey === true && png.channels === 3)) return png;
+    } catch (err) {
+      if (err instanceof PngError) throw new ImageDecodeError(err.reason === 'too-large' ? err.message : `cannot decode image (${err.message})`, err.reason);
+      throw err;
+    }
+  }
   try {
     // A grey model needs no colour: decode straight to grey, without reading the header first.
     let grey = options.grey === true;
@@ -89,13 +108,24 @@ export interface Region {
  * channel count. Returns 8-bit pixels: `channels` bytes per pixel, RGB order for 3.
  */
 export async function cropAndResize(image: DecodedImage, region: Region, input: ModelInput): Promise<Buffer> {
+  const kernel = input.interpolation ?? 'lanczos3';
+  const small = region.width * region.height <= JS_RESAMPLE_MAX_PIXELS;
+  if (
+    small &&
+    image.channels === 1 &&
+    input.channels === 1 &&
+    kernel === 'lanczos3' &&
+    (input.resize === 'squash' || (region.width === input.width && region.height === input.height))
+  ) {
+    // Grey crops, the common case: Lanczos-3 in JS (resample.ts), no sharp pipeline per crop.
+    return resizeGrey(image.pixels, image.width, region, input.width, input.height);
+  }
   const fit = input.resize === 'squash' ? 'fill' : input.resize;
   let pipeline = sharp(image.pixels, { raw: { width: image.width, height: image.height, channels: image.channels } });
   if (region.x !== 0 || region.y !== 0 || region.width !== image.width || region.height !== image.height) {
     pipeline = pipeline.extract({ left: region.x, top: region.y, width: region.width, height: region.height });
   }
   if (region.width !== input.width || region.height !== input.height) {
-    const kernel = input.interpolation ?? 'lanczos3';
     pipeline = pipeline.resize(input.width, input.height, { fit, position: 'centre', background: { r: 0, g: 0, b: 0 }, kernel });
   }
   if (input.channels === 1 && image.channels === 3) pipeline = pipeline.toColourspace('b-w');
