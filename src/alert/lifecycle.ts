@@ -37,8 +37,8 @@ export interface RecordPosition {
 }
 
 export interface Observation {
-  /** `duplicate`: the frame id was seen before; `replayed`: at or below the record its run had applied before a restart. */
-  skipped?: 'duplicate' | 'replayed';
+  /** `duplicate`: the frame id was seen before; `replayed`: at or below the record its run had applied before a restart; `late`: classified after newer frames (overload catch-up). */
+  skipped?: 'duplicate' | 'replayed' | 'late';
   changes: AlertChange[];
   /** The PG alert this prediction fired. */
   fired?: Alert;
@@ -102,6 +102,8 @@ export class AlertLifecycle {
   observe(prediction: Prediction, nowMs: number, position?: RecordPosition): Observation {
     if (this.seen.has(prediction.frameId)) return { skipped: 'duplicate', changes: [], newCamera: false };
     this.seen.add(prediction.frameId);
+    // Out of capture order (classify's overload catch-up): a late clean frame must not resolve, nor a late PG frame fire, a live alert.
+    if (prediction.late) return { skipped: 'late', changes: [], newCamera: false };
     const key = runKey(prediction.camera, prediction.runId);
     const known = this.runs.get(key);
     // Before the run lookup: a replayed record of an earlier run must not end the camera's current run.

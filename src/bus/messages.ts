@@ -62,6 +62,11 @@ export const PredictionSchema = z.object({
   latencyMs: z.number(),
   /** When the file was complete at ingest (ms since epoch), for file-to-prediction latency. */
   ingestedAt: z.number().optional(),
+  /**
+   * Classified after newer frames of its camera, in a catch-up pass under overload (classify.overload
+   * newest-first). Out of capture order: it must not move live state (alerts, the latest P(PG)).
+   */
+  late: z.literal(true).optional(),
 });
 export type Prediction = z.infer<typeof PredictionSchema>;
 

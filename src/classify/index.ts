@@ -13,10 +13,11 @@ import type { Kafka, Consumer, Producer, KafkaMessage, Message } from 'kafkajs';
 import type { Counter, Registry } from 'prom-client';
 import { KnownCameras, unknownCameraCounter } from '../bus/known-cameras.js';
 import type { Topics } from '../bus/topics.js';
-import { createConsumer, createProducer, sendBatched } from '../bus/kafka.js';
+import { CONSUMER_MAX_WAIT_MS, createProducer, sendBatched } from '../bus/kafka.js';
 import { decodeFrameHeaders, encodeJson, type FrameHeaders, type Prediction } from '../bus/messages.js';
 import { DEFAULT_DEAD_LETTER_MAX_BYTES, deadLetterRecord } from '../bus/dead-letter.js';
 import { DEFAULT_BACKEND, DEFAULT_MAX_BATCH_SIZE, DEFAULT_MAX_BATCH_WAIT_MS } from '../config/defaults.js';
+import { fetchBounds, type FetchConfig } from '../config/overload.js';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { StageLifecycle } from '../config/stage-lifecycle.js';
 import { Classifier, type ClassifyResult, type TilingOption } from './classifier.js';
@@ -27,11 +28,13 @@ import { classifyMetrics, type ClassifyMetrics } from './metrics.js';
 import type { QualityThresholds } from './quality.js';
 import type { ProbeThresholds } from './probe-gate.js';
 import { contentHash, FrozenDetector, type FrozenOptions } from './frozen.js';
+import { OverloadController, type OverloadOptions } from './overload.js';
 
 export { Classifier, type ClassifyResult, type ClassifierOptions, type TilingOption } from './classifier.js';
 export { classifyMetrics, type ClassifyMetrics } from './metrics.js';
 export { FrozenDetector, DEFAULT_FROZEN_REPEATS, type FrozenOptions } from './frozen.js';
 export { UNUSABLE_REASONS, type UnusableReason } from './reasons.js';
+export { OverloadController, staleFrames, type OverloadOptions, type OverloadPolicy } from './overload.js';
 
 export const DEFAULT_GROUP_ID = 'crystalwatch-classify';
 
@@ -55,8 +58,14 @@ export interface ClassifyOptions {
   quality?: Partial<QualityThresholds>;
   /** Bounds of the "is it a probe image" check (probe-gate.ts); false turns it off. */
   probe?: Partial<ProbeThresholds> | false;
-  /** Largest frame record expected (consumer fetch sizes). */
+  /** Largest frame record expected: a fetch response is never smaller. */
   maxMessageBytes?: number;
+  /** Under overload (config `classify.overload`): policy `newest-first` (default) | `in-order` | `skip`, `maxFrameAgeMs`, `maxCatchUpFrames`. */
+  overload?: OverloadOptions;
+  /** Fetch and queue bounds (config `classify.fetch`), each left out derived from `frameBytes` (src/config/overload.ts `fetchBounds`). */
+  fetch?: Partial<FetchConfig>;
+  /** Test seam: awaited before every inference call with its image count (a deliberately slow classifier). */
+  beforeInference?: (images: number) => Promise<void>;
   /** Read `frames` from the start when the group has no committed offset (default true). */
   fromBeginning?: boolean;
   /** Partitions processed at once, batched together (default 8). */
@@ -86,8 +95,9 @@ export class ClassifyStage extends StageLifecycle {
   private readonly groupId: string;
   private readonly lagByPartition = new Map<number, number>();
   private readonly frozen?: FrozenDetector;
-  /** Frames predicted (or dead-lettered) by this process. */
-  readonly stats = { predicted: 0, unusable: 0, deadLettered: 0 };
+  private readonly overload: OverloadController;
+  /** Frames predicted (or dead-lettered) by this process; skipped under overload, and of those caught up later. */
+  readonly stats = { predicted: 0, unusable: 0, deadLettered: 0, skipped: 0, caughtUp: 0 };
 
   constructor(private readonly o: ClassifyOptions) {
     // A model load (an ONNX or GPU session) may take a while: close() waits up to 30 s for it.
@@ -98,6 +108,32 @@ export class ClassifyStage extends StageLifecycle {
     this.logger = (o.logger ?? silentLogger).child({ stage: STAGE });
     this.groupId = o.groupId ?? DEFAULT_GROUP_ID;
     if (o.frozen !== false) this.frozen = new FrozenDetector(o.frozen);
+    this.overload = new OverloadController(o.overload ?? {}, o.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE, {
+      skipped: (camera, reason) => {
+        this.stats.skipped++;
+        if (this.ownSeries(camera)) this.metrics.skipped.inc({ camera, reason });
+      },
+      caughtUp: (camera) => {
+        this.stats.caughtUp++;
+        if (this.ownSeries(camera)) this.metrics.caughtUp.inc({ camera });
+      },
+      forgotten: (partition, count, why) =>
+        this.logger.warn(
+          { partition, count, why },
+          `classify: ${count} skipped frame(s) of partition ${partition} will not be caught up (${why === 'list-full' ? 'classify.overload.maxCatchUpFrames reached' : 'no longer in Kafka'}); they stay counted in crystalwatch_frames_skipped_total`,
+        ),
+    });
+  }
+
+  /** Whether `camera` gets its own series; a camera seen for the first time gets its overload series at 0 (a panel shows 0, not "no data"). */
+  private ownSeries(camera: string): boolean {
+    const before = this.known.has(camera);
+    if (!this.known.admit(camera)) return false;
+    if (!before) {
+      this.metrics.skipped.inc({ camera, reason: 'stale' }, 0);
+      this.metrics.caughtUp.inc({ camera }, 0);
+    }
+    return true;
   }
 
   get info(): { backend: string; device: string; model: string } {
@@ -153,13 +189,30 @@ export class ClassifyStage extends StageLifecycle {
         `classify: model ${info.model} is uncalibrated: its out-of-distribution statistics and threshold were fitted on simulator camera profiles, not on these cameras; expect false alarms on a real probe until it is calibrated: crystalwatch calibrate --model ${this.classifier.modelDir} --clean <folder of this camera's clean frames> --out <new model folder>, then set classify.model to it`,
       );
     }
-    this.batcher = new MicroBatcher(this.classifier, maxBatchSize, this.o.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS);
+    const bounds = fetchBounds(this.o.fetch, { maxBatchSize, maxMessageBytes: this.o.maxMessageBytes });
+    const classifier = this.classifier;
+    const hook = this.o.beforeInference;
+    const engine = hook ? { classify: async (images: Buffer[]) => (await hook(images.length), classifier.classify(images)) } : classifier;
+    this.batcher = new MicroBatcher(engine, maxBatchSize, this.o.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS, undefined, undefined, bounds);
+    this.logger.info(
+      { policy: this.overload.policy, maxFrameAgeMs: this.overload.maxFrameAgeMs, ...bounds },
+      `classify: overload policy ${this.overload.policy}; fetch ≤ ${bounds.maxBytesPerPartition} B per partition, ${bounds.maxBytes} B per response; queue ≤ ${bounds.maxQueuedImages} images, ${bounds.maxQueuedBytes} B`,
+    );
 
     this.throwIfClosed('start()');
     this.producer = createProducer(this.o.kafka);
     await this.producer.connect();
     this.throwIfClosed('start()');
-    this.consumer = createConsumer(this.o.kafka, this.groupId, { maxMessageBytes: this.o.maxMessageBytes });
+    // As bus createConsumer, with the fetch bounds of classify.fetch: one response holds a few frames per partition, not 64 MiB.
+    this.consumer = this.o.kafka.consumer({
+      groupId: this.groupId,
+      maxBytesPerPartition: bounds.maxBytesPerPartition,
+      maxBytes: bounds.maxBytes,
+      sessionTimeout: 10_000,
+      heartbeatInterval: 1_000,
+      maxWaitTimeInMs: CONSUMER_MAX_WAIT_MS,
+      allowAutoTopicCreation: true,
+    });
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [this.o.topics.frames], fromBeginning: this.o.fromBeginning ?? true });
     const consumer = this.consumer;
@@ -168,6 +221,7 @@ export class ClassifyStage extends StageLifecycle {
       // Partitions moved: lag of partitions no longer held must not linger in the sum.
       const held = new Set(Object.values(e.payload.memberAssignment).flat());
       for (const p of this.lagByPartition.keys()) if (!held.has(p)) this.lagByPartition.delete(p);
+      this.overload.assigned(e.payload.memberAssignment[this.o.topics.frames] ?? []);
       this.logger.info({ assignment: e.payload.memberAssignment }, 'classify: partitions assigned');
     });
     consumer.on(consumer.events.CRASH, (e) => this.logger.error({ err: e.payload.error?.message, restart: e.payload.restart }, 'classify: consumer crashed'));
@@ -176,35 +230,38 @@ export class ClassifyStage extends StageLifecycle {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: this.o.partitionsConsumedConcurrently ?? 8,
       eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-        // Chunks of one batch's size: a large fetch is predicted and committed progressively.
-        for (let i = 0; i < batch.messages.length; i += maxBatchSize) {
-          if (!isRunning() || isStale()) return;
-          const chunk = batch.messages.slice(i, i + maxBatchSize);
-          // Long batches (a slow CPU, a tiled frame) must not cost the group membership.
-          const beat = setInterval(() => void heartbeat().catch(() => {}), 1_000);
-          try {
-            await this.process(batch.partition, chunk);
-          } finally {
-            clearInterval(beat);
-          }
-          if (isStale()) return; // reassigned meanwhile: the new owner re-processes from the committed offset
-          const last = chunk[chunk.length - 1]!.offset;
-          resolveOffset(last);
-          await consumer.commitOffsets([{ topic: batch.topic, partition: batch.partition, offset: (BigInt(last) + 1n).toString() }]);
-          const lag = Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(last) - 1n));
-          this.lagByPartition.set(batch.partition, lag);
-          this.metrics.lag.set(
-            { group: this.groupId, topic: this.o.topics.frames },
-            [...this.lagByPartition.values()].reduce((a, b) => a + b, 0),
-          );
-          await heartbeat();
-        }
+        const { topic, partition } = batch;
+        await this.overload.handle({
+          partition,
+          messages: batch.messages,
+          highWatermark: batch.highWatermark,
+          process: async (messages, late) => {
+            // Long batches (a slow CPU, a tiled frame) must not cost the group membership.
+            const beat = setInterval(() => void heartbeat().catch(() => {}), 1_000);
+            try {
+              await this.process(partition, messages, late);
+            } finally {
+              clearInterval(beat);
+            }
+          },
+          commit: async (offset) => {
+            resolveOffset(offset);
+            await consumer.commitOffsets([{ topic, partition, offset: (BigInt(offset) + 1n).toString() }]);
+            this.lagByPartition.set(partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(offset) - 1n)));
+            this.metrics.lag.set({ group: this.groupId, topic }, [...this.lagByPartition.values()].reduce((a, b) => a + b, 0));
+            await heartbeat();
+          },
+          resolve: (offset) => resolveOffset(offset),
+          seek: (offset) => consumer.seek({ topic, partition, offset: offset.toString() }),
+          stopped: () => !isRunning() || isStale(),
+        });
+        this.metrics.catchUpPending.set(this.overload.pending);
       },
     });
   }
 
-  /** Classify one partition's chunk and produce its predictions and dead letters, in offset order. */
-  private async process(partition: number, messages: KafkaMessage[]): Promise<void> {
+  /** Classify one partition's chunk and produce its predictions and dead letters, in offset order; `late`: a catch-up pass (overload.ts). */
+  private async process(partition: number, messages: KafkaMessage[], late = false): Promise<void> {
     const received = performance.now();
     const predictions: Message[] = [];
     const deadLetters: Message[] = [];
@@ -251,7 +308,8 @@ export class ClassifyStage extends StageLifecycle {
       }
       // In offset order, so per camera in capture order. Only a frame that would count becomes
       // `frozen`: a stuck camera showing a black frame is first of all `black`.
-      if (this.frozen?.observe(headers.camera, headers['frame-id'], contentHash(message.value!)) && r.predicted !== 'unusable') {
+      // A late frame is out of capture order: it neither feeds nor meets the frozen check.
+      if (!late && this.frozen?.observe(headers.camera, headers['frame-id'], contentHash(message.value!)) && r.predicted !== 'unusable') {
         const copies = this.frozen.runLength(headers.camera);
         r = {
           predicted: 'unusable',
@@ -279,10 +337,11 @@ export class ClassifyStage extends StageLifecycle {
         device: info.device,
         latencyMs,
         ...(headers['completed-at'] ? { ingestedAt: Number(headers['completed-at']) } : {}),
+        ...(late ? { late: true } : {}),
       };
       predictions.push({ key: headers.camera, value: encodeJson(prediction), headers: { 'frame-id': headers['frame-id'] } });
       // The frame is classified whatever its camera; only known cameras get series of their own.
-      const ownSeries = this.known.admit(headers.camera);
+      const ownSeries = this.ownSeries(headers.camera);
       if (ownSeries) this.metrics.classified.inc({ camera: headers.camera, predicted: r.predicted });
       else this.unknownCameras.inc({ stage: STAGE });
       if (r.predicted === 'unusable') {

@@ -12,6 +12,9 @@ export interface ClassifyMetrics {
   modelInfo: Gauge<'model' | 'version' | 'calibration'>;
   deadLetter: Counter<'stage' | 'reason'>;
   lag: Gauge<'group' | 'topic'>;
+  skipped: Counter<'camera' | 'reason'>;
+  caughtUp: Counter<'camera'>;
+  catchUpPending: Gauge;
 }
 
 export function classifyMetrics(registry: Registry): ClassifyMetrics {
@@ -93,6 +96,38 @@ export function classifyMetrics(registry: Registry): ClassifyMetrics {
           name: 'crystalwatch_consumer_lag_messages',
           help: 'Records on the topic not yet processed by the consumer group (high watermark minus next offset, summed over the partitions this process holds).',
           labelNames: ['group', 'topic'] as const,
+          registers,
+        }),
+    ),
+    skipped: once(
+      registry,
+      'crystalwatch_frames_skipped_total',
+      () =>
+        new Counter({
+          name: 'crystalwatch_frames_skipped_total',
+          help: 'Frames not classified in time under overload (classify.overload), by camera and reason (stale: older than maxFrameAgeMs with a newer frame of the camera in hand). They stay in Kafka; under newest-first they are classified later (crystalwatch_frames_caught_up_total).',
+          labelNames: ['camera', 'reason'] as const,
+          registers,
+        }),
+    ),
+    caughtUp: once(
+      registry,
+      'crystalwatch_frames_caught_up_total',
+      () =>
+        new Counter({
+          name: 'crystalwatch_frames_caught_up_total',
+          help: 'Skipped frames classified later, once the stage had nothing newer to do (policy newest-first); their predictions are marked late.',
+          labelNames: ['camera'] as const,
+          registers,
+        }),
+    ),
+    catchUpPending: once(
+      registry,
+      'crystalwatch_frames_catch_up_pending',
+      () =>
+        new Gauge({
+          name: 'crystalwatch_frames_catch_up_pending',
+          help: 'Skipped frames this process still means to classify when idle (newest-first; forgotten on restart, still in Kafka).',
           registers,
         }),
     ),

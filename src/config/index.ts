@@ -29,6 +29,7 @@ import {
 } from './defaults.js';
 import { CameraIdSchema, RunIdSchema } from './identity.js';
 import { kafkaSettingsFromEnv } from './kafka-env.js';
+import { FetchSchema, OverloadSchema } from './overload.js';
 import { shown } from './shown.js';
 
 export { DEFAULT_MAX_PIXELS };
@@ -97,6 +98,10 @@ export const ConfigSchema = z
           .default(5),
         /** The model-free "is this a probe image at all" gate (colour, text, noise, flat backgrounds → `not-probe`). */
         probeGate: z.boolean().default(true),
+        /** Under overload: newest-first | in-order | skip, and when a frame is stale (src/config/overload.ts). */
+        overload: OverloadSchema,
+        /** Consumer fetch sizes and micro-batcher queue bounds, derived from the frame size when left out. */
+        fetch: FetchSchema,
       })
       .prefault({}),
     metrics: z

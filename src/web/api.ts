@@ -4,7 +4,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { Alert } from '../bus/messages.js';
-import type { CameraStore } from './camera-state.js';
+import type { CameraState, CameraStore } from './camera-state.js';
 import { HttpError, type Route } from './routes.js';
 import type { ThumbnailCache } from './thumbnails.js';
 
@@ -45,6 +45,32 @@ function optionalText(body: Record<string, unknown>, field: 'by' | 'comment', ma
 
 const newestFirst = (a: Alert, b: Alert) => (a.startsAt < b.startsAt ? 1 : a.startsAt > b.startsAt ? -1 : 0);
 
+/** Per camera, the classify stage's overload counters in this process's registry (absent without a classify stage here). */
+export async function overloadByCamera(registry: Registry): Promise<Map<string, { skipped: number; caughtUp: number }>> {
+  const out = new Map<string, { skipped: number; caughtUp: number }>();
+  const add = async (name: string, field: 'skipped' | 'caughtUp') => {
+    const metric = registry.getSingleMetric(name);
+    if (!metric) return;
+    for (const { labels, value } of (await metric.get()).values) {
+      const camera = labels.camera;
+      if (typeof camera !== 'string') continue;
+      const entry = out.get(camera) ?? { skipped: 0, caughtUp: 0 };
+      entry[field] += value;
+      out.set(camera, entry);
+    }
+  };
+  await add('crystalwatch_frames_skipped_total', 'skipped');
+  await add('crystalwatch_frames_caught_up_total', 'caughtUp');
+  return out;
+}
+
+function withOverload(list: CameraState[], overload: Map<string, { skipped: number; caughtUp: number }>): (CameraState & { overload?: { skipped: number; caughtUp: number } })[] {
+  return list.map((state) => {
+    const figures = overload.get(state.camera);
+    return figures ? { ...state, overload: figures } : state;
+  });
+}
+
 export function coreRoutes(deps: CoreRouteDeps): Route[] {
   const { registry, alerts, health, cameras, thumbnails } = deps;
   return [
@@ -72,7 +98,7 @@ export function coreRoutes(deps: CoreRouteDeps): Route[] {
         return { status: 200, body: acked };
       },
     },
-    { method: 'GET', path: '/api/cameras', handle: () => ({ status: 200, body: cameras.list() }) },
+    { method: 'GET', path: '/api/cameras', handle: async () => ({ status: 200, body: withOverload(cameras.list(), await overloadByCamera(registry)) }) },
     {
       method: 'GET',
       path: '/api/frames/:frameId/thumbnail',

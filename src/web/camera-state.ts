@@ -46,7 +46,8 @@ export class CameraStore {
       case 'prediction': {
         const { prediction } = event;
         const state = this.touch(prediction.camera);
-        if (!state) return;
+        // A late prediction (overload catch-up) is of an older frame: not the camera's latest, not in its trend.
+        if (!state || prediction.late) return;
         state.lastPrediction = prediction;
         state.history.push({ t: prediction.capturedAt, pPG: prediction.pPG });
         if (state.history.length > this.historyLength) state.history.splice(0, state.history.length - this.historyLength);

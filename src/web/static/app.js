@@ -33,6 +33,8 @@ function rememberThumbnail(info) {
 
 function applyPrediction(prediction) {
   const state = camera(prediction.camera);
+  // A late prediction (overload catch-up) is of an older frame: it is not the camera's latest.
+  if (prediction.late) return;
   state.lastPrediction = prediction;
   state.history.push({ t: prediction.capturedAt, pPG: prediction.pPG });
   if (state.history.length > HISTORY) state.history.splice(0, state.history.length - HISTORY);
@@ -160,6 +162,9 @@ function renderCamera(state) {
   $('.recall', card).textContent = fmt(q?.recall);
   $('.f1', card).textContent = fmt(q?.f1);
   $('.window', card).textContent = q ? `${windows[0]}${q.support != null ? ` (n=${q.support})` : ''}` : '–';
+  const overload = state.overload;
+  $('.skipped', card).textContent = overload ? `${overload.skipped}${overload.caughtUp ? ` (${overload.caughtUp} caught up)` : ''}` : '–';
+  $('.skipped', card).title = 'Frames not classified in time under overload (classify.overload); they stay in Kafka.';
   $('.meta', card).textContent = p ? `${p.capturedAt} · ${p.model} on ${p.backend}/${p.device} · ${fmt(p.latencyMs, 0)} ms` : '';
 
   renderFrame(card, state);
@@ -414,6 +419,7 @@ async function loadSnapshot() {
         state.thumbnail = snapshot.thumbnail;
       }
       if (snapshot.alert) applyAlert(snapshot.alert);
+      if (snapshot.overload) state.overload = snapshot.overload;
     }
   }
   if (alertsResponse.ok) for (const alert of await alertsResponse.json()) applyAlert(alert);
@@ -449,3 +455,13 @@ function connect() {
 }
 
 connect();
+// Overload figures are counters of the classify stage, not live events: refreshed from the snapshot.
+setInterval(() => {
+  fetch('/api/cameras')
+    .then((r) => (r.ok ? r.json() : []))
+    .then((snapshots) => {
+      for (const s of snapshots) if (s.overload) camera(s.camera).overload = s.overload;
+      scheduleRender();
+    })
+    .catch(() => {});
+}, 10_000);

@@ -1,0 +1,270 @@
+/**
+ * What the classify stage does with one fetched batch of one partition when frames come faster
+ * than it classifies them (config `classify.overload`, src/config/overload.ts):
+ *
+ * - `in-order`: every frame, in offset order; a backlog grows in Kafka.
+ * - `skip`: before each chunk, a frame older than `maxFrameAgeMs` (since ingest) with a newer
+ *   frame of the same camera in the batch is stale: not classified, counted
+ *   (`crystalwatch_frames_skipped_total{camera,reason="stale"}`), its offset committed with the
+ *   rest. It stays in Kafka until retention; replay it with a new consumer group (README).
+ * - `newest-first`: as `skip`, and the skipped offsets are remembered (at most
+ *   `maxCatchUpFrames` per partition, oldest forgotten first). When a batch leaves the partition
+ *   with nothing newer to do (high watermark = next live offset), the consumer seeks back to the
+ *   oldest remembered offset and classifies the remembered frames, marked `late`
+ *   (`crystalwatch_frames_caught_up_total{camera}`); as soon as a fetch finds newer frames waiting
+ *   it seeks forward to them again. The committed offset never moves back: a restart or a
+ *   rebalance forgets the list (the frames were counted as skipped and stay in Kafka).
+ *
+ * The decisions are pure (`staleFrames`, `PartitionLedger`); `OverloadController.handle` runs
+ * them against the kafkajs batch through the few operations of `BatchIO`.
+ */
+import type { KafkaMessage } from 'kafkajs';
+import { headerString } from '../bus/messages.js';
+import type { OverloadPolicy } from '../config/overload.js';
+import { DEFAULT_MAX_CATCH_UP_FRAMES, DEFAULT_MAX_FRAME_AGE_MS, DEFAULT_OVERLOAD_POLICY } from '../config/overload.js';
+
+export type { OverloadPolicy } from '../config/overload.js';
+
+export interface OverloadOptions {
+  policy?: OverloadPolicy;
+  maxFrameAgeMs?: number;
+  maxCatchUpFrames?: number;
+}
+
+/** What the policy needs to know of a fetched frame. */
+export interface FrameInHand {
+  offset: bigint;
+  /** Undefined when the headers are broken: such a frame is never stale (it goes to dead-letter). */
+  camera: string | undefined;
+  /** Ingest time (`completed-at`), else capture time, else the record's timestamp (ms since epoch). */
+  atMs: number;
+}
+
+export function frameInHand(m: KafkaMessage): FrameInHand {
+  const completed = Number(headerString(m.headers, 'completed-at'));
+  const captured = Date.parse(headerString(m.headers, 'captured-at') ?? '');
+  const atMs = Number.isFinite(completed) && completed > 0 ? completed : Number.isFinite(captured) ? captured : Number(m.timestamp);
+  return { offset: BigInt(m.offset), camera: headerString(m.headers, 'camera'), atMs };
+}
+
+/**
+ * Indices of the frames that are stale at `nowMs`: older than `maxFrameAgeMs`, with a frame of the
+ * same camera at a higher offset among the frames still to do (`done[i]` false). The newest frame
+ * of each camera is never stale.
+ */
+export function staleFrames(frames: readonly FrameInHand[], nowMs: number, maxFrameAgeMs: number, done: readonly boolean[] = []): number[] {
+  const newest = new Map<string, number>();
+  frames.forEach((f, i) => {
+    if (!done[i] && f.camera !== undefined) newest.set(f.camera, i);
+  });
+  const stale: number[] = [];
+  frames.forEach((f, i) => {
+    if (done[i] || f.camera === undefined || newest.get(f.camera) === i) return;
+    if (nowMs - f.atMs > maxFrameAgeMs) stale.push(i);
+  });
+  return stale;
+}
+
+/** One partition's live position and the skipped offsets waiting to be caught up, oldest first. */
+export class PartitionLedger {
+  /** Next offset of the live path (the committed offset); undefined until the first batch after an assignment. */
+  live: bigint | undefined;
+  private readonly pending: { offset: bigint; camera: string }[] = [];
+  /** Offsets forgotten because the list was full (still counted as skipped, still in Kafka). */
+  forgotten = 0;
+
+  constructor(private readonly capacity: number) {}
+
+  get size(): number {
+    return this.pending.length;
+  }
+
+  /** The oldest remembered offset. */
+  first(): bigint | undefined {
+    return this.pending[0]?.offset;
+  }
+
+  has(offset: bigint): boolean {
+    return this.indexOf(offset) >= 0;
+  }
+
+  /** Remembers a skipped offset (a re-delivered one once); forgets the oldest beyond the capacity. */
+  remember(offset: bigint, camera: string): void {
+    if (this.capacity === 0 || this.has(offset)) return;
+    let at = this.pending.length;
+    while (at > 0 && this.pending[at - 1]!.offset > offset) at--;
+    this.pending.splice(at, 0, { offset, camera });
+    while (this.pending.length > this.capacity) {
+      this.pending.shift();
+      this.forgotten++;
+    }
+  }
+
+  /** Removes a remembered offset; its camera, or undefined when it was not remembered. */
+  take(offset: bigint): string | undefined {
+    const i = this.indexOf(offset);
+    return i < 0 ? undefined : this.pending.splice(i, 1)[0]!.camera;
+  }
+
+  /** Forgets remembered offsets below `offset` (gone from Kafka: retention deleted them); how many. */
+  dropBelow(offset: bigint): number {
+    let n = 0;
+    while (this.pending.length > 0 && this.pending[0]!.offset < offset) {
+      this.pending.shift();
+      n++;
+    }
+    return n;
+  }
+
+  private indexOf(offset: bigint): number {
+    let lo = 0;
+    let hi = this.pending.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const at = this.pending[mid]!.offset;
+      if (at === offset) return mid;
+      if (at < offset) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+}
+
+/** The operations on one kafkajs batch the controller needs (index.ts binds them). */
+export interface BatchIO {
+  partition: number;
+  messages: KafkaMessage[];
+  highWatermark: string;
+  /** Classify these frames and produce their predictions (marked late when `late`), in offset order. */
+  process(messages: KafkaMessage[], late: boolean): Promise<void>;
+  /** resolveOffset(offset) and commit offset + 1: everything up to `offset` is done. */
+  commit(offset: string): Promise<void>;
+  /** resolveOffset(offset) only: the fetch goes on after it, the commit stays where it is. */
+  resolve(offset: string): void;
+  seek(offset: bigint): void;
+  /** The consumer is stopping, or the partition was reassigned or sought meanwhile. */
+  stopped(): boolean;
+}
+
+export interface OverloadEvents {
+  skipped(camera: string, reason: 'stale'): void;
+  caughtUp(camera: string): void;
+  /** Remembered offsets forgotten (list full, or deleted from Kafka): they stay counted as skipped. */
+  forgotten?(partition: number, count: number, why: 'list-full' | 'deleted'): void;
+}
+
+export class OverloadController {
+  readonly policy: OverloadPolicy;
+  readonly maxFrameAgeMs: number;
+  private readonly capacity: number;
+  private readonly ledgers = new Map<number, PartitionLedger>();
+
+  constructor(
+    options: OverloadOptions,
+    private readonly maxBatchSize: number,
+    private readonly events: OverloadEvents,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.policy = options.policy ?? DEFAULT_OVERLOAD_POLICY;
+    this.maxFrameAgeMs = options.maxFrameAgeMs ?? DEFAULT_MAX_FRAME_AGE_MS;
+    this.capacity = this.policy === 'newest-first' ? (options.maxCatchUpFrames ?? DEFAULT_MAX_CATCH_UP_FRAMES) : 0;
+  }
+
+  /** Skipped frames waiting to be caught up, over the partitions held. */
+  get pending(): number {
+    let n = 0;
+    for (const l of this.ledgers.values()) n += l.size;
+    return n;
+  }
+
+  /**
+   * After a (re)join: ledgers of partitions no longer held go (their frames stay in Kafka); the
+   * held ones keep their lists but learn their live position again (kafkajs resumes from the commit).
+   */
+  assigned(partitions: readonly number[]): void {
+    const held = new Set(partitions);
+    for (const p of [...this.ledgers.keys()]) if (!held.has(p)) this.ledgers.delete(p);
+    for (const l of this.ledgers.values()) l.live = undefined;
+  }
+
+  async handle(io: BatchIO): Promise<void> {
+    if (io.messages.length === 0) return;
+    const ledger = this.ledger(io.partition);
+    const first = BigInt(io.messages[0]!.offset);
+    ledger.live ??= first;
+    if (first < ledger.live) return this.catchUp(io, ledger);
+    return this.consumeLive(io, ledger);
+  }
+
+  private ledger(partition: number): PartitionLedger {
+    let l = this.ledgers.get(partition);
+    if (!l) this.ledgers.set(partition, (l = new PartitionLedger(this.capacity)));
+    return l;
+  }
+
+  /** Frames at or after the live position: stale ones skipped (policy permitting), the rest classified, committed chunk by chunk. */
+  private async consumeLive(io: BatchIO, ledger: PartitionLedger): Promise<void> {
+    const { messages } = io;
+    const frames = this.policy === 'in-order' ? [] : messages.map(frameInHand);
+    const done: boolean[] = messages.map(() => false);
+    let prefix = 0; // messages[0..prefix) are done
+    while (prefix < messages.length) {
+      if (io.stopped()) return;
+      if (this.policy !== 'in-order') {
+        for (const i of staleFrames(frames, this.now(), this.maxFrameAgeMs, done)) {
+          done[i] = true;
+          this.skip(io.partition, ledger, frames[i]!);
+        }
+      }
+      const chunk: number[] = [];
+      for (let i = prefix; i < messages.length && chunk.length < this.maxBatchSize; i++) if (!done[i]) chunk.push(i);
+      if (chunk.length > 0) {
+        await io.process(
+          chunk.map((i) => messages[i]!),
+          false,
+        );
+        if (io.stopped()) return; // reassigned meanwhile: the new owner re-processes from the committed offset
+        for (const i of chunk) done[i] = true;
+      }
+      while (prefix < messages.length && done[prefix]) prefix++;
+      const last = messages[prefix - 1]!.offset;
+      await io.commit(last);
+      ledger.live = BigInt(last) + 1n;
+    }
+    if (ledger.size > 0 && BigInt(io.highWatermark) <= ledger.live!) io.seek(ledger.first()!); // idle: catch up
+  }
+
+  /** A batch behind the live position: the consumer sought back to catch up. */
+  private async catchUp(io: BatchIO, ledger: PartitionLedger): Promise<void> {
+    const live = ledger.live!;
+    if (BigInt(io.highWatermark) > live || ledger.size === 0) {
+      io.seek(live); // newer frames wait: they come first
+      return;
+    }
+    const due = io.messages.filter((m) => ledger.has(BigInt(m.offset)));
+    for (let i = 0; i < due.length; i += this.maxBatchSize) {
+      if (io.stopped()) return;
+      const chunk = due.slice(i, i + this.maxBatchSize);
+      await io.process(chunk, true);
+      if (io.stopped()) return;
+      for (const m of chunk) {
+        const camera = ledger.take(BigInt(m.offset));
+        if (camera !== undefined) this.events.caughtUp(camera);
+      }
+    }
+    const last = io.messages[io.messages.length - 1]!.offset;
+    const deleted = ledger.dropBelow(BigInt(last) + 1n);
+    if (deleted > 0) this.events.forgotten?.(io.partition, deleted, 'deleted');
+    io.resolve(last);
+    const next = ledger.first();
+    if (next === undefined || next >= live) io.seek(live);
+    else if (next > BigInt(last) + 1n) io.seek(next); // over frames already done
+  }
+
+  private skip(partition: number, ledger: PartitionLedger, frame: FrameInHand): void {
+    this.events.skipped(frame.camera!, 'stale');
+    const before = ledger.forgotten;
+    ledger.remember(frame.offset, frame.camera!);
+    if (ledger.forgotten > before) this.events.forgotten?.(partition, ledger.forgotten - before, 'list-full');
+  }
+}
