@@ -13,7 +13,7 @@ import { encodeFrameHeaders } from '../src/bus/messages.js';
 import { topicNames } from '../src/bus/topics.js';
 import { WebServer } from '../src/web/index.js';
 import { renderCrop } from '../simulator/index.js';
-import { frameHeaders } from './helpers/messages.js';
+import { alert as buildAlert, frameHeaders } from './helpers/messages.js';
 import { waitFor } from './helpers/wait.js';
 
 const topics = topicNames('webtest.');
@@ -61,7 +61,8 @@ describe('thumbnails from the frames topic', () => {
     );
 
     await produceFrame('cam-b', 'cam-b-2026-11-22T10:00:00Z-0001', crop.png, '2026-11-22T10:00:00.000Z');
-    await produceFrame('cam-b', 'cam-b-bad-bytes', Buffer.from('this is not an image'));
+    // Another camera: cam-b has just had its thumbnail, and one per camera per second is made.
+    await produceFrame('cam-c', 'cam-c-bad-bytes', Buffer.from('this is not an image'));
     await producer.send({ topic: topics.frames, messages: [{ key: 'cam-b', value: crop.png, headers: { camera: 'cam-b' } }] }); // no frame-id
     // A frame produced a minute ago: the page is behind the line, so it is skipped, not shown late.
     const old = encodeFrameHeaders(frameHeaders({ 'frame-id': 'cam-b-old', camera: 'cam-b', 'captured-at': '2026-11-22T09:59:00.000Z' }));
@@ -104,5 +105,64 @@ describe('thumbnails from the frames topic', () => {
     } finally {
       await admin.disconnect();
     }
+  });
+
+  it('makes one thumbnail per camera per second, and always the frames an alert wants as evidence', async () => {
+    const crop = await renderCrop({ label: 'pg', seed: 9 });
+    const okCount = async () => Number(/crystalwatch_web_thumbnails_total\{result="ok"\} (\d+)/.exec(await (await get('/metrics')).text())?.[1] ?? 0);
+    const skippedCount = async () =>
+      Number(/crystalwatch_web_thumbnails_total\{result="skipped_interval"\} (\d+)/.exec(await (await get('/metrics')).text())?.[1] ?? 0);
+    await produceFrame('cam-d', 'cam-d-first', crop.png);
+    await waitFor(async () => (await get('/api/frames/cam-d-first/thumbnail')).status === 200, {
+      timeout: 20_000,
+      message: 'the first frame of cam-d gets a thumbnail',
+    });
+    const ok0 = await okCount();
+    const skipped0 = await skippedCount();
+    // An alert names a frame before the page has seen it: it is made although cam-d just had one.
+    web.thumbnailCache.pin(['cam-d-evidence']);
+    const burst = Array.from({ length: 5 }, (_, i) => `cam-d-burst-${i}`);
+    await producer.send({
+      topic: topics.frames,
+      messages: [...burst, 'cam-d-evidence'].map((frameId) => ({
+        key: 'cam-d',
+        value: crop.png,
+        headers: encodeFrameHeaders(frameHeaders({ 'frame-id': frameId, camera: 'cam-d', 'captured-at': new Date().toISOString() })),
+      })),
+    });
+    await waitFor(async () => (await get('/api/frames/cam-d-evidence/thumbnail')).status === 200, {
+      timeout: 20_000,
+      message: 'the evidence frame gets a thumbnail',
+    });
+    await waitFor(async () => (await skippedCount()) - skipped0 + (await okCount()) - ok0 >= burst.length + 1, {
+      timeout: 20_000,
+      message: 'every frame of the burst counted as made or skipped',
+    });
+    // The burst arrives well within a second of the first frame: only the evidence frame is made
+    // (or, on a very slow machine, one burst frame past the second as well).
+    expect((await okCount()) - ok0).toBeLessThanOrEqual(2);
+    expect((await skippedCount()) - skipped0).toBeGreaterThanOrEqual(burst.length - 1);
+    expect((await get('/api/frames/cam-d-burst-1/thumbnail')).status).toBe(404);
+    // An alert fires naming skipped frames: they were held, and are made now.
+    web.publish({
+      type: 'alert',
+      alert: buildAlert({
+        id: 'cam-d-run-1',
+        camera: 'cam-d',
+        evidence: {
+          firstPgFrameId: 'cam-d-burst-1',
+          frames: [{ frameId: 'cam-d-burst-2', capturedAt: new Date().toISOString(), pPG: 0.9 }],
+          detector: 'cusum',
+          statistic: 5,
+        },
+      }),
+    });
+    await waitFor(
+      async () => (await get('/api/frames/cam-d-burst-1/thumbnail')).status === 200 && (await get('/api/frames/cam-d-burst-2/thumbnail')).status === 200,
+      {
+        timeout: 20_000,
+        message: 'the held evidence frames get thumbnails when the alert names them',
+      },
+    );
   });
 });

@@ -65,7 +65,7 @@ export function createWebMetrics(registry: Registry): WebMetrics {
       () =>
         new Counter({
           name: 'crystalwatch_web_thumbnails_total',
-          help: 'Frames turned into thumbnails (result="ok") or skipped (result="bad_headers"|"decode_error"|"skipped_lag": more than 10 s behind the line).',
+          help: 'Frames turned into thumbnails (result="ok") or skipped (result="bad_headers"|"decode_error"|"skipped_lag": more than 10 s behind the line; "skipped_interval": the camera had one less than a second ago).',
           labelNames: ['result'] as const,
           registers,
         }),

@@ -43,7 +43,7 @@ export interface WebOptions {
   /** More routes (e.g. `GET /api/audit`, `POST /api/runs`); `mutating: true` puts one behind the token check. */
   routes?: readonly Route[];
   /** Consume `frames` for thumbnails (own consumer group, from latest). */
-  thumbnails?: { kafka: Kafka; topics: Topics; groupId?: string; cacheSize?: number; maxLagMs?: number };
+  thumbnails?: { kafka: Kafka; topics: Topics; groupId?: string; cacheSize?: number; maxLagMs?: number; intervalMs?: number };
   logger?: Logger;
   /** Folder with the live page; defaults to src/web/static of this package. */
   staticDir?: string;
@@ -140,12 +140,13 @@ export class WebServer {
     const address = server.address();
     this.boundPort = typeof address === 'object' && address ? address.port : -1;
     if (this.options.thumbnails) {
-      const { kafka, topics, groupId, maxLagMs } = this.options.thumbnails;
+      const { kafka, topics, groupId, maxLagMs, intervalMs } = this.options.thumbnails;
       this.thumbnailer = new FrameThumbnailer({
         kafka,
         topics,
         groupId,
         maxLagMs,
+        intervalMs,
         cache: this.cache,
         metrics: this.metrics,
         logger: this.logger,
@@ -169,7 +170,10 @@ export class WebServer {
     if (event.type === 'alert') {
       // The operator is about to look at these frames: a busy camera must not evict them.
       const { firstPgFrameId, frames } = event.alert.evidence;
-      this.cache.pin([firstPgFrameId, ...frames.map((f) => f.frameId)].filter((id): id is string => typeof id === 'string'));
+      const ids = [firstPgFrameId, ...frames.map((f) => f.frameId)].filter((id): id is string => typeof id === 'string');
+      this.cache.pin(ids);
+      // Frames the per-camera interval skipped are still held, compressed: make them now.
+      void this.thumbnailer?.want(ids);
     }
     this.feed.broadcast(event);
   }

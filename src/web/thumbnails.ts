@@ -29,6 +29,12 @@ export interface Thumbnail {
 export const THUMBNAIL_MAX_SIDE = 320;
 export const DEFAULT_MAX_LAG_MS = 10_000;
 /**
+ * One thumbnail per camera per second: decoding and re-encoding a 1280×960 frame costs ~11 ms of
+ * CPU, so thumbnails of every frame of 8 cameras at 10 fps would take most of a core for a page
+ * that shows one picture per camera. Frames wanted as alert evidence are always made.
+ */
+export const DEFAULT_THUMBNAIL_INTERVAL_MS = 1_000;
+/**
  * libvips refuses larger inputs: a corrupt or hostile header claiming 100k×100k
  * would otherwise make it allocate gigabytes. 64 Mpx covers any industrial camera.
  */
@@ -108,6 +114,11 @@ export class ThumbnailCache {
     return this.latest.get(camera);
   }
 
+  /** An alert asked for this frame before its thumbnail was made: make it whatever the interval. */
+  isWanted(frameId: string): boolean {
+    return this.wantedPins.has(frameId);
+  }
+
   get size(): number {
     return this.byFrame.size;
   }
@@ -128,7 +139,25 @@ export interface FrameThumbnailerOptions {
    * falls behind the line, it catches up to the live picture instead of showing old frames slowly.
    */
   maxLagMs?: number;
+  /** At most one thumbnail per camera this often (default DEFAULT_THUMBNAIL_INTERVAL_MS); 0 makes one of every frame. */
+  intervalMs?: number;
+  /**
+   * The newest frames skipped by the interval are kept, compressed, up to this many bytes in all
+   * (default DEFAULT_HELD_BYTES), so an alert's evidence frames can still be made when it fires.
+   */
+  holdBytes?: number;
 }
+
+/** 64 MiB: the last ~0.7 s of 8 cameras × 10 fps of 1280×960 PNGs — an alert names its evidence within that. */
+export const DEFAULT_HELD_BYTES = 64 * 2 ** 20;
+
+interface HeldFrame {
+  camera: string;
+  capturedAt: string;
+  bytes: Buffer;
+}
+
+const MAX_TRACKED_CAMERAS = 4096;
 
 /**
  * Consumes `frames` from the latest offset (a live view has no use for history) with its own
@@ -137,6 +166,11 @@ export interface FrameThumbnailerOptions {
 export class FrameThumbnailer {
   private consumer: Consumer | undefined;
   private closed = false;
+  /** When each camera's last thumbnail was made (insertion order = least recently made first). */
+  private readonly madeAt = new Map<string, number>();
+  /** Frames skipped by the interval, oldest first, by frameId. */
+  private readonly held = new Map<string, HeldFrame>();
+  private heldBytes = 0;
 
   constructor(private readonly options: FrameThumbnailerOptions) {}
 
@@ -164,11 +198,24 @@ export class FrameThumbnailer {
           metrics.thumbnails.inc({ result: 'skipped_lag' });
           return;
         }
+        const frameId = headers.value['frame-id'];
+        const camera = headers.value.camera;
+        const interval = this.options.intervalMs ?? DEFAULT_THUMBNAIL_INTERVAL_MS;
+        const last = this.madeAt.get(camera);
+        if (last !== undefined && Date.now() - last < interval && !cache.isWanted(frameId)) {
+          metrics.thumbnails.inc({ result: 'skipped_interval' });
+          this.hold(frameId, { camera, capturedAt: headers.value['captured-at'], bytes: message.value });
+          return;
+        }
         const end = metrics.thumbnailSeconds.startTimer();
         try {
           const made = await makeThumbnail(message.value);
           end();
-          const thumb: Thumbnail = { frameId: headers.value['frame-id'], camera: headers.value.camera, capturedAt: headers.value['captured-at'], ...made };
+          this.madeAt.delete(camera);
+          this.madeAt.set(camera, Date.now());
+          // Camera ids are checked by the header codec but not bounded in number: forget the stalest.
+          if (this.madeAt.size > MAX_TRACKED_CAMERAS) this.madeAt.delete(this.madeAt.keys().next().value as string);
+          const thumb: Thumbnail = { frameId, camera, capturedAt: headers.value['captured-at'], ...made };
           cache.add(thumb);
           metrics.thumbnails.inc({ result: 'ok' });
           onThumbnail(thumb);
@@ -181,9 +228,48 @@ export class FrameThumbnailer {
     logger.info({ topic: topics.frames, groupId: this.groupId }, 'thumbnails: consuming frames from latest');
   }
 
+  /** An alert names these frames: make the thumbnails of those still held (the others were made or are gone). */
+  async want(frameIds: Iterable<string>): Promise<void> {
+    for (const frameId of frameIds) {
+      const frame = this.held.get(frameId);
+      if (!frame || this.closed) continue;
+      this.held.delete(frameId);
+      this.heldBytes -= frame.bytes.length;
+      try {
+        const made = await makeThumbnail(frame.bytes);
+        const thumb: Thumbnail = { frameId, camera: frame.camera, capturedAt: frame.capturedAt, ...made };
+        this.options.cache.add(thumb);
+        this.options.metrics.thumbnails.inc({ result: 'ok' });
+        this.options.onThumbnail(thumb);
+      } catch (err) {
+        this.options.metrics.thumbnails.inc({ result: 'decode_error' });
+        this.options.logger.debug({ frameId, err: (err as Error).message }, 'thumbnail: evidence frame not decodable, skipped');
+      }
+    }
+  }
+
+  private hold(frameId: string, frame: HeldFrame): void {
+    const limit = this.options.holdBytes ?? DEFAULT_HELD_BYTES;
+    if (frame.bytes.length > limit) return;
+    // A copy: kafkajs' value is a view of the whole fetch response, which must not be kept alive.
+    const kept = { ...frame, bytes: Buffer.from(frame.bytes) };
+    const previous = this.held.get(frameId);
+    if (previous) this.heldBytes -= previous.bytes.length;
+    this.held.delete(frameId);
+    this.held.set(frameId, kept);
+    this.heldBytes += kept.bytes.length;
+    for (const [id, oldest] of this.held) {
+      if (this.heldBytes <= limit) break;
+      this.held.delete(id);
+      this.heldBytes -= oldest.bytes.length;
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.held.clear();
+    this.heldBytes = 0;
     const consumer = this.consumer;
     this.consumer = undefined;
     if (consumer) await consumer.disconnect().catch(() => undefined);
