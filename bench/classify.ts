@@ -19,7 +19,9 @@ import sharp from 'sharp';
 import { Classifier } from '../src/classify/index.js';
 import { loadModelCard } from '../src/model/card.js';
 import { writeTinyModelDir } from '../src/classify/fixtures.js';
-import { decodeImage } from '../src/classify/preprocess.js';
+import { channelTransform, cropAndResize, decodeImage, writeTensor } from '../src/classify/preprocess.js';
+import { openBackend } from '../src/classify/backends/index.js';
+import type { ModelCard } from '../src/model/card.js';
 import { defaultModelDir } from '../src/classify/command.js';
 import { renderCrop, renderFrame } from '../simulator/index.js';
 
@@ -61,6 +63,39 @@ async function measure(
   const frames = Math.ceil(total / batch) * batch;
   latencies.sort((a, b) => a - b);
   return { fps: frames / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuMs: (cpu.user + cpu.system) / 1000 / frames };
+}
+
+/** CPU milliseconds per item of `fn` over `items`, `reps` times, one at a time. */
+async function cpuMsPer<T>(items: T[], reps: number, fn: (item: T) => Promise<unknown>): Promise<number> {
+  for (const item of items.slice(0, 2)) await fn(item);
+  const cpu0 = process.cpuUsage();
+  for (let r = 0; r < reps; r++) for (const item of items) await fn(item);
+  const cpu = process.cpuUsage(cpu0);
+  return (cpu.user + cpu.system) / 1000 / (reps * items.length);
+}
+
+/**
+ * The bare minimum for the same crops, beside the pipeline's figure: decoding alone (the decoder
+ * the pipeline uses), and the ONNX engine alone on the same model inputs at batch 64 (on this
+ * thread: no worker hop, no gates, no resize). The pipeline's cost over their sum is the ratio.
+ */
+async function bareCrops(modelDir: string, card: ModelCard, images: Buffer[], quick: boolean): Promise<{ decodeMs: number; engineMs: number }> {
+  const decodeMs = await cpuMsPer(images, quick ? 4 : 16, (b) => decodeImage(b));
+  const { input } = card;
+  const batch = 64;
+  const tensor = new Float32Array(batch * input.width * input.height * input.channels);
+  const transform = channelTransform(input);
+  for (let k = 0; k < batch; k++) {
+    const image = await decodeImage(images[k % images.length]!);
+    writeTensor(await cropAndResize(image, { x: 0, y: 0, width: image.width, height: image.height }, input), input, transform, tensor, k);
+  }
+  const engine = await openBackend({ modelDir, card, backend: 'onnx', maxBatchSize: batch, threads: availableParallelism() });
+  try {
+    const perBatch = await cpuMsPer([tensor], quick ? 16 : 64, (t) => engine.run(t, batch));
+    return { decodeMs, engineMs: perBatch / batch };
+  } finally {
+    await engine.close();
+  }
 }
 
 /** Decode `count` crops with the pool sizes of this process; run in a child per setting. */
@@ -123,6 +158,11 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
         const key = `classify.${backend}.${device}`;
         out[`${key}.device`] = device;
         const slow = backend === 'tfjs';
+        if (backend === 'onnx') {
+          const bare = await bareCrops(modelDir, card, cropImages, quick);
+          out['classify.bare.crops.decode_cpu_ms'] = r3(bare.decodeMs);
+          out['classify.bare.crops.engine_batch_64_cpu_ms'] = r3(bare.engineMs);
+        }
         for (const batch of [1, 8, 32, 64]) {
           const total = Math.max(batch, (quick ? 64 : 512) / (slow ? 4 : 1));
           engineSeconds.length = 0;
@@ -134,7 +174,10 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
           const engine = [...engineSeconds].sort((a, b) => a - b);
           out[`${key}.crops.batch_${batch}.engine_p50_ms`] = r3(percentile(engine, 50) * 1000);
           if (batch === 1) out[`${key}.crops.batch_1.engine_p99_ms`] = r3(percentile(engine, 99) * 1000);
+          const bare = Number(out['classify.bare.crops.decode_cpu_ms']) + Number(out['classify.bare.crops.engine_batch_64_cpu_ms']);
+          if (backend === 'onnx' && bare > 0) out[`${key}.crops.batch_${batch}.cpu_over_bare`] = r3(m.cpuMs / bare);
         }
+        if (backend === 'onnx') out['classify.bare.frames_1280x960.decode_cpu_ms'] = r3(await cpuMsPer(frames, quick ? 3 : 8, (b) => decodeImage(b)));
         // Full frames: tiled (the card's tiles, e.g. 7×6 = 42 of 192 px every 160 at 1280×960); batch = tiles per inference call.
         for (const batch of quick ? [32] : [8, 32, 64]) {
           const tiled = await Classifier.load(modelDir, { backend, maxBatchSize: batch });

@@ -125,7 +125,7 @@ describe('png.ts decodes what probe cameras write, exactly as sharp does', () =>
 });
 
 describe('resample.ts: Lanczos-3 for grey crops, close to sharp', () => {
-  it('matches sharp within a grey level on average, a few at most, on simulator crops', async () => {
+  it('is within rounding of sharp (libvips reduce) on simulator crops of many sizes', async () => {
     let sum = 0;
     let n = 0;
     let max = 0;
@@ -146,8 +146,10 @@ describe('resample.ts: Lanczos-3 for grey crops, close to sharp', () => {
         max = Math.max(max, d);
       }
     }
+    expect(n).toBeGreaterThan(0);
+    // Measured: mean |Δ| 0.23, max 2 grey levels (libvips rounds its passes a little differently).
     expect(sum / n).toBeLessThan(0.5);
-    expect(max).toBeLessThanOrEqual(6);
+    expect(max).toBeLessThanOrEqual(3);
   });
 
   it('cuts a region, and a region of the input size is copied unchanged', () => {
