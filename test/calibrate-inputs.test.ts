@@ -175,7 +175,7 @@ describe('calibrate from few images', () => {
 });
 
 describe('crystalwatch calibrate (the command)', () => {
-  it('exits 1 with the message for an empty folder, and refuses --fine-tune plainly', async () => {
+  it('exits 1 with the message for an empty folder, and for a --fine-tune folder without class folders', async () => {
     const empty = join(dir, 'empty-cli');
     await mkdir(empty);
     const failed = await run(process.execPath, [CLI, 'calibrate', '--model', MODEL, '--clean', empty, '--out', out('cli')], {
@@ -195,6 +195,6 @@ describe('crystalwatch calibrate (the command)', () => {
       (e: { code: number; stderr: string }) => e,
     );
     expect(fine?.code).toBe(1);
-    expect(fine?.stderr).toMatch(/--fine-tune is not available yet: .*crystalwatch train --data/);
+    expect(fine?.stderr).toContain(`--fine-tune ${crops}: needs class folders cex/ + pg/ or 0/ (CEX) + 1/ (PG)`);
   });
 });

@@ -26,15 +26,20 @@ export async function readParent(modelDir: string): Promise<ParentModel> {
   return { dir, card, raw: JSON.parse(bytes.toString('utf8')) as Record<string, unknown>, sha256: createHash('sha256').update(bytes).digest('hex') };
 }
 
-/** Refuse an out folder that is the model's own or already holds files: calibrate never overwrites a model. */
-export async function checkOutDir(out: string, parentDir: string): Promise<string> {
+/**
+ * Refuse an out folder that is the model's own or already holds files: calibrate never
+ * overwrites a model. `parentSubfolder`: the model is `<out>/<parentSubfolder>` (a fine-tuned
+ * model written there by calibrate --fine-tune), the one entry the folder may hold.
+ */
+export async function checkOutDir(out: string, parentDir: string, parentSubfolder?: string): Promise<string> {
   const dir = resolve(out);
-  if (dir === parentDir || parentDir.startsWith(dir + sep))
+  const inside = parentSubfolder !== undefined && parentDir === join(dir, parentSubfolder);
+  if (!inside && (dir === parentDir || parentDir.startsWith(dir + sep)))
     throw new CalibrationInputError(
       `--out ${out}: is (or contains) the model folder ${parentDir}; calibrate writes a new model folder next to it, e.g. --out ${parentDir}-cam-1`,
     );
   try {
-    const entries = await readdir(dir);
+    const entries = (await readdir(dir)).filter((e) => !inside || e !== parentSubfolder);
     if (entries.length > 0)
       throw new CalibrationInputError(
         `--out ${out}: the folder exists and is not empty (${entries.length} entries); calibrate never overwrites a model: choose a new folder or empty this one`,

@@ -1,8 +1,8 @@
 /**
  * The calibration report's pictures, as vega-lite specs (rendered to PNG by charts.ts):
  * frame P(PG) of clean and PG images under the card before and after, the CUSUM evidence per
- * frame before and after, the threshold curve, the out-of-distribution scores, and the expected
- * false alarms per batch-day over frame rates.
+ * frame before and after, the threshold curve, the out-of-distribution scores, the expected
+ * false alarms per batch-day over frame rates, and the embedding map (calibrate-embedding.ts).
  */
 import type { TopLevelSpec } from 'vega-lite';
 import type { CurvePoint } from './calibrate-fit.js';
@@ -176,5 +176,59 @@ export function falseAlarmsSpec(series: { name: string; arl0Frames: number }[], 
         encoding: { x: { field: 'fps', type: 'quantitative' }, y: { field: 'perDay', type: 'quantitative' } },
       },
     ],
+  } as unknown as TopLevelSpec;
+}
+
+const MAP_COLOURS = {
+  domain: ['simulator CEX', 'simulator PG', 'plant clean', 'plant PG'],
+  range: ['#9ecae1', '#fdae6b', '#1f4e9c', '#c0141b'],
+};
+
+/** The embedding map: one scatter per panel (PCA of that model's embeddings), OOD class centres as labelled crosses. */
+export function embeddingMapSpec(
+  panels: {
+    model: string;
+    explained: [number, number];
+    points: { set: string; x: number; y: number }[];
+    centres: { name: string; card: 'before' | 'after'; x: number; y: number }[];
+  }[],
+): TopLevelSpec {
+  const pct = (v: number) => `${Math.round(v * 1000) / 10} %`;
+  return {
+    ...base,
+    title: 'Embedding map: simulator (training domain) and plant images, PCA of the model inputs',
+    hconcat: panels.map((p) => ({
+      title: p.model,
+      width: 340,
+      height: 300,
+      layer: [
+        {
+          data: { values: p.points },
+          mark: { type: 'point', filled: true, size: 22, opacity: 0.65 },
+          encoding: {
+            x: { field: 'x', type: 'quantitative', title: `PC 1 (${pct(p.explained[0])})` },
+            y: { field: 'y', type: 'quantitative', title: `PC 2 (${pct(p.explained[1])})` },
+            color: { field: 'set', type: 'nominal', scale: MAP_COLOURS, title: null, legend: { orient: 'bottom', direction: 'vertical' } },
+          },
+        },
+        // Centres of the card before calibration in grey, labelled below; the calibrated card's in black, labelled above.
+        ...(['before', 'after'] as const).flatMap((card) => {
+          const values = p.centres.filter((c) => c.card === card).map((c) => ({ ...c, label: `${c.name} (${card})` }));
+          const colour = card === 'before' ? '#777777' : 'black';
+          return [
+            {
+              data: { values },
+              mark: { type: 'point', shape: 'cross', size: 160, filled: true, color: colour },
+              encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' } },
+            },
+            {
+              data: { values },
+              mark: { type: 'text', align: 'left', dx: 8, dy: card === 'before' ? 10 : -8, fontSize: 10, color: colour },
+              encoding: { x: { field: 'x', type: 'quantitative' }, y: { field: 'y', type: 'quantitative' }, text: { field: 'label' } },
+            },
+          ];
+        }),
+      ],
+    })),
   } as unknown as TopLevelSpec;
 }

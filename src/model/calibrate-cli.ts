@@ -4,13 +4,18 @@
  */
 import { calibrate, type CalibrateOptions, type CalibrateResult } from './calibrate.js';
 import { claimOf } from './calibrate-report.js';
+import { cardFineTune } from './calibrate-finetune-report.js';
 
 /** The command's flags: the library's options it exposes, and two of its own. */
 export interface CalibrateCommandOptions extends Pick<
   CalibrateOptions,
   'model' | 'clean' | 'pg' | 'out' | 'maxFalsePositiveRate' | 'fps' | 'camera' | 'skipUnreadable'
 > {
-  fineTune?: string | boolean;
+  /** Labelled images of this camera to fine-tune on first (cex/ + pg/ or 0/ + 1/). */
+  fineTune?: string;
+  fineTuneEpochs?: number;
+  fineTuneLr?: number;
+  excludeFineTuneImages?: boolean;
   json?: boolean;
 }
 
@@ -33,12 +38,32 @@ export function progressBar(stream: NodeJS.WriteStream = process.stderr): (phase
   };
 }
 
+/** train's lines during --fine-tune, prefixed, with the same convention: redrawn on a terminal, kept lines and one every 10 s otherwise. */
+export function lineProgress(stream: NodeJS.WriteStream = process.stderr): (line: string, final: boolean) => void {
+  let last = 0;
+  return (line, final) => {
+    const text = `calibrate: fine-tune: ${line}`;
+    if (stream.isTTY) stream.write(`\r\x1b[2K${text}${final ? '\n' : ''}`);
+    else if (final || Date.now() - last > 10_000) {
+      last = Date.now();
+      stream.write(`${text}\n`);
+    }
+  };
+}
+
 const pct = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : `${(v * 100).toFixed(v > 0 && v < 0.01 ? 2 : 1)} %`);
 
 function summary(r: CalibrateResult): string {
   const { before: b, after: a } = r.report;
+  const ft = r.report.fineTune;
+  const f4 = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
   const lines = [
     `calibrated ${r.report.model.calibrated.name}@${r.version} → ${r.outDir}`,
+    ...(ft
+      ? [
+          `  fine-tuned from ${ft.parent.name}@${ft.parent.version} on ${ft.folder}: ${ft.epochs.run} epochs at lr ${ft.learningRate}; on its ${ft.heldOut.images} held-out test crops F1(PG) ${f4(ft.heldOut.parent.f1)} (parent) → ${f4(ft.heldOut.fineTuned.f1)} (fine-tuned, threshold 0.5) → ${f4(ft.heldOut.calibrated?.f1 ?? null)} (calibrated)`,
+        ]
+      : []),
     `  threshold ${b.threshold} → ${a.threshold}; held-out clean false-positive rate ${pct(b.heldOut.rate)} → ${pct(a.heldOut.rate)} (${a.heldOut.images} images not used for fitting; ≤ ${pct(a.heldOut.upperBound95)} at 95 %)`,
     a.pgImages && b.pgImages
       ? `  PG recall ${pct(b.pgImages.rate)} → ${pct(a.pgImages.rate)} (${a.pgImages.images} PG images)`
@@ -53,12 +78,7 @@ function summary(r: CalibrateResult): string {
 }
 
 export async function runCalibrateCommand(o: CalibrateCommandOptions): Promise<void> {
-  if (o.fineTune !== undefined) {
-    throw new Error(
-      '--fine-tune is not available yet: crystalwatch calibrate fits the out-of-distribution gate, the threshold and the detector on a fixed model. To retrain on labelled images of this camera, run crystalwatch train --data <cex/ + pg/ folder> --init <model>, then calibrate the result',
-    );
-  }
-  const result = await calibrate({
+  const options: CalibrateOptions = {
     model: o.model,
     clean: o.clean,
     pg: o.pg,
@@ -69,9 +89,20 @@ export async function runCalibrateCommand(o: CalibrateCommandOptions): Promise<v
     skipUnreadable: o.skipUnreadable,
     command: `crystalwatch ${process.argv.slice(2).join(' ')}`,
     progress: progressBar(),
-  });
+  };
+  let result: CalibrateResult;
+  if (o.fineTune !== undefined) {
+    const { calibrateWithFineTune } = await import('./calibrate-finetune.js');
+    result = await calibrateWithFineTune({
+      ...options,
+      fineTuneWith: { data: o.fineTune, epochs: o.fineTuneEpochs, lr: o.fineTuneLr, excludeOverlap: o.excludeFineTuneImages, log: lineProgress() },
+    });
+  } else {
+    result = await calibrate(options);
+  }
   if (o.json) {
     const { report } = result;
+    const map = report.embeddingMap;
     const doc = {
       outDir: result.outDir,
       card: result.cardPath,
@@ -81,6 +112,9 @@ export async function runCalibrateCommand(o: CalibrateCommandOptions): Promise<v
       before: report.before,
       after: report.after,
       detector: { claim: report.detector.claim },
+      // The figures on the fine-tuning set's held-out test split; the file names per split are in report.json.
+      fineTune: report.fineTune ? cardFineTune(report.fineTune) : null,
+      embeddingMap: map ? { picture: map.picture, simulator: map.simulator, panels: map.panels.map(({ points: _p, ...panel }) => panel) } : null,
       couldNot: report.couldNot,
     };
     process.stdout.write(`${JSON.stringify(doc, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v))}\n`);

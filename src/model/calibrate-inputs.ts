@@ -59,6 +59,8 @@ export interface CalibrationInputs {
   fileListSha256: string;
   /** Files that are not readable images (refused unless skipUnreadable). */
   unreadable: { path: string; reason: string }[];
+  /** Files left out because their content is in `exclude` (fine-tuning images), with why. */
+  excluded: { path: string; reason: string }[];
 }
 
 export interface ReadInputsOptions {
@@ -68,6 +70,8 @@ export interface ReadInputsOptions {
   fps?: number;
   camera?: string;
   skipUnreadable?: boolean;
+  /** Content sha256 → why: images left out of calibration (a fine-tuning set's images). */
+  exclude?: ReadonlyMap<string, string>;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -91,7 +95,7 @@ async function sidecar(path: string): Promise<{ capturedAtMs?: number; camera?: 
   }
 }
 
-async function listImages(folder: string, flag: string): Promise<string[]> {
+export async function listImages(folder: string, flag: string): Promise<string[]> {
   const dir = resolve(folder);
   let info;
   try {
@@ -203,10 +207,17 @@ export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInput
   const total = lists.reduce((n, l) => n + l.paths.length, 0);
   const files: ImageFile[] = [];
   const unreadable: { path: string; reason: string }[] = [];
+  const excluded: { path: string; reason: string }[] = [];
   let done = 0;
   for (const l of lists) {
     for (const path of l.paths) {
       const bytes = await readFile(path);
+      const why = o.exclude?.get(createHash('sha256').update(bytes).digest('hex'));
+      if (why !== undefined) {
+        excluded.push({ path, reason: why });
+        o.onProgress?.(++done, total);
+        continue;
+      }
       try {
         const meta = await sharp(bytes).metadata();
         if (!meta.width || !meta.height) throw new Error('no image size in the header');
@@ -232,7 +243,7 @@ export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInput
   const pg = files.filter((f) => f.role === 'pg');
   if (clean.length < MIN_CLEAN_IMAGES) {
     throw new CalibrationInputError(
-      `--clean ${o.clean.join(' ')}: ${clean.length} readable image(s), calibration needs at least ${MIN_CLEAN_IMAGES}; add clean frames (a few minutes of a clean batch at the camera's rate is enough)`,
+      `--clean ${o.clean.join(' ')}: ${clean.length} readable image(s)${excluded.length ? ` after leaving out ${excluded.length} fine-tuning image(s)` : ''}, calibration needs at least ${MIN_CLEAN_IMAGES}; add clean frames (a few minutes of a clean batch at the camera's rate is enough)`,
     );
   }
   const kinds = checkKinds(files, o.tile);
@@ -247,7 +258,7 @@ export async function readInputs(o: ReadInputsOptions): Promise<CalibrationInput
   const camera = o.camera ?? (cameras.size === 1 ? [...cameras][0] : undefined);
   const lines = files.map((f) => `${f.role}\t${relative(f.folder, f.path)}\t${f.sha256}`).sort();
   const fileListSha256 = createHash('sha256').update(lines.join('\n')).digest('hex');
-  return { clean, pg, ...kinds, fps, camera, fileListSha256, unreadable };
+  return { clean, pg, ...kinds, fps, camera, fileListSha256, unreadable, excluded };
 }
 
 export function unreadableError(unreadable: { path: string; reason: string }[]): CalibrationInputError {

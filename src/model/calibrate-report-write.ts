@@ -5,7 +5,9 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { renderPng } from './charts.js';
-import { evidenceSpec, falseAlarmsSpec, oodSpec, scoresSpec, thresholdCurveSpec, type ChartSet } from './calibrate-charts.js';
+import { embeddingMapSpec, evidenceSpec, falseAlarmsSpec, oodSpec, scoresSpec, thresholdCurveSpec, type ChartSet } from './calibrate-charts.js';
+import { gapLine, MAX_POINTS_PER_SET } from './calibrate-embedding.js';
+import { fineTuneMarkdown } from './calibrate-finetune-report.js';
 import { defaultLlr, llrAt, type CalibratedDetector } from './calibrate-detector.js';
 import { thresholdCurve } from './calibrate-fit.js';
 import type { CardFigures, SetFigures } from './calibrate-figures.js';
@@ -41,7 +43,7 @@ function markdown(r: CalibrationReport, charts: string[]): string {
     `# ${r.title}`,
     '',
     `Calibrated ${r.calibratedAt}${r.command ? ` by \`${r.command}\`` : ''}.`,
-    `Parent: ${r.model.parent.name}@${r.model.parent.version} (${r.model.parent.calibration}; card sha256 ${r.model.parent.cardSha256.slice(0, 16)}…) in ${r.model.parent.dir}.`,
+    `Parent: ${r.model.parent.name}@${r.model.parent.version} (${r.model.parent.calibration}; card sha256 ${r.model.parent.cardSha256.slice(0, 16)}…) in ${r.model.parent.dir}${r.fineTune ? `, fine-tuned from ${r.fineTune.parent.name}@${r.fineTune.parent.version} in ${r.fineTune.parent.dir}` : ''}.`,
     `Calibrated model: ${r.model.calibrated.name}@${r.model.calibrated.version} in ${r.model.calibrated.dir} — use it with \`--model ${r.model.calibrated.dir}\` (predict, classify, run, demo) or \`classify.model\` in the config.`,
     '',
     '## Images',
@@ -56,6 +58,12 @@ function markdown(r: CalibrationReport, charts: string[]): string {
     '',
     '## Before and after',
     '',
+    ...(r.fineTune
+      ? [
+          `"Before" is the fine-tuned model with the card fine-tuning wrote (threshold 0.5, out-of-distribution statistics of its training crops, in \`${r.fineTune.fineTunedModel}\`); the model it was fine-tuned from is compared on the held-out crops under *Fine-tuning*.`,
+          '',
+        ]
+      : []),
     '| | before (parent card) | after (calibrated card) |',
     '| --- | --- | --- |',
     `| operating threshold on P(PG) | ${b.threshold} | ${a.threshold} |`,
@@ -75,16 +83,36 @@ function markdown(r: CalibrationReport, charts: string[]): string {
     '',
     `**Out-of-distribution gate:** ${oodLine(r)} The model-free probe gate runs first, unchanged.`,
     '',
+    ...(r.fineTune ? fineTuneMarkdown(r.fineTune) : []),
+    ...embeddingMarkdown(r),
     '## What this calibration could not do',
     '',
     ...r.couldNot.map((c) => `- ${c}`),
     '',
     '## Charts',
     '',
-    ...charts.map((c) => `![${c}](${c})`),
+    ...charts.filter((c) => c !== r.embeddingMap?.picture).map((c) => `![${c}](${c})`),
     '',
   ];
   return lines.join('\n');
+}
+
+function embeddingMarkdown(r: CalibrationReport): string[] {
+  const m = r.embeddingMap;
+  if (!m) return [];
+  return [
+    '## Embedding map',
+    '',
+    `![embedding map](${m.picture})`,
+    '',
+    `The model's embedding (the features before the classifier) of every model input, projected on its two principal axes: the simulator's default camera — what the model was trained for — rendered at calibrate time (${m.simulator.crops.cex} CEX + ${m.simulator.crops.pg} PG crops, ${m.simulator.renderer}, seeds from ${m.simulator.seed}), beside this camera's clean${r.inputs.pg ? ' and PG' : ''} ${r.inputs.kind === 'frames' ? 'tiles' : 'crops'} (at most ${MAX_POINTS_PER_SET} points per set, evenly spaced). Coordinates in report.json (\`embeddingMap.panels[].points\`).`,
+    '',
+    ...m.panels.map(
+      (p) =>
+        `- ${p.model}: ${p.note}. PC 1 and 2 explain ${(p.explained[0] * 100).toFixed(1)} % and ${(p.explained[1] * 100).toFixed(1)} % of the variance; ${gapLine(p)}.`,
+    ),
+    '',
+  ];
 }
 
 /** Chart series per card: P(PG), evidence and OOD score of every image that card judges. */
@@ -152,6 +180,7 @@ export async function writeCalibrationReport(outDir: string, r: CalibrationRepor
           ] as [string, Parameters<typeof renderPng>[0]],
         ]),
   ];
+  if (r.embeddingMap) charts.push([r.embeddingMap.picture, embeddingMapSpec(r.embeddingMap.panels)]);
   const written: string[] = [];
   for (const [name, spec] of charts) {
     await renderPng(spec, join(outDir, name));

@@ -9,6 +9,8 @@ import type { CameraOodFit, ThresholdChoice } from './calibrate-fit.js';
 import type { CalibratedDetector } from './calibrate-detector.js';
 import type { CardFigures } from './calibrate-figures.js';
 import type { ParentModel } from './calibrate-card.js';
+import type { EmbeddingMap } from './calibrate-embedding.js';
+import type { FineTuneSection } from './calibrate-finetune-report.js';
 
 export interface CalibrationReport {
   title: string;
@@ -25,6 +27,8 @@ export interface CalibrationReport {
     modelInputsPerImage: number;
     fps: { value: number; source: string };
     clean: { folders: string[]; images: number; fit: number; heldOut: number; refusedByGates: Record<string, number> };
+    /** Calibration images left out because they are fine-tuning images (--exclude-fine-tune-images). */
+    excludedFineTuneImages: { path: string; reason: string }[];
     pg: { folders: string[]; images: number; refusedByGates: Record<string, number> } | null;
     skippedUnreadable: { path: string; reason: string }[];
     fileListSha256: string;
@@ -54,6 +58,10 @@ export interface CalibrationReport {
   detector: Omit<CalibratedDetector, 'llr'> & { claim: string };
   before: CardFigures;
   after: CardFigures;
+  /** The embedding map (PCA of simulator and plant embeddings); null for a model without an embedding output. */
+  embeddingMap: EmbeddingMap | null;
+  /** The fine-tuning this calibration follows (--fine-tune); its figures are on its held-out test split only. */
+  fineTune: FineTuneSection | null;
   /** What this calibration could not establish, in words. */
   couldNot: string[];
   provenance: Record<string, unknown>;
@@ -77,6 +85,8 @@ export interface BuildReportInput {
   calibratedAt: string;
   command?: string;
   skippedUnreadable: { path: string; reason: string }[];
+  embeddingMap?: EmbeddingMap | null;
+  fineTune?: FineTuneSection;
 }
 
 const r4 = (v: number) => Math.round(v * 1e4) / 1e4;
@@ -152,6 +162,13 @@ function couldNot(i: BuildReportInput): string[] {
       'All clean images come from one folder (one batch, most likely): another batch of this camera may put more clean frames at high P(PG) than this one did, which raises both the false-positive rate and the false alarms; calibrate on clean frames of several batches (several --clean folders) where you can.',
     );
   }
+  if (!i.embeddingMap) out.push('The model has no embedding output: no embedding map of simulator and plant images could be drawn.');
+  if (i.fineTune) {
+    const t = i.fineTune.fileCounts.test;
+    out.push(
+      `The fine-tuned model's figures rest on ${t.cex} CEX and ${t.pg} PG held-out crops of ${i.fineTune.folder}: a recall or precision of 1 there shows only that the rate is at least ${pct(1 - 3 / Math.max(1, Math.min(t.cex, t.pg)))} (95 %); the calibration's own figures above are on the clean and PG folders, which share no image with the fine-tuning set.`,
+    );
+  }
   out.push(
     'The detector figures take frames as independent draws; consecutive frames of a slowly stirred slurry are not, so runs of high clean scores are likelier than assumed.',
   );
@@ -201,6 +218,7 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
       clean: { folders: cleanFolders, images: inputs.clean.length, fit: i.fit.length, heldOut: i.heldOut.length, refusedByGates: refusals(i.scored, 'clean') },
       pg: inputs.pg.length ? { folders: pgFolders, images: inputs.pg.length, refusedByGates: refusals(i.scored, 'pg') } : null,
       skippedUnreadable: i.skippedUnreadable,
+      excludedFineTuneImages: inputs.excluded,
       fileListSha256: inputs.fileListSha256,
     },
     targets,
@@ -231,6 +249,8 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
     detector: { ...detectorSummary, claim: claimOf(after.detector) },
     before,
     after,
+    embeddingMap: i.embeddingMap ?? null,
+    fineTune: i.fineTune ?? null,
     couldNot: couldNot(i),
     provenance: {},
   };
@@ -243,6 +263,7 @@ export function buildReport(i: BuildReportInput): CalibrationReport {
       cleanFitUsable: choice.fitFrames,
       pg: inputs.pg.length,
       skippedUnreadable: i.skippedUnreadable.length,
+      excludedFineTuneImages: inputs.excluded.length,
     },
     fileListSha256: inputs.fileListSha256,
     parentCardSha256: parent.sha256,

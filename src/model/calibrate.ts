@@ -6,7 +6,11 @@
  *   on the rest, the OOD statistics and the operating threshold (calibrate-fit) and the
  *   detector's clean-score model (calibrate-detector) → write the new model folder
  *   (calibrate-card) → load it like production does and classify the held-out and PG images
- *   with it → figures before and after (calibrate-figures) → report (calibrate-report).
+ *   with it → figures before and after (calibrate-figures) → the embedding map of simulator and
+ *   plant images (calibrate-embedding) → report (calibrate-report).
+ *
+ * With --fine-tune, calibrate-finetune.ts trains first and calls this with the fine-tuned model
+ * and `fineTune`: its held-out test crops are judged here too, with the calibrated card.
  *
  * No figure called held-out is measured on an image used for fitting.
  */
@@ -32,6 +36,8 @@ import { checkOutDir, copyWeights, readParent, writeCalibratedCard, type ParentM
 import { buildReport, type CalibrationReport } from './calibrate-report.js';
 import { writeCalibrationReport } from './calibrate-report-write.js';
 import { readOodStats } from './ood-card.js';
+import { buildEmbeddingMap, embedSimulatorReference, plantSets, type MapSetEmbeddings } from './calibrate-embedding.js';
+import { cardFineTune, labelledFigures, type FineTuneContext } from './calibrate-finetune-report.js';
 import type { OodStats } from './ood.js';
 import type { ModelCard } from './card.js';
 
@@ -59,6 +65,8 @@ export interface CalibrateOptions {
   backend?: BackendChoice;
   /** The command line, for the card's provenance. */
   command?: string;
+  /** Set by calibrateWithFineTune (calibrate-finetune.ts): the fine-tuning this calibration follows. */
+  fineTune?: FineTuneContext;
   progress?: (phase: string, done: number, total: number) => void;
 }
 
@@ -84,7 +92,8 @@ function tally(values: string[]): string {
     .join(', ');
 }
 
-function outcomeOf(r: ClassifyResult): Outcome {
+/** One classify result as the figures count it. */
+export function outcomeOf(r: ClassifyResult): Outcome {
   if (r.predicted === 'cex' || r.predicted === 'pg') return { verdict: r.predicted, pPG: r.pPG };
   if (r.predicted === 'unusable') return { verdict: r.reason === 'out-of-distribution' ? 'out-of-distribution' : 'refused', pPG: null };
   return { verdict: 'error', pPG: null };
@@ -100,7 +109,7 @@ function checkTileCounts(scored: ScoredImage[], kind: 'crops' | 'frames'): numbe
 
 async function classifyWith(
   modelDir: string,
-  files: ImageFile[],
+  files: readonly Pick<ImageFile, 'path'>[],
   backend: BackendChoice | undefined,
   progress: (done: number, total: number) => void,
 ): Promise<Outcome[]> {
@@ -157,6 +166,8 @@ interface Fitted {
   choice: ThresholdChoice;
   detector: CalibratedDetector;
   target: number;
+  /** The simulator reference set's embeddings through the model (the embedding map). */
+  reference?: MapSetEmbeddings[];
 }
 
 /** Read, check and score the images; fit OOD statistics, threshold and detector on the fitting share. */
@@ -167,7 +178,7 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
   if (!(target > 0 && target < 1)) throw new CalibrationInputError(`--max-false-positive-rate must be a rate in (0, 1) such as 0.01, got ${target}`);
   const targetArlFrames = o.targetArlFrames ?? DEFAULT_TARGET_ARL_FRAMES;
   const parent = await readParent(o.model);
-  const outDir = await checkOutDir(o.out, parent.dir);
+  const outDir = await checkOutDir(o.out, parent.dir, o.fineTune?.parentSubfolder);
   const tile = tileSpecOf(parent.card);
   const inputs = await readInputs({
     clean: o.clean,
@@ -176,13 +187,18 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
     fps: o.fps,
     camera: o.camera,
     skipUnreadable: o.skipUnreadable,
+    exclude: o.fineTune?.exclude,
     onProgress: (d, t) => progress('reading images', d, t),
   });
 
   const classifier = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64 });
   let scored: ScoredImage[];
+  let reference: MapSetEmbeddings[] | undefined;
   try {
     scored = await scoreImages(classifier, [...inputs.clean, ...inputs.pg], { onProgress: (d, t) => progress('scoring images', d, t) });
+    progress('embedding the simulator reference', 0, 1);
+    reference = await embedSimulatorReference(classifier);
+    progress('embedding the simulator reference', 1, 1);
   } finally {
     await classifier.close();
   }
@@ -224,6 +240,7 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
     choice,
     detector,
     target,
+    reference,
   };
 }
 
@@ -243,8 +260,30 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
   const written = await writeCalibratedCard(card);
 
   // The new folder, loaded as production loads it, on images it was not fitted on.
-  const checked = [...heldOut, ...inputs.pg];
-  const afterOutcomes = await classifyWith(outDir, checked, o.backend, (d, t) => progress('checking the new card', d, t));
+  const fineTuneHeldOut = o.fineTune?.heldOut ?? [];
+  const checked = [...heldOut, ...inputs.pg, ...fineTuneHeldOut];
+  const checkedOutcomes = await classifyWith(outDir, checked, o.backend, (d, t) => progress('checking the new card', d, t));
+  const afterOutcomes = checkedOutcomes.slice(0, heldOut.length + inputs.pg.length);
+  const fineTune = o.fineTune && {
+    ...o.fineTune.section,
+    heldOut: {
+      ...o.fineTune.section.heldOut,
+      calibrated: labelledFigures(
+        `${parent.card.name}@${written.version} (calibrated)`,
+        choice.threshold,
+        checkedOutcomes.slice(afterOutcomes.length),
+        fineTuneHeldOut.map((f) => f.label),
+      ),
+    },
+  };
+  const embeddingMap = buildEmbeddingMap({
+    reference: f.reference,
+    plant: plantSets(scored),
+    model: `${parent.card.name}@${written.version}`,
+    before: parentOod,
+    after: oodFit?.stats,
+    baseline: o.fineTune?.baseline,
+  });
   const before = (files: ImageFile[]): Outcome[] => scoredOf(files).map((s) => verdict(s, parent.card.threshold, parentOod));
   const hDefault = cusumThresholdForArl(DEFAULT_TARGET_ARL_FRAMES);
   const pg = inputs.pg.length > 0;
@@ -297,6 +336,8 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
     calibratedAt,
     command: o.command,
     skippedUnreadable: [...inputs.unreadable, ...undecodable],
+    embeddingMap,
+    fineTune,
   });
   progress('writing the report', 0, 1);
   const rows = (files: ImageFile[]) => imageRows(scoredOf(files), parentOod, oodFit?.stats);
@@ -310,6 +351,7 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
   });
   // The card's provenance carries the report's summary (the same numbers), written last.
   section.provenance = report.provenance;
+  if (fineTune) Object.assign(section, { fineTune: cardFineTune(fineTune) });
   await writeCalibratedCard(card);
   progress('writing the report', 1, 1);
   return { outDir, cardPath: written.cardPath, version: written.version, report, reportFiles };

@@ -200,7 +200,13 @@ export function registerModelCommands(program: Command): void {
     .option('--fps <n>', "the camera's frame rate (default: from capture times in sidecars or file names, else 2)", positiveNumber('--fps'))
     .option('--camera <id>', 'camera id for the card (default: from the sidecars)')
     .option('--skip-unreadable', 'calibrate without files that are not readable images (listed in the report) instead of stopping')
-    .option('--fine-tune [dir]', 'retrain on labelled images first (not available yet: refused)')
+    .option(
+      '--fine-tune <dir>',
+      'first continue training the model on labelled images of this camera (cex/ + pg/ or 0/ + 1/; a fifth held out as the test split, at least 20 of each class), then calibrate the fine-tuned model',
+    )
+    .option('--fine-tune-epochs <n>', 'epochs of fine-tuning (the best on the validation split is kept)', positiveInt('--fine-tune-epochs'), 3)
+    .option('--fine-tune-lr <rate>', 'Adam learning rate of fine-tuning at the start (cosine decay)', rate('--fine-tune-lr'), 1e-4)
+    .option('--exclude-fine-tune-images', 'leave calibration images that are also fine-tuning images (same content) out, instead of stopping')
     .option('--json', 'print the result (targets, figures before and after, what could not be established) as JSON on stdout')
     .addHelpText(
       'after',
@@ -209,8 +215,12 @@ Examples:
   crystalwatch calibrate --model models/default --clean drop/cam-1/clean-batch --out models/cam-1
   crystalwatch calibrate --model models/default --clean clean-a clean-b --pg lab-pg --out models/cam-1 --max-false-positive-rate 0.01
 
+  crystalwatch calibrate --model models/default --fine-tune lab/labelled --clean clean-a --pg lab-pg --out models/cam-1
+
 The latest quarter of each clean folder (in name order) is held out and never fitted on; the
-figures reported as held-out are measured on it with the new card, loaded as production loads it.`,
+figures reported as held-out are measured on it with the new card, loaded as production loads it.
+With --fine-tune, the model's figures are on the labelled folder's held-out test split only, and
+the calibration folders must share no image with the labelled folder.`,
     )
     .action(async (o) => {
       const { runCalibrateCommand } = await import('./calibrate-cli.js');

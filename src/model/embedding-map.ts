@@ -6,7 +6,12 @@
  */
 import { SeededRandom } from './rng.js';
 
-export function pca2(data: Float32Array, n: number, d: number): { coords: Float32Array; explained: [number, number] } {
+/** The two leading principal axes of n rows of d values: coordinates, explained shares, and the mean and axes (to project other vectors). */
+export function pca2(
+  data: Float32Array,
+  n: number,
+  d: number,
+): { coords: Float32Array; explained: [number, number]; mean: Float64Array; components: [Float64Array, Float64Array] } {
   const mean = new Float64Array(d);
   for (let r = 0; r < n; r++) for (let i = 0; i < d; i++) mean[i]! += data[r * d + i]! / n;
   const cov = new Float64Array(d * d);
@@ -44,7 +49,12 @@ export function pca2(data: Float32Array, n: number, d: number): { coords: Float3
       coords[r * 2 + c] = s;
     }
   }
-  return { coords, explained: [trace ? eigen[0]! / trace : 0, trace ? eigen[1]! / trace : 0] };
+  return {
+    coords,
+    explained: [trace ? eigen[0]! / trace : 0, trace ? eigen[1]! / trace : 0],
+    mean,
+    components: [components[0]!, components[1]!],
+  };
 }
 
 export function kmeans(data: Float32Array, n: number, d: number, k: number, seed = 1, iterations = 50): Int32Array {
