@@ -52,14 +52,18 @@ function terminate(child: ChildProcess): Promise<{ ms: number; code: number | nu
   });
 }
 
-async function demoOnce(dir: string, loadS: number): Promise<{ ms: number; code: number | null }> {
+async function demoOnce(dir: string, loadS: number): Promise<{ ms: number; code: number | null; startMs?: number }> {
+  const spawned = performance.now();
   const child = spawn(process.execPath, [cli, 'demo', '--json', '--port', '0', '--data-dir', dir, '--fps', '4', '--onset', '2'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   // A status line with frames counted on both cameras means the whole pipeline is busy.
   let seen = 0;
+  // Start-up: spawn → the first prediction (node's own start, the broker, the model, the first frame).
+  await waitForLine(child, (line) => line.includes('"event":"first-prediction"'), 120_000, 'demo first prediction');
+  const startMs = performance.now() - spawned;
   await waitForLine(child, (line) => line.includes('"event":"status"') && (seen += 1) > loadS && /"frames":[1-9]/.test(line), 120_000, 'demo');
-  return terminate(child);
+  return { ...(await terminate(child)), startMs };
 }
 
 async function runOnce(dir: string, loadS: number): Promise<{ ms: number; code: number | null }> {
@@ -91,12 +95,14 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     ['run', runOnce],
   ] as const) {
     const times: number[] = [];
+    const starts: number[] = [];
     const codes: (number | null)[] = [];
     for (let i = 0; i < runs; i++) {
       const dir = await mkdtemp(path.join(os.tmpdir(), `cw-bench-shutdown-${name}-`));
       try {
-        const { ms, code } = await once(dir, loadS);
+        const { ms, code, startMs } = (await once(dir, loadS)) as { ms: number; code: number | null; startMs?: number };
         times.push(ms);
+        if (startMs !== undefined) starts.push(startMs);
         codes.push(code);
         process.stderr.write(`bench shutdown: ${name} run ${i + 1}/${runs}: ${(ms / 1000).toFixed(2)} s, exit ${code}\n`);
       } finally {
@@ -107,6 +113,11 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     figures[`shutdown_${name}_sigterm_p50_seconds`] = Math.round(percentile(times, 50)) / 1000;
     figures[`shutdown_${name}_sigterm_max_seconds`] = Math.round(times[times.length - 1]!) / 1000;
     figures[`shutdown_${name}_exit_codes`] = codes.join(',');
+    if (starts.length) {
+      starts.sort((a, b) => a - b);
+      figures[`startup_${name}_first_prediction_p50_seconds`] = Math.round(percentile(starts, 50)) / 1000;
+      figures[`startup_${name}_first_prediction_max_seconds`] = Math.round(starts[starts.length - 1]!) / 1000;
+    }
   }
   figures.shutdown_loadavg_1m = Math.round(os.loadavg()[0]! * 100) / 100;
   return figures;

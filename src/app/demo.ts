@@ -121,6 +121,7 @@ class DemoStatus {
   private startedAt = Date.now();
   private url = '';
   private onsetS: number | null = null;
+  private predicted = false;
 
   constructor(
     private readonly mode: DemoOptions['status'],
@@ -149,6 +150,17 @@ class DemoStatus {
   }
 
   prediction(p: Prediction): void {
+    if (!this.predicted) {
+      // Start-up to the first answer, from the process's own start (npm start's promise: under 5 s).
+      this.predicted = true;
+      const seconds = Math.round(process.uptime() * 100) / 100;
+      if (this.mode === 'json')
+        process.stdout.write(`${JSON.stringify({ event: 'first-prediction', camera: p.camera, frameId: p.frameId, seconds })}
+`);
+      else if (this.mode === 'pretty')
+        process.stderr.write(`  first prediction ${seconds} s after start (${p.camera})
+`);
+    }
     const s = this.state.get(p.camera) ?? { frames: 0, lastPPG: null, predicted: '-', alarm: false, unusable: 0 };
     s.frames += 1;
     s.lastPPG = p.pPG;
