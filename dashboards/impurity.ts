@@ -282,6 +282,17 @@ export function impurityDashboard(): dashboard.DashboardBuilder {
       .min(0)
       .withTarget(query('sum by (group, topic) (crystalwatch_consumer_lag_messages)', '{{group}} / {{topic}}', 'A')),
   );
+  builder.withPanel(
+    series(
+      'Frames skipped (overload)',
+      'Frames classify did not classify in time (classify.overload; reason stale: older than maxFrameAgeMs with a newer frame of the camera in hand), and those classified later, marked late (policy newest-first). Skipped frames stay in Kafka. Anything above 0 means the machine cannot keep up with the cameras.',
+    )
+      .gridPos({ x: 0, y: 51, w: 12, h: 8 })
+      .unit('short')
+      .min(0)
+      .withTarget(query(`sum by (camera, reason) (rate(crystalwatch_frames_skipped_total{${CAM}}[$__rate_interval]))`, '{{camera}} skipped: {{reason}}', 'A'))
+      .withTarget(query(`sum by (camera) (rate(crystalwatch_frames_caught_up_total{${CAM}}[$__rate_interval]))`, '{{camera}} caught up (late)', 'B')),
+  );
 
   return builder;
 }

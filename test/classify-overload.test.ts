@@ -318,12 +318,22 @@ describe('MicroBatcher queue bounds', () => {
   });
 
   it('lets one submission larger than the bounds in alone, so it cannot stall', async () => {
-    const batcher = new MicroBatcher({ classify: async (images: Buffer[]) => images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult) }, 4, 1, undefined, 2, {
-      maxQueuedImages: 2,
-      maxQueuedBytes: 10,
-    });
+    const batcher = new MicroBatcher(
+      { classify: async (images: Buffer[]) => images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult) },
+      4,
+      1,
+      undefined,
+      2,
+      {
+        maxQueuedImages: 2,
+        maxQueuedBytes: 10,
+      },
+    );
     try {
-      const results = await withDeadline(batcher.classify([Buffer.alloc(100), Buffer.alloc(100), Buffer.alloc(100)]), { timeout: 5_000, message: 'an oversized submission' });
+      const results = await withDeadline(batcher.classify([Buffer.alloc(100), Buffer.alloc(100), Buffer.alloc(100)]), {
+        timeout: 5_000,
+        message: 'an oversized submission',
+      });
       expect(results).toHaveLength(3);
     } finally {
       batcher.close();

@@ -26,6 +26,8 @@ function simulatedPipeline(registry: Registry): { tick: () => void } {
   const ingestSeconds = new Histogram({ name: 'crystalwatch_ingest_seconds', help: 'h', buckets: [0.005, 0.01, 0.05, 0.1, 0.5], registers: r });
   const classified = new Counter({ name: 'crystalwatch_frames_classified_total', help: 'h', labelNames: ['camera', 'predicted'], registers: r });
   const unusable = new Counter({ name: 'crystalwatch_frames_unusable_total', help: 'h', labelNames: ['camera', 'reason'], registers: r });
+  const skipped = new Counter({ name: 'crystalwatch_frames_skipped_total', help: 'h', labelNames: ['camera', 'reason'], registers: r });
+  const caughtUp = new Counter({ name: 'crystalwatch_frames_caught_up_total', help: 'h', labelNames: ['camera'], registers: r });
   const inference = new Histogram({
     name: 'crystalwatch_inference_seconds',
     help: 'h',
@@ -67,6 +69,8 @@ function simulatedPipeline(registry: Registry): { tick: () => void } {
         ingested.inc({ camera }, 10);
         rejected.inc({ camera, reason: 'truncated' }, 1);
         unusable.inc({ camera, reason: 'blurred' }, 1);
+        skipped.inc({ camera, reason: 'stale' }, 2);
+        caughtUp.inc({ camera }, 1);
         classified.inc({ camera, predicted: 'cex' }, pg ? 5 : 9);
         classified.inc({ camera, predicted: 'pg' }, pg ? 4 : 0);
         // Fixed ratios so the PromQL quality figures are known: TP 9, FP 1, FN 3, TN 20 per tick.
@@ -151,6 +155,8 @@ describe('impurity dashboard', () => {
         'ingest_seconds',
         'frames_classified_total',
         'frames_unusable_total',
+        'frames_skipped_total',
+        'frames_caught_up_total',
         'inference_seconds',
         'batch_size',
         'backend_info',

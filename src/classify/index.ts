@@ -248,7 +248,10 @@ export class ClassifyStage extends StageLifecycle {
             resolveOffset(offset);
             await consumer.commitOffsets([{ topic, partition, offset: (BigInt(offset) + 1n).toString() }]);
             this.lagByPartition.set(partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(offset) - 1n)));
-            this.metrics.lag.set({ group: this.groupId, topic }, [...this.lagByPartition.values()].reduce((a, b) => a + b, 0));
+            this.metrics.lag.set(
+              { group: this.groupId, topic },
+              [...this.lagByPartition.values()].reduce((a, b) => a + b, 0),
+            );
             await heartbeat();
           },
           resolve: (offset) => resolveOffset(offset),

@@ -64,7 +64,10 @@ export async function overloadByCamera(registry: Registry): Promise<Map<string, 
   return out;
 }
 
-function withOverload(list: CameraState[], overload: Map<string, { skipped: number; caughtUp: number }>): (CameraState & { overload?: { skipped: number; caughtUp: number } })[] {
+function withOverload(
+  list: CameraState[],
+  overload: Map<string, { skipped: number; caughtUp: number }>,
+): (CameraState & { overload?: { skipped: number; caughtUp: number } })[] {
   return list.map((state) => {
     const figures = overload.get(state.camera);
     return figures ? { ...state, overload: figures } : state;
