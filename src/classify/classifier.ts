@@ -28,8 +28,11 @@ import { DEFAULT_QUALITY, type QualityThresholds } from './quality.js';
 import { DEFAULT_PROBE, type ProbeThresholds } from './probe-gate.js';
 import { gateStats, judgeFrame, type GateThresholds } from './gates.js';
 import { oodScorer, type OodScorer } from './ood.js';
-import type { UnusableReason } from './reasons.js';
 import { join } from 'node:path';
+import { FeatureMapRunner, featureMapApplies, planFeatureMap } from './feature-plan.js';
+import type { ClassifyResult } from './results.js';
+
+export type { ClassifyResult, ErrorResult, JudgedResult, ResultBase, UnusableResult } from './results.js';
 
 /** Tile side when the card gives none: about the size of the crops models are trained on. */
 export const DEFAULT_TILE = 224;
@@ -49,6 +52,17 @@ export interface ClassifierOptions {
    * no class flips in 384 tiles (8 simulator frames).
    */
   tileResize?: 'frame' | 'tile';
+  /**
+   * Tiled frames: `feature-map` runs the model's convolutional trunk once over the resized frame
+   * and pools each tile's window of the feature map (feature-map.ts; ~3× less CNN work at
+   * 192/112 tiles); `tiles` runs the whole model on every tile. The two give different
+   * embeddings (the trunk sees past a tile's edges), so OOD statistics fit one path only: the
+   * card's `ood.frameInference` says which (absent = `tiles`, as every card before it).
+   * `auto` (default): `feature-map` when the backend and the graph allow it (onnx, a
+   * GlobalAveragePool → Flatten → Gemm head) and the card's statistics, if any, were fitted on
+   * it; else `tiles`, with a log line saying why. `feature-map` where it cannot be done fails the load.
+   */
+  frameInference?: 'feature-map' | 'tiles' | 'auto';
   /** Decompression-bomb guard: larger images are refused undecoded. */
   maxPixels?: number;
   quality?: Partial<QualityThresholds>;
@@ -66,47 +80,6 @@ export interface ClassifierOptions {
   log?: (message: string) => void;
 }
 
-interface ResultBase {
-  /** Out-of-distribution score of the embedding (mean over tiles), when the card has statistics. */
-  ood?: number;
-  /** Tiled frames: the tiles whose P(PG) is at or above the threshold. */
-  tiles?: Tile[];
-  width?: number;
-  height?: number;
-}
-
-/** A frame the model judged. */
-export interface JudgedResult extends ResultBase {
-  predicted: 'cex' | 'pg';
-  /** P(PG) in [0, 1]. */
-  pPG: number;
-  reason?: undefined;
-  detail?: undefined;
-  errorKind?: undefined;
-}
-
-/** A frame that does not count: the reason is from the fixed set, the detail says what gave it away. */
-export interface UnusableResult extends ResultBase {
-  predicted: 'unusable';
-  pPG: null;
-  reason: UnusableReason;
-  detail?: string;
-  errorKind?: undefined;
-}
-
-/** Bytes that could not be used as an image. */
-export interface ErrorResult extends ResultBase {
-  predicted: 'error';
-  pPG: null;
-  /** What was wrong, for a person. */
-  reason: string;
-  /** `too-large`, `undecodable`, `empty` (a small set, fit for a metric label). */
-  errorKind: string;
-  detail?: undefined;
-}
-
-export type ClassifyResult = JudgedResult | UnusableResult | ErrorResult;
-
 interface Job {
   image: number;
   region: Region;
@@ -120,6 +93,8 @@ interface Prepared {
   decoded: (DecodedImage | undefined)[];
   jobs: Job[];
   tiled: Map<number, boolean>;
+  /** Tiled frames that go through the feature-map path; their jobs are `firstJob …` in region order. */
+  featureFrames: { image: number; regions: Region[]; firstJob: number }[];
 }
 
 export class Classifier {
@@ -131,6 +106,7 @@ export class Classifier {
   private readonly maxPixels: number;
   private readonly tiling: TilingOption;
   private readonly tileSize: { tile: number; stride: number };
+  private featureMap?: FeatureMapRunner;
 
   private constructor(
     readonly card: ModelCard,
@@ -157,17 +133,26 @@ export class Classifier {
 
   static async load(modelDir: string, options: ClassifierOptions = {}): Promise<Classifier> {
     const { card, dir } = await loadModelCard(modelDir);
+    const frameInference = options.frameInference ?? 'auto';
+    const oodFittedOn = card.ood ? (card.ood.frameInference === 'feature-map' ? 'feature-map' : 'tiles') : undefined;
     const init = {
       modelDir: dir,
       card,
       backend: options.backend ?? 'auto',
       maxBatchSize: options.maxBatchSize ?? 32,
       threads: options.threads ?? Math.max(1, availableParallelism()),
+      featureMap: options.tiling !== 'off' && (frameInference === 'feature-map' || (frameInference === 'auto' && oodFittedOn !== 'tiles')),
     };
     const backend = options.worker === false ? await openBackend(init, options.log) : await startWorkerBackend(init, options.log);
     const classifier = new Classifier(card, dir, backend, options);
     try {
       await classifier.checkEmbedding();
+      if (init.featureMap) await classifier.planFrames(frameInference === 'feature-map', oodFittedOn);
+      else if (frameInference === 'auto' && oodFittedOn === 'tiles' && options.tiling !== 'off') {
+        options.log?.(
+          `classify: tiled frames run the whole model per tile: the card's ood statistics were fitted on per-tile embeddings (no ood.frameInference "feature-map"); refit them with frameInference "feature-map" to use feature-map inference`,
+        );
+      }
     } catch (err) {
       await classifier.close();
       throw err;
@@ -194,8 +179,31 @@ export class Classifier {
     }
   }
 
-  get info(): { backend: string; device: string; model: string } {
-    return { backend: this.backend.name, device: this.backend.device, model: `${this.card.name}@${this.card.version}` };
+  /** Feature-map inference for tiled frames when the backend and graph allow it (a refusal names why). */
+  private async planFrames(required: boolean, oodFittedOn: 'feature-map' | 'tiles' | undefined): Promise<void> {
+    const plan = await planFeatureMap(this.backend, this.card, this.transform);
+    if ('reason' in plan) {
+      if (required) throw new Error(`model ${this.card.name}: frameInference "feature-map" is not possible: ${plan.reason}; use "auto" or "tiles"`);
+      const ood = oodFittedOn === 'feature-map' ? "; the card's ood statistics were fitted on feature-map embeddings, so tiled frames' ood scores are off" : '';
+      this.options.log?.(`classify: tiled frames run the whole model per tile (no feature-map inference: ${plan.reason})${ood}`);
+      return;
+    }
+    if (oodFittedOn === 'tiles') {
+      this.options.log?.(
+        `classify: feature-map inference for tiled frames, but the card's ood statistics were fitted per tile: refit them with frameInference "feature-map"`,
+      );
+    }
+    this.featureMap = new FeatureMapRunner(this.backend, this.card, this.transform, plan, this.tileSize.tile, this.options.onInference);
+  }
+
+  /** `frameInference`: how tiled frames are run, `feature-map` or `tiles`. */
+  get info(): { backend: string; device: string; model: string; frameInference: 'feature-map' | 'tiles' } {
+    return {
+      backend: this.backend.name,
+      device: this.backend.device,
+      model: `${this.card.name}@${this.card.version}`,
+      frameInference: this.featureMap ? 'feature-map' : 'tiles',
+    };
   }
 
   private regionsFor(image: DecodedImage): { regions: Region[]; tiled: boolean } {
@@ -223,7 +231,8 @@ export class Classifier {
     );
     const jobs: Job[] = [];
     const tiled = new Map<number, boolean>();
-    const framesToTile: { image: number; regions: Region[]; firstJob: number }[] = [];
+    const framesToTile: Prepared['featureFrames'] = [];
+    const featureFrames: Prepared['featureFrames'] = [];
     decoded.forEach((image, i) => {
       if (!image) return;
       const verdict = judgeFrame(gateStats(image, this.gates.probe !== false), this.gates);
@@ -234,7 +243,9 @@ export class Classifier {
       }
       const { regions, tiled: isTiled } = this.regionsFor(image);
       tiled.set(i, isTiled);
-      if (isTiled) framesToTile.push({ image: i, regions, firstJob: jobs.length });
+      const frame = { image: i, regions, firstJob: jobs.length };
+      if (isTiled && this.featureMap && featureMapApplies(regions, this.tileSize.tile, this.card.input)) featureFrames.push(frame);
+      else if (isTiled) framesToTile.push(frame);
       for (const region of regions) jobs.push({ image: i, region });
     });
     await Promise.all(
@@ -243,23 +254,43 @@ export class Classifier {
         tiles?.forEach((pixels, k) => (jobs[firstJob + k]!.pixels = pixels));
       }),
     );
-    return { results, decoded, jobs, tiled };
+    return { results, decoded, jobs, tiled, featureFrames };
   }
 
   /** Run every job through the model: P(PG) per job, and the embedding when the card names one. */
   private async infer(p: Prepared, onEmbedding?: (job: number, embedding: Float32Array) => void): Promise<{ pPG: Float32Array; ood: Float64Array }> {
-    const { jobs, decoded } = p;
+    const { jobs, decoded, featureFrames } = p;
     const pPG = new Float32Array(jobs.length);
     const ood = new Float64Array(jobs.length);
+    const record = (j: number, value: number, embedding: Float32Array | undefined) => {
+      pPG[j] = value;
+      if (!embedding) return;
+      onEmbedding?.(j, embedding);
+      if (this.ood) ood[j] = this.ood.score(embedding);
+    };
+    // Feature-map frames: one trunk run per frame, every tile pooled from it.
+    const byFeatureMap = new Uint8Array(jobs.length);
+    if (featureFrames.length > 0) {
+      const answers = await this.featureMap!.run(featureFrames.map((f) => ({ image: decoded[f.image]!, regions: f.regions })));
+      featureFrames.forEach(({ regions, firstJob }, f) => {
+        const { pPG: tilePPG, embedding, dim } = answers[f]!;
+        for (let t = 0; t < regions.length; t++) {
+          byFeatureMap[firstJob + t] = 1;
+          record(firstJob + t, tilePPG[t]!, embedding?.subarray(t * dim, (t + 1) * dim));
+        }
+      });
+    }
+    const perInput = jobs.map((_, j) => j).filter((j) => !byFeatureMap[j]);
     const { input } = this.card;
     const perImage = input.width * input.height * input.channels;
-    for (let start = 0; start < jobs.length; start += this.maxBatchSize) {
-      const chunk = jobs.slice(start, start + this.maxBatchSize);
+    for (let start = 0; start < perInput.length; start += this.maxBatchSize) {
+      const chunk = perInput.slice(start, start + this.maxBatchSize);
       const n = Math.max(chunk.length, this.backend.fixedBatch ?? 0);
       // Padding slots stay zero: their outputs are read and dropped.
       const tensor = new Float32Array(n * perImage);
       await Promise.all(
-        chunk.map(async (job, k) => {
+        chunk.map(async (j, k) => {
+          const job = jobs[j]!;
           const pixels = job.pixels ?? (await cropAndResize(decoded[job.image]!, job.region, input));
           writeTensor(pixels, input, this.transform, tensor, k);
           job.pixels = undefined; // let the tile's bytes go once they are in the tensor
@@ -269,13 +300,7 @@ export class Classifier {
       const out = await this.backend.run(tensor, n);
       this.options.onInference?.((performance.now() - t0) / 1000, chunk.length);
       const d = out.embeddingDim ?? 0;
-      for (let k = 0; k < chunk.length; k++) {
-        pPG[start + k] = out.pPG[k]!;
-        if (!out.embedding || !d) continue;
-        const embedding = out.embedding.subarray(k * d, (k + 1) * d);
-        onEmbedding?.(start + k, embedding);
-        if (this.ood) ood[start + k] = this.ood.score(embedding);
-      }
+      chunk.forEach((j, k) => record(j, out.pPG[k]!, out.embedding && d ? out.embedding.subarray(k * d, (k + 1) * d) : undefined));
     }
     return { pPG, ood };
   }

@@ -7,13 +7,19 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendInit, BackendOutput, InferenceBackend } from './backends/index.js';
+import type { FeatureMap, FeatureMapSupport } from './backends/types.js';
 
-export type WorkerRequest = { type: 'run'; id: number; tensor: Float32Array; n: number } | { type: 'close' };
+export type WorkerRequest =
+  | { type: 'run'; id: number; tensor: Float32Array; n: number }
+  | { type: 'features'; id: number; tensor: Float32Array; n: number; width: number; height: number }
+  | { type: 'close' };
+type ReadyInfo = { name: string; device: string; fixedBatch?: number; featureMap?: FeatureMapSupport };
 export type WorkerReply =
-  | { type: 'ready'; name: string; device: string; fixedBatch?: number }
+  | ({ type: 'ready' } & ReadyInfo)
   | { type: 'failed'; message: string }
   | { type: 'log'; message: string }
   | { type: 'result'; id: number; pPG: Float32Array; embedding?: Float32Array; embeddingDim?: number }
+  | { type: 'features'; id: number; data: Float32Array; dims: FeatureMap['dims'] }
   | { type: 'error'; id: number; message: string }
   | { type: 'closed' };
 
@@ -38,21 +44,19 @@ export function workerPath(): string {
 interface Running {
   worker: Worker;
   exited: boolean;
-  pending: Map<number, { resolve: (o: BackendOutput) => void; reject: (e: Error) => void }>;
+  /** Requests in flight by id: a `run` resolves with a BackendOutput, a `features` with a FeatureMap. */
+  pending: Map<number, { resolve: (o: BackendOutput | FeatureMap) => void; reject: (e: Error) => void }>;
 }
 
 /** Start one worker and wait for its backend to be ready. */
-async function spawnWorker(
-  init: BackendInit,
-  log: (msg: string) => void,
-): Promise<{ running: Running; info: { name: string; device: string; fixedBatch?: number } }> {
+async function spawnWorker(init: BackendInit, log: (msg: string) => void): Promise<{ running: Running; info: ReadyInfo }> {
   const worker = new Worker(workerPath(), { workerData: init });
   const running: Running = { worker, exited: false, pending: new Map() };
   const failAll = (err: Error) => {
     for (const p of running.pending.values()) p.reject(err);
     running.pending.clear();
   };
-  const ready = new Promise<{ name: string; device: string; fixedBatch?: number }>((resolve, reject) => {
+  const ready = new Promise<ReadyInfo>((resolve, reject) => {
     worker.on('message', (reply: WorkerReply) => {
       switch (reply.type) {
         case 'log':
@@ -68,6 +72,12 @@ async function spawnWorker(
           const p = running.pending.get(reply.id);
           running.pending.delete(reply.id);
           p?.resolve({ pPG: reply.pPG, embedding: reply.embedding, embeddingDim: reply.embeddingDim });
+          break;
+        }
+        case 'features': {
+          const p = running.pending.get(reply.id);
+          running.pending.delete(reply.id);
+          p?.resolve({ data: reply.data, dims: reply.dims });
           break;
         }
         case 'error': {
@@ -124,18 +134,26 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
     return running;
   };
 
+  /** Post one request (its tensor transferred, not copied) and wait for the answer with its id. */
+  const request = async (message: Extract<WorkerRequest, { id: number }>): Promise<BackendOutput | FeatureMap> => {
+    if (closing) throw new Error('classify worker is closed');
+    const current = await ensureRunning();
+    return new Promise((resolve, reject) => {
+      current.pending.set(message.id, { resolve, reject });
+      current.worker.postMessage(message, [message.tensor.buffer as ArrayBuffer]);
+    });
+  };
+
   return {
     name: info.name,
     device: info.device,
     fixedBatch: info.fixedBatch,
+    featureMap: info.featureMap,
     async run(tensor: Float32Array, n: number): Promise<BackendOutput> {
-      if (closing) throw new Error('classify worker is closed');
-      const current = await ensureRunning();
-      const id = nextId++;
-      return new Promise((resolve, reject) => {
-        current.pending.set(id, { resolve, reject });
-        current.worker.postMessage({ type: 'run', id, tensor, n } satisfies WorkerRequest, [tensor.buffer as ArrayBuffer]);
-      });
+      return (await request({ type: 'run', id: nextId++, tensor, n })) as BackendOutput;
+    },
+    async runFeatureMap(tensor: Float32Array, n: number, width: number, height: number): Promise<FeatureMap> {
+      return (await request({ type: 'features', id: nextId++, tensor, n, width, height })) as FeatureMap;
     },
     /** Test hook and last resort: stop the worker as a crash would. */
     async kill(): Promise<void> {

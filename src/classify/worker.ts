@@ -14,7 +14,7 @@ const post = (reply: WorkerReply, transfer: ArrayBuffer[] = []) => port.postMess
 let backend: InferenceBackend | undefined;
 try {
   backend = await openBackend(workerData as BackendInit, (message) => post({ type: 'log', message }));
-  post({ type: 'ready', name: backend.name, device: backend.device, fixedBatch: backend.fixedBatch });
+  post({ type: 'ready', name: backend.name, device: backend.device, fixedBatch: backend.fixedBatch, featureMap: backend.featureMap });
 } catch (err) {
   post({ type: 'failed', message: (err as Error).message });
 }
@@ -32,6 +32,12 @@ const answer = async (request: WorkerRequest): Promise<void> => {
     return;
   }
   try {
+    if (request.type === 'features') {
+      if (!backend.runFeatureMap) throw new Error(`classify worker: the ${backend.name} backend has no feature-map inference`);
+      const map = await backend.runFeatureMap(request.tensor, request.n, request.width, request.height);
+      post({ type: 'features', id: request.id, data: map.data, dims: map.dims }, [map.data.buffer as ArrayBuffer]);
+      return;
+    }
     const out = await backend.run(request.tensor, request.n);
     const transfer: ArrayBuffer[] = [out.pPG.buffer as ArrayBuffer];
     if (out.embedding) transfer.push(out.embedding.buffer as ArrayBuffer);

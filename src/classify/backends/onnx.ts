@@ -12,8 +12,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { modelFile } from '../../model/card.js';
-import { type BackendInit, type BackendOutput, type InferenceBackend, pPGFromOutput } from './types.js';
+import { type BackendInit, type BackendOutput, type FeatureMap, type FeatureMapSupport, type InferenceBackend, pPGFromOutput } from './types.js';
 import { tensorShape } from '../preprocess.js';
+import { deriveTrunk } from '../feature-map.js';
 
 type Provider = 'tensorrt' | 'cuda' | 'cpu';
 
@@ -88,10 +89,28 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
   }
   const fetches = embeddingName ? [outputName, embeddingName] : [outputName];
   const s = session;
+  const trunk = init.featureMap ? await openTrunk(bytes, init, base, provider) : undefined;
+  // No log when the trunk is not available: the classifier says it once, with what it does instead.
   let closed = false;
   return {
     name: 'onnx',
     device: provider,
+    featureMap: trunk?.support,
+    async runFeatureMap(tensor: Float32Array, n: number, width: number, height: number): Promise<FeatureMap> {
+      if (!trunk?.session)
+        throw new Error(
+          `model ${card.name}: feature-map inference is not available (${trunk?.support.supported === false ? trunk.support.reason : 'not asked for at load'})`,
+        );
+      const feeds = { [inputName]: new ort.Tensor('float32', tensor, tensorShape({ ...card.input, width, height }, n)) };
+      const out = (await trunk.session.run(feeds, [trunk.featureName]))[trunk.featureName]!;
+      const dims = out.dims.map(Number);
+      if (dims.length !== 4)
+        throw new Error(`model ${card.name}: the trunk output "${trunk.featureName}" has dims ${JSON.stringify(dims)}; [n, C, h, w] expected`);
+      const data = out.data as Float32Array;
+      // Sent back across the worker boundary by transfer: a view of a larger buffer is copied first.
+      const own = data.byteOffset === 0 && data.byteLength === data.buffer.byteLength ? data : Float32Array.from(data);
+      return { data: own, dims: dims as FeatureMap['dims'] };
+    },
     // GPU engines build kernels per shape: one fixed batch size avoids rebuilding them.
     fixedBatch: provider === 'cpu' ? undefined : init.maxBatchSize,
     async run(tensor: Float32Array, n: number): Promise<BackendOutput> {
@@ -105,7 +124,30 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
     async close() {
       if (closed) return;
       closed = true;
+      await trunk?.session?.release();
       await s.release();
     },
   };
+}
+
+/**
+ * A second session on the model's trunk (feature-map.ts), on the provider the model got.
+ * TensorRT builds an engine per input shape, and frames have their own: the trunk goes to CUDA there.
+ */
+async function openTrunk(
+  bytes: Uint8Array,
+  init: BackendInit,
+  base: ort.InferenceSession.SessionOptions,
+  provider: Provider,
+): Promise<{ support: FeatureMapSupport; session?: ort.InferenceSession; featureName: string }> {
+  const { card } = init;
+  const derived = deriveTrunk(bytes, { layout: card.input.layout, outputName: card.output.name, embeddingName: card.output.embeddingName });
+  if ('reason' in derived) return { support: { supported: false, reason: derived.reason }, featureName: '' };
+  try {
+    const executionProviders = provider === 'cpu' ? ['cpu'] : ['cuda', 'cpu'];
+    const session = await ort.InferenceSession.create(derived.trunk, { ...base, executionProviders });
+    return { support: { supported: true, head: derived.head }, session, featureName: derived.featureName };
+  } catch (err) {
+    return { support: { supported: false, reason: `the trunk does not load (${(err as Error).message.split('\n')[0]})` }, featureName: '' };
+  }
 }

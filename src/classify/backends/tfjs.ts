@@ -173,6 +173,8 @@ export async function createTfjsBackend(init: BackendInit, log: (msg: string) =>
     name: 'tfjs',
     device,
     fixedBatch: engine === 'tfjs-node-gpu' || engine === 'webgpu' ? init.maxBatchSize : undefined,
+    // A TF.js model is run whole (layers or graph model, fixed input): the classifier tiles.
+    ...(init.featureMap ? { featureMap: { supported: false, reason: 'the tfjs backend runs whole models only' } as const } : {}),
     async run(tensor: Float32Array, n: number): Promise<BackendOutput> {
       const x = t.tensor(tensor, tensorShape(card.input, n), 'float32');
       try {

@@ -3,6 +3,10 @@
  * cares whether onnxruntime or TF.js, GPU or CPU, is doing the work.
  */
 import type { ModelCard } from '../../model/card.js';
+import type { LinearHead } from '../feature-map.js';
+import type { FeatureMap } from '../feature-pool.js';
+
+export type { FeatureMap } from '../feature-pool.js';
 
 export type BackendChoice = 'auto' | 'onnx' | 'tfjs';
 
@@ -15,7 +19,12 @@ export interface BackendInit {
   threads?: number;
   /** Largest batch the caller sends; GPU engines pad every batch to it (fixed shapes). */
   maxBatchSize: number;
+  /** Also open the model's trunk for feature-map inference (feature-map.ts), where the engine can. */
+  featureMap?: boolean;
 }
+
+/** Whether a backend runs the model's trunk over whole frames, and the head to apply to pooled windows. */
+export type FeatureMapSupport = { supported: true; head: LinearHead } | { supported: false; reason: string };
 
 export interface BackendOutput {
   /** P(PG) per image. */
@@ -34,6 +43,13 @@ export interface InferenceBackend {
   readonly fixedBatch?: number;
   /** `tensor` holds `n` images laid out as the card says. */
   run(tensor: Float32Array, n: number): Promise<BackendOutput>;
+  /** Set when `featureMap` was asked for: supported (with the head) or why not. */
+  readonly featureMap?: FeatureMapSupport;
+  /**
+   * The trunk on `n` images of `width`×`height` (laid out as the card says, at that size):
+   * the feature maps, [n, C, cells high, cells wide]. Only when `featureMap.supported`.
+   */
+  runFeatureMap?(tensor: Float32Array, n: number, width: number, height: number): Promise<FeatureMap>;
   close(): Promise<void>;
 }
 
