@@ -4,13 +4,13 @@
  * budget) until it produces them, in capture order, to `frames`.
  */
 import { lstat, mkdir, realpath, type FileHandle } from 'node:fs/promises';
-import { basename, join, relative, resolve } from 'node:path';
-import { watch, type FSWatcher } from 'chokidar';
+import { join, resolve } from 'node:path';
 import type { Logger } from '../config/logger.js';
 import type { RejectReason } from './image.js';
 import { describeSymlink, isGone, isInside, openFrameFile, peekHandle, readHandle, RealFolders } from './open.js';
 import { FolderDisposal } from './disposal.js';
-import { framePathIn, readSidecar, sidecarPathFor, toRel, walk } from './files.js';
+import { framePathIn, readSidecar, sidecarPathFor, walk } from './files.js';
+import { watchFolder, type FolderWatcher } from './watcher.js';
 import { describeFrame } from './frame.js';
 import { judgeHead, judgeWhole } from './verdict.js';
 import type { CameraContext } from './context.js';
@@ -26,7 +26,7 @@ export class CameraIngest {
   private readonly archiveDir: string;
   private readonly quarantineDir: string;
   private realWatch = '';
-  private watcher: FSWatcher | undefined;
+  private watcher: FolderWatcher | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
   private readonly trackers = new Map<string, Tracker>();
   /** Paths waiting to be checked, in arrival order; checked one at a time so frames stay in order. */
@@ -77,25 +77,11 @@ export class CameraIngest {
     await mkdir(this.watchDir, { recursive: true });
     this.realWatch = await realpath(this.watchDir);
     this.unsubscribeBudget = this.ctx.budget.onRelease(() => this.unpark());
-    this.watcher = watch(this.watchDir, {
-      ignoreInitial: true, // the first scan below sees what is already there, in name order
-      followSymlinks: false,
-      depth: 8,
-      awaitWriteFinish: false, // we know when PNG/JPEG are complete; no fixed quiet period
-      atomic: false,
-      ignored: (path: string) => path !== this.watchDir && framePathIn(this.watchDir, this.ownDirs, path) === undefined,
+    this.watcher = await watchFolder(this.watchDir, this.ownDirs, this.ctx.reconcileIntervalMs, {
+      named: (abs) => this.onNamed(abs),
+      folderWatched: (abs) => void this.scanFolder(abs),
+      error: (err) => this.log.error({ err }, 'folder watcher error; the periodic scan keeps ingesting'),
     });
-    const onFile = (path: string) => this.consider(toRel(relative(this.watchDir, path)));
-    this.watcher.on('raw', (_event, name, details) => {
-      const watchedPath = (details as { watchedPath?: string } | undefined)?.watchedPath;
-      if (watchedPath) this.onRaw(watchedPath, name);
-    });
-    this.watcher
-      .on('add', onFile)
-      .on('change', onFile)
-      .on('unlink', (path) => this.forget(toRel(relative(this.watchDir, path))));
-    this.watcher.on('error', (err) => this.log.error({ err }, 'folder watcher error; the periodic scan keeps ingesting'));
-    await new Promise<void>((resolveReady) => this.watcher!.once('ready', () => resolveReady()));
     this.sender.start();
     await this.scan();
     this.initialScanDone = true;
@@ -150,17 +136,24 @@ export class CameraIngest {
     return this.scanning;
   }
 
+  /** A folder that appeared after the start, now watched: what is in it already was named by no event. */
+  private async scanFolder(abs: string): Promise<void> {
+    try {
+      for (const rel of await walk(abs, this.ownDirs)) {
+        const inWatch = framePathIn(this.watchDir, this.ownDirs, join(abs, rel));
+        if (inWatch !== undefined && !this.queued.has(inWatch) && !this.ctx.ledger.get(this.camera, inWatch)?.acked) this.consider(inWatch);
+      }
+    } catch (err) {
+      this.log.warn({ err, folder: abs }, 'reading a new folder failed; the periodic scan will find its files');
+    }
+  }
+
   /**
-   * chokidar re-reads a changed directory (with a stat per entry) at most once a
-   * second and emits `add` after that, so in a busy folder its `add` events come late
-   * and in bursts; frames would go out late and out of order. Its `raw` events are the
-   * inotify events as they happen, in order: each one names the file, which we check
-   * at once. `add`/`change` stay as a second source and the periodic scan as a third.
+   * An inotify event named `abs` (watcher.ts): checked at once, so frames go out as soon as
+   * they are complete and in the order they arrived; the periodic scan finds what events missed.
    */
-  private onRaw(watchedPath: string, name: string | null | undefined): void {
-    if (!name || this.closed) return;
-    // chokidar also watches each file on its own; such a watcher names its own file.
-    const abs = basename(watchedPath) === name ? watchedPath : resolve(watchedPath, name);
+  private onNamed(abs: string): void {
+    if (this.closed) return;
     const rel = framePathIn(this.watchDir, this.ownDirs, abs);
     if (rel !== undefined) this.consider(rel);
   }
@@ -228,6 +221,7 @@ export class CameraIngest {
       return this.reject(rel, 'unreadable', `lstat failed: ${(err as NodeJS.ErrnoException).code}`);
     }
     if (st.isSymbolicLink()) return this.reject(rel, 'symlink', await describeSymlink(abs, this.realWatch));
+    if (st.isDirectory()) this.watcher?.watchNewFolder(abs); // a new label folder: watched now (watcher.ts)
     if (!st.isFile()) return this.forget(rel);
     // A parent folder replaced by a symlink after the watch started would lead outside.
     const realParent = await this.realFolders.get(join(abs, '..'));
