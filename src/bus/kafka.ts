@@ -21,8 +21,16 @@ import { topicNames, type Topics } from './topics.js';
 import { DEFAULT_CLIENT_ID, DEFAULT_MAX_MESSAGE_BYTES } from '../config/defaults.js';
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../config/kafka-env.js';
 import type { Logger } from '../config/logger.js';
+import { useNativeCrc32cInKafkajs, type KafkajsCrc32cOutcome } from './crc32c.js';
 
 export { DEFAULT_MAX_MESSAGE_BYTES };
+
+/**
+ * What kafkajs' produce path computes record batch CRCs with: the native CRC-32C when it loads
+ * and agrees with kafkajs' own (crc32c.ts), else kafkajs' JS one, with the reason. Decided
+ * when this module loads, before any client of it can produce.
+ */
+export const kafkajsCrc32c: KafkajsCrc32cOutcome = useNativeCrc32cInKafkajs();
 export type { KafkaSettings };
 
 export interface BusOptions {
