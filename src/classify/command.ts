@@ -17,6 +17,7 @@ import {
 } from '../config/defaults.js';
 import { createLogger } from '../config/logger.js';
 import { packageRoot } from '../config/paths.js';
+import { DEFAULT_MAX_FRAME_AGE_MS, DEFAULT_OVERLOAD_POLICY, OVERLOAD_POLICIES, type OverloadPolicy } from '../config/overload.js';
 import { Classifier, ClassifyStage, DEFAULT_GROUP_ID } from './index.js';
 import type { BackendChoice } from './backends/index.js';
 
@@ -65,11 +66,23 @@ export function registerClassifyCommands(program: Command): void {
     .option('--max-batch-wait-ms <ms>', 'longest wait for a batch to fill', nonNegativeInt('--max-batch-wait-ms'), DEFAULT_MAX_BATCH_WAIT_MS)
     .option('--tiling <mode>', 'auto (tile frames over 2× the tile size), off, or TILE[:STRIDE] pixels', parseTiling, 'auto' as const)
     .option('--max-pixels <n>', 'largest image decoded (decompression-bomb guard)', positiveInt('--max-pixels'), DEFAULT_MAX_PIXELS)
+    .addOption(
+      new Option('--overload <policy>', 'when frames come faster than they are classified: newest-first, in-order (every frame, a backlog grows) or skip')
+        .choices([...OVERLOAD_POLICIES])
+        .default(DEFAULT_OVERLOAD_POLICY),
+    )
+    .option(
+      '--max-frame-age-ms <ms>',
+      'a frame this old, with a newer one of its camera fetched, is stale (skipped)',
+      nonNegativeInt('--max-frame-age-ms'),
+      DEFAULT_MAX_FRAME_AGE_MS,
+    )
     .addHelpText(
       'after',
       `
 Examples:
   crystalwatch classify --brokers 127.0.0.1:9092
+  crystalwatch classify --group crystalwatch-replay-1 --overload in-order   # re-classify every frame Kafka still holds
   crystalwatch classify --brokers kafka-1:9092 --model /srv/models/georgia-resnet101 --backend onnx
 
 Each frame gets one JSON record on <prefix>predictions (key = camera); bad frames go to
@@ -89,6 +102,8 @@ environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SI
         maxBatchWaitMs: number;
         tiling: 'auto' | 'off' | { tile: number; stride: number };
         maxPixels: number;
+        overload: OverloadPolicy;
+        maxFrameAgeMs: number;
       }) => {
         const logger = createLogger();
         const { kafka, topics, bus } = await connectStageBus('classify', opts, logger);
@@ -103,6 +118,7 @@ environment (KAFKA_BROKERS, KAFKA_SSL, KAFKA_SASL_*). Stops cleanly on SIGINT/SI
           tiling: opts.tiling,
           maxPixels: opts.maxPixels,
           maxMessageBytes: bus.maxMessageBytes,
+          overload: { policy: opts.overload, maxFrameAgeMs: opts.maxFrameAgeMs },
           registry: new Registry(),
           logger,
         });
