@@ -46,7 +46,7 @@ describe('deriveTrunk on the shipped model', () => {
     if ('reason' in derived) throw new Error(`no trunk: ${derived.reason}`);
     expect(derived.featureName).toBe('res2_relu_out');
     expect(derived.head).toMatchObject({ inputs: 64, outputs: 1, activation: 'sigmoid' });
-    const trunk = onnx.ModelProto.decode(derived.trunk).graph!;
+    const trunk = onnx.ModelProto.decode(derived.trunk).graph as OnnxNamespace.GraphProto;
     expect(trunk.output.map((o) => o.name)).toEqual(['res2_relu_out']);
     expect(trunk.node.map((n) => n.opType)).not.toContain('GlobalAveragePool');
     expect(trunk.node.map((n) => n.opType)).not.toContain('Gemm');
