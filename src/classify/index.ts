@@ -136,8 +136,9 @@ export class ClassifyStage extends StageLifecycle {
     return true;
   }
 
-  get info(): { backend: string; device: string; model: string } {
-    if (!this.classifier) return { backend: 'none', device: 'none', model: 'none' };
+  /** `frameInference`: how tiled frames are run (`feature-map` or `tiles`; `none` before start). */
+  get info(): { backend: string; device: string; model: string; frameInference: 'feature-map' | 'tiles' | 'none' } {
+    if (!this.classifier) return { backend: 'none', device: 'none', model: 'none', frameInference: 'none' };
     return this.classifier.info;
   }
 
