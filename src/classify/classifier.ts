@@ -61,6 +61,8 @@ export interface ClassifierOptions {
    * `auto` (default): `feature-map` when the backend and the graph allow it (onnx, a
    * GlobalAveragePool → Flatten → Gemm head) and the card's statistics, if any, were fitted on
    * it; else `tiles`, with a log line saying why. `feature-map` where it cannot be done fails the load.
+   * On the feature-map path `tileResize` does not apply (the frame is resized once), and
+   * `onInference` reports frames per trunk run as its batch size.
    */
   frameInference?: 'feature-map' | 'tiles' | 'auto';
   /** Decompression-bomb guard: larger images are refused undecoded. */

@@ -7,7 +7,7 @@
  *
  *   X [N,C,h,w] ─GlobalAveragePool→ [N,C,1,1] ─Flatten(axis 1)→ embedding [N,C] ─Gemm→ logits ─[Sigmoid|Softmax]→ output
  *
- * The trunk is the sub-graph that computes X, with the input's spatial dimensions made symbolic
+ * The trunk is the sub-graph that computes X, with the input's batch and spatial dimensions made symbolic
  * (value_info shapes dropped: they were inferred for the fixed input size). The head is the
  * Gemm's weights and bias read from the initializers, applied in JavaScript (feature-pool.ts).
  * Any other shape of graph gives `{ reason }`, and the classifier keeps per-tile inference.
@@ -130,11 +130,13 @@ export function deriveTrunk(modelBytes: Uint8Array, options: TrunkOptions): Trun
     type: {
       tensorType: {
         elemType: input.type!.tensorType!.elemType,
-        shape: { dim: dims.map((d, k) => (k === spatial[0] ? { dimParam: 'height' } : k === spatial[1] ? { dimParam: 'width' } : d)) },
+        // Batch symbolic too: a GPU export with a fixed batch still takes a few frames per run.
+        shape: {
+          dim: dims.map((d, k) => (k === 0 ? { dimParam: 'batch' } : k === spatial[0] ? { dimParam: 'height' } : k === spatial[1] ? { dimParam: 'width' } : d)),
+        },
       },
     },
   };
-  const batch = dims[0]!;
   const trunkGraph: OnnxNamespace.IGraphProto = {
     name: `${graph.name ?? 'model'}-trunk`,
     node: kept,
@@ -147,7 +149,7 @@ export function deriveTrunk(modelBytes: Uint8Array, options: TrunkOptions): Trun
         type: {
           tensorType: {
             elemType: onnx.TensorProto.DataType.FLOAT,
-            shape: { dim: [batch, { dimParam: 'channels' }, { dimParam: 'cells_h' }, { dimParam: 'cells_w' }] },
+            shape: { dim: [{ dimParam: 'batch' }, { dimParam: 'channels' }, { dimParam: 'cells_h' }, { dimParam: 'cells_w' }] },
           },
         },
       },
