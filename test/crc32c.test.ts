@@ -6,7 +6,9 @@
  */
 import { createRequire } from 'node:module';
 import { describe, expect, it, vi } from 'vitest';
+import { crc32 as zlibCrc32 } from 'node:zlib';
 import { crc32c, crc32cImplementation, crc32cJs, crc32cWithoutNative, loadNativeCrc32c } from '../src/broker/protocol/crc32c.js';
+import { chooseCrc32 } from '../src/ingest/image.js';
 
 const require = createRequire(import.meta.url);
 
@@ -117,5 +119,21 @@ describe("kafkajs' produce path with the native CRC-32C", () => {
     const late = (await fresh()).useNativeCrc32cInKafkajs();
     expect(late.implementation).toBe('kafkajs-js');
     if (native) expect(late.reason).toContain('loaded before the override');
+  });
+});
+
+describe('CRC-32 of PNG chunks at ingest', () => {
+  it("is zlib's answer, natively where the binary loads, and zlib's own when it is missing or wrong", () => {
+    const crc32 = chooseCrc32();
+    for (let seed = 1; seed <= 20; seed += 1) {
+      const b = bytes(seed * 613, seed);
+      expect(crc32(b.subarray(seed)) >>> 0, `seed ${seed}`).toBe(zlibCrc32(b.subarray(seed)));
+    }
+    expect(crc32(Buffer.from('123456789')) >>> 0).toBe(0xcbf43926);
+    const missing = () => {
+      throw new Error("Cannot find module '@node-rs/crc32'");
+    };
+    expect(chooseCrc32(missing)).toBe(zlibCrc32);
+    expect(chooseCrc32(() => ({ crc32: () => 0 }))).toBe(zlibCrc32);
   });
 });

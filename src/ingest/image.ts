@@ -5,7 +5,27 @@
  * to a stable size. While we are at it we read the dimensions from the header, so a
  * file claiming 100 000 × 100 000 pixels is refused before anyone decodes it.
  */
-import { crc32 } from 'node:zlib';
+import { createRequire } from 'node:module';
+import { crc32 as zlibCrc32 } from 'node:zlib';
+
+/**
+ * CRC-32 (zlib's) of PNG chunks: every byte of every frame is checked once, so the native
+ * `@node-rs/crc32` (about twice zlib's speed on 8 KiB IDAT chunks) when its binary loads and
+ * agrees with zlib, else zlib's own.
+ */
+export function chooseCrc32(load: (id: string) => unknown = createRequire(import.meta.url)): (data: Uint8Array) => number {
+  try {
+    const native = (load('@node-rs/crc32') as { crc32?: (data: Uint8Array) => number }).crc32;
+    const probe = Buffer.from('IDAT123456789abcdefghijklmnopqrstuvwxyz'.repeat(30));
+    const views = [Buffer.from('123456789'), probe, probe.subarray(3, 1001), probe.subarray(7, 7)];
+    if (typeof native === 'function' && views.every((v) => native(v) >>> 0 === zlibCrc32(v))) return native;
+  } catch {
+    // no binary for this platform: zlib's
+  }
+  return zlibCrc32;
+}
+
+const crc32 = chooseCrc32();
 
 export type ImageKind = 'png' | 'jpeg' | 'tiff';
 
@@ -167,7 +187,7 @@ function inspectPng(bytes: Buffer): Inspection {
     const end = offset + 12 + length;
     if (end > bytes.length) return { state: 'incomplete', kind: 'png', detail: `chunk ${type} needs ${end} bytes, have ${bytes.length}` };
     const stored = bytes.readUInt32BE(offset + 8 + length);
-    const computed = crc32(bytes.subarray(offset + 4, offset + 8 + length));
+    const computed = crc32(bytes.subarray(offset + 4, offset + 8 + length)) >>> 0;
     if (stored !== computed) {
       return {
         state: 'invalid',
