@@ -4,7 +4,7 @@
  * images calibration never saw — an independent clean batch, PG batches from onset on, and
  * pictures that are not probe images.
  *
- *   node dist/bench/calibrate.js [--quick]
+ *   node dist/bench/calibrate.js [--quick] [--fine-tune-only]
  *
  * Figures (`.before` = the model folder as given, `.after` = the folder calibrate wrote):
  * `calibrate.plant_b.false_positive_rate` (clean frames judged PG, per frame),
@@ -15,14 +15,24 @@
  * onset to alarm, mean over the PG batches), `calibrate.nonprobe_refused_ratio[.<kind>]`
  * (noise, black, blank and other non-probe pictures refused, by either gate), and what the
  * command itself reported (`calibrate.report.*`). Uses $CRYSTALWATCH_BENCH_MODEL or models/default.
+ *
+ * `calibrate.fine_tune.*`: `calibrate --fine-tune` on labelled plant-B crops (cex/ + pg/), then
+ * calibration on other plant-B crops: F1, precision and recall of PG on the fine-tuning set's
+ * held-out test split for the parent model (`.parent`), the fine-tuned model at 0.5
+ * (`.fine_tuned`) and the calibrated card (`.calibrated`), and the embedding map's distance of
+ * the plant's clean centroid from the simulator CEX one (`embedding_gap_*`, in simulator CEX
+ * RMS radii) before and after fine-tuning. `--fine-tune-only` measures only these.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Classifier, type ClassifyResult } from '../src/classify/index.js';
 import { defaultModelDir } from '../src/classify/command.js';
 import { calibrate } from '../src/model/calibrate.js';
+import { calibrateWithFineTune } from '../src/model/calibrate-finetune.js';
+import { renderProfiledCrop } from '../simulator/profile-render.js';
+import { mixSeed } from '../simulator/random.js';
 import { countAlarms, defaultLlr, llrAt, type CalibratedDetector } from '../src/model/calibrate-detector.js';
 import { cusumThresholdForArl } from '../src/alert/detector.js';
 import { nonProbeSet, NON_PROBE_KINDS } from '../simulator/nonprobe.js';
@@ -113,12 +123,65 @@ async function measure(
   out[`calibrate.nonprobe_refused_by_ood.${suffix}`] = oodRefused;
 }
 
-export async function bench(options: { quick: boolean }): Promise<Figures> {
+async function writeCrops(folder: string, label: 'cex' | 'pg', count: number, seed: number): Promise<void> {
+  await mkdir(folder, { recursive: true });
+  for (let i = 0; i < count; i++) {
+    const crop = await renderProfiledCrop({ label, seed: mixSeed(seed, i), profile: PLANT_B_PROFILE });
+    await writeFile(join(folder, `${label}-${String(i).padStart(4, '0')}.png`), crop.bytes);
+  }
+}
+
+/** `calibrate --fine-tune` on labelled plant-B crops: figures on its held-out test split only. */
+async function fineTuneFigures(model: string, dir: string, q: boolean): Promise<Figures> {
+  const perClass = q ? 110 : 200;
+  process.stderr.write('bench calibrate: rendering plant-B crops for --fine-tune…\n');
+  const labelled = join(dir, 'ft-labelled');
+  await writeCrops(join(labelled, 'cex'), 'cex', perClass, 0xf7c0);
+  await writeCrops(join(labelled, 'pg'), 'pg', perClass, 0xf7c1);
+  await writeCrops(join(dir, 'ft-clean'), 'cex', q ? 60 : 120, 0xf7c2);
+  await writeCrops(join(dir, 'ft-pg'), 'pg', q ? 20 : 40, 0xf7c3);
+  process.stderr.write('bench calibrate: crystalwatch calibrate --fine-tune…\n');
+  const t0 = performance.now();
+  const result = await calibrateWithFineTune({
+    model,
+    clean: [join(dir, 'ft-clean')],
+    pg: [join(dir, 'ft-pg')],
+    out: join(dir, 'ft-calibrated'),
+    fineTuneWith: { data: labelled, epochs: q ? 2 : 3 },
+  });
+  const ft = result.fineTune;
+  const h = ft.heldOut;
+  const out: Figures = {
+    'calibrate.fine_tune.seconds': r4((performance.now() - t0) / 1000),
+    'calibrate.fine_tune.training_seconds': ft.trainingSeconds,
+    'calibrate.fine_tune.labelled_crops_per_class': perClass,
+    'calibrate.fine_tune.test_crops': h.images,
+    'calibrate.fine_tune.epochs': ft.epochs.run,
+    'calibrate.fine_tune.learning_rate': ft.learningRate,
+    'calibrate.fine_tune.calibrated_threshold': result.report.after.threshold,
+    'calibrate.fine_tune.held_out_out_of_distribution.calibrated': h.calibrated?.outOfDistribution ?? 'n/a',
+  };
+  const sides = { parent: h.parent, fine_tuned: h.fineTuned, calibrated: h.calibrated };
+  for (const [name, s] of Object.entries(sides)) {
+    for (const metric of ['f1', 'precision', 'recall'] as const) out[`calibrate.fine_tune.held_out_${metric}.${name}`] = s?.[metric] ?? 'n/a';
+  }
+  const panels = result.report.embeddingMap?.panels ?? [];
+  out['calibrate.fine_tune.embedding_gap_clean_to_sim_cex.before'] = panels[0]?.gap['plant clean']?.toSimulatorCex ?? 'n/a';
+  out['calibrate.fine_tune.embedding_gap_clean_to_sim_cex.after'] = panels[1]?.gap['plant clean']?.toSimulatorCex ?? 'n/a';
+  return out;
+}
+
+export async function bench(options: { quick: boolean; fineTuneOnly?: boolean }): Promise<Figures> {
   const q = options.quick;
   const out: Figures = { 'calibrate.machine.cpus': availableParallelism(), 'calibrate.machine.load_avg_1m_at_start': r4(loadavg()[0] ?? NaN) };
   const model = process.env.CRYSTALWATCH_BENCH_MODEL ?? defaultModelDir();
   const dir = await mkdtemp(join(tmpdir(), 'cw-bench-calibrate-'));
   try {
+    if (options.fineTuneOnly) {
+      Object.assign(out, await fineTuneFigures(model, dir, q));
+      out['calibrate.machine.load_avg_1m_at_end'] = r4(loadavg()[0] ?? NaN);
+      return out;
+    }
     process.stderr.write('bench calibrate: rendering plant-B frames…\n');
     const calibration = await renderPlantBBatch({ count: 200, batch: 1, ...SIZE, fps: 2, startS: 600 });
     const clean = await renderPlantBBatch({ count: q ? 100 : 400, batch: 11, ...SIZE, fps: 2, startS: 900 });
@@ -159,6 +222,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
     await measure(before, clean, pgBatches, nonProbe, out, 'before');
     process.stderr.write('bench calibrate: after…\n');
     await measure(after, clean, pgBatches, nonProbe, out, 'after');
+    Object.assign(out, await fineTuneFigures(model, dir, q));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -167,7 +231,7 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  bench({ quick: process.argv.includes('--quick') }).then(
+  bench({ quick: process.argv.includes('--quick'), fineTuneOnly: process.argv.includes('--fine-tune-only') }).then(
     (r) => process.stdout.write(`${JSON.stringify(r, null, 2)}\n`),
     (err: Error) => {
       process.stderr.write(`bench calibrate: ${err.stack ?? err.message}\n`);

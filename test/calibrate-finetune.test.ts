@@ -17,7 +17,8 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { calibrateWithFineTune } from '../src/model/calibrate-finetune.js';
 import { CalibrationInputError } from '../src/model/calibrate-inputs.js';
-import { MIN_TEST_PER_CLASS } from '../src/model/calibrate-finetune-data.js';
+import { checkCalibrationOverlap, MIN_TEST_PER_CLASS, readFineTuneSet } from '../src/model/calibrate-finetune-data.js';
+import { readInputs } from '../src/model/calibrate-inputs.js';
 import type { FineTuneSection } from '../src/model/calibrate-finetune-report.js';
 import type { CalibrationReport } from '../src/model/calibrate-report.js';
 import { renderProfiledCrop } from '../simulator/profile-render.js';
@@ -40,6 +41,8 @@ let labelled: string;
 let small: string;
 let clean: string;
 let pg: string;
+/** The clean crops and a copy of one labelled crop. */
+let mixed: string;
 
 async function writeCrops(folder: string, label: 'cex' | 'pg', count: number, seed: number): Promise<void> {
   await mkdir(folder, { recursive: true });
@@ -61,6 +64,10 @@ beforeAll(async () => {
   await writeCrops(join(small, '1'), 'pg', 12, 74);
   await writeCrops(clean, 'cex', 44, 75);
   await writeCrops(pg, 'pg', 16, 76);
+  mixed = join(dir, 'clean-mixed');
+  await mkdir(mixed);
+  for (const f of await readdir(clean)) await copyFile(join(clean, f), join(mixed, f));
+  await copyFile(join(labelled, 'cex', 'cex-003.png'), join(mixed, 'copy-of-a-labelled-crop.png'));
 }, 60_000);
 
 afterAll(async () => {
@@ -88,10 +95,6 @@ describe('calibrate --fine-tune refuses', () => {
   });
 
   it('calibration images that are also fine-tuning images', async () => {
-    const mixed = join(dir, 'clean-mixed');
-    await mkdir(mixed);
-    for (const f of await readdir(clean)) await copyFile(join(clean, f), join(mixed, f));
-    await copyFile(join(labelled, 'cex', 'cex-003.png'), join(mixed, 'copy-of-a-labelled-crop.png'));
     const err = await refusal(calibrateWithFineTune({ model: MODEL, clean: [mixed], out: join(dir, 'out-mixed'), fineTuneWith: { data: labelled } }));
     expect(err).toBeInstanceOf(CalibrationInputError);
     expect((err as Error).message).toMatch(
@@ -100,6 +103,17 @@ describe('calibrate --fine-tune refuses', () => {
       ),
     );
     expect((err as Error).message).toContain('--exclude-fine-tune-images');
+  }, 30_000);
+
+  it('or, with --exclude-fine-tune-images, leaves them out of calibration and says which', async () => {
+    const set = await readFineTuneSet(labelled, { inputSize: 64, splitSeed: 1 });
+    const { excluded } = await checkCalibrationOverlap(set, [{ flag: '--clean', folder: mixed }], true);
+    const split = set.files.find((f) => f.path === 'cex/cex-003.png')!.split;
+    const reason = `also fine-tuning image cex/cex-003.png (${split} split)`;
+    expect([...excluded.values()]).toEqual([reason]);
+    const inputs = await readInputs({ clean: [mixed], tile: { tile: 192, stride: 112 }, exclude: excluded });
+    expect(inputs.clean).toHaveLength(44);
+    expect(inputs.excluded).toEqual([{ path: join(mixed, 'copy-of-a-labelled-crop.png'), reason }]);
   }, 30_000);
 });
 

@@ -132,7 +132,8 @@ export function embeddingPanel(model: string, note: string, sets: MapSetEmbeddin
       centres.push({ name: c.name, card, x, y });
     }
   }
-  const rowsOf = (set: MapSet) => sampled.find((s) => s.set === set)?.rows ?? [];
+  // The distances use every embedding of a set, not only the points drawn.
+  const rowsOf = (set: MapSet) => sets.find((s) => s.set === set)?.embeddings ?? [];
   const simCex = rowsOf('simulator CEX');
   const simPg = rowsOf('simulator PG');
   const gap: EmbeddingPanel['gap'] = {};

@@ -13,14 +13,14 @@
  * Every fine-tuning figure is on the held-out test split; the calibration folders share no
  * image with the fine-tuning set (refused, or left out with --exclude-fine-tune-images).
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Classifier } from '../classify/classifier.js';
 import type { BackendChoice } from '../classify/backends/index.js';
 import { calibrate, outcomeOf, type CalibrateOptions, type CalibrateResult } from './calibrate.js';
 import { checkOutDir, readParent, type ParentModel } from './calibrate-card.js';
 import { CalibrationInputError, listImages } from './calibrate-inputs.js';
-import { checkCalibrationOverlap, readFineTuneSet, type FineTuneSet } from './calibrate-finetune-data.js';
+import { checkCalibrationOverlap, FINE_TUNE_SPLIT, readFineTuneSet, type FineTuneSet } from './calibrate-finetune-data.js';
 import { labelledFigures, type FineTuneContext, type FineTuneSection, type LabelledFigures } from './calibrate-finetune-report.js';
 import { embedAll, embedSimulatorReference, evenly, type MapSetEmbeddings } from './calibrate-embedding.js';
 import { DEFAULT_AUGMENT, NO_AUGMENT, type AugmentOptions } from './augment.js';
@@ -134,15 +134,26 @@ export async function calibrateWithFineTune(o: CalibrateOptions & { fineTuneWith
   const parent = await readParent(o.model);
   const arch = crystalNetOf(parent);
   const outDir = await checkOutDir(o.out, parent.dir);
+  const outExisted = await stat(outDir).then(
+    () => true,
+    () => false,
+  );
+  // The same shares (and seed) for the check and for train, so both carve the same split.
+  const shares = ft.split ?? FINE_TUNE_SPLIT;
   const set = await readFineTuneSet(ft.data, {
     inputSize: arch.inputSize,
     splitSeed: seed,
-    split: ft.split,
+    split: shares,
     minTestPerClass: ft.minTestPerClass,
     onProgress: (d, t) => progress('reading the fine-tuning images', d, t),
   });
   const folders = [...o.clean.map((folder) => ({ flag: '--clean' as const, folder })), ...(o.pg ?? []).map((folder) => ({ flag: '--pg' as const, folder }))];
   const overlap = await checkCalibrationOverlap(set, folders, ft.excludeOverlap ?? false);
+  if (overlap.overlapping.length > 0)
+    ft.log?.(
+      `left out ${overlap.overlapping.length} calibration image(s) that are also fine-tuning images (--exclude-fine-tune-images); listed in report.json`,
+      true,
+    );
   const heldOut = set.files.filter((f) => f.split === 'test').map((f) => ({ path: join(set.root, f.path), label: f.label }));
   const overlapping = new Set(overlap.overlapping.map((x) => x.path));
   const plant = [
@@ -163,7 +174,7 @@ export async function calibrateWithFineTune(o: CalibrateOptions & { fineTuneWith
       batchSize,
       seed,
       splitSeed: seed,
-      split: ft.split ?? (set.splitFrom === 'folders' ? undefined : set.splitFrom.shares),
+      split: shares,
       patience: epochs,
       ...arch,
       augment: ft.augment,
@@ -222,8 +233,8 @@ export async function calibrateWithFineTune(o: CalibrateOptions & { fineTuneWith
     });
     return { ...result, fineTune: result.report.fineTune! };
   } catch (err) {
-    // calibrate removes the folder it failed to fill; a failed training leaves only its own sub-folder.
-    await rm(work, { recursive: true, force: true });
+    // calibrate removes the folder it failed to fill; a failed training removes what it wrote.
+    await rm(outExisted ? work : outDir, { recursive: true, force: true });
     throw err;
   }
 }

@@ -105,7 +105,7 @@ function embeddingMarkdown(r: CalibrationReport): string[] {
     '',
     `![embedding map](${m.picture})`,
     '',
-    `The model's embedding (the features before the classifier) of every model input, projected on its two principal axes: the simulator's default camera — what the model was trained for — rendered at calibrate time (${m.simulator.crops.cex} CEX + ${m.simulator.crops.pg} PG crops, ${m.simulator.renderer}, seeds from ${m.simulator.seed}), beside this camera's clean${r.inputs.pg ? ' and PG' : ''} ${r.inputs.kind === 'frames' ? 'tiles' : 'crops'} (at most ${MAX_POINTS_PER_SET} points per set, evenly spaced). Coordinates in report.json (\`embeddingMap.panels[].points\`).`,
+    `The model's embedding (the features before the classifier) of every model input, projected on its two principal axes: the simulator's default camera — what the model was trained for — rendered at calibrate time (${m.simulator.crops.cex} CEX + ${m.simulator.crops.pg} PG crops, ${m.simulator.renderer}, seeds from ${m.simulator.seed}), beside this camera's clean${r.inputs.pg ? ' and PG' : ''} ${r.inputs.kind === 'frames' ? 'tiles' : 'crops'} (at most ${MAX_POINTS_PER_SET} points per set, evenly spaced)${r.inputs.kind === 'frames' ? ": a frame's every tile is a point, so most points of a PG frame are tiles without PG" : ''}. Coordinates in report.json (\`embeddingMap.panels[].points\`).`,
     '',
     ...m.panels.map(
       (p) =>
