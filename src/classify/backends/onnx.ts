@@ -89,7 +89,7 @@ export async function createOnnxBackend(init: BackendInit, log: (msg: string) =>
   }
   const fetches = embeddingName ? [outputName, embeddingName] : [outputName];
   const s = session;
-  const trunk = init.featureMap ? await openTrunk(bytes, init, base, provider) : undefined;
+  const trunk = init.featureMap ? await openTrunk(bytes, init, base, provider, outputName) : undefined;
   // No log when the trunk is not available: the classifier says it once, with what it does instead.
   let closed = false;
   return {
@@ -139,9 +139,11 @@ async function openTrunk(
   init: BackendInit,
   base: ort.InferenceSession.SessionOptions,
   provider: Provider,
+  /** The output the whole model is read from (the card's, else the session's first). */
+  outputName: string,
 ): Promise<{ support: FeatureMapSupport; session?: ort.InferenceSession; featureName: string }> {
   const { card } = init;
-  const derived = deriveTrunk(bytes, { layout: card.input.layout, outputName: card.output.name, embeddingName: card.output.embeddingName });
+  const derived = deriveTrunk(bytes, { layout: card.input.layout, outputName, embeddingName: card.output.embeddingName });
   if ('reason' in derived) return { support: { supported: false, reason: derived.reason }, featureName: '' };
   try {
     const executionProviders = provider === 'cpu' ? ['cpu'] : ['cuda', 'cpu'];
