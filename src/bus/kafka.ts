@@ -22,6 +22,7 @@ import { DEFAULT_CLIENT_ID, DEFAULT_MAX_MESSAGE_BYTES } from '../config/defaults
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../config/kafka-env.js';
 import type { Logger } from '../config/logger.js';
 import { useNativeCrc32cInKafkajs, type KafkajsCrc32cOutcome } from './crc32c.js';
+import { useUnzeroedKafkajsEncoder, type KafkajsEncoderOutcome } from './kafkajs-encoder.js';
 
 export { DEFAULT_MAX_MESSAGE_BYTES };
 
@@ -31,6 +32,9 @@ export { DEFAULT_MAX_MESSAGE_BYTES };
  * when this module loads, before any client of it can produce.
  */
 export const kafkajsCrc32c: KafkajsCrc32cOutcome = useNativeCrc32cInKafkajs();
+
+/** Whether kafkajs' Encoder grows into unzeroed buffers (kafkajs-encoder.ts), and why not when it does not. */
+export const kafkajsEncoder: KafkajsEncoderOutcome = useUnzeroedKafkajsEncoder();
 export type { KafkaSettings };
 
 export interface BusOptions {
