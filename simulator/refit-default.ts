@@ -42,7 +42,9 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
   const seed = o.seed ?? 20261201;
   const profiles = o.profiles ?? SEEN_PROFILES;
   const progress = o.progress ?? (() => {});
-  const classifier = await Classifier.load(o.model, { maxBatchSize: 64 });
+  // New statistics, fitted on the path the classify stage will then run (feature-map where it can).
+  const classifier = await Classifier.load(o.model, { maxBatchSize: 64, frameInference: 'prefer-feature-map' });
+  const { frameInference } = classifier.info;
   const rows: Float32Array[] = [];
   const labels: number[] = [];
   let cropCount = 0;
@@ -87,7 +89,7 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
   const d = rows[0]!.length;
   const flat = new Float32Array(rows.length * d);
   rows.forEach((r, i) => flat.set(r, i * d));
-  const stats = fitOodStats(flat, Uint8Array.from(labels), d, ['cex', 'pg'], o.percentile ?? 99.9);
+  const stats = { ...fitOodStats(flat, Uint8Array.from(labels), d, ['cex', 'pg'], o.percentile ?? 99.9), frameInference };
   return { stats, crops: cropCount, tiles: tileCount, refused };
 }
 

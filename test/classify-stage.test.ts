@@ -74,7 +74,7 @@ describe('ClassifyStage (in process)', () => {
     await producer.connect();
     try {
       await stage.start();
-      expect(stage.info).toEqual({ backend: 'onnx', device: 'cpu', model: 'stage-tiny@0.0.1' });
+      expect(stage.info).toEqual({ backend: 'onnx', device: 'cpu', model: 'stage-tiny@0.0.1', frameInference: 'tiles' });
       const crops = await Promise.all([1, 2, 3, 4, 5, 6].map((seed) => renderCrop({ label: seed % 2 ? 'cex' : 'pg', seed })));
       const black = await sharp({ create: { width: 120, height: 120, channels: 3, background: { r: 0, g: 0, b: 0 } } })
         .png()

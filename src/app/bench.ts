@@ -10,7 +10,20 @@ import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
 import { packageRoot } from '../config/paths.js';
 
-export const BENCH_AREAS = ['broker', 'simulator', 'ingest', 'classify', 'trust', 'calibrate', 'alert', 'web', 'train', 'e2e', 'shutdown'] as const;
+export const BENCH_AREAS = [
+  'broker',
+  'simulator',
+  'ingest',
+  'classify',
+  'feature-map',
+  'trust',
+  'calibrate',
+  'alert',
+  'web',
+  'train',
+  'e2e',
+  'shutdown',
+] as const;
 
 export interface BenchDocument {
   machine: Record<string, string | number>;

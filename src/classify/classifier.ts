@@ -62,9 +62,11 @@ export interface ClassifierOptions {
    * GlobalAveragePool → Flatten → Gemm head) and the card's statistics, if any, were fitted on
    * it; else `tiles`, with a log line saying why. `feature-map` where it cannot be done fails the load.
    * On the feature-map path `tileResize` does not apply (the frame is resized once), and
-   * `onInference` reports frames per trunk run as its batch size.
+   * `onInference` reports frames per trunk run as its batch size. `prefer-feature-map`: for
+   * fitting new statistics (refit, calibrate): `feature-map` where the backend and graph allow,
+   * whatever the card's statistics were fitted on; the fitter records `info.frameInference`.
    */
-  frameInference?: 'feature-map' | 'tiles' | 'auto';
+  frameInference?: 'feature-map' | 'tiles' | 'auto' | 'prefer-feature-map';
   /** Decompression-bomb guard: larger images are refused undecoded. */
   maxPixels?: number;
   quality?: Partial<QualityThresholds>;
@@ -136,14 +138,16 @@ export class Classifier {
   static async load(modelDir: string, options: ClassifierOptions = {}): Promise<Classifier> {
     const { card, dir } = await loadModelCard(modelDir);
     const frameInference = options.frameInference ?? 'auto';
-    const oodFittedOn = card.ood ? (card.ood.frameInference === 'feature-map' ? 'feature-map' : 'tiles') : undefined;
+    // Fitting new statistics: the card's old ones say nothing about the path to take.
+    const refitting = frameInference === 'prefer-feature-map';
+    const oodFittedOn = card.ood && !refitting ? (card.ood.frameInference === 'feature-map' ? 'feature-map' : 'tiles') : undefined;
     const init = {
       modelDir: dir,
       card,
       backend: options.backend ?? 'auto',
       maxBatchSize: options.maxBatchSize ?? 32,
       threads: options.threads ?? Math.max(1, availableParallelism()),
-      featureMap: options.tiling !== 'off' && (frameInference === 'feature-map' || (frameInference === 'auto' && oodFittedOn !== 'tiles')),
+      featureMap: options.tiling !== 'off' && (frameInference === 'feature-map' || refitting || (frameInference === 'auto' && oodFittedOn !== 'tiles')),
     };
     const backend = options.worker === false ? await openBackend(init, options.log) : await startWorkerBackend(init, options.log);
     const classifier = new Classifier(card, dir, backend, options);

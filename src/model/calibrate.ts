@@ -156,6 +156,10 @@ interface Fitted {
   inputs: CalibrationInputs;
   scored: ScoredImage[];
   scoredOf: (files: ImageFile[]) => ScoredImage[];
+  /** The same images as the parent model runs them (differs from `scoredOf` for tiled frames of a per-tile parent). */
+  scoredBeforeOf: (files: ImageFile[]) => ScoredImage[];
+  /** How tiled frames were run for the fit, recorded in the card's `ood.frameInference`. */
+  frameInference: 'feature-map' | 'tiles';
   fit: ImageFile[];
   heldOut: ImageFile[];
   fitImages: number;
@@ -191,22 +195,38 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
     onProgress: (d, t) => progress('reading images', d, t),
   });
 
-  const classifier = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64 });
+  // Fitted on the path the calibrated card will run on (feature-map inference for tiled frames
+  // where the model allows it); the parent's "before" figures on the path the parent runs on.
+  const classifier = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64, frameInference: 'prefer-feature-map' });
+  const { frameInference } = classifier.info;
+  const images = [...inputs.clean, ...inputs.pg];
   let scored: ScoredImage[];
   let reference: MapSetEmbeddings[] | undefined;
   try {
-    scored = await scoreImages(classifier, [...inputs.clean, ...inputs.pg], { onProgress: (d, t) => progress('scoring images', d, t) });
+    scored = await scoreImages(classifier, images, { onProgress: (d, t) => progress('scoring images', d, t) });
     progress('embedding the simulator reference', 0, 1);
     reference = await embedSimulatorReference(classifier);
     progress('embedding the simulator reference', 1, 1);
   } finally {
     await classifier.close();
   }
+  let scoredBefore = scored;
+  if (inputs.kind === 'frames') {
+    const asShipped = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64 });
+    try {
+      if (asShipped.info.frameInference !== frameInference)
+        scoredBefore = await scoreImages(asShipped, images, { onProgress: (d, t) => progress('scoring images as the parent runs them', d, t) });
+    } finally {
+      await asShipped.close();
+    }
+  }
   const undecodable = scored.filter((s) => s.error).map((s) => ({ path: s.file.path, reason: s.error! }));
   if (undecodable.length > 0 && !o.skipUnreadable) throw unreadableError(undecodable);
   const inputsPerImage = checkTileCounts(scored, inputs.kind);
   const byPath = new Map(scored.map((s) => [s.file.path, s]));
   const scoredOf = (files: ImageFile[]) => files.map((f) => byPath.get(f.path)!);
+  const beforeByPath = new Map(scoredBefore.map((s) => [s.file.path, s]));
+  const scoredBeforeOf = (files: ImageFile[]) => files.map((f) => beforeByPath.get(f.path)!);
   const { fit, heldOut } = splitHeldOut(inputs.clean, share);
   const fitScored = scoredOf(fit).filter((s) => s.pPG !== undefined);
   checkFitSet(fitScored.length, scoredOf(fit), o, target, share);
@@ -230,6 +250,8 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
     inputs,
     scored,
     scoredOf,
+    scoredBeforeOf,
+    frameInference,
     fit,
     heldOut,
     fitImages: fitScored.length,
@@ -256,7 +278,8 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
     provenance: {} as Record<string, unknown>,
   };
   await copyWeights(parent, outDir);
-  const card = { parent, outDir, threshold: choice.threshold, ood: oodFit?.stats, detector, calibration: section };
+  const ood = oodFit && { ...oodFit.stats, frameInference: f.frameInference };
+  const card = { parent, outDir, threshold: choice.threshold, ood, detector, calibration: section };
   const written = await writeCalibratedCard(card);
 
   // The new folder, loaded as production loads it, on images it was not fitted on.
@@ -284,7 +307,7 @@ async function writeAndCheck(f: Fitted, progress: Progress): Promise<CalibrateRe
     after: oodFit?.stats,
     baseline: o.fineTune?.baseline,
   });
-  const before = (files: ImageFile[]): Outcome[] => scoredOf(files).map((s) => verdict(s, parent.card.threshold, parentOod));
+  const before = (files: ImageFile[]): Outcome[] => f.scoredBeforeOf(files).map((s) => verdict(s, parent.card.threshold, parentOod));
   const hDefault = cusumThresholdForArl(DEFAULT_TARGET_ARL_FRAMES);
   const pg = inputs.pg.length > 0;
   const figuresBefore = cardFigures({

@@ -89,6 +89,12 @@ export const DEFAULT_TILING: Readonly<Tiling> = Object.freeze({ tile: 192, strid
  */
 export const OodSchema = z.looseObject({
   threshold: z.number(),
+  /**
+   * How tiled frames were run when the statistics were fitted (src/classify/README.md,
+   * "Feature-map inference"): their embeddings differ, so the classifier runs frames the same
+   * way. Absent = `tiles`, as every card before feature-map inference.
+   */
+  frameInference: z.enum(['feature-map', 'tiles']).optional(),
 });
 export type OodStats = z.infer<typeof OodSchema>;
 
