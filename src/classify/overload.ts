@@ -3,8 +3,10 @@
  * than it classifies them (config `classify.overload`, src/config/overload.ts):
  *
  * - `in-order`: every frame, in offset order; a backlog grows in Kafka.
- * - `skip`: before each chunk, a frame older than `maxFrameAgeMs` (since ingest) with a newer
- *   frame of the same camera in the batch is stale: not classified, counted
+ * - `skip`: before each chunk, a frame with a newer frame of the same camera in the batch is
+ *   stale when it could not be predicted within `maxFrameAgeMs` of its ingest any more: its age
+ *   plus the time a chunk takes now (an average of the last chunks) is over the bound. A stale
+ *   frame is not classified, counted
  *   (`crystalwatch_frames_skipped_total{camera,reason="stale"}`), its offset committed with the
  *   rest. It stays in Kafka until retention; replay it with a new consumer group (README).
  * - `newest-first`: as `skip`, and the skipped offsets are remembered (at most
@@ -153,9 +155,14 @@ export interface OverloadEvents {
   forgotten?(partition: number, count: number, why: 'list-full' | 'deleted'): void;
 }
 
+/** Weight of the latest chunk in the chunk-time average: about the last 5 chunks count. */
+const CHUNK_TIME_WEIGHT = 0.2;
+
 export class OverloadController {
   readonly policy: OverloadPolicy;
   readonly maxFrameAgeMs: number;
+  /** How long a chunk takes from submission to produced predictions (EWMA, ms): the part of the budget a frame still needs. */
+  private chunkMs = 0;
   private readonly capacity: number;
   private readonly ledgers = new Map<number, PartitionLedger>();
 
@@ -211,7 +218,9 @@ export class OverloadController {
     while (prefix < messages.length) {
       if (io.stopped()) return;
       if (this.policy !== 'in-order') {
-        for (const i of staleFrames(frames, this.now(), this.maxFrameAgeMs, done)) {
+        // Older than this, it would be predicted past maxFrameAgeMs: a newer frame of its camera goes first.
+        const ageBudgetMs = Math.max(0, this.maxFrameAgeMs - this.chunkMs);
+        for (const i of staleFrames(frames, this.now(), ageBudgetMs, done)) {
           done[i] = true;
           this.skip(io.partition, ledger, frames[i]!);
         }
@@ -219,10 +228,12 @@ export class OverloadController {
       const chunk: number[] = [];
       for (let i = prefix; i < messages.length && chunk.length < this.maxBatchSize; i++) if (!done[i]) chunk.push(i);
       if (chunk.length > 0) {
+        const started = this.now();
         await io.process(
           chunk.map((i) => messages[i]!),
           false,
         );
+        this.chunkMs += CHUNK_TIME_WEIGHT * (this.now() - started - this.chunkMs);
         if (io.stopped()) return; // reassigned meanwhile: the new owner re-processes from the committed offset
         for (const i of chunk) done[i] = true;
       }
@@ -241,24 +252,25 @@ export class OverloadController {
       io.seek(live); // newer frames wait: they come first
       return;
     }
-    const due = io.messages.filter((m) => ledger.has(BigInt(m.offset)));
-    for (let i = 0; i < due.length; i += this.maxBatchSize) {
+    // One chunk per fetch, so the next fetch soon tells whether newer frames wait.
+    const due = io.messages.filter((m) => ledger.has(BigInt(m.offset))).slice(0, this.maxBatchSize);
+    if (due.length > 0) {
+      await io.process(due, true);
       if (io.stopped()) return;
-      const chunk = due.slice(i, i + this.maxBatchSize);
-      await io.process(chunk, true);
-      if (io.stopped()) return;
-      for (const m of chunk) {
+      for (const m of due) {
         const camera = ledger.take(BigInt(m.offset));
         if (camera !== undefined) this.events.caughtUp(camera);
       }
     }
-    const last = io.messages[io.messages.length - 1]!.offset;
-    const deleted = ledger.dropBelow(BigInt(last) + 1n);
+    // Done through the chunk (or the whole batch, when nothing of it was due); remembered offsets below that are gone from Kafka.
+    const handled = due.length > 0 ? due : io.messages;
+    const through = BigInt(handled[handled.length - 1]!.offset);
+    const deleted = ledger.dropBelow(through + 1n);
     if (deleted > 0) this.events.forgotten?.(io.partition, deleted, 'deleted');
-    io.resolve(last);
+    io.resolve(through.toString());
     const next = ledger.first();
     if (next === undefined || next >= live) io.seek(live);
-    else if (next > BigInt(last) + 1n) io.seek(next); // over frames already done
+    else if (next > through + 1n) io.seek(next); // over frames already done
   }
 
   private skip(partition: number, ledger: PartitionLedger, frame: FrameInHand): void {
