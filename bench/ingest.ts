@@ -7,6 +7,8 @@
  * - `ingest.rate30.<size>.p50_ms` / `p99_ms`: frames written at 30 frames/s; per frame,
  *   from the rename that completes the file to the ack record in the ingest ledger.
  * - `ingest.kafkajs_only.frame1280x960.frames_per_s`: kafkajs alone, same records, for scale.
+ * - `ingest.e2e_bytes.*` and `ingest.bare.*`: the production target (8 cameras × 10 frames/s of
+ *   1280×960 PNG, in-process broker, a consumer), CPU per frame beside its floor (ingest-bytes.ts).
  * The broker runs as its own process (as in production), fsync interval.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startBrokerProcess } from './broker-process.js';
+import { benchBytesPath } from './ingest-bytes.js';
 import { sleep } from './support.js';
 import sharp from 'sharp';
 import { Registry } from 'prom-client';
@@ -148,6 +151,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     await broker.stop();
     rmSync(root, { recursive: true, force: true });
   }
+  Object.assign(out, await benchBytesPath(options));
   return out;
 }
 

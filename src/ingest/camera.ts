@@ -12,6 +12,7 @@ import { FolderDisposal } from './disposal.js';
 import { framePathIn, readSidecar, sidecarPathFor, walk } from './files.js';
 import { watchFolder, type FolderWatcher } from './watcher.js';
 import { describeFrame } from './frame.js';
+import { frameDigestOffThread } from '../bus/frame-id.js';
 import { judgeHead, judgeWhole } from './verdict.js';
 import type { CameraContext } from './context.js';
 import type { LedgerEntry } from './ledger.js';
@@ -348,7 +349,7 @@ export class CameraIngest {
         runId: this.ctx.runFor?.(this.camera) ?? this.runId,
         rel,
         kind: verdict.kind,
-        bytes,
+        sha256: await frameDigestOffThread(bytes), // once per frame, off the event loop
         mtimeMs: st.mtimeMs,
         completedAt,
         sidecar: sidecar.state === 'ok' ? sidecar.sidecar : undefined,

@@ -1,8 +1,9 @@
 /**
  * What a complete image file becomes on `frames`: its stable frame id and its headers
- * (DESIGN.md contracts). Pure: the caller has read the bytes and the sidecar.
+ * (DESIGN.md contracts). Pure: the caller has read the bytes and the sidecar, and hashed the
+ * bytes once (`frameDigestOffThread` of src/bus/frame-id.ts).
  */
-import { frameDigest, frameIdFor } from '../bus/frame-id.js';
+import { frameIdFor } from '../bus/frame-id.js';
 import type { FrameHeaders } from '../bus/messages.js';
 import { labelFromPath, type Sidecar } from './files.js';
 import { CONTENT_TYPES, type ImageKind } from './image.js';
@@ -13,7 +14,8 @@ export interface FrameFacts {
   /** Path relative to the watched folder, `/`-separated (folder names may carry the label). */
   rel: string;
   kind: ImageKind;
-  bytes: Buffer;
+  /** Hex SHA-256 of the file's bytes. */
+  sha256: string;
   /** The file's mtime: the capture time when the sidecar has none. */
   mtimeMs: number;
   /** When ingest saw the file complete (ms since the epoch). */
@@ -25,7 +27,7 @@ export function describeFrame(f: FrameFacts): { frameId: string; capturedAt: str
   // Ground truth: sidecar first, folder names second.
   const capturedAt = new Date(f.sidecar?.capturedAt ?? f.mtimeMs).toISOString();
   const label = f.sidecar?.label ?? labelFromPath(f.rel);
-  const sha256 = frameDigest(f.bytes);
+  const sha256 = f.sha256;
   const frameId = frameIdFor(f.camera, capturedAt, sha256);
   const headers: FrameHeaders = {
     'frame-id': frameId,
