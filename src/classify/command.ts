@@ -73,7 +73,7 @@ export function registerClassifyCommands(program: Command): void {
     )
     .option(
       '--max-frame-age-ms <ms>',
-      'a frame this old, with a newer one of its camera fetched, is stale (skipped)',
+      'latency bound: a frame that would be predicted later than this after ingest, with a newer one of its camera fetched, is skipped',
       nonNegativeInt('--max-frame-age-ms'),
       DEFAULT_MAX_FRAME_AGE_MS,
     )

@@ -4,9 +4,9 @@
  *
  * - `in-order`: every frame, in offset order; a backlog grows in Kafka.
  * - `skip`: before each chunk, a frame with a newer frame of the same camera in the batch is
- *   stale when it could not be predicted within `maxFrameAgeMs` of its ingest any more: its age
- *   plus the time a chunk takes now (an average of the last chunks) is over the bound. A stale
- *   frame is not classified, counted
+ *   stale when its age plus two chunk times (an average of the last chunks) is over
+ *   `maxFrameAgeMs`: one chunk for itself, one for the newest frame that waits behind it, which
+ *   must still make the bound. A stale frame is not classified, counted
  *   (`crystalwatch_frames_skipped_total{camera,reason="stale"}`), its offset committed with the
  *   rest. It stays in Kafka until retention; replay it with a new consumer group (README).
  * - `newest-first`: as `skip`, and the skipped offsets are remembered (at most
@@ -161,7 +161,7 @@ const CHUNK_TIME_WEIGHT = 0.2;
 export class OverloadController {
   readonly policy: OverloadPolicy;
   readonly maxFrameAgeMs: number;
-  /** How long a chunk takes from submission to produced predictions (EWMA, ms): the part of the budget a frame still needs. */
+  /** How long a chunk takes from submission to produced predictions (EWMA, ms). */
   private chunkMs = 0;
   private readonly capacity: number;
   private readonly ledgers = new Map<number, PartitionLedger>();
@@ -218,8 +218,8 @@ export class OverloadController {
     while (prefix < messages.length) {
       if (io.stopped()) return;
       if (this.policy !== 'in-order') {
-        // Older than this, it would be predicted past maxFrameAgeMs: a newer frame of its camera goes first.
-        const ageBudgetMs = Math.max(0, this.maxFrameAgeMs - this.chunkMs);
+        // Older than this, it or the newer frame behind it would be predicted past maxFrameAgeMs.
+        const ageBudgetMs = Math.max(0, this.maxFrameAgeMs - 2 * this.chunkMs);
         for (const i of staleFrames(frames, this.now(), ageBudgetMs, done)) {
           done[i] = true;
           this.skip(io.partition, ledger, frames[i]!);

@@ -18,7 +18,7 @@ export type OverloadPolicy = (typeof OVERLOAD_POLICIES)[number];
 
 /** An early-stop alarm is worth most on the newest frame; the skipped ones are still classified once load drops. */
 export const DEFAULT_OVERLOAD_POLICY: OverloadPolicy = 'newest-first';
-/** A frame this old (ms since ingest), with a newer one of its camera in hand, is stale. */
+/** The latency bound (ms since ingest): a frame that would be predicted past it, with a newer one of its camera in hand, is stale (src/classify/overload.ts). */
 export const DEFAULT_MAX_FRAME_AGE_MS = 1_000;
 /** newest-first: skipped offsets remembered per partition for the catch-up pass (16 bytes each). */
 export const DEFAULT_MAX_CATCH_UP_FRAMES = 10_000;
