@@ -24,45 +24,16 @@ import { openBackend } from '../src/classify/backends/index.js';
 import type { ModelCard } from '../src/model/card.js';
 import { defaultModelDir } from '../src/classify/command.js';
 import { renderCrop, renderFrame } from '../simulator/index.js';
+import { measure, percentile } from './classify-measure.js';
 
 type Figures = Record<string, number | string>;
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 const r3 = (v: number) => Math.round(v * 1000) / 1000;
 
 async function crops(n: number): Promise<Buffer[]> {
   const out: Buffer[] = [];
   for (let i = 0; i < n; i++) out.push((await renderCrop({ label: i % 2 ? 'pg' : 'cex', seed: 1000 + i })).png);
   return out;
-}
-
-/** Throughput over `total` images in calls of `batch`, and per-call latency percentiles. */
-async function measure(
-  classifier: Classifier,
-  images: Buffer[],
-  batch: number,
-  total: number,
-): Promise<{ fps: number; p50: number; p99: number; cpuMs: number }> {
-  await classifier.classify(images.slice(0, batch)); // warm-up: first run allocates
-  const latencies: number[] = [];
-  // CPU time of the whole process (main thread, inference worker, libuv/sharp threads): on a
-  // shared machine it says what a frame costs better than wall time does.
-  const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
-  for (let done = 0, k = 0; done < total; done += batch, k++) {
-    const call = Array.from({ length: batch }, (_, i) => images[(k * batch + i) % images.length]!);
-    const s = performance.now();
-    await classifier.classify(call);
-    latencies.push(performance.now() - s);
-  }
-  const seconds = (performance.now() - t0) / 1000;
-  const cpu = process.cpuUsage(cpu0);
-  const frames = Math.ceil(total / batch) * batch;
-  latencies.sort((a, b) => a - b);
-  return { fps: frames / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuMs: (cpu.user + cpu.system) / 1000 / frames };
 }
 
 /** CPU milliseconds per item of `fn` over `items`, `reps` times, one at a time. */

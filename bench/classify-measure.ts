@@ -1,0 +1,38 @@
+/**
+ * How the classify benches measure a Classifier: throughput over a number of images in calls of
+ * one size, per-call latency percentiles and the process's CPU time per image. Shared by
+ * bench/classify.ts and bench/device-check.ts; it imports no simulator, so the device check runs
+ * where @napi-rs/canvas is not carried.
+ */
+import type { Classifier } from '../src/classify/classifier.js';
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** Throughput over `total` images in calls of `batch`, and per-call latency percentiles. */
+export async function measure(
+  classifier: Classifier,
+  images: Buffer[],
+  batch: number,
+  total: number,
+): Promise<{ fps: number; p50: number; p99: number; cpuMs: number }> {
+  await classifier.classify(images.slice(0, batch)); // warm-up: first run allocates
+  const latencies: number[] = [];
+  // CPU time of the whole process (main thread, inference worker, libuv/sharp threads): on a
+  // shared machine it says what a frame costs better than wall time does.
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let done = 0, k = 0; done < total; done += batch, k++) {
+    const call = Array.from({ length: batch }, (_, i) => images[(k * batch + i) % images.length]!);
+    const s = performance.now();
+    await classifier.classify(call);
+    latencies.push(performance.now() - s);
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const frames = Math.ceil(total / batch) * batch;
+  latencies.sort((a, b) => a - b);
+  return { fps: frames / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuMs: (cpu.user + cpu.system) / 1000 / frames };
+}
