@@ -62,6 +62,9 @@ export function bestFigure(figures: Figures, pattern: RegExp, gpuOnly: boolean):
 
 type Engine = 'onnx-cpu' | 'onnx-gpu' | 'tfjs-webgpu';
 
+/** The figures so far, one stdout line each time, so a step killed at its deadline keeps what it measured. */
+const partial = (figures: Figures) => process.stdout.write(JSON.stringify({ partial: figures }) + '\n');
+
 async function readImages(dir: string): Promise<Buffer[]> {
   const names = (await readdir(dir)).filter((n) => n.endsWith('.png')).sort();
   if (names.length === 0) throw new Error(`device-check: no .png images in ${dir}; run scripts/device-pack.sh (or --render-images ${dir})`);
@@ -106,6 +109,7 @@ async function benchEngine(engine: Engine, opts: { modelDir: string; images: str
         ) * 1000,
       );
       log(`${key}: ${Math.round(m.fps)} crops/s (${total} crops)`);
+      partial(figures);
     } finally {
       await classifier.close();
     }
@@ -122,6 +126,7 @@ async function benchEngine(engine: Engine, opts: { modelDir: string; images: str
       figures[`${name}.latency_p50_ms`] = r3(m.p50);
       figures[`${name}.cpu_ms_per_frame`] = r3(m.cpuMs);
       log(`${name}: ${r3(m.fps)} frames/s (${total} frames)`);
+      partial(figures);
     } finally {
       await classifier.close();
     }
@@ -225,12 +230,13 @@ interface StepRecord {
   error?: string;
 }
 
-/** Run `--step <args>` of this file in a child with `timeoutMs`; its last stdout line is its JSON answer. */
-function runStep(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-  timeoutMs: number,
-): Promise<{ ok: true; value: Record<string, unknown> } | { ok: false; error: string }> {
+type StepResult = ({ ok: true; value: Record<string, unknown> } | { ok: false; error: string }) & { partial: Figures };
+
+/**
+ * Run `--step <args>` of this file in a child with `timeoutMs`; its last stdout line is its JSON
+ * answer, earlier `{"partial": figures}` lines what it had measured by then.
+ */
+function runStep(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Promise<StepResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--step', ...args], {
       env: { ...process.env, ...env },
@@ -238,6 +244,13 @@ function runStep(
     });
     let stdout = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    const lastPartial = (): Figures => {
+      const line = stdout
+        .split('\n')
+        .filter((l) => l.startsWith('{"partial":'))
+        .pop();
+      return line ? ((JSON.parse(line) as { partial: Figures }).partial ?? {}) : {};
+    };
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -246,14 +259,16 @@ function runStep(
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const last = stdout.trim().split('\n').pop() ?? '';
-      if (timedOut) return resolve({ ok: false, error: `step ${args.join(' ')} did not finish within ${Math.round(timeoutMs / 1000)} s; killed` });
+      const partial = lastPartial();
+      if (timedOut) return resolve({ ok: false, partial, error: `step ${args.join(' ')} did not finish within ${Math.round(timeoutMs / 1000)} s; killed` });
       try {
         const value = JSON.parse(last) as Record<string, unknown>;
-        if (code === 0) return resolve({ ok: true, value });
-        return resolve({ ok: false, error: typeof value.error === 'string' ? value.error : `exit ${code}` });
+        if (code === 0 && !('partial' in value)) return resolve({ ok: true, value, partial });
+        return resolve({ ok: false, partial, error: typeof value.error === 'string' ? value.error : `exit ${code}` });
       } catch {
         resolve({
           ok: false,
+          partial,
           error: `step ${args.join(' ')} ended (${signal ?? `exit ${code}`}) without a JSON answer${last ? `: ${last.slice(0, 300)}` : ''}`,
         });
       }
@@ -316,7 +331,9 @@ async function check(opts: { modelDir: string; images: string; out?: string; bud
   const merge = (r: Awaited<ReturnType<typeof step>>, engine: string) => {
     if (!r) return undefined;
     if (!r.ok) {
-      engines[engine] = { status: 'failed', reason: r.error };
+      Object.assign(figures, r.partial);
+      const kept = Object.keys(r.partial).length;
+      engines[engine] = { status: 'failed', reason: kept ? `${r.error} (the ${kept} figures measured before are kept)` : r.error };
       return undefined;
     }
     Object.assign(figures, r.value.figures as Figures);

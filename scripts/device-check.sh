@@ -33,7 +33,7 @@ unxz_to() { # archive, destination file
   if have_xz; then xz -dc "$1" >"$2"; else python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' "$1" "$2"; fi
 }
 untar() { # archive.tar.xz, destination folder
-  if have_xz; then tar -xJf "$1" -C "$2"; else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2], filter="tar")' "$1" "$2"; fi
+  if have_xz; then tar -xJf "$1" -C "$2"; else python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1], "r:xz").extractall(sys.argv[2], **({"filter": "tar"} if hasattr(tarfile, "tar_filter") else {}))' "$1" "$2"; fi
 }
 unxz_to "$bundle/node.xz" "$dest/bin/node" && chmod +x "$dest/bin/node" || fail "cannot unpack node"
 untar "$bundle/native.tar.xz" "$dest/app" || fail "cannot unpack native.tar.xz"

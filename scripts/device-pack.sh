@@ -108,10 +108,13 @@ node --import "$tmp/trace.mjs" --input-type=module -e "
   await import('sharp');
 " || die "importing the GPU-only modules for the trace failed"
 
-# Traced files under node_modules, each package's package.json, and small packages required lazily.
+# Traced files under node_modules, every package.json of their packages (Node reads the nearest
+# one for a file's module type: onnxruntime-common/dist/cjs/package.json says "commonjs"), and
+# small packages required lazily.
 {
   sed -n "s|^$root/||p" "$CW_TRACE_FILE" | grep '^node_modules/'
-  sed -n "s|^$root/||p" "$CW_TRACE_FILE" | grep '^node_modules/' | sed -E 's#^(node_modules/(@[^/]+/)?[^/]+)/.*#\1/package.json#'
+  sed -n "s|^$root/||p" "$CW_TRACE_FILE" | grep '^node_modules/' | sed -E 's#^(node_modules/(@[^/]+/)?[^/]+)/.*#\1#' | sort -u |
+    while IFS= read -r pkg; do find "$pkg" -name package.json -type f; done
   for p in node-fetch whatwg-url tr46 webidl-conversions seedrandom long; do
     [ -d "node_modules/$p" ] && find "node_modules/$p" -type f \( -name '*.js' -o -name '*.json' -o -name '*.cjs' -o -name '*.mjs' \) -not -path '*/test/*'
   done

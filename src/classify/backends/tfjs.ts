@@ -33,29 +33,6 @@ function nativeBindingPresent(pkg: string): boolean {
   return readdirSync(lib).some((d) => d.startsWith('napi-v') && existsSync(join(lib, d, 'tfjs_binding.node')));
 }
 
-type DeviceRequest = { requiredFeatures?: unknown[] } & Record<string, unknown>;
-type Adapter = { requestDevice(d?: DeviceRequest): Promise<unknown> };
-
-/**
- * tfjs-backend-webgpu 4.22 asks for `requiredFeatures: ['timestamp-query', ['bgra8unorm-storage']]`
- * (a nested array: browsers turn it into a string, Dawn's Node binding wants feature names),
- * so the device request is flattened before it reaches Dawn.
- */
-function withFlatRequiredFeatures(gpu: { requestAdapter(o?: unknown): Promise<unknown> }): { requestAdapter(o?: unknown): Promise<unknown> } {
-  return {
-    async requestAdapter(options?: unknown) {
-      const adapter = (await gpu.requestAdapter(options)) as Adapter | null;
-      if (!adapter) return adapter;
-      const requestDevice = adapter.requestDevice.bind(adapter);
-      Object.defineProperty(adapter, 'requestDevice', {
-        value: (d?: DeviceRequest) => requestDevice(d?.requiredFeatures ? { ...d, requiredFeatures: d.requiredFeatures.flat() } : d),
-        configurable: true,
-      });
-      return adapter;
-    },
-  };
-}
-
 async function tryEngine(engine: Engine, log: (m: string) => void): Promise<Tf | undefined> {
   // A variable specifier keeps TypeScript from requiring the optional packages' types.
   const load = (name: string): Promise<unknown> => import(name);
@@ -79,7 +56,7 @@ async function tryEngine(engine: Engine, log: (m: string) => void): Promise<Tf |
         Object.assign(globalThis, webgpu.globals);
         const g = globalThis as { navigator?: { gpu?: unknown } };
         if (!g.navigator) Object.defineProperty(globalThis, 'navigator', { value: {}, configurable: true, writable: true });
-        (g.navigator as { gpu?: unknown }).gpu = withFlatRequiredFeatures(gpu);
+        (g.navigator as { gpu?: unknown }).gpu = gpu;
         const tf = (await import('@tensorflow/tfjs')) as Tf;
         await load('@tensorflow/tfjs-backend-webgpu');
         return (await tf.setBackend('webgpu')) ? tf : undefined;
