@@ -131,6 +131,7 @@ async function overloadRun(policy: OverloadPolicy, prefix: string) {
     maxBatchWaitMs: 5,
     frozen: false,
     probe: false,
+    cameras: CAMERAS, // configured cameras: their overload series exist at 0 from their first frame
     overload: { policy, maxFrameAgeMs: MAX_FRAME_AGE_MS },
     // The "model" is slow: every inference call takes 100 ms more.
     beforeInference: () =>

@@ -96,6 +96,8 @@ export class ClassifyStage extends StageLifecycle {
   private readonly lagByPartition = new Map<number, number>();
   private readonly frozen?: FrozenDetector;
   private readonly overload: OverloadController;
+  /** Cameras whose overload series exist (at 0 from their first frame). */
+  private readonly overloadSeries = new Set<string>();
   /** Frames predicted (or dead-lettered) by this process; skipped under overload, and of those caught up later. */
   readonly stats = { predicted: 0, unusable: 0, deadLettered: 0, skipped: 0, caughtUp: 0 };
 
@@ -127,9 +129,9 @@ export class ClassifyStage extends StageLifecycle {
 
   /** Whether `camera` gets its own series; a camera seen for the first time gets its overload series at 0 (a panel shows 0, not "no data"). */
   private ownSeries(camera: string): boolean {
-    const before = this.known.has(camera);
     if (!this.known.admit(camera)) return false;
-    if (!before) {
+    if (!this.overloadSeries.has(camera)) {
+      this.overloadSeries.add(camera); // bounded: only admitted cameras get here
       this.metrics.skipped.inc({ camera, reason: 'stale' }, 0);
       this.metrics.caughtUp.inc({ camera }, 0);
     }
