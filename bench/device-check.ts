@@ -316,7 +316,7 @@ async function check(opts: { modelDir: string; images: string; out?: string; bud
   const step = async (name: string, args: string[], env: NodeJS.ProcessEnv, maxS: number) => {
     const left = deadline - Date.now() - 5_000;
     if (left < 20_000) {
-      steps.push({ name, ok: false, wall_s: 0, error: `skipped: ${Math.round(left / 1000)} s of the ${opts.budgetS} s budget left` });
+      steps.push({ name, ok: false, wall_s: 0, error: `skipped: ${Math.max(0, Math.round(left / 1000))} s left of the ${opts.budgetS} s budget` });
       await save();
       return undefined;
     }
