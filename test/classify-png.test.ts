@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import sharp from 'sharp';
+import sharp, { type PngOptions } from 'sharp';
 import { deflateSync } from 'node:zlib';
 import { decodePng, PngError, readPngHeader } from '../src/classify/png.js';
 import { resizeGrey } from '../src/classify/resample.js';
@@ -22,7 +22,7 @@ function texture(width: number, height: number, channels: number, seed: number):
   return out;
 }
 
-async function png(width: number, height: number, channels: 1 | 2 | 3 | 4, options: sharp.PngOptions = {}): Promise<Buffer> {
+async function png(width: number, height: number, channels: 1 | 2 | 3 | 4, options: PngOptions = {}): Promise<Buffer> {
   const image = sharp(texture(width, height, channels, width + channels), { raw: { width, height, channels } });
   // sharp writes one- and two-channel raw input as RGB unless told it is grey.
   return (channels <= 2 ? image.toColourspace('b-w') : image).png({ adaptiveFiltering: true, compressionLevel: 6, ...options }).toBuffer();
