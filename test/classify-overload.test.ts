@@ -17,7 +17,16 @@ import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames, type Topics } from '../src/bus/topics.js';
 import { ClassifyStage } from '../src/classify/index.js';
 import { MicroBatcher } from '../src/classify/batcher.js';
-import { PartitionLedger, staleFrames, type FrameInHand, type OverloadPolicy } from '../src/classify/overload.js';
+import {
+  OverloadController,
+  PartitionLedger,
+  frameInHand,
+  staleFrames,
+  type BatchIO,
+  type FrameInHand,
+  type OverloadPolicy,
+} from '../src/classify/overload.js';
+import type { KafkaMessage } from 'kafkajs';
 import type { ClassifyResult } from '../src/classify/classifier.js';
 import { writeTinyModelDir } from '../src/classify/fixtures.js';
 import { fetchBounds } from '../src/config/overload.js';
@@ -234,6 +243,64 @@ describe('ClassifyStage under overload', () => {
       ).toEqual(run.sent.filter((s) => s.camera === camera).map((s) => s.frameId));
     }
     expect(run.predictions.some((p) => p.late)).toBe(false);
+  });
+});
+
+describe('newest-first commits', () => {
+  /** A kafkajs-like record of camera `camera`, completed at `atMs`. */
+  const record = (offset: number, camera: string, atMs: number): KafkaMessage =>
+    ({
+      offset: String(offset),
+      timestamp: String(atMs),
+      headers: { camera, 'completed-at': String(atMs) },
+      key: null,
+      value: null,
+      attributes: 0,
+    }) as unknown as KafkaMessage;
+
+  it('never commit past a skipped frame still to catch up; once caught up, the commit reaches the end', async () => {
+    let now = 10_000;
+    const controller = new OverloadController({ policy: 'newest-first', maxFrameAgeMs: 1_000 }, 4, { skipped: () => {}, caughtUp: () => {} }, () => now);
+    const commits: bigint[] = [];
+    const processed: { offset: string; late: boolean }[] = [];
+    let seekTo: bigint | undefined;
+    const io = (messages: KafkaMessage[], highWatermark: number): BatchIO => ({
+      partition: 0,
+      messages,
+      highWatermark: String(highWatermark),
+      process: async (m, late) => void processed.push(...m.map((r) => ({ offset: r.offset, late }))),
+      commit: async (offset) => void commits.push(BigInt(offset)),
+      commitOnly: async (offset) => void commits.push(offset),
+      resolve: () => {},
+      seek: (offset) => void (seekTo = offset),
+      stopped: () => false,
+    });
+    // Offsets 0–2 of cam-a are 5 s old with offset 3 (fresh) behind them: 0–2 are skipped.
+    await controller.handle(io([record(0, 'cam-a', 5_000), record(1, 'cam-a', 5_000), record(2, 'cam-a', 5_000), record(3, 'cam-a', 10_000)], 10));
+    expect(processed).toEqual([{ offset: '3', late: false }]);
+    expect(controller.pending).toBe(3);
+    // Nothing before offset 0 to commit: a crash here re-delivers 0–3.
+    expect(commits).toEqual([]);
+    now += 100;
+    await controller.handle(io([record(4, 'cam-a', now), record(5, 'cam-a', now)], 6));
+    expect(commits.every((c) => c < 0n)).toBe(true);
+    // Idle (high watermark = next live offset): the controller seeks back to the oldest skipped.
+    expect(seekTo).toBe(0n);
+    await controller.handle(
+      io(
+        [0, 1, 2, 3, 4, 5].map((o) => record(o, 'cam-a', 5_000)),
+        6,
+      ),
+    );
+    expect(processed.filter((p) => p.late).map((p) => p.offset)).toEqual(['0', '1', '2']);
+    expect(controller.pending).toBe(0);
+    // Caught up: committed through the live position.
+    expect(commits.at(-1)).toBe(5n);
+  });
+
+  it('judges staleness by the ingest time or the record time, never by the camera clock', () => {
+    const skewed = { offset: '7', timestamp: '5000', headers: { camera: 'cam-a', 'captured-at': '2001-01-01T00:00:00.000Z' } } as unknown as KafkaMessage;
+    expect(frameInHand(skewed).atMs).toBe(5_000);
   });
 });
 

@@ -258,6 +258,9 @@ export class ClassifyStage extends StageLifecycle {
             await heartbeat();
           },
           resolve: (offset) => resolveOffset(offset),
+          commitOnly: async (offset) => {
+            await consumer.commitOffsets([{ topic, partition, offset: (offset + 1n).toString() }]);
+          },
           seek: (offset) => consumer.seek({ topic, partition, offset: offset.toString() }),
           stopped: () => !isRunning() || isStale(),
         });

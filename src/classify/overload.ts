@@ -14,8 +14,10 @@
  *   with nothing newer to do (high watermark = next live offset), the consumer seeks back to the
  *   oldest remembered offset and classifies the remembered frames, marked `late`
  *   (`crystalwatch_frames_caught_up_total{camera}`); as soon as a fetch finds newer frames waiting
- *   it seeks forward to them again. The committed offset never moves back: a restart or a
- *   rebalance forgets the list (the frames were counted as skipped and stay in Kafka).
+ *   it seeks forward to them again. The committed offset stays before the oldest remembered
+ *   frame, so a restart or a rebalance re-delivers the skipped frames (and, at least once, the
+ *   frames after them, which the stage predicts again or skips again); only frames forgotten
+ *   because the list was full are left behind (counted, and still in Kafka).
  *
  * The decisions are pure (`staleFrames`, `PartitionLedger`); `OverloadController.handle` runs
  * them against the kafkajs batch through the few operations of `BatchIO`.
@@ -38,14 +40,17 @@ export interface FrameInHand {
   offset: bigint;
   /** Undefined when the headers are broken: such a frame is never stale (it goes to dead-letter). */
   camera: string | undefined;
-  /** Ingest time (`completed-at`), else capture time, else the record's timestamp (ms since epoch). */
+  /**
+   * Ingest time (`completed-at`, this server's clock), else the record's timestamp (ms since
+   * epoch). Never the capture time: a camera PC whose clock is minutes off would make every frame
+   * but the newest stale.
+   */
   atMs: number;
 }
 
 export function frameInHand(m: KafkaMessage): FrameInHand {
   const completed = Number(headerString(m.headers, 'completed-at'));
-  const captured = Date.parse(headerString(m.headers, 'captured-at') ?? '');
-  const atMs = Number.isFinite(completed) && completed > 0 ? completed : Number.isFinite(captured) ? captured : Number(m.timestamp);
+  const atMs = Number.isFinite(completed) && completed > 0 ? completed : Number(m.timestamp);
   return { offset: BigInt(m.offset), camera: headerString(m.headers, 'camera'), atMs };
 }
 
@@ -69,8 +74,10 @@ export function staleFrames(frames: readonly FrameInHand[], nowMs: number, maxFr
 
 /** One partition's live position and the skipped offsets waiting to be caught up, oldest first. */
 export class PartitionLedger {
-  /** Next offset of the live path (the committed offset); undefined until the first batch after an assignment. */
+  /** Next offset of the live path; undefined until the first batch after an assignment. */
   live: bigint | undefined;
+  /** The last offset committed as done (commit = this + 1); the oldest remembered offset is after it. */
+  committed: bigint | undefined;
   private readonly pending: { offset: bigint; camera: string }[] = [];
   /** Offsets forgotten because the list was full (still counted as skipped, still in Kafka). */
   forgotten = 0;
@@ -141,6 +148,8 @@ export interface BatchIO {
   process(messages: KafkaMessage[], late: boolean): Promise<void>;
   /** resolveOffset(offset) and commit offset + 1: everything up to `offset` is done. */
   commit(offset: string): Promise<void>;
+  /** Commit offset + 1 only (no resolveOffset): the fetch goes on from where it was resolved. */
+  commitOnly(offset: bigint): Promise<void>;
   /** resolveOffset(offset) only: the fetch goes on after it, the commit stays where it is. */
   resolve(offset: string): void;
   seek(offset: bigint): void;
@@ -191,7 +200,10 @@ export class OverloadController {
   assigned(partitions: readonly number[]): void {
     const held = new Set(partitions);
     for (const p of [...this.ledgers.keys()]) if (!held.has(p)) this.ledgers.delete(p);
-    for (const l of this.ledgers.values()) l.live = undefined;
+    for (const l of this.ledgers.values()) {
+      l.live = undefined;
+      l.committed = undefined;
+    }
   }
 
   async handle(io: BatchIO): Promise<void> {
@@ -239,7 +251,16 @@ export class OverloadController {
       }
       while (prefix < messages.length && done[prefix]) prefix++;
       const last = messages[prefix - 1]!.offset;
-      await io.commit(last);
+      const waiting = ledger.first();
+      if (waiting === undefined) {
+        await io.commit(last);
+        ledger.committed = BigInt(last);
+      } else {
+        // Skipped frames still to catch up: the commit stays before the oldest, so a crash or a
+        // rebalance re-delivers them (and, at least once, the frames after them) instead of losing them.
+        io.resolve(last);
+        await this.commitThrough(io, ledger, waiting - 1n);
+      }
       ledger.live = BigInt(last) + 1n;
     }
     if (ledger.size > 0 && BigInt(io.highWatermark) <= ledger.live!) io.seek(ledger.first()!); // idle: catch up
@@ -269,8 +290,16 @@ export class OverloadController {
     if (deleted > 0) this.events.forgotten?.(io.partition, deleted, 'deleted');
     io.resolve(through.toString());
     const next = ledger.first();
+    await this.commitThrough(io, ledger, (next === undefined || next > live ? live : next) - 1n);
     if (next === undefined || next >= live) io.seek(live);
     else if (next > through + 1n) io.seek(next); // over frames already done
+  }
+
+  /** Commit through `offset` (everything up to it predicted, or gone) when that moves the commit forward. */
+  private async commitThrough(io: BatchIO, ledger: PartitionLedger, offset: bigint): Promise<void> {
+    if (offset < 0n || offset <= (ledger.committed ?? -1n)) return;
+    await io.commitOnly(offset);
+    ledger.committed = offset;
   }
 
   private skip(partition: number, ledger: PartitionLedger, frame: FrameInHand): void {
