@@ -30,6 +30,12 @@ export interface RefitOptions {
   percentile?: number;
   seed?: number;
   profiles?: readonly CameraProfile[];
+  /**
+   * How tiled frames are run, for the fit and then by the classify stage (recorded in
+   * `ood.frameInference`). Default `tiles`: on an unseen camera (plant B) feature-map inference
+   * calls several times more clean frames PG before calibration (src/classify/README.md).
+   */
+  frameInference?: 'tiles' | 'feature-map';
   progress?: (line: string) => void;
 }
 
@@ -42,8 +48,9 @@ export async function refitOnProfiles(o: RefitOptions): Promise<{ stats: OodStat
   const seed = o.seed ?? 20261201;
   const profiles = o.profiles ?? SEEN_PROFILES;
   const progress = o.progress ?? (() => {});
-  // New statistics, fitted on the path the classify stage will then run (feature-map where it can).
-  const classifier = await Classifier.load(o.model, { maxBatchSize: 64, frameInference: 'prefer-feature-map' });
+  // New statistics, fitted on the path the classify stage will then run.
+  const wanted = o.frameInference ?? 'tiles';
+  const classifier = await Classifier.load(o.model, { maxBatchSize: 64, frameInference: wanted === 'tiles' ? 'tiles' : 'prefer-feature-map' });
   const { frameInference } = classifier.info;
   const rows: Float32Array[] = [];
   const labels: number[] = [];
@@ -133,7 +140,18 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const modelArg = i >= 0 ? process.argv[i + 1] : 'models/default';
   if (modelArg === undefined) throw new Error('--model needs a model folder, e.g. --model models/default');
   const model = resolve(modelArg);
-  const options = { model, crops: arg('--crops', 240), frames: arg('--frames', 4), percentile: arg('--percentile', 99.9), seed: arg('--seed', 20261201) };
+  const j = process.argv.indexOf('--frame-inference');
+  const frameInference = j >= 0 ? process.argv[j + 1] : 'tiles';
+  if (frameInference !== 'tiles' && frameInference !== 'feature-map')
+    throw new Error(`--frame-inference must be tiles or feature-map, got "${frameInference}"`);
+  const options = {
+    model,
+    crops: arg('--crops', 240),
+    frames: arg('--frames', 4),
+    percentile: arg('--percentile', 99.9),
+    seed: arg('--seed', 20261201),
+    frameInference,
+  } as const;
   const command = `node dist/simulator/refit-default.js ${process.argv.slice(2).join(' ')}`.trim();
   const fit = await refitOnProfiles({ ...options, progress: (line) => process.stderr.write(`refit: ${line}\n`) });
   await writeUncalibratedCard(model, fit, { ...options, command });

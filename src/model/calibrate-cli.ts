@@ -9,7 +9,7 @@ import { cardFineTune } from './calibrate-finetune-report.js';
 /** The command's flags: the library's options it exposes, and two of its own. */
 export interface CalibrateCommandOptions extends Pick<
   CalibrateOptions,
-  'model' | 'clean' | 'pg' | 'out' | 'maxFalsePositiveRate' | 'fps' | 'camera' | 'skipUnreadable'
+  'model' | 'clean' | 'pg' | 'out' | 'maxFalsePositiveRate' | 'fps' | 'camera' | 'skipUnreadable' | 'frameInference'
 > {
   /** Labelled images of this camera to fine-tune on first (cex/ + pg/ or 0/ + 1/). */
   fineTune?: string;
@@ -87,6 +87,7 @@ export async function runCalibrateCommand(o: CalibrateCommandOptions): Promise<v
     fps: o.fps,
     camera: o.camera,
     skipUnreadable: o.skipUnreadable,
+    frameInference: o.frameInference,
     command: `crystalwatch ${process.argv.slice(2).join(' ')}`,
     progress: progressBar(),
   };

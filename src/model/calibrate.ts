@@ -63,6 +63,12 @@ export interface CalibrateOptions {
   targetArlFrames?: number;
   skipUnreadable?: boolean;
   backend?: BackendChoice;
+  /**
+   * How tiled frames run with the calibrated card (recorded in its `ood.frameInference`); default
+   * the parent's. `feature-map` costs about a third less CPU per frame; its figures on this
+   * camera are in the report like any other (src/classify/README.md, "Feature-map inference").
+   */
+  frameInference?: 'tiles' | 'feature-map';
   /** The command line, for the card's provenance. */
   command?: string;
   /** Set by calibrateWithFineTune (calibrate-finetune.ts): the fine-tuning this calibration follows. */
@@ -195,31 +201,39 @@ async function fitOnCamera(o: CalibrateOptions, progress: Progress): Promise<Fit
     onProgress: (d, t) => progress('reading images', d, t),
   });
 
-  // Fitted on the path the calibrated card will run on (feature-map inference for tiled frames
-  // where the model allows it); the parent's "before" figures on the path the parent runs on.
-  const classifier = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64, frameInference: 'prefer-feature-map' });
-  const { frameInference } = classifier.info;
+  // The parent as production runs it; the fit on the path the calibrated card will run on: the
+  // parent's, unless `frameInference` asks for the other (then the "before" figures stay the parent's).
   const images = [...inputs.clean, ...inputs.pg];
+  const asShipped = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64 });
+  const parentPath = asShipped.info.frameInference;
+  const frameInference = o.frameInference ?? parentPath;
   let scored: ScoredImage[];
+  let scoredBefore: ScoredImage[] | undefined;
   let reference: MapSetEmbeddings[] | undefined;
   try {
-    scored = await scoreImages(classifier, images, { onProgress: (d, t) => progress('scoring images', d, t) });
-    progress('embedding the simulator reference', 0, 1);
-    reference = await embedSimulatorReference(classifier);
-    progress('embedding the simulator reference', 1, 1);
-  } finally {
-    await classifier.close();
-  }
-  let scoredBefore = scored;
-  if (inputs.kind === 'frames') {
-    const asShipped = await Classifier.load(parent.dir, { backend: o.backend, maxBatchSize: 64 });
-    try {
-      if (asShipped.info.frameInference !== frameInference)
+    let classifier = asShipped;
+    if (frameInference !== parentPath) {
+      if (inputs.kind === 'frames')
         scoredBefore = await scoreImages(asShipped, images, { onProgress: (d, t) => progress('scoring images as the parent runs them', d, t) });
-    } finally {
       await asShipped.close();
+      classifier = await Classifier.load(parent.dir, {
+        backend: o.backend,
+        maxBatchSize: 64,
+        frameInference: frameInference === 'tiles' ? 'tiles' : 'feature-map',
+      });
     }
+    try {
+      scored = await scoreImages(classifier, images, { onProgress: (d, t) => progress('scoring images', d, t) });
+      progress('embedding the simulator reference', 0, 1);
+      reference = await embedSimulatorReference(classifier);
+      progress('embedding the simulator reference', 1, 1);
+    } finally {
+      await classifier.close();
+    }
+  } finally {
+    await asShipped.close();
   }
+  scoredBefore ??= scored;
   const undecodable = scored.filter((s) => s.error).map((s) => ({ path: s.file.path, reason: s.error! }));
   if (undecodable.length > 0 && !o.skipUnreadable) throw unreadableError(undecodable);
   const inputsPerImage = checkTileCounts(scored, inputs.kind);

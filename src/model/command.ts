@@ -2,7 +2,7 @@
  * `crystalwatch train | evaluate | export | calibrate`: the model's life cycle from a labelled
  * crop folder to the files the classify stage loads, and its commissioning on a camera.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { join, resolve } from 'node:path';
 import { readFile, writeFile } from 'node:fs/promises';
 import { DEFAULT_AUGMENT, GEOMETRIC_AUGMENT, type AugmentOptions } from './augment.js';
@@ -200,6 +200,12 @@ export function registerModelCommands(program: Command): void {
     .option('--fps <n>', "the camera's frame rate (default: from capture times in sidecars or file names, else 2)", positiveNumber('--fps'))
     .option('--camera <id>', 'camera id for the card (default: from the sidecars)')
     .option('--skip-unreadable', 'calibrate without files that are not readable images (listed in the report) instead of stopping')
+    .addOption(
+      new Option(
+        '--frame-inference <path>',
+        "how tiled frames run with the new card: tiles (each tile through the whole model) or feature-map (the trunk once per frame, about a third less CPU; its figures on this camera are in the report) (default: the model's)",
+      ).choices(['tiles', 'feature-map']),
+    )
     .option(
       '--fine-tune <dir>',
       'first continue training the model on labelled images of this camera (cex/ + pg/ or 0/ + 1/; a fifth held out as the test split, at least 20 of each class), then calibrate the fine-tuned model',
