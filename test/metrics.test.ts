@@ -207,6 +207,18 @@ describe('QualityStage (in process)', () => {
     await s.close();
   });
 
+  it('counts a late (caught-up) prediction in the confusion, but not in the live P(PG) or the latency', async () => {
+    const now = { t: T0 };
+    const { s, registry } = stage(now);
+    s.observePrediction(prediction('live', { label: 'cex', pPG: 0.1, ingestedAt: T0 - 100 }));
+    s.observePrediction(prediction('old', { label: 'pg', pPG: 0.95, predicted: 'pg', ingestedAt: T0 - 60_000, late: true }));
+    const text = await registry.metrics();
+    expect(text).toContain('crystalwatch_confusion_total{camera="cam-1",actual="pg",predicted="pg"} 1');
+    expect(text).toContain('crystalwatch_ppg{camera="cam-1"} 0.1');
+    expect(text).toContain('crystalwatch_file_to_prediction_seconds_count{camera="cam-1"} 1');
+    await s.close();
+  });
+
   it('gives series only to the configured cameras; others are counted, not joined, not emitted', async () => {
     const registry = new Registry();
     const s = new QualityStage({ kafka: {} as Kafka, topics: topicNames(), registry, cameras: ['cam-1'], maxCameras: 1000 });

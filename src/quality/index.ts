@@ -171,11 +171,14 @@ export class QualityStage extends StageLifecycle {
     const { camera } = prediction;
     const state = this.camera(camera);
     const m = this.metrics;
-    m.lastFrame.set({ camera }, now / 1000);
-    if (prediction.ingestedAt !== undefined) m.fileToPrediction.observe({ camera }, Math.max(0, now - prediction.ingestedAt) / 1000);
+    // A late prediction (caught up under overload) is an old frame: it counts for precision and
+    // recall, but not for the camera's live state, nor for the file → prediction latency of the line.
+    const live = prediction.late !== true;
+    if (live) m.lastFrame.set({ camera }, now / 1000);
+    if (live && prediction.ingestedAt !== undefined) m.fileToPrediction.observe({ camera }, Math.max(0, now - prediction.ingestedAt) / 1000);
     state.unusable.add(prediction.predicted === 'unusable');
     m.unusableRatio.set({ camera }, state.unusable.ratio ?? 0);
-    if (prediction.pPG !== null && prediction.predicted !== 'unusable') {
+    if (live && prediction.pPG !== null && prediction.predicted !== 'unusable') {
       state.smoothed = state.smoothed === null ? prediction.pPG : state.smoothed + this.smoothing * (prediction.pPG - state.smoothed);
       m.ppg.set({ camera }, prediction.pPG);
       m.ppgSmoothed.set({ camera }, state.smoothed);
