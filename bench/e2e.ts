@@ -54,6 +54,8 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
     stages: ['ingest', 'classify', 'monitor'],
     cameras: ids.map((id) => ({ id, watch: path.join(dir, 'cameras', id), runId: `bench-${id}` })),
     ingest: { after: 'delete', reconcileIntervalMs: 2_000 },
+    // BENCH_E2E_POLICY=in-order|skip|newest-first compares the overload policies (default: the config's).
+    ...(process.env.BENCH_E2E_POLICY ? { classify: { overload: { policy: process.env.BENCH_E2E_POLICY } } } : {}),
     log: { level: 'silent' },
   });
   for (const c of config.cameras) await mkdir(c.watch, { recursive: true });

@@ -10,7 +10,7 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import { startBroker } from '../broker/index.js';
-import { busOptions, createKafka, ensureTopics } from '../bus/kafka.js';
+import { busOptions, createKafka, ensureTopics, kafkajsCrc32c, kafkajsEncoder } from '../bus/kafka.js';
 import { topicNames, type Topics } from '../bus/topics.js';
 import type { Alert, Prediction } from '../bus/messages.js';
 import { IngestStage } from '../ingest/index.js';
@@ -73,6 +73,8 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
     ...(stages.has('classify') ? { model: 'waiting' } : {}),
     ...(stages.has('ingest') ? { ingest: 'waiting' } : {}),
   };
+  // The bytes path's native shortcuts (src/bus): said once, so a fallback after an upgrade is seen.
+  logger.info({ kafkajsCrc32c, kafkajsEncoder }, 'kafkajs: CRC-32C and encoder growth in use');
   try {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'crystalwatch_process_' });

@@ -23,6 +23,9 @@ interface EncoderClass {
   nextPowerOfTwo: (value: number) => number;
 }
 
+/** The kafkajs release whose Encoder was read (every method writes the bytes it advances over). */
+const KAFKAJS_VERSION = '2.2.4';
+
 /** kafkajs 2.2's ensureAvailable, whitespace removed. */
 const EXPECTED_SOURCE =
   'ensureAvailable(length){if(this.offset+length>this.buf.length){constnewLength=Encoder.nextPowerOfTwo(this.offset+length)constnewBuffer=Buffer.alloc(newLength)this.buf.copy(newBuffer,0,0,this.offset)this.buf=newBuffer}}';
@@ -40,8 +43,14 @@ export let kafkajsEnsureAvailable: EncoderClass['prototype']['ensureAvailable'] 
 export function useUnzeroedKafkajsEncoder(): KafkajsEncoderOutcome {
   if (outcome) return outcome;
   let Encoder: EncoderClass;
+  const require = createRequire(import.meta.url);
+  // Unzeroed growth is safe only while every Encoder method writes each byte it moves past: true of
+  // the one release this was read against. Another version keeps kafkajs' own, whatever its source.
+  const version = (require('kafkajs/package.json') as { version?: string }).version;
+  if (version !== KAFKAJS_VERSION)
+    return (outcome = { growth: 'kafkajs', reason: `kafkajs ${version} is not ${KAFKAJS_VERSION}, the release this was read against; left as it is` });
   try {
-    Encoder = createRequire(import.meta.url)('kafkajs/src/protocol/encoder.js') as EncoderClass;
+    Encoder = require('kafkajs/src/protocol/encoder.js') as EncoderClass;
   } catch {
     return (outcome = { growth: 'kafkajs', reason: 'this kafkajs has no src/protocol/encoder.js; left as it is' });
   }

@@ -206,7 +206,7 @@ export class ClassifyStage extends StageLifecycle {
     this.producer = createProducer(this.o.kafka);
     await this.producer.connect();
     this.throwIfClosed('start()');
-    // As bus createConsumer, with the fetch bounds of classify.fetch: one response holds a few frames per partition, not 64 MiB.
+    // As bus createConsumer, with the fetch bounds of classify.fetch (derived from the frame size: 8 frames a partition, 4 partitions a response).
     this.consumer = this.o.kafka.consumer({
       groupId: this.groupId,
       maxBytesPerPartition: bounds.maxBytesPerPartition,

@@ -127,7 +127,7 @@ export function classifyMetrics(registry: Registry): ClassifyMetrics {
       () =>
         new Gauge({
           name: 'crystalwatch_frames_catch_up_pending',
-          help: 'Skipped frames this process still means to classify when idle (newest-first; forgotten on restart, still in Kafka).',
+          help: 'Skipped frames this process still means to classify when idle (newest-first; the commit stays before the oldest, so a restart re-delivers them).',
           registers,
         }),
     ),

@@ -41,9 +41,10 @@ export interface FrameInHand {
   /** Undefined when the headers are broken: such a frame is never stale (it goes to dead-letter). */
   camera: string | undefined;
   /**
-   * Ingest time (`completed-at`, this server's clock), else the record's timestamp (ms since
-   * epoch). Never the capture time: a camera PC whose clock is minutes off would make every frame
-   * but the newest stale.
+   * Ingest time (`completed-at`), else the record's timestamp (ms since epoch), both stamped by
+   * the ingest host and compared with this host's clock: the hosts must keep time (NTP) when the
+   * stages run apart; a frame stamped in the future is never stale. Never the capture time: a
+   * camera PC whose clock is minutes off would make every frame but the newest stale.
    */
   atMs: number;
 }
@@ -57,16 +58,18 @@ export function frameInHand(m: KafkaMessage): FrameInHand {
 /**
  * Indices of the frames that are stale at `nowMs`: older than `maxFrameAgeMs`, with a frame of the
  * same camera at a higher offset among the frames still to do (`done[i]` false). The newest frame
- * of each camera is never stale.
+ * of each camera in hand is not stale while the batch reaches the log's end (`atHead`); behind it,
+ * newer frames wait in Kafka, so an old frame is stale whatever comes after it in the batch — the
+ * consumer skips to the head instead of crawling through a backlog one camera-frame per fetch.
  */
-export function staleFrames(frames: readonly FrameInHand[], nowMs: number, maxFrameAgeMs: number, done: readonly boolean[] = []): number[] {
+export function staleFrames(frames: readonly FrameInHand[], nowMs: number, maxFrameAgeMs: number, done: readonly boolean[] = [], atHead = true): number[] {
   const newest = new Map<string, number>();
   frames.forEach((f, i) => {
     if (!done[i] && f.camera !== undefined) newest.set(f.camera, i);
   });
   const stale: number[] = [];
   frames.forEach((f, i) => {
-    if (done[i] || f.camera === undefined || newest.get(f.camera) === i) return;
+    if (done[i] || f.camera === undefined || (atHead && newest.get(f.camera) === i)) return;
     if (nowMs - f.atMs > maxFrameAgeMs) stale.push(i);
   });
   return stale;
@@ -78,6 +81,8 @@ export class PartitionLedger {
   live: bigint | undefined;
   /** The last offset committed as done (commit = this + 1); the oldest remembered offset is after it. */
   committed: bigint | undefined;
+  /** A batch below the live position with nothing to catch up already sent the consumer back to it once. */
+  soughtLive = false;
   private readonly pending: { offset: bigint; camera: string }[] = [];
   /** Offsets forgotten because the list was full (still counted as skipped, still in Kafka). */
   forgotten = 0;
@@ -97,9 +102,10 @@ export class PartitionLedger {
     return this.indexOf(offset) >= 0;
   }
 
-  /** Remembers a skipped offset (a re-delivered one once); forgets the oldest beyond the capacity. */
-  remember(offset: bigint, camera: string): void {
-    if (this.capacity === 0 || this.has(offset)) return;
+  /** Remembers a skipped offset (a re-delivered one once); forgets the oldest beyond the capacity. Whether it was new. */
+  remember(offset: bigint, camera: string): boolean {
+    if (this.capacity === 0) return true;
+    if (this.has(offset)) return false;
     let at = this.pending.length;
     while (at > 0 && this.pending[at - 1]!.offset > offset) at--;
     this.pending.splice(at, 0, { offset, camera });
@@ -107,6 +113,7 @@ export class PartitionLedger {
       this.pending.shift();
       this.forgotten++;
     }
+    return true;
   }
 
   /** Removes a remembered offset; its camera, or undefined when it was not remembered. */
@@ -164,6 +171,9 @@ export interface OverloadEvents {
   forgotten?(partition: number, count: number, why: 'list-full' | 'deleted'): void;
 }
 
+/** Skipped frames classified per catch-up fetch (a few full frames: ~0.2 s on 2 cores). */
+const CATCH_UP_CHUNK = 4;
+
 /** Weight of the latest chunk in the chunk-time average: about the last 5 chunks count. */
 const CHUNK_TIME_WEIGHT = 0.2;
 
@@ -212,6 +222,7 @@ export class OverloadController {
     const first = BigInt(io.messages[0]!.offset);
     ledger.live ??= first;
     if (first < ledger.live) return this.catchUp(io, ledger);
+    ledger.soughtLive = false;
     return this.consumeLive(io, ledger);
   }
 
@@ -232,7 +243,8 @@ export class OverloadController {
       if (this.policy !== 'in-order') {
         // Older than this, it or the newer frame behind it would be predicted past maxFrameAgeMs.
         const ageBudgetMs = Math.max(0, this.maxFrameAgeMs - 2 * this.chunkMs);
-        for (const i of staleFrames(frames, this.now(), ageBudgetMs, done)) {
+        const atHead = BigInt(messages[messages.length - 1]!.offset) + 1n >= BigInt(io.highWatermark);
+        for (const i of staleFrames(frames, this.now(), ageBudgetMs, done, atHead)) {
           done[i] = true;
           this.skip(io.partition, ledger, frames[i]!);
         }
@@ -247,7 +259,12 @@ export class OverloadController {
         );
         this.chunkMs += CHUNK_TIME_WEIGHT * (this.now() - started - this.chunkMs);
         if (io.stopped()) return; // reassigned meanwhile: the new owner re-processes from the committed offset
-        for (const i of chunk) done[i] = true;
+        for (const i of chunk) {
+          done[i] = true;
+          // Re-delivered (after a rebalance or restart) and predicted on the live path this time.
+          const camera = ledger.size > 0 ? ledger.take(BigInt(messages[i]!.offset)) : undefined;
+          if (camera !== undefined) this.events.caughtUp(camera);
+        }
       }
       while (prefix < messages.length && done[prefix]) prefix++;
       const last = messages[prefix - 1]!.offset;
@@ -269,12 +286,24 @@ export class OverloadController {
   /** A batch behind the live position: the consumer sought back to catch up. */
   private async catchUp(io: BatchIO, ledger: PartitionLedger): Promise<void> {
     const live = ledger.live!;
-    if (BigInt(io.highWatermark) > live || ledger.size === 0) {
+    if (ledger.size === 0) {
+      // Nothing to catch up: back to the live position once; if the log then still answers below it
+      // (the topic was recreated or truncated), this is the live path now (at least once).
+      if (!ledger.soughtLive) {
+        ledger.soughtLive = true;
+        io.seek(live);
+        return;
+      }
+      ledger.live = BigInt(io.messages[0]!.offset);
+      return this.consumeLive(io, ledger);
+    }
+    if (BigInt(io.highWatermark) > live) {
       io.seek(live); // newer frames wait: they come first
       return;
     }
-    // One chunk per fetch, so the next fetch soon tells whether newer frames wait.
-    const due = io.messages.filter((m) => ledger.has(BigInt(m.offset))).slice(0, this.maxBatchSize);
+    // One small chunk per fetch, so the next fetch soon tells whether newer frames wait and a fresh
+    // frame that arrives meanwhile waits for at most CATCH_UP_CHUNK old ones.
+    const due = io.messages.filter((m) => ledger.has(BigInt(m.offset))).slice(0, Math.min(this.maxBatchSize, CATCH_UP_CHUNK));
     if (due.length > 0) {
       await io.process(due, true);
       if (io.stopped()) return;
@@ -303,9 +332,9 @@ export class OverloadController {
   }
 
   private skip(partition: number, ledger: PartitionLedger, frame: FrameInHand): void {
-    this.events.skipped(frame.camera!, 'stale');
     const before = ledger.forgotten;
-    ledger.remember(frame.offset, frame.camera!);
+    // A frame re-delivered after a rebalance or restart was counted when it was first skipped.
+    if (ledger.remember(frame.offset, frame.camera!)) this.events.skipped(frame.camera!, 'stale');
     if (ledger.forgotten > before) this.events.forgotten?.(partition, ledger.forgotten - before, 'list-full');
   }
 }

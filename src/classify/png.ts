@@ -1,23 +1,22 @@
 /**
- * A decoder for the PNGs probe cameras write — 8-bit grey, grey+alpha, RGB or RGBA, not
- * interlaced — without a libvips pipeline: the IDAT stream is inflated by Node's zlib (on the
- * thread pool for frames, inline for crops, where the pool hop costs more than the work) and
- * unfiltered here. On 2 cores it decodes a 160-px grey crop in about a quarter of sharp's CPU.
+ * A decoder for the small PNGs probe cameras write as crops — 8-bit grey, grey+alpha, RGB or
+ * RGBA, not interlaced — without a libvips pipeline: the IDAT stream is inflated by Node's zlib
+ * and unfiltered here, on the calling thread, where a thread-pool hop would cost more than the
+ * work. On 2 cores it decodes a 160-px grey crop in about a quarter of sharp's CPU. Images of more
+ * than `maxRawBytes` unfiltered bytes (frames) are left to sharp, which decodes them on the pool:
+ * the main thread also runs Kafka and must not be held by a large image.
  *
  * Anything else (palette, 16-bit, interlaced, other formats) answers `undefined` and is left to
  * sharp. Malformed files throw `PngError`: the size of every chunk is checked against the file,
  * the inflated size against the header (so a decompression bomb stops at the expected size),
  * and the pixel count against the caller's limit before anything is inflated.
  */
-import { promisify } from 'node:util';
-import { inflate, inflateSync } from 'node:zlib';
-
-const inflateAsync = promisify(inflate);
+import { inflateSync } from 'node:zlib';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** Compressed sizes at or below this are inflated on the calling thread (a crop: ~20–60 kB). */
-const INLINE_INFLATE_BYTES = 256 * 1024;
+/** Largest image decoded here, in unfiltered bytes (a 512×512 RGBA; a 230-px grey crop is 53 kB). */
+export const MAX_INLINE_RAW_BYTES = 1 << 20;
 
 export class PngError extends Error {
   constructor(
@@ -65,10 +64,11 @@ export interface PngPixels {
 }
 
 /**
- * Decode `bytes` when it is a PNG this decoder handles; `undefined` otherwise (not a PNG, or a
- * kind left to sharp). `maxPixels` is checked from the header, before inflating.
+ * Decode `bytes` when it is a PNG this decoder handles; `undefined` otherwise (not a PNG, a kind
+ * left to sharp, or larger than `maxRawBytes` unfiltered). `maxPixels` is checked from the header,
+ * before inflating.
  */
-export async function decodePng(bytes: Buffer, maxPixels: number): Promise<PngPixels | undefined> {
+export function decodePng(bytes: Buffer, maxPixels: number, maxRawBytes = MAX_INLINE_RAW_BYTES): PngPixels | undefined {
   const header = readPngHeader(bytes);
   if (!header) return undefined;
   const samples = SAMPLES[header.colourType];
@@ -78,14 +78,14 @@ export async function decodePng(bytes: Buffer, maxPixels: number): Promise<PngPi
   if (width * height > maxPixels) {
     throw new PngError(`image exceeds the pixel limit of ${maxPixels} pixels (${width}×${height} = ${width * height})`, 'too-large');
   }
-  const compressed = idatStream(bytes);
   const stride = width * samples;
   const expected = (stride + 1) * height;
+  if (expected > maxRawBytes) return undefined;
+  const compressed = idatStream(bytes);
   let raw: Buffer;
   try {
     // One byte over the expected size: a stream that inflates to more is refused, not followed.
-    const options = { maxOutputLength: expected + 1 };
-    raw = compressed.length <= INLINE_INFLATE_BYTES ? inflateSync(compressed, options) : await inflateAsync(compressed, options);
+    raw = inflateSync(compressed, { maxOutputLength: expected + 1 });
   } catch (err) {
     throw new PngError(`PNG image data does not inflate (${(err as Error).message})`, 'undecodable');
   }

@@ -12,9 +12,10 @@ import { decodePng, PngError } from './png.js';
 import { JS_RESAMPLE_MAX_PIXELS, resizeGrey } from './resample.js';
 
 /**
- * PNGs up to this size are decoded by png.ts on the calling thread (a crop: a fifth of sharp's
- * CPU); larger ones (frames) by sharp on the thread pool, which costs the same CPU there but
- * keeps the main thread — where Kafka, the broker and ingest run — free.
+ * PNGs up to this size whose pixels fit png.ts's bound (MAX_INLINE_RAW_BYTES: crops) are decoded
+ * by png.ts on the calling thread (a fifth of sharp's CPU); the others (frames) by sharp on the
+ * thread pool, which costs the same CPU there but keeps the main thread — where Kafka, the broker
+ * and ingest run — free.
  */
 export const INLINE_PNG_MAX_BYTES = 256 * 1024;
 
@@ -57,7 +58,7 @@ export async function decodeImage(bytes: Buffer, maxPixels: number = DEFAULT_MAX
   if (bytes.length === 0) throw new ImageDecodeError('image is empty (0 bytes)', 'empty');
   if (bytes.length <= INLINE_PNG_MAX_BYTES) {
     try {
-      const png = await decodePng(bytes, maxPixels);
+      const png = decodePng(bytes, maxPixels);
       // A colour file for a grey caller goes to sharp, whose b-w conversion training used.
       if (png && !(options.grey === true && png.channels === 3)) return png;
     } catch (err) {

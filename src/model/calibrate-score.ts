@@ -7,7 +7,9 @@
  * its inputs, exactly as `Classifier.classify` folds them.
  */
 import { readFile } from 'node:fs/promises';
-import type { Classifier } from '../classify/classifier.js';
+import { Classifier, type ClassifyResult } from '../classify/classifier.js';
+import type { BackendChoice } from '../classify/backends/index.js';
+import type { Outcome } from './calibrate-figures.js';
 import type { ImageFile } from './calibrate-inputs.js';
 import { oodScore, type OodStats } from './ood.js';
 
@@ -95,4 +97,40 @@ export function verdict(
   if (s.pPG === undefined) return { verdict: s.error ? 'error' : 'refused', pPG: null };
   if (ood && s.inputs && imageOodScore(s.inputs, ood) > ood.threshold) return { verdict: 'out-of-distribution', pPG: null };
   return { verdict: s.pPG >= threshold ? 'pg' : 'cex', pPG: s.pPG };
+}
+
+/** One classify result as the figures count it. */
+export function outcomeOf(r: ClassifyResult): Outcome {
+  if (r.predicted === 'cex' || r.predicted === 'pg') return { verdict: r.predicted, pPG: r.pPG };
+  if (r.predicted === 'unusable') return { verdict: r.reason === 'out-of-distribution' ? 'out-of-distribution' : 'refused', pPG: null };
+  return { verdict: 'error', pPG: null };
+}
+
+export function checkTileCounts(scored: ScoredImage[], kind: 'crops' | 'frames'): number {
+  const counts = new Set(scored.flatMap((s) => (s.inputs ? [s.inputs.length] : [])));
+  if (kind === 'crops' && (counts.size > 1 || !counts.has(1)))
+    throw new Error(`calibrate: crops gave ${[...counts].join('/')} model inputs each; expected one (classify tiles them): a bug, please report it`);
+  if (kind === 'frames' && counts.size > 1) throw new Error(`calibrate: frames of one size gave ${[...counts].join(' and ')} tiles: a bug, please report it`);
+  return [...counts][0] ?? 0;
+}
+
+export async function classifyWith(
+  modelDir: string,
+  files: readonly Pick<ImageFile, 'path'>[],
+  backend: BackendChoice | undefined,
+  progress: (done: number, total: number) => void,
+): Promise<Outcome[]> {
+  const classifier = await Classifier.load(modelDir, { backend, maxBatchSize: 64 });
+  const out: Outcome[] = [];
+  try {
+    for (let i = 0; i < files.length; i += 8) {
+      const group = files.slice(i, i + 8);
+      const results = await classifier.classify(await Promise.all(group.map((f) => readFile(f.path))));
+      out.push(...results.map(outcomeOf));
+      progress(Math.min(i + 8, files.length), files.length);
+    }
+  } finally {
+    await classifier.close();
+  }
+  return out;
 }

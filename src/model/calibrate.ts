@@ -14,8 +14,8 @@
  *
  * No figure called held-out is measured on an image used for fitting.
  */
-import { readFile, rm } from 'node:fs/promises';
-import { Classifier, DEFAULT_TILE, type ClassifyResult } from '../classify/classifier.js';
+import { rm } from 'node:fs/promises';
+import { Classifier, DEFAULT_TILE } from '../classify/classifier.js';
 import type { BackendChoice } from '../classify/backends/index.js';
 import { cusumAverageRunLength, cusumThresholdForArl, DEFAULT_CUSUM_MODEL } from '../alert/detector.js';
 import {
@@ -28,7 +28,8 @@ import {
   type ImageFile,
   type TileSpec,
 } from './calibrate-inputs.js';
-import { imageRows, scoreImages, verdict, type ScoredImage } from './calibrate-score.js';
+import { checkTileCounts, classifyWith, imageRows, scoreImages, verdict, type ScoredImage } from './calibrate-score.js';
+export { outcomeOf } from './calibrate-score.js';
 import { chooseThreshold, fitCameraOod, framesForTarget, THRESHOLD_CONFIDENCE, type CameraOodFit, type ThresholdChoice } from './calibrate-fit.js';
 import { defaultLlr, fitDetector, llrAt, type CalibratedDetector } from './calibrate-detector.js';
 import { cardFigures, type Outcome } from './calibrate-figures.js';
@@ -96,42 +97,6 @@ function tally(values: string[]): string {
     .sort((a, b) => b[1] - a[1])
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
-}
-
-/** One classify result as the figures count it. */
-export function outcomeOf(r: ClassifyResult): Outcome {
-  if (r.predicted === 'cex' || r.predicted === 'pg') return { verdict: r.predicted, pPG: r.pPG };
-  if (r.predicted === 'unusable') return { verdict: r.reason === 'out-of-distribution' ? 'out-of-distribution' : 'refused', pPG: null };
-  return { verdict: 'error', pPG: null };
-}
-
-function checkTileCounts(scored: ScoredImage[], kind: 'crops' | 'frames'): number {
-  const counts = new Set(scored.flatMap((s) => (s.inputs ? [s.inputs.length] : [])));
-  if (kind === 'crops' && (counts.size > 1 || !counts.has(1)))
-    throw new Error(`calibrate: crops gave ${[...counts].join('/')} model inputs each; expected one (classify tiles them): a bug, please report it`);
-  if (kind === 'frames' && counts.size > 1) throw new Error(`calibrate: frames of one size gave ${[...counts].join(' and ')} tiles: a bug, please report it`);
-  return [...counts][0] ?? 0;
-}
-
-async function classifyWith(
-  modelDir: string,
-  files: readonly Pick<ImageFile, 'path'>[],
-  backend: BackendChoice | undefined,
-  progress: (done: number, total: number) => void,
-): Promise<Outcome[]> {
-  const classifier = await Classifier.load(modelDir, { backend, maxBatchSize: 64 });
-  const out: Outcome[] = [];
-  try {
-    for (let i = 0; i < files.length; i += 8) {
-      const group = files.slice(i, i + 8);
-      const results = await classifier.classify(await Promise.all(group.map((f) => readFile(f.path))));
-      out.push(...results.map(outcomeOf));
-      progress(Math.min(i + 8, files.length), files.length);
-    }
-  } finally {
-    await classifier.close();
-  }
-  return out;
 }
 
 /** Enough usable fitting images for calibration at all, and for a stated target. */

@@ -237,6 +237,7 @@ export class FrameThumbnailer {
       this.heldBytes -= frame.bytes.length;
       try {
         const made = await makeThumbnail(frame.bytes);
+        if (this.closed) return;
         const thumb: Thumbnail = { frameId, camera: frame.camera, capturedAt: frame.capturedAt, ...made };
         this.options.cache.add(thumb);
         this.options.metrics.thumbnails.inc({ result: 'ok' });
