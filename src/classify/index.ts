@@ -250,23 +250,31 @@ export class ClassifyStage extends StageLifecycle {
           commit: async (offset) => {
             resolveOffset(offset);
             await consumer.commitOffsets([{ topic, partition, offset: (BigInt(offset) + 1n).toString() }]);
-            this.lagByPartition.set(partition, Math.max(0, Number(BigInt(batch.highWatermark) - BigInt(offset) - 1n)));
-            this.metrics.lag.set(
-              { group: this.groupId, topic },
-              [...this.lagByPartition.values()].reduce((a, b) => a + b, 0),
-            );
+            this.noteLag(partition, topic, batch.highWatermark, offset);
             await heartbeat();
           },
           resolve: (offset) => resolveOffset(offset),
           commitOnly: async (offset) => {
             await consumer.commitOffsets([{ topic, partition, offset: (offset + 1n).toString() }]);
+            await heartbeat();
           },
           seek: (offset) => consumer.seek({ topic, partition, offset: offset.toString() }),
           stopped: () => !isRunning() || isStale(),
         });
+        // The lag is the live position behind the log's end (frames skipped for later are not lag).
+        const live = this.overload.livePosition(partition);
+        if (live !== undefined) this.noteLag(partition, topic, batch.highWatermark, (live - 1n).toString());
         this.metrics.catchUpPending.set(this.overload.pending);
       },
     });
+  }
+
+  private noteLag(partition: number, topic: string, highWatermark: string, offset: string): void {
+    this.lagByPartition.set(partition, Math.max(0, Number(BigInt(highWatermark) - BigInt(offset) - 1n)));
+    this.metrics.lag.set(
+      { group: this.groupId, topic },
+      [...this.lagByPartition.values()].reduce((a, b) => a + b, 0),
+    );
   }
 
   /** Classify one partition's chunk and produce its predictions and dead letters, in offset order; `late`: a catch-up pass (overload.ts). */

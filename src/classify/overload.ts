@@ -196,6 +196,11 @@ export class OverloadController {
     this.capacity = this.policy === 'newest-first' ? (options.maxCatchUpFrames ?? DEFAULT_MAX_CATCH_UP_FRAMES) : 0;
   }
 
+  /** The next offset of a partition's live path (undefined before its first batch). */
+  livePosition(partition: number): bigint | undefined {
+    return this.ledgers.get(partition)?.live;
+  }
+
   /** Skipped frames waiting to be caught up, over the partitions held. */
   get pending(): number {
     let n = 0;
