@@ -106,7 +106,16 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
     let peakRss = 0;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 250);
+    let samples = 0;
+    const sampler = setInterval(() => {
+      const m = process.memoryUsage();
+      peakRss = Math.max(peakRss, m.rss);
+      // BENCH_E2E_MEMORY=1: where the memory is, every 5 s (heap, buffers outside it), on stderr.
+      if (process.env.BENCH_E2E_MEMORY === '1' && samples++ % 20 === 0) {
+        const mib = (v: number) => Math.round(v / 2 ** 20);
+        process.stderr.write(`bench e2e: rss ${mib(m.rss)} heap ${mib(m.heapUsed)} external ${mib(m.external)} arrayBuffers ${mib(m.arrayBuffers)} MiB\n`);
+      }
+    }, 250);
     await Promise.all(simulated.map((c) => c.done()));
     const seconds = (performance.now() - started) / 1000;
     const cpu = process.cpuUsage(cpuBefore);

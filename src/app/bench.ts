@@ -1,13 +1,15 @@
 /**
  * `npm run bench`: runs every area's benchmark (bench/<area>.ts, each exporting
- * `bench({ quick })`) one after the other — they share two cores, so never at once —
- * and returns one JSON document with stable figure names and the machine they ran on.
+ * `bench({ quick })`) one after the other — they share two cores, so never at once — each in a
+ * process of its own, and returns one JSON document with stable figure names and the machine
+ * they ran on.
  */
 import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { pathToFileURL } from 'node:url';
+import { spawn } from 'node:child_process';
 import { packageRoot } from '../config/paths.js';
 
 export const BENCH_AREAS = [
@@ -33,8 +35,6 @@ export interface BenchDocument {
   seconds: Record<string, number>;
   errors: Record<string, string>;
 }
-
-type BenchFn = (options: { quick: boolean }) => Promise<Record<string, number | string>>;
 
 export async function runBenchmarks(options: { quick: boolean; only?: string[]; out?: string }): Promise<BenchDocument> {
   const cpus = os.cpus();
@@ -63,9 +63,7 @@ export async function runBenchmarks(options: { quick: boolean; only?: string[]; 
     const started = performance.now();
     process.stderr.write(`bench: ${area}…\n`);
     try {
-      const mod = (await import(pathToFileURL(file).href)) as { bench?: BenchFn };
-      if (typeof mod.bench !== 'function') throw new Error(`${file} does not export bench()`);
-      Object.assign(doc.figures, await mod.bench({ quick: options.quick }));
+      Object.assign(doc.figures, await runArea(file, options.quick));
     } catch (err) {
       doc.errors[area] = (err as Error).stack ?? String(err);
     }
@@ -73,4 +71,31 @@ export async function runBenchmarks(options: { quick: boolean; only?: string[]; 
   }
   if (options.out) await writeFile(options.out, `${JSON.stringify(doc, null, 2)}\n`);
   return doc;
+}
+
+/**
+ * One area in a process of its own, so its figures (peak RSS above all: the allocator keeps what
+ * an earlier area used) and its threads are its own. The child imports the area's module, runs
+ * `bench()` and writes the figures as JSON on stdout; its stderr (progress) passes through.
+ */
+function runArea(file: string, quick: boolean): Promise<Record<string, number | string>> {
+  const script = `import(${JSON.stringify(pathToFileURL(file).href)}).then(async (m) => {
+    if (typeof m.bench !== 'function') throw new Error(${JSON.stringify(`${file} does not export bench()`)});
+    const figures = await m.bench({ quick: ${quick} });
+    process.stdout.write(JSON.stringify(figures));
+  }).catch((err) => { process.stderr.write(String(err && err.stack || err) + '\\n'); process.exit(1); });`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const out: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
+    child.once('error', reject);
+    child.once('exit', (code, signal) => {
+      if (code !== 0) return reject(new Error(`bench area ${file} exited with ${signal ?? code}`));
+      try {
+        resolve(JSON.parse(Buffer.concat(out).toString('utf8')) as Record<string, number | string>);
+      } catch (err) {
+        reject(new Error(`bench area ${file} printed no JSON figures (${(err as Error).message})`));
+      }
+    });
+  });
 }
