@@ -8,7 +8,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { pathToFileURL } from 'node:url';
 import { spawn } from 'node:child_process';
 import { packageRoot } from '../config/paths.js';
 
@@ -75,17 +74,13 @@ export async function runBenchmarks(options: { quick: boolean; only?: string[]; 
 
 /**
  * One area in a process of its own, so its figures (peak RSS above all: the allocator keeps what
- * an earlier area used) and its threads are its own. The child imports the area's module, runs
- * `bench()` and writes the figures as JSON on stdout; its stderr (progress) passes through.
+ * an earlier area used) and its threads are its own: bench-area.ts imports the area's module,
+ * runs `bench()` and writes the figures as JSON on stdout; its stderr (progress) passes through.
  */
 function runArea(file: string, quick: boolean): Promise<Record<string, number | string>> {
-  const script = `import(${JSON.stringify(pathToFileURL(file).href)}).then(async (m) => {
-    if (typeof m.bench !== 'function') throw new Error(${JSON.stringify(`${file} does not export bench()`)});
-    const figures = await m.bench({ quick: ${quick} });
-    process.stdout.write(JSON.stringify(figures));
-  }).catch((err) => { process.stderr.write(String(err && err.stack || err) + '\\n'); process.exit(1); });`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const runner = path.join(import.meta.dirname, 'bench-area.js');
+    const child = spawn(process.execPath, [runner, file, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.once('error', reject);
