@@ -150,8 +150,8 @@ class ClassifyProcess {
   constructor(brokers: string, model: string, prefix: string) {
     this.child = spawn(
       process.execPath,
-      // in-order: the promise under test is every frame predicted through a SIGKILL; under newest-first the killed
-      // process's un-caught-up skipped frames are (by design) left to Kafka, counted as skipped (src/classify/README.md).
+      // in-order: the promise under test is every frame predicted through a SIGKILL, in order (newest-first's
+      // re-delivery of skipped frames after a restart is tested in classify-overload.test.ts).
       [
         CLI,
         'classify',
