@@ -25,37 +25,13 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import sharp from 'sharp';
 import { Registry } from 'prom-client';
 import { startBroker } from '../src/broker/index.js';
 import { crc32c } from '../src/broker/protocol/crc32c.js';
 import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
-import { xorshift32 } from '../src/model/rng.js';
-import { sleep } from './support.js';
-
-/** A grey 1280×960 frame with needles and 5 bits of noise: ~1 MB as PNG, like the cameras'. */
-async function renderFrame(seed: number): Promise<Buffer> {
-  const [width, height] = [1280, 960];
-  const raw = Buffer.alloc(width * height);
-  let s = seed >>> 0 || 1;
-  for (let y = 0; y < height; y += 1) {
-    for (let x = 0; x < width; x += 1) {
-      s = xorshift32(s);
-      const needle = (x + 3 * y + seed) % 37 < 2 ? 140 : 0;
-      raw[y * width + x] = Math.min(255, 30 + needle + (s & 0x1f));
-    }
-  }
-  return sharp(raw, { raw: { width, height, channels: 1 } })
-    .png()
-    .toBuffer();
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
+import { percentile, sleep, syntheticFrame } from './support.js';
 
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
 const cpuMs = (since: NodeJS.CpuUsage) => {
@@ -126,7 +102,7 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
   const out: Record<string, number | string> = {
     [`${key}.setup`]: `in-process broker (fsync interval, 3 partitions), ${cameras} cameras × ${fps} frames/s for ${seconds} s (first ${warmupS} s not measured), sidecar + atomic rename from a child process, after=delete, one kafkajs consumer reading every record`,
   };
-  const images = await Promise.all(Array.from({ length: 8 }, (_, i) => renderFrame(i + 101)));
+  const images = await Promise.all(Array.from({ length: 8 }, (_, i) => syntheticFrame(1280, 960, i + 101)));
   const pool: string[] = [];
   await mkdir(join(root, 'pool'));
   for (const [i, image] of images.entries()) {

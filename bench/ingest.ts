@@ -18,35 +18,12 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startBrokerProcess } from './broker-process.js';
 import { benchBytesPath } from './ingest-bytes.js';
-import { sleep } from './support.js';
-import sharp from 'sharp';
+import { percentile, sleep, syntheticFrame } from './support.js';
 import { Registry } from 'prom-client';
 import { CompressionTypes } from 'kafkajs';
 import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
-import { xorshift32 } from '../src/model/rng.js';
-
-/** A grey frame with structure and noise, so PNG sizes are realistic (not a flat image). */
-async function frame(width: number, height: number, seed: number): Promise<Buffer> {
-  const raw = Buffer.alloc(width * height);
-  let s = seed >>> 0 || 1;
-  for (let y = 0; y < height; y += 1) {
-    for (let x = 0; x < width; x += 1) {
-      s = xorshift32(s);
-      const needle = (x + 3 * y + seed) % 37 < 2 ? 140 : 0;
-      raw[y * width + x] = Math.min(255, 30 + needle + (s & 0x1f));
-    }
-  }
-  return sharp(raw, { raw: { width, height, channels: 1 } })
-    .png()
-    .toBuffer();
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
 
 export async function bench(options: { quick: boolean }): Promise<Record<string, number | string>> {
   const root = mkdtempSync(join(tmpdir(), 'cw-bench-ingest-'));
@@ -103,7 +80,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     };
 
     // 150-px crops, as fast as possible.
-    const crops = await Promise.all(Array.from({ length: 16 }, (_, i) => frame(150, 150, i + 1)));
+    const crops = await Promise.all(Array.from({ length: 16 }, (_, i) => syntheticFrame(150, 150, i + 1)));
     const cropCount = options.quick ? 300 : 2000;
     const a = await run('crop150', crops, cropCount, 0);
     out['ingest.crop150.frames'] = cropCount;
@@ -112,7 +89,7 @@ export async function bench(options: { quick: boolean }): Promise<Record<string,
     out['ingest.crop150.p50_ms'] = percentile(a.latencies, 50);
 
     // Full 1280×960 frames, as fast as possible.
-    const frames = await Promise.all(Array.from({ length: 4 }, (_, i) => frame(1280, 960, i + 101)));
+    const frames = await Promise.all(Array.from({ length: 4 }, (_, i) => syntheticFrame(1280, 960, i + 101)));
     const fullCount = options.quick ? 60 : 300;
     const b = await run('frame1280x960', frames, fullCount, 0);
     out['ingest.frame1280x960.frames'] = fullCount;
