@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { appendFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ledger, type SendRecord } from '../src/ingest/ledger.js';
@@ -51,6 +51,64 @@ describe('ingest ledger', () => {
     expect(l.get('cam1', 'a.png')).toMatchObject({ frameId: 'new', acked: false });
     expect(l.byFrame('old')).toBeUndefined();
     await l.close();
+  });
+});
+
+describe('ingest ledger group commit', () => {
+  it('writes concurrent appends together, in call order, with fewer fsyncs than appends, all durable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
+    dirs.push(dir);
+    const path = join(dir, 'ledger.jsonl');
+    // Every FileHandle shares one prototype: count the ledger's fsyncs there.
+    const probe = await open(join(dir, 'probe'), 'w');
+    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync: () => Promise<void> }, 'datasync');
+    await probe.close();
+    const l = new Ledger(path);
+    try {
+      await l.open();
+      datasync.mockClear();
+      // Eight cameras each acknowledging a frame at once, and "done" notes (no fsync asked) among them.
+      const writes = Array.from({ length: 40 }, (_, i) =>
+        i % 5 === 4
+          ? l.note([{ t: 'done', camera: 'cam1', path: `none-${i}.png` }])
+          : l.append([send(`f${i}.png`, `f-${i}`), { t: 'ack', frameId: `f-${i}`, partition: i % 3, offset: String(i), at: '' }]),
+      );
+      await Promise.all(writes);
+      expect(datasync.mock.calls.length).toBeGreaterThanOrEqual(1);
+      expect(datasync.mock.calls.length).toBeLessThan(writes.length / 4);
+      expect(l.get('cam1', 'f38.png')).toMatchObject({ acked: true, offset: '38' });
+    } finally {
+      datasync.mockRestore();
+      await l.close();
+    }
+    const lines = (await readFile(path, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { t: string; frameId?: string; path?: string });
+    // Call order kept: every send right before its ack, the notes where they were asked for.
+    const expected = Array.from({ length: 40 }, (_, i) => (i % 5 === 4 ? [`done none-${i}.png`] : [`send f-${i}`, `ack f-${i}`])).flat();
+    expect(lines.map((r) => (r.t === 'done' ? `done ${r.path}` : `${r.t} ${r.frameId}`))).toEqual(expected);
+    const reopened = new Ledger(path);
+    await reopened.open();
+    expect(reopened.unacknowledged()).toEqual([]);
+    expect(reopened.lastAckedOffsets()).toEqual(
+      new Map([
+        [0, 36n],
+        [1, 37n],
+        [2, 38n],
+      ]),
+    );
+    await reopened.close();
+  });
+
+  it('a write after close fails with a clear error and leaves the file as it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
+    dirs.push(dir);
+    const l = new Ledger(join(dir, 'l.jsonl'));
+    await l.open();
+    await l.append([send('a.png', 'f-a')]);
+    await l.close();
+    await expect(l.append([send('b.png', 'f-b')])).rejects.toThrow(/ingest ledger .* is closed/);
   });
 });
 

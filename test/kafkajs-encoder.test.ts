@@ -1,11 +1,14 @@
 /**
- * kafkajs' Encoder growing into unzeroed buffers (src/bus/kafkajs-encoder.ts): the bytes it
- * produces are the same as with kafkajs' own zero-filled growth, for any sequence of writes.
+ * kafkajs' Encoder keeping large values by reference (src/bus/kafkajs-encoder.ts): the bytes it
+ * produces are the same as kafkajs' own Encoder's for any sequence of writes, a whole produce
+ * request included, and records of a megabyte and more travel through the broker intact.
  */
 import { createRequire } from 'node:module';
-import { describe, expect, it } from 'vitest';
-import { kafkajsEncoder } from '../src/bus/kafka.js';
-import { kafkajsEnsureAvailable } from '../src/bus/kafkajs-encoder.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProducer, kafkajsEncoder } from '../src/bus/kafka.js';
+import { LARGE_CHUNK_BYTES, kafkajsOwnEncoder } from '../src/bus/kafkajs-encoder.js';
+import { startTestBus, type TestBus } from './helpers/bus.js';
+import { waitFor } from './helpers/wait.js';
 
 const require = createRequire(import.meta.url);
 
@@ -17,26 +20,48 @@ interface Encoder {
   writeVarInt(v: number): Encoder;
   writeString(v: string): Encoder;
   writeVarIntString(v: string): Encoder;
-  writeBytes(v: Buffer | null): Encoder;
+  writeBytes(v: Buffer | string | null): Encoder;
   writeVarIntBytes(v: Buffer): Encoder;
+  writeBuffer(v: Buffer): Encoder;
   writeEncoder(v: Encoder): Encoder;
+  writeArray(v: Encoder[]): Encoder;
+  size(): number;
   buffer: Buffer;
 }
-const Encoder = require('kafkajs/src/protocol/encoder.js') as { new (size?: number): Encoder; prototype: { ensureAvailable: unknown } };
+const Encoder = require('kafkajs/src/protocol/encoder.js') as { new (size?: number): Encoder; prototype: object };
+type ProduceV3 = (o: object) => { encode: () => Promise<Encoder> };
+const produceV3 = require('kafkajs/src/protocol/requests/produce/v3/request.js') as ProduceV3;
+const request = require('kafkajs/src/protocol/request.js') as (o: object) => Promise<Encoder>;
 
-/** The same pseudo-random writes, nested encoders and 1 MB values included. */
-function encode(seed: number): Buffer {
+/** Runs `fn` with kafkajs' own Encoder methods, then puts the chunked ones back. */
+async function withKafkajsOwn<T>(fn: () => T | Promise<T>): Promise<T> {
+  const chunked = Object.getOwnPropertyDescriptors(Encoder.prototype);
+  Object.defineProperties(Encoder.prototype, kafkajsOwnEncoder!);
+  try {
+    return await fn();
+  } finally {
+    Object.defineProperties(Encoder.prototype, chunked);
+  }
+}
+
+function xorshift(seed: number): () => number {
   let s = seed >>> 0 || 1;
-  const next = () => {
+  return () => {
     s ^= s << 13;
     s ^= s >>> 17;
     s ^= s << 5;
     return s >>> 0;
   };
+}
+
+/** The same pseudo-random writes, nested three deep, with values either side of the chunk size and of 1 MB. */
+function encode(seed: number): { bytes: Buffer; size: number } {
+  const next = xorshift(seed);
+  const value = (n: number) => Buffer.alloc(n, next() & 0xff);
   const outer = new Encoder();
   for (let i = 0; i < 60; i += 1) {
     const inner = new Encoder(next() % 64);
-    switch (next() % 6) {
+    switch (next() % 8) {
       case 0:
         inner.writeInt8(next() % 128).writeInt16(next() % 30000);
         break;
@@ -47,38 +72,115 @@ function encode(seed: number): Buffer {
         inner.writeVarInt(next() % 100000).writeString(`ünïcode-${next()}`);
         break;
       case 3:
-        inner.writeVarIntString(`cam-${next() % 8}`).writeBytes(null);
+        inner
+          .writeVarIntString(`cam-${next() % 8}`)
+          .writeBytes(null)
+          .writeBytes('a string value');
         break;
       case 4:
-        inner.writeBytes(Buffer.alloc(next() % 5000, next() & 0xff));
+        inner.writeBytes(value(next() % 5000)).writeBytes(value(LARGE_CHUNK_BYTES + (next() % 3) - 1));
+        break;
+      case 5:
+        // A chunked encoder read (joined), then written on and nested again.
+        inner.writeBuffer(value(70_000)).writeInt16(7);
+        inner.writeInt32(inner.buffer.length).writeBuffer(value(LARGE_CHUNK_BYTES)).writeString('after');
+        break;
+      case 6:
+        inner.writeArray([new Encoder().writeVarIntBytes(value(next() % 70000)), new Encoder().writeInt8(1)]);
         break;
       default:
-        inner.writeVarIntBytes(Buffer.alloc(i === 30 ? 1_100_000 : next() % 70000, 0xa5));
+        inner.writeVarIntBytes(value(i === 30 ? 1_100_000 : next() % 70000));
     }
     outer.writeEncoder(inner);
+    if (i % 17 === 0) outer.writeInt32(outer.size());
   }
-  return new Encoder().writeInt32(outer.buffer.length).writeEncoder(outer).buffer;
+  const whole = new Encoder().writeInt32(outer.buffer.length).writeEncoder(outer);
+  return { bytes: whole.buffer, size: whole.size() };
 }
 
-describe("kafkajs' Encoder with unzeroed growth", () => {
+describe("kafkajs' Encoder, chunked", () => {
   it('is installed for the kafkajs this was written against', () => {
-    expect(kafkajsEncoder).toEqual({ growth: 'unzeroed' });
-    expect(kafkajsEnsureAvailable).toBeTypeOf('function');
+    expect(kafkajsEncoder).toEqual({ encoder: 'chunked' });
+    expect(kafkajsOwnEncoder).toBeDefined();
+    // The two differ where it matters: a large value is kept by reference, not copied.
+    const value = Buffer.alloc(LARGE_CHUNK_BYTES, 1);
+    const holds = (e: Encoder) => (e as unknown as { chunks?: Buffer[] }).chunks?.some((c) => c.buffer === value.buffer) === true;
+    expect(holds(new Encoder().writeBytes(value))).toBe(true);
+    return withKafkajsOwn(() => expect(holds(new Encoder().writeBytes(value))).toBe(false));
   });
 
-  it('writes exactly the bytes of kafkajs own zero-filled growth', () => {
-    const patched = Encoder.prototype.ensureAvailable;
+  it('writes exactly the bytes of kafkajs own Encoder, and the same size()', async () => {
     for (const seed of [1, 2, 3, 99, 12345]) {
-      const unzeroed = encode(seed);
-      Encoder.prototype.ensureAvailable = kafkajsEnsureAvailable;
-      let zeroed: Buffer;
-      try {
-        zeroed = encode(seed);
-      } finally {
-        Encoder.prototype.ensureAvailable = patched;
-      }
-      expect(unzeroed.length, `seed ${seed}`).toBe(zeroed.length);
-      expect(unzeroed.equals(zeroed), `seed ${seed}`).toBe(true);
+      const chunked = encode(seed);
+      const own = await withKafkajsOwn(() => encode(seed));
+      expect(chunked.size, `seed ${seed}`).toBe(own.size);
+      expect(chunked.bytes.length, `seed ${seed}`).toBe(own.bytes.length);
+      expect(chunked.bytes.equals(own.bytes), `seed ${seed}`).toBe(true);
     }
+  });
+
+  it('encodes a produce request of 1 MB frames byte for byte as kafkajs does', async () => {
+    const next = xorshift(7);
+    const frame = Buffer.alloc(1_200_000);
+    for (let i = 0; i < frame.length; i += 4) frame.writeUInt32LE(next(), i);
+    const messages = [0, 1, 2].map((i) => ({
+      key: `cam-${i}`,
+      value: i === 1 ? Buffer.from('{"small":true}') : frame.subarray(i * 1000),
+      headers: { 'frame-id': `cam-${i}-x`, 'content-type': 'image/png' },
+      timestamp: '1700000000000',
+    }));
+    const encodeRequest = async () => {
+      const produce = produceV3({
+        acks: -1,
+        timeout: 30000,
+        compression: 0,
+        topicData: [{ topic: 'crystalwatch.frames', partitions: [{ partition: 0, firstSequence: 0, messages }] }],
+      });
+      const encoder = await request({ correlationId: 3, clientId: 'test', request: { apiKey: 0, apiVersion: 3, encode: produce.encode } });
+      return encoder.buffer;
+    };
+    const chunked = await encodeRequest();
+    const own = await withKafkajsOwn(encodeRequest);
+    expect(chunked.length).toBe(own.length);
+    expect(chunked.equals(own)).toBe(true);
+  });
+
+  describe('through the embedded broker', () => {
+    let bus: TestBus;
+    beforeAll(async () => {
+      bus = await startTestBus('cw-encoder-');
+    });
+    afterAll(async () => {
+      await bus?.close();
+    });
+
+    it('delivers 1 MB records and small ones intact (the broker checks every batch CRC)', async () => {
+      const topic = 'encoder-roundtrip';
+      const next = xorshift(11);
+      const values = [1_300_000, 12, LARGE_CHUNK_BYTES, 900_000].map((n) => {
+        const b = Buffer.alloc(n);
+        for (let i = 0; i < n; i += 1) b[i] = next() & 0xff;
+        return b;
+      });
+      const producer = createProducer(bus.kafka);
+      await producer.connect();
+      try {
+        await producer.send({ topic, messages: values.map((value) => ({ key: 'one-partition', value })) });
+      } finally {
+        await producer.disconnect();
+      }
+      const received: Buffer[] = [];
+      const consumer = bus.kafka.consumer({ groupId: 'encoder-test', maxBytesPerPartition: 4 * 1024 * 1024 });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({ eachMessage: async ({ message }) => void received.push(message.value!) });
+        await waitFor(() => received.length === values.length, { timeout: 15_000, message: `4 records consumed (got ${received.length})` });
+      } finally {
+        await consumer.disconnect();
+      }
+      expect(received.map((b) => b.length)).toEqual(values.map((b) => b.length));
+      received.forEach((b, i) => expect(b.equals(values[i]!), `record ${i}`).toBe(true));
+    });
   });
 });

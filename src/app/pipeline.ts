@@ -74,7 +74,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
     ...(stages.has('ingest') ? { ingest: 'waiting' } : {}),
   };
   // The bytes path's native shortcuts (src/bus): said once, so a fallback after an upgrade is seen.
-  logger.info({ kafkajsCrc32c, kafkajsEncoder }, 'kafkajs: CRC-32C and encoder growth in use');
+  logger.info({ kafkajsCrc32c, kafkajsEncoder }, 'kafkajs: CRC-32C and encoder in use');
   try {
     const registry = new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'crystalwatch_process_' });

@@ -22,7 +22,7 @@ import { DEFAULT_CLIENT_ID, DEFAULT_MAX_MESSAGE_BYTES } from '../config/defaults
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../config/kafka-env.js';
 import type { Logger } from '../config/logger.js';
 import { useNativeCrc32cInKafkajs, type KafkajsCrc32cOutcome } from './crc32c.js';
-import { useUnzeroedKafkajsEncoder, type KafkajsEncoderOutcome } from './kafkajs-encoder.js';
+import { useChunkedKafkajsEncoder, type KafkajsEncoderOutcome } from './kafkajs-encoder.js';
 
 export { DEFAULT_MAX_MESSAGE_BYTES };
 
@@ -33,8 +33,8 @@ export { DEFAULT_MAX_MESSAGE_BYTES };
  */
 export const kafkajsCrc32c: KafkajsCrc32cOutcome = useNativeCrc32cInKafkajs();
 
-/** Whether kafkajs' Encoder grows into unzeroed buffers (kafkajs-encoder.ts), and why not when it does not. */
-export const kafkajsEncoder: KafkajsEncoderOutcome = useUnzeroedKafkajsEncoder();
+/** Whether kafkajs' Encoder keeps large values by reference (kafkajs-encoder.ts), and why not when it does not. */
+export const kafkajsEncoder: KafkajsEncoderOutcome = useChunkedKafkajsEncoder();
 export type { KafkaSettings };
 
 export interface BusOptions {

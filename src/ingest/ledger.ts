@@ -60,14 +60,24 @@ export interface LedgerEntry extends Omit<SendRecord, 't' | 'at'> {
 
 const key = (camera: string, path: string) => `${camera}\u0000${path}`;
 
+interface PendingWrite {
+  records: LedgerRecord[];
+  /** Resolve only once the records are on disk (fsynced). */
+  sync: boolean;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
 export class Ledger {
   private handle: FileHandle | undefined;
   private readonly byPath = new Map<string, LedgerEntry>();
   private readonly byFrameId = new Map<string, LedgerEntry>();
   /** Highest acknowledged offset per partition, including entries already dropped. */
   private readonly acked = new Map<number, bigint>();
-  /** Serialises appends so records never interleave and fsyncs are ordered. */
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Records waiting for the next write, in call order (group commit: see `write`). */
+  private pending: PendingWrite[] = [];
+  /** The loop writing `pending` out, while it runs. */
+  private flushing: Promise<void> | undefined;
   private closed = false;
   private recordsInFile = 0;
 
@@ -208,25 +218,43 @@ export class Ledger {
     return this.write(records, false);
   }
 
+  /**
+   * Group commit: records asked for while a write (and its fsync) is on its way wait and go out
+   * together in the next one, in call order, with one fsync if any of them asked for it. Every
+   * camera's frames share this file: one write and fsync per record batch serialised the ingest of
+   * eight cameras behind eight fsyncs per frame period (each slow while the broker writes frames).
+   */
   private write(records: LedgerRecord[], sync: boolean): Promise<void> {
     if (records.length === 0) return Promise.resolve();
-    const run = async () => {
-      if (this.closed || !this.handle) throw new Error(`ingest ledger ${this.path} is closed`);
-      await this.handle.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-      if (sync) await this.handle.datasync();
-      for (const r of records) this.apply(r);
-      this.recordsInFile += records.length;
-      // Online compaction once the file is mostly history.
-      if (this.recordsInFile > 10_000 && this.recordsInFile > 4 * (2 * this.byPath.size + 1)) await this.compact();
-    };
-    const next = this.tail.then(run, run);
-    this.tail = next.catch(() => undefined);
-    return next;
+    return new Promise((resolve, reject) => {
+      this.pending.push({ records, sync, resolve, reject });
+      this.flushing ??= this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending.splice(0);
+      try {
+        if (this.closed || !this.handle) throw new Error(`ingest ledger ${this.path} is closed`);
+        const records = batch.flatMap((w) => w.records);
+        await this.handle.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
+        if (batch.some((w) => w.sync)) await this.handle.datasync();
+        for (const r of records) this.apply(r);
+        this.recordsInFile += records.length;
+        // Online compaction once the file is mostly history.
+        if (this.recordsInFile > 10_000 && this.recordsInFile > 4 * (2 * this.byPath.size + 1)) await this.compact();
+        for (const w of batch) w.resolve();
+      } catch (err) {
+        for (const w of batch) w.reject(err);
+      }
+    }
+    this.flushing = undefined;
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.tail;
+    await this.flushing;
     this.closed = true;
     await this.handle?.close();
     this.handle = undefined;

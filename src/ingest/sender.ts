@@ -36,7 +36,12 @@ export interface SenderHooks {
 }
 
 const MAX_BATCH_FRAMES = 256;
-const MAX_BATCH_BYTES = 2 * 1024 * 1024;
+/**
+ * Bytes per produce request, at most. One frame per request while a camera keeps up; a camera
+ * behind (a slow broker, a burst) catches up with several per request. kafkajs keeps large values
+ * by reference (src/bus/kafkajs-encoder.ts), so a large request costs no more per byte.
+ */
+const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
 export class FrameSender {
   private ready: ReadyFrame[] = [];
@@ -127,8 +132,6 @@ export class FrameSender {
     const batch: ReadyFrame[] = [];
     let bytes = 0;
     const now = Date.now();
-    // kafkajs builds a request by growing and copying one buffer: a few MiB per request
-    // is as fast per byte as it gets, a 16 MiB request is slower per byte (measured in bench/ingest.ts).
     const limit = Math.min(this.ctx.maxMessageBytes, MAX_BATCH_BYTES);
     while (this.ready.length > 0 && batch.length < MAX_BATCH_FRAMES) {
       const next = this.ready[0]!;
