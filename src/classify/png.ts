@@ -163,19 +163,24 @@ function unfilter(raw: Buffer, stride: number, height: number, bpp: number): voi
   }
 }
 
-/** The unfiltered rows as `channels` bytes per pixel, without filter bytes or alpha. */
+/**
+ * The unfiltered rows as `channels` bytes per pixel, without filter bytes or alpha: packed in
+ * place, towards the start of `raw` (every pixel moves to an offset at or before its own), and
+ * returned as a view of it, so a decode allocates only what zlib inflates into.
+ */
 function pack(raw: Buffer, width: number, height: number, samples: number, channels: 1 | 3): Buffer {
   const stride = width * samples;
-  const out = Buffer.allocUnsafe(width * height * channels);
   if (samples === channels) {
-    for (let r = 0; r < height; r++) raw.copy(out, r * stride, r * (stride + 1) + 1, (r + 1) * (stride + 1));
-    return out;
+    // Buffer#copy is a memmove: overlapping ranges are safe.
+    for (let r = 0; r < height; r++) raw.copy(raw, r * stride, r * (stride + 1) + 1, (r + 1) * (stride + 1));
+    return raw.subarray(0, width * height * channels);
   }
   // Grey+alpha → grey, RGBA → RGB: keep the first `channels` samples of each pixel.
-  for (let r = 0, o = 0; r < height; r++) {
+  let o = 0;
+  for (let r = 0; r < height; r++) {
     for (let i = r * (stride + 1) + 1, end = i + stride; i < end; i += samples) {
-      for (let c = 0; c < channels; c++) out[o++] = raw[i + c]!;
+      for (let c = 0; c < channels; c++) raw[o++] = raw[i + c]!;
     }
   }
-  return out;
+  return raw.subarray(0, o);
 }
