@@ -84,21 +84,128 @@ const EDGE = 24;
 /** tan(11.3°): |minor| < |major| / 5 counts as axis-aligned. */
 const AXIS_RATIO = 5;
 
+/** Strong-gradient samples, and those of them along each axis. */
+interface EdgeCounts {
+  edges: number;
+  alongX: number;
+  alongY: number;
+}
+
+/** Per-cell sums and counts (three runs of `cells`) and block sums, grown on demand rather than allocated per image. */
+let cellScratch = new Float64Array(0);
+let blockScratch = new Float32Array(0);
+
 export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
   const { grey, width: w, height: h } = p;
   const cols = Math.max(4, Math.round(w / CELL));
   const rows = Math.max(4, Math.round(h / CELL));
-  const cellSum = new Float64Array(cols * rows);
-  const cellSq = new Float64Array(cols * rows);
-  const cellN = new Float64Array(cols * rows);
+  const cells = cols * rows;
+  if (cellScratch.length < 3 * cells) cellScratch = new Float64Array(3 * cells);
+  const cellSum = cellScratch.subarray(0, cells).fill(0);
+  const cellSq = cellScratch.subarray(cells, 2 * cells).fill(0);
+  const cellN = cellScratch.subarray(2 * cells, 3 * cells).fill(0);
   // Column boundaries of the cells, so each row is summed cell span by cell span.
   const colStart = new Int32Array(cols + 1);
   for (let c = 0; c <= cols; c++) colStart[c] = Math.round((c * w) / cols);
+  const cellGrid = { cols, rows, colStart, cellSum, cellSq, cellN };
+  const { edges, alongX, alongY } = grey instanceof Float32Array ? lumaCellsAndEdges(grey, w, h, cellGrid) : levelCellsAndEdges(grey, w, h, cellGrid);
+  let brightFlat = 0;
+  let brightFlatBorder = 0;
+  let border = 0;
+  let borderSum = 0;
+  let deadFlat = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const k = r * cols + c;
+      const n = cellN[k] || 1;
+      const mean = cellSum[k]! / n;
+      const sd = Math.sqrt(Math.max(0, cellSq[k]! / n - mean * mean));
+      const isBorder = r === 0 || c === 0 || r === rows - 1 || c === cols - 1;
+      const bright = mean >= 170 && sd < 10;
+      if (bright) brightFlat++;
+      if (isBorder) {
+        border++;
+        borderSum += mean;
+        if (bright) brightFlatBorder++;
+      }
+      if (sd < 0.8 && mean >= 12 && mean < 250) deadFlat++;
+    }
+  }
+  const variance = q.std * q.std;
+  return {
+    chroma: p.chroma,
+    colourfulFraction: p.colourfulFraction,
+    noiseRatio: variance > 0 ? q.laplacianVariance / variance : 0,
+    brightFlatBorder: brightFlatBorder / border,
+    brightFlat: brightFlat / cells,
+    borderMean: borderSum / border,
+    deadFlat: deadFlat / cells,
+    midScaleStructure: variance > 0 ? midLaplacianVariance(p) / variance : 0,
+    axisAligned: edges ? (2 * Math.min(alongX, alongY)) / edges : 0,
+    edgeSamples: edges,
+  };
+}
+
+/** The cells a plane is cut into, and their running sums (filled by the cell loops). */
+interface CellGrid {
+  cols: number;
+  rows: number;
+  colStart: Int32Array;
+  cellSum: Float64Array;
+  cellSq: Float64Array;
+  cellN: Float64Array;
+}
+
+/**
+ * Cell sums and edge counts of whole levels, every other row and column: cell statistics and
+ * edge directions need no more, and it halves the cost twice over. Integer sums, and the edge
+ * tests without branches (on a noisy crop a branch per sample is a coin toss for the CPU): |g|
+ * by the sign mask, `a ≥ b` as the sign bit of `b - 1 - a`. "Along x" and "along y" exclude
+ * each other (ax > 5·ay and ay > 5·ax cannot both hold), as the else-if of the luma loop says.
+ */
+function levelCellsAndEdges(grey: Uint8Array, w: number, h: number, grid: CellGrid): EdgeCounts {
+  const { cols, rows, colStart, cellSum, cellSq, cellN } = grid;
   let edges = 0;
   let alongX = 0;
   let alongY = 0;
-  // Every other row and column: cell statistics and edge directions need no more, and it halves
-  // the cost twice over.
+  for (let y = 1; y < h - 1; y += 2) {
+    const rowCell = Math.min(rows - 1, Math.floor((y * rows) / h)) * cols;
+    const base = y * w;
+    for (let c = 0; c < cols; c++) {
+      let sum = 0;
+      let sq = 0;
+      let n = 0;
+      const x1 = Math.min(colStart[c + 1]!, w - 1);
+      for (let x = Math.max(1, colStart[c]!) | 1, i = base + x; x < x1; x += 2, i += 2) {
+        const v = grey[i]!;
+        sum += v;
+        sq += v * v;
+        n++;
+        const gx = grey[i + 1]! - grey[i - 1]!;
+        const gy = grey[i + w]! - grey[i - w]!;
+        const sx = gx >> 31;
+        const sy = gy >> 31;
+        const ax = (gx ^ sx) - sx;
+        const ay = (gy ^ sy) - sy;
+        const strong = (EDGE - 1 - ax - ay) >>> 31;
+        edges += strong;
+        alongX += strong & ((AXIS_RATIO * ay - ax) >>> 31);
+        alongY += strong & ((AXIS_RATIO * ax - ay) >>> 31);
+      }
+      cellSum[rowCell + c]! += sum;
+      cellSq[rowCell + c]! += sq;
+      cellN[rowCell + c]! += n;
+    }
+  }
+  return { edges, alongX, alongY };
+}
+
+/** The same for luma, whose sums are not whole numbers: one sample at a time, in this order. */
+function lumaCellsAndEdges(grey: Float32Array, w: number, h: number, grid: CellGrid): EdgeCounts {
+  const { cols, rows, colStart, cellSum, cellSq, cellN } = grid;
+  let edges = 0;
+  let alongX = 0;
+  let alongY = 0;
   for (let y = 1; y < h - 1; y += 2) {
     const rowCell = Math.min(rows - 1, Math.floor((y * rows) / h)) * cols;
     const base = y * w;
@@ -127,42 +234,7 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
       cellN[rowCell + c]! += n;
     }
   }
-  let brightFlat = 0;
-  let brightFlatBorder = 0;
-  let border = 0;
-  let borderSum = 0;
-  let deadFlat = 0;
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const k = r * cols + c;
-      const n = cellN[k] || 1;
-      const mean = cellSum[k]! / n;
-      const sd = Math.sqrt(Math.max(0, cellSq[k]! / n - mean * mean));
-      const isBorder = r === 0 || c === 0 || r === rows - 1 || c === cols - 1;
-      const bright = mean >= 170 && sd < 10;
-      if (bright) brightFlat++;
-      if (isBorder) {
-        border++;
-        borderSum += mean;
-        if (bright) brightFlatBorder++;
-      }
-      if (sd < 0.8 && mean >= 12 && mean < 250) deadFlat++;
-    }
-  }
-  const cells = cols * rows;
-  const variance = q.std * q.std;
-  return {
-    chroma: p.chroma,
-    colourfulFraction: p.colourfulFraction,
-    noiseRatio: variance > 0 ? q.laplacianVariance / variance : 0,
-    brightFlatBorder: brightFlatBorder / border,
-    brightFlat: brightFlat / cells,
-    borderMean: borderSum / border,
-    deadFlat: deadFlat / cells,
-    midScaleStructure: variance > 0 ? midLaplacianVariance(p) / variance : 0,
-    axisAligned: edges ? (2 * Math.min(alongX, alongY)) / edges : 0,
-    edgeSamples: edges,
-  };
+  return { edges, alongX, alongY };
 }
 
 /** Block side of the mid-scale image, in plane pixels. */
@@ -174,12 +246,10 @@ function midLaplacianVariance(p: GreyPlane): number {
   const bh = Math.floor(p.height / BLOCK);
   // Too small to say: an image a few blocks across is judged by the other statistics.
   if (bw < 3 || bh < 3) return Infinity;
-  const { grey, width: w } = p;
-  const blocks = new Float32Array(bw * bh);
-  for (let y = 0; y < bh * BLOCK; y++) {
-    const row = Math.floor(y / BLOCK) * bw;
-    for (let bx = 0, i = y * w; bx < bw; bx++, i += BLOCK) blocks[row + bx]! += grey[i]! + grey[i + 1]! + grey[i + 2]! + grey[i + 3]!;
-  }
+  if (blockScratch.length < bw * bh) blockScratch = new Float32Array(bw * bh);
+  const blocks = blockScratch.subarray(0, bw * bh);
+  if (p.grey instanceof Float32Array) lumaBlockSums(p.grey, p.width, bw, bh, blocks);
+  else levelBlockSums(p.grey, p.width, bw, bh, blocks);
   let sum = 0;
   let sq = 0;
   let n = 0;
@@ -193,6 +263,26 @@ function midLaplacianVariance(p: GreyPlane): number {
   }
   const mean = sum / n;
   return sq / n - mean * mean;
+}
+
+/** Sums of whole levels over each block, in integers (at most 16 × 255: exact in a float). */
+function levelBlockSums(grey: Uint8Array, w: number, bw: number, bh: number, blocks: Float32Array): void {
+  for (let by = 0; by < bh; by++) {
+    for (let bx = 0; bx < bw; bx++) {
+      let s = 0;
+      for (let r = 0, i = by * BLOCK * w + bx * BLOCK; r < BLOCK; r++, i += w) s += grey[i]! + grey[i + 1]! + grey[i + 2]! + grey[i + 3]!;
+      blocks[by * bw + bx] = s;
+    }
+  }
+}
+
+/** Sums of luma over each block, a row of four at a time, rounded to a float after each as it always was. */
+function lumaBlockSums(grey: Float32Array, w: number, bw: number, bh: number, blocks: Float32Array): void {
+  blocks.fill(0);
+  for (let y = 0; y < bh * BLOCK; y++) {
+    const row = Math.floor(y / BLOCK) * bw;
+    for (let bx = 0, i = y * w; bx < bw; bx++, i += BLOCK) blocks[row + bx]! += grey[i]! + grey[i + 1]! + grey[i + 2]! + grey[i + 3]!;
+  }
 }
 
 const f = (v: number, digits = 2) => v.toFixed(digits);
