@@ -55,7 +55,11 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
     cameras: ids.map((id) => ({ id, watch: path.join(dir, 'cameras', id), runId: `bench-${id}` })),
     ingest: { after: 'delete', reconcileIntervalMs: 2_000 },
     // BENCH_E2E_POLICY=in-order|skip|newest-first compares the overload policies (default: the config's).
-    ...(process.env.BENCH_E2E_POLICY ? { classify: { overload: { policy: process.env.BENCH_E2E_POLICY } } } : {}),
+    // BENCH_E2E_FETCH='{"maxBytes":25165824}' tries other classify.fetch bounds (default: the config's).
+    classify: {
+      ...(process.env.BENCH_E2E_POLICY ? { overload: { policy: process.env.BENCH_E2E_POLICY } } : {}),
+      ...(process.env.BENCH_E2E_FETCH ? { fetch: JSON.parse(process.env.BENCH_E2E_FETCH) as object } : {}),
+    },
     log: { level: 'silent' },
   });
   for (const c of config.cameras) await mkdir(c.watch, { recursive: true });

@@ -80,7 +80,8 @@ export async function runBenchmarks(options: { quick: boolean; only?: string[]; 
 function runArea(file: string, quick: boolean): Promise<Record<string, number | string>> {
   return new Promise((resolve, reject) => {
     const runner = path.join(import.meta.dirname, 'bench-area.js');
-    const child = spawn(process.execPath, [runner, file, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The parent's Node flags (npm run bench: the heap flag `npm start` runs with) hold for each area.
+    const child = spawn(process.execPath, [...process.execArgv, runner, file, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.once('error', reject);
