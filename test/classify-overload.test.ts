@@ -281,10 +281,10 @@ describe('newest-first commits', () => {
     expect(controller.pending).toBe(3);
     // Nothing before offset 0 to commit: a crash here re-delivers 0–3.
     expect(commits).toEqual([]);
-    now += 100;
+    now += 1_100;
     await controller.handle(io([record(4, 'cam-a', now), record(5, 'cam-a', now)], 6));
     expect(commits).toEqual([]);
-    // Idle (high watermark = next live offset): the controller seeks back to the oldest skipped.
+    // Idle (high watermark = next live offset), nothing skipped for maxFrameAgeMs: the controller seeks back to the oldest skipped.
     expect(seekTo).toBe(0n);
     await controller.handle(
       io(
@@ -298,8 +298,49 @@ describe('newest-first commits', () => {
     expect(commits.at(-1)).toBe(5n);
   });
 
+  it('catch up only once nothing was skipped for maxFrameAgeMs: an idle partition is sought back by a timer, a catch-up stops when skipping resumes', async () => {
+    const controller = new OverloadController({ policy: 'newest-first', maxFrameAgeMs: 200 }, 4, { skipped: () => {}, caughtUp: () => {} });
+    const seeks: { partition: number; offset: bigint; at: number }[] = [];
+    const processed: { partition: number; offset: string; late: boolean }[] = [];
+    const io = (partition: number, messages: KafkaMessage[], highWatermark: number): BatchIO => ({
+      partition,
+      messages,
+      highWatermark: String(highWatermark),
+      process: async (m, late) => void processed.push(...m.map((r) => ({ partition, offset: r.offset, late }))),
+      commit: async () => {},
+      commitOnly: async () => {},
+      resolve: () => {},
+      seek: (offset) => void seeks.push({ partition, offset, at: Date.now() }),
+      stopped: () => false,
+    });
+    try {
+      const old = Date.now() - 5_000;
+      // Partition 0 at the log's end, two stale frames skipped: it is idle, but frames were just skipped.
+      const skippedAt = Date.now();
+      await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', Date.now())], 3));
+      expect(processed).toEqual([{ partition: 0, offset: '2', late: false }]);
+      expect(seeks, 'no catch-up while frames are being skipped').toEqual([]);
+      // No batch comes for partition 0 (its camera is idle): the timer seeks it back once quiet.
+      await waitFor(() => seeks.length > 0, { timeout: 5_000, message: 'the deferred catch-up seek' });
+      expect(seeks[0]).toMatchObject({ partition: 0, offset: 0n });
+      expect(seeks[0]!.at - skippedAt).toBeGreaterThanOrEqual(190);
+      // The catch-up batch arrives, but partition 1 has just skipped a frame: back to the live position, no late work.
+      await controller.handle(io(1, [record(10, 'cam-b', old), record(11, 'cam-b', Date.now())], 20));
+      await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', old)], 3));
+      expect(processed.filter((p) => p.late)).toEqual([]);
+      expect(seeks.at(-1)).toMatchObject({ partition: 0, offset: 3n });
+      // Quiet again: the timer sends partition 0 back, and the catch-up classifies its two frames, late.
+      await waitFor(() => seeks.length >= 3, { timeout: 5_000, message: 'the second deferred catch-up seek' });
+      expect(seeks.at(-1)).toMatchObject({ partition: 0, offset: 0n });
+      await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', old)], 3));
+      expect(processed.filter((p) => p.late && p.partition === 0).map((p) => p.offset)).toEqual(['0', '1']);
+    } finally {
+      controller.close();
+    }
+  });
+
   it('after a rebalance, re-delivered skipped frames are neither counted twice nor caught up twice', async () => {
-    const now = 10_000;
+    let now = 10_000;
     const counts = { skipped: 0, caughtUp: 0 };
     const controller = new OverloadController(
       { policy: 'newest-first', maxFrameAgeMs: 1_000 },
@@ -329,7 +370,8 @@ describe('newest-first commits', () => {
     expect(counts).toEqual({ skipped: 3, caughtUp: 0 });
     expect(predicted).toEqual(['3', '3']);
     expect(controller.pending).toBe(3);
-    // Idle: caught up once each.
+    // Idle, and nothing skipped for maxFrameAgeMs: caught up once each.
+    now += 1_100;
     await controller.handle(io(batch(), 4));
     expect(predicted.filter((p) => p.endsWith('late'))).toEqual(['0 late', '1 late', '2 late']);
     expect(counts).toEqual({ skipped: 3, caughtUp: 3 });

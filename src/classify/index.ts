@@ -374,6 +374,7 @@ export class ClassifyStage extends StageLifecycle {
 
   /** The consumer first: it lets the batch in hand finish and commit, then stops fetching. Then the batcher, producer and model. */
   protected async shut(): Promise<void> {
+    this.overload.close();
     await this.consumer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: consumer disconnect failed'));
     this.batcher?.close();
     await this.producer?.disconnect().catch((err: Error) => this.logger.warn({ err: err.message }, 'classify: producer disconnect failed'));

@@ -11,10 +11,14 @@
  *   rest. It stays in Kafka until retention; replay it with a new consumer group (README).
  * - `newest-first`: as `skip`, and the skipped offsets are remembered (at most
  *   `maxCatchUpFrames` per partition, oldest forgotten first). When a batch leaves the partition
- *   with nothing newer to do (high watermark = next live offset), the consumer seeks back to the
- *   oldest remembered offset and classifies the remembered frames, marked `late`
- *   (`crystalwatch_frames_caught_up_total{camera}`); as soon as a fetch finds newer frames waiting
- *   it seeks forward to them again. The committed offset stays before the oldest remembered
+ *   with nothing newer to do (high watermark = next live offset) and no frame of any partition was
+ *   skipped for `maxFrameAgeMs` (the stage is keeping up: a catch-up pass under overload would take
+ *   the cores from the fresh frames and fetch each old frame again and again), the consumer seeks
+ *   back to the oldest remembered offset and classifies the remembered frames, marked `late`
+ *   (`crystalwatch_frames_caught_up_total{camera}`); as soon as a fetch finds newer frames waiting,
+ *   or a frame is skipped again anywhere, it seeks forward to the live position. A partition that
+ *   goes idle while frames are still being skipped is sought back by a timer once the quiet time
+ *   has passed (no new batch would come to do it). The committed offset stays before the oldest remembered
  *   frame, so a restart or a rebalance re-delivers the skipped frames (and, at least once, the
  *   frames after them, which the stage predicts again or skips again); only frames forgotten
  *   because the list was full are left behind (counted, and still in Kafka).
@@ -184,6 +188,11 @@ export class OverloadController {
   private chunkMs = 0;
   private readonly capacity: number;
   private readonly ledgers = new Map<number, PartitionLedger>();
+  /** When a frame was last skipped (any partition): catch-up waits for `maxFrameAgeMs` without one. */
+  private lastSkipAtMs = Number.NEGATIVE_INFINITY;
+  /** Idle partitions with frames to catch up, waiting for the quiet time: how to seek each. */
+  private readonly deferred = new Map<number, (offset: bigint) => void>();
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     options: OverloadOptions,
@@ -215,14 +224,23 @@ export class OverloadController {
   assigned(partitions: readonly number[]): void {
     const held = new Set(partitions);
     for (const p of [...this.ledgers.keys()]) if (!held.has(p)) this.ledgers.delete(p);
+    this.deferred.clear();
     for (const l of this.ledgers.values()) {
       l.live = undefined;
       l.committed = undefined;
     }
   }
 
+  /** Stops the deferred catch-up timer (the stage is closing); idempotent. */
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.deferred.clear();
+  }
+
   async handle(io: BatchIO): Promise<void> {
     if (io.messages.length === 0) return;
+    this.deferred.delete(io.partition); // a batch came: it decides for its partition
     const ledger = this.ledger(io.partition);
     const first = BigInt(io.messages[0]!.offset);
     ledger.live ??= first;
@@ -285,7 +303,42 @@ export class OverloadController {
       }
       ledger.live = BigInt(last) + 1n;
     }
-    if (ledger.size > 0 && BigInt(io.highWatermark) <= ledger.live!) io.seek(ledger.first()!); // idle: catch up
+    if (ledger.size > 0 && BigInt(io.highWatermark) <= ledger.live!) this.catchUpWhenQuiet(io); // idle: catch up
+  }
+
+  /** No frame skipped for `maxFrameAgeMs`: the stage keeps up, and catching up costs the fresh frames nothing. */
+  private quiet(): boolean {
+    return this.now() - this.lastSkipAtMs >= this.maxFrameAgeMs;
+  }
+
+  /** Seek back to the oldest frame to catch up now if quiet, else once it is (unless a batch of the partition comes first). */
+  private catchUpWhenQuiet(io: BatchIO): void {
+    const ledger = this.ledger(io.partition);
+    if (this.quiet()) {
+      io.seek(ledger.first()!);
+      return;
+    }
+    this.deferred.set(io.partition, io.seek);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.timer || this.deferred.size === 0) return;
+    const waitMs = Math.max(10, this.lastSkipAtMs + this.maxFrameAgeMs - this.now());
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.quiet()) return this.schedule();
+      for (const [partition, seek] of this.deferred) {
+        const first = this.ledgers.get(partition)?.first();
+        try {
+          if (first !== undefined) seek(first);
+        } catch {
+          // The consumer stopped meanwhile: the commit still sits before these frames; the next start catches them up.
+        }
+      }
+      this.deferred.clear();
+    }, waitMs);
+    this.timer.unref();
   }
 
   /** A batch behind the live position: the consumer sought back to catch up. */
@@ -304,6 +357,13 @@ export class OverloadController {
     }
     if (BigInt(io.highWatermark) > live) {
       io.seek(live); // newer frames wait: they come first
+      return;
+    }
+    if (!this.quiet()) {
+      // Frames are being skipped again (any partition): back to the live position, catch up later.
+      io.seek(live);
+      this.deferred.set(io.partition, io.seek);
+      this.schedule();
       return;
     }
     // One small chunk per fetch, so the next fetch soon tells whether newer frames wait and a fresh
@@ -337,6 +397,7 @@ export class OverloadController {
   }
 
   private skip(partition: number, ledger: PartitionLedger, frame: FrameInHand): void {
+    this.lastSkipAtMs = this.now();
     const before = ledger.forgotten;
     // A frame re-delivered after a rebalance or restart was counted when it was first skipped.
     if (ledger.remember(frame.offset, frame.camera!)) this.events.skipped(frame.camera!, 'stale');
