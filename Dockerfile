@@ -2,6 +2,8 @@
 # GPU: build with a CUDA-capable Node base, e.g.
 #   docker build --build-arg NODE_IMAGE=<your node 20 image on nvidia/cuda:12.x-cudnn-runtime> -t crystalwatch:gpu .
 # onnxruntime-node then finds the CUDA execution provider; without it classify falls back to the CPU.
+# The image must have coreutils' env (Debian, Ubuntu; not Alpine's BusyBox): bin/crystalwatch.js starts
+# node through `env -S` with its heap flag.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build

@@ -7,7 +7,7 @@
  * Unit parts: the stale-frame rule, the catch-up ledger and the bounded micro-batcher queue.
  * Needs `npm run build` (the inference worker thread runs from dist/).
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -260,7 +260,13 @@ describe('newest-first commits', () => {
 
   it('never commit past a skipped frame still to catch up; once caught up, the commit reaches the end', async () => {
     let now = 10_000;
-    const controller = new OverloadController({ policy: 'newest-first', maxFrameAgeMs: 1_000 }, 4, { skipped: () => {}, caughtUp: () => {} }, () => now);
+    const controller = new OverloadController(
+      { policy: 'newest-first', maxFrameAgeMs: 1_000 },
+      4,
+      { skipped: () => {}, caughtUp: () => {} },
+      () => now,
+      () => now,
+    );
     const commits: bigint[] = [];
     const processed: { offset: string; late: boolean }[] = [];
     let seekTo: bigint | undefined;
@@ -299,8 +305,17 @@ describe('newest-first commits', () => {
   });
 
   it('catch up only once nothing was skipped for maxFrameAgeMs: an idle partition is sought back by a timer, a catch-up stops when skipping resumes', async () => {
-    const controller = new OverloadController({ policy: 'newest-first', maxFrameAgeMs: 200 }, 4, { skipped: () => {}, caughtUp: () => {} });
-    const seeks: { partition: number; offset: bigint; at: number }[] = [];
+    vi.useFakeTimers();
+    let clock = 50_000;
+    const wall = 1_700_000_000_000;
+    const controller = new OverloadController(
+      { policy: 'newest-first', maxFrameAgeMs: 1_000 },
+      4,
+      { skipped: () => {}, caughtUp: () => {} },
+      () => wall,
+      () => clock,
+    );
+    const seeks: { partition: number; offset: bigint }[] = [];
     const processed: { partition: number; offset: string; late: boolean }[] = [];
     const io = (partition: number, messages: KafkaMessage[], highWatermark: number): BatchIO => ({
       partition,
@@ -310,32 +325,48 @@ describe('newest-first commits', () => {
       commit: async () => {},
       commitOnly: async () => {},
       resolve: () => {},
-      seek: (offset) => void seeks.push({ partition, offset, at: Date.now() }),
+      seek: (offset) => void seeks.push({ partition, offset }),
       stopped: () => false,
     });
+    const passes = (ms: number) => {
+      clock += ms;
+      vi.advanceTimersByTime(ms);
+    };
+    const old = wall - 5_000;
     try {
-      const old = Date.now() - 5_000;
-      // Partition 0 at the log's end, two stale frames skipped: it is idle, but frames were just skipped.
-      const skippedAt = Date.now();
-      await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', Date.now())], 3));
+      // Partition 0 at the log's end, two stale frames skipped: idle, but frames were just skipped.
+      await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', wall)], 3));
       expect(processed).toEqual([{ partition: 0, offset: '2', late: false }]);
+      passes(900);
       expect(seeks, 'no catch-up while frames are being skipped').toEqual([]);
-      // No batch comes for partition 0 (its camera is idle): the timer seeks it back once quiet.
-      await waitFor(() => seeks.length > 0, { timeout: 5_000, message: 'the deferred catch-up seek' });
-      expect(seeks[0]).toMatchObject({ partition: 0, offset: 0n });
-      expect(seeks[0]!.at - skippedAt).toBeGreaterThanOrEqual(190);
+      // No batch comes for partition 0 (its camera is idle): once quiet, the timer seeks it back.
+      passes(200);
+      expect(seeks).toEqual([{ partition: 0, offset: 0n }]);
       // The catch-up batch arrives, but partition 1 has just skipped a frame: back to the live position, no late work.
-      await controller.handle(io(1, [record(10, 'cam-b', old), record(11, 'cam-b', Date.now())], 20));
+      await controller.handle(io(1, [record(10, 'cam-b', old), record(11, 'cam-b', wall)], 20));
       await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', old)], 3));
       expect(processed.filter((p) => p.late)).toEqual([]);
-      expect(seeks.at(-1)).toMatchObject({ partition: 0, offset: 3n });
+      expect(seeks.at(-1)).toEqual({ partition: 0, offset: 3n });
       // Quiet again: the timer sends partition 0 back, and the catch-up classifies its two frames, late.
-      await waitFor(() => seeks.length >= 3, { timeout: 5_000, message: 'the second deferred catch-up seek' });
-      expect(seeks.at(-1)).toMatchObject({ partition: 0, offset: 0n });
+      passes(1_000);
+      expect(seeks.at(-1)).toEqual({ partition: 0, offset: 0n });
       await controller.handle(io(0, [record(0, 'cam-a', old), record(1, 'cam-a', old), record(2, 'cam-a', old)], 3));
       expect(processed.filter((p) => p.late && p.partition === 0).map((p) => p.offset)).toEqual(['0', '1']);
+
+      // A deferred seek dies with a rebalance, and with close(): no timer is left behind.
+      await controller.handle(io(1, [record(12, 'cam-b', old), record(13, 'cam-b', wall)], 14));
+      const seeksBefore = seeks.length;
+      controller.assigned([0, 1]);
+      passes(2_000);
+      expect(seeks.length).toBe(seeksBefore);
+      await controller.handle(io(1, [record(14, 'cam-b', old), record(15, 'cam-b', wall)], 16));
+      controller.close();
+      expect(vi.getTimerCount()).toBe(0);
+      passes(2_000);
+      expect(seeks.length).toBe(seeksBefore);
     } finally {
       controller.close();
+      vi.useRealTimers();
     }
   });
 
@@ -346,6 +377,7 @@ describe('newest-first commits', () => {
       { policy: 'newest-first', maxFrameAgeMs: 1_000 },
       4,
       { skipped: () => void counts.skipped++, caughtUp: () => void counts.caughtUp++ },
+      () => now,
       () => now,
     );
     const predicted: string[] = [];

@@ -3,6 +3,7 @@ import { appendFile, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/prom
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ledger, type SendRecord } from '../src/ingest/ledger.js';
+import { withDeadline } from './helpers/wait.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -101,14 +102,45 @@ describe('ingest ledger group commit', () => {
     await reopened.close();
   });
 
-  it('a write after close fails with a clear error and leaves the file as it was', async () => {
+  it('writes after close fail with a clear error, every one of them, and leave the file as it was', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
     dirs.push(dir);
-    const l = new Ledger(join(dir, 'l.jsonl'));
+    const path = join(dir, 'l.jsonl');
+    const l = new Ledger(path);
     await l.open();
     await l.append([send('a.png', 'f-a')]);
     await l.close();
-    await expect(l.append([send('b.png', 'f-b')])).rejects.toThrow(/ingest ledger .* is closed/);
+    const before = await readFile(path, 'utf8');
+    for (const write of [l.append([send('b.png', 'f-b')]), l.note([send('c.png', 'f-c')]), l.append([send('d.png', 'f-d')])]) {
+      await expect(withDeadline(write, { timeout: 2_000, message: 'a write after close to settle' })).rejects.toThrow(/ingest ledger .* is closed/);
+    }
+    expect(await readFile(path, 'utf8')).toBe(before);
+  });
+
+  it('a failed fsync fails exactly its batch, leaves no trace of it in the file, and the next append works', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
+    dirs.push(dir);
+    const path = join(dir, 'l.jsonl');
+    const probe = await open(join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const l = new Ledger(path);
+    await l.open();
+    await l.append([send('a.png', 'f-a')]);
+    const datasync = vi.spyOn(proto, 'datasync').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    try {
+      await expect(l.append([send('b.png', 'f-b')])).rejects.toThrow(/EIO/);
+      expect(l.get('cam1', 'b.png')).toBeUndefined();
+      await l.append([send('c.png', 'f-c'), { t: 'ack', frameId: 'f-c', partition: 0, offset: '7', at: '' }]);
+    } finally {
+      datasync.mockRestore();
+      await l.close();
+    }
+    const frames = (await readFile(path, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { frameId?: string }).frameId);
+    expect(frames).toEqual(['f-a', 'f-c', 'f-c']);
   });
 });
 

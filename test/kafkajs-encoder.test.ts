@@ -3,10 +3,12 @@
  * produces are the same as kafkajs' own Encoder's for any sequence of writes, a whole produce
  * request included, and records of a megabyte and more travel through the broker intact.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProducer, kafkajsEncoder } from '../src/bus/kafka.js';
-import { LARGE_CHUNK_BYTES, kafkajsOwnEncoder } from '../src/bus/kafkajs-encoder.js';
+import { LARGE_CHUNK_BYTES, encoderRefusal, kafkajsOwnEncoder } from '../src/bus/kafkajs-encoder.js';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -107,6 +109,25 @@ describe("kafkajs' Encoder, chunked", () => {
     const holds = (e: Encoder) => (e as unknown as { chunks?: Buffer[] }).chunks?.some((c) => c.buffer === value.buffer) === true;
     expect(holds(new Encoder().writeBytes(value))).toBe(true);
     return withKafkajsOwn(() => expect(holds(new Encoder().writeBytes(value))).toBe(false));
+  });
+
+  it('is refused for another kafkajs release or another encoder.js, saying which', () => {
+    const installed = createHash('sha256')
+      .update(readFileSync(require.resolve('kafkajs/src/protocol/encoder.js')))
+      .digest('hex');
+    expect(encoderRefusal('2.2.4', installed)).toBeUndefined();
+    expect(encoderRefusal('2.3.0', installed)).toMatch(/kafkajs 2\.3\.0 is not 2\.2\.4/);
+    expect(encoderRefusal('2.2.4', 'f'.repeat(64))).toMatch(/encoder\.js is not the one this was written for \(SHA-256 f{64}\)/);
+    expect(encoderRefusal(undefined, undefined)).toMatch(/kafkajs undefined is not/);
+  });
+
+  it('joins a request once: a second read of .buffer is the same Buffer, and writing on after it still adds', () => {
+    const e = new Encoder().writeInt16(1).writeBytes(Buffer.alloc(LARGE_CHUNK_BYTES * 2, 7));
+    const first = e.buffer;
+    expect(e.buffer).toBe(first);
+    e.writeInt8(9);
+    expect(e.buffer.length).toBe(first.length + 1);
+    expect(e.buffer[first.length]).toBe(9);
   });
 
   it('writes exactly the bytes of kafkajs own Encoder, and the same size()', async () => {

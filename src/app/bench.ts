@@ -80,8 +80,9 @@ export async function runBenchmarks(options: { quick: boolean; only?: string[]; 
 function runArea(file: string, quick: boolean): Promise<Record<string, number | string>> {
   return new Promise((resolve, reject) => {
     const runner = path.join(import.meta.dirname, 'bench-area.js');
-    // The parent's Node flags (npm run bench: the heap flag `npm start` runs with) hold for each area.
-    const child = spawn(process.execPath, [...process.execArgv, runner, file, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // The parent's V8 heap flags (npm run bench: the one `npm start` runs with) hold for each area; not --inspect and the like.
+    const heapFlags = process.execArgv.filter((flag) => /^--(initial|max)-(old|semi)-space-size=/.test(flag));
+    const child = spawn(process.execPath, [...heapFlags, runner, file, ...(quick ? ['--quick'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
     child.once('error', reject);

@@ -130,8 +130,10 @@ function chunkedMethods(nextPowerOfTwo: (value: number) => number, own: EncoderP
     configurable: true,
     get(this: ChunkedEncoder): Buffer {
       if (!this.chunks) return this.buf.subarray(0, this.offset);
-      // Joined once, then kept as the only chunk: a second read, or this encoder written into
-      // another, costs no copy.
+      // Joined before and nothing written since (kafkajs' connection reads a request's buffer twice).
+      if (this.offset === 0 && this.chunks.length === 1) return this.chunks[0]!;
+      // Joined once, then kept as the only chunk: a second read (above), or this encoder written
+      // into another, costs no copy.
       const joined = Buffer.concat([...this.chunks, this.buf.subarray(0, this.offset)], (this.chunkBytes ?? 0) + this.offset);
       this.chunks = [joined];
       this.chunkBytes = joined.length;
@@ -143,24 +145,32 @@ function chunkedMethods(nextPowerOfTwo: (value: number) => number, own: EncoderP
   return descriptors;
 }
 
+/**
+ * Why kafkajs' Encoder must be left as it is, or undefined when it is the one this was written
+ * against: the kafkajs release and the SHA-256 of its src/protocol/encoder.js.
+ */
+export function encoderRefusal(version: string | undefined, encoderSha256: string | undefined): string | undefined {
+  if (version !== KAFKAJS_VERSION) return `kafkajs ${version} is not ${KAFKAJS_VERSION}, the release this was read against; left as it is`;
+  if (encoderSha256 !== ENCODER_SHA256) return `its src/protocol/encoder.js is not the one this was written for (SHA-256 ${encoderSha256}); left as it is`;
+  return undefined;
+}
+
 /** Idempotent: the first call decides (see the top of this file). */
 export function useChunkedKafkajsEncoder(): KafkajsEncoderOutcome {
   if (outcome) return outcome;
   const require = createRequire(import.meta.url);
-  const version = (require('kafkajs/package.json') as { version?: string }).version;
-  if (version !== KAFKAJS_VERSION) {
-    return (outcome = { encoder: 'kafkajs', reason: `kafkajs ${version} is not ${KAFKAJS_VERSION}, the release this was read against; left as it is` });
-  }
-  let file: string;
+  let version: string | undefined;
+  let file: string | undefined;
+  let digest: string | undefined;
   try {
+    version = (require('kafkajs/package.json') as { version?: string }).version;
     file = require.resolve('kafkajs/src/protocol/encoder.js');
+    digest = createHash('sha256').update(readFileSync(file)).digest('hex');
   } catch {
-    return (outcome = { encoder: 'kafkajs', reason: 'this kafkajs has no src/protocol/encoder.js; left as it is' });
+    // A kafkajs whose package exports hide these files: not the one this was written for.
   }
-  const digest = createHash('sha256').update(readFileSync(file)).digest('hex');
-  if (digest !== ENCODER_SHA256) {
-    return (outcome = { encoder: 'kafkajs', reason: `${file} is not the encoder this was written for (SHA-256 ${digest}); left as it is` });
-  }
+  const refusal = encoderRefusal(version, digest);
+  if (refusal || !file) return (outcome = { encoder: 'kafkajs', reason: refusal ?? 'kafkajs has no src/protocol/encoder.js; left as it is' });
   const Encoder = require(file) as EncoderClass;
   const proto = Encoder.prototype;
   const own = { writeBufferInternal: proto.writeBufferInternal, writeBytes: proto.writeBytes } as EncoderPrototype;

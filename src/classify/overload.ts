@@ -188,8 +188,9 @@ export class OverloadController {
   private chunkMs = 0;
   private readonly capacity: number;
   private readonly ledgers = new Map<number, PartitionLedger>();
-  /** When a frame was last skipped (any partition): catch-up waits for `maxFrameAgeMs` without one. */
+  /** When a frame was last skipped (any partition; `clock`): catch-up waits for `maxFrameAgeMs` without one. */
   private lastSkipAtMs = Number.NEGATIVE_INFINITY;
+  private closed = false;
   /** Idle partitions with frames to catch up, waiting for the quiet time: how to seek each. */
   private readonly deferred = new Map<number, (offset: bigint) => void>();
   private timer: NodeJS.Timeout | undefined;
@@ -198,7 +199,10 @@ export class OverloadController {
     options: OverloadOptions,
     private readonly maxBatchSize: number,
     private readonly events: OverloadEvents,
+    /** Wall clock (ms since epoch): frame ages are against the ingest host's stamps. */
     private readonly now: () => number = Date.now,
+    /** Monotonic clock (ms): the quiet time before a catch-up, which a clock step must not stretch. */
+    private readonly clock: () => number = () => performance.now(),
   ) {
     this.policy = options.policy ?? DEFAULT_OVERLOAD_POLICY;
     this.maxFrameAgeMs = options.maxFrameAgeMs ?? DEFAULT_MAX_FRAME_AGE_MS;
@@ -233,6 +237,7 @@ export class OverloadController {
 
   /** Stops the deferred catch-up timer (the stage is closing); idempotent. */
   close(): void {
+    this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.deferred.clear();
@@ -308,7 +313,7 @@ export class OverloadController {
 
   /** No frame skipped for `maxFrameAgeMs`: the stage keeps up, and catching up costs the fresh frames nothing. */
   private quiet(): boolean {
-    return this.now() - this.lastSkipAtMs >= this.maxFrameAgeMs;
+    return this.clock() - this.lastSkipAtMs >= this.maxFrameAgeMs;
   }
 
   /** Seek back to the oldest frame to catch up now if quiet, else once it is (unless a batch of the partition comes first). */
@@ -323,8 +328,8 @@ export class OverloadController {
   }
 
   private schedule(): void {
-    if (this.timer || this.deferred.size === 0) return;
-    const waitMs = Math.max(10, this.lastSkipAtMs + this.maxFrameAgeMs - this.now());
+    if (this.closed || this.timer || this.deferred.size === 0) return;
+    const waitMs = Math.max(10, this.lastSkipAtMs + this.maxFrameAgeMs - this.clock());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       if (!this.quiet()) return this.schedule();
@@ -397,7 +402,7 @@ export class OverloadController {
   }
 
   private skip(partition: number, ledger: PartitionLedger, frame: FrameInHand): void {
-    this.lastSkipAtMs = this.now();
+    this.lastSkipAtMs = this.clock();
     const before = ledger.forgotten;
     // A frame re-delivered after a rebalance or restart was counted when it was first skipped.
     if (ledger.remember(frame.offset, frame.camera!)) this.events.skipped(frame.camera!, 'stale');

@@ -42,7 +42,7 @@ export const FetchSchema = z
   .object({
     /** Typical size of one frame record; every bound left out below is derived from it. */
     frameBytes: z.number().int().min(1024).default(DEFAULT_FRAME_BYTES),
-    /** kafkajs `maxBytesPerPartition` (default 8 × frameBytes); a larger single frame still comes through whole (KIP-74). */
+    /** kafkajs `maxBytesPerPartition` (default 8 × frameBytes); a larger record batch (ingest sends up to 8 MiB, several frames) still comes through whole (KIP-74). */
     maxBytesPerPartition: z.number().int().min(1024).optional(),
     /** kafkajs `maxBytes`, one fetch response (default 4 × maxBytesPerPartition). */
     maxBytes: z.number().int().min(1024).optional(),

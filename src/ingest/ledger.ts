@@ -78,6 +78,10 @@ export class Ledger {
   private pending: PendingWrite[] = [];
   /** The loop writing `pending` out, while it runs. */
   private flushing: Promise<void> | undefined;
+  /** The file's length after the last complete write: a failed write is cut back to it. */
+  private bytesInFile = 0;
+  /** Why the ledger can take no more records (its file could not be reopened after a compaction failed). */
+  private broken: Error | undefined;
   private closed = false;
   private recordsInFile = 0;
 
@@ -137,6 +141,7 @@ export class Ledger {
     this.handle = await open(this.path, 'a');
     await this.handle.sync();
     this.recordsInFile = lines.length;
+    this.bytesInFile = (await this.handle.stat()).size;
   }
 
   private apply(record: LedgerRecord): void {
@@ -226,30 +231,80 @@ export class Ledger {
    */
   private write(records: LedgerRecord[], sync: boolean): Promise<void> {
     if (records.length === 0) return Promise.resolve();
+    const unusable = this.unusable();
+    if (unusable) return Promise.reject(unusable);
     return new Promise((resolve, reject) => {
       this.pending.push({ records, sync, resolve, reject });
       this.flushing ??= this.flush();
     });
   }
 
+  private unusable(): Error | undefined {
+    if (this.closed) return new Error(`ingest ledger ${this.path} is closed`);
+    return this.broken;
+  }
+
   private async flush(): Promise<void> {
+    await Promise.resolve(); // so `flushing` is assigned before this can end and clear it
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0);
+      const records = batch.flatMap((w) => w.records);
       try {
-        if (this.closed || !this.handle) throw new Error(`ingest ledger ${this.path} is closed`);
-        const records = batch.flatMap((w) => w.records);
-        await this.handle.write(records.map((r) => `${JSON.stringify(r)}\n`).join(''));
-        if (batch.some((w) => w.sync)) await this.handle.datasync();
-        for (const r of records) this.apply(r);
-        this.recordsInFile += records.length;
-        // Online compaction once the file is mostly history.
-        if (this.recordsInFile > 10_000 && this.recordsInFile > 4 * (2 * this.byPath.size + 1)) await this.compact();
-        for (const w of batch) w.resolve();
+        const unusable = this.unusable();
+        if (unusable || !this.handle) throw unusable ?? new Error(`ingest ledger ${this.path} is closed`);
+        await this.appendText(
+          this.handle,
+          records.map((r) => `${JSON.stringify(r)}\n`).join(''),
+          batch.some((w) => w.sync),
+        );
       } catch (err) {
         for (const w of batch) w.reject(err);
+        continue;
+      }
+      for (const r of records) this.apply(r);
+      this.recordsInFile += records.length;
+      for (const w of batch) w.resolve();
+      // Online compaction once the file is mostly history; the records above are durable whatever it does.
+      if (this.recordsInFile > 10_000 && this.recordsInFile > 4 * (2 * this.byPath.size + 1)) await this.compactOrReopen();
+    }
+    // In the same step as the loop's last look at `pending`: a write queued after it starts a new flush.
+    this.flushing = undefined;
+  }
+
+  /**
+   * Writes all of `text` (FileHandle#appendFile loops over short writes), fsynced when `sync`. A
+   * write or fsync that fails is cut back off the file, so the file says what the callers were
+   * told: no torn line in the middle of it, no record a caller saw fail.
+   */
+  private async appendText(handle: FileHandle, text: string, sync: boolean): Promise<void> {
+    const before = this.bytesInFile;
+    try {
+      await handle.appendFile(text);
+      if (sync) await handle.datasync();
+      this.bytesInFile = before + Buffer.byteLength(text);
+    } catch (err) {
+      await handle.truncate(before).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** A failed compaction leaves the old file in place: append to it again, or refuse records from now on, saying why. */
+  private async compactOrReopen(): Promise<void> {
+    try {
+      await this.compact();
+    } catch (err) {
+      try {
+        this.handle ??= await open(this.path, 'a');
+        this.bytesInFile = (await this.handle.stat()).size;
+      } catch {
+        this.broken = new Error(
+          `ingest ledger ${this.path}: compaction failed (${(err as Error).message}) and the file cannot be reopened; restart ingest once the disk is fixed`,
+          {
+            cause: err,
+          },
+        );
       }
     }
-    this.flushing = undefined;
   }
 
   async close(): Promise<void> {
