@@ -10,6 +10,13 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
 });
 
+/** The prototype every FileHandle shares (Node exports no FileHandle class), to spy on the ledger's fsyncs. */
+async function fileHandlePrototype(dir: string): Promise<{ datasync: () => Promise<void> }> {
+  const probe = await open(join(dir, 'probe'), 'w');
+  await probe.close();
+  return Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+}
+
 const send = (path: string, frameId: string): SendRecord => ({ t: 'send', camera: 'cam1', path, size: 10, mtimeMs: 1, sha256: 'ab', frameId, at: '' });
 
 describe('ingest ledger', () => {
@@ -61,9 +68,7 @@ describe('ingest ledger group commit', () => {
     dirs.push(dir);
     const path = join(dir, 'ledger.jsonl');
     // Every FileHandle shares one prototype: count the ledger's fsyncs there.
-    const probe = await open(join(dir, 'probe'), 'w');
-    const datasync = vi.spyOn(Object.getPrototypeOf(probe) as { datasync: () => Promise<void> }, 'datasync');
-    await probe.close();
+    const datasync = vi.spyOn(await fileHandlePrototype(dir), 'datasync');
     const l = new Ledger(path);
     try {
       await l.open();
@@ -121,9 +126,7 @@ describe('ingest ledger group commit', () => {
     const dir = await mkdtemp(join(tmpdir(), 'ledger-'));
     dirs.push(dir);
     const path = join(dir, 'l.jsonl');
-    const probe = await open(join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
+    const proto = await fileHandlePrototype(dir);
     const l = new Ledger(path);
     await l.open();
     await l.append([send('a.png', 'f-a')]);
