@@ -127,6 +127,7 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
     const skipped = (await counterTotal(pipeline, 'crystalwatch_frames_skipped_total')) - skipped0;
     // Let the tail drain (and newest-first catch up), and give the onset's alert a chance to arrive.
     const written = simulated.reduce((n, c) => n + c.framesWritten, 0);
+    const writeFailures = simulated.reduce((n, c) => n + (c.writeFailures ?? 0), 0);
     const drainUntil = Date.now() + 30_000;
     await sleep(1500);
     while ((alertLatencyMs === undefined || predicted.size < written) && Date.now() < drainUntil) await sleep(250);
@@ -144,6 +145,8 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
         [`${prefix}.frame_size`]: '1280x960',
         [`${prefix}.offered_frames_per_s`]: offered,
         [`${prefix}.frames_written`]: written,
+        // The cameras' own failed writes (temp file + rename), which ingest never saw: 0 expected.
+        [`${prefix}.camera_write_failures`]: writeFailures,
         [`${prefix}.sustained_frames_per_s`]: sustained,
         [`${prefix}.file_to_prediction_ms.p50`]: percentile(latencies, 50),
         [`${prefix}.file_to_prediction_ms.p99`]: percentile(latencies, 99),
@@ -198,6 +201,7 @@ interface Camera {
   done(): Promise<void>;
   close(): Promise<void>;
   readonly framesWritten: number;
+  readonly writeFailures?: number;
 }
 
 /** Cameras that write pre-rendered frames (CEX; PG after the onset for the first camera) at a steady rate. */
@@ -228,6 +232,8 @@ async function replayCameras(ids: string[], dir: string, fps: number, durationS:
 
 class ReplayCamera implements Camera {
   framesWritten = 0;
+  writeFailures = 0;
+  lastWriteError: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private finished!: () => void;
   private readonly finishedPromise = new Promise<void>((resolve) => (this.finished = resolve));
@@ -256,7 +262,13 @@ class ReplayCamera implements Camera {
       const i = index++;
       const t = (Date.now() - startedAt) / 1000;
       const source = this.onsetS !== null && t >= this.onsetS ? this.pg[i % this.pg.length]! : this.cex[i % this.cex.length]!;
-      this.writing = this.writing.then(() => this.write(i, source));
+      // A failed write is counted, never left to reject the chain (done() would then never come).
+      this.writing = this.writing
+        .then(() => this.write(i, source))
+        .catch((err: unknown) => {
+          this.writeFailures += 1;
+          this.lastWriteError = (err as Error).message;
+        });
     }, 1000 / this.fps);
   }
 
