@@ -6,7 +6,6 @@
  * they come back as `predicted: 'error'` (could not use the bytes) or `'unusable'` with a
  * reason from a fixed set (reasons.ts).
  */
-import { availableParallelism } from 'node:os';
 import { loadModelCard, type ModelCard } from '../model/card.js';
 import type { Tile } from '../bus/messages.js';
 import { openBackend, type BackendChoice, type InferenceBackend } from './backends/index.js';
@@ -146,7 +145,8 @@ export class Classifier {
       card,
       backend: options.backend ?? 'auto',
       maxBatchSize: options.maxBatchSize ?? 32,
-      threads: options.threads ?? Math.max(1, availableParallelism()),
+      // Left out: the backend's default (CRYSTALWATCH_ORT_THREADS, else the cores available).
+      threads: options.threads,
       featureMap: options.tiling !== 'off' && (frameInference === 'feature-map' || refitting || (frameInference === 'auto' && oodFittedOn !== 'tiles')),
     };
     const backend = options.worker === false ? await openBackend(init, options.log) : await startWorkerBackend(init, options.log);
