@@ -4,8 +4,9 @@
 // process holds, ran a full collection every few MB of frames (50 per 3,000 crops at batch 1,
 // 98 in 8 s of 8 × 10 fps ingest); starting it at 64 MB cuts those to a handful, batch-1 p99
 // 6–7 → 4 ms, ingest 16–18 → 14 ms of CPU a frame (README, "Benchmarks"). A V8 heap flag
-// works only on the command line (Node refuses it in NODE_OPTIONS): `npm start`, `npm run bench`
-// and this shebang pass it. `env -S` needs coreutils 8.30+ (Debian 10+, Ubuntu 19.04+), not BusyBox.
+// works only on the command line (Node refuses it in NODE_OPTIONS), so it lives here, once: the
+// `crystalwatch` command, `npm start` and `npm run bench` all run this file by its shebang.
+// `env -S` needs coreutils 8.30+ (Debian 10+, Ubuntu 19.04+), not BusyBox.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 

@@ -10,7 +10,7 @@
  * appended by reference, and bytes are joined only where kafkajs reads `encoder.buffer` — the
  * record batch body for its CRC, the batch for its length-prefixed bytes, and the whole request
  * for the socket: three copies of a frame instead of ten, each into a buffer of the exact size.
- * The tail grows into `Buffer.allocUnsafe` (its bytes past `offset` are never read).
+ * (The tail still grows by kafkajs' own zero-filled doubling: only small values go into it now.)
  *
  * Safe because an Encoder only ever appends: the bytes before `offset` of a buffer are never
  * written again, so a view of them stays valid; a chunk taken from another Encoder is frozen by
@@ -46,7 +46,6 @@ interface ChunkedEncoder {
 }
 
 interface EncoderPrototype {
-  ensureAvailable(this: ChunkedEncoder, length: number): void;
   writeBufferInternal(this: ChunkedEncoder, buffer: Buffer): void;
   writeInt32(this: ChunkedEncoder, value: number): ChunkedEncoder;
   writeBytes(this: ChunkedEncoder, value: unknown): ChunkedEncoder;
@@ -57,7 +56,6 @@ interface EncoderPrototype {
 
 interface EncoderClass {
   prototype: EncoderPrototype;
-  nextPowerOfTwo: (value: number) => number;
 }
 
 export interface KafkajsEncoderOutcome {
@@ -71,15 +69,19 @@ let outcome: KafkajsEncoderOutcome | undefined;
 export let kafkajsOwnEncoder: PropertyDescriptorMap | undefined;
 
 /** The methods and the `buffer` getter that make an Encoder chunked. */
-function chunkedMethods(nextPowerOfTwo: (value: number) => number, own: EncoderPrototype): PropertyDescriptorMap {
+function chunkedMethods(own: EncoderPrototype): PropertyDescriptorMap {
   /** Ends the tail as a chunk (the old buffer is never written again) and starts an empty one. */
+  /** A new tail: the old buffer's bytes may be held by reference (here or by a parent encoder), so it is never reused. */
+  const freshTail = (e: ChunkedEncoder) => {
+    e.buf = Buffer.allocUnsafe(64); // bytes past offset are never read
+    e.offset = 0;
+  };
   const seal = (e: ChunkedEncoder) => {
     const chunks = (e.chunks ??= []);
     if (e.offset > 0) {
       chunks.push(e.buf.subarray(0, e.offset));
       e.chunkBytes = (e.chunkBytes ?? 0) + e.offset;
-      e.buf = Buffer.allocUnsafe(64);
-      e.offset = 0;
+      freshTail(e);
     }
     return chunks;
   };
@@ -88,13 +90,6 @@ function chunkedMethods(nextPowerOfTwo: (value: number) => number, own: EncoderP
     e.chunkBytes = (e.chunkBytes ?? 0) + chunk.length;
   };
   const methods: Partial<EncoderPrototype> = {
-    ensureAvailable(length) {
-      if (this.offset + length > this.buf.length) {
-        const grown = Buffer.allocUnsafe(nextPowerOfTwo(this.offset + length)); // bytes past offset are never read
-        this.buf.copy(grown, 0, 0, this.offset);
-        this.buf = grown;
-      }
-    },
     writeBufferInternal(buffer) {
       if (buffer.length >= LARGE_CHUNK_BYTES) append(this, buffer);
       else own.writeBufferInternal.call(this, buffer);
@@ -137,8 +132,7 @@ function chunkedMethods(nextPowerOfTwo: (value: number) => number, own: EncoderP
       const joined = Buffer.concat([...this.chunks, this.buf.subarray(0, this.offset)], (this.chunkBytes ?? 0) + this.offset);
       this.chunks = [joined];
       this.chunkBytes = joined.length;
-      this.buf = Buffer.allocUnsafe(64);
-      this.offset = 0;
+      freshTail(this);
       return joined;
     },
   };
@@ -174,7 +168,7 @@ export function useChunkedKafkajsEncoder(): KafkajsEncoderOutcome {
   const Encoder = require(file) as EncoderClass;
   const proto = Encoder.prototype;
   const own = { writeBufferInternal: proto.writeBufferInternal, writeBytes: proto.writeBytes } as EncoderPrototype;
-  const patched = chunkedMethods(Encoder.nextPowerOfTwo, own);
+  const patched = chunkedMethods(own);
   kafkajsOwnEncoder = {};
   for (const name of Object.keys(patched)) kafkajsOwnEncoder[name] = Object.getOwnPropertyDescriptor(proto, name)!;
   Object.defineProperties(proto, patched);

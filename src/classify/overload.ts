@@ -319,10 +319,12 @@ export class OverloadController {
   /** Seek back to the oldest frame to catch up now if quiet, else once it is (unless a batch of the partition comes first). */
   private catchUpWhenQuiet(io: BatchIO): void {
     const ledger = this.ledger(io.partition);
-    if (this.quiet()) {
-      io.seek(ledger.first()!);
-      return;
-    }
+    if (this.quiet()) io.seek(ledger.first()!);
+    else this.defer(io);
+  }
+
+  /** The partition is sought back to its oldest frame to catch up once quiet, unless a batch of it comes first. */
+  private defer(io: BatchIO): void {
     this.deferred.set(io.partition, io.seek);
     this.schedule();
   }
@@ -367,8 +369,7 @@ export class OverloadController {
     if (!this.quiet()) {
       // Frames are being skipped again (any partition): back to the live position, catch up later.
       io.seek(live);
-      this.deferred.set(io.partition, io.seek);
-      this.schedule();
+      this.defer(io);
       return;
     }
     // One small chunk per fetch, so the next fetch soon tells whether newer frames wait and a fresh

@@ -240,8 +240,8 @@ export class Ledger {
   }
 
   private unusable(): Error | undefined {
-    if (this.closed) return new Error(`ingest ledger ${this.path} is closed`);
-    return this.broken;
+    if (this.closed || !this.handle) return this.broken ?? new Error(`ingest ledger ${this.path} is ${this.closed ? 'closed' : 'not open'}`);
+    return undefined;
   }
 
   private async flush(): Promise<void> {
@@ -251,9 +251,9 @@ export class Ledger {
       const records = batch.flatMap((w) => w.records);
       try {
         const unusable = this.unusable();
-        if (unusable || !this.handle) throw unusable ?? new Error(`ingest ledger ${this.path} is closed`);
+        if (unusable) throw unusable;
         await this.appendText(
-          this.handle,
+          this.handle!,
           records.map((r) => `${JSON.stringify(r)}\n`).join(''),
           batch.some((w) => w.sync),
         );
