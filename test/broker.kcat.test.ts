@@ -106,7 +106,8 @@ describe('kcat (librdkafka) against the embedded broker', () => {
         .sort((a, b) => a - b),
     ).toEqual(Array.from({ length: 50 }, (_, i) => 300 + i));
     // kcat commits as it closes; the broker applies a commit on its own connection, so another
-    // connection may read the offsets a moment before the last commit lands: wait for it.
+    // connection may read the offsets a moment before the last commit lands: wait for it (up to
+    // 15 s: once, with the whole suite running on 2 cores, 5 s was not enough).
     const admin = kafka.admin();
     await admin.connect();
     const committed = async () => {
@@ -114,7 +115,7 @@ describe('kcat (librdkafka) against the embedded broker', () => {
       return offsets!.partitions.reduce((sum, p) => sum + Number(p.offset), 0);
     };
     try {
-      await waitFor(async () => (await committed()) === 350, { timeout: 5_000, message: 'the committed offsets of group resumer to sum to 350' });
+      await waitFor(async () => (await committed()) === 350, { timeout: 15_000, message: 'the committed offsets of group resumer to sum to 350' });
     } finally {
       await admin.disconnect();
     }
