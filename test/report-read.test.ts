@@ -1,7 +1,8 @@
 /** readTopics against the real embedded broker: reads to the end it saw at the start, then stops. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBus, type TestBus } from './helpers/bus.js';
-import { createProducer, ensureTopics } from '../src/bus/kafka.js';
+import { freePort } from './helpers/ports.js';
+import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { readTopics, type ReadRecord } from '../src/report/read-topics.js';
 
@@ -75,5 +76,37 @@ describe('readTopics', () => {
     });
     expect(seen).toEqual(['alert-0', 'alert-1']);
     expect(result).toEqual({ records: 2, missing: [], stoppedEarly: [topics.alerts] });
+  });
+
+  it('ends at once with the reason when its signal aborts mid-read', async () => {
+    const abort = new AbortController();
+    const seen: string[] = [];
+    const read = readTopics(bus.kafka, {
+      topics: [{ topic: topics.predictions }],
+      signal: abort.signal,
+      onRecord: (r) => {
+        seen.push(r.message.value!.toString());
+        if (seen.length === 3) abort.abort(new Error('stopping'));
+      },
+    });
+    await expect(read).rejects.toThrow('stopping');
+    expect(seen).toHaveLength(3);
+  });
+
+  it('ends with the reason while kafkajs still retries the connect to a broker that is gone', async () => {
+    // kafkajs retries a refused connect 8 times (27 s of back-off, measured) before it fails a read.
+    const gone = createKafka({ brokers: [`127.0.0.1:${await freePort()}`] });
+    const abort = new AbortController();
+    const read = readTopics(gone, { topics: [{ topic: topics.predictions }], signal: abort.signal, onRecord: () => undefined });
+    setTimeout(() => abort.abort(new Error('shutdown budget ran out')), 300);
+    await expect(read).rejects.toThrow('shutdown budget ran out');
+  }, 5_000);
+
+  it('refuses to start with a signal already aborted', async () => {
+    const abort = new AbortController();
+    abort.abort(new Error('already stopped'));
+    await expect(readTopics(bus.kafka, { topics: [{ topic: topics.alerts }], signal: abort.signal, onRecord: () => undefined })).rejects.toThrow(
+      'already stopped',
+    );
   });
 });

@@ -18,8 +18,8 @@ try {
   process.exitCode = 1;
 }
 // As the CLI does after closing: a straggler still holding the event loop a second after the area
-// is done (the e2e area's batch reports, written past their shutdown budget, retry kafkajs connects
-// to the embedded broker it closed, for minutes) is named and not waited for.
+// is done (say a kafkajs connect retry to the embedded broker the area closed) is named and not
+// waited for.
 setTimeout(() => {
   process.stderr.write(`bench-area: still running 1 s after ${file ?? 'the area'} finished (${process.getActiveResourcesInfo().join(', ')}); exiting\n`);
   process.exit(process.exitCode ?? 0);

@@ -4,7 +4,10 @@
  * stops, for every run it watched, within the shutdown budget — HTML and JSON only, because
  * printing a PDF with Chromium alone takes longer than docker stop waits. A run whose report
  * was not finished (or whose PDF is owed) is listed in `reports/pending.json` and written at
- * the next start, so no report is lost to a shutdown or a crash.
+ * the next start, so no report is lost to a shutdown or a crash. Nothing outlives `close()`: the
+ * background writes stop when it begins (the shutdown writes cover their runs), and the shutdown
+ * writes stop when the budget runs out (their runs stay owed), so none of them reads Kafka after
+ * the broker is gone.
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +28,25 @@ export interface ReportWiringOptions {
   shutdownBudgetMs?: number;
 }
 
+/** How long stopped report writes get to end after the shutdown budget. */
+const STOP_GRACE_MS = 250;
+
+/** 'done' when the work settles within `ms`, else 'late'. */
+async function within(work: Promise<unknown>, ms: number): Promise<'done' | 'late'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+  try {
+    return await Promise.race([work.then(() => 'done' as const), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Why a report write was stopped before its end. */
+class ReportStopped extends Error {
+  override name = 'ReportStopped';
+}
+
 export class RunReports {
   /** Per run, a count bumped by every prediction and by its end: a report covers the generation it started at. */
   private readonly generation = new Map<string, number>();
@@ -39,6 +61,10 @@ export class RunReports {
   private saving: Promise<void> = Promise.resolve();
   private readonly logger: Logger;
   private closing: Promise<void> | undefined;
+  /** Aborted when `close()` begins. */
+  private readonly background = new AbortController();
+  /** Aborted when the shutdown budget runs out. */
+  private readonly shutdown = new AbortController();
 
   constructor(private readonly options: ReportWiringOptions) {
     this.logger = options.logger.child({ stage: 'reports' });
@@ -79,19 +105,20 @@ export class RunReports {
   close(): Promise<void> {
     this.closing ??= (async () => {
       const budget = this.options.shutdownBudgetMs ?? 1000;
+      this.background.abort(new ReportStopped('the process is stopping'));
       const owed = [...new Set([...[...this.generation.keys()].filter((runId) => this.isStale(runId)), ...this.pending])];
       for (const runId of owed) this.pending.add(runId);
       await this.savePending();
-      const all = owed.map((runId) => this.write(runId, false));
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), budget)));
-      const outcome = await Promise.race([Promise.all(all).then(() => 'done' as const), late]);
-      clearTimeout(timer);
-      if (outcome === 'late')
+      const all = Promise.all(owed.map((runId) => this.write(runId, false, this.shutdown.signal)));
+      if ((await within(all, budget)) === 'late') {
+        this.shutdown.abort(new ReportStopped(`the shutdown budget of ${budget} ms ran out`));
+        // Each stops at its next step: a Kafka read, even one still connecting, ends at once.
+        if ((await within(all, STOP_GRACE_MS)) === 'late') this.logger.warn({ graceMs: STOP_GRACE_MS }, 'reports: a stopped report write has not ended');
         this.logger.warn(
           { owed: [...this.pending] },
           'reports: not all written within the shutdown budget; they are written at the next start (or: crystalwatch report --run ID)',
         );
+      }
       // With PDFs on, a report written at shutdown still owes its PDF: the next start prints it.
       if (this.options.pdf) for (const runId of owed) this.pending.add(runId);
       await this.savePending();
@@ -106,14 +133,14 @@ export class RunReports {
   private enqueue(runId: string): void {
     this.queue = this.queue.then(async () => {
       if (this.closing) return;
-      const written = await this.write(runId, this.options.pdf);
+      const written = await this.write(runId, this.options.pdf, this.background.signal);
       // An ended run's last predictions (or its end) came while it was written: write it again.
       if (written && !this.closing && this.ended.has(runId) && this.isStale(runId)) this.enqueue(runId);
     });
   }
 
   /** One report of the run at a time; a second request waits for the first and writes anew. */
-  private write(runId: string, pdf: boolean): Promise<boolean> {
+  private write(runId: string, pdf: boolean, signal: AbortSignal): Promise<boolean> {
     const previous = this.writing.get(runId) ?? Promise.resolve(true);
     // A run id is a safe folder name: the id rule (src/config/identity.ts) starts it with a letter or digit.
     const out = path.join(this.folder, runId);
@@ -129,6 +156,7 @@ export class RunReports {
           out,
           logger: this.logger,
           pdf,
+          signal,
           ...(this.options.audit ? { audit: this.options.audit } : {}),
         });
         this.logger.info({ runId, out, pdf, ms: Date.now() - started }, 'batch report written');
@@ -138,7 +166,10 @@ export class RunReports {
           if (!this.isStale(runId)) this.pending.delete(runId);
         }
       } catch (err) {
-        if (err instanceof ChromiumMissingError) {
+        if (signal.aborted) {
+          this.logger.info({ runId, why: (signal.reason as Error).message }, 'batch report stopped; it is owed, and written at the next start');
+          this.pending.add(runId);
+        } else if (err instanceof ChromiumMissingError) {
           this.logger.warn({ runId, out }, err.message);
           this.reported.set(runId, covers);
           this.pending.delete(runId);

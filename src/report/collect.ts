@@ -35,6 +35,8 @@ export interface CollectOptions {
   idleTimeoutMs?: number;
   trendPoints?: number;
   onProgress?: (phase: CollectPhase, read: number, total: number) => void;
+  /** Ends the collection: it rejects with the signal's reason (see `ReadOptions.signal`). */
+  signal?: AbortSignal;
 }
 
 export interface Collected {
@@ -69,7 +71,7 @@ const recordMs = (r: ReadRecord) => Number(r.message.timestamp);
 export async function collectRun(o: CollectOptions): Promise<Collected> {
   const marker = runMarker(o.runId);
   const notes: string[] = [];
-  const read = { kafka: o.kafka, maxMessageBytes: o.maxMessageBytes, idleTimeoutMs: o.idleTimeoutMs };
+  const read = { maxMessageBytes: o.maxMessageBytes, idleTimeoutMs: o.idleTimeoutMs, signal: o.signal };
   const missingTopics = new Set<string>();
 
   // 1. alerts, lab results and run events

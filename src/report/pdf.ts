@@ -25,8 +25,10 @@ export class ChromiumMissingError extends Error {
 export async function printPdf(
   html: string,
   path: string,
-  options: { runId: string; version: string; executablePath?: string; timeoutMs?: number },
+  options: { runId: string; version: string; executablePath?: string; timeoutMs?: number; signal?: AbortSignal },
 ): Promise<void> {
+  const { signal } = options;
+  signal?.throwIfAborted();
   const executablePath = options.executablePath ?? chromiumPath();
   if (!existsSync(executablePath)) throw new ChromiumMissingError(executablePath);
   const timeout = options.timeoutMs ?? 120_000;
@@ -36,7 +38,11 @@ export async function printPdf(
     timeout,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  // An abort closes Chromium, which fails the step in progress.
+  const onAbort = () => void browser.close().catch(() => undefined);
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    signal?.throwIfAborted();
     const page = await browser.newPage();
     // Nothing to fetch: the document is self-contained, so 'load' means everything is there.
     await page.setContent(html, { waitUntil: 'load', timeout });
@@ -51,6 +57,7 @@ export async function printPdf(
       footerTemplate: `<div style="font: 7pt sans-serif; color: #555; width: 100%; padding: 0 12mm; display: flex; justify-content: space-between;"><span>crystalwatch ${esc(options.version)} · run ${esc(options.runId)}</span><span>page <span class="pageNumber"></span> of <span class="totalPages"></span></span></div>`,
     });
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await browser.close();
   }
 }

@@ -38,6 +38,11 @@ export interface ReadOptions {
   onProgress?: (read: number, total: number) => void;
   /** Prefix of the throwaway consumer group's id. */
   groupPrefix?: string;
+  /**
+   * Ends the read: it rejects with the signal's reason and leaves nothing behind but a connect
+   * already in kafkajs' retrier, which gives up by itself (its retries are bounded).
+   */
+  signal?: AbortSignal;
 }
 
 export interface ReadResult {
@@ -60,16 +65,35 @@ interface PartitionRange {
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
+/** The promise, or the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
+}
+
 /** Which partitions to read, from where to where; topics that do not exist are listed as missing. */
-async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
+async function planRanges(
+  kafka: Kafka,
+  topics: TopicRead[],
+  signal: AbortSignal | undefined,
+): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
   const admin = kafka.admin();
+  const step = <T>(work: Promise<T>) => untilAborted(work, signal);
   try {
-    await admin.connect();
+    await step(admin.connect());
   } catch (err) {
+    await admin.disconnect().catch(() => undefined);
+    if (signal?.aborted) throw err;
     throw new Error(`report: cannot connect to Kafka (${(err as Error).message}); check --brokers or KAFKA_BROKERS and that the broker is running`);
   }
   try {
-    const existing = new Set(await admin.listTopics());
+    const existing = new Set(await step(admin.listTopics()));
     const ranges = new Map<string, PartitionRange>();
     const missing: string[] = [];
     for (const wanted of topics) {
@@ -78,8 +102,8 @@ async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: 
         missing.push(wanted.topic);
         continue;
       }
-      const offsets = await admin.fetchTopicOffsets(wanted.topic);
-      const starts = wanted.fromTimestamp === undefined ? undefined : await admin.fetchTopicOffsetsByTimestamp(wanted.topic, wanted.fromTimestamp);
+      const offsets = await step(admin.fetchTopicOffsets(wanted.topic));
+      const starts = wanted.fromTimestamp === undefined ? undefined : await step(admin.fetchTopicOffsetsByTimestamp(wanted.topic, wanted.fromTimestamp));
       for (const p of offsets) {
         const low = BigInt(p.low);
         const end = BigInt(p.high);
@@ -90,12 +114,14 @@ async function planRanges(kafka: Kafka, topics: TopicRead[]): Promise<{ ranges: 
     }
     return { ranges, missing };
   } finally {
-    await admin.disconnect();
+    await admin.disconnect().catch(() => undefined);
   }
 }
 
 export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<ReadResult> {
-  const { ranges, missing } = await planRanges(kafka, options.topics);
+  const { signal } = options;
+  signal?.throwIfAborted();
+  const { ranges, missing } = await planRanges(kafka, options.topics, signal);
   const result: ReadResult = { records: 0, missing, stoppedEarly: [] };
   if (ranges.size === 0) return result;
   let total = 0;
@@ -109,11 +135,19 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
   });
   let finish!: () => void;
   let fail!: (err: Error) => void;
+  /** Set when the read failed (or was aborted): no record reaches `onRecord` after it. */
+  let ended = false;
   const finished = new Promise<void>((resolve, reject) => {
     finish = resolve;
-    fail = reject;
+    fail = (err) => {
+      ended = true;
+      reject(err);
+    };
   });
   finished.catch(() => undefined); // a failure before it is awaited (during connect) is not unhandled
+  const onAbort = () => fail(signal!.reason as Error);
+  signal?.addEventListener('abort', onAbort, { once: true });
+  if (signal?.aborted) onAbort();
   let lastProgressMs = Date.now();
   const idleCheck = setInterval(
     () => {
@@ -156,7 +190,9 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
   });
 
   try {
-    await consumer.connect();
+    // Raced with `finished`, so that an abort (or the idle check) ends a connect kafkajs still retries.
+    await Promise.race([consumer.connect(), finished]);
+    signal?.throwIfAborted();
     const topics = [...new Set([...ranges.values()].map((r) => r.topic))];
     await consumer.subscribe({ topics, fromBeginning: true });
     lastProgressMs = Date.now();
@@ -170,7 +206,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
           const offset = BigInt(message.offset);
           // Records before the start (a fetch that ran before the seek) or seen already are skipped.
           if (offset < r.next) continue;
-          if (offset >= r.end) break;
+          if (offset >= r.end || ended) break;
           r.next = offset + 1n;
           try {
             await options.onRecord({ topic: batch.topic, partition: batch.partition, message });
@@ -196,6 +232,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     return result;
   } finally {
     clearInterval(idleCheck);
+    signal?.removeEventListener('abort', onAbort);
     await consumer.disconnect().catch(() => undefined);
   }
 }

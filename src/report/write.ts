@@ -44,6 +44,8 @@ export interface RunReportOptions {
   maxMessageBytes?: number;
   /** A read that gets no record for this long fails (default 30 s). */
   idleTimeoutMs?: number;
+  /** Ends the write before its files are written: it rejects with the signal's reason. */
+  signal?: AbortSignal;
   /** Points per camera trend (default 2,000). */
   trendPoints?: number;
   now?: () => Date;
@@ -105,7 +107,9 @@ export async function writeRunReport(options: RunReportOptions): Promise<RunRepo
     idleTimeoutMs: options.idleTimeoutMs,
     trendPoints: options.trendPoints,
     onProgress: progress,
+    signal: options.signal,
   });
+  options.signal?.throwIfAborted();
   const generatedAt = (options.now ?? (() => new Date()))();
   const alerts = collected.alerts.list();
   const cameras = new Set(collected.aggregator.cameras.keys());
@@ -162,7 +166,7 @@ export async function writeRunReport(options: RunReportOptions): Promise<RunRepo
   if (options.pdf ?? true) {
     progress('pdf', 0, 1);
     const temp = `${paths.pdf}.${process.pid}.tmp`;
-    await printPdf(html, temp, { runId: options.runId, version, executablePath: options.chromiumPath });
+    await printPdf(html, temp, { runId: options.runId, version, executablePath: options.chromiumPath, signal: options.signal });
     await rename(temp, paths.pdf);
     result.pdf = paths.pdf;
     log.info({ pdf: paths.pdf }, 'report: PDF written');
