@@ -1,44 +1,96 @@
 /**
- * Camera software for the byte-path benchmark (ingest-bytes.ts), in a child process of its
- * own so the CPU it spends writing files is not counted as crystalwatch's. Each camera
- * writes, at a steady rate, a sidecar and then the frame as a temporary file renamed into
- * place (as the simulator's camera does), replaying frames rendered before the clock starts.
+ * Camera software for the benchmarks (ingest-bytes.ts, e2e.ts), in a child process of its own so
+ * the CPU it spends writing files is not counted as crystalwatch's: in a plant the camera's
+ * software runs elsewhere. Each camera writes, at a steady rate, a sidecar and then the frame,
+ * each as a temporary file renamed into place, named as the simulator's camera names them,
+ * replaying frames rendered before the clock starts. A camera with an `onsetS` replays the
+ * `pg` pool from that second of its run on.
  *
- *   node dist/bench/camera-writer.js '<json: {cameras: [{dir}], pool: [paths], fps, seconds}>'
+ *   node dist/bench/camera-writer.js '<json: WriterPlan>'
  *
- * Prints `{"written": N}` on stdout when done.
+ * Prints `{"written": N, "failures": F, "lastError"?: "…"}` on stdout when done (a failed write is
+ * counted, not fatal: the run goes on, and the bench reports it).
  */
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { frameFileName, writeAtomic } from '../simulator/camera.js';
 
-interface WriterPlan {
-  cameras: Array<{ id: string; dir: string }>;
-  pool: string[];
+export interface ReplayFrame {
+  /** A PNG file to replay. */
+  path: string;
+  /** Sidecar fields (the simulator's truth); `camera`, `capturedAt` and `frameIndex` are set per write. */
+  truth: Record<string, unknown>;
+}
+
+export interface WriterPlan {
+  cameras: Array<{ id: string; dir: string; onsetS?: number | null }>;
+  cex: ReplayFrame[];
+  /** Replayed from a camera's `onsetS` on (default: `cex`). */
+  pg?: ReplayFrame[];
   fps: number;
   seconds: number;
 }
 
-const plan = JSON.parse(process.argv[2] ?? '{}') as WriterPlan;
-const pool = plan.pool.map((path) => readFileSync(path));
-const count = Math.round(plan.fps * plan.seconds);
-const intervalMs = 1000 / plan.fps;
-const started = performance.now();
-
-async function camera(index: number, camera: { id: string; dir: string }): Promise<number> {
-  // Cameras are spread over one frame interval, as independent cameras would be.
-  const offset = (index * intervalMs) / plan.cameras.length;
-  for (let i = 0; i < count; i += 1) {
-    const wait = started + offset + i * intervalMs - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    const name = `f${String(i).padStart(6, '0')}`;
-    const sidecar = { camera: camera.id, capturedAt: new Date().toISOString(), label: 'cex', frameIndex: i };
-    await writeFile(join(camera.dir, `${name}.json`), JSON.stringify(sidecar));
-    await writeFile(join(camera.dir, `${name}.png.tmp`), pool[(i + index) % pool.length]!);
-    await rename(join(camera.dir, `${name}.png.tmp`), join(camera.dir, `${name}.png`));
-  }
-  return count;
+export interface WriterResult {
+  written: number;
+  failures: number;
+  lastError?: string;
 }
 
-const written = (await Promise.all(plan.cameras.map((c, i) => camera(i, c)))).reduce((a, b) => a + b, 0);
-process.stdout.write(JSON.stringify({ written }) + '\n');
+async function run(plan: WriterPlan): Promise<WriterResult> {
+  const load = (frames: ReplayFrame[]) => frames.map((f) => ({ png: readFileSync(f.path), truth: f.truth }));
+  const cex = load(plan.cex);
+  const pg = plan.pg ? load(plan.pg) : cex;
+  const count = Math.round(plan.fps * plan.seconds);
+  const intervalMs = 1000 / plan.fps;
+  const started = performance.now();
+  const result: WriterResult = { written: 0, failures: 0 };
+
+  async function camera(index: number, camera: WriterPlan['cameras'][number]): Promise<void> {
+    // Cameras are spread over one frame interval, as independent cameras would be.
+    const offset = (index * intervalMs) / plan.cameras.length;
+    for (let i = 0; i < count; i += 1) {
+      const due = offset + i * intervalMs;
+      const wait = started + due - performance.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      const onset = camera.onsetS ?? null;
+      const pool = onset !== null && due / 1000 >= onset ? pg : cex;
+      const source = pool[(i + index) % pool.length]!;
+      const capturedAt = new Date();
+      const name = frameFileName(camera.id, capturedAt, i);
+      const sidecar = { ...source.truth, camera: camera.id, capturedAt: capturedAt.toISOString(), frameIndex: i };
+      try {
+        // Sidecar first, so ingest finds the truth when the image completes (as the simulator's camera does).
+        await writeAtomic(camera.dir, name.replace(/\.png$/, '.json'), JSON.stringify(sidecar));
+        await writeAtomic(camera.dir, name, source.png);
+        result.written += 1;
+      } catch (err) {
+        result.failures += 1;
+        result.lastError = (err as Error).message;
+      }
+    }
+  }
+
+  await Promise.all(plan.cameras.map((c, i) => camera(i, c)));
+  return result;
+}
+
+/** The cameras, writing from a child process; `done` is their result, `stop()` ends them early. */
+export function startCameraWriter(plan: WriterPlan): { done: Promise<WriterResult>; stop: () => void } {
+  const child = fork(fileURLToPath(import.meta.url), [JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const done = new Promise<WriterResult>((resolve, reject) => {
+    let text = '';
+    child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
+    child.once('error', reject);
+    child.once('exit', (code, signal) =>
+      code === 0 ? resolve(JSON.parse(text) as WriterResult) : reject(new Error(`camera writer exited with ${signal ?? code}`)),
+    );
+  });
+  return { done, stop: () => void child.kill('SIGTERM') };
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const plan = JSON.parse(process.argv[2] ?? '{}') as WriterPlan;
+  process.stdout.write(`${JSON.stringify(await run(plan))}\n`);
+}

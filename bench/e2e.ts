@@ -7,12 +7,14 @@
  * Rendering a 1280×960 frame costs the simulator ~100–180 ms of CPU, far more than
  * crystalwatch spends on it, so by default the cameras replay frames rendered before
  * the clock starts (written like camera software does: sidecar, then temp file and
- * rename, at a steady rate). `BENCH_E2E_RENDER=1` renders every frame live instead.
+ * rename, at a steady rate), from a child process (camera-writer.ts), so that the CPU of the
+ * cameras' file writes is not counted as the pipeline's. `BENCH_E2E_RENDER=1` renders every
+ * frame live instead, in this process.
  */
 import os from 'node:os';
 import path from 'node:path';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { FrameCamera, frameFileName, renderFrame, writeAtomic, type FrameTruth } from '../simulator/index.js';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { FrameCamera, renderFrame, type FrameTruth } from '../simulator/index.js';
 import { validateConfig } from '../src/config/index.js';
 import { silentLogger } from '../src/config/logger.js';
 import { startPipeline } from '../src/app/pipeline.js';
@@ -20,6 +22,7 @@ import type { Alert, Prediction } from '../src/bus/messages.js';
 import { sleep } from './support.js';
 import { bareFrames } from './classify.js';
 import { defaultModelDir } from '../src/classify/command.js';
+import { startCameraWriter, type ReplayFrame, type WriterPlan, type WriterResult } from './camera-writer.js';
 
 const modelPath = () => process.env.CRYSTALWATCH_BENCH_MODEL ?? defaultModelDir();
 
@@ -225,71 +228,59 @@ async function replayFrames(): Promise<Buffer[]> {
   return [...cex, ...pg].map((r) => r.png);
 }
 
+/**
+ * The replay cameras, writing from a child process (camera-writer.ts) so that their file writes
+ * are not counted as the pipeline's CPU: a plant's camera software runs elsewhere.
+ */
 async function replayCameras(ids: string[], dir: string, fps: number, durationS: number, onsetS: number): Promise<Camera[]> {
   const { cex, pg } = await rendering();
-  return ids.map((camera, c) => new ReplayCamera(path.join(dir, 'cameras', camera), camera, fps, durationS, c === 0 ? onsetS : null, cex, pg));
+  const pool = path.join(dir, 'replay');
+  await mkdir(pool, { recursive: true });
+  const files = async (name: string, frames: Rendered[]): Promise<ReplayFrame[]> =>
+    Promise.all(
+      frames.map(async (f, i) => {
+        const file = path.join(pool, `${name}-${i}.png`);
+        await writeFile(file, f.png);
+        return { path: file, truth: { ...f.truth } };
+      }),
+    );
+  const plan: WriterPlan = {
+    cameras: ids.map((id, c) => ({ id, dir: path.join(dir, 'cameras', id), onsetS: c === 0 ? onsetS : null })),
+    cex: await files('cex', cex),
+    pg: await files('pg', pg),
+    fps,
+    seconds: durationS,
+  };
+  return [new ChildCameras(plan)];
 }
 
-class ReplayCamera implements Camera {
-  framesWritten = 0;
-  writeFailures = 0;
-  lastWriteError: string | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private finished!: () => void;
-  private readonly finishedPromise = new Promise<void>((resolve) => (this.finished = resolve));
-  private writing = Promise.resolve();
+/** All the replay cameras, as one `Camera` run by the camera writer's child process. */
+class ChildCameras implements Camera {
+  private result: WriterResult | undefined;
+  private writer: ReturnType<typeof startCameraWriter> | undefined;
 
-  constructor(
-    private readonly out: string,
-    private readonly camera: string,
-    private readonly fps: number,
-    private readonly durationS: number,
-    private readonly onsetS: number | null,
-    private readonly cex: { png: Buffer; truth: FrameTruth }[],
-    private readonly pg: { png: Buffer; truth: FrameTruth }[],
-  ) {}
+  constructor(private readonly plan: WriterPlan) {}
 
-  async start(): Promise<void> {
-    const startedAt = Date.now();
-    const total = Math.round(this.durationS * this.fps);
-    let index = 0;
-    this.timer = setInterval(() => {
-      if (index >= total) {
-        clearInterval(this.timer);
-        void this.writing.then(() => this.finished());
-        return;
-      }
-      const i = index++;
-      const t = (Date.now() - startedAt) / 1000;
-      const source = this.onsetS !== null && t >= this.onsetS ? this.pg[i % this.pg.length]! : this.cex[i % this.cex.length]!;
-      // A failed write is counted, never left to reject the chain (done() would then never come).
-      this.writing = this.writing
-        .then(() => this.write(i, source))
-        .catch((err: unknown) => {
-          this.writeFailures += 1;
-          this.lastWriteError = (err as Error).message;
-        });
-    }, 1000 / this.fps);
+  get framesWritten(): number {
+    return this.result?.written ?? 0;
   }
 
-  private async write(index: number, source: { png: Buffer; truth: FrameTruth }): Promise<void> {
-    const capturedAt = new Date();
-    const name = frameFileName(this.camera, capturedAt, index);
-    const truth: FrameTruth = { ...source.truth, camera: this.camera, capturedAt: capturedAt.toISOString(), frameIndex: index };
-    // Sidecar first, so ingest finds the truth when the image completes (as the simulator's camera does).
-    await writeAtomic(this.out, name.replace(/\.png$/, '.json'), JSON.stringify(truth));
-    await writeAtomic(this.out, name, source.png);
-    this.framesWritten += 1;
+  get writeFailures(): number {
+    return this.result?.failures ?? 0;
   }
 
-  done(): Promise<void> {
-    return this.finishedPromise;
+  start(): Promise<void> {
+    this.writer = startCameraWriter(this.plan);
+    return Promise.resolve();
+  }
+
+  async done(): Promise<void> {
+    this.result = await this.writer?.done;
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.writing;
-    this.finished();
+    this.writer?.stop();
+    await this.writer?.done.catch(() => undefined);
   }
 }
 

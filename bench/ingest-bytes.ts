@@ -17,13 +17,12 @@
  *   node dist/bench/ingest-bytes.js [--quick]        (BENCH_BYTES_SECONDS, BENCH_BYTES_CAMERAS, BENCH_BYTES_FPS)
  *   node --cpu-prof --cpu-prof-dir=/tmp/prof dist/bench/ingest-bytes.js    for a profile of the same run
  */
-import { fork } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Registry } from 'prom-client';
 import { startBroker } from '../src/broker/index.js';
@@ -31,6 +30,7 @@ import { crc32c } from '../src/broker/protocol/crc32c.js';
 import { createConsumer, createKafka, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { IngestStage } from '../src/ingest/index.js';
+import { startCameraWriter } from './camera-writer.js';
 import { percentile, sleep, syntheticFrame } from './support.js';
 
 const round = (value: number, digits = 2) => Math.round(value * 10 ** digits) / 10 ** digits;
@@ -142,19 +142,15 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
       },
     });
 
-    const writer = fork(
-      resolve(import.meta.dirname, 'camera-writer.js'),
-      [JSON.stringify({ cameras: ids.map((c) => ({ id: c.camera, dir: c.watch })), pool, fps, seconds })],
-      {
-        stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-      },
-    );
-    const writerDone = new Promise<number>((resolveDone, reject) => {
-      let text = '';
-      writer.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
-      writer.once('exit', (code) =>
-        code === 0 ? resolveDone((JSON.parse(text) as { written: number }).written) : reject(new Error(`camera writer exited with ${code}`)),
-      );
+    const writer = startCameraWriter({
+      cameras: ids.map((c) => ({ id: c.camera, dir: c.watch })),
+      cex: pool.map((path) => ({ path, truth: { label: 'cex' } })),
+      fps,
+      seconds,
+    });
+    const writerDone = writer.done.then((r) => {
+      if (r.failures > 0) throw new Error(`camera writer: ${r.failures} writes failed (${r.lastError})`);
+      return r.written;
     });
     await sleep(warmupS * 1000);
     measuring = true;
