@@ -333,4 +333,35 @@ describe('the shipped model (models/default)', () => {
     });
     expect(worst).toBeLessThan(1e-4);
   });
+
+  it.skipIf(!present)('a crop batch is prepared partly on the inference worker, with the answers of the main thread alone', async () => {
+    // The real gates (probe check on), so refusals come from the worker's share too.
+    const shared = await Classifier.load(shipped, { backend: 'onnx' });
+    const alone = await Classifier.load(shipped, { backend: 'onnx', workerPrep: false });
+    open.push(shared, alone);
+    const backend = (shared as unknown as { backend: { prepareWhole(images: Buffer[], spec: unknown): Promise<unknown[]> } }).backend;
+    const prepareWhole = backend.prepareWhole.bind(backend);
+    let onWorker = 0;
+    backend.prepareWhole = async (images, spec) => ((onWorker += images.length), prepareWhole(images, spec));
+
+    const crops = await Promise.all(Array.from({ length: 14 }, (_, i) => renderCrop({ label: i % 2 ? 'pg' : 'cex', seed: 900 + i })));
+    const grey = await sharp(Buffer.alloc(180 * 180, 128), { raw: { width: 180, height: 180, channels: 1 } })
+      .png()
+      .toBuffer();
+    const noise = await sharp(Buffer.from(Array.from({ length: 200 * 200 }, (_, i) => (i * 7919) % 251)), { raw: { width: 200, height: 200, channels: 1 } })
+      .png()
+      .toBuffer();
+    const images = [...crops.map((c) => c.png), grey, noise, crops[0]!.png.subarray(0, 300), Buffer.alloc(0)];
+    const a = await shared.classify(images);
+    const b = await alone.classify(images);
+    expect(onWorker).toBeGreaterThanOrEqual(6);
+    expect(a).toEqual(b);
+    expect(a.filter((r) => r.predicted === 'unusable').length).toBeGreaterThanOrEqual(2);
+    expect(a.filter((r) => r.predicted === 'error')).toHaveLength(2);
+    expect(a.filter((r) => r.predicted === 'cex' || r.predicted === 'pg')).toHaveLength(14);
+
+    // A worker that cannot answer: this thread prepares its share, and the answers stay the same.
+    backend.prepareWhole = () => Promise.reject(new Error('worker gone'));
+    expect(await shared.classify(images)).toEqual(b);
+  });
 });

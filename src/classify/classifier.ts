@@ -12,11 +12,8 @@ import { openBackend, type BackendChoice, type InferenceBackend } from './backen
 import { startWorkerBackend } from './worker-client.js';
 import {
   DEFAULT_MAX_PIXELS,
-  ImageDecodeError,
   channelTransform,
   cropAndResize,
-  decodeImage,
-  tileRegions,
   tilesByFrameResize,
   writeTensor,
   type ChannelTransform,
@@ -25,7 +22,8 @@ import {
 } from './preprocess.js';
 import { DEFAULT_QUALITY, type QualityThresholds } from './quality.js';
 import { DEFAULT_PROBE, type ProbeThresholds } from './probe-gate.js';
-import { gateStats, judgeFrame, type GateThresholds } from './gates.js';
+import type { GateThresholds } from './gates.js';
+import { decodeAndJudge, regionsFor, wholeImageCandidate, type ImageSpec, type TilingOption, type WholeOutcome } from './image-prep.js';
 import { oodScorer, type OodScorer } from './ood.js';
 import { join } from 'node:path';
 import { FeatureMapRunner, featureMapApplies, planFeatureMap } from './feature-plan.js';
@@ -36,7 +34,15 @@ export type { ClassifyResult, ErrorResult, JudgedResult, ResultBase, UnusableRes
 /** Tile side when the card gives none: about the size of the crops models are trained on. */
 export const DEFAULT_TILE = 224;
 
-export type TilingOption = { tile: number; stride: number } | 'auto' | 'off';
+export type { TilingOption };
+
+/**
+ * Batches of crops of at least this many images hand a share of their decoding and resizing to
+ * the inference worker (image-prep.ts), which would otherwise wait for the main thread.
+ */
+export const WORKER_PREP_MIN_BATCH = 8;
+/** The share of a batch's crops the worker prepares: it runs the engine on the whole batch too. */
+export const WORKER_PREP_SHARE = 0.4;
 
 export interface ClassifierOptions {
   backend?: BackendChoice;
@@ -76,6 +82,11 @@ export interface ClassifierOptions {
   probe?: Partial<ProbeThresholds> | false;
   /** Run inference on a worker thread (default true); false runs it on the calling thread. */
   worker?: boolean;
+  /**
+   * Batches of crops (WORKER_PREP_MIN_BATCH or more): the inference worker decodes, gates and
+   * resizes a share of them (default true where there is a worker). The answers are the same.
+   */
+  workerPrep?: boolean;
   /** Engine CPU threads (onnxruntime intra-op). */
   threads?: number;
   /** Called after each inference call, for metrics. */
@@ -93,7 +104,10 @@ interface Job {
 /** Decoded images that passed the model-free gates, cut into model inputs. */
 interface Prepared {
   results: (ClassifyResult | undefined)[];
+  /** Pixels of the images this thread decoded (not of those the worker prepared). */
   decoded: (DecodedImage | undefined)[];
+  /** Size of every image that reached the model. */
+  sizes: ({ width: number; height: number } | undefined)[];
   jobs: Job[];
   tiled: Map<number, boolean>;
   /** Tiled frames that go through the feature-map path; their jobs are `firstJob …` in region order. */
@@ -109,6 +123,7 @@ export class Classifier {
   private readonly maxPixels: number;
   private readonly tiling: TilingOption;
   private readonly tileSize: { tile: number; stride: number };
+  private readonly spec: ImageSpec;
   private featureMap?: FeatureMapRunner;
 
   private constructor(
@@ -130,6 +145,7 @@ export class Classifier {
     const side = Math.max(card.input.width, card.input.height, DEFAULT_TILE);
     const fromCard = card.tiling ?? { tile: side, stride: side };
     this.tileSize = typeof this.tiling === 'object' ? this.tiling : fromCard;
+    this.spec = { input: card.input, maxPixels: this.maxPixels, gates: this.gates, tiling: this.tiling, tileSize: this.tileSize };
     // The card was checked when it was loaded: statistics present means scorable, with an embedding output.
     if (card.ood) this.ood = oodScorer(card.ood, join(modelDir, 'card.json'));
   }
@@ -212,55 +228,83 @@ export class Classifier {
     };
   }
 
-  private regionsFor(image: DecodedImage): { regions: Region[]; tiled: boolean } {
-    const whole = [{ x: 0, y: 0, width: image.width, height: image.height }];
-    if (this.tiling === 'off') return { regions: whole, tiled: false };
-    const { tile, stride } = this.tileSize;
-    const tiled = this.tiling === 'auto' ? image.width > 2 * tile && image.height > 2 * tile : image.width > tile || image.height > tile;
-    return tiled ? { regions: tileRegions(image.width, image.height, tile, stride), tiled: true } : { regions: whole, tiled: false };
+  /** The images of this batch the worker prepares (crop-sized files, a share of them), by index. */
+  private workerShare(images: Buffer[]): number[] {
+    if (!this.backend.prepareWhole || this.options.workerPrep === false || images.length < WORKER_PREP_MIN_BATCH) return [];
+    const candidates = images.flatMap((bytes, i) => (wholeImageCandidate(bytes) ? [i] : []));
+    // Spread evenly: candidate m goes when the running share crosses a whole image.
+    return candidates.filter((_, m) => Math.floor((m + 1) * WORKER_PREP_SHARE) > Math.floor(m * WORKER_PREP_SHARE));
+  }
+
+  /** The worker's outcomes for `indices`, or undefined when it could not answer (this thread prepares them then). */
+  private async prepareOnWorker(images: Buffer[], indices: number[]): Promise<WholeOutcome[] | undefined> {
+    if (indices.length === 0) return [];
+    try {
+      return await this.backend.prepareWhole!(
+        indices.map((i) => images[i]!),
+        this.spec,
+      );
+    } catch (err) {
+      this.options.log?.(`classify: the worker could not prepare ${indices.length} images (${(err as Error).message}); prepared here instead`);
+      return undefined;
+    }
   }
 
   /** Decode, gate, and cut every image into model inputs (tiles of a frame: one resize). */
   private async prepare(images: Buffer[]): Promise<Prepared> {
     const results: (ClassifyResult | undefined)[] = new Array(images.length);
-    const decoded: (DecodedImage | undefined)[] = await Promise.all(
-      images.map(async (bytes, i) => {
-        try {
-          // In colour when the file has it: "is it a probe image" looks at colour before anything is greyed.
-          return await decodeImage(bytes, this.maxPixels, { grey: false });
-        } catch (err) {
-          const kind = err instanceof ImageDecodeError ? err.reason : 'undecodable';
-          results[i] = { predicted: 'error', pPG: null, reason: (err as Error).message, errorKind: kind };
-          return undefined;
-        }
-      }),
-    );
+    const decoded: (DecodedImage | undefined)[] = new Array(images.length);
+    const sizes: Prepared['sizes'] = new Array(images.length);
+    /** Model-input pixels the worker prepared, by image. */
+    const ready = new Map<number, Buffer>();
+    const here = async (i: number) => {
+      const judged = await decodeAndJudge(images[i]!, this.spec);
+      if ('result' in judged) results[i] = judged.result;
+      else decoded[i] = judged.image;
+    };
+    const share = this.workerShare(images);
+    const onWorker = new Set(share);
+    const [outcomes] = await Promise.all([this.prepareOnWorker(images, share), Promise.all(images.flatMap((_, i) => (onWorker.has(i) ? [] : [here(i)])))]);
+    const leftOver: number[] = [];
+    share.forEach((i, k) => {
+      const outcome = outcomes?.[k];
+      if (outcome?.kind === 'result') results[i] = outcome.result;
+      else if (outcome?.kind === 'ready') {
+        sizes[i] = { width: outcome.width, height: outcome.height };
+        ready.set(i, Buffer.from(outcome.pixels.buffer, outcome.pixels.byteOffset, outcome.pixels.byteLength));
+      } else leftOver.push(i); // to be tiled after all, or the worker failed
+    });
+    await Promise.all(leftOver.map(here));
+
     const jobs: Job[] = [];
     const tiled = new Map<number, boolean>();
     const framesToTile: Prepared['featureFrames'] = [];
     const featureFrames: Prepared['featureFrames'] = [];
-    decoded.forEach((image, i) => {
-      if (!image) return;
-      const verdict = judgeFrame(gateStats(image, this.gates.probe !== false), this.gates);
-      if (verdict) {
-        results[i] = { predicted: 'unusable', pPG: null, reason: verdict.reason, detail: verdict.detail, width: image.width, height: image.height };
-        decoded[i] = undefined; // let the pixels go
-        return;
+    // In image order, so a batch's inference calls hold the same inputs wherever they were prepared.
+    for (let i = 0; i < images.length; i++) {
+      const pixels = ready.get(i);
+      if (pixels) {
+        tiled.set(i, false);
+        jobs.push({ image: i, region: { x: 0, y: 0, ...sizes[i]! }, pixels });
+        continue;
       }
-      const { regions, tiled: isTiled } = this.regionsFor(image);
+      const image = decoded[i];
+      if (!image) continue;
+      sizes[i] = { width: image.width, height: image.height };
+      const { regions, tiled: isTiled } = regionsFor(image, this.spec);
       tiled.set(i, isTiled);
       const frame = { image: i, regions, firstJob: jobs.length };
       if (isTiled && this.featureMap && featureMapApplies(regions, this.tileSize.tile, this.card.input)) featureFrames.push(frame);
       else if (isTiled) framesToTile.push(frame);
       for (const region of regions) jobs.push({ image: i, region });
-    });
+    }
     await Promise.all(
       (this.options.tileResize === 'tile' ? [] : framesToTile).map(async ({ image, regions, firstJob }) => {
         const tiles = await tilesByFrameResize(decoded[image]!, regions, this.tileSize.tile, this.card.input);
         tiles?.forEach((pixels, k) => (jobs[firstJob + k]!.pixels = pixels));
       }),
     );
-    return { results, decoded, jobs, tiled, featureFrames };
+    return { results, decoded, sizes, jobs, tiled, featureFrames };
   }
 
   /** Run every job through the model: P(PG) per job, and the embedding when the card names one. */
@@ -315,13 +359,13 @@ export class Classifier {
   async classify(images: Buffer[]): Promise<ClassifyResult[]> {
     if (this.closed) throw new Error('classifier is closed');
     const prepared = await this.prepare(images);
-    const { results, decoded, jobs, tiled } = prepared;
+    const { results, sizes, jobs, tiled } = prepared;
     const { pPG, ood } = await this.infer(prepared);
 
     // Fold tiles back into frames: a frame is as PG as its most PG tile.
     const threshold = this.card.threshold;
     for (const [i, indices] of jobsByImage(jobs)) {
-      const image = decoded[i]!;
+      const size = sizes[i]!;
       let best = 0;
       let oodSum = 0;
       const tiles: Tile[] = [];
@@ -330,7 +374,6 @@ export class Classifier {
         oodSum += ood[j]!;
         if (tiled.get(i) && pPG[j]! >= threshold) tiles.push({ ...jobs[j]!.region, pPG: round(pPG[j]!) });
       }
-      const size = { width: image.width, height: image.height };
       // Tiled frames: the mean tile score, so one odd tile (a vessel edge) does not void a frame.
       const score = this.ood ? round(oodSum / indices.length) : undefined;
       const extra = { ...(score !== undefined ? { ood: score } : {}), ...(tiled.get(i) ? { tiles } : {}), ...size };

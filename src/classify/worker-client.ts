@@ -8,10 +8,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendInit, BackendOutput, InferenceBackend } from './backends/index.js';
 import type { FeatureMap, FeatureMapSupport } from './backends/types.js';
+import type { ImageSpec, WholeOutcome } from './image-prep.js';
 
 export type WorkerRequest =
   | { type: 'run'; id: number; tensor: Float32Array; n: number }
   | { type: 'features'; id: number; tensor: Float32Array; n: number; width: number; height: number }
+  | { type: 'prepare'; id: number; images: Uint8Array[]; spec: ImageSpec }
   | { type: 'close' };
 type ReadyInfo = { name: string; device: string; fixedBatch?: number; featureMap?: FeatureMapSupport };
 export type WorkerReply =
@@ -20,6 +22,7 @@ export type WorkerReply =
   | { type: 'log'; message: string }
   | { type: 'result'; id: number; pPG: Float32Array; embedding?: Float32Array; embeddingDim?: number }
   | { type: 'features'; id: number; data: Float32Array; dims: FeatureMap['dims'] }
+  | { type: 'prepared'; id: number; outcomes: WholeOutcome[] }
   | { type: 'error'; id: number; message: string }
   | { type: 'closed' };
 
@@ -41,11 +44,13 @@ export function workerPath(): string {
   throw new Error(`classify worker: cannot find the compiled worker.js next to ${here} or in dist/src/classify; run \`npm run build\` first`);
 }
 
+type Answer = BackendOutput | FeatureMap | WholeOutcome[];
+
 interface Running {
   worker: Worker;
   exited: boolean;
-  /** Requests in flight by id: a `run` resolves with a BackendOutput, a `features` with a FeatureMap. */
-  pending: Map<number, { resolve: (o: BackendOutput | FeatureMap) => void; reject: (e: Error) => void }>;
+  /** Requests in flight by id: a `run` resolves with a BackendOutput, a `features` with a FeatureMap, a `prepare` with outcomes. */
+  pending: Map<number, { resolve: (o: Answer) => void; reject: (e: Error) => void }>;
 }
 
 /** Start one worker and wait for its backend to be ready. */
@@ -78,6 +83,12 @@ async function spawnWorker(init: BackendInit, log: (msg: string) => void): Promi
           const p = running.pending.get(reply.id);
           running.pending.delete(reply.id);
           p?.resolve({ data: reply.data, dims: reply.dims });
+          break;
+        }
+        case 'prepared': {
+          const p = running.pending.get(reply.id);
+          running.pending.delete(reply.id);
+          p?.resolve(reply.outcomes);
           break;
         }
         case 'error': {
@@ -134,13 +145,13 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
     return running;
   };
 
-  /** Post one request (its tensor transferred, not copied) and wait for the answer with its id. */
-  const request = async (message: Extract<WorkerRequest, { id: number }>): Promise<BackendOutput | FeatureMap> => {
+  /** Post one request (a tensor transferred, not copied; images copied) and wait for the answer with its id. */
+  const request = async (message: Extract<WorkerRequest, { id: number }>): Promise<Answer> => {
     if (closing) throw new Error('classify worker is closed');
     const current = await ensureRunning();
     return new Promise((resolve, reject) => {
       current.pending.set(message.id, { resolve, reject });
-      current.worker.postMessage(message, [message.tensor.buffer as ArrayBuffer]);
+      current.worker.postMessage(message, 'tensor' in message ? [message.tensor.buffer as ArrayBuffer] : []);
     });
   };
 
@@ -154,6 +165,9 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
     },
     async runFeatureMap(tensor: Float32Array, n: number, width: number, height: number): Promise<FeatureMap> {
       return (await request({ type: 'features', id: nextId++, tensor, n, width, height })) as FeatureMap;
+    },
+    async prepareWhole(images: Buffer[], spec: ImageSpec): Promise<WholeOutcome[]> {
+      return (await request({ type: 'prepare', id: nextId++, images, spec })) as WholeOutcome[];
     },
     /** Test hook and last resort: stop the worker as a crash would. */
     async kill(): Promise<void> {

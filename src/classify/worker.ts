@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { openBackend, type BackendInit, type InferenceBackend } from './backends/index.js';
 import type { WorkerReply, WorkerRequest } from './worker-client.js';
+import { prepareWhole } from './image-prep.js';
 
 const port = parentPort;
 if (!port) throw new Error('classify worker: must run as a worker thread (new Worker), not as a script');
@@ -25,6 +26,16 @@ const answer = async (request: WorkerRequest): Promise<void> => {
     await backend?.close().catch(() => {});
     post({ type: 'closed' });
     port.close();
+    return;
+  }
+  if (request.type === 'prepare') {
+    try {
+      // Posted Buffers arrive as Uint8Arrays: the decoders want Buffers (a view, not a copy).
+      const bytes = request.images.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+      post({ type: 'prepared', id: request.id, outcomes: await Promise.all(bytes.map((b) => prepareWhole(b, request.spec))) });
+    } catch (err) {
+      post({ type: 'error', id: request.id, message: (err as Error).message });
+    }
     return;
   }
   if (!backend) {

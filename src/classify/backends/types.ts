@@ -5,6 +5,7 @@
 import type { ModelCard } from '../../model/card.js';
 import type { LinearHead } from '../feature-map.js';
 import type { FeatureMap } from '../feature-pool.js';
+import type { ImageSpec, WholeOutcome } from '../image-prep.js';
 
 export type { FeatureMap } from '../feature-pool.js';
 
@@ -50,6 +51,11 @@ export interface InferenceBackend {
    * the feature maps, [n, C, cells high, cells wide]. Only when `featureMap.supported`.
    */
   runFeatureMap?(tensor: Float32Array, n: number, width: number, height: number): Promise<FeatureMap>;
+  /**
+   * Backends on a worker thread: decode, gate and resize whole images there (image-prep.ts's
+   * `prepareWhole`), one outcome per image, so that thread shares the preprocessing.
+   */
+  prepareWhole?(images: Buffer[], spec: ImageSpec): Promise<WholeOutcome[]>;
   close(): Promise<void>;
 }
 
