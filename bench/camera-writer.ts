@@ -13,8 +13,8 @@
  */
 import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { frameFileName, writeAtomic } from '../simulator/camera.js';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { frameFileName, writeAtomic } from '../simulator/frame-files.js';
 
 export interface ReplayFrame {
   /** A PNG file to replay. */
@@ -76,21 +76,31 @@ async function run(plan: WriterPlan): Promise<WriterResult> {
   return result;
 }
 
-/** The cameras, writing from a child process; `done` is their result, `stop()` ends them early. */
+/**
+ * The cameras, writing from a child process; `done` is their result, `stop()` ends them early.
+ * A failure of `done` is never unhandled while nobody awaits it yet (the bench's warm-up).
+ */
 export function startCameraWriter(plan: WriterPlan): { done: Promise<WriterResult>; stop: () => void } {
   const child = fork(fileURLToPath(import.meta.url), [JSON.stringify(plan)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   const done = new Promise<WriterResult>((resolve, reject) => {
     let text = '';
     child.stdout!.on('data', (chunk: Buffer) => (text += chunk.toString()));
     child.once('error', reject);
-    child.once('exit', (code, signal) =>
-      code === 0 ? resolve(JSON.parse(text) as WriterResult) : reject(new Error(`camera writer exited with ${signal ?? code}`)),
-    );
+    // 'close', not 'exit': stdout has been read to its end by then.
+    child.once('close', (code, signal) => {
+      if (code !== 0) return reject(new Error(`camera writer exited with ${signal ?? code}`));
+      try {
+        resolve(JSON.parse(text) as WriterResult);
+      } catch {
+        reject(new Error(`camera writer: no result on stdout (${JSON.stringify(text.slice(0, 200))})`));
+      }
+    });
   });
+  done.catch(() => undefined);
   return { done, stop: () => void child.kill('SIGTERM') };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const plan = JSON.parse(process.argv[2] ?? '{}') as WriterPlan;
   process.stdout.write(`${JSON.stringify(await run(plan))}\n`);
 }

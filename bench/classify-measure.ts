@@ -40,10 +40,11 @@ export async function measure(
 }
 
 /**
- * Throughput of the classify stage's own batching over `total` images: each submitted alone, as
- * records of many partitions are, through the stage's MicroBatcher (`maxBatchSize` images a call,
- * two calls in flight, so one batch is decoded while the worker runs the other). The figure the
- * stage delivers, beside `measure`'s one call at a time.
+ * Throughput of the classify stage's own batching over a backlog of `total` images: each
+ * submitted alone, as records of many partitions are, all at once (a saturated stage; the queue
+ * is not bounded here as the stage's is), through the stage's MicroBatcher (`maxBatchSize` images
+ * a call, two calls in flight, so one batch is decoded while the worker runs the other). What the
+ * stage can deliver when it never waits for Kafka, beside `measure`'s one call at a time.
  */
 export async function measureStage(classifier: Classifier, images: Buffer[], maxBatchSize: number, total: number): Promise<{ fps: number; cpuMs: number }> {
   await classifier.classify(images.slice(0, Math.min(maxBatchSize, images.length))); // warm-up

@@ -117,6 +117,7 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
   const ids = Array.from({ length: cameras }, (_, i) => ({ camera: `cam-${i + 1}`, watch: join(root, 'cameras', `cam-${i + 1}`) }));
   for (const c of ids) await mkdir(c.watch, { recursive: true });
   let stage: IngestStage | undefined;
+  let writer: ReturnType<typeof startCameraWriter> | undefined;
   const consumer = createConsumer(kafka, 'bench-bytes');
   try {
     await ensureTopics(kafka, topics, 3);
@@ -142,7 +143,7 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
       },
     });
 
-    const writer = startCameraWriter({
+    writer = startCameraWriter({
       cameras: ids.map((c) => ({ id: c.camera, dir: c.watch })),
       cex: pool.map((path) => ({ path, truth: { label: 'cex' } })),
       fps,
@@ -152,6 +153,7 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
       if (r.failures > 0) throw new Error(`camera writer: ${r.failures} writes failed (${r.lastError})`);
       return r.written;
     });
+    writerDone.catch(() => undefined); // awaited after the warm-up; a failure before that is not unhandled
     await sleep(warmupS * 1000);
     measuring = true;
     const cpu0 = process.cpuUsage();
@@ -174,6 +176,8 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
     out[`${key}.peak_rss_mib`] = Math.round(process.resourceUsage().maxRSS / 1024);
     Object.assign(out, await floor(pool, images));
   } finally {
+    writer?.stop();
+    await writer?.done.catch(() => undefined);
     await consumer.disconnect().catch(() => undefined);
     await stage?.close();
     await broker.close();

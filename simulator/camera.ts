@@ -5,12 +5,15 @@
  * when the image completes. Images are written atomically (temp file + rename) or slowly in
  * chunks, as a camera writing over SMB does, and optionally some are damaged on purpose.
  */
-import { open, mkdir, rename, writeFile, unlink } from 'node:fs/promises';
+import { open, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FRAME } from './physics.js';
 import { Rng, mixSeed } from './random.js';
 import type { FrameTruth } from './frame.js';
 import { RenderPool } from './pool.js';
+import { frameFileName, writeAtomic } from './frame-files.js';
+
+export { frameFileName, frameTimestamp, writeAtomic } from './frame-files.js';
 
 export interface FrameCameraOptions {
   out: string;
@@ -43,15 +46,6 @@ export interface FrameCameraOptions {
   onError?: (err: Error) => void;
 }
 
-/** `yyyyMMddTHHmmssSSS` in UTC. */
-export function frameTimestamp(d: Date): string {
-  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
-  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}T${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${p(d.getUTCMilliseconds(), 3)}`;
-}
-
-export function frameFileName(camera: string, capturedAt: Date, index: number): string {
-  return `${camera}-${frameTimestamp(capturedAt)}-${String(index).padStart(6, '0')}.png`;
-}
 
 const sleep = (ms: number, signal: { cancelled: boolean; wake?: () => void }): Promise<void> =>
   new Promise((resolve) => {
@@ -65,12 +59,6 @@ const sleep = (ms: number, signal: { cancelled: boolean; wake?: () => void }): P
     signal.wake = done;
   });
 
-/** Writes `name` in `dir` as camera software should: a hidden temp file, then a rename. */
-export async function writeAtomic(dir: string, name: string, data: Buffer | string): Promise<void> {
-  const tmp = join(dir, `.${name}.tmp`);
-  await writeFile(tmp, data);
-  await rename(tmp, join(dir, name));
-}
 
 /** Damage a PNG the way a failing link does: cut it short, or garble its image data. */
 function damage(png: Buffer, rng: Rng): { bytes: Buffer; fault: 'truncated' | 'corrupt' } {

@@ -351,14 +351,19 @@ describe('the shipped model (models/default)', () => {
     const noise = await sharp(Buffer.from(Array.from({ length: 200 * 200 }, (_, i) => (i * 7919) % 251)), { raw: { width: 200, height: 200, channels: 1 } })
       .png()
       .toBuffer();
-    const images = [...crops.map((c) => c.png), grey, noise, crops[0]!.png.subarray(0, 300), Buffer.alloc(0)];
+    // A crop-sized file that is to be tiled (over twice the 192-px tile), third: the worker's first.
+    const large = (await renderCrop({ label: 'cex', seed: 950, width: 400, height: 400 })).png;
+    expect(large.length).toBeLessThanOrEqual(256 * 1024);
+    const pngs = crops.map((c) => c.png);
+    const images = [pngs[0]!, pngs[1]!, large, ...pngs.slice(2), grey, noise, pngs[0]!.subarray(0, 300), Buffer.alloc(0)];
     const a = await shared.classify(images);
     const b = await alone.classify(images);
     expect(onWorker).toBeGreaterThanOrEqual(6);
     expect(a).toEqual(b);
+    expect(a[2]!.tiles).toBeDefined(); // the worker said "tiled"; this thread tiled it
     expect(a.filter((r) => r.predicted === 'unusable').length).toBeGreaterThanOrEqual(2);
     expect(a.filter((r) => r.predicted === 'error')).toHaveLength(2);
-    expect(a.filter((r) => r.predicted === 'cex' || r.predicted === 'pg')).toHaveLength(14);
+    expect(a.filter((r) => r.predicted === 'cex' || r.predicted === 'pg')).toHaveLength(15);
 
     // A worker that cannot answer: this thread prepares its share, and the answers stay the same.
     backend.prepareWhole = () => Promise.reject(new Error('worker gone'));

@@ -1,8 +1,9 @@
 /** readTopics against the real embedded broker: reads to the end it saw at the start, then stops. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBus, type TestBus } from './helpers/bus.js';
-import { freePort } from './helpers/ports.js';
-import { createKafka, createProducer, ensureTopics } from '../src/bus/kafka.js';
+import { goneBroker, GONE_BROKER_ATTEMPTS } from './helpers/gone-broker.js';
+import { waitFor } from './helpers/wait.js';
+import { createProducer, ensureTopics } from '../src/bus/kafka.js';
 import { topicNames } from '../src/bus/topics.js';
 import { readTopics, type ReadRecord } from '../src/report/read-topics.js';
 
@@ -94,13 +95,16 @@ describe('readTopics', () => {
   });
 
   it('ends with the reason while kafkajs still retries the connect to a broker that is gone', async () => {
-    // kafkajs retries a refused connect 8 times (27 s of back-off, measured) before it fails a read.
-    const gone = createKafka({ brokers: [`127.0.0.1:${await freePort()}`] });
+    const gone = await goneBroker();
     const abort = new AbortController();
-    const read = readTopics(gone, { topics: [{ topic: topics.predictions }], signal: abort.signal, onRecord: () => undefined });
-    setTimeout(() => abort.abort(new Error('shutdown budget ran out')), 300);
+    const read = readTopics(gone.kafka, { topics: [{ topic: topics.predictions }], signal: abort.signal, onRecord: () => undefined });
+    await waitFor(() => gone.failedConnects >= 1, { timeout: 5_000, message: 'the first failed connect' });
+    abort.abort(new Error('shutdown budget ran out'));
+    // Not "cannot connect": kafkajs is still retrying when the read ends.
     await expect(read).rejects.toThrow('shutdown budget ran out');
-  }, 5_000);
+    expect(gone.failedConnects).toBeLessThan(GONE_BROKER_ATTEMPTS);
+    await waitFor(() => gone.failedConnects >= GONE_BROKER_ATTEMPTS, { timeout: 5_000, message: 'kafkajs to give the connect up' });
+  });
 
   it('refuses to start with a signal already aborted', async () => {
     const abort = new AbortController();

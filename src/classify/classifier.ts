@@ -41,7 +41,11 @@ export type { TilingOption };
  * the inference worker (image-prep.ts), which would otherwise wait for the main thread.
  */
 export const WORKER_PREP_MIN_BATCH = 8;
-/** The share of a batch's crops the worker prepares: it runs the engine on the whole batch too. */
+/**
+ * The share of a batch's crops the worker prepares: it runs the engine on the whole batch too.
+ * Measured on a 2-core CPU machine (src/classify/README.md); with a GPU engine the worker has
+ * more time to spare.
+ */
 export const WORKER_PREP_SHARE = 0.4;
 
 export interface ClassifierOptions {
@@ -125,6 +129,8 @@ export class Classifier {
   private readonly tileSize: { tile: number; stride: number };
   private readonly spec: ImageSpec;
   private featureMap?: FeatureMapRunner;
+  /** The worker's last prepare failed: said once, until it answers again. */
+  private workerPrepFailing = false;
 
   private constructor(
     readonly card: ModelCard,
@@ -240,12 +246,17 @@ export class Classifier {
   private async prepareOnWorker(images: Buffer[], indices: number[]): Promise<WholeOutcome[] | undefined> {
     if (indices.length === 0) return [];
     try {
-      return await this.backend.prepareWhole!(
+      const outcomes = await this.backend.prepareWhole!(
         indices.map((i) => images[i]!),
         this.spec,
       );
+      if (this.workerPrepFailing) this.options.log?.('classify: the worker prepares its share of crops again');
+      this.workerPrepFailing = false;
+      return outcomes;
     } catch (err) {
-      this.options.log?.(`classify: the worker could not prepare ${indices.length} images (${(err as Error).message}); prepared here instead`);
+      if (!this.workerPrepFailing)
+        this.options.log?.(`classify: the worker could not prepare its share of crops (${(err as Error).message}); this thread prepares them until it can`);
+      this.workerPrepFailing = true;
       return undefined;
     }
   }

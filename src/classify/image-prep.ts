@@ -48,7 +48,7 @@ export function regionsFor(image: { width: number; height: number }, spec: Pick<
   return tiled ? { regions: tileRegions(image.width, image.height, tile, stride), tiled: true } : { regions: whole, tiled: false };
 }
 
-/** Whether `prepareWhole` is meant for these bytes: crop-sized files, decoded without sharp (png.ts). */
+/** Whether `prepareWhole` is meant for these bytes: crop-sized files (a PNG this size is decoded by png.ts, not sharp). */
 export const wholeImageCandidate = (bytes: Buffer): boolean => bytes.length > 0 && bytes.length <= INLINE_PNG_MAX_BYTES;
 
 /**

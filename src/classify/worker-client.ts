@@ -13,7 +13,7 @@ import type { ImageSpec, WholeOutcome } from './image-prep.js';
 export type WorkerRequest =
   | { type: 'run'; id: number; tensor: Float32Array; n: number }
   | { type: 'features'; id: number; tensor: Float32Array; n: number; width: number; height: number }
-  | { type: 'prepare'; id: number; images: Uint8Array[]; spec: ImageSpec }
+  | { type: 'prepare'; id: number; packed: PackedBytes; spec: ImageSpec }
   | { type: 'close' };
 type ReadyInfo = { name: string; device: string; fixedBatch?: number; featureMap?: FeatureMapSupport };
 export type WorkerReply =
@@ -22,7 +22,7 @@ export type WorkerReply =
   | { type: 'log'; message: string }
   | { type: 'result'; id: number; pPG: Float32Array; embedding?: Float32Array; embeddingDim?: number }
   | { type: 'features'; id: number; data: Float32Array; dims: FeatureMap['dims'] }
-  | { type: 'prepared'; id: number; outcomes: WholeOutcome[] }
+  | { type: 'prepared'; id: number; outcomes: PackedOutcome[]; pixels: PackedBytes }
   | { type: 'error'; id: number; message: string }
   | { type: 'closed' };
 
@@ -45,6 +45,34 @@ export function workerPath(): string {
 }
 
 type Answer = BackendOutput | FeatureMap | WholeOutcome[];
+
+/**
+ * Byte strings in one ArrayBuffer of their own, transferred to the other thread: posting a
+ * Buffer copies its whole backing store, and a Kafka record's value is a view into a fetch
+ * response of up to 64 MiB.
+ */
+export interface PackedBytes {
+  data: ArrayBuffer;
+  /** `offsets[i]`…`offsets[i + 1]` is item i. */
+  offsets: number[];
+}
+
+export function packBytes(items: Uint8Array[]): PackedBytes {
+  const offsets = [0];
+  for (const item of items) offsets.push(offsets[offsets.length - 1]! + item.byteLength);
+  const data = new ArrayBuffer(offsets[offsets.length - 1]!);
+  const view = new Uint8Array(data);
+  items.forEach((item, i) => view.set(item, offsets[i]));
+  return { data, offsets };
+}
+
+/** Buffer views of the packed items (no copy). */
+export function unpackBytes(packed: PackedBytes): Buffer[] {
+  return packed.offsets.slice(1).map((end, i) => Buffer.from(packed.data, packed.offsets[i]!, end - packed.offsets[i]!));
+}
+
+/** A WholeOutcome as posted back: a ready image's pixels are item `pixels` of the reply's packed pixels. */
+export type PackedOutcome = Exclude<WholeOutcome, { kind: 'ready' }> | { kind: 'ready'; width: number; height: number; pixels: number };
 
 interface Running {
   worker: Worker;
@@ -88,7 +116,8 @@ async function spawnWorker(init: BackendInit, log: (msg: string) => void): Promi
         case 'prepared': {
           const p = running.pending.get(reply.id);
           running.pending.delete(reply.id);
-          p?.resolve(reply.outcomes);
+          const pixels = unpackBytes(reply.pixels);
+          p?.resolve(reply.outcomes.map((o) => (o.kind === 'ready' ? { ...o, pixels: pixels[o.pixels]! } : o)));
           break;
         }
         case 'error': {
@@ -145,13 +174,13 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
     return running;
   };
 
-  /** Post one request (a tensor transferred, not copied; images copied) and wait for the answer with its id. */
+  /** Post one request (its tensor or packed images transferred, not copied) and wait for the answer with its id. */
   const request = async (message: Extract<WorkerRequest, { id: number }>): Promise<Answer> => {
     if (closing) throw new Error('classify worker is closed');
     const current = await ensureRunning();
     return new Promise((resolve, reject) => {
       current.pending.set(message.id, { resolve, reject });
-      current.worker.postMessage(message, 'tensor' in message ? [message.tensor.buffer as ArrayBuffer] : []);
+      current.worker.postMessage(message, [('tensor' in message ? message.tensor.buffer : message.packed.data) as ArrayBuffer]);
     });
   };
 
@@ -167,7 +196,7 @@ export async function startWorkerBackend(init: BackendInit, log: (msg: string) =
       return (await request({ type: 'features', id: nextId++, tensor, n, width, height })) as FeatureMap;
     },
     async prepareWhole(images: Buffer[], spec: ImageSpec): Promise<WholeOutcome[]> {
-      return (await request({ type: 'prepare', id: nextId++, images, spec })) as WholeOutcome[];
+      return (await request({ type: 'prepare', id: nextId++, packed: packBytes(images), spec })) as WholeOutcome[];
     },
     /** Test hook and last resort: stop the worker as a crash would. */
     async kill(): Promise<void> {

@@ -5,7 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { openBackend, type BackendInit, type InferenceBackend } from './backends/index.js';
-import type { WorkerReply, WorkerRequest } from './worker-client.js';
+import { packBytes, unpackBytes, type PackedOutcome, type WorkerReply, type WorkerRequest } from './worker-client.js';
 import { prepareWhole } from './image-prep.js';
 
 const port = parentPort;
@@ -30,9 +30,12 @@ const answer = async (request: WorkerRequest): Promise<void> => {
   }
   if (request.type === 'prepare') {
     try {
-      // Posted Buffers arrive as Uint8Arrays: the decoders want Buffers (a view, not a copy).
-      const bytes = request.images.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-      post({ type: 'prepared', id: request.id, outcomes: await Promise.all(bytes.map((b) => prepareWhole(b, request.spec))) });
+      const outcomes = await Promise.all(unpackBytes(request.packed).map((bytes) => prepareWhole(bytes, request.spec)));
+      // The ready images' pixels go back in one transferred buffer, each outcome naming its item.
+      const ready: Uint8Array[] = [];
+      const packed: PackedOutcome[] = outcomes.map((o) => (o.kind === 'ready' ? { ...o, pixels: ready.push(o.pixels) - 1 } : o));
+      const pixels = packBytes(ready);
+      post({ type: 'prepared', id: request.id, outcomes: packed, pixels }, [pixels.data]);
     } catch (err) {
       post({ type: 'error', id: request.id, message: (err as Error).message });
     }

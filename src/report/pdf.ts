@@ -38,7 +38,7 @@ export async function printPdf(
     timeout,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
-  // An abort closes Chromium, which fails the step in progress.
+  // An abort closes Chromium, which fails the step in progress; the print rejects with the reason.
   const onAbort = () => void browser.close().catch(() => undefined);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {
@@ -56,6 +56,9 @@ export async function printPdf(
       headerTemplate: '<span></span>',
       footerTemplate: `<div style="font: 7pt sans-serif; color: #555; width: 100%; padding: 0 12mm; display: flex; justify-content: space-between;"><span>crystalwatch ${esc(options.version)} · run ${esc(options.runId)}</span><span>page <span class="pageNumber"></span> of <span class="totalPages"></span></span></div>`,
     });
+  } catch (err) {
+    if (signal?.aborted) throw signal.reason as Error;
+    throw err;
   } finally {
     signal?.removeEventListener('abort', onAbort);
     await browser.close();

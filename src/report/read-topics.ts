@@ -85,10 +85,13 @@ async function planRanges(
 ): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
   const admin = kafka.admin();
   const step = <T>(work: Promise<T>) => untilAborted(work, signal);
+  const connecting = admin.connect();
   try {
-    await step(admin.connect());
+    await step(connecting);
   } catch (err) {
     await admin.disconnect().catch(() => undefined);
+    // A connect given up on here may still succeed in kafkajs' retrier: its socket is closed then.
+    void connecting.then(() => admin.disconnect().catch(() => undefined), () => undefined);
     if (signal?.aborted) throw err;
     throw new Error(`report: cannot connect to Kafka (${(err as Error).message}); check --brokers or KAFKA_BROKERS and that the broker is running`);
   }
@@ -189,14 +192,22 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     if (r && BigInt(payload.lastOffset) + 1n >= r.end) close(key);
   });
 
+  /** The consumer's connect while kafkajs has not finished it (it may be retrying). */
+  let connecting: Promise<void> | undefined;
   try {
-    // Raced with `finished`, so that an abort (or the idle check) ends a connect kafkajs still retries.
-    await Promise.race([consumer.connect(), finished]);
-    signal?.throwIfAborted();
+    // Each step is raced with `finished`, so that an abort (or the idle check) ends a connect or a
+    // group join that kafkajs still retries.
+    const connect = consumer.connect();
+    connecting = connect;
+    void connect.then(
+      () => (connecting = undefined),
+      () => (connecting = undefined),
+    );
+    await Promise.race([connect, finished]);
     const topics = [...new Set([...ranges.values()].map((r) => r.topic))];
-    await consumer.subscribe({ topics, fromBeginning: true });
+    await Promise.race([consumer.subscribe({ topics, fromBeginning: true }), finished]);
     lastProgressMs = Date.now();
-    await consumer.run({
+    const running = consumer.run({
       autoCommit: false,
       eachBatch: async ({ batch, heartbeat }) => {
         const key = partitionKey(batch.topic, batch.partition);
@@ -225,6 +236,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
         await heartbeat();
       },
     });
+    await Promise.race([running, finished]);
     for (const r of ranges.values()) {
       if (r.next > 0n) consumer.seek({ topic: r.topic, partition: r.partition, offset: r.next.toString() });
     }
@@ -233,6 +245,11 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
   } finally {
     clearInterval(idleCheck);
     signal?.removeEventListener('abort', onAbort);
-    await consumer.disconnect().catch(() => undefined);
+    const disconnect = () => consumer.disconnect().catch(() => undefined);
+    // A connect still in kafkajs' retrier is disconnected once it is done (its socket would stay open).
+    void connecting?.then(disconnect, () => undefined);
+    // An abort does not wait for kafkajs to leave the group (it may be retrying a join).
+    if (signal?.aborted) void disconnect();
+    else await disconnect();
   }
 }

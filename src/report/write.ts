@@ -3,7 +3,7 @@
  * `<out>/report.pdf` and `<out>/report.json`. Each file is written to a temporary name and
  * renamed, so a reader never sees half a report.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import type { Logger } from '../config/logger.js';
@@ -44,7 +44,10 @@ export interface RunReportOptions {
   maxMessageBytes?: number;
   /** A read that gets no record for this long fails (default 30 s). */
   idleTimeoutMs?: number;
-  /** Ends the write before its files are written: it rejects with the signal's reason. */
+  /**
+   * Stops the write: it rejects with the signal's reason. Before the files are written nothing is
+   * left; during the PDF, report.html and report.json are already there and report.pdf is not.
+   */
   signal?: AbortSignal;
   /** Points per camera trend (default 2,000). */
   trendPoints?: number;
@@ -166,7 +169,12 @@ export async function writeRunReport(options: RunReportOptions): Promise<RunRepo
   if (options.pdf ?? true) {
     progress('pdf', 0, 1);
     const temp = `${paths.pdf}.${process.pid}.tmp`;
-    await printPdf(html, temp, { runId: options.runId, version, executablePath: options.chromiumPath, signal: options.signal });
+    try {
+      await printPdf(html, temp, { runId: options.runId, version, executablePath: options.chromiumPath, signal: options.signal });
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
     await rename(temp, paths.pdf);
     result.pdf = paths.pdf;
     log.info({ pdf: paths.pdf }, 'report: PDF written');
