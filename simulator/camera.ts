@@ -46,7 +46,6 @@ export interface FrameCameraOptions {
   onError?: (err: Error) => void;
 }
 
-
 const sleep = (ms: number, signal: { cancelled: boolean; wake?: () => void }): Promise<void> =>
   new Promise((resolve) => {
     if (signal.cancelled || ms <= 0) return resolve();
@@ -58,7 +57,6 @@ const sleep = (ms: number, signal: { cancelled: boolean; wake?: () => void }): P
     }
     signal.wake = done;
   });
-
 
 /** Damage a PNG the way a failing link does: cut it short, or garble its image data. */
 function damage(png: Buffer, rng: Rng): { bytes: Buffer; fault: 'truncated' | 'corrupt' } {

@@ -91,7 +91,10 @@ async function planRanges(
   } catch (err) {
     await admin.disconnect().catch(() => undefined);
     // A connect given up on here may still succeed in kafkajs' retrier: its socket is closed then.
-    void connecting.then(() => admin.disconnect().catch(() => undefined), () => undefined);
+    void connecting.then(
+      () => admin.disconnect().catch(() => undefined),
+      () => undefined,
+    );
     if (signal?.aborted) throw err;
     throw new Error(`report: cannot connect to Kafka (${(err as Error).message}); check --brokers or KAFKA_BROKERS and that the broker is running`);
   }
