@@ -13,6 +13,7 @@
  */
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { FrameCamera, renderFrame, type FrameTruth } from '../simulator/index.js';
 import { validateConfig } from '../src/config/index.js';
@@ -284,7 +285,7 @@ class ChildCameras implements Camera {
   }
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const quick = process.argv.includes('--quick');
   // Last in the file, so every class and binding above is initialised before bench() runs.
   bench({ quick })

@@ -1,4 +1,5 @@
 /** readTopics against the real embedded broker: reads to the end it saw at the start, then stops. */
+import { Kafka, logLevel } from 'kafkajs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestBus, type TestBus } from './helpers/bus.js';
 import { goneBroker, GONE_BROKER_ATTEMPTS } from './helpers/gone-broker.js';
@@ -104,6 +105,40 @@ describe('readTopics', () => {
     await expect(read).rejects.toThrow('shutdown budget ran out');
     expect(gone.failedConnects).toBeLessThan(GONE_BROKER_ATTEMPTS);
     await waitFor(() => gone.failedConnects >= GONE_BROKER_ATTEMPTS, { timeout: 5_000, message: 'kafkajs to give the connect up' });
+  });
+
+  it('ends with the reason when aborted during its group join, and leaves the group once kafkajs has joined', async () => {
+    const abort = new AbortController();
+    let joined = false;
+    // kafkajs logs each request at debug level: the abort comes as the JoinGroup request goes out.
+    const kafka = new Kafka({
+      clientId: 'join-abort-test',
+      brokers: [bus.broker.address],
+      logLevel: logLevel.DEBUG,
+      logCreator: () => (entry) => {
+        const message = String(entry.log.message);
+        if (message.startsWith('Request JoinGroup')) queueMicrotask(() => abort.abort(new Error('stopping mid-join')));
+        if (message === 'Consumer has joined the group') joined = true;
+      },
+    });
+    const read = readTopics(kafka, { topics: [{ topic: topics.predictions }], signal: abort.signal, groupPrefix: 'join-abort', onRecord: () => undefined });
+    await expect(read).rejects.toThrow('stopping mid-join');
+    // The join the broker was answering completes; then the consumer leaves, and is not left running.
+    await waitFor(() => joined, { timeout: 10_000, message: 'kafkajs to finish the join it was in' });
+    const admin = bus.kafka.admin();
+    await admin.connect();
+    try {
+      await waitFor(
+        async () => {
+          const ids = (await admin.listGroups()).groups.map((g) => g.groupId).filter((id) => id.startsWith('join-abort'));
+          const { groups } = await admin.describeGroups(ids);
+          return ids.length > 0 && groups.every((g) => g.members.length === 0);
+        },
+        { timeout: 10_000, message: 'no member left in the read group' },
+      );
+    } finally {
+      await admin.disconnect();
+    }
   });
 
   it('refuses to start with a signal already aborted', async () => {

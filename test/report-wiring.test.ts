@@ -42,7 +42,7 @@ async function reportsAgainstAGoneBroker(pdf: boolean) {
   dirs.push(dataDir);
   const { logger, lines } = capturedLogger();
   const gone = await goneBroker();
-  // A budget shorter than kafkajs' first retry (300 ms): the shutdown writes are still connecting.
+  // A budget well short of kafkajs' first retry (1 s): the shutdown writes are still connecting.
   const reports = new RunReports({ kafka: gone.kafka, topics: topicNames('rw.'), dataDir, pdf, logger, shutdownBudgetMs: 200 });
   const pending = async () => (JSON.parse(await readFile(path.join(dataDir, 'reports', 'pending.json'), 'utf8')) as { runs: string[] }).runs;
   return { reports, lines, dataDir, pending, gone };

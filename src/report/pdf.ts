@@ -3,7 +3,8 @@
  * as it is, A4, with the run id and page numbers in every page's footer.
  */
 import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
+import { untilAborted } from './abort.js';
 import { esc } from './format.js';
 
 export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
@@ -32,12 +33,23 @@ export async function printPdf(
   const executablePath = options.executablePath ?? chromiumPath();
   if (!existsSync(executablePath)) throw new ChromiumMissingError(executablePath);
   const timeout = options.timeoutMs ?? 120_000;
-  const browser = await chromium.launch({
+  const launching = chromium.launch({
     executablePath,
     headless: true,
     timeout,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
+  let browser: Browser;
+  try {
+    // An abort does not wait for Chromium to start: it is closed once it has.
+    browser = await untilAborted(launching, signal);
+  } catch (err) {
+    void launching.then(
+      (late) => late.close().catch(() => undefined),
+      () => undefined,
+    );
+    throw err;
+  }
   // An abort closes Chromium, which fails the step in progress; the print rejects with the reason.
   const onAbort = () => void browser.close().catch(() => undefined);
   signal?.addEventListener('abort', onAbort, { once: true });

@@ -12,6 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { createConsumer, DEFAULT_MAX_MESSAGE_BYTES } from '../bus/kafka.js';
+import { untilAborted } from './abort.js';
 
 export interface TopicRead {
   topic: string;
@@ -64,18 +65,6 @@ interface PartitionRange {
 }
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
-
-/** The promise, or the signal's reason as soon as it aborts. */
-function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return work;
-  if (signal.aborted) return Promise.reject(signal.reason as Error);
-  let onAbort!: () => void;
-  const aborted = new Promise<never>((_resolve, reject) => {
-    onAbort = () => reject(signal.reason as Error);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
-}
 
 /** Which partitions to read, from where to where; topics that do not exist are listed as missing. */
 async function planRanges(
@@ -195,51 +184,55 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     if (r && BigInt(payload.lastOffset) + 1n >= r.end) close(key);
   });
 
-  /** The consumer's connect while kafkajs has not finished it (it may be retrying). */
-  let connecting: Promise<void> | undefined;
+  /**
+   * The consumer's connect, subscribe and run (its group join): each raced with `finished`, so that
+   * an abort (or the idle check) ends the read while kafkajs still retries one of them.
+   */
+  const steps: Promise<unknown>[] = [];
+  let unsettled = 0;
+  const step = <T>(work: Promise<T>): Promise<T> => {
+    steps.push(work);
+    unsettled += 1;
+    const settle = () => (unsettled -= 1);
+    void work.then(settle, settle);
+    return Promise.race([work, finished]) as Promise<T>;
+  };
   try {
-    // Each step is raced with `finished`, so that an abort (or the idle check) ends a connect or a
-    // group join that kafkajs still retries.
-    const connect = consumer.connect();
-    connecting = connect;
-    void connect.then(
-      () => (connecting = undefined),
-      () => (connecting = undefined),
-    );
-    await Promise.race([connect, finished]);
+    await step(consumer.connect());
     const topics = [...new Set([...ranges.values()].map((r) => r.topic))];
-    await Promise.race([consumer.subscribe({ topics, fromBeginning: true }), finished]);
+    await step(consumer.subscribe({ topics, fromBeginning: true }));
     lastProgressMs = Date.now();
-    const running = consumer.run({
-      autoCommit: false,
-      eachBatch: async ({ batch, heartbeat }) => {
-        const key = partitionKey(batch.topic, batch.partition);
-        const r = ranges.get(key);
-        if (!r || !open.has(key)) return;
-        for (const message of batch.messages) {
-          const offset = BigInt(message.offset);
-          // Records before the start (a fetch that ran before the seek) or seen already are skipped.
-          if (offset < r.next) continue;
-          if (offset >= r.end || ended) break;
-          r.next = offset + 1n;
-          try {
-            await options.onRecord({ topic: batch.topic, partition: batch.partition, message });
-          } catch (err) {
-            // Not thrown to kafkajs, which would retry the batch: the read fails with the handler's error.
-            fail(err as Error);
-            return;
+    await step(
+      consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch, heartbeat }) => {
+          const key = partitionKey(batch.topic, batch.partition);
+          const r = ranges.get(key);
+          if (!r || !open.has(key)) return;
+          for (const message of batch.messages) {
+            const offset = BigInt(message.offset);
+            // Records before the start (a fetch that ran before the seek) or seen already are skipped.
+            if (offset < r.next) continue;
+            if (offset >= r.end || ended) break;
+            r.next = offset + 1n;
+            try {
+              await options.onRecord({ topic: batch.topic, partition: batch.partition, message });
+            } catch (err) {
+              // Not thrown to kafkajs, which would retry the batch: the read fails with the handler's error.
+              fail(err as Error);
+              return;
+            }
+            result.records += 1;
+            read += 1;
+            lastProgressMs = Date.now();
+            if (stopTopic(batch.topic)) break;
           }
-          result.records += 1;
-          read += 1;
-          lastProgressMs = Date.now();
-          if (stopTopic(batch.topic)) break;
-        }
-        options.onProgress?.(read, total);
-        if (r.next >= r.end) close(key);
-        await heartbeat();
-      },
-    });
-    await Promise.race([running, finished]);
+          options.onProgress?.(read, total);
+          if (r.next >= r.end) close(key);
+          await heartbeat();
+        },
+      }),
+    );
     for (const r of ranges.values()) {
       if (r.next > 0n) consumer.seek({ topic: r.topic, partition: r.partition, offset: r.next.toString() });
     }
@@ -249,10 +242,10 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     clearInterval(idleCheck);
     signal?.removeEventListener('abort', onAbort);
     const disconnect = () => consumer.disconnect().catch(() => undefined);
-    // A connect still in kafkajs' retrier is disconnected once it is done (its socket would stay open).
-    void connecting?.then(disconnect, () => undefined);
-    // An abort does not wait for kafkajs to leave the group (it may be retrying a join).
-    if (signal?.aborted) void disconnect();
+    // A step kafkajs is still retrying (a connect, a group join) is left to end first: disconnecting
+    // under it would leave its socket open, or a consumer that joins afterwards running on its own.
+    // The read does not wait for that.
+    if (unsettled > 0) void Promise.allSettled(steps).then(disconnect);
     else await disconnect();
   }
 }
