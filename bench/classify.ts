@@ -210,8 +210,6 @@ export async function bench(options: { quick: boolean }): Promise<Figures> {
           const s = await measureStage(classifier, cropImages, 64, quick ? 256 : 2048);
           out[`${key}.crops.stage_batch_64.frames_per_s`] = Math.round(s.fps);
           out[`${key}.crops.stage_batch_64.cpu_ms_per_frame`] = r3(s.cpuMs);
-        }
-        if (backend === 'onnx') {
           const bare = await bareFrames(modelDir, frames, quick);
           out['classify.bare.frames_1280x960.decode_cpu_ms'] = bare.decodeMs;
           out['classify.bare.frames_1280x960.engine_cpu_ms'] = bare.engineMs;

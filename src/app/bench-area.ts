@@ -4,6 +4,7 @@
  * runs `bench()` and writes its figures as one JSON document on stdout.
  */
 import { pathToFileURL } from 'node:url';
+import { exitPastStragglers } from './lifecycle.js';
 
 type BenchFn = (options: { quick: boolean }) => Promise<Record<string, number | string>>;
 
@@ -18,9 +19,7 @@ try {
   process.exitCode = 1;
 }
 // As the CLI does after closing: a straggler still holding the event loop a second after the area
-// is done (say a kafkajs connect retry to the embedded broker the area closed) is named and not
-// waited for.
-setTimeout(() => {
-  process.stderr.write(`bench-area: still running 1 s after ${file ?? 'the area'} finished (${process.getActiveResourcesInfo().join(', ')}); exiting\n`);
-  process.exit(process.exitCode ?? 0);
-}, 1000).unref();
+// is done is named, and not waited for.
+exitPastStragglers((resources) =>
+  process.stderr.write(`bench-area: still running 1 s after ${file ?? 'the area'} finished (${resources.join(', ')}); exiting\n`),
+);

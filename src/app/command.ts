@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, maskSecrets } from '../config/index.js';
 import { DEFAULT_MODEL_DIR, DEFAULT_WEB_HOST, DEFAULT_WEB_PORT } from '../config/defaults.js';
 import { createLogger } from '../config/logger.js';
 import { webExposureProblem } from '../web/auth.js';
-import { closeOnSignals, Lifecycle } from './lifecycle.js';
+import { closeOnSignals, exitPastStragglers, Lifecycle } from './lifecycle.js';
 import { startDemo } from './demo.js';
 import { startPipeline } from './pipeline.js';
 import { BENCH_AREAS, runBenchmarks } from './bench.js';
@@ -128,12 +128,7 @@ function waitForStop(lifecycle: Lifecycle, logger: ReturnType<typeof createLogge
     const done = () => {
       removeHandlers();
       if (timer) clearTimeout(timer);
-      // Everything is closed; should a straggler (a socket, a library's timer) still hold the
-      // event loop, say what it is and exit anyway: docker stop and Kubernetes SIGKILL at 10 s.
-      setTimeout(() => {
-        logger.warn({ resources: process.getActiveResourcesInfo() }, 'still running 1 s after closing; exiting');
-        process.exit(process.exitCode ?? 0);
-      }, 1000).unref();
+      exitPastStragglers((resources) => logger.warn({ resources }, 'still running 1 s after closing; exiting'));
       resolve();
     };
     const removeHandlers = closeOnSignals(lifecycle, logger, done);

@@ -78,3 +78,15 @@ export function closeOnSignals(lifecycle: Lifecycle, logger: Logger, onClosed: (
     process.off('SIGTERM', handler);
   };
 }
+
+/**
+ * Everything is closed: should a straggler (a socket, a library's timer) still hold the event loop
+ * `afterMs` later, name it through `say` and exit anyway (docker stop and Kubernetes SIGKILL at
+ * 10 s). The timer is unref'd: a process with nothing left exits without it.
+ */
+export function exitPastStragglers(say: (resources: string[]) => void, afterMs = 1000): void {
+  setTimeout(() => {
+    say(process.getActiveResourcesInfo());
+    process.exit(process.exitCode ?? 0);
+  }, afterMs).unref();
+}

@@ -282,7 +282,7 @@ export class Classifier {
       if (outcome?.kind === 'result') results[i] = outcome.result;
       else if (outcome?.kind === 'ready') {
         sizes[i] = { width: outcome.width, height: outcome.height };
-        ready.set(i, Buffer.from(outcome.pixels.buffer, outcome.pixels.byteOffset, outcome.pixels.byteLength));
+        ready.set(i, outcome.pixels);
       } else leftOver.push(i); // to be tiled after all, or the worker failed
     });
     await Promise.all(leftOver.map(here));

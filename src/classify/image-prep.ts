@@ -56,7 +56,7 @@ export const wholeImageCandidate = (bytes: Buffer): boolean => bytes.length > 0 
  * to be tiled after all; the caller prepares it itself.
  */
 export type WholeOutcome =
-  { kind: 'result'; result: ErrorResult | UnusableResult } | { kind: 'ready'; width: number; height: number; pixels: Uint8Array } | { kind: 'tiled' };
+  { kind: 'result'; result: ErrorResult | UnusableResult } | { kind: 'ready'; width: number; height: number; pixels: Buffer } | { kind: 'tiled' };
 
 export async function prepareWhole(bytes: Buffer, spec: ImageSpec): Promise<WholeOutcome> {
   const judged = await decodeAndJudge(bytes, spec);

@@ -4,7 +4,6 @@
  */
 import { existsSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
-import { untilAborted } from './abort.js';
 import { esc } from './format.js';
 
 export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
@@ -21,6 +20,18 @@ export class ChromiumMissingError extends Error {
     );
     this.name = 'ChromiumMissingError';
   }
+}
+
+/** The promise, or the signal's reason as soon as it aborts (the work goes on: its owner cleans up after it). */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return work;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 export async function printPdf(

@@ -12,7 +12,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Kafka, KafkaMessage } from 'kafkajs';
 import { createConsumer, DEFAULT_MAX_MESSAGE_BYTES } from '../bus/kafka.js';
-import { untilAborted } from './abort.js';
 
 export interface TopicRead {
   topic: string;
@@ -40,8 +39,9 @@ export interface ReadOptions {
   /** Prefix of the throwaway consumer group's id. */
   groupPrefix?: string;
   /**
-   * Ends the read: it rejects with the signal's reason and leaves nothing behind but a connect
-   * already in kafkajs' retrier, which gives up by itself (its retries are bounded).
+   * Ends the read at once: it rejects with the signal's reason. A kafkajs call still retrying (a
+   * connect, a group join) is left to end by itself (its retries are bounded); its client is
+   * disconnected after it.
    */
   signal?: AbortSignal;
 }
@@ -66,29 +66,70 @@ interface PartitionRange {
 
 const partitionKey = (topic: string, partition: number) => `${topic}\u0000${partition}`;
 
-/** Which partitions to read, from where to where; topics that do not exist are listed as missing. */
-async function planRanges(
-  kafka: Kafka,
-  topics: TopicRead[],
-  signal: AbortSignal | undefined,
-): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
-  const admin = kafka.admin();
-  const step = <T>(work: Promise<T>) => untilAborted(work, signal);
-  const connecting = admin.connect();
-  try {
-    await step(connecting);
-  } catch (err) {
-    await admin.disconnect().catch(() => undefined);
-    // A connect given up on here may still succeed in kafkajs' retrier: its socket is closed then.
-    void connecting.then(
-      () => admin.disconnect().catch(() => undefined),
-      () => undefined,
-    );
-    if (signal?.aborted) throw err;
-    throw new Error(`report: cannot connect to Kafka (${(err as Error).message}); check --brokers or KAFKA_BROKERS and that the broker is running`);
+/** How a read ends: finished (every partition read), or failed (an abort, the idle check, a handler's error). */
+class ReadEnd {
+  readonly promise: Promise<void>;
+  /** Set once it failed: no record reaches `onRecord` after it. */
+  failed = false;
+  finish!: () => void;
+  fail!: (err: Error) => void;
+  private readonly onAbort = () => this.fail(this.signal!.reason as Error);
+
+  constructor(private readonly signal: AbortSignal | undefined) {
+    this.promise = new Promise<void>((resolve, reject) => {
+      this.finish = resolve;
+      this.fail = (err) => {
+        this.failed = true;
+        reject(err);
+      };
+    });
+    this.promise.catch(() => undefined); // a failure before it is awaited is not unhandled
+    signal?.addEventListener('abort', this.onAbort, { once: true });
   }
+
+  dispose(): void {
+    this.signal?.removeEventListener('abort', this.onAbort);
+  }
+}
+
+/**
+ * Calls into one kafkajs client (admin or consumer), each raced with the read's end, so the read
+ * ends while kafkajs still retries one of them (a connect, a group join). The client is let go
+ * only once none is still in kafkajs' hands: disconnecting under a connect would leave its socket
+ * open, under a group join a consumer that joins afterwards running on its own.
+ */
+class ClientCalls {
+  private readonly pending = new Set<Promise<unknown>>();
+
+  constructor(private readonly end: ReadEnd) {}
+
+  run<T>(call: Promise<T>): Promise<T> {
+    this.pending.add(call);
+    const settled = () => this.pending.delete(call);
+    void call.then(settled, settled);
+    return Promise.race([call, this.end.promise]) as Promise<T>;
+  }
+
+  /** Disconnects now, or (not awaited) once the calls still pending have settled. */
+  async disconnect(client: { disconnect(): Promise<void> }): Promise<void> {
+    const disconnect = () => client.disconnect().catch(() => undefined);
+    if (this.pending.size > 0) void Promise.allSettled([...this.pending]).then(disconnect);
+    else await disconnect();
+  }
+}
+
+/** Which partitions to read, from where to where; topics that do not exist are listed as missing. */
+async function planRanges(kafka: Kafka, topics: TopicRead[], readEnd: ReadEnd): Promise<{ ranges: Map<string, PartitionRange>; missing: string[] }> {
+  const admin = kafka.admin();
+  const calls = new ClientCalls(readEnd);
   try {
-    const existing = new Set(await step(admin.listTopics()));
+    try {
+      await calls.run(admin.connect());
+    } catch (err) {
+      if (readEnd.failed) throw err;
+      throw new Error(`report: cannot connect to Kafka (${(err as Error).message}); check --brokers or KAFKA_BROKERS and that the broker is running`);
+    }
+    const existing = new Set(await calls.run(admin.listTopics()));
     const ranges = new Map<string, PartitionRange>();
     const missing: string[] = [];
     for (const wanted of topics) {
@@ -97,8 +138,8 @@ async function planRanges(
         missing.push(wanted.topic);
         continue;
       }
-      const offsets = await step(admin.fetchTopicOffsets(wanted.topic));
-      const starts = wanted.fromTimestamp === undefined ? undefined : await step(admin.fetchTopicOffsetsByTimestamp(wanted.topic, wanted.fromTimestamp));
+      const offsets = await calls.run(admin.fetchTopicOffsets(wanted.topic));
+      const starts = wanted.fromTimestamp === undefined ? undefined : await calls.run(admin.fetchTopicOffsetsByTimestamp(wanted.topic, wanted.fromTimestamp));
       for (const p of offsets) {
         const low = BigInt(p.low);
         const end = BigInt(p.high);
@@ -109,14 +150,22 @@ async function planRanges(
     }
     return { ranges, missing };
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await calls.disconnect(admin);
   }
 }
 
 export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<ReadResult> {
-  const { signal } = options;
-  signal?.throwIfAborted();
-  const { ranges, missing } = await planRanges(kafka, options.topics, signal);
+  options.signal?.throwIfAborted();
+  const end = new ReadEnd(options.signal);
+  try {
+    return await readRanges(kafka, options, end);
+  } finally {
+    end.dispose();
+  }
+}
+
+async function readRanges(kafka: Kafka, options: ReadOptions, end: ReadEnd): Promise<ReadResult> {
+  const { ranges, missing } = await planRanges(kafka, options.topics, end);
   const result: ReadResult = { records: 0, missing, stoppedEarly: [] };
   if (ranges.size === 0) return result;
   let total = 0;
@@ -128,21 +177,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
   const consumer = createConsumer(kafka, `${options.groupPrefix ?? 'crystalwatch-report'}-${randomUUID()}`, {
     maxMessageBytes: options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES,
   });
-  let finish!: () => void;
-  let fail!: (err: Error) => void;
-  /** Set when the read failed (or was aborted): no record reaches `onRecord` after it. */
-  let ended = false;
-  const finished = new Promise<void>((resolve, reject) => {
-    finish = resolve;
-    fail = (err) => {
-      ended = true;
-      reject(err);
-    };
-  });
-  finished.catch(() => undefined); // a failure before it is awaited (during connect) is not unhandled
-  const onAbort = () => fail(signal!.reason as Error);
-  signal?.addEventListener('abort', onAbort, { once: true });
-  if (signal?.aborted) onAbort();
+  const { fail, finish } = end;
   let lastProgressMs = Date.now();
   const idleCheck = setInterval(
     () => {
@@ -184,25 +219,13 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     if (r && BigInt(payload.lastOffset) + 1n >= r.end) close(key);
   });
 
-  /**
-   * The consumer's connect, subscribe and run (its group join): each raced with `finished`, so that
-   * an abort (or the idle check) ends the read while kafkajs still retries one of them.
-   */
-  const steps: Promise<unknown>[] = [];
-  let unsettled = 0;
-  const step = <T>(work: Promise<T>): Promise<T> => {
-    steps.push(work);
-    unsettled += 1;
-    const settle = () => (unsettled -= 1);
-    void work.then(settle, settle);
-    return Promise.race([work, finished]) as Promise<T>;
-  };
+  const calls = new ClientCalls(end);
   try {
-    await step(consumer.connect());
+    await calls.run(consumer.connect());
     const topics = [...new Set([...ranges.values()].map((r) => r.topic))];
-    await step(consumer.subscribe({ topics, fromBeginning: true }));
+    await calls.run(consumer.subscribe({ topics, fromBeginning: true }));
     lastProgressMs = Date.now();
-    await step(
+    await calls.run(
       consumer.run({
         autoCommit: false,
         eachBatch: async ({ batch, heartbeat }) => {
@@ -213,7 +236,7 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
             const offset = BigInt(message.offset);
             // Records before the start (a fetch that ran before the seek) or seen already are skipped.
             if (offset < r.next) continue;
-            if (offset >= r.end || ended) break;
+            if (offset >= r.end || end.failed) break;
             r.next = offset + 1n;
             try {
               await options.onRecord({ topic: batch.topic, partition: batch.partition, message });
@@ -236,16 +259,10 @@ export async function readTopics(kafka: Kafka, options: ReadOptions): Promise<Re
     for (const r of ranges.values()) {
       if (r.next > 0n) consumer.seek({ topic: r.topic, partition: r.partition, offset: r.next.toString() });
     }
-    await finished;
+    await end.promise;
     return result;
   } finally {
     clearInterval(idleCheck);
-    signal?.removeEventListener('abort', onAbort);
-    const disconnect = () => consumer.disconnect().catch(() => undefined);
-    // A step kafkajs is still retrying (a connect, a group join) is left to end first: disconnecting
-    // under it would leave its socket open, or a consumer that joins afterwards running on its own.
-    // The read does not wait for that.
-    if (unsettled > 0) void Promise.allSettled(steps).then(disconnect);
-    else await disconnect();
+    await calls.disconnect(consumer);
   }
 }
