@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { loadModelCard } from '../src/model/card.js';
 import sharp from 'sharp';
 import { Classifier } from '../src/classify/index.js';
+import { wholeImageCandidate } from '../src/classify/image-prep.js';
 import { writeTinyModelDir } from '../src/classify/fixtures.js';
 import { renderCrop } from '../simulator/index.js';
 
@@ -351,19 +352,24 @@ describe('the shipped model (models/default)', () => {
     const noise = await sharp(Buffer.from(Array.from({ length: 200 * 200 }, (_, i) => (i * 7919) % 251)), { raw: { width: 200, height: 200, channels: 1 } })
       .png()
       .toBuffer();
-    // A crop-sized file that is to be tiled (over twice the 192-px tile), third: the worker's first.
-    const large = (await renderCrop({ label: 'cex', seed: 950, width: 400, height: 400 })).png;
-    expect(large.length).toBeLessThanOrEqual(256 * 1024);
+    // Crop-sized files that are to be tiled (over twice the 192-px tile): a PNG, which its header
+    // keeps from the worker, and a JPEG, third, the worker's first, which it hands back as "tiled".
+    const largePng = (await renderCrop({ label: 'cex', seed: 950, width: 400, height: 400 })).png;
+    const largeJpeg = await sharp(largePng).jpeg({ quality: 95 }).toBuffer();
+    for (const file of [largePng, largeJpeg]) expect(file.length).toBeLessThanOrEqual(256 * 1024);
+    const tiling = { tiling: 'auto' as const, tileSize: { tile: 192, stride: 112 } };
+    expect([largePng, largeJpeg, crops[0]!.png].map((file) => wholeImageCandidate(file, tiling))).toEqual([false, true, true]);
     const pngs = crops.map((c) => c.png);
-    const images = [pngs[0]!, pngs[1]!, large, ...pngs.slice(2), grey, noise, pngs[0]!.subarray(0, 300), Buffer.alloc(0)];
+    const images = [pngs[0]!, pngs[1]!, largeJpeg, ...pngs.slice(2), largePng, grey, noise, pngs[0]!.subarray(0, 300), Buffer.alloc(0)];
     const a = await shared.classify(images);
     const b = await alone.classify(images);
     expect(onWorker).toBeGreaterThanOrEqual(6);
     expect(a).toEqual(b);
     expect(a[2]!.tiles).toBeDefined(); // the worker said "tiled"; this thread tiled it
+    expect(a[images.indexOf(largePng)]!.tiles).toBeDefined();
     expect(a.filter((r) => r.predicted === 'unusable').length).toBeGreaterThanOrEqual(2);
     expect(a.filter((r) => r.predicted === 'error')).toHaveLength(2);
-    expect(a.filter((r) => r.predicted === 'cex' || r.predicted === 'pg')).toHaveLength(15);
+    expect(a.filter((r) => r.predicted === 'cex' || r.predicted === 'pg')).toHaveLength(16);
 
     // A worker that cannot answer: this thread prepares its share, and the answers stay the same.
     backend.prepareWhole = () => Promise.reject(new Error('worker gone'));

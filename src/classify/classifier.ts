@@ -237,7 +237,7 @@ export class Classifier {
   /** The images of this batch the worker prepares (crop-sized files, a share of them), by index. */
   private workerShare(images: Buffer[]): number[] {
     if (!this.backend.prepareWhole || this.options.workerPrep === false || images.length < WORKER_PREP_MIN_BATCH) return [];
-    const candidates = images.flatMap((bytes, i) => (wholeImageCandidate(bytes) ? [i] : []));
+    const candidates = images.flatMap((bytes, i) => (wholeImageCandidate(bytes, this.spec) ? [i] : []));
     // Spread evenly: candidate m goes when the running share crosses a whole image.
     return candidates.filter((_, m) => Math.floor((m + 1) * WORKER_PREP_SHARE) > Math.floor(m * WORKER_PREP_SHARE));
   }

@@ -8,6 +8,7 @@ import type { ModelInput } from '../model/card.js';
 import { gateStats, judgeFrame, type GateThresholds } from './gates.js';
 import { INLINE_PNG_MAX_BYTES, ImageDecodeError, cropAndResize, decodeImage, tileRegions, type DecodedImage, type Region } from './preprocess.js';
 import type { ErrorResult, UnusableResult } from './results.js';
+import { readPngHeader, type PngHeader } from './png.js';
 
 /** `auto`: tile when the image is over 2× the tile size in both dimensions; a size: tile what is larger; `off`: never. */
 export type TilingOption = { tile: number; stride: number } | 'auto' | 'off';
@@ -48,12 +49,24 @@ export function regionsFor(image: { width: number; height: number }, spec: Pick<
   return tiled ? { regions: tileRegions(image.width, image.height, tile, stride), tiled: true } : { regions: whole, tiled: false };
 }
 
-/** Whether `prepareWhole` is meant for these bytes: crop-sized files (a PNG this size is decoded by png.ts, not sharp). */
-export const wholeImageCandidate = (bytes: Buffer): boolean => bytes.length > 0 && bytes.length <= INLINE_PNG_MAX_BYTES;
+/**
+ * Whether `prepareWhole` is meant for these bytes: crop-sized files (a PNG this size is decoded by
+ * png.ts, not sharp) that are not to be tiled, as far as a PNG's header tells before decoding.
+ */
+export function wholeImageCandidate(bytes: Buffer, spec: Pick<ImageSpec, 'tiling' | 'tileSize'>): boolean {
+  if (bytes.length === 0 || bytes.length > INLINE_PNG_MAX_BYTES) return false;
+  let header: PngHeader | undefined;
+  try {
+    header = readPngHeader(bytes);
+  } catch {
+    return true; // a broken header: the worker reports it as the main thread would
+  }
+  return header === undefined || !regionsFor(header, spec).tiled;
+}
 
 /**
  * A whole-image input's model-input pixels, or its error/unusable result. `tiled`: the image is
- * to be tiled after all; the caller prepares it itself.
+ * to be tiled after all (a file whose header did not say so: a JPEG); the caller prepares it itself.
  */
 export type WholeOutcome =
   { kind: 'result'; result: ErrorResult | UnusableResult } | { kind: 'ready'; width: number; height: number; pixels: Buffer } | { kind: 'tiled' };
