@@ -2,6 +2,8 @@
  * The bytes path alone, at the production target: 8 cameras × 10 frames/s of 1280×960 PNG
  * (~1 MB each) through one process: ingest (chokidar, checks, kafkajs produce) → the embedded
  * broker (in-process, as `npm start` runs it) → a kafkajs consumer that only reads the records.
+ * The clients reach the broker in memory (src/broker/in-process.ts), as `npm start`'s do; the
+ * same run is then repeated over loopback TCP (`...tcp.*`), as clients in other processes go.
  * The cameras write from a child process (camera-writer.ts), so their CPU is not counted.
  *
  * - `ingest.e2e_bytes.cameras_8_fps_10.cpu_ms_per_frame`: CPU (user + system, all threads of
@@ -92,27 +94,22 @@ async function floor(pool: string[], images: Buffer[]): Promise<Record<string, n
   };
 }
 
-export async function benchBytesPath(options: { quick: boolean }): Promise<Record<string, number | string>> {
-  const cameras = Number(process.env.BENCH_BYTES_CAMERAS ?? (options.quick ? 2 : 8));
-  const fps = Number(process.env.BENCH_BYTES_FPS ?? 10);
-  const seconds = Number(process.env.BENCH_BYTES_SECONDS ?? (options.quick ? 4 : 12));
-  const warmupS = options.quick ? 1 : 2;
-  const key = `ingest.e2e_bytes.cameras_${cameras}_fps_${fps}`;
-  const root = mkdtempSync(join(tmpdir(), 'cw-bench-bytes-'));
-  const out: Record<string, number | string> = {
-    [`${key}.setup`]: `in-process broker (fsync interval, 3 partitions), ${cameras} cameras × ${fps} frames/s for ${seconds} s (first ${warmupS} s not measured), sidecar + atomic rename from a child process, after=delete, one kafkajs consumer reading every record`,
-  };
-  const images = await Promise.all(Array.from({ length: 8 }, (_, i) => syntheticFrame(1280, 960, i + 101)));
-  const pool: string[] = [];
-  await mkdir(join(root, 'pool'));
-  for (const [i, image] of images.entries()) {
-    pool.push(join(root, 'pool', `p${i}.png`));
-    await writeFile(pool[i]!, image);
-  }
-  out[`${key}.bytes_per_frame`] = Math.round(images.reduce((s, b) => s + b.length, 0) / images.length);
+interface BytesRun {
+  cameras: number;
+  fps: number;
+  seconds: number;
+  warmupS: number;
+  pool: string[];
+  /** `in-process`: the clients reach the broker in memory, as `npm start` runs them; `tcp`: over loopback. */
+  clients: 'in-process' | 'tcp';
+}
 
+/** One run of the bytes path in a folder of its own; figures without the key's prefix. */
+async function bytesRun(run: BytesRun): Promise<Record<string, number>> {
+  const { cameras, fps, seconds, warmupS, pool } = run;
+  const root = mkdtempSync(join(tmpdir(), 'cw-bench-bytes-'));
   const broker = await startBroker({ port: 0, dataDir: join(root, 'broker'), registry: new Registry() });
-  const kafka = createKafka({ brokers: [broker.address], clientId: 'bench-bytes' });
+  const kafka = createKafka({ brokers: [broker.address], clientId: 'bench-bytes', ...(run.clients === 'in-process' ? { inProcess: broker } : {}) });
   const topics = topicNames('bench-bytes.');
   const ids = Array.from({ length: cameras }, (_, i) => ({ camera: `cam-${i + 1}`, watch: join(root, 'cameras', `cam-${i + 1}`) }));
   for (const c of ids) await mkdir(c.watch, { recursive: true });
@@ -164,23 +161,51 @@ export async function benchBytesPath(options: { quick: boolean }): Promise<Recor
     const windowMs = performance.now() - t0;
     const cpu = cpuMs(cpu0);
     measuring = false;
-    if (consumed < written) throw new Error(`only ${consumed} of ${written} frames consumed within 60 s of the last write`);
+    if (consumed < written) throw new Error(`${run.clients}: only ${consumed} of ${written} frames consumed within 60 s of the last write`);
     latencies.sort((a, b) => a - b);
-    out[`${key}.frames`] = written;
-    out[`${key}.rejected`] = stage.stats.rejected;
-    out[`${key}.cpu_ms_per_frame`] = round(cpu / consumedInWindow);
-    out[`${key}.cpu_cores_used`] = round(cpu / windowMs);
-    out[`${key}.frames_per_s`] = round((consumedInWindow / windowMs) * 1000, 1);
-    out[`${key}.file_to_consumed_ms.p50`] = percentile(latencies, 50);
-    out[`${key}.file_to_consumed_ms.p99`] = percentile(latencies, 99);
-    out[`${key}.peak_rss_mib`] = Math.round(process.resourceUsage().maxRSS / 1024);
-    Object.assign(out, await floor(pool, images));
+    return {
+      frames: written,
+      rejected: stage.stats.rejected,
+      cpu_ms_per_frame: round(cpu / consumedInWindow),
+      cpu_cores_used: round(cpu / windowMs),
+      frames_per_s: round((consumedInWindow / windowMs) * 1000, 1),
+      'file_to_consumed_ms.p50': percentile(latencies, 50),
+      'file_to_consumed_ms.p99': percentile(latencies, 99),
+    };
   } finally {
     writer?.stop();
     await writer?.done.catch(() => undefined);
     await consumer.disconnect().catch(() => undefined);
     await stage?.close();
     await broker.close();
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+export async function benchBytesPath(options: { quick: boolean }): Promise<Record<string, number | string>> {
+  const cameras = Number(process.env.BENCH_BYTES_CAMERAS ?? (options.quick ? 2 : 8));
+  const fps = Number(process.env.BENCH_BYTES_FPS ?? 10);
+  const seconds = Number(process.env.BENCH_BYTES_SECONDS ?? (options.quick ? 4 : 12));
+  const warmupS = options.quick ? 1 : 2;
+  const key = `ingest.e2e_bytes.cameras_${cameras}_fps_${fps}`;
+  const root = mkdtempSync(join(tmpdir(), 'cw-bench-bytes-pool-'));
+  const out: Record<string, number | string> = {
+    [`${key}.setup`]: `in-process broker (fsync interval, 3 partitions), ${cameras} cameras × ${fps} frames/s for ${seconds} s (first ${warmupS} s not measured), sidecar + atomic rename from a child process, after=delete, one kafkajs consumer reading every record; the clients reach the broker in memory as npm start runs them (${key}.tcp.*: over loopback TCP, in the same run)`,
+  };
+  try {
+    const images = await Promise.all(Array.from({ length: 8 }, (_, i) => syntheticFrame(1280, 960, i + 101)));
+    const pool: string[] = [];
+    for (const [i, image] of images.entries()) {
+      pool.push(join(root, `p${i}.png`));
+      await writeFile(pool[i]!, image);
+    }
+    out[`${key}.bytes_per_frame`] = Math.round(images.reduce((s, b) => s + b.length, 0) / images.length);
+    const run = { cameras, fps, seconds, warmupS, pool };
+    for (const [name, value] of Object.entries(await bytesRun({ ...run, clients: 'in-process' }))) out[`${key}.${name}`] = value;
+    out[`${key}.peak_rss_mib`] = Math.round(process.resourceUsage().maxRSS / 1024);
+    for (const [name, value] of Object.entries(await bytesRun({ ...run, clients: 'tcp' }))) out[`${key}.tcp.${name}`] = value;
+    Object.assign(out, await floor(pool, images));
+  } finally {
     rmSync(root, { recursive: true, force: true });
   }
   return out;

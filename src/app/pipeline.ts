@@ -10,7 +10,7 @@ import type { Kafka } from 'kafkajs';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../config/logger.js';
 import { startBroker } from '../broker/index.js';
-import { busOptions, createKafka, ensureTopics, kafkajsCrc32c, kafkajsEncoder } from '../bus/kafka.js';
+import { busOptions, createKafka, ensureTopics, kafkajsCrc32c, kafkajsEncoder, type InProcessBroker } from '../bus/kafka.js';
 import { topicNames, type Topics } from '../bus/topics.js';
 import type { Alert, Prediction } from '../bus/messages.js';
 import { IngestStage } from '../ingest/index.js';
@@ -80,6 +80,7 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
     collectDefaultMetrics({ register: registry, prefix: 'crystalwatch_process_' });
 
     let brokers = config.kafka.brokers;
+    let inProcess: InProcessBroker | undefined;
     if (brokers.length === 0) {
       const brokerDir = path.join(dataDir, 'broker');
       await mkdir(brokerDir, { recursive: true });
@@ -97,11 +98,15 @@ export async function startPipeline(config: Config, logger: Logger, options: Pip
         }),
       );
       brokers = [broker.address];
-      logger.info({ address: broker.address, dataDir: brokerDir }, 'embedded Kafka broker listening');
+      if (config.broker.inProcessClients) inProcess = broker;
+      logger.info(
+        { address: broker.address, dataDir: brokerDir, clients: inProcess ? 'in-process' : 'tcp' },
+        `embedded Kafka broker listening; this process's clients reach it ${inProcess ? 'in memory' : 'over TCP'}`,
+      );
     }
 
     const { clientId, ssl, sasl, maxMessageBytes } = config.kafka;
-    const kafka = createKafka(busOptions({ brokers, clientId, ssl, sasl, maxMessageBytes }));
+    const kafka = createKafka({ ...busOptions({ brokers, clientId, ssl, sasl, maxMessageBytes }), inProcess });
     const topics = topicNames(config.kafka.topicPrefix);
     await ensureTopics(kafka, topics, config.kafka.partitions);
     ready.kafka = true;

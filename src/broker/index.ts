@@ -4,13 +4,14 @@
  */
 import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
+import { InProcessSocket } from './in-process.js';
 import { join, resolve } from 'node:path';
 import type { Registry } from 'prom-client';
 import { silentLogger, type Logger } from '../config/logger.js';
 import { BrokerCore } from './core.js';
 import { BufferBudget, resolveLimits, type ConnectionLimitOptions, type ConnectionLimits } from './limits.js';
 import { RequestBuffers } from './request-buffers.js';
-import { Connection } from './server.js';
+import { Connection, type ClientSocket } from './server.js';
 import { processIsAlive } from '../config/process-alive.js';
 
 /** startBroker's options; the limits on what one client may cost (maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes) are in limits.ts. */
@@ -178,7 +179,21 @@ export class Broker {
     this.logger.info({ address: this.address, dataDir: this.core.options.dataDir, fsync: this.core.options.fsync }, 'broker listening');
   }
 
-  private accept(socket: Socket): void {
+  /**
+   * A client connection from this process that skips loopback TCP (in-process.ts): what kafkajs
+   * clients of `createKafka({ inProcess })` use. The broker serves it exactly as a TCP connection
+   * (maxConnections included); refused, like a TCP connect, when the broker is not listening.
+   */
+  connectInProcess(): InProcessSocket {
+    if (!this.server || this.closing) {
+      throw Object.assign(new Error(`connect ECONNREFUSED ${this.address} (the in-process broker is not listening)`), { code: 'ECONNREFUSED' });
+    }
+    const [client, server] = InProcessSocket.pair();
+    this.accept(server);
+    return client;
+  }
+
+  private accept(socket: ClientSocket): void {
     if (this.connections.size >= this.limits.maxConnections) {
       this.core.metrics.connectionsRefused.inc();
       socket.on('error', () => {});

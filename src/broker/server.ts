@@ -20,7 +20,7 @@
  * Reading stops (socket paused) while MAX_IN_FLIGHT requests are unanswered or
  * the client is not reading its responses, so neither grows without bound.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../config/logger.js';
 import { API_BY_KEY, writeApiVersionsV0, type RequestContext } from './api/index.js';
 import type { BrokerCore } from './core.js';
@@ -35,6 +35,9 @@ import { Writer } from './protocol/writer.js';
 const API_VERSIONS_KEY = 18;
 /** Requests started but not yet answered before we stop reading from the socket. */
 const MAX_IN_FLIGHT = 64;
+
+/** What a Connection needs of its socket: a TCP socket, or an in-process one (in-process.ts). */
+export type ClientSocket = Duplex & { readonly remoteAddress?: string; setNoDelay(noDelay?: boolean): unknown };
 
 interface Slot {
   ready: boolean;
@@ -55,7 +58,7 @@ export class Connection {
   private readonly clientHost: string;
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: ClientSocket,
     private readonly core: BrokerCore,
     private readonly limits: ConnectionLimits,
     memory: { budget: BufferBudget; buffers: RequestBuffers },

@@ -14,9 +14,12 @@ import {
   type Admin,
   type Message,
   type RecordMetadata,
+  type ISocketFactory,
 } from 'kafkajs';
 import { readFileSync } from 'node:fs';
-import type { ConnectionOptions } from 'node:tls';
+import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
 import { topicNames, type Topics } from './topics.js';
 import { DEFAULT_CLIENT_ID, DEFAULT_MAX_MESSAGE_BYTES } from '../config/defaults.js';
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../config/kafka-env.js';
@@ -44,6 +47,41 @@ export interface BusOptions {
   sasl?: SASLOptions;
   /** Largest single record expected; consumer fetch sizes are set above it. */
   maxMessageBytes?: number;
+  /**
+   * The embedded broker of this process: connections to its address skip loopback TCP
+   * (src/broker/in-process.ts); any other address is connected over TCP as usual.
+   */
+  inProcess?: InProcessBroker;
+}
+
+/** A broker running in this process (src/broker `Broker`), as the clients need it. */
+export interface InProcessBroker {
+  /** host:port, as the broker advertises itself in metadata. */
+  readonly address: string;
+  connectInProcess(): Duplex;
+}
+
+/** kafkajs' KEEP_ALIVE_DELAY for its own TCP sockets. */
+const KEEP_ALIVE_MS = 60_000;
+
+/**
+ * kafkajs' own socket factory (`kafkajs/src/network/socketFactory.js`: TCP or TLS, keep-alive),
+ * except for the in-process broker's address, which gets an in-process connection.
+ */
+function socketFactory(broker: InProcessBroker): ISocketFactory {
+  return ({ host, port, ssl, onConnect }) => {
+    if (!ssl && `${host}:${port}` === broker.address) {
+      const socket = broker.connectInProcess();
+      process.nextTick(onConnect); // connected at once; kafkajs listens for it after the factory returns
+      // kafkajs calls on/write/end/unref only, all of which an in-process socket has.
+      return socket as unknown as Socket;
+    }
+    const socket = ssl
+      ? connectTls({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
+      : connectTcp({ host, port }, onConnect);
+    socket.setKeepAlive(true, KEEP_ALIVE_MS);
+    return socket;
+  };
 }
 
 export function createKafka(options: BusOptions): Kafka {
@@ -55,6 +93,7 @@ export function createKafka(options: BusOptions): Kafka {
   };
   if (options.ssl !== undefined) config.ssl = options.ssl;
   if (options.sasl !== undefined) config.sasl = options.sasl;
+  if (options.inProcess) config.socketFactory = socketFactory(options.inProcess);
   return new Kafka(config);
 }
 
