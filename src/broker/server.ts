@@ -26,6 +26,7 @@ import { API_BY_KEY, writeApiVersionsV0, type RequestContext } from './api/index
 import type { BrokerCore } from './core.js';
 import { ErrorCode } from './errors.js';
 import { FrameReader, FrameRefused } from './frame-reader.js';
+import { InProcessSocket } from './in-process.js';
 import type { BufferBudget, ConnectionLimits } from './limits.js';
 import type { RejectReason, RequestRefusal } from './metrics.js';
 import type { RequestBuffers } from './request-buffers.js';
@@ -56,6 +57,7 @@ export class Connection {
   private writeBlocked = false;
   private draining = false;
   private readonly clientHost: string;
+  private readonly transport: { transport: 'tcp' | 'in-process' };
 
   constructor(
     private readonly socket: ClientSocket,
@@ -68,7 +70,8 @@ export class Connection {
     this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
     this.frames = new FrameReader(limits.maxRequestBytes, memory.budget, memory.buffers);
     socket.setNoDelay(true);
-    core.metrics.connections.inc();
+    this.transport = { transport: socket instanceof InProcessSocket ? 'in-process' : 'tcp' };
+    core.metrics.connections.inc(this.transport);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {
       this.writeBlocked = false;
@@ -82,7 +85,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.abort.abort();
-    this.core.metrics.connections.dec();
+    this.core.metrics.connections.dec(this.transport);
     this.socket.destroy();
     this.frames.release();
     this.queue = [];
