@@ -56,7 +56,8 @@ describe('crystalwatch demo', () => {
     }
     expect(metrics).toMatch(/crystalwatch_alarm\{camera="cam-1"\} 1/);
     // The default config: the demo's own clients reach its embedded broker in memory, none over TCP.
-    const connections = (transport: string) => Number(metrics.match(new RegExp(`^crystalwatch_broker_connections\\{transport="${transport}"\\} (\\d+)`, 'm'))?.[1]);
+    const connections = (transport: string) =>
+      Number(metrics.match(new RegExp(`^crystalwatch_broker_connections\\{transport="${transport}"\\} (\\d+)`, 'm'))?.[1]);
     expect(connections('in-process')).toBeGreaterThan(0);
     expect(connections('tcp')).toBe(0);
 

@@ -163,7 +163,10 @@ describe('broker limits', () => {
     expect(await metric('crystalwatch_broker_connections_refused_total')).toBe(3);
     expect(warnings.filter((w) => w.includes('refusing connection: maxConnections 4 are open')).length).toBe(1); // one line per 10 s under a flood
     accepted[0]!.close();
-    await waitFor(async () => (await metric('crystalwatch_broker_connections', { transport: 'tcp' })) === 3, { timeout: 5000, message: 'the broker to see the connection close' });
+    await waitFor(async () => (await metric('crystalwatch_broker_connections', { transport: 'tcp' })) === 3, {
+      timeout: 5000,
+      message: 'the broker to see the connection close',
+    });
     expect(await answersApiVersions(address)).toBe(true);
   });
 

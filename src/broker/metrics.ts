@@ -79,20 +79,16 @@ export function createBrokerMetrics(registry: Registry, logBytes: () => number, 
           },
         }),
     ),
-    connections: once(
-      registry,
-      'crystalwatch_broker_connections',
-      () => {
-        const gauge = new Gauge({
-          name: 'crystalwatch_broker_connections',
-          help: 'Open client connections to the embedded broker, by transport: tcp, or in-process (clients of the process the broker runs in, broker.inProcessClients).',
-          labelNames: ['transport'] as const,
-          registers,
-        });
-        for (const transport of ['tcp', 'in-process']) gauge.set({ transport }, 0);
-        return gauge;
-      },
-    ),
+    connections: once(registry, 'crystalwatch_broker_connections', () => {
+      const gauge = new Gauge({
+        name: 'crystalwatch_broker_connections',
+        help: 'Open client connections to the embedded broker, by transport: tcp, or in-process (clients of the process the broker runs in, broker.inProcessClients).',
+        labelNames: ['transport'] as const,
+        registers,
+      });
+      for (const transport of ['tcp', 'in-process']) gauge.set({ transport }, 0);
+      return gauge;
+    }),
     producedBytes: once(
       registry,
       'crystalwatch_broker_produced_bytes_total',

@@ -76,9 +76,7 @@ function socketFactory(broker: InProcessBroker): ISocketFactory {
       // kafkajs calls on/write/end/unref only, all of which an in-process socket has.
       return socket as unknown as Socket;
     }
-    const socket = ssl
-      ? connectTls({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect)
-      : connectTcp({ host, port }, onConnect);
+    const socket = ssl ? connectTls({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect) : connectTcp({ host, port }, onConnect);
     socket.setKeepAlive(true, KEEP_ALIVE_MS);
     return socket;
   };
