@@ -58,6 +58,8 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
     stages: ['ingest', 'classify', 'monitor'],
     cameras: ids.map((id) => ({ id, watch: path.join(dir, 'cameras', id), runId: `bench-${id}` })),
     ingest: { after: 'delete', reconcileIntervalMs: 2_000 },
+    // BENCH_E2E_TCP=1: the pipeline's clients reach the embedded broker over loopback TCP (broker.inProcessClients false).
+    ...(process.env.BENCH_E2E_TCP === '1' ? { broker: { inProcessClients: false } } : {}),
     // BENCH_E2E_POLICY=in-order|skip|newest-first compares the overload policies (default: the config's).
     // BENCH_E2E_FETCH='{"maxBytes":25165824}' tries other classify.fetch bounds (default: the config's).
     classify: {
@@ -168,6 +170,7 @@ async function scenario(prefix: string, cameras: number, fps: number, durationS:
         [`${prefix}.backend`]: pipeline.classify?.info.backend ?? 'none',
         [`${prefix}.device`]: pipeline.classify?.info.device ?? 'none',
         [`${prefix}.frame_inference`]: pipeline.classify?.info.frameInference ?? 'none',
+        [`${prefix}.broker_clients`]: config.broker.inProcessClients ? 'in-process' : 'tcp',
       },
     };
   } finally {

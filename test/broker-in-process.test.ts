@@ -11,7 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InProcessSocket } from '../src/broker/in-process.js';
 import { createConsumer, createKafka, createProducer, type InProcessBroker } from '../src/bus/kafka.js';
 import { startTestBroker, type TestBroker } from './helpers/broker.js';
-import { waitFor, waitForEvent } from './helpers/wait.js';
+import { waitFor, waitForEvent, withDeadline } from './helpers/wait.js';
 
 const MiB = 1024 * 1024;
 
@@ -37,7 +37,6 @@ describe('InProcessSocket', () => {
     const big = Buffer.alloc(MiB, 7);
     let written = false;
     client.write(big, () => (written = true));
-    expect(client.writableNeedDrain).toBe(true);
     // Taken by the server's buffer, but not read: the write does not complete.
     await waitFor(() => server.readableLength === MiB, { timeout: 2000, message: 'the bytes in the paused reader' });
     expect(written).toBe(false);
@@ -73,6 +72,32 @@ describe('InProcessSocket', () => {
     const [err] = (await failed) as [NodeJS.ErrnoException];
     expect(err.code).toBe('EPIPE');
     await waitFor(() => a.destroyed, { timeout: 2000, message: 'the writing side closed too' });
+  });
+
+  it('fails a write held by a paused reader with EPIPE when that reader is destroyed', async () => {
+    const [client, server] = InProcessSocket.pair();
+    server.pause();
+    client.resume();
+    const outcome = new Promise<Error | null | undefined>((resolve) => client.write(Buffer.alloc(MiB), resolve));
+    client.on('error', () => {}); // the same EPIPE, also emitted
+    await waitFor(() => server.readableLength === MiB, { timeout: 2000, message: 'the bytes in the paused reader' });
+    server.destroy();
+    const err = (await withDeadline(outcome, { timeout: 2000, message: 'the held write to complete' })) as NodeJS.ErrnoException;
+    expect(err?.code).toBe('EPIPE');
+  });
+
+  it('completes every write of a batch with EPIPE when the reader closes itself on the first chunk (a broker refusing a request)', async () => {
+    const [client, server] = InProcessSocket.pair();
+    server.on('data', () => server.destroy());
+    client.on('error', () => {});
+    client.cork();
+    const outcomes = [Buffer.from('first'), Buffer.from('second')].map(
+      (chunk) => new Promise<Error | null | undefined>((resolve) => client.write(chunk, resolve)),
+    );
+    client.uncork();
+    const errors = (await withDeadline(Promise.all(outcomes), { timeout: 2000, message: 'both writes to complete' })) as NodeJS.ErrnoException[];
+    expect(errors.map((e) => e?.code)).toEqual(['EPIPE', 'EPIPE']);
+    await waitFor(() => client.destroyed, { timeout: 2000, message: 'the writing side closed' });
   });
 });
 

@@ -100,7 +100,11 @@ export class InProcessSocket extends Duplex {
       const peer = this.peer;
       if (this.sentEnd || peer.destroyed) return done(brokenPipe());
       let room = true;
-      for (const chunk of chunks) room = peer.push(chunk);
+      for (const chunk of chunks) {
+        room = peer.push(chunk);
+        // Its 'data' handler may have closed it (the broker refusing a request): the rest is not read.
+        if (peer.destroyed) return done(brokenPipe());
+      }
       if (room) done();
       else peer.peerWriteDone = done;
     });

@@ -243,6 +243,8 @@ export class Connection {
     this.core.metrics.requests.inc({ api: slot.api });
     this.core.metrics.requestSeconds.observe({ api: slot.api }, Number(process.hrtime.bigint() - slot.started) / 1e9);
     if (body) {
+      // The header is a Buffer of its own: a client joins it with the body, so no client (kafkajs over
+      // an in-process socket included) ever holds a view of the body's stored buffers (tail cache).
       const header = Buffer.allocUnsafe(8);
       header.writeInt32BE(4 + body.length, 0);
       header.writeInt32BE(correlationId, 4);
