@@ -40,6 +40,7 @@ describe('InProcessSocket', () => {
     // Taken by the server's buffer, but not read: the write does not complete.
     await waitFor(() => server.readableLength === MiB, { timeout: 2000, message: 'the bytes in the paused reader' });
     expect(written).toBe(false);
+    expect(client.writableNeedDrain).toBe(true); // still, a tick after the bytes were handed over
     const drained = waitForEvent(client, 'drain', { timeout: 2000, message: 'drain after the reader resumed' });
     let read = 0;
     server.on('data', (chunk: Buffer) => (read += chunk.length));

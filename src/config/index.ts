@@ -72,7 +72,7 @@ export const ConfigSchema = z
         fsync: z.enum(['always', 'interval', 'never']).default('interval'),
         /**
          * This process's own Kafka clients reach the embedded broker in memory (src/broker/in-process.ts),
-         * a fifth less CPU on the bytes path; false: over loopback TCP, as other processes do.
+         * nearly a quarter less CPU on the bytes path; false: over loopback TCP, as other processes do.
          */
         inProcessClients: z.boolean().default(true),
       })
