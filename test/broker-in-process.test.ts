@@ -161,6 +161,26 @@ describe('kafkajs over in-process connections to the embedded broker', () => {
     await waitFor(async () => (await connections('in-process')) === 0, { timeout: 5000, message: 'the broker to see the in-process connections close' });
   });
 
+  it("connects any other address with kafkajs' own TCP socket", async () => {
+    await start();
+    const elsewhere: InProcessBroker = {
+      address: '127.0.0.1:1',
+      connectInProcess: () => {
+        throw new Error('not this address');
+      },
+    };
+    const kafka = createKafka({ brokers: [broker!.address], clientId: 'in-process-test', inProcess: elsewhere });
+    const producer = createProducer(kafka);
+    try {
+      await producer.connect();
+      await producer.send({ topic: 'frames', messages: [{ value: Buffer.from('over tcp') }] });
+      expect(await connections('tcp')).toBeGreaterThanOrEqual(1);
+      expect(await connections('in-process')).toBe(0);
+    } finally {
+      await producer.disconnect();
+    }
+  });
+
   it('refuses in-process connections over maxConnections, as at a TCP accept', async () => {
     const { inProcess } = await start({ maxConnections: 1 });
     const first = inProcess.connectInProcess();

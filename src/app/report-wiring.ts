@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { Kafka } from 'kafkajs';
 import type { Topics } from '../bus/topics.js';
 import type { Logger } from '../config/logger.js';
+import { settleWithin } from '../config/stage-lifecycle.js';
 import type { AuditTrail } from '../audit/index.js';
 import { ChromiumMissingError, writeRunReport } from '../report/index.js';
 
@@ -30,17 +31,6 @@ export interface ReportWiringOptions {
 
 /** How long stopped report writes get to end after the shutdown budget. */
 const STOP_GRACE_MS = 250;
-
-/** 'done' when the work settles within `ms`, else 'late'. */
-async function within(work: Promise<unknown>, ms: number): Promise<'done' | 'late'> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
-  try {
-    return await Promise.race([work.then(() => 'done' as const), late]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
 
 /** Why a report write was stopped before its end. */
 class ReportStopped extends Error {
@@ -110,10 +100,10 @@ export class RunReports {
       for (const runId of owed) this.pending.add(runId);
       await this.savePending();
       const all = Promise.all(owed.map((runId) => this.write(runId, false, this.shutdown.signal)));
-      if ((await within(all, budget)) === 'late') {
+      if (!(await settleWithin(all, budget))) {
         this.shutdown.abort(new ReportStopped(`the shutdown budget of ${budget} ms ran out`));
         // Each stops at its next step: a Kafka read, even one still connecting, ends at once.
-        if ((await within(all, STOP_GRACE_MS)) === 'late') this.logger.warn({ graceMs: STOP_GRACE_MS }, 'reports: a stopped report write has not ended');
+        if (!(await settleWithin(all, STOP_GRACE_MS))) this.logger.warn({ graceMs: STOP_GRACE_MS }, 'reports: a stopped report write has not ended');
         this.logger.warn(
           { owed: [...this.pending] },
           'reports: not all written within the shutdown budget; they are written at the next start (or: crystalwatch report --run ID)',

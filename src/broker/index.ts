@@ -11,7 +11,7 @@ import { silentLogger, type Logger } from '../config/logger.js';
 import { BrokerCore } from './core.js';
 import { BufferBudget, resolveLimits, type ConnectionLimitOptions, type ConnectionLimits } from './limits.js';
 import { RequestBuffers } from './request-buffers.js';
-import { Connection, type ClientSocket } from './server.js';
+import { Connection, type ClientSocket, type ConnectionTransport } from './server.js';
 import { processIsAlive } from '../config/process-alive.js';
 
 /** startBroker's options; the limits on what one client may cost (maxRequestBytes, requestReadTimeoutMs, maxConnections, maxBufferedBytes) are in limits.ts. */
@@ -135,7 +135,7 @@ export class Broker {
       this.releaseLock();
       throw err;
     }
-    const server = createServer((socket: Socket) => this.accept(socket));
+    const server = createServer((socket: Socket) => this.accept(socket, 'tcp'));
     this.server = server;
     await new Promise<void>((resolvePromise, reject) => {
       server.once('error', reject);
@@ -189,11 +189,11 @@ export class Broker {
       throw Object.assign(new Error(`connect ECONNREFUSED ${this.address} (the in-process broker is not listening)`), { code: 'ECONNREFUSED' });
     }
     const [client, server] = InProcessSocket.pair();
-    this.accept(server);
+    this.accept(server, 'in-process');
     return client;
   }
 
-  private accept(socket: ClientSocket): void {
+  private accept(socket: ClientSocket, transport: ConnectionTransport): void {
     if (this.connections.size >= this.limits.maxConnections) {
       this.core.metrics.connectionsRefused.inc();
       socket.on('error', () => {});
@@ -201,7 +201,7 @@ export class Broker {
       this.logRefusal(socket.remoteAddress);
       return;
     }
-    const connection = new Connection(socket, this.core, this.limits, { budget: this.budget, buffers: this.buffers }, this.logger, (c) =>
+    const connection = new Connection(socket, { transport }, this.core, this.limits, { budget: this.budget, buffers: this.buffers }, this.logger, (c) =>
       this.connections.delete(c),
     );
     this.connections.add(connection);

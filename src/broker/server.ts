@@ -26,7 +26,6 @@ import { API_BY_KEY, writeApiVersionsV0, type RequestContext } from './api/index
 import type { BrokerCore } from './core.js';
 import { ErrorCode } from './errors.js';
 import { FrameReader, FrameRefused } from './frame-reader.js';
-import { InProcessSocket } from './in-process.js';
 import type { BufferBudget, ConnectionLimits } from './limits.js';
 import type { RejectReason, RequestRefusal } from './metrics.js';
 import type { RequestBuffers } from './request-buffers.js';
@@ -36,6 +35,9 @@ import { Writer } from './protocol/writer.js';
 const API_VERSIONS_KEY = 18;
 /** Requests started but not yet answered before we stop reading from the socket. */
 const MAX_IN_FLIGHT = 64;
+
+/** How a client reached the broker: over TCP, or from this process (`Broker.connectInProcess`). */
+export type ConnectionTransport = 'tcp' | 'in-process';
 
 /** What a Connection needs of its socket: a TCP socket, or an in-process one (in-process.ts). */
 export type ClientSocket = Duplex & { readonly remoteAddress?: string; setNoDelay(noDelay?: boolean): unknown };
@@ -57,10 +59,11 @@ export class Connection {
   private writeBlocked = false;
   private draining = false;
   private readonly clientHost: string;
-  private readonly transport: { transport: 'tcp' | 'in-process' };
 
   constructor(
     private readonly socket: ClientSocket,
+    /** The `transport` label of crystalwatch_broker_connections. */
+    private readonly transport: { transport: ConnectionTransport },
     private readonly core: BrokerCore,
     private readonly limits: ConnectionLimits,
     memory: { budget: BufferBudget; buffers: RequestBuffers },
@@ -70,7 +73,6 @@ export class Connection {
     this.clientHost = `/${socket.remoteAddress ?? 'unknown'}`;
     this.frames = new FrameReader(limits.maxRequestBytes, memory.budget, memory.buffers);
     socket.setNoDelay(true);
-    this.transport = { transport: socket instanceof InProcessSocket ? 'in-process' : 'tcp' };
     core.metrics.connections.inc(this.transport);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('drain', () => {

@@ -17,9 +17,10 @@ import {
   type ISocketFactory,
 } from 'kafkajs';
 import { readFileSync } from 'node:fs';
-import { connect as connectTcp, isIP, type Socket } from 'node:net';
+import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+import type { ConnectionOptions } from 'node:tls';
 import { topicNames, type Topics } from './topics.js';
 import { DEFAULT_CLIENT_ID, DEFAULT_MAX_MESSAGE_BYTES } from '../config/defaults.js';
 import { kafkaSettingsFromEnv, type KafkaSettings } from '../config/kafka-env.js';
@@ -61,24 +62,17 @@ export interface InProcessBroker {
   connectInProcess(): Duplex;
 }
 
-/** kafkajs' KEEP_ALIVE_DELAY for its own TCP sockets. */
-const KEEP_ALIVE_MS = 60_000;
+/** kafkajs' default socket factory (TCP or TLS, keep-alive): what it uses when it is given none. */
+const kafkajsSocketFactory = (createRequire(import.meta.url)('kafkajs/src/network/socketFactory.js') as () => ISocketFactory)();
 
-/**
- * kafkajs' own socket factory (`kafkajs/src/network/socketFactory.js`: TCP or TLS, keep-alive),
- * except for the in-process broker's address, which gets an in-process connection.
- */
+/** kafkajs' own socket factory, except for the in-process broker's address, which gets an in-process connection. */
 function socketFactory(broker: InProcessBroker): ISocketFactory {
-  return ({ host, port, ssl, onConnect }) => {
-    if (!ssl && `${host}:${port}` === broker.address) {
-      const socket = broker.connectInProcess();
-      process.nextTick(onConnect); // connected at once; kafkajs listens for it after the factory returns
-      // kafkajs calls on/write/end/unref only, all of which an in-process socket has.
-      return socket as unknown as Socket;
-    }
-    const socket = ssl ? connectTls({ host, port, ...(isIP(host) ? {} : { servername: host }), ...ssl }, onConnect) : connectTcp({ host, port }, onConnect);
-    socket.setKeepAlive(true, KEEP_ALIVE_MS);
-    return socket;
+  return (args) => {
+    if (args.ssl || `${args.host}:${args.port}` !== broker.address) return kafkajsSocketFactory(args);
+    const socket = broker.connectInProcess();
+    process.nextTick(args.onConnect); // connected at once; kafkajs listens for it after the factory returns
+    // kafkajs calls on/write/end/unref only, all of which an in-process socket has.
+    return socket as unknown as Socket;
   };
 }
 
