@@ -4,13 +4,14 @@
  * numbers from every gate statistic. The model was trained on the old outputs, so "close" is not
  * enough: one grey level of difference is a different model input.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { renderCrop, renderFrame } from '../simulator/index.js';
 import { gateStats } from '../src/classify/gates.js';
 import { decodeImage, tileRegions, type DecodedImage, type Region } from '../src/classify/preprocess.js';
 import { probeStats } from '../src/classify/probe-gate.js';
 import { greyPlane, planeQualityStats, qualityStats } from '../src/classify/quality.js';
 import { resizeGrey } from '../src/classify/resample.js';
+import { setSimdEnabled, simdKernels } from '../src/classify/simd/index.js';
 import {
   referenceGreyPlane,
   referencePlaneQualityStats,
@@ -226,7 +227,7 @@ describe('resizeGrey: the same bytes as before it was optimised', () => {
     }
   });
 
-  it('for every source side from 1 to 520 px, down and up (the packed weights of each size fit their lanes)', () => {
+  it('for every source side from 1 to 520 px, down and up (the weights of each size fit 16 bits)', () => {
     const rnd = random(9);
     const line = Buffer.from(Array.from({ length: 520 }, () => (rnd() < 0.5 ? 0 : 255)));
     for (let from = 1; from <= 520; from++) {
@@ -253,7 +254,19 @@ describe('resizeGrey: the same bytes as before it was optimised', () => {
   });
 });
 
-describe('gate statistics: the same numbers as before they were optimised', () => {
+// Each statistic of a grey plane runs in WebAssembly SIMD (simd/kernels.wat) where the runtime has
+// it, else in JavaScript: both paths are held to the reference.
+describe.each([
+  ['in WebAssembly SIMD', true],
+  ['in JavaScript (no SIMD)', false],
+])('gate statistics %s: the same numbers as before they were optimised', (_, simd) => {
+  beforeAll(() => setSimdEnabled(simd));
+  afterAll(() => setSimdEnabled(true));
+
+  it('runs on the path it names', () => {
+    expect(simdKernels() !== undefined).toBe(simd);
+  });
+
   it('on simulator crops of both classes and sizes', async () => {
     for (const crop of await simulatorCrops()) {
       expectSameStats(crop);

@@ -11,6 +11,7 @@
  * public set's crop brightness (mean grey ≈ 70–140), with margin on both sides.
  */
 import type { GreyPlane, QualityStats } from './quality.js';
+import { simdKernels, type EdgeCounts } from './simd/index.js';
 
 export interface ProbeStats {
   chroma: number;
@@ -84,13 +85,6 @@ const EDGE = 24;
 /** tan(11.3°): |minor| < |major| / 5 counts as axis-aligned. */
 const AXIS_RATIO = 5;
 
-/** Strong-gradient samples, and those of them along each axis. */
-interface EdgeCounts {
-  edges: number;
-  alongX: number;
-  alongY: number;
-}
-
 /** Per-cell sums and counts (three runs of `cells`) and block sums, grown on demand rather than allocated per image. */
 let cellScratch = new Float64Array(0);
 let blockScratch = new Float32Array(0);
@@ -108,7 +102,13 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
   const colStart = new Int32Array(cols + 1);
   for (let c = 0; c <= cols; c++) colStart[c] = Math.round((c * w) / cols);
   const cellGrid = { cols, rows, colStart, cellSum, cellSq, cellN };
-  const { edges, alongX, alongY } = grey instanceof Float32Array ? lumaCellsAndEdges(grey, w, h, cellGrid) : levelCellsAndEdges(grey, w, h, cellGrid);
+  const kernels = grey instanceof Float32Array ? undefined : simdKernels();
+  const { edges, alongX, alongY } =
+    grey instanceof Float32Array
+      ? lumaCellsAndEdges(grey, w, h, cellGrid)
+      : kernels
+        ? kernels.cellsAndEdges(grey, w, h, cellGrid)
+        : levelCellsAndEdges(grey, w, h, cellGrid);
   let brightFlat = 0;
   let brightFlatBorder = 0;
   let border = 0;

@@ -9,6 +9,7 @@
  */
 import type { DecodedImage } from './preprocess.js';
 import type { UnusableReason } from './reasons.js';
+import { simdKernels } from './simd/index.js';
 
 export type QualityReason = Extract<UnusableReason, 'black' | 'saturated' | 'blank' | 'out-of-focus'>;
 
@@ -81,6 +82,11 @@ export function greyPlane(image: DecodedImage, maxSide = MAX_SIDE): GreyPlane {
  */
 function levelPlane(pixels: Uint8Array, width: number, step: number, w: number, h: number): GreyPlane {
   const plane = step === 1 ? pixels.subarray(0, w * h) : new Uint8Array(w * h);
+  const kernels = step === 1 ? simdKernels() : undefined;
+  if (kernels) {
+    const { sum, sumSq, saturated } = kernels.levelSums(plane, w * h);
+    return planeOf(plane, w, h, 0, 0, sum, sumSq, saturated);
+  }
   let sum = 0;
   let sumSq = 0;
   let saturated = 0;
@@ -180,6 +186,11 @@ function variance(sum: number, sumSq: number, n: number): number {
  */
 function levelLaplacianVariance(grey: Uint8Array, w: number, h: number): number {
   if (w < 3 || h < 3) return 0;
+  const kernels = simdKernels();
+  if (kernels) {
+    const { sum, sumSq } = kernels.laplacianSums(grey, w, h);
+    return variance(sum, sumSq, (w - 2) * (h - 2));
+  }
   let sum = 0;
   let sumSq = 0;
   let y = 1;
