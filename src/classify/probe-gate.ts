@@ -248,7 +248,9 @@ function midLaplacianVariance(p: GreyPlane): number {
   if (bw < 3 || bh < 3) return Infinity;
   if (blockScratch.length < bw * bh) blockScratch = new Float32Array(bw * bh);
   const blocks = blockScratch.subarray(0, bw * bh);
+  const kernels = p.grey instanceof Float32Array ? undefined : simdKernels();
   if (p.grey instanceof Float32Array) lumaBlockSums(p.grey, p.width, bw, bh, blocks);
+  else if (kernels) kernels.blockSums(p.grey, p.width, p.height, bw, bh, blocks);
   else levelBlockSums(p.grey, p.width, bw, bh, blocks);
   let sum = 0;
   let sq = 0;

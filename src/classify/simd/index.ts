@@ -24,6 +24,7 @@ interface Exports {
   levelSums(p: number, n: number, out: number): void;
   laplacianSums(p: number, w: number, h: number, out: number): void;
   cellsAndEdges(p: number, w: number, h: number, rows: number, cols: number, colStart: number, cellSum: number, edgesOut: number): void;
+  blockSums(p: number, w: number, bw: number, bh: number, out: number): void;
 }
 
 /** Edge counts of a plane (probe-gate.ts). */
@@ -84,6 +85,13 @@ export class SimdKernels {
     this.exports.laplacianSums(0, w, h, out);
     const [sum, sumSq] = new Float64Array(this.exports.memory.buffer, out, 2);
     return { sum: sum!, sumSq: sumSq! };
+  }
+
+  /** Sums of the bw×bh 4×4 blocks from a plane's top left into `blocks` (probe-gate.ts). */
+  blockSums(grey: Uint8Array, w: number, h: number, bw: number, bh: number, blocks: Float32Array): void {
+    const out = this.plane(grey, w, h, 4 * bw * bh);
+    this.exports.blockSums(0, w, bw, bh, out);
+    blocks.set(new Float32Array(this.exports.memory.buffer, out, bw * bh));
   }
 
   /**

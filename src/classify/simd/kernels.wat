@@ -265,4 +265,52 @@
     (i32.store (local.get $edgesOut) (local.get $edgesTotal))
     (i32.store offset=4 (local.get $edgesOut) (local.get $alongXTotal))
     (i32.store offset=8 (local.get $edgesOut) (local.get $alongYTotal)))
+
+;; Sums of 4×4 blocks (probe-gate.ts `levelBlockSums`) of a plane at `p`, `w` bytes a row: bw×bh
+  ;; blocks from the top left, each stored at `out` as an f32 (≤ 16 × 255, exact), row-major.
+  ;; Four blocks a step: sixteen bytes of each of four rows, summed in i16, then pairwise twice.
+  (func (export "blockSums") (param $p i32) (param $w i32) (param $bw i32) (param $bh i32) (param $out i32)
+    (local $by i32) (local $bx i32) (local $i i32) (local $o i32) (local $w2 i32) (local $w3 i32) (local $s v128) (local $k i32) (local $sum i32)
+    (local.set $w2 (i32.shl (local.get $w) (i32.const 1)))
+    (local.set $w3 (i32.add (local.get $w2) (local.get $w)))
+    (block $rowsDone
+      (loop $rows
+        (br_if $rowsDone (i32.ge_s (local.get $by) (local.get $bh)))
+        (local.set $i (i32.add (local.get $p) (i32.shl (i32.mul (local.get $by) (local.get $w)) (i32.const 2))))
+        (local.set $o (i32.add (local.get $out) (i32.shl (i32.mul (local.get $by) (local.get $bw)) (i32.const 2))))
+        (local.set $bx (i32.const 0))
+        (block $stepsDone
+          (loop $steps
+            (br_if $stepsDone (i32.gt_s (i32.add (local.get $bx) (i32.const 4)) (local.get $bw)))
+            (local.set $s
+              (i16x8.add
+                (i16x8.add
+                  (i16x8.extadd_pairwise_i8x16_u (v128.load (local.get $i)))
+                  (i16x8.extadd_pairwise_i8x16_u (v128.load (i32.add (local.get $i) (local.get $w)))))
+                (i16x8.add
+                  (i16x8.extadd_pairwise_i8x16_u (v128.load (i32.add (local.get $i) (local.get $w2))))
+                  (i16x8.extadd_pairwise_i8x16_u (v128.load (i32.add (local.get $i) (local.get $w3)))))))
+            (v128.store (local.get $o) (f32x4.convert_i32x4_u (i32x4.extadd_pairwise_i16x8_u (local.get $s))))
+            (local.set $i (i32.add (local.get $i) (i32.const 16)))
+            (local.set $o (i32.add (local.get $o) (i32.const 16)))
+            (local.set $bx (i32.add (local.get $bx) (i32.const 4)))
+            (br $steps)))
+        ;; The row's last bw mod 4 blocks one at a time.
+        (block $tailDone
+          (loop $tail
+            (br_if $tailDone (i32.ge_s (local.get $bx) (local.get $bw)))
+            (local.set $sum (i32.const 0))
+            (local.set $k (i32.const 0))
+            (loop $pixels
+              (local.set $sum (i32.add (local.get $sum)
+                (i32.load8_u (i32.add (local.get $i) (i32.add (i32.mul (i32.shr_u (local.get $k) (i32.const 2)) (local.get $w)) (i32.and (local.get $k) (i32.const 3)))))))
+              (local.set $k (i32.add (local.get $k) (i32.const 1)))
+              (br_if $pixels (i32.lt_u (local.get $k) (i32.const 16))))
+            (f32.store (local.get $o) (f32.convert_i32_u (local.get $sum)))
+            (local.set $i (i32.add (local.get $i) (i32.const 4)))
+            (local.set $o (i32.add (local.get $o) (i32.const 4)))
+            (local.set $bx (i32.add (local.get $bx) (i32.const 1)))
+            (br $tail)))
+        (local.set $by (i32.add (local.get $by) (i32.const 1)))
+        (br $rows))))
 )
