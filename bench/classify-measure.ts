@@ -7,6 +7,7 @@
 import type { Classifier } from '../src/classify/classifier.js';
 import { MicroBatcher } from '../src/classify/batcher.js';
 import { DEFAULT_MAX_BATCH_WAIT_MS } from '../src/config/defaults.js';
+import { fetchBounds } from '../src/config/overload.js';
 
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -43,12 +44,14 @@ export async function measure(
  * Throughput of the classify stage's own batching over a backlog of `total` images: each
  * submitted alone, as records of many partitions are, all at once (a saturated stage; the queue
  * is not bounded here as the stage's is), through the stage's MicroBatcher (`maxBatchSize` images
- * a call, two calls in flight, so one batch is decoded while the worker runs the other). What the
- * stage can deliver when it never waits for Kafka, beside `measure`'s one call at a time.
+ * and the stage's default `maxBatchBytes` a call, two calls in flight, so one batch is decoded while
+ * the worker runs the other). What the stage can deliver when it never waits for Kafka, beside
+ * `measure`'s one call at a time.
  */
 export async function measureStage(classifier: Classifier, images: Buffer[], maxBatchSize: number, total: number): Promise<{ fps: number; cpuMs: number }> {
   await classifier.classify(images.slice(0, Math.min(maxBatchSize, images.length))); // warm-up
-  const batcher = new MicroBatcher(classifier, maxBatchSize, DEFAULT_MAX_BATCH_WAIT_MS);
+  const { maxBatchBytes } = fetchBounds({}, { maxBatchSize });
+  const batcher = new MicroBatcher(classifier, maxBatchSize, DEFAULT_MAX_BATCH_WAIT_MS, undefined, undefined, { maxBatchBytes });
   try {
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();

@@ -450,12 +450,13 @@ describe('stale frames', () => {
       maxBytes: 64 * 1024 * 1024,
       maxQueuedImages: 64,
       maxQueuedBytes: 128 * 1024 * 1024,
+      maxBatchBytes: 4 * 1024 * 1024,
     });
     expect(() => validateConfig({ classify: { overload: { policy: 'drop' } } })).toThrow(/classify\.overload\.policy/);
   });
 });
 
-describe('MicroBatcher queue bounds', () => {
+describe('MicroBatcher queue and call bounds', () => {
   it('never holds more than maxQueuedImages or maxQueuedBytes while the classifier is overloaded, and loses no image', async () => {
     const releases: (() => void)[] = [];
     let classified = 0;
@@ -496,6 +497,29 @@ describe('MicroBatcher queue bounds', () => {
     } finally {
       batcher.close();
       for (const release of releases) release();
+    }
+  });
+
+  it('puts at most maxBatchBytes of images in a call (one image always), and sends a call full by bytes without waiting for maxWaitMs', async () => {
+    const calls: number[][] = [];
+    const classifier = {
+      classify: async (images: Buffer[]) => {
+        calls.push(images.map((b) => b.length));
+        return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
+      },
+    };
+    // A minute's wait: only the byte bound can send these calls within the deadline.
+    const batcher = new MicroBatcher(classifier, 32, 60_000, undefined, 2, { maxBatchBytes: 2500 });
+    const images = (...sizes: number[]) => sizes.map((n) => Buffer.alloc(n));
+    try {
+      const results = await withDeadline(
+        Promise.all([batcher.classify(images(1200, 1200, 1200, 1200)), batcher.classify(images(3000)), batcher.classify(images(1000, 1500))]),
+        { timeout: 5_000, message: 'every call sent by the byte bound' },
+      );
+      expect(results.map((r) => r.length)).toEqual([4, 1, 2]);
+      expect(calls).toEqual([[1200, 1200], [1200, 1200], [3000], [1000, 1500]]);
+    } finally {
+      batcher.close();
     }
   });
 

@@ -1,8 +1,10 @@
 /**
  * Micro-batching across messages and partitions: kafkajs hands each partition's records to
  * its own `eachBatch` call; they all submit here, and one inference call takes up to
- * `maxBatchSize` images, waiting at most `maxWaitMs` for a batch to fill. Two batches may be
- * in flight, so the next batch is decoded on the main thread while the worker runs the last.
+ * `maxBatchSize` images and `maxBatchBytes` of them (at least one image), waiting at most
+ * `maxWaitMs` for a batch to fill. Two batches may be in flight, so the next batch is decoded on
+ * the main thread while the worker runs the last: the byte bound keeps a fetch's frames from
+ * going into one call, whose decoding the worker would wait for.
  *
  * The queue is bounded (`maxQueuedImages`, `maxQueuedBytes`): a submission that does not fit
  * waits, in arrival order, until enough of the queue has gone into inference calls. That wait
@@ -30,6 +32,8 @@ export interface QueueBounds {
   maxQueuedImages?: number;
   /** Their bytes (default: unbounded). */
   maxQueuedBytes?: number;
+  /** Image bytes in one call (default: unbounded); a call takes images while they fit, at least one. */
+  maxBatchBytes?: number;
 }
 
 export class MicroBatcher {
@@ -41,6 +45,7 @@ export class MicroBatcher {
   private closed = false;
   private readonly maxQueuedImages: number;
   private readonly maxQueuedBytes: number;
+  private readonly maxBatchBytes: number;
   /** The most the queue has held at once, for tests and the bench. */
   readonly peak = { images: 0, bytes: 0 };
 
@@ -54,8 +59,10 @@ export class MicroBatcher {
   ) {
     this.maxQueuedImages = bounds.maxQueuedImages ?? Infinity;
     this.maxQueuedBytes = bounds.maxQueuedBytes ?? Infinity;
+    this.maxBatchBytes = bounds.maxBatchBytes ?? Infinity;
     if (!(this.maxQueuedImages >= 1)) throw new RangeError(`MicroBatcher: maxQueuedImages must be at least 1, got ${bounds.maxQueuedImages}`);
     if (!(this.maxQueuedBytes >= 1)) throw new RangeError(`MicroBatcher: maxQueuedBytes must be at least 1, got ${bounds.maxQueuedBytes}`);
+    if (!(this.maxBatchBytes >= 1)) throw new RangeError(`MicroBatcher: maxBatchBytes must be at least 1, got ${bounds.maxBatchBytes}`);
   }
 
   /** What waits for an inference call now (not counting submissions waiting for room). */
@@ -95,7 +102,8 @@ export class MicroBatcher {
   }
 
   private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length >= this.maxBatchSize) this.flush();
+    // A full call waiting (by count or by bytes) goes now; a partial one when the wait is over.
+    while (this.inFlight < this.maxInFlight && (this.queue.length >= this.maxBatchSize || this.queuedBytes >= this.maxBatchBytes)) this.flush();
     if (this.queue.length > 0 && this.inFlight < this.maxInFlight && !this.timer) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -110,7 +118,12 @@ export class MicroBatcher {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
-    const batch = this.queue.splice(0, this.maxBatchSize);
+    let take = 0;
+    for (let bytes = 0; take < Math.min(this.maxBatchSize, this.queue.length); take++) {
+      bytes += this.queue[take]!.bytes.length;
+      if (take > 0 && bytes > this.maxBatchBytes) break;
+    }
+    const batch = this.queue.splice(0, take);
     if (batch.length === 0) return;
     for (const p of batch) this.queuedBytes -= p.bytes.length;
     this.inFlight++;

@@ -199,7 +199,7 @@ export class ClassifyStage extends StageLifecycle {
     this.batcher = new MicroBatcher(engine, maxBatchSize, this.o.maxBatchWaitMs ?? DEFAULT_MAX_BATCH_WAIT_MS, undefined, undefined, bounds);
     this.logger.info(
       { policy: this.overload.policy, maxFrameAgeMs: this.overload.maxFrameAgeMs, ...bounds },
-      `classify: overload policy ${this.overload.policy}; fetch ≤ ${bounds.maxBytesPerPartition} B per partition, ${bounds.maxBytes} B per response; queue ≤ ${bounds.maxQueuedImages} images, ${bounds.maxQueuedBytes} B`,
+      `classify: overload policy ${this.overload.policy}; fetch ≤ ${bounds.maxBytesPerPartition} B per partition, ${bounds.maxBytes} B per response; queue ≤ ${bounds.maxQueuedImages} images, ${bounds.maxQueuedBytes} B; ≤ ${bounds.maxBatchBytes} B of images a call`,
     );
 
     this.throwIfClosed('start()');
