@@ -523,6 +523,30 @@ describe('MicroBatcher queue and call bounds', () => {
     }
   });
 
+  it('sends a call under maxBatchBytes once maxWaitMs is over, and lets waiting submissions in as byte-bound calls leave', async () => {
+    const calls: number[][] = [];
+    const classifier = {
+      classify: async (images: Buffer[]) => {
+        calls.push(images.map((b) => b.length));
+        return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
+      },
+    };
+    // One call in flight, a queue of 3,000 bytes: the second and third submissions wait for room.
+    const batcher = new MicroBatcher(classifier, 32, 5, undefined, 1, { maxBatchBytes: 2000, maxQueuedBytes: 3000 });
+    const images = (...sizes: number[]) => sizes.map((n) => Buffer.alloc(n));
+    try {
+      const submissions = [batcher.classify(images(1000, 1000, 1000)), batcher.classify(images(1500, 1500)), batcher.classify(images(700))];
+      expect(batcher.queued.waitingSubmissions).toBe(2);
+      const results = await withDeadline(Promise.all(submissions), { timeout: 5_000, message: 'every submission answered' });
+      expect(results.map((r) => r.length)).toEqual([3, 2, 1]);
+      // Byte-bound calls, then the last 700 bytes alone after the 5-ms wait.
+      expect(calls).toEqual([[1000, 1000], [1000], [1500], [1500], [700]]);
+      expect(batcher.peak.bytes).toBeLessThanOrEqual(3000);
+    } finally {
+      batcher.close();
+    }
+  });
+
   it('lets one submission larger than the bounds in alone, so it cannot stall', async () => {
     const batcher = new MicroBatcher(
       { classify: async (images: Buffer[]) => images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult) },

@@ -109,7 +109,7 @@ async function renderCrops(): Promise<DecodedImage[]> {
       crops.push(await decodeImage(png, undefined, { grey: false }));
     }
   }
-  // Sizes the simulator does not draw on its own, up to the largest the JS resampler takes.
+  // Sizes the simulator does not draw on its own, up to the largest resizeGrey takes.
   for (const [width, height] of [
     [65, 300],
     [512, 512],
@@ -172,7 +172,21 @@ function expectSameStats(img: DecodedImage, maxSide?: number): void {
   }
 }
 
-describe('resizeGrey: the same bytes as before it was optimised', () => {
+// Resizing and each statistic of a grey plane run in WebAssembly SIMD (simd/kernels.wat) where the
+// runtime has it, else in JavaScript: both paths are held to the reference.
+const PATHS = [
+  ['in WebAssembly SIMD', true],
+  ['in JavaScript (no SIMD)', false],
+] as const;
+
+describe.each(PATHS)('resizeGrey %s: the same bytes as before it was optimised', (_, simd) => {
+  beforeAll(() => setSimdEnabled(simd));
+  afterAll(() => setSimdEnabled(true));
+
+  it('runs on the path it names', () => {
+    expect(simdKernels() !== undefined).toBe(simd);
+  });
+
   it('on simulator crops of both classes, to the default model input and to other sizes', async () => {
     for (const crop of await simulatorCrops()) {
       const whole = { x: 0, y: 0, width: crop.width, height: crop.height };
@@ -254,12 +268,7 @@ describe('resizeGrey: the same bytes as before it was optimised', () => {
   });
 });
 
-// Each statistic of a grey plane runs in WebAssembly SIMD (simd/kernels.wat) where the runtime has
-// it, else in JavaScript: both paths are held to the reference.
-describe.each([
-  ['in WebAssembly SIMD', true],
-  ['in JavaScript (no SIMD)', false],
-])('gate statistics %s: the same numbers as before they were optimised', (_, simd) => {
+describe.each(PATHS)('gate statistics %s: the same numbers as before they were optimised', (_, simd) => {
   beforeAll(() => setSimdEnabled(simd));
   afterAll(() => setSimdEnabled(true));
 
@@ -303,6 +312,16 @@ describe.each([
       ] as const) {
         expectSameStats(image(greyPixels(width, height, pattern, seed++), width, height));
       }
+    }
+  });
+
+  it('on every width from 1 to 40 px at small heights, and on planes 313–320 px wide taken whole (the tails and masks of the SIMD loops)', () => {
+    let seed = 900;
+    for (const pattern of ['noise', 'text', 'clipped'] as const) {
+      for (let width = 1; width <= 40; width++) {
+        for (const height of [1, 2, 3, 4, 5, 9, 17, 33]) expectSameStats(image(greyPixels(width, height, pattern, seed++), width, height));
+      }
+      for (let width = 313; width <= 320; width++) expectSameStats(image(greyPixels(width, 320 - (width % 5), pattern, seed++), width, 320 - (width % 5)));
     }
   });
 

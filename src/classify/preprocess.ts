@@ -9,7 +9,7 @@ import sharp from 'sharp';
 import { DEFAULT_MAX_PIXELS } from '../config/defaults.js';
 import type { ModelInput, Normalization } from '../model/card.js';
 import { decodePng, PngError } from './png.js';
-import { JS_RESAMPLE_MAX_PIXELS, canResizeGrey, resizeGrey } from './resample.js';
+import { RESAMPLE_MAX_PIXELS, resizeGrey } from './resample.js';
 
 /**
  * PNGs up to this size whose pixels fit png.ts's bound (MAX_INLINE_RAW_BYTES: crops) are decoded
@@ -110,7 +110,7 @@ export interface Region {
  */
 export async function cropAndResize(image: DecodedImage, region: Region, input: ModelInput): Promise<Buffer> {
   const kernel = input.interpolation ?? 'lanczos3';
-  const small = region.width * region.height <= JS_RESAMPLE_MAX_PIXELS && canResizeGrey();
+  const small = region.width * region.height <= RESAMPLE_MAX_PIXELS;
   if (
     small &&
     image.channels === 1 &&
@@ -118,7 +118,7 @@ export async function cropAndResize(image: DecodedImage, region: Region, input: 
     kernel === 'lanczos3' &&
     (input.resize === 'squash' || (region.width === input.width && region.height === input.height))
   ) {
-    // Grey crops, the common case: Lanczos-3 in WebAssembly SIMD (resample.ts), no sharp pipeline per crop.
+    // Grey crops, the common case: Lanczos-3 in WebAssembly SIMD or JavaScript (resample.ts), no sharp pipeline per crop.
     return resizeGrey(image.pixels, image.width, region, input.width, input.height);
   }
   const fit = input.resize === 'squash' ? 'fill' : input.resize;

@@ -11,7 +11,7 @@
  * public set's crop brightness (mean grey ≈ 70–140), with margin on both sides.
  */
 import type { GreyPlane, QualityStats } from './quality.js';
-import { simdKernels, type EdgeCounts } from './simd/index.js';
+import { simdKernels } from './simd/index.js';
 
 export interface ProbeStats {
   chroma: number;
@@ -85,6 +85,13 @@ const EDGE = 24;
 /** tan(11.3°): |minor| < |major| / 5 counts as axis-aligned. */
 const AXIS_RATIO = 5;
 
+/** Strong-gradient samples, and those of them along each axis. */
+export interface EdgeCounts {
+  edges: number;
+  alongX: number;
+  alongY: number;
+}
+
 /** Per-cell sums and counts (three runs of `cells`) and block sums, grown on demand rather than allocated per image. */
 let cellScratch = new Float64Array(0);
 let blockScratch = new Float32Array(0);
@@ -102,13 +109,10 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
   const colStart = new Int32Array(cols + 1);
   for (let c = 0; c <= cols; c++) colStart[c] = Math.round((c * w) / cols);
   const cellGrid = { cols, rows, colStart, cellSum, cellSq, cellN };
-  const kernels = grey instanceof Float32Array ? undefined : simdKernels();
   const { edges, alongX, alongY } =
     grey instanceof Float32Array
       ? lumaCellsAndEdges(grey, w, h, cellGrid)
-      : kernels
-        ? kernels.cellsAndEdges(grey, w, h, cellGrid)
-        : levelCellsAndEdges(grey, w, h, cellGrid);
+      : (simdKernels()?.cellsAndEdges(grey, w, h, cellGrid) ?? levelCellsAndEdges(grey, w, h, cellGrid));
   let brightFlat = 0;
   let brightFlatBorder = 0;
   let border = 0;
@@ -147,7 +151,7 @@ export function probeStats(p: GreyPlane, q: QualityStats): ProbeStats {
 }
 
 /** The cells a plane is cut into, and their running sums (filled by the cell loops). */
-interface CellGrid {
+export interface CellGrid {
   cols: number;
   rows: number;
   colStart: Int32Array;
@@ -248,10 +252,12 @@ function midLaplacianVariance(p: GreyPlane): number {
   if (bw < 3 || bh < 3) return Infinity;
   if (blockScratch.length < bw * bh) blockScratch = new Float32Array(bw * bh);
   const blocks = blockScratch.subarray(0, bw * bh);
-  const kernels = p.grey instanceof Float32Array ? undefined : simdKernels();
   if (p.grey instanceof Float32Array) lumaBlockSums(p.grey, p.width, bw, bh, blocks);
-  else if (kernels) kernels.blockSums(p.grey, p.width, p.height, bw, bh, blocks);
-  else levelBlockSums(p.grey, p.width, bw, bh, blocks);
+  else {
+    const kernels = simdKernels();
+    if (kernels) kernels.blockSums(p.grey, p.width, p.height, bw, bh, blocks);
+    else levelBlockSums(p.grey, p.width, bw, bh, blocks);
+  }
   let sum = 0;
   let sq = 0;
   let n = 0;

@@ -186,11 +186,8 @@ function variance(sum: number, sumSq: number, n: number): number {
  */
 function levelLaplacianVariance(grey: Uint8Array, w: number, h: number): number {
   if (w < 3 || h < 3) return 0;
-  const kernels = simdKernels();
-  if (kernels) {
-    const { sum, sumSq } = kernels.laplacianSums(grey, w, h);
-    return variance(sum, sumSq, (w - 2) * (h - 2));
-  }
+  const sums = simdKernels()?.laplacianSums(grey, w, h);
+  if (sums) return variance(sums.sum, sums.sumSq, (w - 2) * (h - 2));
   let sum = 0;
   let sumSq = 0;
   let y = 1;

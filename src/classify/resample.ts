@@ -6,20 +6,25 @@
  * and thread-pool hop cost more than the ~0.3 M multiply-adds a 200-px crop needs. Large frames
  * stay with sharp (they are not cheaper here).
  *
- * The multiply-adds run in WebAssembly SIMD (simd/kernels.wat `filterPass`: eight taps of four
- * rows a step, exact i32 sums): about 0.05 ms of CPU for a 130–230 px crop to 64×64, against
- * 0.26–0.28 ms for the best JavaScript of it (two outputs packed in each float64) and 0.5 ms
- * before that. The bytes are held to the first JavaScript code's by
- * test/classify-preprocess-exact.test.ts. Where the runtime has no WebAssembly SIMD,
- * `canResizeGrey()` is false and crops go to sharp.
+ * The multiply-adds are exact integers, so they may be done in any grouping, and the two ways
+ * here give the same bytes (test/classify-preprocess-exact.test.ts holds both to the first code):
+ * - WebAssembly SIMD (simd/kernels.wat `filterPass`, eight taps of four rows a step, exact i32
+ *   sums): 0.05–0.06 ms of CPU for a 130–230 px crop to 64×64 on this project's 2-core machine.
+ * - JavaScript, where the runtime has no WebAssembly SIMD or `CRYSTALWATCH_SIMD=0`: two
+ *   neighbouring outputs share one float64 weight, `w₀ + w₁·2²⁴`, so one multiply-add of a pixel
+ *   by it is a multiply-add for each output, each in its own 24 bits of the 53-bit mantissa, and
+ *   four rows (or columns) share each weight load: 0.17–0.28 ms for the same crop (a third of
+ *   what a weight per output and a transposed intermediate took).
  */
-import { simdKernels } from './simd/index.js';
+import { simdKernels, type FilterTaps } from './simd/index.js';
 
 /** Above this many source pixels, leave resizing to sharp. */
-export const JS_RESAMPLE_MAX_PIXELS = 512 * 512;
+export const RESAMPLE_MAX_PIXELS = 512 * 512;
 
-/** Fixed-point one: weights are in 1/4096ths (libvips' fixed point for 8-bit images). */
-const ONE = 1 << 12;
+/** Fixed-point one: weights are in 1/4096ths. */
+const SHIFT = 12;
+const ONE = 1 << SHIFT;
+const HALF = ONE >> 1;
 
 /** One output's window, as libvips computes it. */
 interface OutputTaps {
@@ -70,22 +75,12 @@ function outputTaps(from: number, to: number): OutputTaps {
   return { start, count, weights, size };
 }
 
-/** One axis's windows as `filterPass` reads them. */
-interface Taps {
-  /** First source index of each output's window. */
-  start: Int32Array;
-  /** `taps` weights per output (i16, 1/4096ths), 0 past the output's own window. */
-  weights: Int16Array;
-  /** Weights per output: the longest window rounded up to the kernel's eight taps a step. */
-  taps: number;
-}
+const filterTapCache = new Map<string, FilterTaps>();
 
-const tapCache = new Map<string, Taps>();
-
-/** Weights mapping `from` samples to `to` samples along one axis (cached: crops repeat sizes). */
-function taps(from: number, to: number): Taps {
+/** Weights mapping `from` samples to `to` samples along one axis, as `filterPass` reads them (cached: crops repeat sizes). */
+function filterTaps(from: number, to: number): FilterTaps {
   const key = `${from}:${to}`;
-  const cached = tapCache.get(key);
+  const cached = filterTapCache.get(key);
   if (cached) return cached;
   const one = outputTaps(from, to);
   let longest = 0;
@@ -101,22 +96,14 @@ function taps(from: number, to: number): Taps {
     }
   }
   const t = { start: one.start, weights, taps: size };
-  if (tapCache.size > 256) tapCache.clear();
-  tapCache.set(key, t);
+  if (filterTapCache.size > 256) filterTapCache.clear();
+  filterTapCache.set(key, t);
   return t;
 }
 
-/** Whether `resizeGrey` can run here (WebAssembly SIMD); otherwise crops go to sharp. */
-export function canResizeGrey(): boolean {
-  return simdKernels() !== undefined;
-}
-
-const up4 = (n: number) => (n + 3) & ~3;
-
 /**
  * Resize a `region` of one-channel 8-bit `pixels` (row length `width`) to `outWidth`×`outHeight`,
- * ignoring aspect (squash). Horizontal pass first, then vertical, as libvips does: the first
- * pass writes its rows transposed, the second filters those (the columns) and writes upright.
+ * ignoring aspect (squash): in WebAssembly SIMD where the runtime has it, else in JavaScript.
  */
 export function resizeGrey(
   pixels: Uint8Array,
@@ -126,35 +113,191 @@ export function resizeGrey(
   outHeight: number,
 ): Buffer {
   const kernels = simdKernels();
-  if (!kernels) throw new Error('resizeGrey: this runtime has no WebAssembly SIMD (check canResizeGrey() first)');
-  const h = taps(region.width, outWidth);
-  const v = taps(region.height, outHeight);
-  // Layout: the region (compact rows), the transposed intermediate, the output, the taps. The
-  // kernel runs rows in fours and reads `taps` bytes from a window's start: each buffer has
-  // room for its last rows of four and that much slack after it.
-  const slack = Math.max(h.taps, v.taps) + 16;
-  const midStride = up4(region.height);
-  const outStride = up4(outWidth);
-  const srcAt = 0;
-  const midAt = srcAt + up4(region.height) * region.width + slack;
-  const outAt = midAt + up4(outWidth) * midStride + slack;
-  const hStartAt = (outAt + outHeight * outStride + 3) & ~3;
-  const vStartAt = hStartAt + 4 * outWidth;
-  const hWeightsAt = vStartAt + 4 * outHeight;
-  const vWeightsAt = hWeightsAt + 2 * h.weights.length;
-  const memory = kernels.reserve(vWeightsAt + 2 * v.weights.length);
-  const bytes = new Uint8Array(memory);
-  for (let y = 0, from = region.y * width + region.x; y < region.height; y++, from += width) {
-    bytes.set(pixels.subarray(from, from + region.width), srcAt + y * region.width);
+  if (!kernels) return resizeGreyJs(pixels, width, region, outWidth, outHeight);
+  return kernels.resizeGrey(pixels, width, region, filterTaps(region.width, outWidth), filterTaps(region.height, outHeight));
+}
+
+// The JavaScript way, where there is no WebAssembly SIMD.
+
+/** The weights of pairs of neighbouring outputs (2q, 2q + 1), over the union of their windows. */
+interface PairTaps {
+  pairs: number;
+  /** First source index of each pair's window. */
+  start: Int32Array;
+  /** Window length per pair. */
+  count: Int32Array;
+  /**
+   * `size` packed weights per pair: the even output's weight + LANE × the odd one's (0 outside
+   * an output's own window, and for the odd output past the last).
+   */
+  weights: Float64Array;
+  size: number;
+}
+
+/**
+ * The even output's sum lives in the low lane, the odd one's in the high one. A lane holds at
+ * most 255 × Σ|w| + HALF in magnitude (≈ 1.6 M: Σ|w| ≤ 1.6 × ONE for Lanczos-3, where the
+ * window always holds at least half the main lobe); it must stay below LANE / 2 for the split
+ * to be exact (pairTaps() checks), and then the packed sum stays below 2⁴⁷, exact in a float64.
+ */
+const LANE = 2 ** 24;
+
+const pairTapCache = new Map<string, PairTaps>();
+
+/** Weights mapping `from` samples to `to` samples along one axis, packed by pairs (cached: crops repeat sizes). */
+function pairTaps(from: number, to: number): PairTaps {
+  const key = `${from}:${to}`;
+  const cached = pairTapCache.get(key);
+  if (cached) return cached;
+  const one = outputTaps(from, to);
+  const pairs = (to + 1) >> 1;
+  const start = new Int32Array(pairs);
+  const count = new Int32Array(pairs);
+  let size = 0;
+  for (let q = 0; q < pairs; q++) {
+    const a = 2 * q;
+    const b = Math.min(a + 1, to - 1);
+    start[q] = Math.min(one.start[a]!, one.start[b]!);
+    count[q] = Math.max(one.start[a]! + one.count[a]!, one.start[b]! + one.count[b]!) - start[q]!;
+    size = Math.max(size, count[q]!);
   }
-  new Int32Array(memory, hStartAt, outWidth).set(h.start);
-  new Int32Array(memory, vStartAt, outHeight).set(v.start);
-  new Int16Array(memory, hWeightsAt, h.weights.length).set(h.weights);
-  new Int16Array(memory, vWeightsAt, v.weights.length).set(v.weights);
-  kernels.filterPass(srcAt, region.width, region.height, outWidth, hStartAt, hWeightsAt, h.taps, midAt, midStride);
-  kernels.filterPass(midAt, midStride, outWidth, outHeight, vStartAt, vWeightsAt, v.taps, outAt, outStride);
+  const weights = new Float64Array(pairs * size);
+  for (let q = 0; q < pairs; q++) {
+    for (let lane = 0; lane < 2 && 2 * q + lane < to; lane++) {
+      const i = 2 * q + lane;
+      let magnitude = HALF;
+      for (let k = 0; k < one.count[i]!; k++) {
+        const w = one.weights[i * one.size + k]!;
+        weights[q * size + one.start[i]! - start[q]! + k]! += lane ? w * LANE : w;
+        magnitude += 255 * Math.abs(w);
+      }
+      if (magnitude >= LANE / 2) throw new Error(`resizeGrey: Lanczos-3 weights for ${from} → ${to} px overflow a ${Math.log2(LANE)}-bit lane (${magnitude})`);
+    }
+  }
+  const t = { pairs, start, count, weights, size };
+  if (pairTapCache.size > 256) pairTapCache.clear();
+  pairTapCache.set(key, t);
+  return t;
+}
+
+/** Scratch for the intermediate image and the output, grown on demand: one crop after another reuses them. */
+let midScratch = new Uint8ClampedArray(0);
+let outScratch = new Uint8ClampedArray(0);
+
+/**
+ * Resize a `region` of one-channel 8-bit `pixels` (row length `width`) to `outWidth`×`outHeight`,
+ * ignoring aspect (squash), in JavaScript. Horizontal pass first, then vertical, as libvips does.
+ */
+function resizeGreyJs(
+  pixels: Uint8Array,
+  width: number,
+  region: { x: number; y: number; width: number; height: number },
+  outWidth: number,
+  outHeight: number,
+): Buffer {
+  const h = pairTaps(region.width, outWidth);
+  const v = pairTaps(region.height, outHeight);
+  const rows = region.height;
+  // Rows of the intermediate and the output have room for a whole last pair.
+  const midWidth = 2 * h.pairs;
+  if (midScratch.length < midWidth * rows) midScratch = new Uint8ClampedArray(midWidth * rows);
+  if (outScratch.length < outWidth * 2 * v.pairs) outScratch = new Uint8ClampedArray(outWidth * 2 * v.pairs);
+  // A plain Uint8Array view, so the loops see one array type whether a Buffer or not came in.
+  const source = new Uint8Array(pixels.buffer, pixels.byteOffset, pixels.length);
+  horizontalPass(source, width, region.x, region.y, rows, h, midScratch, midWidth);
+  verticalPass(midScratch, midWidth, outWidth, v, outScratch);
   const out = Buffer.allocUnsafe(outWidth * outHeight);
-  if (outStride === outWidth) out.set(bytes.subarray(outAt, outAt + outWidth * outHeight));
-  else for (let y = 0; y < outHeight; y++) out.set(bytes.subarray(outAt + y * outStride, outAt + y * outStride + outWidth), y * outWidth);
+  out.set(outScratch.subarray(0, outWidth * outHeight));
   return out;
+}
+
+/**
+ * Round a packed pair of sums (`HALF` added to each) to 8 bits and store them at `at` and
+ * `at + next`; the Uint8ClampedArray clamps, as libvips' uchar passes do.
+ */
+function storePair(to: Uint8ClampedArray, at: number, next: number, acc: number): void {
+  const high = Math.round(acc / LANE);
+  to[at] = (acc - high * LANE) >> SHIFT;
+  to[at + next] = high >> SHIFT;
+}
+
+/** Both lanes start at HALF, so the shift rounds. */
+const ROUNDING = HALF + HALF * LANE;
+
+/**
+ * Each source row to `2 × pairs` samples, into `mid` (row-major, `midWidth` a row), four rows
+ * to a weight load.
+ */
+function horizontalPass(src: Uint8Array, width: number, x0: number, y0: number, rows: number, t: PairTaps, mid: Uint8ClampedArray, midWidth: number): void {
+  const { pairs, start, count, weights, size } = t;
+  const w1 = width;
+  const w2 = 2 * width;
+  const w3 = 3 * width;
+  let y = 0;
+  for (; y + 4 <= rows; y += 4) {
+    const row = (y0 + y) * width + x0;
+    const o = y * midWidth;
+    for (let q = 0; q < pairs; q++) {
+      let a0 = ROUNDING;
+      let a1 = ROUNDING;
+      let a2 = ROUNDING;
+      let a3 = ROUNDING;
+      for (let k = q * size, end = k + count[q]!, s = row + start[q]!; k < end; k++, s++) {
+        const w = weights[k]!;
+        a0 += src[s]! * w;
+        a1 += src[s + w1]! * w;
+        a2 += src[s + w2]! * w;
+        a3 += src[s + w3]! * w;
+      }
+      storePair(mid, o + 2 * q, 1, a0);
+      storePair(mid, o + midWidth + 2 * q, 1, a1);
+      storePair(mid, o + 2 * midWidth + 2 * q, 1, a2);
+      storePair(mid, o + 3 * midWidth + 2 * q, 1, a3);
+    }
+  }
+  for (; y < rows; y++) {
+    const row = (y0 + y) * width + x0;
+    for (let q = 0; q < pairs; q++) {
+      let a = ROUNDING;
+      for (let k = q * size, end = k + count[q]!, s = row + start[q]!; k < end; k++, s++) a += src[s]! * weights[k]!;
+      storePair(mid, y * midWidth + 2 * q, 1, a);
+    }
+  }
+}
+
+/**
+ * Each column of `mid` to `2 × pairs` samples, into `out` (row-major, `outWidth` a row), four
+ * columns to a weight load.
+ */
+function verticalPass(mid: Uint8ClampedArray, midWidth: number, outWidth: number, t: PairTaps, out: Uint8ClampedArray): void {
+  const { pairs, start, count, weights, size } = t;
+  for (let q = 0; q < pairs; q++) {
+    const first = start[q]! * midWidth;
+    const k0 = q * size;
+    const k1 = k0 + count[q]!;
+    const o = 2 * q * outWidth;
+    let i = 0;
+    for (; i + 4 <= outWidth; i += 4) {
+      let a0 = ROUNDING;
+      let a1 = ROUNDING;
+      let a2 = ROUNDING;
+      let a3 = ROUNDING;
+      for (let k = k0, s = first + i; k < k1; k++, s += midWidth) {
+        const w = weights[k]!;
+        a0 += mid[s]! * w;
+        a1 += mid[s + 1]! * w;
+        a2 += mid[s + 2]! * w;
+        a3 += mid[s + 3]! * w;
+      }
+      storePair(out, o + i, outWidth, a0);
+      storePair(out, o + i + 1, outWidth, a1);
+      storePair(out, o + i + 2, outWidth, a2);
+      storePair(out, o + i + 3, outWidth, a3);
+    }
+    for (; i < outWidth; i++) {
+      let a = ROUNDING;
+      for (let k = k0, s = first + i; k < k1; k++, s += midWidth) a += mid[s]! * weights[k]!;
+      storePair(out, o + i, outWidth, a);
+    }
+  }
 }

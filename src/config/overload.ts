@@ -31,7 +31,7 @@ export const PARTITIONS_PER_FETCH = 4;
 /**
  * Frames' worth of bytes in one inference call. All frames of a fetch in one call decoded them all
  * before the first tile reached the worker, which then waited: on 2 cores, 8 cameras × 10 fps,
- * calls of 2–3 frames gave 13.6–14.6 predictions/s against 10.4–11.8 (alternating 20-s e2e runs).
+ * calls of 2–3 frames gave 13.9–14.3 predictions/s against 11.2–11.9 (alternating e2e runs).
  */
 export const BATCH_FRAMES = 2;
 
@@ -59,7 +59,8 @@ export const FetchSchema = z
     /**
      * Image bytes in one inference call (default 2 × frameBytes: two or three full frames, and a
      * whole batch of crops). Calls of a few frames, two in flight, decode the next while the
-     * worker runs the last.
+     * worker runs the last. Above maxQueuedBytes it never fills by bytes: calls then go by count
+     * or after classify.maxBatchWaitMs.
      */
     maxBatchBytes: z.number().int().min(1024).optional(),
   })

@@ -1,7 +1,10 @@
 ;; Pixel kernels for the classify stage's per-crop work, in WebAssembly SIMD (128-bit).
 ;; Built into kernels-wasm.ts by `node scripts/build-wasm.mjs` (wabt); the glue is in index.ts.
-;; Every kernel reads and writes this module's memory at offsets the glue lays out, and may
-;; read up to 16 bytes past a row: the glue leaves that slack after each buffer.
+;; Every kernel reads and writes this module's memory at offsets the glue lays out, and some read
+;; past the end of what they use: `filterPass` up to three rows and `taps` bytes, the gate kernels
+;; up to 12 bytes past the plane. The glue leaves that slack after each buffer (index.ts), and
+;; whatever the kernels read there meets a zero weight or a masked lane. Every sum is exact in
+;; integers, so each kernel gives the JavaScript's numbers to the bit.
 (module
   (memory (export "memory") 1)
 
@@ -72,7 +75,7 @@
             (br $outputLoop)))
         (local.set $r (i32.add (local.get $r) (i32.const 4)))
         (br $rowLoop))))
-;; Horizontal sum of an i32x4, as an i64.
+  ;; Horizontal sum of an i32x4, as an i64.
   (func $sum4 (param $v v128) (result i64)
     (i64.extend_i32_s
       (i32.add
@@ -125,6 +128,8 @@
   ;; The 4-neighbour Laplacian l = left + right + up + down − 4·centre over the interior of a
   ;; w×h plane at `p` (w, h ≥ 3; quality.ts `levelLaplacianVariance`): Σl and Σl² stored at `out`
   ;; as two f64. Eight samples a step in i16 (|l| ≤ 1020); the row's last w − 2 mod 8 one at a time.
+  ;; A row's Σl² stays in i32 lanes (≤ 2 × 1020² a lane a step) until the row ends: w ≤ 8,192
+  ;; (index.ts LAPLACIAN_MAX_WIDTH; planes are at most 320 wide).
   (func (export "laplacianSums") (param $p i32) (param $w i32) (param $h i32) (param $out i32)
     (local $y i32) (local $i i32) (local $rowEnd i32) (local $l v128) (local $sum v128) (local $sq v128)
     (local $sumTotal i64) (local $sqTotal i64) (local $s i32)
@@ -256,7 +261,7 @@
               (f64.convert_i64_s (call $sum4 (i32x4.extadd_pairwise_i16x8_s (local.get $n))))))
             (local.set $c (i32.add (local.get $c) (i32.const 1)))
             (br $colLoop)))
-        ;; A row's edge counts (≤ 40 a lane: 320 / 2 samples in eight lanes) into the totals.
+        ;; A row's edge counts (a lane counts at most one sample a step: ≈ w / 16 + cols) into the totals.
         (local.set $edgesTotal (i32.add (local.get $edgesTotal) (i32.wrap_i64 (call $sum4 (i32x4.extadd_pairwise_i16x8_s (local.get $edges))))))
         (local.set $alongXTotal (i32.add (local.get $alongXTotal) (i32.wrap_i64 (call $sum4 (i32x4.extadd_pairwise_i16x8_s (local.get $alongX))))))
         (local.set $alongYTotal (i32.add (local.get $alongYTotal) (i32.wrap_i64 (call $sum4 (i32x4.extadd_pairwise_i16x8_s (local.get $alongY))))))
@@ -266,7 +271,7 @@
     (i32.store offset=4 (local.get $edgesOut) (local.get $alongXTotal))
     (i32.store offset=8 (local.get $edgesOut) (local.get $alongYTotal)))
 
-;; Sums of 4×4 blocks (probe-gate.ts `levelBlockSums`) of a plane at `p`, `w` bytes a row: bw×bh
+  ;; Sums of 4×4 blocks (probe-gate.ts `levelBlockSums`) of a plane at `p`, `w` bytes a row: bw×bh
   ;; blocks from the top left, each stored at `out` as an f32 (≤ 16 × 255, exact), row-major.
   ;; Four blocks a step: sixteen bytes of each of four rows, summed in i16, then pairwise twice.
   (func (export "blockSums") (param $p i32) (param $w i32) (param $bw i32) (param $bh i32) (param $out i32)
