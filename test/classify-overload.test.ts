@@ -523,6 +523,32 @@ describe('MicroBatcher queue and call bounds', () => {
     }
   });
 
+  it('holds a call under maxBatchBytes for maxWaitMs, and sends one full by bytes at once', async () => {
+    vi.useFakeTimers();
+    const calls: number[][] = [];
+    const classifier = {
+      classify: async (images: Buffer[]) => {
+        calls.push(images.map((b) => b.length));
+        return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
+      },
+    };
+    const batcher = new MicroBatcher(classifier, 32, 200, undefined, 2, { maxBatchBytes: 2000 });
+    try {
+      const partial = batcher.classify([Buffer.alloc(1000)]);
+      await vi.advanceTimersByTimeAsync(199);
+      expect(calls, 'a partial call waits for more images').toEqual([]);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(calls).toEqual([[1000]]);
+      expect(await partial).toHaveLength(1);
+      const full = batcher.classify([Buffer.alloc(1000), Buffer.alloc(1000)]);
+      expect(calls, 'a call full by bytes goes at once').toEqual([[1000], [1000, 1000]]);
+      expect(await full).toHaveLength(2);
+    } finally {
+      batcher.close();
+      vi.useRealTimers();
+    }
+  });
+
   it('sends a call under maxBatchBytes once maxWaitMs is over, and lets waiting submissions in as byte-bound calls leave', async () => {
     const calls: number[][] = [];
     const classifier = {
@@ -539,7 +565,8 @@ describe('MicroBatcher queue and call bounds', () => {
       expect(batcher.queued.waitingSubmissions).toBe(2);
       const results = await withDeadline(Promise.all(submissions), { timeout: 5_000, message: 'every submission answered' });
       expect(results.map((r) => r.length)).toEqual([3, 2, 1]);
-      // Byte-bound calls, then the last 700 bytes alone after the 5-ms wait.
+      // [1000, 1000] goes by bytes; [1000] after the 5-ms wait, which lets the second submission
+      // in; [1500] twice by bytes, letting the third in; [700] after the wait.
       expect(calls).toEqual([[1000, 1000], [1000], [1500], [1500], [700]]);
       expect(batcher.peak.bytes).toBeLessThanOrEqual(3000);
     } finally {

@@ -315,7 +315,7 @@ describe.each(PATHS)('gate statistics %s: the same numbers as before they were o
     }
   });
 
-  it('on every width from 1 to 40 px at small heights, and on planes 313–320 px wide taken whole (the tails and masks of the SIMD loops)', () => {
+  it('on every width from 1 to 40 px at small heights, planes 313–320 px wide taken whole (the tails and masks of the SIMD loops) and planes up to 8,200 px wide (its sums past 2³¹)', () => {
     let seed = 900;
     for (const pattern of ['noise', 'text', 'clipped'] as const) {
       for (let width = 1; width <= 40; width++) {
@@ -323,6 +323,9 @@ describe.each(PATHS)('gate statistics %s: the same numbers as before they were o
       }
       for (let width = 313; width <= 320; width++) expectSameStats(image(greyPixels(width, 320 - (width % 5), pattern, seed++), width, 320 - (width % 5)));
     }
+    // Planes far wider than MAX_SIDE, asked for whole: a 1-px checkerboard has the largest
+    // Laplacian there is (|l| = 1020 everywhere), so a row's Σl² passes 2³¹ well before 8,192 px.
+    for (const width of [4096, 8192, 8200]) expectSameStats(image(greyPixels(width, 3, 'checker', seed++), width, 3), 9000);
   });
 
   it('on colour and grey-as-RGB images, whose grey samples are not whole numbers', () => {

@@ -44,7 +44,8 @@ describe('WebAssembly SIMD kernels', () => {
 
   it('CRYSTALWATCH_SIMD=0 turns them off for a process, and the status says so', async () => {
     const script = `import('./dist/src/classify/simd/index.js').then((m) => process.stdout.write(m.simdStatus()))`;
-    const on = await run(process.execPath, ['-e', script]);
+    const { CRYSTALWATCH_SIMD: _, ...env } = process.env;
+    const on = await run(process.execPath, ['-e', script], { env });
     const off = await run(process.execPath, ['-e', script], { env: { ...process.env, CRYSTALWATCH_SIMD: '0' } });
     expect([on.stdout, off.stdout]).toEqual(['WebAssembly SIMD', 'JavaScript (turned off by CRYSTALWATCH_SIMD=0)']);
   });

@@ -13,8 +13,9 @@
  * - JavaScript, where the runtime has no WebAssembly SIMD or `CRYSTALWATCH_SIMD=0`: two
  *   neighbouring outputs share one float64 weight, `w₀ + w₁·2²⁴`, so one multiply-add of a pixel
  *   by it is a multiply-add for each output, each in its own 24 bits of the 53-bit mantissa, and
- *   four rows (or columns) share each weight load: 0.17–0.28 ms for the same crop (a third of
- *   what a weight per output and a transposed intermediate took).
+ *   four rows (or columns) share each weight load: 0.26–0.28 ms for the same crop in the same
+ *   measurements (0.17 ms on a faster day of the VM; a weight per output and a transposed
+ *   intermediate took 0.5 ms).
  */
 import { simdKernels, type FilterTaps } from './simd/index.js';
 

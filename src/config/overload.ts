@@ -59,8 +59,8 @@ export const FetchSchema = z
     /**
      * Image bytes in one inference call (default 2 × frameBytes: two or three full frames, and a
      * whole batch of crops). Calls of a few frames, two in flight, decode the next while the
-     * worker runs the last. Above maxQueuedBytes it never fills by bytes: calls then go by count
-     * or after classify.maxBatchWaitMs.
+     * worker runs the last. Above maxQueuedBytes only a lone oversized submission fills a call by
+     * bytes: calls then go by count or after classify.maxBatchWaitMs.
      */
     maxBatchBytes: z.number().int().min(1024).optional(),
   })

@@ -42,10 +42,16 @@ export interface FilterTaps {
 }
 
 /**
- * Widest plane `laplacianSums` takes: its i32 lanes hold one row's Σl² (≤ 2 × 1020² a lane a step,
- * w / 8 steps) before they go to i64. Planes are at most quality.ts's MAX_SIDE (320) wide.
+ * Widest plane `laplacianSums` takes: its i32 lanes hold a row's Σl² (≤ 2 × 1020² a lane a step,
+ * w / 8 steps) before they are widened to i64. Planes are at most quality.ts's MAX_SIDE (320)
+ * wide unless a caller asks for more; wider ones are left to the JavaScript.
  */
 const LAPLACIAN_MAX_WIDTH = 8192;
+
+/** Why the kernels do not run on this thread. */
+interface Unavailable {
+  unavailable: string;
+}
 
 const up4 = (n: number) => (n + 3) & ~3;
 const up8 = (n: number) => (n + 7) & ~7;
@@ -54,14 +60,14 @@ export class SimdKernels {
   private constructor(private readonly exports: Exports) {}
 
   /** Compiles the kernels, or says why they cannot run here. */
-  static load(): SimdKernels | { unavailable: string } {
+  static load(): SimdKernels | Unavailable {
     if (!wasm) return { unavailable: 'this runtime has no WebAssembly' };
     try {
       const module = new wasm.Module(Buffer.from(KERNELS_WASM_BASE64, 'base64'));
       return new SimdKernels(new wasm.Instance(module).exports as Exports);
     } catch (err) {
       // A CPU or build without SIMD refuses the module; anything else is a bug to surface.
-      if (err instanceof wasm.CompileError || err instanceof wasm.LinkError) return { unavailable: `WebAssembly SIMD: ${(err as Error).message}` };
+      if (err instanceof wasm.CompileError || err instanceof wasm.LinkError) return { unavailable: `WebAssembly SIMD: ${err.message}` };
       throw err;
     }
   }
@@ -112,7 +118,7 @@ export class SimdKernels {
 
   /**
    * Copies a w×h plane to the start of memory, with 16 bytes of slack after it (the gate
-   * kernels' 16-byte loads run up to 12 bytes past its end), and reserves `extra` bytes after
+   * kernels' 16-byte loads reach the 13th byte past its end), and reserves `extra` bytes after
    * that, 8-aligned; their offset.
    */
   private plane(grey: Uint8Array, w: number, h: number, extra: number): number {
@@ -168,9 +174,9 @@ export class SimdKernels {
   }
 }
 
-let kernels: SimdKernels | { unavailable: string } | undefined;
+let kernels: SimdKernels | Unavailable | undefined;
 
-function loaded(): SimdKernels | { unavailable: string } {
+function loaded(): SimdKernels | Unavailable {
   kernels ??= process.env.CRYSTALWATCH_SIMD === '0' ? { unavailable: 'turned off by CRYSTALWATCH_SIMD=0' } : SimdKernels.load();
   return kernels;
 }
@@ -190,7 +196,10 @@ export function simdStatus(): string {
   return k instanceof SimdKernels ? 'WebAssembly SIMD' : `JavaScript (${k.unavailable})`;
 }
 
-/** Test seam: false runs every caller's JavaScript path on this thread; true loads the kernels again. */
+/**
+ * Test seam: false runs every caller's JavaScript path on this thread; true goes back to the
+ * default (the kernels, unless CRYSTALWATCH_SIMD=0 or the runtime has no SIMD).
+ */
 export function setSimdEnabled(enabled: boolean): void {
   kernels = enabled ? undefined : { unavailable: 'turned off by a test' };
 }

@@ -2,9 +2,10 @@
 ;; Built into kernels-wasm.ts by `node scripts/build-wasm.mjs` (wabt); the glue is in index.ts.
 ;; Every kernel reads and writes this module's memory at offsets the glue lays out, and some read
 ;; past the end of what they use: `filterPass` up to three rows and `taps` bytes, the gate kernels
-;; up to 12 bytes past the plane. The glue leaves that slack after each buffer (index.ts), and
-;; whatever the kernels read there meets a zero weight or a masked lane. Every sum is exact in
-;; integers, so each kernel gives the JavaScript's numbers to the bit.
+;; up to the 13th byte after the plane. The glue leaves that slack after each buffer (index.ts).
+;; What is read there meets a zero weight or a masked lane, or (`filterPass`'s extra rows) gives
+;; outputs in padding that is never copied out. Every sum is exact in integers, so each kernel
+;; gives the JavaScript's numbers to the bit.
 (module
   (memory (export "memory") 1)
 
@@ -75,12 +76,11 @@
             (br $outputLoop)))
         (local.set $r (i32.add (local.get $r) (i32.const 4)))
         (br $rowLoop))))
-  ;; Horizontal sum of an i32x4, as an i64.
+  ;; Horizontal sum of an i32x4, as an i64 (the lanes widened before they are added).
   (func $sum4 (param $v v128) (result i64)
-    (i64.extend_i32_s
-      (i32.add
-        (i32.add (i32x4.extract_lane 0 (local.get $v)) (i32x4.extract_lane 1 (local.get $v)))
-        (i32.add (i32x4.extract_lane 2 (local.get $v)) (i32x4.extract_lane 3 (local.get $v))))))
+    (local $pairs v128)
+    (local.set $pairs (i64x2.add (i64x2.extend_low_i32x4_s (local.get $v)) (i64x2.extend_high_i32x4_s (local.get $v))))
+    (i64.add (i64x2.extract_lane 0 (local.get $pairs)) (i64x2.extract_lane 1 (local.get $pairs))))
 
   ;; Grey-plane totals (quality.ts `levelPlane`) of `n` bytes at `p`: Σv, Σv² and the count of
   ;; v ≥ 250, stored at `out` as three f64 (whole numbers, exact). Lane sums are moved to i64 every
