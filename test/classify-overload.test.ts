@@ -27,7 +27,7 @@ import {
   type OverloadPolicy,
 } from '../src/classify/overload.js';
 import type { KafkaMessage } from 'kafkajs';
-import type { ClassifyResult } from '../src/classify/classifier.js';
+import type { Classifier, ClassifyResult } from '../src/classify/classifier.js';
 import { writeTinyModelDir } from '../src/classify/fixtures.js';
 import { fetchBounds } from '../src/config/overload.js';
 import { validateConfig } from '../src/config/index.js';
@@ -456,6 +456,16 @@ describe('stale frames', () => {
   });
 });
 
+/** A classifier that answers at once and records the image sizes of each call. */
+function recordingClassifier(): { calls: number[][]; classifier: Pick<Classifier, 'classify'> } {
+  const calls: number[][] = [];
+  const classify = async (images: Buffer[]) => {
+    calls.push(images.map((b) => b.length));
+    return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
+  };
+  return { calls, classifier: { classify } };
+}
+
 describe('MicroBatcher queue and call bounds', () => {
   it('never holds more than maxQueuedImages or maxQueuedBytes while the classifier is overloaded, and loses no image', async () => {
     const releases: (() => void)[] = [];
@@ -501,13 +511,7 @@ describe('MicroBatcher queue and call bounds', () => {
   });
 
   it('puts at most maxBatchBytes of images in a call (one image always), and sends a call full by bytes without waiting for maxWaitMs', async () => {
-    const calls: number[][] = [];
-    const classifier = {
-      classify: async (images: Buffer[]) => {
-        calls.push(images.map((b) => b.length));
-        return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
-      },
-    };
+    const { calls, classifier } = recordingClassifier();
     // A minute's wait: only the byte bound can send these calls within the deadline.
     const batcher = new MicroBatcher(classifier, 32, 60_000, undefined, 2, { maxBatchBytes: 2500 });
     const images = (...sizes: number[]) => sizes.map((n) => Buffer.alloc(n));
@@ -525,13 +529,7 @@ describe('MicroBatcher queue and call bounds', () => {
 
   it('holds a call under maxBatchBytes for maxWaitMs, and sends one full by bytes at once', async () => {
     vi.useFakeTimers();
-    const calls: number[][] = [];
-    const classifier = {
-      classify: async (images: Buffer[]) => {
-        calls.push(images.map((b) => b.length));
-        return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
-      },
-    };
+    const { calls, classifier } = recordingClassifier();
     const batcher = new MicroBatcher(classifier, 32, 200, undefined, 2, { maxBatchBytes: 2000 });
     try {
       const partial = batcher.classify([Buffer.alloc(1000)]);
@@ -550,13 +548,7 @@ describe('MicroBatcher queue and call bounds', () => {
   });
 
   it('sends a call under maxBatchBytes once maxWaitMs is over, and lets waiting submissions in as byte-bound calls leave', async () => {
-    const calls: number[][] = [];
-    const classifier = {
-      classify: async (images: Buffer[]) => {
-        calls.push(images.map((b) => b.length));
-        return images.map(() => ({ predicted: 'cex', pPG: 0.1 }) as ClassifyResult);
-      },
-    };
+    const { calls, classifier } = recordingClassifier();
     // One call in flight, a queue of 3,000 bytes: the second and third submissions wait for room.
     const batcher = new MicroBatcher(classifier, 32, 5, undefined, 1, { maxBatchBytes: 2000, maxQueuedBytes: 3000 });
     const images = (...sizes: number[]) => sizes.map((n) => Buffer.alloc(n));

@@ -76,13 +76,22 @@ function outputTaps(from: number, to: number): OutputTaps {
   return { start, count, weights, size };
 }
 
+/** `build(from, to)` from `cache` when it is there (crops repeat sizes; the cache is emptied past 256 sizes). */
+function cachedTaps<T>(cache: Map<string, T>, from: number, to: number, build: (from: number, to: number) => T): T {
+  const key = `${from}:${to}`;
+  let taps = cache.get(key);
+  if (taps === undefined) {
+    taps = build(from, to);
+    if (cache.size > 256) cache.clear();
+    cache.set(key, taps);
+  }
+  return taps;
+}
+
 const filterTapCache = new Map<string, FilterTaps>();
 
-/** Weights mapping `from` samples to `to` samples along one axis, as `filterPass` reads them (cached: crops repeat sizes). */
+/** Weights mapping `from` samples to `to` samples along one axis, as `filterPass` reads them. */
 function filterTaps(from: number, to: number): FilterTaps {
-  const key = `${from}:${to}`;
-  const cached = filterTapCache.get(key);
-  if (cached) return cached;
   const one = outputTaps(from, to);
   let longest = 0;
   for (let i = 0; i < to; i++) longest = Math.max(longest, one.count[i]!);
@@ -96,10 +105,7 @@ function filterTaps(from: number, to: number): FilterTaps {
       weights[i * size + k] = w;
     }
   }
-  const t = { start: one.start, weights, taps: size };
-  if (filterTapCache.size > 256) filterTapCache.clear();
-  filterTapCache.set(key, t);
-  return t;
+  return { start: one.start, weights, taps: size };
 }
 
 /**
@@ -115,7 +121,9 @@ export function resizeGrey(
 ): Buffer {
   const kernels = simdKernels();
   if (!kernels) return resizeGreyJs(pixels, width, region, outWidth, outHeight);
-  return kernels.resizeGrey(pixels, width, region, filterTaps(region.width, outWidth), filterTaps(region.height, outHeight));
+  const h = cachedTaps(filterTapCache, region.width, outWidth, filterTaps);
+  const v = cachedTaps(filterTapCache, region.height, outHeight, filterTaps);
+  return kernels.resizeGrey(pixels, width, region, h, v);
 }
 
 // The JavaScript way, where there is no WebAssembly SIMD.
@@ -145,11 +153,8 @@ const LANE = 2 ** 24;
 
 const pairTapCache = new Map<string, PairTaps>();
 
-/** Weights mapping `from` samples to `to` samples along one axis, packed by pairs (cached: crops repeat sizes). */
+/** Weights mapping `from` samples to `to` samples along one axis, packed by pairs. */
 function pairTaps(from: number, to: number): PairTaps {
-  const key = `${from}:${to}`;
-  const cached = pairTapCache.get(key);
-  if (cached) return cached;
   const one = outputTaps(from, to);
   const pairs = (to + 1) >> 1;
   const start = new Int32Array(pairs);
@@ -175,10 +180,7 @@ function pairTaps(from: number, to: number): PairTaps {
       if (magnitude >= LANE / 2) throw new Error(`resizeGrey: Lanczos-3 weights for ${from} → ${to} px overflow a ${Math.log2(LANE)}-bit lane (${magnitude})`);
     }
   }
-  const t = { pairs, start, count, weights, size };
-  if (pairTapCache.size > 256) pairTapCache.clear();
-  pairTapCache.set(key, t);
-  return t;
+  return { pairs, start, count, weights, size };
 }
 
 /** Scratch for the intermediate image and the output, grown on demand: one crop after another reuses them. */
@@ -196,8 +198,8 @@ function resizeGreyJs(
   outWidth: number,
   outHeight: number,
 ): Buffer {
-  const h = pairTaps(region.width, outWidth);
-  const v = pairTaps(region.height, outHeight);
+  const h = cachedTaps(pairTapCache, region.width, outWidth, pairTaps);
+  const v = cachedTaps(pairTapCache, region.height, outHeight, pairTaps);
   const rows = region.height;
   // Rows of the intermediate and the output have room for a whole last pair.
   const midWidth = 2 * h.pairs;
