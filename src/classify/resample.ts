@@ -17,6 +17,7 @@
  *   measurements (0.17 ms on a faster day of the VM; a weight per output and a transposed
  *   intermediate took 0.5 ms).
  */
+import type { Region } from './preprocess.js';
 import { simdKernels, type FilterTaps } from './simd/index.js';
 
 /** Above this many source pixels, leave resizing to sharp. */
@@ -112,13 +113,7 @@ function filterTaps(from: number, to: number): FilterTaps {
  * Resize a `region` of one-channel 8-bit `pixels` (row length `width`) to `outWidth`×`outHeight`,
  * ignoring aspect (squash): in WebAssembly SIMD where the runtime has it, else in JavaScript.
  */
-export function resizeGrey(
-  pixels: Uint8Array,
-  width: number,
-  region: { x: number; y: number; width: number; height: number },
-  outWidth: number,
-  outHeight: number,
-): Buffer {
+export function resizeGrey(pixels: Uint8Array, width: number, region: Region, outWidth: number, outHeight: number): Buffer {
   const kernels = simdKernels();
   if (!kernels) return resizeGreyJs(pixels, width, region, outWidth, outHeight);
   const h = cachedTaps(filterTapCache, region.width, outWidth, filterTaps);
@@ -191,13 +186,7 @@ let outScratch = new Uint8ClampedArray(0);
  * Resize a `region` of one-channel 8-bit `pixels` (row length `width`) to `outWidth`×`outHeight`,
  * ignoring aspect (squash), in JavaScript. Horizontal pass first, then vertical, as libvips does.
  */
-function resizeGreyJs(
-  pixels: Uint8Array,
-  width: number,
-  region: { x: number; y: number; width: number; height: number },
-  outWidth: number,
-  outHeight: number,
-): Buffer {
+function resizeGreyJs(pixels: Uint8Array, width: number, region: Region, outWidth: number, outHeight: number): Buffer {
   const h = cachedTaps(pairTapCache, region.width, outWidth, pairTaps);
   const v = cachedTaps(pairTapCache, region.height, outHeight, pairTaps);
   const rows = region.height;

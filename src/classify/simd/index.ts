@@ -7,6 +7,7 @@
  * Each buffer is followed by the slack its kernel's loads run past it (kernels.wat says how far).
  */
 import type { CellGrid, EdgeCounts } from '../probe-gate.js';
+import type { Region } from '../preprocess.js';
 import { KERNELS_WASM_BASE64 } from './kernels-wasm.js';
 
 /** As much of the WebAssembly JS API as is used here (TypeScript's lib has it only with the DOM's). */
@@ -85,7 +86,7 @@ export class SimdKernels {
    * `v.start.length` (resample.ts): the horizontal pass writes its rows transposed, so the
    * vertical one filters those (the columns) and writes the image upright.
    */
-  resizeGrey(pixels: Uint8Array, width: number, region: { x: number; y: number; width: number; height: number }, h: FilterTaps, v: FilterTaps): Buffer {
+  resizeGrey(pixels: Uint8Array, width: number, region: Region, h: FilterTaps, v: FilterTaps): Buffer {
     const outWidth = h.start.length;
     const outHeight = v.start.length;
     // filterPass runs rows in fours and reads `taps` bytes from a window's start: each buffer
