@@ -11,6 +11,8 @@ import { renderCrop } from '../simulator/index.js';
 import { cropAndResize, decodeImage } from '../src/classify/preprocess.js';
 import { gateStats } from '../src/classify/gates.js';
 import { setSimdEnabled, simdKernels, simdStatus } from '../src/classify/simd/index.js';
+import { Classifier } from '../src/classify/classifier.js';
+import { defaultModelDir } from '../src/classify/command.js';
 import type { ModelInput } from '../src/model/card.js';
 
 const run = promisify(execFile);
@@ -40,6 +42,18 @@ describe('WebAssembly SIMD kernels', () => {
     expect(js.pixels.length).toBe(64 * 64);
     expect(js.pixels.equals(simd.pixels)).toBe(true);
     expect(js.stats).toEqual(simd.stats);
+  });
+
+  it('turned off, a classifier says so when it loads (the stage, predict and calibrate log it); on, it says nothing of it', async () => {
+    const said = async () => {
+      const lines: string[] = [];
+      const classifier = await Classifier.load(defaultModelDir(), { worker: false, log: (m) => lines.push(m) });
+      await classifier.close();
+      return lines.filter((l) => l.includes('crop resizing and gate statistics'));
+    };
+    expect(await said()).toEqual([]);
+    setSimdEnabled(false);
+    expect(await said()).toEqual([expect.stringContaining('run in JavaScript (turned off by a test): the same numbers')]);
   });
 
   it('CRYSTALWATCH_SIMD=0 turns them off for a process, and the status says so', async () => {
